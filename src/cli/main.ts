@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** The `ferry` command line. */
+import { runCommand, RUN_USAGE } from './run.js';
+
+const USAGE = `usage: ferry <command> [options]
+
+ferry moves a running guest between processes while it keeps running.
+
+commands:
+  run        start a guest and run a workload on its vCPUs
+
+Run 'ferry <command> --help' for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return runCommand(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`ferry: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = err as { code?: string; message?: string };
+    if (typeof e?.code === 'string' && (e.code.startsWith('ERR_FERRY_') || e.code.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`ferry: ${e.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);
+
+export { RUN_USAGE };

@@ -1,0 +1,125 @@
+/**
+ * `ferry run`: start a guest, run its workload for a while, printing what
+ * it does; at the end pause it and check what can be checked (the sweep
+ * checker for a `sweep` workload).
+ */
+import { parseArgs } from 'node:util';
+import { InvalidArgumentError } from '../errors.js';
+import { Guest, checkSweep, type SweepState, type WorkloadSpec } from '../guest/index.js';
+import { formatBytes, parseSize } from './size.js';
+
+export const RUN_USAGE = `usage: ferry run [options]
+
+Start a guest and run a workload on its vCPUs.
+
+  --ram SIZE          guest RAM, e.g. 256M, 4G (default 256M; blocks of at most 4 GiB)
+  --vcpus N           number of vCPUs (default 1); each runs the workload on its own range
+  --workload KIND     idle | stress | fill | sweep (default sweep)
+  --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
+  --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
+  --seconds S         how long to run (default 3)
+  --json              print the final figures as JSON
+  -h, --help          this text`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ram: { type: 'string', default: '256M' },
+      vcpus: { type: 'string', default: '1' },
+      workload: { type: 'string', default: 'sweep' },
+      rate: { type: 'string' },
+      throttle: { type: 'string', default: '0' },
+      seconds: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(RUN_USAGE);
+    return 0;
+  }
+  const ram = parseSize(values.ram, '--ram');
+  const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
+  const seconds = parseNumber('--seconds', values.seconds, 0.01, 86_400);
+  const throttle = parseCount('--throttle', values.throttle, 0, 99);
+  const rate = values.rate === undefined ? undefined : parseNumber('--rate', values.rate, 1e-6, 1e9);
+  const totalPages = ram / 4096;
+  const per = Math.floor(totalPages / vcpus);
+  if (per < 1) throw new InvalidArgumentError(`--ram ${values.ram} is too small for ${vcpus} vCPUs`);
+  const specs = Array.from({ length: vcpus }, (_, i) => workloadSpec(values.workload, i * per, per, totalPages, rate));
+
+  const log = values.json ? () => {} : (s: string) => console.log(s);
+  const guest = await Guest.create({ ram, vcpus: specs });
+  try {
+    log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
+    guest.throttle(throttle);
+    await guest.cont();
+    const started = performance.now();
+    let last = { t: started, pages: 0 };
+    while (performance.now() - started < seconds * 1000) {
+      await sleep(Math.min(1000, seconds * 1000 - (performance.now() - started)));
+      const now = { t: performance.now(), pages: guest.pagesWritten };
+      const pagesPerSec = (now.pages - last.pages) / ((now.t - last.t) / 1000);
+      log(`  ${((now.t - started) / 1000).toFixed(1)} s: ${now.pages} page writes, ${(pagesPerSec / 1e6).toFixed(2)} M pages/s`);
+      last = now;
+    }
+    const t0 = performance.now();
+    await guest.pause();
+    const pauseMs = performance.now() - t0;
+    for (const b of guest.blocks) b.log.sync();
+    const everWritten = guest.blocks.reduce((n, b) => n + b.log.everWrittenCount, 0);
+    const states = guest.vcpuStates();
+    const checks = states.flatMap((s) => (s.workload.kind === 'sweep' ? [checkSweep(guest.memory, s.workload as SweepState)] : []));
+    const ok = checks.every((c) => c.ok);
+    const result = {
+      ramBytes: ram,
+      vcpus,
+      workload: values.workload,
+      seconds,
+      pagesWritten: guest.pagesWritten,
+      everWrittenPages: everWritten,
+      pauseAckMs: Number(pauseMs.toFixed(3)),
+      vcpuStats: guest.vcpuStats(),
+      sweepCheck: checks.length === 0 ? null : ok,
+    };
+    if (values.json) {
+      console.log(JSON.stringify(result, null, 2));
+    } else {
+      log(`paused in ${pauseMs.toFixed(2)} ms; ${everWritten} of ${totalPages} pages ever written`);
+      if (checks.length > 0) log(`sweep check: ${ok ? 'passed' : `FAILED: ${checks.flatMap((c) => c.errors).join('; ')}`}`);
+    }
+    return ok ? 0 : 1;
+  } finally {
+    await guest.destroy();
+  }
+}
+
+function workloadSpec(kind: string, firstPage: number, pages: number, totalPages: number, rate: number | undefined): WorkloadSpec {
+  switch (kind) {
+    case 'idle': return { kind: 'idle', heartbeatPage: firstPage };
+    case 'stress': return { kind: 'stress', firstPage, pages, rateMiBps: rate, order: 'random' };
+    case 'fill': return { kind: 'fill', firstPage, fraction: pages / (totalPages - firstPage), data: 'random' };
+    case 'sweep': return { kind: 'sweep', firstPage, pages, sweepsPerSec: rate };
+    default:
+      throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill or sweep`);
+  }
+}
+
+function parseCount(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new InvalidArgumentError(`${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+function parseNumber(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new InvalidArgumentError(`${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,302 @@
+/**
+ * A guest: its RAM blocks, its vCPUs (worker threads, started once and
+ * kept), its device-state registry and its run state. Nothing here knows
+ * about migration; migration drives a guest through `pause`, `resume`,
+ * `vcpuStates` and `loadVcpuStates`.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError } from '../errors.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { MAX_BLOCK_BYTES } from '../memory/page.js';
+import { RamBlock } from '../memory/ram-block.js';
+import { createTracer } from '../trace.js';
+import { DeviceRegistry } from './device-state.js';
+import { GuestRam } from './guest-ram.js';
+import { RunStateMachine, type RunState } from './run-state.js';
+import { RequestKind, Stat, VcpuControl, newControlBuffer } from './vcpu-control.js';
+import { decodeVcpuState, encodeVcpuState } from './vcpu-loop.js';
+import type { VcpuInit, VcpuMessage, VcpuState } from './vcpu-messages.js';
+import { createWorkload, restoreWorkload, type WorkloadSpec } from './workloads/index.js';
+
+export interface RamBlockSpec {
+  readonly name: string;
+  readonly size: number;
+}
+
+export interface GuestOptions {
+  /** RAM blocks, or a total size split into blocks of at most 4 GiB named ram0, ram1, ... */
+  readonly ram: number | readonly RamBlockSpec[];
+  /** One workload per vCPU (default: one idle vCPU; [] for none). */
+  readonly vcpus?: readonly WorkloadSpec[];
+  /** Start in 'inmigrate' (a destination) instead of 'prelaunch'. */
+  readonly incoming?: boolean;
+  /** Default limit for a pause to be acknowledged by every vCPU (default 1000 ms). */
+  readonly pauseTimeoutMs?: number;
+}
+
+export interface VcpuStats {
+  readonly busyNs: number;
+  readonly throttleNs: number;
+  readonly idleNs: number;
+  readonly guestNs: number;
+  readonly pagesWritten: number;
+  readonly slices: number;
+  readonly pauses: number;
+}
+
+/** Time allowed for vCPU workers to start (a worker start is ~31 ms here). */
+const START_TIMEOUT_MS = 15_000;
+const MAX_VCPUS = 64;
+const trace = createTracer('guest');
+
+export function splitRam(total: number): RamBlockSpec[] {
+  if (typeof total !== 'number' || !Number.isSafeInteger(total) || total <= 0) {
+    throw new InvalidArgumentError(`guest RAM size must be a positive integer number of bytes, got ${String(total)}`);
+  }
+  const blocks: RamBlockSpec[] = [];
+  for (let at = 0, i = 0; at < total; at += MAX_BLOCK_BYTES, i++) {
+    blocks.push({ name: `ram${i}`, size: Math.min(MAX_BLOCK_BYTES, total - at) });
+  }
+  return blocks;
+}
+
+interface Vcpu {
+  readonly index: number;
+  readonly control: VcpuControl;
+  readonly worker: Worker;
+}
+
+export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunState]; error: [Error] }> {
+  readonly blocks: readonly RamBlock[];
+  /** Raw page view of RAM (reading, checkers); writes go through `ram`. */
+  readonly memory: GuestMemory;
+  readonly ram: GuestRam;
+  readonly devices = new DeviceRegistry();
+  readonly pauseTimeoutMs: number;
+  private readonly states: RunStateMachine;
+  private readonly vcpus: Vcpu[] = [];
+  private failure: Error | null = null;
+
+  static async create(options: GuestOptions): Promise<Guest> {
+    const guest = new Guest(options);
+    try {
+      await guest.startVcpus(options.vcpus ?? [{ kind: 'idle' }]);
+    } catch (err) {
+      await guest.destroy();
+      throw err;
+    }
+    return guest;
+  }
+
+  private constructor(options: GuestOptions) {
+    super();
+    const specs = typeof options.ram === 'number' ? splitRam(options.ram) : options.ram;
+    if (!Array.isArray(specs) || specs.length === 0) {
+      throw new InvalidArgumentError('guest RAM: give a total size or at least one block');
+    }
+    const names = new Set<string>();
+    for (const s of specs) {
+      if (names.has(s.name)) throw new InvalidArgumentError(`guest RAM: block name ${JSON.stringify(s.name)} is used twice`);
+      names.add(s.name);
+    }
+    this.pauseTimeoutMs = checkTimeout(options.pauseTimeoutMs ?? 1000);
+    this.blocks = specs.map((s) => RamBlock.create(s.name, s.size));
+    this.memory = new GuestMemory(this.blocks);
+    this.states = new RunStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
+    this.states.on('runstate', (to, from) => this.emit('runstate', to, from));
+    this.ram = new GuestRam(this.blocks, () => this.states.state);
+  }
+
+  get runState(): RunState {
+    return this.states.state;
+  }
+
+  get vcpuCount(): number {
+    return this.vcpus.length;
+  }
+
+  get ramSize(): number {
+    return this.ram.size;
+  }
+
+  // ---- user-level commands (QMP `cont` / `stop`) ----
+
+  /** Run the guest. Refused while an incoming migration or a switchover is in progress. */
+  async cont(): Promise<void> {
+    const s = this.runState;
+    if (s === 'running') return;
+    if (s === 'inmigrate' || s === 'finish-migrate') {
+      throw new InvalidStateError(`guest: cannot continue while ${s === 'inmigrate' ? 'waiting for an incoming migration' : 'a migration is switching over'}`);
+    }
+    await this.resume();
+  }
+
+  /** Pause the guest (QMP `stop`). Refused during a switchover. */
+  async stop(): Promise<void> {
+    const s = this.runState;
+    if (s === 'paused') return;
+    if (s === 'finish-migrate') throw new InvalidStateError('guest: cannot stop while a migration is switching over');
+    await this.pause('paused');
+  }
+
+  // ---- mechanism (used by migration and by the commands above) ----
+
+  /**
+   * Pause every vCPU and enter run state `to`. Resolves once every vCPU has
+   * acknowledged: after that no vCPU writes RAM. If a vCPU does not
+   * acknowledge within `timeoutMs` the pause is undone (vCPUs run again, the
+   * state is unchanged) and a TimeoutError is thrown.
+   */
+  async pause(to: RunState = 'paused', options: { timeoutMs?: number } = {}): Promise<void> {
+    this.checkAlive();
+    if (!this.states.canTransition(to)) {
+      throw new InvalidStateError(`guest: cannot pause into '${to}' from '${this.runState}'`);
+    }
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
+    if (this.runState === 'running') {
+      const requests = this.vcpus.map((v) => v.control.post(RequestKind.Pause));
+      const deadline = performance.now() + timeoutMs;
+      const acked = await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
+      this.checkAlive();
+      const late = acked.flatMap((ok, i) => (ok ? [] : [i]));
+      if (late.length > 0) {
+        for (const v of this.vcpus) v.control.post(RequestKind.Run);
+        throw new TimeoutError(`guest: vCPU ${late.join(', ')} did not acknowledge the pause within ${timeoutMs} ms`);
+      }
+    }
+    this.states.transition(to);
+  }
+
+  /** Run every vCPU (loading any vCPU state placed by loadVcpuStates). */
+  async resume(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.checkAlive();
+    if (this.runState === 'running') return;
+    if (!this.states.canTransition('running')) {
+      throw new InvalidStateError(`guest: cannot run from '${this.runState}'`);
+    }
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
+    const requests = this.vcpus.map((v) => v.control.post(RequestKind.Run));
+    const deadline = performance.now() + timeoutMs;
+    const acked = await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
+    this.checkAlive();
+    if (acked.includes(false)) throw new TimeoutError(`guest: vCPUs did not start running within ${timeoutMs} ms`);
+    this.states.transition('running');
+  }
+
+  /** Enter a run state that involves no vCPU change (e.g. 'postmigrate' from 'finish-migrate'). */
+  setRunState(to: RunState): void {
+    if (to === 'running' || (this.runState === 'running' && to !== 'shutdown')) {
+      throw new InvalidStateError(`guest: use pause() / resume() to go from '${this.runState}' to '${to}'`);
+    }
+    this.states.transition(to);
+  }
+
+  /** Each vCPU sleeps `percent` of every slice (0 to 99). */
+  throttle(percent: number): void {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 99) {
+      throw new InvalidArgumentError(`guest: throttle must be an integer percent in [0, 99], got ${String(percent)}`);
+    }
+    for (const v of this.vcpus) v.control.setThrottle(percent);
+  }
+
+  /** The vCPUs' own saved states; the guest must be paused. */
+  vcpuStates(): VcpuState[] {
+    return this.vcpuStateBytes().map(decodeVcpuState);
+  }
+
+  /** The vCPUs' saved states as the bytes each vCPU wrote; the guest must be paused. */
+  vcpuStateBytes(): Uint8Array[] {
+    if (this.runState === 'running') throw new InvalidStateError('guest: vCPU state is only defined while paused');
+    return this.vcpus.map((v) => v.control.savedState());
+  }
+
+  /** Place states for the vCPUs to continue from at the next resume. */
+  loadVcpuStates(states: readonly (VcpuState | Uint8Array)[]): void {
+    if (this.runState === 'running') throw new InvalidStateError('guest: cannot load vCPU state while running');
+    if (states.length !== this.vcpus.length) {
+      throw new InvalidArgumentError(`guest: got ${states.length} vCPU states for ${this.vcpus.length} vCPUs`);
+    }
+    const encoded = states.map((s) => (s instanceof Uint8Array ? s : encodeVcpuState(s)));
+    for (const bytes of encoded) {
+      const state = decodeVcpuState(bytes);
+      if (typeof state.guestNs !== 'number' || !(state.guestNs >= 0)) {
+        throw new InvalidArgumentError(`guest: vCPU state has no valid guest clock`);
+      }
+      restoreWorkload(state.workload, this.memory.totalPages); // validates before any vCPU sees it
+    }
+    encoded.forEach((bytes, i) => this.vcpus[i].control.loadState(bytes));
+  }
+
+  vcpuStats(): VcpuStats[] {
+    return this.vcpus.map(({ control: c }) => ({
+      busyNs: c.stat(Stat.BusyNs),
+      throttleNs: c.stat(Stat.ThrottleNs),
+      idleNs: c.stat(Stat.IdleNs),
+      guestNs: c.stat(Stat.GuestNs),
+      pagesWritten: c.stat(Stat.PagesWritten),
+      slices: c.stat(Stat.Slices),
+      pauses: c.stat(Stat.Pauses),
+    }));
+  }
+
+  /** Pages written by all vCPUs so far: the guest's progress. */
+  get pagesWritten(): number {
+    return this.vcpus.reduce((n, v) => n + v.control.stat(Stat.PagesWritten), 0);
+  }
+
+  /** Stop the vCPU threads for good. */
+  async destroy(): Promise<void> {
+    if (this.runState === 'shutdown') return;
+    const requests = this.vcpus.map((v) => v.control.post(RequestKind.Exit));
+    const deadline = performance.now() + 2000;
+    await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
+    await Promise.all(this.vcpus.map((v) => v.worker.terminate()));
+    this.states.transition('shutdown');
+  }
+
+  private async startVcpus(specs: readonly WorkloadSpec[]): Promise<void> {
+    if (!Array.isArray(specs) || specs.length > MAX_VCPUS) {
+      throw new InvalidArgumentError(`guest: vcpus must be a list of at most ${MAX_VCPUS} workloads`);
+    }
+    for (const spec of specs) createWorkload(spec, this.memory.totalPages); // clear errors before any thread starts
+    const ram = this.blocks.map((b) => b.toShared());
+    for (const [index, workload] of specs.entries()) {
+      const control = new VcpuControl(newControlBuffer());
+      const first = control.post(RequestKind.Pause); // start paused: the worker acks when ready
+      const init: VcpuInit = { index, control: control.buffer, ram, workload };
+      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: init });
+      worker.unref();
+      worker.on('message', (m: VcpuMessage) => this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.message}`)));
+      worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
+      worker.on('exit', (code) => {
+        if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
+      });
+      this.vcpus.push({ index, control, worker });
+      const ok = await control.waitAck(first, performance.now() + START_TIMEOUT_MS);
+      this.checkAlive();
+      if (!ok) throw new TimeoutError(`guest: vCPU ${index} did not start within ${START_TIMEOUT_MS} ms`);
+    }
+    trace('started %d vCPUs over %d bytes of RAM', specs.length, this.ram.size);
+  }
+
+  private fail(err: Error): void {
+    if (this.failure !== null || this.runState === 'shutdown') return;
+    this.failure = err;
+    trace('vCPU failure: %s', err.message);
+    if (this.states.canTransition('internal-error')) this.states.transition('internal-error');
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private checkAlive(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.runState === 'shutdown') throw new InvalidStateError('guest: it has been shut down');
+  }
+}
+
+function checkTimeout(ms: unknown): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0 || ms > 600_000) {
+    throw new InvalidArgumentError(`pause timeout must be a number of milliseconds in (0, 600000], got ${String(ms)}`);
+  }
+  return ms;
+}

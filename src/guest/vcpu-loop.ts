@@ -1,0 +1,104 @@
+/**
+ * The vCPU loop, run in a worker thread (vcpu-worker.ts is its tiny entry;
+ * tests may run it anywhere). It runs the workload in slices of at most
+ * 1 ms, checks for requests between chunks of at most 64 pages, sleeps the
+ * throttle share of each slice, and on a pause request writes its own state
+ * then acknowledges (vcpu-control.ts explains the ordering).
+ */
+import { GuestMemory } from '../memory/guest-memory.js';
+import { RequestKind, Stat, VcpuControl, requestKind } from './vcpu-control.js';
+import type { VcpuInit, VcpuState } from './vcpu-messages.js';
+import { createWorkload, restoreWorkload, type Workload } from './workloads/index.js';
+
+/** Longest stretch of work between two looks at the request word. */
+export const SLICE_NS = 1_000_000;
+/** Pages written between two looks at the request word and the clock. */
+export const CHUNK_PAGES = 64;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const nowNs = (): number => performance.now() * 1e6;
+
+export function encodeVcpuState(state: VcpuState): Uint8Array {
+  return encoder.encode(JSON.stringify(state));
+}
+
+export function decodeVcpuState(bytes: Uint8Array): VcpuState {
+  return JSON.parse(decoder.decode(bytes)) as VcpuState;
+}
+
+export function runVcpu(init: VcpuInit): void {
+  const ctl = new VcpuControl(init.control);
+  const mem = GuestMemory.attach(init.ram);
+  let workload: Workload = createWorkload(init.workload, mem.totalPages);
+
+  for (;;) {
+    const request = ctl.request();
+    const kind = requestKind(request);
+    if (kind === RequestKind.Exit) {
+      ctl.ack(request);
+      return;
+    }
+    if (kind === RequestKind.Pause) {
+      if (!ctl.acked(request)) {
+        const seen = nowNs();
+        ctl.saveState(encodeVcpuState({ guestNs: ctl.stat(Stat.GuestNs), workload: workload.save() }));
+        ctl.addStat(Stat.Pauses, 1);
+        ctl.setStat(Stat.MaxPauseAckNs, Math.max(ctl.stat(Stat.MaxPauseAckNs), nowNs() - seen));
+        ctl.ack(request);
+      }
+      ctl.waitChange(request);
+      continue;
+    }
+    const loaded = ctl.takeLoad();
+    if (loaded !== null) {
+      const state = decodeVcpuState(loaded);
+      workload = restoreWorkload(state.workload, mem.totalPages);
+      ctl.setStat(Stat.GuestNs, state.guestNs);
+    }
+    if (!ctl.acked(request)) ctl.ack(request);
+    runSlice(ctl, mem, workload, request);
+  }
+}
+
+/** One slice: work for up to SLICE_NS, then sleep the throttle share. */
+function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, request: number): void {
+  const start = nowNs();
+  const guestStart = ctl.stat(Stat.GuestNs);
+  let now = start;
+  let busy = 0;
+  let pages = 0;
+  while (now - start < SLICE_NS) {
+    const t = now;
+    const n = workload.step(mem, guestStart + (now - start), CHUNK_PAGES);
+    now = nowNs();
+    busy += now - t;
+    pages += n;
+    if (ctl.request() !== request) break;
+    if (n === 0) {
+      // Nothing due: wait for the rest of the slice, or a request.
+      ctl.waitChange(request, (SLICE_NS - (now - start)) / 1e6);
+      const after = nowNs();
+      ctl.addStat(Stat.IdleNs, after - now);
+      now = after;
+      break;
+    }
+  }
+  ctl.addStat(Stat.BusyNs, busy);
+  ctl.addStat(Stat.PagesWritten, pages);
+  ctl.addStat(Stat.Slices, 1);
+  ctl.setStat(Stat.GuestNs, guestStart + (now - start));
+
+  // Throttle: sleep so that sleep / (busy + sleep) = percent / 100. The
+  // guest clock keeps running while throttled (a descheduled vCPU's clock
+  // does), so paced workloads catch up only within their 1 ms credit cap.
+  const percent = ctl.throttle();
+  if (percent > 0 && busy > 0 && ctl.request() === request) {
+    const sleepNs = (busy * percent) / (100 - percent);
+    ctl.waitChange(request, sleepNs / 1e6);
+    const slept = nowNs() - now;
+    ctl.addStat(Stat.ThrottleNs, slept);
+    ctl.setStat(Stat.GuestNs, ctl.stat(Stat.GuestNs) + slept);
+  }
+}

@@ -1,0 +1,20 @@
+/** Data passed to a vCPU worker thread at start (typed in one place). */
+import type { RamBlockShared } from '../memory/ram-block.js';
+import type { WorkloadSpec, WorkloadState } from './workloads/index.js';
+
+export interface VcpuInit {
+  readonly index: number;
+  readonly control: SharedArrayBuffer;
+  readonly ram: readonly RamBlockShared[];
+  /** The workload to start with (ignored if a state is loaded before the first run). */
+  readonly workload: WorkloadSpec;
+}
+
+/** A vCPU's saved state: its guest clock and its workload's state. */
+export interface VcpuState {
+  readonly guestNs: number;
+  readonly workload: WorkloadState;
+}
+
+/** Messages a vCPU worker posts to the main thread (only on failure). */
+export type VcpuMessage = { readonly type: 'failed'; readonly index: number; readonly message: string };

@@ -1,0 +1,14 @@
+/** Worker entry of a vCPU thread: the logic lives in vcpu-loop.ts. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { VcpuControl } from './vcpu-control.js';
+import { runVcpu } from './vcpu-loop.js';
+import type { VcpuInit, VcpuMessage } from './vcpu-messages.js';
+
+const init = workerData as VcpuInit;
+try {
+  runVcpu(init);
+} catch (err) {
+  new VcpuControl(init.control).setFailed();
+  const message: VcpuMessage = { type: 'failed', index: init.index, message: err instanceof Error ? err.stack ?? err.message : String(err) };
+  parentPort?.postMessage(message);
+}

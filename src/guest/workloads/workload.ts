@@ -1,0 +1,98 @@
+/**
+ * What a vCPU runs. A workload is deterministic from its state: `save()`
+ * returns everything needed, and `restoreWorkload(save())` in another guest
+ * continues exactly where it stopped. Contents written depend only on the
+ * state, never on timing; timing decides only how many pages a step writes.
+ */
+import { InvalidArgumentError } from '../../errors.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+
+export type WorkloadKind = 'idle' | 'stress' | 'fill' | 'sweep';
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['idle', 'stress', 'fill', 'sweep'];
+
+export interface IdleSpec {
+  kind: 'idle';
+  /** Guest page incremented at each heartbeat (default 0). */
+  heartbeatPage?: number;
+  /** Guest-time interval between heartbeats (default 100 ms). */
+  intervalMs?: number;
+}
+
+export interface StressSpec {
+  kind: 'stress';
+  firstPage?: number;
+  /** Working set in pages (default: the rest of RAM from firstPage). */
+  pages?: number;
+  /** Target write rate in MiB/s of pages; omitted: unlimited. */
+  rateMiBps?: number;
+  order?: 'sequential' | 'random';
+  seed?: number;
+}
+
+export interface FillSpec {
+  kind: 'fill';
+  /** Fraction of RAM (from firstPage) to fill once, in (0, 1] (default 1). */
+  fraction?: number;
+  data?: 'zero' | 'random' | 'text';
+  firstPage?: number;
+  /** After filling, zero the same pages again (non-zero pages become zero). */
+  thenZero?: boolean;
+  seed?: number;
+}
+
+export interface SweepSpec {
+  kind: 'sweep';
+  firstPage?: number;
+  pages?: number;
+  /** Pace as whole sweeps per second of guest time; omitted with pagesPerSec: full speed. */
+  sweepsPerSec?: number;
+  pagesPerSec?: number;
+}
+
+export type WorkloadSpec = IdleSpec | StressSpec | FillSpec | SweepSpec;
+
+/** A workload's saved state: JSON, with its kind and parameters inside. */
+export interface WorkloadState {
+  readonly kind: WorkloadKind;
+  readonly [key: string]: unknown;
+}
+
+export interface Workload {
+  readonly kind: WorkloadKind;
+  /**
+   * Write at most `maxPages` pages, as many as the workload's pace allows
+   * at guest time `nowNs`. Returns the number of pages written (0: nothing
+   * due yet, or nothing left to do).
+   */
+  step(mem: GuestMemory, nowNs: number, maxPages: number): number;
+  save(): WorkloadState;
+}
+
+/** Validation helpers shared by the workload modules. */
+export function checkInt(what: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidArgumentError(`${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  }
+  return v;
+}
+
+export function checkRate(what: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
+    throw new InvalidArgumentError(`${what} must be a number in (0, ${max}], got ${String(v)}`);
+  }
+  return v;
+}
+
+export function checkOneOf<T extends string>(what: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`${what} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+/** Resolve a [firstPage, firstPage+pages) range against guest RAM. */
+export function checkRange(kind: string, totalPages: number, firstPage: unknown, pages: unknown): { first: number; pages: number } {
+  const first = checkInt(`${kind}: firstPage`, firstPage ?? 0, 0, totalPages - 1);
+  const n = checkInt(`${kind}: pages`, pages ?? totalPages - first, 1, totalPages - first);
+  return { first, pages: n };
+}

@@ -1,0 +1,4 @@
+/** ferry's public API (re-exports only). */
+export * from './errors.js';
+export * from './memory/index.js';
+export * from './guest/index.js';

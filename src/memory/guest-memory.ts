@@ -1,0 +1,98 @@
+/**
+ * A guest's RAM as one space of pages: blocks laid end to end (like KVM
+ * memory slots), addressed by a global page number. This is the writer's
+ * view used by vCPU workloads: each method stores data, then marks the page
+ * (dirty-log.ts explains the order). Single writer per page at a time.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { markPage } from './dirty-log.js';
+import { PAGE_SIZE } from './page.js';
+import { RamBlock, type RamBlockShared } from './ram-block.js';
+
+const WORDS_PER_PAGE = PAGE_SIZE / 4;
+
+export class GuestMemory {
+  readonly blocks: readonly RamBlock[];
+  readonly totalPages: number;
+  private readonly first: number[] = [];
+  private readonly end: number[] = [];
+  private readonly u32: Uint32Array[] = [];
+  private readonly producer: Int32Array[] = [];
+  private hit = 0;
+
+  static attach(shared: readonly RamBlockShared[]): GuestMemory {
+    return new GuestMemory(shared.map((s) => new RamBlock(s)));
+  }
+
+  constructor(blocks: readonly RamBlock[]) {
+    if (blocks.length === 0) throw new InvalidArgumentError('guest memory needs at least one RAM block');
+    this.blocks = blocks;
+    let page = 0;
+    for (const b of blocks) {
+      this.first.push(page);
+      page += b.pages;
+      this.end.push(page);
+      this.u32.push(new Uint32Array(b.memory.buffer, 0, b.pages * WORDS_PER_PAGE));
+      this.producer.push(b.log.producer);
+    }
+    this.totalPages = page;
+  }
+
+  /** Index of the block holding global page `page` (last hit cached). */
+  blockOf(page: number): number {
+    const h = this.hit;
+    if (page >= this.first[h] && page < this.end[h]) return h;
+    if (page < 0 || page >= this.totalPages) {
+      throw new InvalidArgumentError(`page ${page} is outside guest RAM of ${this.totalPages} pages`);
+    }
+    let b = 0;
+    while (page >= this.end[b]) b++;
+    this.hit = b;
+    return b;
+  }
+
+  /** Block-relative page number of global page `page` in block `b`. */
+  localPage(b: number, page: number): number {
+    return page - this.first[b];
+  }
+
+  readU32(page: number, word: number): number {
+    const b = this.blockOf(page);
+    return this.u32[b][(page - this.first[b]) * WORDS_PER_PAGE + word];
+  }
+
+  /** Store a 32-bit word into a page, then mark the page. */
+  storeU32(page: number, word: number, value: number): void {
+    const b = this.blockOf(page);
+    const local = page - this.first[b];
+    this.u32[b][local * WORDS_PER_PAGE + word] = value;
+    markPage(this.producer[b], local);
+  }
+
+  /** Store several words at `stride`-word spacing from `word`, then mark. */
+  storeWords(page: number, word: number, stride: number, values: Uint32Array): void {
+    const b = this.blockOf(page);
+    const local = page - this.first[b];
+    const u32 = this.u32[b];
+    let at = local * WORDS_PER_PAGE + word;
+    for (let i = 0; i < values.length; i++, at += stride) u32[at] = values[i];
+    markPage(this.producer[b], local);
+  }
+
+  /** Copy a whole page from `src` (1024 words), then mark it. */
+  writePage(page: number, src: Uint32Array): void {
+    const b = this.blockOf(page);
+    const local = page - this.first[b];
+    this.u32[b].set(src.subarray(0, WORDS_PER_PAGE), local * WORDS_PER_PAGE);
+    markPage(this.producer[b], local);
+  }
+
+  /** Zero a whole page, then mark it (it was written: it is now zero). */
+  zeroPage(page: number): void {
+    const b = this.blockOf(page);
+    const local = page - this.first[b];
+    const at = local * WORDS_PER_PAGE;
+    this.u32[b].fill(0, at, at + WORDS_PER_PAGE);
+    markPage(this.producer[b], local);
+  }
+}
