@@ -149,11 +149,11 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
    * state is unchanged) and a TimeoutError is thrown.
    */
   async pause(to: RunState = 'paused', options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
     this.checkAlive();
     if (!this.states.canTransition(to)) {
       throw new InvalidStateError(`guest: cannot pause into '${to}' from '${this.runState}'`);
     }
-    const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
     if (this.runState === 'running') {
       const requests = this.vcpus.map((v) => v.control.post(RequestKind.Pause));
       const deadline = performance.now() + timeoutMs;

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseSize } from '../../src/cli/size.js';
+
+const run = promisify(execFile);
+const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+test('parseSize takes QEMU-style sizes and names what it cannot parse', () => {
+  assert.equal(parseSize('256M'), 256 * 1024 ** 2);
+  assert.equal(parseSize('4G'), 4 * 1024 ** 3);
+  assert.equal(parseSize('64KiB'), 64 * 1024);
+  assert.equal(parseSize('4096'), 4096);
+  assert.equal(parseSize('1.5k'), 1536);
+  assert.throws(() => parseSize('12 parsecs', '--ram'), { message: /--ram: cannot parse "12 parsecs"/ });
+  assert.throws(() => parseSize('-4M'), { code: 'ERR_FERRY_INVALID_ARGUMENT' });
+});
+
+test('ferry run --json runs a sweep guest and reports a passing check', async () => {
+  const { stdout } = await run(process.execPath, [ferry, 'run', '--ram', '32M', '--vcpus', '2', '--workload', 'sweep', '--seconds', '0.3', '--json']);
+  const result = JSON.parse(stdout) as { sweepCheck: boolean; pagesWritten: number; everWrittenPages: number; vcpus: number };
+  assert.equal(result.sweepCheck, true);
+  assert.equal(result.vcpus, 2);
+  assert.ok(result.pagesWritten > 0);
+  assert.equal(result.everWrittenPages, 8192, 'two sweeps cover all of RAM');
+});
+
+test('ferry run rejects bad options with exit code 2 and a message naming the option', async () => {
+  for (const [args, message] of [
+    [['--ram', '12 parsecs'], /--ram: cannot parse/],
+    [['--workload', 'dance'], /--workload: unknown workload "dance"/],
+    [['--vcpus', '0'], /--vcpus: expected a whole number from 1 to 64/],
+    [['--ram', '5000'], /not a multiple of the 4096-byte page/],
+    [['--bogus'], /Unknown option '--bogus'/],
+  ] as const) {
+    await assert.rejects(run(process.execPath, [ferry, 'run', ...args]), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2, `exit code for ${args.join(' ')}`);
+      assert.match(err.stderr, message);
+      return true;
+    });
+  }
+});
