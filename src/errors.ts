@@ -40,3 +40,19 @@ export class WorkerFailedError extends FerryError {
     super('ERR_FERRY_WORKER_FAILED', message, options);
   }
 }
+
+/** A migration stream or return path broke a rule of docs/wire-format.md. */
+export class WireError extends FerryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_FERRY_WIRE', message, options);
+  }
+}
+
+/** A migration failed; `afterGo` tells whether the source had already committed. */
+export class MigrationError extends FerryError {
+  readonly afterGo: boolean;
+  constructor(message: string, options?: { cause?: unknown; afterGo?: boolean }) {
+    super('ERR_FERRY_MIGRATION', message, options);
+    this.afterGo = options?.afterGo ?? false;
+  }
+}

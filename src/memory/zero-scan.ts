@@ -36,66 +36,28 @@
  * block, whose end address wraps to 0, is scanned correctly.
  */
 import { PAGE_SIZE } from './page.js';
-
-const OP = {
-  block: 0x02, loop: 0x03, brIf: 0x0d, end: 0x0b,
-  localGet: 0x20, localSet: 0x21,
-  i32Const: 0x41, i32Eqz: 0x45, i32Ne: 0x47, i32LtU: 0x49, i32Add: 0x6a,
-  simd: 0xfd, v128Load: 0x00, v128Or: 0x50, v128AnyTrue: 0x53,
-  void: 0x40,
-} as const;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    const done = (n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-function str(s: string): number[] {
-  return [...uleb(s.length), ...Buffer.from(s, 'utf8')];
-}
+import { OP, SIMD, TYPE, compileKernel, simd, sleb, v128Load } from './wasm-asm.js';
 
 /** Bytes tested per inner-loop iteration (before the non-zero check). */
 const CHUNK = 256;
 
 /** OR of the v128 loads at [first, first+count) lanes from $ptr, as a balanced tree. */
 function orTree(first: number, count: number): number[] {
-  if (count === 1) return [OP.localGet, 0, OP.simd, ...uleb(OP.v128Load), 4, ...uleb(16 * first)];
+  if (count === 1) return v128Load(0, 16 * first);
   const half = count >> 1;
-  return [...orTree(first, half), ...orTree(first + half, count - half), OP.simd, ...uleb(OP.v128Or)];
+  return [...orTree(first, half), ...orTree(first + half, count - half), ...simd(SIMD.v128Or)];
 }
 
-function zeroPagesBody(): number[] {
+function zeroPagesCode(): number[] {
   const PTR = 0, MAX = 1, N = 2, END = 3;
-  const chunkLoads = orTree(0, CHUNK / 16);
-  const code = [
+  return [
     OP.block, OP.void,
     OP.localGet, MAX, OP.i32Eqz, OP.brIf, 0,
     OP.loop, OP.void,
     OP.localGet, PTR, OP.i32Const, ...sleb(PAGE_SIZE), OP.i32Add, OP.localSet, END,
     OP.loop, OP.void,
-    ...chunkLoads,
-    OP.simd, ...uleb(OP.v128AnyTrue), OP.brIf, 2,
+    ...orTree(0, CHUNK / 16),
+    ...simd(SIMD.v128AnyTrue), OP.brIf, 2,
     OP.localGet, PTR, OP.i32Const, ...sleb(CHUNK), OP.i32Add, OP.localSet, PTR,
     OP.localGet, PTR, OP.localGet, END, OP.i32Ne, OP.brIf, 0,
     OP.end,
@@ -106,27 +68,6 @@ function zeroPagesBody(): number[] {
     OP.localGet, N,
     OP.end,
   ];
-  const locals = [1, 2, 0x7f]; // one group: 2 locals of type i32
-  const body = [...locals, ...code];
-  return [...uleb(body.length), ...body];
-}
-
-function kernelBytes(): Uint8Array {
-  const i32 = 0x7f;
-  const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // type section: (i32, i32) -> i32
-    ...section(1, [1, 0x60, 2, i32, i32, 1, i32]),
-    // import section: env.memory, shared, min 1 max 65536 pages
-    ...section(2, [1, ...str('env'), ...str('memory'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]),
-    // function section: one function of type 0
-    ...section(3, [1, 0]),
-    // export section: "zeroPages" = func 0
-    ...section(7, [1, ...str('zeroPages'), 0x00, 0]),
-    // code section
-    ...section(10, [1, ...zeroPagesBody()]),
-  ];
-  return Uint8Array.from(bytes);
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -134,11 +75,9 @@ let compiled: WebAssembly.Module | null | undefined;
 /** The compiled kernel, or null where WebAssembly SIMD is unavailable. */
 function kernelModule(): WebAssembly.Module | null {
   if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(kernelBytes());
-    } catch {
-      compiled = null;
-    }
+    compiled = compileKernel({
+      exportName: 'zeroPages', params: [TYPE.i32, TYPE.i32], result: TYPE.i32, locals: [[2, TYPE.i32]], code: zeroPagesCode(),
+    });
   }
   return compiled;
 }

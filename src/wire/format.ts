@@ -1,0 +1,248 @@
+/**
+ * The migration stream's layout: constants, the header, the frame header and
+ * each record's head, encode and decode side by side. docs/wire-format.md
+ * draws it; this module is the authority. All integers are little-endian.
+ *
+ *   stream   = header frame* END GO         (source -> destination)
+ *   return   = frame*                        (destination -> source)
+ *
+ *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (0)
+ *           12 u32 page size | 16 u8[16] guest UUID | 32 u32 body length N
+ *           36 body (N bytes): u16 blocks, u16 vcpus, per block:
+ *              u8 name length, name (ASCII), u32 pages
+ *           36+N u32 CRC32 of bytes [0, 36+N)
+ *
+ *   frame:   0 u8 type (0 is invalid) | 1 u8 flags (0) | 2 u16 block
+ *            4 u32 head length H | 8 u32 page count P
+ *           12 head (H bytes) | 12+H page data (P x 4096 bytes)
+ *           then u32 check = CRC32 of bytes [0, 12+H) seeded with the
+ *           page sum (page-checksum.ts) of the page data (0 if P = 0)
+ *
+ * Any incompatible change bumps WIRE_VERSION; a destination accepts
+ * versions MIN_WIRE_VERSION..WIRE_VERSION.
+ */
+import { crc32 as zlibCrc32 } from 'node:zlib';
+import { WireError } from '../errors.js';
+import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
+
+export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
+export const WIRE_VERSION = 1;
+export const MIN_WIRE_VERSION = 1;
+export const HEADER_FIXED_BYTES = 36;
+export const MAX_HEADER_BODY_BYTES = 64 * 1024;
+export const FRAME_HEADER_BYTES = 12;
+export const CHECK_BYTES = 4;
+/** Most pages in one PAGES record: 1 MiB of data, the size of a large write. */
+export const MAX_PAGES_PER_RECORD = 256;
+export const MAX_BLOCKS = 1024;
+export const MAX_VCPUS = 64;
+
+/** Record types. 0 is never valid. Forward stream: 1..0x3f; return path: 0x41..0x7f. */
+export const enum Rec {
+  Pages = 1,
+  Zero = 2,
+  Pass = 3,
+  Device = 4,
+  Vcpu = 5,
+  End = 6,
+  Go = 7,
+  Ack = 0x41,
+  Loaded = 0x42,
+  Resumed = 0x43,
+  Error = 0x44,
+}
+
+export const RECORD_NAMES: Readonly<Record<number, string>> = {
+  [Rec.Pages]: 'PAGES', [Rec.Zero]: 'ZERO', [Rec.Pass]: 'PASS', [Rec.Device]: 'DEVICE', [Rec.Vcpu]: 'VCPU',
+  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR',
+};
+
+/** Largest head each record type may carry (checked before allocating). */
+export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
+export const MAX_VCPU_STATE_BYTES = 64 * 1024;
+export const MAX_ERROR_BYTES = 4096;
+
+export function maxHeadBytes(type: number, blocks: number): number {
+  switch (type) {
+    case Rec.Pages: return 4;
+    case Rec.Zero: return 8;
+    case Rec.Pass: return 4;
+    case Rec.Device: return 1 + 255 + 4 + MAX_DEVICE_DATA_BYTES;
+    case Rec.Vcpu: return 2 + MAX_VCPU_STATE_BYTES;
+    case Rec.End: return 2 + 16 * blocks;
+    case Rec.Go: return 0;
+    case Rec.Ack: return 8;
+    case Rec.Loaded: return 0;
+    case Rec.Resumed: return 0;
+    case Rec.Error: return MAX_ERROR_BYTES;
+    default: return -1;
+  }
+}
+
+export interface BlockGeometry {
+  readonly name: string;
+  readonly pages: number;
+}
+
+export interface StreamHeader {
+  readonly version: number;
+  readonly pageSize: number;
+  readonly uuid: string;
+  readonly blocks: readonly BlockGeometry[];
+  readonly vcpus: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const BLOCK_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** CRC32 (zlib's), chainable: crc32(b, crc32(a, s)) === crc32(a ‖ b, s). */
+export function crc32(data: Uint8Array, seed = 0): number {
+  return zlibCrc32(data, seed) >>> 0;
+}
+
+export function encodeHeader(h: Omit<StreamHeader, 'version'>): Buffer {
+  if (!UUID_RE.test(h.uuid)) throw new WireError(`header: guest UUID ${JSON.stringify(h.uuid)} is not a UUID`);
+  const names = h.blocks.map((b) => Buffer.from(b.name, 'ascii'));
+  const bodyLen = 4 + names.reduce((n, name) => n + 1 + name.length + 4, 0);
+  const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
+  MAGIC.copy(buf, 0);
+  buf.writeUInt16LE(WIRE_VERSION, 8);
+  buf.writeUInt16LE(0, 10);
+  buf.writeUInt32LE(h.pageSize, 12);
+  Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
+  buf.writeUInt32LE(bodyLen, 32);
+  let at = HEADER_FIXED_BYTES;
+  buf.writeUInt16LE(h.blocks.length, at);
+  buf.writeUInt16LE(h.vcpus, at + 2);
+  at += 4;
+  h.blocks.forEach((b, i) => {
+    buf.writeUInt8(names[i].length, at);
+    names[i].copy(buf, at + 1);
+    at += 1 + names[i].length;
+    buf.writeUInt32LE(b.pages, at);
+    at += 4;
+  });
+  buf.writeUInt32LE(crc32(buf.subarray(0, at)), at);
+  return buf;
+}
+
+/** Check the fixed part (magic, then version, then sizes); returns the body length. */
+export function decodeHeaderFixed(fixed: Buffer): number {
+  if (!fixed.subarray(0, 8).equals(MAGIC)) {
+    throw new WireError(`header: bad magic ${JSON.stringify(fixed.subarray(0, 8).toString('latin1'))}, expected "FERRYMIG"`);
+  }
+  const version = fixed.readUInt16LE(8);
+  if (version < MIN_WIRE_VERSION || version > WIRE_VERSION) {
+    throw new WireError(`header: version ${version}, expected ${MIN_WIRE_VERSION === WIRE_VERSION ? WIRE_VERSION : `${MIN_WIRE_VERSION}..${WIRE_VERSION}`}`);
+  }
+  const flags = fixed.readUInt16LE(10);
+  if (flags !== 0) throw new WireError(`header: unknown flags 0x${flags.toString(16)}`);
+  const pageSize = fixed.readUInt32LE(12);
+  if (pageSize !== PAGE_SIZE) throw new WireError(`header: page size ${pageSize}, expected ${PAGE_SIZE}`);
+  const bodyLen = fixed.readUInt32LE(32);
+  if (bodyLen < 4 || bodyLen > MAX_HEADER_BODY_BYTES) {
+    throw new WireError(`header: body length ${bodyLen} is outside 4..${MAX_HEADER_BODY_BYTES}`);
+  }
+  return bodyLen;
+}
+
+/** Decode the whole header (fixed part, body and check). */
+export function decodeHeader(all: Buffer): StreamHeader {
+  const bodyLen = decodeHeaderFixed(all);
+  const end = HEADER_FIXED_BYTES + bodyLen;
+  const check = all.readUInt32LE(end);
+  const actual = crc32(all.subarray(0, end));
+  if (check !== actual) throw new WireError(`header: checksum 0x${check.toString(16)}, computed 0x${actual.toString(16)}`);
+  const hex = all.subarray(16, 32).toString('hex');
+  const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  let at = HEADER_FIXED_BYTES;
+  const nblocks = all.readUInt16LE(at);
+  const vcpus = all.readUInt16LE(at + 2);
+  at += 4;
+  if (nblocks < 1 || nblocks > MAX_BLOCKS) throw new WireError(`header: ${nblocks} RAM blocks, expected 1..${MAX_BLOCKS}`);
+  if (vcpus > MAX_VCPUS) throw new WireError(`header: ${vcpus} vCPUs, expected at most ${MAX_VCPUS}`);
+  const blocks: BlockGeometry[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < nblocks; i++) {
+    if (at + 1 > end) throw new WireError(`header: body ends inside block ${i}`);
+    const len = all.readUInt8(at);
+    if (at + 1 + len + 4 > end) throw new WireError(`header: body ends inside block ${i}`);
+    const name = all.subarray(at + 1, at + 1 + len).toString('latin1');
+    if (!BLOCK_NAME_RE.test(name)) throw new WireError(`header: block ${i} has an invalid name ${JSON.stringify(name)}`);
+    if (seen.has(name)) throw new WireError(`header: block name ${JSON.stringify(name)} appears twice`);
+    seen.add(name);
+    const pages = all.readUInt32LE(at + 1 + len);
+    if (pages < 1 || pages > MAX_BLOCK_PAGES) throw new WireError(`header: block ${name} has ${pages} pages, expected 1..${MAX_BLOCK_PAGES}`);
+    blocks.push({ name, pages });
+    at += 1 + len + 4;
+  }
+  if (at !== end) throw new WireError(`header: ${end - at} bytes left over in the body`);
+  return { version: all.readUInt16LE(8), pageSize: PAGE_SIZE, uuid, blocks, vcpus };
+}
+
+/** Write a frame header at `at` of `view`. */
+export function writeFrameHeader(view: DataView, at: number, type: Rec, block: number, headLen: number, pages: number): void {
+  view.setUint8(at, type);
+  view.setUint8(at + 1, 0);
+  view.setUint16(at + 2, block, true);
+  view.setUint32(at + 4, headLen, true);
+  view.setUint32(at + 8, pages, true);
+}
+
+/** Per-block totals carried by END: pages sent with data, and pages sent as zero. */
+export interface BlockTotals {
+  normal: number;
+  zero: number;
+}
+
+export function encodeEndHead(totals: readonly BlockTotals[]): Buffer {
+  const buf = Buffer.alloc(2 + 16 * totals.length);
+  buf.writeUInt16LE(totals.length, 0);
+  totals.forEach((t, i) => {
+    buf.writeBigUInt64LE(BigInt(t.normal), 2 + 16 * i);
+    buf.writeBigUInt64LE(BigInt(t.zero), 10 + 16 * i);
+  });
+  return buf;
+}
+
+export function decodeEndHead(head: Buffer, blocks: number): BlockTotals[] {
+  if (head.length !== 2 + 16 * blocks || head.readUInt16LE(0) !== blocks) {
+    throw new WireError(`END: totals for ${head.length >= 2 ? head.readUInt16LE(0) : '?'} blocks, expected ${blocks}`);
+  }
+  return Array.from({ length: blocks }, (_, i) => ({
+    normal: Number(head.readBigUInt64LE(2 + 16 * i)),
+    zero: Number(head.readBigUInt64LE(10 + 16 * i)),
+  }));
+}
+
+export function encodeDeviceHead(name: string, version: number, data: Uint8Array): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  if (n.length < 1 || n.length > 255) throw new WireError(`DEVICE: name ${JSON.stringify(name)} must be 1-255 bytes`);
+  if (data.length > MAX_DEVICE_DATA_BYTES) throw new WireError(`DEVICE ${name}: ${data.length} bytes exceeds ${MAX_DEVICE_DATA_BYTES}`);
+  const buf = Buffer.alloc(1 + n.length + 4 + data.length);
+  buf.writeUInt8(n.length, 0);
+  n.copy(buf, 1);
+  buf.writeUInt32LE(version, 1 + n.length);
+  buf.set(data, 5 + n.length);
+  return buf;
+}
+
+export function decodeDeviceHead(head: Buffer): { name: string; version: number; data: Uint8Array } {
+  const len = head.length >= 1 ? head.readUInt8(0) : 0;
+  if (len < 1 || head.length < 5 + len) throw new WireError(`DEVICE: head of ${head.length} bytes is too short for a name of ${len}`);
+  const name = head.subarray(1, 1 + len).toString('utf8');
+  return { name, version: head.readUInt32LE(1 + len), data: new Uint8Array(head.subarray(5 + len)) };
+}
+
+export function encodeVcpuHead(index: number, state: Uint8Array): Buffer {
+  const buf = Buffer.alloc(2 + state.length);
+  buf.writeUInt16LE(index, 0);
+  buf.set(state, 2);
+  return buf;
+}
+
+export function u32Head(...values: number[]): Buffer {
+  const buf = Buffer.alloc(4 * values.length);
+  values.forEach((v, i) => buf.writeUInt32LE(v, 4 * i));
+  return buf;
+}

@@ -1,0 +1,245 @@
+/**
+ * Incremental decoder of a migration stream or of its return path: bytes
+ * are fed as they arrive, in chunks of any size, and the decoder keeps an
+ * explicit read state across them (STYLE.md habit 4). Every length is
+ * checked against its cap before anything is allocated; every failure is a
+ * WireError naming the rule that was broken, after which the decoder is
+ * closed for good.
+ *
+ * Page data is not buffered: it is handed to the sink piece by piece at its
+ * place in the block (the loader copies it straight into RAM), and the
+ * record's check is verified when the data is complete. Other records reach
+ * the sink only after their check passed.
+ */
+import { WireError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import {
+  CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, RECORD_NAMES, Rec, crc32,
+  decodeHeader, decodeHeaderFixed, maxHeadBytes, type StreamHeader,
+} from './format.js';
+
+export interface FrameSink {
+  header?(h: StreamHeader): void;
+  /** A PAGES record's data: `data` goes at byte `offset` of block `block`. */
+  pageData?(block: number, offset: number, data: Uint8Array): void;
+  /** The page sum over a PAGES record's data as the sink holds it now. */
+  pageSum?(block: number, firstPage: number, count: number): number;
+  /** A record whose check passed (for PAGES, after all its data). */
+  record(type: Rec, block: number, head: Buffer, pages: number): void;
+}
+
+type ReadState = 'header-fixed' | 'header-body' | 'frame' | 'head' | 'pages' | 'check' | 'closed';
+
+export interface FrameDecoderOptions {
+  /** A forward stream starts with a header; the return path does not. */
+  readonly stream: boolean;
+}
+
+const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.End, Rec.Go]);
+const RETURN = new Set<number>([Rec.Ack, Rec.Loaded, Rec.Resumed, Rec.Error]);
+const FIXED_HEAD: Partial<Record<number, number>> = {
+  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 0, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0,
+};
+
+export class FrameDecoder {
+  private state: ReadState;
+  private readonly allowed: Set<number>;
+  private header: StreamHeader | null = null;
+  /** Bytes of the current fixed-size unit gathered so far. */
+  private unit: Buffer = Buffer.alloc(HEADER_FIXED_BYTES);
+  private unitLen = 0;
+  private readonly frame = Buffer.alloc(FRAME_HEADER_BYTES);
+  private readonly check = Buffer.alloc(CHECK_BYTES);
+  private type = 0;
+  private block = 0;
+  private pages = 0;
+  private head: Buffer = Buffer.alloc(0);
+  private pageOffset = 0;
+  private pageBytesLeft = 0;
+  private sawEnd = false;
+  private sawGo = false;
+  /** Bytes consumed so far (for acknowledgements and error positions). */
+  bytes = 0;
+  records = 0;
+
+  constructor(private readonly sink: FrameSink, options: FrameDecoderOptions) {
+    this.state = options.stream ? 'header-fixed' : 'frame';
+    this.allowed = options.stream ? FORWARD : RETURN;
+  }
+
+  get streamHeader(): StreamHeader | null {
+    return this.header;
+  }
+
+  /** Whether the decoder stopped between two records (a clean place to end). */
+  get atBoundary(): boolean {
+    return this.state === 'frame' && this.unitLen === 0;
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  feed(chunk: Uint8Array): void {
+    if (this.state === 'closed') throw new WireError('stream: data after the decoder closed');
+    let at = 0;
+    try {
+      while (at < chunk.length) at += this.consume(chunk, at);
+    } catch (err) {
+      this.state = 'closed';
+      if (err instanceof WireError) {
+        err.message = `${err.message} (at byte ${this.bytes + at})`;
+        throw err;
+      }
+      throw new WireError(`stream: rejected at byte ${this.bytes + at}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.bytes += at;
+    }
+  }
+
+  /** Consume from `chunk[at..]` for the current state; returns bytes used. */
+  private consume(chunk: Uint8Array, at: number): number {
+    switch (this.state) {
+      case 'header-fixed': {
+        const n = this.gather(chunk, at, HEADER_FIXED_BYTES);
+        if (this.unitLen === HEADER_FIXED_BYTES) {
+          const bodyLen = decodeHeaderFixed(this.unit);
+          const all = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
+          this.unit.copy(all, 0, 0, HEADER_FIXED_BYTES);
+          this.unit = all;
+          this.state = 'header-body';
+        }
+        return n;
+      }
+      case 'header-body': {
+        const n = this.gather(chunk, at, this.unit.length);
+        if (this.unitLen === this.unit.length) {
+          this.header = decodeHeader(this.unit);
+          this.sink.header?.(this.header);
+          this.startFrame();
+        }
+        return n;
+      }
+      case 'frame': {
+        const n = this.gather(chunk, at, FRAME_HEADER_BYTES);
+        if (this.unitLen === FRAME_HEADER_BYTES) this.beginRecord();
+        return n;
+      }
+      case 'head': {
+        const n = this.gather(chunk, at, this.head.length);
+        if (this.unitLen === this.head.length) this.afterHead();
+        return n;
+      }
+      case 'pages': {
+        const n = Math.min(this.pageBytesLeft, chunk.length - at);
+        this.sink.pageData?.(this.block, this.pageOffset, chunk.subarray(at, at + n));
+        this.pageOffset += n;
+        this.pageBytesLeft -= n;
+        if (this.pageBytesLeft === 0) this.startUnit('check');
+        return n;
+      }
+      case 'check': {
+        const n = this.gather(chunk, at, CHECK_BYTES);
+        if (this.unitLen === CHECK_BYTES) this.endRecord();
+        return n;
+      }
+      case 'closed':
+        throw new WireError('stream: closed');
+    }
+  }
+
+  /** Copy into the current unit buffer up to `size` bytes. */
+  private gather(chunk: Uint8Array, at: number, size: number): number {
+    const target = this.state === 'frame' ? this.frame : this.state === 'head' ? this.head : this.state === 'check' ? this.check : this.unit;
+    const n = Math.min(size - this.unitLen, chunk.length - at);
+    target.set(chunk.subarray(at, at + n), this.unitLen);
+    this.unitLen += n;
+    return n;
+  }
+
+  private startUnit(state: ReadState): void {
+    this.state = state;
+    this.unitLen = 0;
+  }
+
+  private startFrame(): void {
+    this.startUnit('frame');
+  }
+
+  private beginRecord(): void {
+    const f = this.frame;
+    const type = f.readUInt8(0);
+    const name = RECORD_NAMES[type] ?? `type ${type}`;
+    if (!this.allowed.has(type)) throw new WireError(`frame: unknown record ${name} here`);
+    if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
+    if (this.sawGo) throw new WireError(`${name}: record after GO`);
+    if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
+    if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
+    const block = f.readUInt16LE(2);
+    const headLen = f.readUInt32LE(4);
+    const pages = f.readUInt32LE(8);
+    const nblocks = this.header?.blocks.length ?? 0;
+    const cap = maxHeadBytes(type, nblocks);
+    const fixed = FIXED_HEAD[type];
+    if (fixed !== undefined ? headLen !== fixed : headLen > cap) {
+      throw new WireError(`${name}: head length ${headLen}, expected ${fixed !== undefined ? fixed : `at most ${cap}`}`);
+    }
+    if (type === Rec.Pages) {
+      if (pages < 1 || pages > MAX_PAGES_PER_RECORD) throw new WireError(`PAGES: page count ${pages}, expected 1..${MAX_PAGES_PER_RECORD}`);
+    } else if (pages !== 0) {
+      throw new WireError(`${name}: page count ${pages}, expected 0`);
+    }
+    if (type === Rec.Pages || type === Rec.Zero) {
+      if (block >= nblocks) throw new WireError(`${name}: block ${block}, the stream has ${nblocks}`);
+    } else if (block !== 0) {
+      throw new WireError(`${name}: block field ${block}, expected 0`);
+    }
+    this.type = type;
+    this.block = block;
+    this.pages = pages;
+    this.head = Buffer.alloc(headLen);
+    this.startUnit('head');
+    if (headLen === 0) this.afterHead();
+  }
+
+  private afterHead(): void {
+    if (this.type === Rec.Pages) {
+      const first = this.head.readUInt32LE(0);
+      const blockPages = this.header!.blocks[this.block].pages;
+      if (first >= blockPages || this.pages > blockPages - first) {
+        throw new WireError(`PAGES: pages ${first}..${first + this.pages - 1} are outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+      }
+      this.pageOffset = first * PAGE_SIZE;
+      this.pageBytesLeft = this.pages * PAGE_SIZE;
+      this.startUnit('pages');
+      return;
+    }
+    this.startUnit('check');
+  }
+
+  private endRecord(): void {
+    const sent = this.check.readUInt32LE(0);
+    let seed = 0;
+    if (this.type === Rec.Pages) seed = this.sink.pageSum?.(this.block, this.head.readUInt32LE(0), this.pages) ?? 0;
+    const actual = crc32(this.head, crc32(this.frame, seed));
+    const name = RECORD_NAMES[this.type];
+    if (sent !== actual) throw new WireError(`${name}: check 0x${sent.toString(16)}, computed 0x${actual.toString(16)}`);
+    if (this.type === Rec.Zero) {
+      const first = this.head.readUInt32LE(0);
+      const count = this.head.readUInt32LE(4);
+      const blockPages = this.header!.blocks[this.block].pages;
+      if (count < 1 || first >= blockPages || count > blockPages - first) {
+        throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+      }
+    }
+    if (this.type === Rec.Vcpu && (this.head.length < 2 || this.head.readUInt16LE(0) >= (this.header?.vcpus ?? 0))) {
+      throw new WireError(`VCPU: index ${this.head.length >= 2 ? this.head.readUInt16LE(0) : '?'}, the stream has ${this.header?.vcpus ?? 0} vCPUs`);
+    }
+    if (this.type === Rec.End) this.sawEnd = true;
+    if (this.type === Rec.Go) this.sawGo = true;
+    this.records++;
+    const { type, block, head, pages } = this;
+    this.startFrame();
+    this.sink.record(type, block, head, pages);
+  }
+}
