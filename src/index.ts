@@ -2,3 +2,6 @@
 export * from './errors.js';
 export * from './memory/index.js';
 export * from './guest/index.js';
+export * from './wire/index.js';
+export * from './transport/uri.js';
+export * from './migration/index.js';

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError } from '../errors.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { MAX_BLOCK_BYTES } from '../memory/page.js';
-import { RamBlock } from '../memory/ram-block.js';
+import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
 import { createTracer } from '../trace.js';
 import { DeviceRegistry } from './device-state.js';
 import { GuestRam } from './guest-ram.js';
@@ -27,6 +27,8 @@ export interface RamBlockSpec {
 export interface GuestOptions {
   /** RAM blocks, or a total size split into blocks of at most 4 GiB named ram0, ram1, ... */
   readonly ram: number | readonly RamBlockSpec[];
+  /** Use these existing blocks as the guest's RAM instead (a destination's loader made them). */
+  readonly adoptRam?: readonly RamBlockShared[];
   /** One workload per vCPU (default: one idle vCPU; [] for none). */
   readonly vcpus?: readonly WorkloadSpec[];
   /** Start in 'inmigrate' (a destination) instead of 'prelaunch'. */
@@ -101,7 +103,9 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       names.add(s.name);
     }
     this.pauseTimeoutMs = checkTimeout(options.pauseTimeoutMs ?? 1000);
-    this.blocks = specs.map((s) => RamBlock.create(s.name, s.size));
+    this.blocks = options.adoptRam !== undefined
+      ? options.adoptRam.map((s) => new RamBlock(s))
+      : specs.map((s) => RamBlock.create(s.name, s.size));
     this.memory = new GuestMemory(this.blocks);
     this.states = new RunStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
     this.states.on('runstate', (to, from) => this.emit('runstate', to, from));
@@ -238,6 +242,11 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       slices: c.stat(Stat.Slices),
       pauses: c.stat(Stat.Pauses),
     }));
+  }
+
+  /** @internal The vCPUs' shared control blocks (the migration thread reads saved vCPU state there). */
+  vcpuControlBuffers(): SharedArrayBuffer[] {
+    return this.vcpus.map((v) => v.control.buffer);
   }
 
   /** Pages written by all vCPUs so far: the guest's progress. */

@@ -96,3 +96,35 @@ export function forEachRun(
   }
   return runs;
 }
+
+/** First set bit at or after `from` and before `end` (bit indexes), or `end`. */
+export function nextSetBit(words: Int32Array | Uint32Array, from: number, end: number): number {
+  let i = from >>> 5;
+  if (from >= end) return end;
+  let w = (words[i] | 0) & (-1 << (from & 31));
+  for (;;) {
+    if (w !== 0) {
+      const bit = i * 32 + lowestBit(w);
+      return bit < end ? bit : end;
+    }
+    i++;
+    if (i * 32 >= end) return end;
+    w = words[i] | 0;
+  }
+}
+
+/** First clear bit at or after `from` and before `end`, or `end`. */
+export function nextClearBit(words: Int32Array | Uint32Array, from: number, end: number): number {
+  let i = from >>> 5;
+  if (from >= end) return end;
+  let w = ~(words[i] | 0) & (-1 << (from & 31));
+  for (;;) {
+    if (w !== 0) {
+      const bit = i * 32 + lowestBit(w);
+      return bit < end ? bit : end;
+    }
+    i++;
+    if (i * 32 >= end) return end;
+    w = ~(words[i] | 0);
+  }
+}

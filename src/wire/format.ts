@@ -59,7 +59,7 @@ export const RECORD_NAMES: Readonly<Record<number, string>> = {
 
 /** Largest head each record type may carry (checked before allocating). */
 export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
-export const MAX_VCPU_STATE_BYTES = 64 * 1024;
+export const MAX_VCPU_STATE_RECORD_BYTES = 64 * 1024;
 export const MAX_ERROR_BYTES = 4096;
 
 export function maxHeadBytes(type: number, blocks: number): number {
@@ -68,7 +68,7 @@ export function maxHeadBytes(type: number, blocks: number): number {
     case Rec.Zero: return 8;
     case Rec.Pass: return 4;
     case Rec.Device: return 1 + 255 + 4 + MAX_DEVICE_DATA_BYTES;
-    case Rec.Vcpu: return 2 + MAX_VCPU_STATE_BYTES;
+    case Rec.Vcpu: return 2 + MAX_VCPU_STATE_RECORD_BYTES;
     case Rec.End: return 2 + 16 * blocks;
     case Rec.Go: return 0;
     case Rec.Ack: return 8;
@@ -244,5 +244,15 @@ export function encodeVcpuHead(index: number, state: Uint8Array): Buffer {
 export function u32Head(...values: number[]): Buffer {
   const buf = Buffer.alloc(4 * values.length);
   values.forEach((v, i) => buf.writeUInt32LE(v, 4 * i));
+  return buf;
+}
+
+/** A whole small record without page data, as one Buffer (return path, tests). */
+export function encodeFrame(type: Rec, block: number, head: Uint8Array): Buffer {
+  const buf = Buffer.alloc(FRAME_HEADER_BYTES + head.length + CHECK_BYTES);
+  writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, type, block, head.length, 0);
+  buf.set(head, FRAME_HEADER_BYTES);
+  const end = FRAME_HEADER_BYTES + head.length;
+  buf.writeUInt32LE(crc32(buf.subarray(0, end)), end);
   return buf;
 }

@@ -1,0 +1,71 @@
+/**
+ * The bandwidth estimate behind the switchover decision.
+ *
+ * What is measured: bytes the destination acknowledged (ACK records on the
+ * return path: bytes it has read and loaded) per 100 ms window. Bytes the
+ * sender hands to the kernel are not on the wire yet (socket buffers hold
+ * megabytes, 33 ms at 1 Gbit/s), so counting them overstates the link.
+ *
+ * Which windows count: only those in which the sender was link-limited
+ * (held back by backpressure or by the rate limit for part of the window).
+ * In other windows the sender was the bottleneck (a pass of zero-page runs
+ * says nothing about the link), and their rate is only a lower bound; it is
+ * used while no link-limited window exists yet.
+ *
+ * The estimate is an exponentially weighted mean (weight 1/4 on the newest
+ * window), so one noisy window moves it a little. It ignores: the final
+ * pass being unlimited (so with max-bandwidth set the real switchover is
+ * faster than estimated), and bursts shorter than a window.
+ */
+export const BANDWIDTH_WINDOW_NS = 100_000_000;
+const WEIGHT = 0.25;
+
+export class BandwidthEstimator {
+  private windowStart: number;
+  private ackedAtStart = 0;
+  private acked = 0;
+  private limited = false;
+  private ewma = 0;
+  private floor = 0;
+  /** Windows that fed the estimate. */
+  samples = 0;
+
+  constructor(nowNs: number) {
+    this.windowStart = nowNs;
+  }
+
+  /** The destination acknowledged `totalBytes` in all. */
+  onAck(totalBytes: number): void {
+    this.acked = Math.max(this.acked, totalBytes);
+  }
+
+  /** The sender was held back (backpressure or rate limit) in this window. */
+  onHeldBack(): void {
+    this.limited = true;
+  }
+
+  /** Close the window if it is over; call often. */
+  tick(nowNs: number): void {
+    const elapsed = nowNs - this.windowStart;
+    if (elapsed < BANDWIDTH_WINDOW_NS) return;
+    const rate = ((this.acked - this.ackedAtStart) * 1e9) / elapsed;
+    if (this.limited && rate > 0) {
+      this.ewma = this.samples === 0 ? rate : this.ewma + WEIGHT * (rate - this.ewma);
+      this.samples++;
+    } else {
+      this.floor = Math.max(this.floor, rate);
+    }
+    this.windowStart = nowNs;
+    this.ackedAtStart = this.acked;
+    this.limited = false;
+  }
+
+  /** Bytes per second; 0 until anything was acknowledged. */
+  get bytesPerSec(): number {
+    return this.samples > 0 ? this.ewma : this.floor;
+  }
+
+  get ackedBytes(): number {
+    return this.acked;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * An incoming migration seen from the destination's main thread: it starts
+ * the loader thread, creates the guest around the RAM the loader fills
+ * (vCPU workers start while pages arrive, so resuming costs no worker
+ * start), loads device sections and vCPU states at the end, and resumes the
+ * guest on GO. The guest stays in 'inmigrate' until then and is discarded
+ * if anything fails.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { InvalidArgumentError } from '../errors.js';
+import { Guest } from '../guest/guest.js';
+import { createTracer } from '../trace.js';
+import { parseUri } from '../transport/uri.js';
+import type { StreamHeader } from '../wire/format.js';
+import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
+import { Signal } from './waiter.js';
+
+const trace = createTracer('incoming');
+
+export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
+
+export interface IncomingOptions {
+  /** Largest guest (bytes of RAM) this destination accepts (default 64 GiB). */
+  readonly maxGuestBytes?: number;
+  /** Called with the new guest before any section is loaded: register device sections here. */
+  readonly onGuest?: (guest: Guest) => void;
+}
+
+export interface IncomingResult {
+  readonly status: IncomingStatus;
+  readonly guest: Guest | null;
+  readonly error: string | null;
+  readonly stats: LoaderStats | null;
+}
+
+export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; guest: [Guest] }> {
+  private state: IncomingStatus = 'listening';
+  private worker!: Worker;
+  private guestValue: Guest | null = null;
+  private guestReady = new Signal<Guest>();
+  private header: StreamHeader | null = null;
+  private error: string | null = null;
+  private stats: LoaderStats | null = null;
+  private readonly finished = new Signal<IncomingResult>();
+  /** The address actually listened on (a tcp: port 0 becomes the real port). */
+  uri = '';
+
+  /** Listen on `uri` for one incoming migration; resolves once listening. */
+  static async listen(uri: string, options: IncomingOptions = {}): Promise<IncomingMigration> {
+    parseUri(uri);
+    const maxGuestBytes = options.maxGuestBytes ?? 64 * 1024 ** 3;
+    if (!Number.isSafeInteger(maxGuestBytes) || maxGuestBytes <= 0) {
+      throw new InvalidArgumentError(`maxGuestBytes must be a positive integer, got ${String(maxGuestBytes)}`);
+    }
+    const m = new IncomingMigration(options);
+    await m.start({ uri, maxGuestBytes });
+    return m;
+  }
+
+  private constructor(private readonly options: IncomingOptions) {
+    super();
+  }
+
+  get status(): IncomingStatus {
+    return this.state;
+  }
+
+  get guest(): Guest | null {
+    return this.guestValue;
+  }
+
+  get streamHeader(): StreamHeader | null {
+    return this.header;
+  }
+
+  /** Resolves when the migration ended: resumed here, or failed (the guest then discarded). */
+  done(): Promise<IncomingResult> {
+    return this.finished.promise;
+  }
+
+  cancel(): void {
+    if (this.state === 'resumed' || this.state === 'failed' || this.state === 'cancelled') return;
+    this.post({ type: 'cancel' });
+  }
+
+  private async start(init: LoaderInit): Promise<void> {
+    const listening = new Signal<string>();
+    this.worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: init });
+    let queue = Promise.resolve();
+    this.worker.on('message', (m: FromLoader) => {
+      if (m.type === 'listening') listening.resolve(m.uri);
+      else if (m.type === 'failed' && !listening.settled) listening.reject(new Error(m.reason));
+      queue = queue.then(() => this.onMessage(m));
+    });
+    this.worker.on('error', (err) => {
+      listening.reject(err);
+      void this.end('failed', `the loader thread failed: ${err.message}`);
+    });
+    this.uri = await listening.promise;
+  }
+
+  private async onMessage(m: FromLoader): Promise<void> {
+    switch (m.type) {
+      case 'listening':
+        break;
+      case 'connected':
+        this.setStatus('connected');
+        break;
+      case 'header':
+        this.header = m.header;
+        this.setStatus('loading');
+        try {
+          const guest = await Guest.create({
+            ram: m.header.blocks.map((b) => ({ name: b.name, size: b.pages * 4096 })),
+            adoptRam: m.ram,
+            vcpus: Array.from({ length: m.header.vcpus }, () => ({ kind: 'idle' as const })),
+            incoming: true,
+          });
+          this.guestValue = guest;
+          this.options.onGuest?.(guest);
+          this.emit('guest', guest);
+          this.guestReady.resolve(guest);
+        } catch (err) {
+          this.guestReady.reject(err as Error);
+        }
+        break;
+      case 'loaded':
+        try {
+          const guest = await this.guestReady.promise;
+          for (const d of m.devices) guest.devices.load(d);
+          guest.loadVcpuStates(m.vcpus);
+          this.setStatus('loaded');
+          this.post({ type: 'load-ok' });
+        } catch (err) {
+          this.post({ type: 'load-failed', reason: (err as Error).message });
+        }
+        break;
+      case 'go':
+        try {
+          await this.guestValue!.resume();
+          this.post({ type: 'resumed' });
+        } catch (err) {
+          this.post({ type: 'resume-failed', reason: (err as Error).message });
+        }
+        break;
+      case 'done':
+        this.stats = m.stats;
+        await this.end('resumed', null);
+        break;
+      case 'failed':
+        this.stats = m.stats;
+        await this.end(m.reason.startsWith('cancelled') ? 'cancelled' : 'failed', m.reason);
+        break;
+    }
+  }
+
+  private async end(status: 'resumed' | 'failed' | 'cancelled', error: string | null): Promise<void> {
+    if (this.finished.settled) return;
+    this.error = error;
+    trace('incoming migration %s%s', status, error === null ? '' : `: ${error}`);
+    if (status !== 'resumed' && this.guestValue !== null && this.guestValue.runState !== 'running') {
+      await this.guestValue.destroy(); // never resumed on partial state: discard it
+      this.guestValue = null;
+    }
+    this.setStatus(status);
+    void this.worker.terminate();
+    this.finished.resolve({ status, guest: this.guestValue, error: this.error, stats: this.stats });
+  }
+
+  private setStatus(s: IncomingStatus): void {
+    this.state = s;
+    this.emit('status', s);
+  }
+
+  private post(m: ToLoader): void {
+    this.worker.postMessage(m);
+  }
+}

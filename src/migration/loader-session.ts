@@ -1,0 +1,212 @@
+/**
+ * The destination side of one migration, run on the loader thread (off the
+ * main event loop). It accepts one connection, decodes the stream as it
+ * arrives (the decoder checks every rule of docs/wire-format.md), writes
+ * pages straight into guest RAM, and asks the main thread only for what it
+ * owns: creating the guest around the RAM, loading device sections and vCPU
+ * states, resuming.
+ *
+ * It never resumes on partial state: the main thread resumes only on GO,
+ * which the source sends only after this side answered LOADED, which it
+ * does only after END's per-block totals matched what arrived and the main
+ * thread accepted every section.
+ */
+import type net from 'node:net';
+import { WireError } from '../errors.js';
+import type { SavedSection } from '../guest/device-state.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { RamBlock } from '../memory/ram-block.js';
+import { listenOnce } from '../transport/socket.js';
+import { formatUri, parseUri } from '../transport/uri.js';
+import { Rec, decodeDeviceHead, decodeEndHead, encodeFrame, type StreamHeader } from '../wire/format.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
+import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
+import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
+import { Signal, monoMs } from './waiter.js';
+
+/** Acknowledge at least every this many bytes or this many ms (bandwidth estimate on the source). */
+const ACK_EVERY_BYTES = 256 * 1024;
+const ACK_EVERY_MS = 10;
+
+export interface LoaderPort {
+  post(message: FromLoader): void;
+  onMessage(fn: (message: ToLoader) => void): void;
+}
+
+export class LoaderSession {
+  private socket: net.Socket | null = null;
+  private blocks: RamBlock[] = [];
+  private summers: PageSummer[] = [];
+  /** Per block: pages this side has written with data (zeros go only into these). */
+  private written: Int32Array[] = [];
+  private header: StreamHeader | null = null;
+  private readonly decoder: FrameDecoder;
+  private readonly devices: SavedSection[] = [];
+  private vcpus: (Uint8Array | undefined)[] = [];
+  private counted: { normal: number; zero: number }[] = [];
+  private answer: Signal<ToLoader> | null = null;
+  private lastAckBytes = 0;
+  private lastAckMs = 0;
+  private goReceived = false;
+  private finished = false;
+  private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0 };
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
+    this.decoder = new FrameDecoder({
+      header: (h) => this.onHeader(h),
+      pageData: (block, offset, data) => this.blocks[block].bytes.set(data, offset),
+      pageSum: (block, first, count) => this.summers[block](first * PAGE_SIZE, count * PAGE_SIZE),
+      record: (type, block, head, pages) => this.onRecord(type, block, head, pages),
+    }, { stream: true });
+    port.onMessage((m) => {
+      if (m.type === 'cancel') this.fail('cancelled on the destination');
+      else this.answer?.resolve(m);
+    });
+  }
+
+  async run(): Promise<void> {
+    try {
+      const listener = await listenOnce(parseUri(this.init.uri));
+      this.port.post({ type: 'listening', uri: formatUri(listener.address) });
+      const socket = await listener.accepted;
+      this.socket = socket;
+      this.port.post({ type: 'connected' });
+      await new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => this.onData(chunk));
+        socket.on('error', (err) => this.fail(`connection to the source failed: ${err.message}`));
+        socket.on('close', () => {
+          if (!this.finished) this.fail(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed');
+          resolve();
+        });
+      });
+      await this.queue;
+    } catch (err) {
+      this.fail(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.finished) return;
+    try {
+      this.decoder.feed(chunk);
+    } catch (err) {
+      this.fail(err instanceof Error ? err.message : String(err));
+      return;
+    }
+    const now = monoMs();
+    if (this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || now - this.lastAckMs >= ACK_EVERY_MS) {
+      this.lastAckBytes = this.decoder.bytes;
+      this.lastAckMs = now;
+      const head = Buffer.alloc(8);
+      head.writeBigUInt64LE(BigInt(this.decoder.bytes), 0);
+      this.socket?.write(encodeFrame(Rec.Ack, 0, head));
+    }
+  }
+
+  private onHeader(h: StreamHeader): void {
+    const bytes = h.blocks.reduce((n, b) => n + b.pages * PAGE_SIZE, 0);
+    if (bytes > this.init.maxGuestBytes) {
+      throw new WireError(`header: guest of ${bytes} bytes exceeds this destination's limit of ${this.init.maxGuestBytes} bytes`);
+    }
+    this.header = h;
+    this.blocks = h.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
+    this.summers = this.blocks.map((b) => pageSummer(b.memory));
+    this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
+    this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
+    this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
+    this.port.post({ type: 'header', header: h, ram: this.blocks.map((b) => b.toShared()) });
+  }
+
+  private onRecord(type: Rec, block: number, head: Buffer, pages: number): void {
+    this.stats.records++;
+    switch (type) {
+      case Rec.Pages: {
+        const first = head.readUInt32LE(0);
+        this.blocks[block].log.markPages(first, pages);
+        const w = this.written[block];
+        for (let p = first; p < first + pages; p++) w[p >>> 5] |= 1 << (p & 31);
+        this.counted[block].normal += pages;
+        this.stats.normalPages += pages;
+        break;
+      }
+      case Rec.Zero: this.loadZeroRun(block, head.readUInt32LE(0), head.readUInt32LE(4)); break;
+      case Rec.Pass: this.stats.passes++; break;
+      case Rec.Device: this.devices.push(decodeDeviceHead(head)); break;
+      case Rec.Vcpu: this.vcpus[head.readUInt16LE(0)] = new Uint8Array(head.subarray(2)); break;
+      case Rec.End: this.onEnd(head); break;
+      case Rec.Go: this.onGo(); break;
+    }
+  }
+
+  /** Zero pages: write zeros only where this side wrote data before (never read a page to find out). */
+  private loadZeroRun(block: number, first: number, count: number): void {
+    const w = this.written[block];
+    const bytes = this.blocks[block].bytes;
+    for (let p = first; p < first + count; p++) {
+      if ((w[p >>> 5] & (1 << (p & 31))) === 0) continue;
+      bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+      this.blocks[block].log.markPage(p);
+      this.stats.zeroPagesWritten++;
+    }
+    this.counted[block].zero += count;
+    this.stats.zeroPages += count;
+  }
+
+  private onEnd(head: Buffer): void {
+    const totals = decodeEndHead(head, this.blocks.length);
+    totals.forEach((t, i) => {
+      const c = this.counted[i];
+      if (t.normal !== c.normal || t.zero !== c.zero) {
+        throw new WireError(`END: block ${this.blocks[i].name} totals ${t.normal} data + ${t.zero} zero pages, received ${c.normal} + ${c.zero}`);
+      }
+    });
+    const missing = this.vcpus.findIndex((v) => v === undefined);
+    if (missing >= 0) throw new WireError(`END: no state for vCPU ${missing}`);
+    this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot() }, (answer) => {
+      if (answer.type !== 'load-ok') throw new Error(answer.type === 'load-failed' ? answer.reason : `unexpected ${answer.type}`);
+      this.socket?.write(encodeFrame(Rec.Loaded, 0, new Uint8Array(0)));
+    });
+  }
+
+  private onGo(): void {
+    this.goReceived = true;
+    this.exchange({ type: 'go' }, (answer) => {
+      if (answer.type !== 'resumed') throw new Error(answer.type === 'resume-failed' ? answer.reason : `unexpected ${answer.type}`);
+      this.finished = true;
+      this.socket?.end(encodeFrame(Rec.Resumed, 0, new Uint8Array(0)));
+      this.port.post({ type: 'done', stats: this.snapshot() });
+    });
+  }
+
+  /** Ask the main thread something and act on its answer, in order. */
+  private exchange(message: FromLoader, then: (answer: ToLoader) => void): void {
+    this.queue = this.queue.then(async () => {
+      const answer = new Signal<ToLoader>();
+      this.answer = answer;
+      this.port.post(message);
+      try {
+        then(await answer.promise);
+      } catch (err) {
+        this.fail((err as Error).message);
+      }
+    });
+  }
+
+  private fail(reason: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    try {
+      this.socket?.end(encodeFrame(Rec.Error, 0, Buffer.from(reason.slice(0, 1000), 'utf8')));
+    } catch {
+      // the connection is already gone
+    }
+    this.socket?.destroySoon();
+    this.answer?.reject(new Error(reason));
+    this.port.post({ type: 'failed', reason, afterGo: this.goReceived, stats: this.snapshot() });
+  }
+
+  private snapshot(): LoaderStats {
+    return { ...this.stats, bytes: this.decoder.bytes };
+  }
+}

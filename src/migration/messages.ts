@@ -1,0 +1,73 @@
+/**
+ * Messages between the main thread and the migration threads (the source's
+ * migration worker, the destination's loader), typed in one place.
+ */
+import type { SavedSection } from '../guest/device-state.js';
+import type { RamBlockShared } from '../memory/ram-block.js';
+import type { StreamHeader } from '../wire/format.js';
+import type { MigrationParameters } from './parameters.js';
+import type { SourceStats } from './stats.js';
+
+// ---- source ----
+
+export interface SourceInit {
+  readonly uri: string;
+  readonly parameters: MigrationParameters;
+  readonly ram: readonly RamBlockShared[];
+  readonly vcpuControls: readonly SharedArrayBuffer[];
+  readonly uuid: string;
+  /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
+  readonly startedAtMs: number;
+}
+
+/** Main -> source worker. */
+export type ToSource =
+  | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number }
+  | { readonly type: 'pause-failed'; readonly reason: string }
+  | { readonly type: 'committed' }
+  | { readonly type: 'cancel' }
+  | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
+
+/** Source worker -> main. */
+export type FromSource =
+  | { readonly type: 'active' }
+  | { readonly type: 'stats'; readonly stats: SourceStats }
+  | { readonly type: 'pause' }
+  | { readonly type: 'commit' }
+  | { readonly type: 'completed'; readonly stats: SourceStats }
+  | { readonly type: 'failed'; readonly reason: string; readonly afterGo: boolean; readonly stats: SourceStats }
+  | { readonly type: 'cancelled'; readonly stats: SourceStats };
+
+// ---- destination ----
+
+export interface LoaderInit {
+  readonly uri: string;
+  readonly maxGuestBytes: number;
+}
+
+/** Loader worker -> main. */
+export type FromLoader =
+  | { readonly type: 'listening'; readonly uri: string }
+  | { readonly type: 'connected' }
+  | { readonly type: 'header'; readonly header: StreamHeader; readonly ram: readonly RamBlockShared[] }
+  | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats }
+  | { readonly type: 'go' }
+  | { readonly type: 'done'; readonly stats: LoaderStats }
+  | { readonly type: 'failed'; readonly reason: string; readonly afterGo: boolean; readonly stats: LoaderStats };
+
+/** Main -> loader worker. */
+export type ToLoader =
+  | { readonly type: 'load-ok' }
+  | { readonly type: 'load-failed'; readonly reason: string }
+  | { readonly type: 'resumed' }
+  | { readonly type: 'resume-failed'; readonly reason: string }
+  | { readonly type: 'cancel' };
+
+export interface LoaderStats {
+  readonly bytes: number;
+  readonly records: number;
+  readonly normalPages: number;
+  readonly zeroPages: number;
+  readonly zeroPagesWritten: number;
+  readonly passes: number;
+}

@@ -1,0 +1,205 @@
+/**
+ * A live migration seen from the source's main thread: it starts the
+ * migration thread, answers what only the main thread can do (pause the
+ * guest, save device sections, commit), owns the status machine, and keeps
+ * the latest statistics for query-migrate. The main event loop never waits
+ * on the migration thread.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { InvalidStateError, MigrationError } from '../errors.js';
+import type { Guest } from '../guest/guest.js';
+import { createTracer } from '../trace.js';
+import { parseUri } from '../transport/uri.js';
+import type { FromSource, SourceInit, ToSource } from './messages.js';
+import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
+import type { PassRecord, SourceStats } from './stats.js';
+import { emptyStats } from './stats.js';
+import { MigrationStateMachine, isFinished, type MigrationStatus } from './status.js';
+import { monoMs } from './waiter.js';
+
+const trace = createTracer('migration');
+const active = new WeakMap<Guest, Migration>();
+
+export interface MigrationResult {
+  readonly status: MigrationStatus;
+  readonly stats: SourceStats;
+  readonly error: string | null;
+  /** For a failure: whether it came after GO (then neither side resumes by itself). */
+  readonly afterGo: boolean;
+}
+
+export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
+  readonly uri: string;
+  private readonly states = new MigrationStateMachine();
+  private parameters: MigrationParameters;
+  private worker: Worker | null = null;
+  private latest: SourceStats;
+  private error: string | null = null;
+  private afterGo = false;
+  private readonly finished: Promise<MigrationResult>;
+  private finish!: (r: MigrationResult) => void;
+
+  /** Start migrating `guest` to `uri` (tcp:HOST:PORT or unix:PATH). */
+  static start(guest: Guest, uri: string, parameters: Partial<MigrationParameters> = {}): Migration {
+    const running = active.get(guest);
+    if (running !== undefined && !isFinished(running.status)) {
+      throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);
+    }
+    const m = new Migration(guest, uri, withParameters(DEFAULT_PARAMETERS, parameters));
+    active.set(guest, m);
+    m.begin();
+    return m;
+  }
+
+  private constructor(private readonly guest: Guest, uri: string, parameters: MigrationParameters) {
+    super();
+    const parsed = parseUri(uri);
+    if (parsed.kind === 'file') throw new InvalidStateError('migration to file: is not supported yet; use tcp: or unix:');
+    if (guest.runState !== 'running' && guest.runState !== 'paused' && guest.runState !== 'prelaunch') {
+      throw new InvalidStateError(`cannot migrate a guest that is ${guest.runState}`);
+    }
+    this.uri = uri;
+    this.parameters = parameters;
+    this.latest = emptyStats(guest.ramSize);
+    this.finished = new Promise((resolve) => { this.finish = resolve; });
+    this.states.on('status', (to) => this.emit('status', to));
+  }
+
+  get status(): MigrationStatus {
+    return this.states.status;
+  }
+
+  get stats(): SourceStats {
+    return this.latest;
+  }
+
+  get lastError(): string | null {
+    return this.error;
+  }
+
+  get currentParameters(): MigrationParameters {
+    return this.parameters;
+  }
+
+  /** Resolves when the migration has ended (completed, failed or cancelled). */
+  done(): Promise<MigrationResult> {
+    return this.finished;
+  }
+
+  setParameters(changes: Partial<MigrationParameters>): void {
+    this.parameters = withParameters(this.parameters, changes);
+    this.post({ type: 'set-parameters', parameters: this.parameters });
+  }
+
+  /** Cancel: works in every status, twice, and after the end (a no-op then). */
+  cancel(): void {
+    const s = this.status;
+    if (isFinished(s) || s === 'cancelling' || s === 'none') return;
+    this.states.transition('cancelling');
+    this.post({ type: 'cancel' });
+  }
+
+  private begin(): void {
+    this.states.transition('setup');
+    const init: SourceInit = {
+      uri: this.uri,
+      parameters: this.parameters,
+      ram: this.guest.blocks.map((b) => b.toShared()),
+      vcpuControls: this.guest.vcpuControlBuffers(),
+      uuid: randomUUID(),
+      startedAtMs: monoMs(),
+    };
+    const worker = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
+    this.worker = worker;
+    // Handle messages one at a time, in order: a failure reported while the
+    // guest is being paused must see the pause finished, to undo it.
+    let queue = Promise.resolve();
+    worker.on('message', (m: FromSource) => {
+      queue = queue.then(() => this.onMessage(m));
+    });
+    worker.on('error', (err) => void this.end('failed', `the migration thread failed: ${err.message}`, false));
+    worker.on('exit', () => {
+      if (!isFinished(this.status)) void this.end('failed', 'the migration thread exited early', false);
+    });
+  }
+
+  private async onMessage(m: FromSource): Promise<void> {
+    switch (m.type) {
+      case 'active':
+        if (this.status === 'setup') this.states.transition('active');
+        break;
+      case 'stats':
+        this.updateStats(m.stats);
+        break;
+      case 'pause':
+        await this.pauseForSwitchover();
+        break;
+      case 'commit':
+        this.guest.setRunState('postmigrate');
+        this.post({ type: 'committed' });
+        break;
+      case 'completed':
+        this.updateStats(m.stats);
+        await this.end('completed', null, false);
+        break;
+      case 'failed':
+        this.updateStats(m.stats);
+        await this.end('failed', m.reason, m.afterGo);
+        break;
+      case 'cancelled':
+        this.updateStats(m.stats);
+        await this.end('cancelled', null, false);
+        break;
+    }
+  }
+
+  private async pauseForSwitchover(): Promise<void> {
+    const pausedAtMs = monoMs();
+    try {
+      if (this.status !== 'active') throw new MigrationError(`switchover asked while ${this.status}`);
+      await this.guest.pause('finish-migrate', { timeoutMs: this.parameters.pauseTimeoutMs });
+      const devices = this.guest.devices.saveAll();
+      this.states.transition('device');
+      this.post({ type: 'paused', devices, pausedAtMs });
+    } catch (err) {
+      this.post({ type: 'pause-failed', reason: (err as Error).message });
+    }
+  }
+
+  /**
+   * End the migration. Before GO the source guest resumes if it was paused
+   * for switchover (it is then in finish-migrate: GO is only sent after the
+   * commit to postmigrate). After GO nobody resumes it by itself.
+   */
+  private async end(status: 'completed' | 'failed' | 'cancelled', error: string | null, afterGo: boolean): Promise<void> {
+    if (isFinished(this.status)) return;
+    this.error = error;
+    this.afterGo = afterGo;
+    if (status !== 'completed' && this.guest.runState === 'finish-migrate') {
+      try {
+        await this.guest.resume();
+      } catch (err) {
+        this.error = `${error ?? 'cancelled'}; resuming the source failed: ${(err as Error).message}`;
+      }
+    }
+    trace('migration %s%s', status, error === null ? '' : `: ${error}`);
+    if (status === 'cancelled' && this.status !== 'cancelling') this.states.transition('cancelling');
+    if (status === 'failed' && afterGo) this.error = `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
+    this.states.transition(status);
+    void this.worker?.terminate();
+    this.finish({ status, stats: this.latest, error: this.error, afterGo });
+  }
+
+  private updateStats(stats: SourceStats): void {
+    const before = this.latest.passes.length;
+    this.latest = stats;
+    for (let i = before; i < stats.passes.length; i++) this.emit('pass', stats.passes[i]);
+    this.emit('stats', stats);
+  }
+
+  private post(m: ToSource): void {
+    this.worker?.postMessage(m);
+  }
+}

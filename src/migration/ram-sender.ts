@@ -1,0 +1,145 @@
+/**
+ * The RAM iteration as a step machine: given a deadline and a byte budget,
+ * send some of the current pass and say why it stopped. Driven by the
+ * migration thread (threaded mode) or by the main event loop (`mainloop`
+ * mode, which exists to reproduce the 2010 thread's experiment).
+ *
+ * A pass walks every block in ranges of 512 pages (2 MiB). Each range is
+ * synced from the dirty log just before it is sent (the thread's point: the
+ * shorter the time between sampling a page's dirtiness and sending it, the
+ * fewer pages go twice). Pages never written are never dirty for a client,
+ * so they are neither read nor sent; the first pass sends exactly the pages
+ * ever written (a client starts with those). Within a range, runs of zero
+ * pages become one ZERO record; other pages go as PAGES records of up to
+ * 256 pages, copied once into the writer's slots.
+ */
+import { nextClearBit, nextSetBit } from '../memory/bits.js';
+import type { DirtyLogClient } from '../memory/dirty-log.js';
+import type { RamBlock } from '../memory/ram-block.js';
+import { MAX_PAGES_PER_RECORD, Rec, type BlockTotals } from '../wire/format.js';
+import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
+
+export const RANGE_PAGES = 512;
+
+export type StepOutcome =
+  | 'pass-done' // the pass is complete
+  | 'blocked'   // the writer has no room: wait for the transport
+  | 'budget'    // the byte budget is spent
+  | 'time';     // the deadline passed
+
+export interface PassCounters {
+  normalPages: number;
+  zeroPages: number;
+  bytes: number;
+  /** Dirty pages taken from the log in this pass (what the pass found to send). */
+  dirtyFound: number;
+}
+
+const ZERO_RECORD_BYTES = recordBytes(8);
+
+export class RamSender {
+  readonly totals: BlockTotals[];
+  pass: PassCounters = { normalPages: 0, zeroPages: 0, bytes: 0, dirtyFound: 0 };
+  private block = 0;
+  private nextPage = 0;
+  /** The range taken from the log and not yet fully sent. */
+  private readonly taken = new Int32Array(RANGE_PAGES / 32);
+  private rangeBase = 0;
+  private rangeLen = 0;
+  private pos = 0;
+  private readonly zeroHead = Buffer.alloc(8);
+
+  constructor(
+    private readonly blocks: readonly RamBlock[],
+    private readonly clients: readonly DirtyLogClient[],
+    private readonly writer: FrameWriter,
+  ) {
+    this.totals = blocks.map(() => ({ normal: 0, zero: 0 }));
+  }
+
+  /** Start pass `n`: a PASS record, counters reset, cursor at the first block. */
+  startPass(n: number): void {
+    this.pass = { normalPages: 0, zeroPages: 0, bytes: 0, dirtyFound: 0 };
+    this.block = 0;
+    this.nextPage = 0;
+    this.rangeLen = 0;
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(n, 0);
+    this.pass.bytes += this.writer.appendRecord(Rec.Pass, 0, head);
+  }
+
+  /** Dirty pages not yet sent: the clients' counts plus the range in hand. */
+  get remainingPages(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.dirtyPages;
+    if (this.rangeLen > 0) {
+      for (let p = nextSetBit(this.taken, this.pos, this.rangeLen); p < this.rangeLen; p = nextSetBit(this.taken, p + 1, this.rangeLen)) n++;
+    }
+    return n;
+  }
+
+  /** Send until the pass ends, `deadlineNs` passes, `byteBudget` is spent or the writer is full. */
+  step(deadlineNs: number, byteBudget: number, nowNs: () => number): StepOutcome {
+    const startBytes = this.pass.bytes;
+    for (;;) {
+      if (this.rangeLen === 0 && !this.takeNextRange()) return 'pass-done';
+      const p = nextSetBit(this.taken, this.pos, this.rangeLen);
+      if (p === this.rangeLen) {
+        this.rangeLen = 0;
+        continue;
+      }
+      const runEnd = nextClearBit(this.taken, p, this.rangeLen);
+      if (!this.sendRun(p, runEnd)) return 'blocked';
+      if (this.pass.bytes - startBytes >= byteBudget) return 'budget';
+      if (nowNs() >= deadlineNs) return 'time';
+    }
+  }
+
+  /** Send the start of dirty run [p, runEnd) of the range in hand; false if the writer is full. */
+  private sendRun(p: number, runEnd: number): boolean {
+    const block = this.blocks[this.block];
+    const page = this.rangeBase + p;
+    const zeros = block.zero.zeroPages(page, runEnd - p);
+    if (zeros > 0) {
+      if (!this.writer.hasRoom(ZERO_RECORD_BYTES)) return false;
+      this.zeroHead.writeUInt32LE(page, 0);
+      this.zeroHead.writeUInt32LE(zeros, 4);
+      this.pass.bytes += this.writer.appendRecord(Rec.Zero, this.block, this.zeroHead);
+      this.pass.zeroPages += zeros;
+      this.totals[this.block].zero += zeros;
+      this.pos = p + zeros;
+      return true;
+    }
+    let n = 1;
+    const max = Math.min(runEnd - p, MAX_PAGES_PER_RECORD);
+    while (n < max && !block.zero.isZeroPage(page + n)) n++;
+    if (!this.writer.hasRoom(recordBytes(4, n))) return false;
+    this.pass.bytes += this.writer.appendPages(this.block, page, n, block.bytes);
+    this.pass.normalPages += n;
+    this.totals[this.block].normal += n;
+    this.pos = p + n;
+    return true;
+  }
+
+  /** Sync and take the next range with anything dirty; false at the end of the pass. */
+  private takeNextRange(): boolean {
+    while (this.block < this.blocks.length) {
+      const block = this.blocks[this.block];
+      if (this.nextPage >= block.pages) {
+        this.block++;
+        this.nextPage = 0;
+        continue;
+      }
+      const count = Math.min(RANGE_PAGES, block.pages - this.nextPage);
+      this.rangeBase = this.nextPage;
+      this.nextPage += count;
+      const found = this.clients[this.block].syncAndTake(this.rangeBase, count, this.taken);
+      if (found === 0) continue;
+      this.pass.dirtyFound += found;
+      this.rangeLen = count;
+      this.pos = 0;
+      return true;
+    }
+    return false;
+  }
+}

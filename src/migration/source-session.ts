@@ -1,0 +1,380 @@
+/**
+ * The source side of one migration, run on the migration thread. It reads
+ * as the algorithm does: connect, send the header, send passes until the
+ * switchover rule holds, then switch over in two phases. The main thread is
+ * asked only for what it owns (pausing the guest, its device sections,
+ * committing the run state); vCPU state is read straight from the vCPUs'
+ * shared control blocks, where each vCPU wrote it before acknowledging the
+ * pause.
+ */
+import type net from 'node:net';
+import { MigrationError } from '../errors.js';
+import type { SavedSection } from '../guest/device-state.js';
+import { Stat, VcpuControl } from '../guest/vcpu-control.js';
+import type { DirtyLogClient } from '../memory/dirty-log.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { RamBlock } from '../memory/ram-block.js';
+import { connect } from '../transport/socket.js';
+import { parseUri } from '../transport/uri.js';
+import { Rec, encodeDeviceHead, encodeEndHead, encodeHeader, encodeVcpuHead } from '../wire/format.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
+import { FrameWriter, SLOT_BYTES, recordBytes } from '../wire/frame-writer.js';
+import { BandwidthEstimator } from './bandwidth.js';
+import type { FromSource, SourceInit, ToSource } from './messages.js';
+import type { MigrationParameters } from './parameters.js';
+import { RateLimiter } from './rate-limiter.js';
+import { RamSender } from './ram-sender.js';
+import type { PassRecord, SourceStats } from './stats.js';
+import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
+
+/** Longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
+const STEP_NS = 5_000_000;
+/**
+ * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
+ * (~1 ms), device state and vCPU state (~0), the destination's load check and
+ * LOADED/GO/RESUMED round trips on one host (~1-2 ms). Measured by `ferry demo`
+ * on this machine; replaced by the measured round trip once ACKs flow.
+ */
+const DEFAULT_FIXED_SWITCHOVER_MS = 5;
+
+export interface SourcePort {
+  post(message: FromSource): void;
+  onMessage(fn: (message: ToSource) => void): void;
+}
+
+class Cancelled extends Error {}
+
+export class SourceSession {
+  private readonly blocks: RamBlock[];
+  private readonly vcpus: VcpuControl[];
+  private parameters: MigrationParameters;
+  private socket: net.Socket | null = null;
+  private writer!: FrameWriter;
+  private sender!: RamSender;
+  private clients: DirtyLogClient[] = [];
+  private readonly limiter: RateLimiter;
+  private bandwidth: BandwidthEstimator;
+  private readonly abort = new Signal<never>();
+  private room = new Signal();
+  private readonly loaded = new Signal();
+  private readonly resumed = new Signal();
+  private readonly paused = new Signal<readonly SavedSection[]>();
+  private readonly committed = new Signal();
+  /** Why the migration must stop (cancel, or a failure seen on the connection). */
+  private abortError: Error | null = null;
+  private switchoverNow = false;
+  private goSent = false;
+  private headerBytes = 0;
+  private pass = 0;
+  private passes: PassRecord[] = [];
+  private setupDoneMs = 0;
+  private pausedAtMs = 0;
+  private downtimeMs: number | null = null;
+  private expectedDowntimeMs = 0;
+  private dirtySyncs = 0;
+  private lastStatsMs = 0;
+  private readonly guestPagesAtStart: number;
+
+  constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
+    this.blocks = init.ram.map((s) => new RamBlock(s));
+    this.vcpus = init.vcpuControls.map((b) => new VcpuControl(b));
+    this.parameters = init.parameters;
+    this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
+    this.bandwidth = new BandwidthEstimator(nowNs());
+    this.guestPagesAtStart = this.guestPagesWritten();
+    port.onMessage((m) => this.onMessage(m));
+  }
+
+  /** The whole migration. Resolves when it has ended, however it ended. */
+  async run(): Promise<void> {
+    try {
+      await this.setup();
+      for (this.pass = 1; ; this.pass++) {
+        await this.sendPass();
+        if (this.decide()) break;
+      }
+      await this.switchover();
+      this.port.post({ type: 'completed', stats: this.stats() });
+    } catch (err) {
+      if (err instanceof Cancelled) {
+        this.port.post({ type: 'cancelled', stats: this.stats() });
+      } else {
+        const reason = err instanceof Error ? err.message : String(err);
+        this.port.post({ type: 'failed', reason, afterGo: this.goSent, stats: this.stats() });
+      }
+    } finally {
+      for (const c of this.clients) c.unregister();
+      this.socket?.destroy();
+    }
+  }
+
+  // ---- the steps ----
+
+  /** Connect, register with the dirty logs (each starts with all ever-written pages), send the header. */
+  private async setup(): Promise<void> {
+    const socket = await Promise.race([connect(parseUri(this.init.uri), this.parameters.switchoverTimeoutMs), this.abort.promise]);
+    this.socket = socket;
+    this.watchReturnPath(socket);
+    this.writer = new FrameWriter((chunk, release) => {
+      socket.write(chunk, () => release());
+    });
+    this.writer.onRelease = () => this.room.resolve();
+    this.clients = this.blocks.map((b) => b.log.register());
+    this.sender = new RamSender(this.blocks, this.clients, this.writer);
+    const header = encodeHeader({
+      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
+      blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
+    });
+    this.headerBytes = header.length;
+    socket.write(header);
+    this.setupDoneMs = monoMs();
+    this.port.post({ type: 'active' });
+  }
+
+  /** One pass over RAM, within both budgets: bytes per window and the CPU share. */
+  private async sendPass(options: { unlimited?: boolean } = {}): Promise<void> {
+    const started = monoMs();
+    await this.waitRoom(recordBytes(4));
+    this.sender.startPass(this.pass);
+    for (;;) {
+      this.checkCancelled();
+      const now = nowNs();
+      this.bandwidth.tick(now);
+      const allowance = options.unlimited ? Infinity : this.limiter.allowance(now);
+      if (allowance === 0) {
+        this.bandwidth.onHeldBack();
+        this.writer.flush();
+        await Promise.race([sleep(this.limiter.waitNs(now) / 1e6), this.abort.promise]);
+        continue;
+      }
+      const before = this.sender.pass.bytes;
+      const outcome = this.sender.step(now + STEP_NS, allowance, nowNs);
+      const busyNs = nowNs() - now;
+      if (!options.unlimited) this.limiter.consume(this.sender.pass.bytes - before);
+      this.maybePostStats();
+      if (outcome === 'pass-done') break;
+      if (outcome === 'blocked') {
+        this.bandwidth.onHeldBack();
+        this.writer.flush();
+        await this.waitRoom(SLOT_BYTES);
+      } else {
+        await this.capCpu(busyNs);
+      }
+    }
+    this.writer.flush();
+    if (!options.unlimited) this.recordPass(started);
+  }
+
+  /**
+   * The switchover rule (DESIGN.md section 5), after a fresh sync of every
+   * block (as QEMU re-syncs before deciding):
+   *
+   *   1. remaining = dirty pages x 4 KiB (an upper bound: zero pages cost
+   *      24 bytes a run, not 4 KiB), plus bytes in flight (sent, not yet
+   *      acknowledged by the destination);
+   *   2. bandwidth = avail-switchover-bandwidth if set, else the estimate
+   *      from acknowledged link-limited windows (bandwidth.ts);
+   *   3. expected downtime = fixed switchover cost + remaining / bandwidth;
+   *   4. switch over when there is an estimate and expected <= downtime-limit.
+   *
+   * Otherwise iterate again; a guest that dirties faster than the link
+   * never converges and is reported as such pass after pass, until
+   * cancelled (as QEMU does without auto-converge).
+   */
+  private decide(): boolean {
+    return this.switchoverNow;
+  }
+
+  /** Apply the rule above; recorded with the pass that just ended. */
+  private evaluate(): { expectedMs: number; remainingPages: number; bandwidth: number; decision: string } {
+    for (const b of this.blocks) b.log.sync();
+    this.dirtySyncs++;
+    const remainingPages = this.sender.remainingPages;
+    const remainingBytes = remainingPages * PAGE_SIZE + this.inflightBytes();
+    const bandwidth = this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.bytesPerSec;
+    const limit = this.parameters.downtimeLimitMs;
+    this.switchoverNow = false;
+    if (bandwidth <= 0) {
+      return { expectedMs: Infinity, remainingPages, bandwidth, decision: 'iterate: no bandwidth measured yet' };
+    }
+    const expectedMs = DEFAULT_FIXED_SWITCHOVER_MS + (remainingBytes / bandwidth) * 1000;
+    this.switchoverNow = expectedMs <= limit;
+    const decision = expectedMs <= limit
+      ? `switch over: expected downtime ${expectedMs.toFixed(1)} ms <= limit ${limit} ms`
+      : `iterate: expected downtime ${expectedMs.toFixed(1)} ms > limit ${limit} ms`;
+    return { expectedMs, remainingPages, bandwidth, decision };
+  }
+
+  /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */
+  private async switchover(): Promise<void> {
+    const limit = this.parameters.switchoverTimeoutMs;
+    this.port.post({ type: 'pause' });
+    const devices = await within(this.paused.promise, this.parameters.pauseTimeoutMs + limit, 'pausing the guest', this.abort.promise);
+    this.pass++;
+    await this.sendPass({ unlimited: true }); // no new writes: this takes every dirty page left
+    for (const [i, v] of this.vcpus.entries()) await this.append(Rec.Vcpu, encodeVcpuHead(i, v.savedState()));
+    for (const d of devices) await this.append(Rec.Device, encodeDeviceHead(d.name, d.version, d.data));
+    await this.append(Rec.End, encodeEndHead(this.sender.totals));
+    this.writer.flush();
+    await within(this.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
+    this.port.post({ type: 'commit' });
+    await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
+    await this.waitRoom(recordBytes(0));
+    this.goSent = true;
+    this.writer.appendRecord(Rec.Go, 0, new Uint8Array(0));
+    this.writer.flush();
+    await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
+    this.downtimeMs = monoMs() - this.pausedAtMs;
+  }
+
+  // ---- plumbing ----
+
+  /** Wait until the writer can take `bytes` more (slots come back as the transport completes writes). */
+  private async waitRoom(bytes: number): Promise<void> {
+    while (!this.writer.hasRoom(Math.min(bytes, SLOT_BYTES))) {
+      this.room = new Signal();
+      if (this.writer.hasRoom(Math.min(bytes, SLOT_BYTES))) return;
+      await Promise.race([this.room.promise, this.abort.promise]);
+    }
+  }
+
+  /** Append a record without page data, waiting for room. */
+  private async append(type: Rec, head: Uint8Array): Promise<void> {
+    await this.waitRoom(recordBytes(head.length));
+    this.writer.appendRecord(type, 0, head);
+  }
+
+  private onMessage(m: ToSource): void {
+    switch (m.type) {
+      case 'paused':
+        this.pausedAtMs = m.pausedAtMs;
+        this.paused.resolve(m.devices);
+        break;
+      case 'pause-failed':
+        this.paused.reject(new MigrationError(`pausing the guest failed: ${m.reason}`));
+        break;
+      case 'committed':
+        this.committed.resolve();
+        break;
+      case 'cancel':
+        // Past GO the destination owns the guest: too late to cancel.
+        if (!this.goSent) this.stop(new Cancelled('cancelled'));
+        break;
+      case 'set-parameters':
+        this.parameters = m.parameters;
+        this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
+        break;
+    }
+  }
+
+  private watchReturnPath(socket: net.Socket): void {
+    const decoder = new FrameDecoder({
+      record: (type, _block, head) => {
+        switch (type) {
+          case Rec.Ack: this.bandwidth.onAck(Number(head.readBigUInt64LE(0))); break;
+          case Rec.Loaded: this.loaded.resolve(); break;
+          case Rec.Resumed: this.resumed.resolve(); break;
+          case Rec.Error: this.fail(`the destination reported: ${head.toString('utf8')}`); break;
+        }
+      },
+    }, { stream: false });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.feed(chunk);
+      } catch (err) {
+        this.fail(`bad return path: ${(err as Error).message}`);
+      }
+    });
+    socket.on('error', (err) => this.fail(`connection to the destination failed: ${err.message}`));
+    socket.on('close', () => this.fail('the destination closed the connection'));
+  }
+
+  private fail(reason: string): void {
+    this.stop(new MigrationError(reason, { afterGo: this.goSent }));
+  }
+
+  /** Stop the migration: the first reason sticks; every wait ends with it. */
+  private stop(err: Error): void {
+    if (this.abortError !== null || this.resumed.settled) return;
+    this.abortError = err;
+    this.abort.reject(err);
+    this.socket?.destroy();
+  }
+
+  private checkCancelled(): void {
+    if (this.abortError !== null) throw this.abortError;
+  }
+
+  /** Sleep so that the thread uses at most cpuSharePercent of a core. */
+  private async capCpu(busyNs: number): Promise<void> {
+    const share = this.parameters.cpuSharePercent;
+    if (share >= 100) {
+      await yieldToLoop();
+      return;
+    }
+    await Promise.race([sleep((busyNs * (100 - share)) / share / 1e6), this.abort.promise]);
+  }
+
+  private inflightBytes(): number {
+    return Math.max(0, this.headerBytes + this.writer.bytesOut - this.bandwidth.ackedBytes);
+  }
+
+  private guestPagesWritten(): number {
+    return this.vcpus.reduce((n, v) => n + v.stat(Stat.PagesWritten), 0);
+  }
+
+  private recordPass(startedMs: number): void {
+    const durationMs = monoMs() - startedMs;
+    const e = this.evaluate();
+    this.expectedDowntimeMs = e.expectedMs;
+    const p = this.sender.pass;
+    this.passes.push({
+      pass: this.pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
+      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages,
+      dirtyRatePagesPerSec: this.pass === 1 ? 0 : (e.remainingPages * 1000) / Math.max(durationMs, 1e-3),
+      bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
+      guestPagesWritten: this.guestPagesWritten(), decision: e.decision,
+    });
+    this.port.post({ type: 'stats', stats: this.stats() });
+  }
+
+  private maybePostStats(): void {
+    const now = monoMs();
+    if (now - this.lastStatsMs < 100) return;
+    this.lastStatsMs = now;
+    this.port.post({ type: 'stats', stats: this.stats() });
+  }
+
+  stats(): SourceStats {
+    const now = monoMs();
+    const totals = this.sender?.totals ?? [];
+    const normalPages = totals.reduce((n, t) => n + t.normal, 0);
+    const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
+    const transferred = this.headerBytes + (this.writer?.bytesOut ?? 0);
+    const elapsedMs = Math.max(now - this.init.startedAtMs, 1e-3);
+    const last = this.passes[this.passes.length - 1];
+    return {
+      totalRamBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),
+      transferredBytes: transferred,
+      normalPages,
+      normalBytes: normalPages * PAGE_SIZE,
+      duplicatePages: zeroPages,
+      remainingBytes: (last?.remainingPages ?? this.clients.reduce((n, c) => n + c.dirtyPages, 0)) * PAGE_SIZE,
+      dirtySyncCount: this.dirtySyncs,
+      dirtyPagesRate: last?.dirtyRatePagesPerSec ?? 0,
+      mbps: (transferred * 8) / 1e6 / (elapsedMs / 1000),
+      pagesPerSecond: ((normalPages + zeroPages) * 1000) / elapsedMs,
+      setupTimeMs: this.setupDoneMs > 0 ? this.setupDoneMs - this.init.startedAtMs : 0,
+      totalTimeMs: elapsedMs,
+      downtimeMs: this.downtimeMs,
+      expectedDowntimeMs: Number.isFinite(this.expectedDowntimeMs) ? this.expectedDowntimeMs : -1,
+      bandwidthBytesPerSec: this.bandwidth.bytesPerSec,
+      ackedBytes: this.bandwidth.ackedBytes,
+      inflightBytes: this.writer ? this.inflightBytes() : 0,
+      pass: this.pass,
+      passes: this.passes,
+      guestPagesWrittenAtStart: this.guestPagesAtStart,
+      guestPagesWritten: this.guestPagesWritten(),
+    };
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Migration statistics, kept in one object by the migration thread and
+ * posted to the main thread as plain data. Names follow QEMU's
+ * query-migrate where a figure has a QEMU meaning; `passes` is ferry's
+ * per-pass history.
+ */
+export interface PassRecord {
+  readonly pass: number;
+  /** Pages sent with their data. */
+  readonly normalPages: number;
+  /** Pages sent as zero runs. */
+  readonly zeroPages: number;
+  readonly bytes: number;
+  readonly durationMs: number;
+  /** Dirty pages the pass found (taken from the log range by range). */
+  readonly dirtyFound: number;
+  /** Dirty pages left after the pass, with a fresh sync. */
+  readonly remainingPages: number;
+  /** Guest dirtying rate during the pass, pages/s (pages found dirty again / pass time). */
+  readonly dirtyRatePagesPerSec: number;
+  readonly bandwidthBytesPerSec: number;
+  readonly expectedDowntimeMs: number;
+  /** Pages the guest's vCPUs had written by the end of the pass (guest progress). */
+  readonly guestPagesWritten: number;
+  /** Why the migration did or did not switch over after this pass. */
+  readonly decision: string;
+}
+
+export interface SourceStats {
+  readonly totalRamBytes: number;
+  readonly transferredBytes: number;
+  readonly normalPages: number;
+  readonly normalBytes: number;
+  readonly duplicatePages: number;
+  readonly remainingBytes: number;
+  readonly dirtySyncCount: number;
+  readonly dirtyPagesRate: number;
+  readonly mbps: number;
+  readonly pagesPerSecond: number;
+  readonly setupTimeMs: number;
+  readonly totalTimeMs: number;
+  readonly downtimeMs: number | null;
+  readonly expectedDowntimeMs: number;
+  readonly bandwidthBytesPerSec: number;
+  readonly ackedBytes: number;
+  readonly inflightBytes: number;
+  readonly pass: number;
+  readonly passes: readonly PassRecord[];
+  /** Guest pages written before migration started, and since. */
+  readonly guestPagesWrittenAtStart: number;
+  readonly guestPagesWritten: number;
+}
+
+export function emptyStats(totalRamBytes = 0): SourceStats {
+  return {
+    totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
+    dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null,
+    expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passes: [],
+    guestPagesWrittenAtStart: 0, guestPagesWritten: 0,
+  };
+}

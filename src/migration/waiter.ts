@@ -1,0 +1,49 @@
+/** Small async helpers for the migration threads: abortable waits with timeouts. */
+import { MigrationError } from '../errors.js';
+
+/** Absolute monotonic milliseconds, comparable across threads of one process. */
+export function monoMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function nowNs(): number {
+  return performance.now() * 1e6;
+}
+
+/** A one-shot signal that can be resolved or rejected from outside. */
+export class Signal<T = void> {
+  readonly promise: Promise<T>;
+  resolve!: (value: T) => void;
+  reject!: (err: Error) => void;
+  settled = false;
+
+  constructor() {
+    this.promise = new Promise<T>((res, rej) => {
+      this.resolve = (v) => {
+        this.settled = true;
+        res(v);
+      };
+      this.reject = (e) => {
+        this.settled = true;
+        rej(e);
+      };
+    });
+    this.promise.catch(() => {});
+  }
+}
+
+/** Wait for `promise`, failing with `what` after `timeoutMs` or when `abort` rejects. */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string, abort?: Promise<never>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MigrationError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race(abort === undefined ? [promise, timeout] : [promise, timeout, abort]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));

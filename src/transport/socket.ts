@@ -1,0 +1,82 @@
+/**
+ * Stream sockets for migration: connect to, or accept one connection on, a
+ * tcp: or unix: address. Nagle is off (the stream is written in large
+ * batches, and the return path's small messages must not wait).
+ */
+import { existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { FerryError, InvalidArgumentError } from '../errors.js';
+import type { MigrationUri } from './uri.js';
+
+export class TransportError extends FerryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_FERRY_TRANSPORT', message, options);
+  }
+}
+
+function describe(uri: MigrationUri): string {
+  return uri.kind === 'tcp' ? `${uri.host}:${uri.port}` : uri.path;
+}
+
+export function connect(uri: MigrationUri, timeoutMs: number): Promise<net.Socket> {
+  if (uri.kind === 'file') throw new InvalidArgumentError('connect: a file: URI is not a socket');
+  return new Promise((resolve, reject) => {
+    const socket = uri.kind === 'tcp' ? net.connect({ host: uri.host, port: uri.port }) : net.connect({ path: uri.path });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TransportError(`cannot reach the destination at ${describe(uri)}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new TransportError(`cannot reach the destination at ${describe(uri)}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+/** Listen on `uri`; `accepted` resolves with the first connection (later ones are refused). */
+export async function listenOnce(uri: MigrationUri): Promise<{ address: MigrationUri; accepted: Promise<net.Socket>; close(): void }> {
+  if (uri.kind === 'file') throw new InvalidArgumentError('listen: a file: URI is not a socket');
+  const server = net.createServer({ pauseOnConnect: false });
+  let resolveAccept!: (s: net.Socket) => void;
+  let rejectAccept!: (e: Error) => void;
+  const accepted = new Promise<net.Socket>((res, rej) => {
+    resolveAccept = res;
+    rejectAccept = rej;
+  });
+  accepted.catch(() => {});
+  let taken = false;
+  server.on('connection', (socket) => {
+    if (taken) {
+      socket.destroy();
+      return;
+    }
+    taken = true;
+    socket.setNoDelay(true);
+    server.close();
+    resolveAccept(socket);
+  });
+  if (uri.kind === 'unix' && existsSync(uri.path)) unlinkSync(uri.path);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new TransportError(`cannot listen on ${describe(uri)}: ${err.message}`, { cause: err })));
+    if (uri.kind === 'tcp') server.listen({ host: uri.host, port: uri.port }, resolve);
+    else server.listen({ path: uri.path }, resolve);
+  });
+  server.on('error', (err) => rejectAccept(err));
+  const addr = server.address();
+  const address: MigrationUri = uri.kind === 'tcp' && addr !== null && typeof addr === 'object'
+    ? { kind: 'tcp', host: uri.host, port: addr.port }
+    : uri;
+  return {
+    address,
+    accepted,
+    close: () => {
+      server.close();
+      if (!taken) rejectAccept(new TransportError('listening stopped before a source connected'));
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * Encodes frames into a ring of large send slots and hands each full slot
+ * to the transport as one write (256 KiB - 1 MiB writes; one write per page
+ * would cap loopback TCP at ~0.5 GB/s here).
+ *
+ * The slots live in a WebAssembly memory of the writer's own, so page data
+ * is copied out of guest RAM once, into bytes the sender owns, and the page
+ * sum runs over that copy (the kernel may read a buffer after `write()`
+ * returns, and the guest may change its RAM meanwhile: checksumming RAM in
+ * place could vouch for bytes that are not the ones sent). A slot is reused
+ * only after the transport releases it (its write completed): that, and
+ * `hasRoom`, is the backpressure.
+ */
+import { PAGE_SIZE } from '../memory/page.js';
+import { CHECK_BYTES, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD, Rec, crc32, writeFrameHeader } from './format.js';
+import { pageSummer, type PageSummer } from './page-checksum.js';
+
+/** One slot: a full PAGES record of 256 pages plus room for small records. */
+export const SLOT_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 64 * 1024;
+export const DEFAULT_SLOTS = 8;
+
+/** Wire size of a record with a head of `headLen` bytes and `pages` pages. */
+export function recordBytes(headLen: number, pages = 0): number {
+  return FRAME_HEADER_BYTES + headLen + pages * PAGE_SIZE + CHECK_BYTES;
+}
+
+export type ChunkSink = (chunk: Buffer, release: () => void) => void;
+
+export class FrameWriter {
+  private readonly memory: WebAssembly.Memory;
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private readonly sum: PageSummer;
+  private readonly busy: boolean[];
+  private current = 0;
+  private fill = 0;
+  private freeCount: number;
+  /** Wire bytes handed to the transport so far. */
+  bytesOut = 0;
+  /** Called when a slot is released (room may be back). */
+  onRelease: (() => void) | null = null;
+
+  constructor(private readonly sink: ChunkSink, readonly slots = DEFAULT_SLOTS) {
+    const wasmPages = Math.ceil((slots * SLOT_BYTES) / 65536);
+    this.memory = new WebAssembly.Memory({ initial: wasmPages, maximum: wasmPages, shared: true });
+    this.bytes = new Uint8Array(this.memory.buffer);
+    this.view = new DataView(this.memory.buffer);
+    this.sum = pageSummer(this.memory);
+    this.busy = new Array<boolean>(slots).fill(false);
+    this.busy[0] = true; // the current slot is being filled
+    this.freeCount = slots - 1;
+  }
+
+  /** Whether `bytes` more can be appended without waiting for a release. */
+  hasRoom(bytes: number): boolean {
+    if (this.current >= 0 && this.fill + bytes <= SLOT_BYTES) return true;
+    return this.freeCount > 0;
+  }
+
+  /** Slots handed to the transport and not yet released. */
+  get slotsInFlight(): number {
+    return this.slots - this.freeCount - (this.current >= 0 ? 1 : 0);
+  }
+
+  /** Append a PAGES record copying `count` pages from `src` (a block's bytes). Returns wire bytes. */
+  appendPages(block: number, first: number, count: number, src: Uint8Array): number {
+    const size = recordBytes(4, count);
+    const at = this.reserve(size);
+    writeFrameHeader(this.view, at, Rec.Pages, block, 4, count);
+    this.view.setUint32(at + FRAME_HEADER_BYTES, first, true);
+    const data = at + FRAME_HEADER_BYTES + 4;
+    const len = count * PAGE_SIZE;
+    this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
+    const seed = this.sum(data, len);
+    const check = crc32(this.bytes.subarray(at, data), seed);
+    this.view.setUint32(data + len, check, true);
+    this.fill += size;
+    return size;
+  }
+
+  /** Append a record without page data. Returns wire bytes. */
+  appendRecord(type: Rec, block: number, head: Uint8Array): number {
+    const size = recordBytes(head.length);
+    if (size > SLOT_BYTES) {
+      // Too large for a slot (a big device section): a write of its own.
+      this.flush();
+      const buf = Buffer.alloc(size);
+      writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, size), 0, type, block, head.length, 0);
+      buf.set(head, FRAME_HEADER_BYTES);
+      buf.writeUInt32LE(crc32(buf.subarray(0, FRAME_HEADER_BYTES + head.length)), FRAME_HEADER_BYTES + head.length);
+      this.bytesOut += size;
+      this.sink(buf, () => {});
+      return size;
+    }
+    const at = this.reserve(size);
+    writeFrameHeader(this.view, at, type, block, head.length, 0);
+    this.bytes.set(head, at + FRAME_HEADER_BYTES);
+    const end = at + FRAME_HEADER_BYTES + head.length;
+    this.view.setUint32(end, crc32(this.bytes.subarray(at, end)), true);
+    this.fill += size;
+    return size;
+  }
+
+  /** Hand the current slot's bytes to the transport. */
+  flush(): void {
+    if (this.current < 0 || this.fill === 0) return;
+    const slot = this.current;
+    const start = slot * SLOT_BYTES;
+    const chunk = Buffer.from(this.memory.buffer, start, this.fill);
+    this.bytesOut += this.fill;
+    this.current = -1;
+    this.fill = 0;
+    this.takeFreeSlot();
+    this.sink(chunk, () => this.release(slot));
+  }
+
+  /** Room for `size` bytes in the current slot; flushes to the next one if needed. */
+  private reserve(size: number): number {
+    if (this.current >= 0 && this.fill + size <= SLOT_BYTES) return this.current * SLOT_BYTES + this.fill;
+    this.flush();
+    if (this.current < 0) this.takeFreeSlot();
+    if (this.current < 0) throw new RangeError('frame writer: no free slot (check hasRoom first)');
+    return this.current * SLOT_BYTES;
+  }
+
+  private takeFreeSlot(): void {
+    const i = this.busy.indexOf(false);
+    if (i < 0) return;
+    this.busy[i] = true;
+    this.freeCount--;
+    this.current = i;
+    this.fill = 0;
+  }
+
+  private release(slot: number): void {
+    this.busy[slot] = false;
+    this.freeCount++;
+    if (this.current < 0) this.takeFreeSlot();
+    this.onRelease?.();
+  }
+}
