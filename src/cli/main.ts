@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `ferry` command line. */
+import { demoCommand } from './demo.js';
+import { incomingCommand } from './incoming.js';
 import { runCommand, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: ferry <command> [options]
@@ -7,7 +9,9 @@ const USAGE = `usage: ferry <command> [options]
 ferry moves a running guest between processes while it keeps running.
 
 commands:
-  run        start a guest and run a workload on its vCPUs
+  demo       migrate a busy guest between two processes on loopback, verified
+  run        start a guest and run a workload; --migrate-to sends it elsewhere
+  incoming   wait for a guest to migrate in, run it and check it
 
 Run 'ferry <command> --help' for a command's options.`;
 
@@ -16,6 +20,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'run':
       return runCommand(rest);
+    case 'incoming':
+      return incomingCommand(rest);
+    case 'demo':
+      return demoCommand(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -4,8 +4,10 @@
  * checker for a `sweep` workload).
  */
 import { parseArgs } from 'node:util';
-import { InvalidArgumentError } from '../errors.js';
-import { Guest, checkSweep, type SweepState, type WorkloadSpec } from '../guest/index.js';
+import { Guest, checkSweep, type SweepState } from '../guest/index.js';
+import { Migration } from '../migration/migration.js';
+import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
 
 export const RUN_USAGE = `usage: ferry run [options]
@@ -17,7 +19,11 @@ Start a guest and run a workload on its vCPUs.
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
-  --seconds S         how long to run (default 3)
+  --seconds S         how long to run before migrating or stopping (default 3)
+  --migrate-to URI    then migrate the guest to tcp:HOST:PORT or unix:PATH
+  --downtime-limit MS longest acceptable pause (default 300)
+  --max-bandwidth SIZE  per second, e.g. 100M (default unlimited)
+  --verify            digest RAM on both sides at switchover; resume only if equal
   --json              print the final figures as JSON
   -h, --help          this text`;
 
@@ -31,6 +37,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       rate: { type: 'string' },
       throttle: { type: 'string', default: '0' },
       seconds: { type: 'string', default: '3' },
+      'migrate-to': { type: 'string' },
+      'downtime-limit': { type: 'string', default: '300' },
+      'max-bandwidth': { type: 'string' },
+      verify: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -45,9 +55,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const throttle = parseCount('--throttle', values.throttle, 0, 99);
   const rate = values.rate === undefined ? undefined : parseNumber('--rate', values.rate, 1e-6, 1e9);
   const totalPages = ram / 4096;
-  const per = Math.floor(totalPages / vcpus);
-  if (per < 1) throw new InvalidArgumentError(`--ram ${values.ram} is too small for ${vcpus} vCPUs`);
-  const specs = Array.from({ length: vcpus }, (_, i) => workloadSpec(values.workload, i * per, per, totalPages, rate));
+  const specs = workloadSpecs(values.workload, vcpus, totalPages, rate);
+  const downtimeLimitMs = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
+  const maxBandwidth = values['max-bandwidth'] === undefined ? 0 : parseSize(values['max-bandwidth'], '--max-bandwidth');
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   const guest = await Guest.create({ ram, vcpus: specs });
@@ -63,6 +73,14 @@ export async function runCommand(argv: string[]): Promise<number> {
       const pagesPerSec = (now.pages - last.pages) / ((now.t - last.t) / 1000);
       log(`  ${((now.t - started) / 1000).toFixed(1)} s: ${now.pages} page writes, ${(pagesPerSec / 1e6).toFixed(2)} M pages/s`);
       last = now;
+    }
+    if (values['migrate-to'] !== undefined) {
+      const m = Migration.start(guest, values['migrate-to'], { downtimeLimitMs, maxBandwidthBytesPerSec: maxBandwidth }, { verify: values.verify });
+      m.on('pass', (p) => log(passLine(p)));
+      const r = await m.done();
+      if (values.json) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
+      else for (const line of summaryLines(r.status, r.stats, r.error)) log(line);
+      return r.status === 'completed' ? 0 : 1;
     }
     const t0 = performance.now();
     await guest.pause();
@@ -95,31 +113,3 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
 }
 
-function workloadSpec(kind: string, firstPage: number, pages: number, totalPages: number, rate: number | undefined): WorkloadSpec {
-  switch (kind) {
-    case 'idle': return { kind: 'idle', heartbeatPage: firstPage };
-    case 'stress': return { kind: 'stress', firstPage, pages, rateMiBps: rate, order: 'random' };
-    case 'fill': return { kind: 'fill', firstPage, fraction: pages / (totalPages - firstPage), data: 'random' };
-    case 'sweep': return { kind: 'sweep', firstPage, pages, sweepsPerSec: rate };
-    default:
-      throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill or sweep`);
-  }
-}
-
-function parseCount(flag: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw new InvalidArgumentError(`${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-function parseNumber(flag: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new InvalidArgumentError(`${flag}: expected a number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -18,12 +18,12 @@ export type RunState =
   | 'shutdown';      // vCPUs exited
 
 const ALLOWED: Readonly<Record<RunState, readonly RunState[]>> = {
-  prelaunch: ['running', 'paused', 'inmigrate', 'shutdown', 'internal-error'],
+  prelaunch: ['running', 'paused', 'inmigrate', 'finish-migrate', 'shutdown', 'internal-error'],
   inmigrate: ['running', 'paused', 'prelaunch', 'shutdown', 'internal-error'],
   running: ['paused', 'finish-migrate', 'shutdown', 'internal-error'],
   paused: ['running', 'finish-migrate', 'postmigrate', 'shutdown', 'internal-error'],
-  'finish-migrate': ['running', 'paused', 'postmigrate', 'shutdown', 'internal-error'],
-  postmigrate: ['running', 'paused', 'shutdown', 'internal-error'],
+  'finish-migrate': ['running', 'paused', 'prelaunch', 'postmigrate', 'shutdown', 'internal-error'],
+  postmigrate: ['running', 'paused', 'prelaunch', 'shutdown', 'internal-error'],
   'internal-error': ['paused', 'shutdown'],
   shutdown: [],
 };

@@ -9,8 +9,11 @@
  * Which windows count: only those in which the sender was link-limited
  * (held back by backpressure or by the rate limit for part of the window).
  * In other windows the sender was the bottleneck (a pass of zero-page runs
- * says nothing about the link), and their rate is only a lower bound; it is
- * used while no link-limited window exists yet.
+ * says nothing about the link), and their rate is only a lower bound. Until
+ * a link-limited window exists, the estimate is that lower bound: the best
+ * window so far, or everything acknowledged over the time since the first
+ * send, whichever is higher (a small guest may finish its first pass inside
+ * the socket buffers without ever being held back).
  *
  * The estimate is an exponentially weighted mean (weight 1/4 on the newest
  * window), so one noisy window moves it a little. It ignores: the final
@@ -30,8 +33,11 @@ export class BandwidthEstimator {
   /** Windows that fed the estimate. */
   samples = 0;
 
+  private readonly startNs: number;
+
   constructor(nowNs: number) {
     this.windowStart = nowNs;
+    this.startNs = nowNs;
   }
 
   /** The destination acknowledged `totalBytes` in all. */
@@ -60,9 +66,11 @@ export class BandwidthEstimator {
     this.limited = false;
   }
 
-  /** Bytes per second; 0 until anything was acknowledged. */
-  get bytesPerSec(): number {
-    return this.samples > 0 ? this.ewma : this.floor;
+  /** Bytes per second at `nowNs`; 0 until anything was acknowledged. */
+  estimate(nowNs: number): number {
+    if (this.samples > 0) return this.ewma;
+    const overall = nowNs > this.startNs ? (this.acked * 1e9) / (nowNs - this.startNs) : 0;
+    return Math.max(this.floor, overall);
   }
 
   get ackedBytes(): number {

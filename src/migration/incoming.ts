@@ -138,7 +138,8 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
         break;
       case 'go':
         try {
-          await this.guestValue!.resume();
+          if (m.run) await this.guestValue!.resume();
+          else this.guestValue!.setRunState('paused');
           this.post({ type: 'resumed' });
         } catch (err) {
           this.post({ type: 'resume-failed', reason: (err as Error).message });
@@ -159,7 +160,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     if (this.finished.settled) return;
     this.error = error;
     trace('incoming migration %s%s', status, error === null ? '' : `: ${error}`);
-    if (status !== 'resumed' && this.guestValue !== null && this.guestValue.runState !== 'running') {
+    if (status !== 'resumed' && this.guestValue !== null && this.guestValue.runState === 'inmigrate') {
       await this.guestValue.destroy(); // never resumed on partial state: discard it
       this.guestValue = null;
     }

@@ -22,6 +22,7 @@ import { Rec, decodeDeviceHead, decodeEndHead, encodeFrame, type StreamHeader } 
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
+import { ramDigest } from './ram-digest.js';
 import { Signal, monoMs } from './waiter.js';
 
 /** Acknowledge at least every this many bytes or this many ms (bandwidth estimate on the source). */
@@ -47,9 +48,11 @@ export class LoaderSession {
   private answer: Signal<ToLoader> | null = null;
   private lastAckBytes = 0;
   private lastAckMs = 0;
+  private ackTimer: NodeJS.Timeout | null = null;
   private goReceived = false;
   private finished = false;
-  private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0 };
+  private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
+  private expectedDigest: Buffer | null = null;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
@@ -94,14 +97,24 @@ export class LoaderSession {
       this.fail(err instanceof Error ? err.message : String(err));
       return;
     }
-    const now = monoMs();
-    if (this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || now - this.lastAckMs >= ACK_EVERY_MS) {
-      this.lastAckBytes = this.decoder.bytes;
-      this.lastAckMs = now;
-      const head = Buffer.alloc(8);
-      head.writeBigUInt64LE(BigInt(this.decoder.bytes), 0);
-      this.socket?.write(encodeFrame(Rec.Ack, 0, head));
+    if (this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || monoMs() - this.lastAckMs >= ACK_EVERY_MS) {
+      this.ack();
+    } else {
+      // A stream that goes quiet still gets its last bytes acknowledged.
+      this.ackTimer ??= setTimeout(() => this.ack(), ACK_EVERY_MS);
     }
+  }
+
+  /** Tell the source how many bytes are read and loaded (its bandwidth estimate and bytes in flight). */
+  private ack(): void {
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (this.finished || this.decoder.bytes === this.lastAckBytes) return;
+    this.lastAckBytes = this.decoder.bytes;
+    this.lastAckMs = monoMs();
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(this.decoder.bytes), 0);
+    this.socket?.write(encodeFrame(Rec.Ack, 0, head));
   }
 
   private onHeader(h: StreamHeader): void {
@@ -135,7 +148,8 @@ export class LoaderSession {
       case Rec.Device: this.devices.push(decodeDeviceHead(head)); break;
       case Rec.Vcpu: this.vcpus[head.readUInt16LE(0)] = new Uint8Array(head.subarray(2)); break;
       case Rec.End: this.onEnd(head); break;
-      case Rec.Go: this.onGo(); break;
+      case Rec.Verify: this.expectedDigest = Buffer.from(head); break;
+      case Rec.Go: this.onGo(head.readUInt8(0) === 1); break;
     }
   }
 
@@ -163,17 +177,28 @@ export class LoaderSession {
     });
     const missing = this.vcpus.findIndex((v) => v === undefined);
     if (missing >= 0) throw new WireError(`END: no state for vCPU ${missing}`);
+    if (this.expectedDigest !== null) {
+      const t = monoMs();
+      const digest = ramDigest(this.blocks);
+      this.stats.verifyMs = monoMs() - t;
+      this.stats.verified = digest.equals(this.expectedDigest);
+      if (!this.stats.verified) {
+        throw new WireError(`verify: RAM digest ${digest.toString('hex').slice(0, 16)}... differs from the source's ${this.expectedDigest.toString('hex').slice(0, 16)}...`);
+      }
+    }
     this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot() }, (answer) => {
       if (answer.type !== 'load-ok') throw new Error(answer.type === 'load-failed' ? answer.reason : `unexpected ${answer.type}`);
       this.socket?.write(encodeFrame(Rec.Loaded, 0, new Uint8Array(0)));
     });
   }
 
-  private onGo(): void {
+  /** GO: take over the guest, running it if it ran on the source (as QEMU's global run state). */
+  private onGo(run: boolean): void {
     this.goReceived = true;
-    this.exchange({ type: 'go' }, (answer) => {
+    this.exchange({ type: 'go', run }, (answer) => {
       if (answer.type !== 'resumed') throw new Error(answer.type === 'resume-failed' ? answer.reason : `unexpected ${answer.type}`);
       this.finished = true;
+      if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.socket?.end(encodeFrame(Rec.Resumed, 0, new Uint8Array(0)));
       this.port.post({ type: 'done', stats: this.snapshot() });
     });
@@ -196,6 +221,7 @@ export class LoaderSession {
   private fail(reason: string): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     try {
       this.socket?.end(encodeFrame(Rec.Error, 0, Buffer.from(reason.slice(0, 1000), 'utf8')));
     } catch {

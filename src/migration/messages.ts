@@ -16,15 +16,18 @@ export interface SourceInit {
   readonly ram: readonly RamBlockShared[];
   readonly vcpuControls: readonly SharedArrayBuffer[];
   readonly uuid: string;
+  /** Send a digest of RAM at pause; the destination checks it before LOADED. */
+  readonly verify: boolean;
   /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
   readonly startedAtMs: number;
 }
 
 /** Main -> source worker. */
 export type ToSource =
-  | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number }
+  | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number; readonly wasRunning: boolean }
   | { readonly type: 'pause-failed'; readonly reason: string }
   | { readonly type: 'committed' }
+  | { readonly type: 'commit-failed'; readonly reason: string }
   | { readonly type: 'cancel' }
   | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
 
@@ -51,7 +54,7 @@ export type FromLoader =
   | { readonly type: 'connected' }
   | { readonly type: 'header'; readonly header: StreamHeader; readonly ram: readonly RamBlockShared[] }
   | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats }
-  | { readonly type: 'go' }
+  | { readonly type: 'go'; readonly run: boolean }
   | { readonly type: 'done'; readonly stats: LoaderStats }
   | { readonly type: 'failed'; readonly reason: string; readonly afterGo: boolean; readonly stats: LoaderStats };
 
@@ -70,4 +73,7 @@ export interface LoaderStats {
   readonly zeroPages: number;
   readonly zeroPagesWritten: number;
   readonly passes: number;
+  /** Verify mode: whether the RAM digests matched (null: not asked), and what computing ours cost. */
+  readonly verified: boolean | null;
+  readonly verifyMs: number;
 }

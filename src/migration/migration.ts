@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { InvalidStateError, MigrationError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
+import type { RunState } from '../guest/run-state.js';
 import { createTracer } from '../trace.js';
 import { parseUri } from '../transport/uri.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
@@ -30,6 +31,18 @@ export interface MigrationResult {
   readonly afterGo: boolean;
 }
 
+export interface MigrationOptions {
+  /** Digest RAM in each process at switchover; the destination resumes only if they match. */
+  readonly verify?: boolean;
+  /**
+   * Called when the destination has answered LOADED, before the source
+   * commits and sends GO: the last point at which a failure still resumes
+   * the source. For fault injection in tests and for embedders' checks; a
+   * throw fails the migration.
+   */
+  readonly onLoaded?: () => void | Promise<void>;
+}
+
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
   readonly uri: string;
   private readonly states = new MigrationStateMachine();
@@ -42,18 +55,22 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private finish!: (r: MigrationResult) => void;
 
   /** Start migrating `guest` to `uri` (tcp:HOST:PORT or unix:PATH). */
-  static start(guest: Guest, uri: string, parameters: Partial<MigrationParameters> = {}): Migration {
+  static start(guest: Guest, uri: string, parameters: Partial<MigrationParameters> = {}, options: MigrationOptions = {}): Migration {
     const running = active.get(guest);
     if (running !== undefined && !isFinished(running.status)) {
       throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);
     }
-    const m = new Migration(guest, uri, withParameters(DEFAULT_PARAMETERS, parameters));
+    const m = new Migration(guest, uri, withParameters(DEFAULT_PARAMETERS, parameters), options);
     active.set(guest, m);
     m.begin();
     return m;
   }
 
-  private constructor(private readonly guest: Guest, uri: string, parameters: MigrationParameters) {
+  private committed = false;
+  /** The guest's run state before the switchover pause: what a failure returns it to. */
+  private stateBeforePause: RunState | null = null;
+
+  private constructor(private readonly guest: Guest, uri: string, parameters: MigrationParameters, private readonly options: MigrationOptions) {
     super();
     const parsed = parseUri(uri);
     if (parsed.kind === 'file') throw new InvalidStateError('migration to file: is not supported yet; use tcp: or unix:');
@@ -109,6 +126,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       ram: this.guest.blocks.map((b) => b.toShared()),
       vcpuControls: this.guest.vcpuControlBuffers(),
       uuid: randomUUID(),
+      verify: this.options.verify === true,
       startedAtMs: monoMs(),
     };
     const worker = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
@@ -137,8 +155,15 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         await this.pauseForSwitchover();
         break;
       case 'commit':
-        this.guest.setRunState('postmigrate');
-        this.post({ type: 'committed' });
+        try {
+          await this.options.onLoaded?.();
+          if (this.status !== 'device') throw new MigrationError(`commit asked while ${this.status}`);
+          this.guest.setRunState('postmigrate');
+          this.committed = true;
+          this.post({ type: 'committed' });
+        } catch (err) {
+          this.post({ type: 'commit-failed', reason: (err as Error).message });
+        }
         break;
       case 'completed':
         this.updateStats(m.stats);
@@ -159,10 +184,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     const pausedAtMs = monoMs();
     try {
       if (this.status !== 'active') throw new MigrationError(`switchover asked while ${this.status}`);
+      this.stateBeforePause = this.guest.runState;
       await this.guest.pause('finish-migrate', { timeoutMs: this.parameters.pauseTimeoutMs });
       const devices = this.guest.devices.saveAll();
       this.states.transition('device');
-      this.post({ type: 'paused', devices, pausedAtMs });
+      this.post({ type: 'paused', devices, pausedAtMs, wasRunning: this.stateBeforePause === 'running' });
     } catch (err) {
       this.post({ type: 'pause-failed', reason: (err as Error).message });
     }
@@ -170,16 +196,21 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
 
   /**
    * End the migration. Before GO the source guest resumes if it was paused
-   * for switchover (it is then in finish-migrate: GO is only sent after the
-   * commit to postmigrate). After GO nobody resumes it by itself.
+   * for switchover: in finish-migrate, or in postmigrate if this migration
+   * committed but the migration thread reports that GO was never sent.
+   * After GO nobody resumes it by itself.
    */
   private async end(status: 'completed' | 'failed' | 'cancelled', error: string | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status)) return;
     this.error = error;
     this.afterGo = afterGo;
-    if (status !== 'completed' && this.guest.runState === 'finish-migrate') {
+    const rs = this.guest.runState;
+    if (status !== 'completed' && !afterGo && (rs === 'finish-migrate' || (rs === 'postmigrate' && this.committed))) {
       try {
-        await this.guest.resume();
+        // Back to what it was: a guest that was running runs again; one
+        // stopped by the user (or never started) stays so, as QEMU does.
+        if (this.stateBeforePause === 'running') await this.guest.resume();
+        else this.guest.setRunState(this.stateBeforePause ?? 'paused');
       } catch (err) {
         this.error = `${error ?? 'cancelled'}; resuming the source failed: ${(err as Error).message}`;
       }

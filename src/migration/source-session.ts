@@ -24,6 +24,7 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
+import { ramDigest } from './ram-digest.js';
 import type { PassRecord, SourceStats } from './stats.js';
 import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
 
@@ -36,6 +37,8 @@ const STEP_NS = 5_000_000;
  * on this machine; replaced by the measured round trip once ACKs flow.
  */
 const DEFAULT_FIXED_SWITCHOVER_MS = 5;
+/** Shortest time between the starts of two passes, ms (see `pace`). */
+const MIN_PASS_MS = 10;
 
 export interface SourcePort {
   post(message: FromSource): void;
@@ -59,6 +62,8 @@ export class SourceSession {
   private readonly loaded = new Signal();
   private readonly resumed = new Signal();
   private readonly paused = new Signal<readonly SavedSection[]>();
+  /** Whether the guest ran before the switchover pause: the destination runs it only then. */
+  private wasRunning = true;
   private readonly committed = new Signal();
   /** Why the migration must stop (cancel, or a failure seen on the connection). */
   private abortError: Error | null = null;
@@ -70,6 +75,7 @@ export class SourceSession {
   private setupDoneMs = 0;
   private pausedAtMs = 0;
   private downtimeMs: number | null = null;
+  private verifyMs = 0;
   private expectedDowntimeMs = 0;
   private dirtySyncs = 0;
   private lastStatsMs = 0;
@@ -90,8 +96,10 @@ export class SourceSession {
     try {
       await this.setup();
       for (this.pass = 1; ; this.pass++) {
+        const started = monoMs();
         await this.sendPass();
         if (this.decide()) break;
+        await this.pace(started);
       }
       await this.switchover();
       this.port.post({ type: 'completed', stats: this.stats() });
@@ -191,13 +199,13 @@ export class SourceSession {
     this.dirtySyncs++;
     const remainingPages = this.sender.remainingPages;
     const remainingBytes = remainingPages * PAGE_SIZE + this.inflightBytes();
-    const bandwidth = this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.bytesPerSec;
+    const bandwidth = this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.estimate(nowNs());
     const limit = this.parameters.downtimeLimitMs;
     this.switchoverNow = false;
-    if (bandwidth <= 0) {
+    if (bandwidth <= 0 && remainingBytes > 0) {
       return { expectedMs: Infinity, remainingPages, bandwidth, decision: 'iterate: no bandwidth measured yet' };
     }
-    const expectedMs = DEFAULT_FIXED_SWITCHOVER_MS + (remainingBytes / bandwidth) * 1000;
+    const expectedMs = DEFAULT_FIXED_SWITCHOVER_MS + (remainingBytes === 0 ? 0 : (remainingBytes / bandwidth) * 1000);
     this.switchoverNow = expectedMs <= limit;
     const decision = expectedMs <= limit
       ? `switch over: expected downtime ${expectedMs.toFixed(1)} ms <= limit ${limit} ms`
@@ -212,6 +220,12 @@ export class SourceSession {
     const devices = await within(this.paused.promise, this.parameters.pauseTimeoutMs + limit, 'pausing the guest', this.abort.promise);
     this.pass++;
     await this.sendPass({ unlimited: true }); // no new writes: this takes every dirty page left
+    if (this.init.verify) {
+      const t = monoMs();
+      const digest = ramDigest(this.blocks);
+      this.verifyMs = monoMs() - t;
+      await this.append(Rec.Verify, digest);
+    }
     for (const [i, v] of this.vcpus.entries()) await this.append(Rec.Vcpu, encodeVcpuHead(i, v.savedState()));
     for (const d of devices) await this.append(Rec.Device, encodeDeviceHead(d.name, d.version, d.data));
     await this.append(Rec.End, encodeEndHead(this.sender.totals));
@@ -221,10 +235,20 @@ export class SourceSession {
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
     await this.waitRoom(recordBytes(0));
     this.goSent = true;
-    this.writer.appendRecord(Rec.Go, 0, new Uint8Array(0));
+    this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
     this.writer.flush();
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
     this.downtimeMs = monoMs() - this.pausedAtMs;
+  }
+
+  /**
+   * A pass shorter than MIN_PASS_MS is followed by a wait for the rest:
+   * passes over a nearly clean guest would otherwise spin the thread (and
+   * flood the main thread with statistics) while nothing changes.
+   */
+  private async pace(startedMs: number): Promise<void> {
+    const left = MIN_PASS_MS - (monoMs() - startedMs);
+    if (left > 0) await Promise.race([sleep(left), this.abort.promise]);
   }
 
   // ---- plumbing ----
@@ -248,6 +272,7 @@ export class SourceSession {
     switch (m.type) {
       case 'paused':
         this.pausedAtMs = m.pausedAtMs;
+        this.wasRunning = m.wasRunning;
         this.paused.resolve(m.devices);
         break;
       case 'pause-failed':
@@ -255,6 +280,9 @@ export class SourceSession {
         break;
       case 'committed':
         this.committed.resolve();
+        break;
+      case 'commit-failed':
+        this.fail(`committing on the source failed: ${m.reason}`);
         break;
       case 'cancel':
         // Past GO the destination owns the guest: too late to cancel.
@@ -367,8 +395,9 @@ export class SourceSession {
       setupTimeMs: this.setupDoneMs > 0 ? this.setupDoneMs - this.init.startedAtMs : 0,
       totalTimeMs: elapsedMs,
       downtimeMs: this.downtimeMs,
+      verifyMs: this.verifyMs,
       expectedDowntimeMs: Number.isFinite(this.expectedDowntimeMs) ? this.expectedDowntimeMs : -1,
-      bandwidthBytesPerSec: this.bandwidth.bytesPerSec,
+      bandwidthBytesPerSec: this.bandwidth.estimate(nowNs()),
       ackedBytes: this.bandwidth.ackedBytes,
       inflightBytes: this.writer ? this.inflightBytes() : 0,
       pass: this.pass,

@@ -40,6 +40,8 @@ export interface SourceStats {
   readonly setupTimeMs: number;
   readonly totalTimeMs: number;
   readonly downtimeMs: number | null;
+  /** Verify mode: time to digest RAM at pause (part of the downtime, reported apart). */
+  readonly verifyMs: number;
   readonly expectedDowntimeMs: number;
   readonly bandwidthBytesPerSec: number;
   readonly ackedBytes: number;
@@ -54,7 +56,7 @@ export interface SourceStats {
 export function emptyStats(totalRamBytes = 0): SourceStats {
   return {
     totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
-    dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null,
+    dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null, verifyMs: 0,
     expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passes: [],
     guestPagesWrittenAtStart: 0, guestPagesWritten: 0,
   };

@@ -3,7 +3,7 @@
  * each record's head, encode and decode side by side. docs/wire-format.md
  * draws it; this module is the authority. All integers are little-endian.
  *
- *   stream   = header frame* END GO         (source -> destination)
+ *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (0)
@@ -46,6 +46,7 @@ export const enum Rec {
   Vcpu = 5,
   End = 6,
   Go = 7,
+  Verify = 8,
   Ack = 0x41,
   Loaded = 0x42,
   Resumed = 0x43,
@@ -54,7 +55,7 @@ export const enum Rec {
 
 export const RECORD_NAMES: Readonly<Record<number, string>> = {
   [Rec.Pages]: 'PAGES', [Rec.Zero]: 'ZERO', [Rec.Pass]: 'PASS', [Rec.Device]: 'DEVICE', [Rec.Vcpu]: 'VCPU',
-  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR',
+  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Verify]: 'VERIFY', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR',
 };
 
 /** Largest head each record type may carry (checked before allocating). */
@@ -70,7 +71,8 @@ export function maxHeadBytes(type: number, blocks: number): number {
     case Rec.Device: return 1 + 255 + 4 + MAX_DEVICE_DATA_BYTES;
     case Rec.Vcpu: return 2 + MAX_VCPU_STATE_RECORD_BYTES;
     case Rec.End: return 2 + 16 * blocks;
-    case Rec.Go: return 0;
+    case Rec.Go: return 1;
+    case Rec.Verify: return 32;
     case Rec.Ack: return 8;
     case Rec.Loaded: return 0;
     case Rec.Resumed: return 0;

@@ -35,10 +35,10 @@ export interface FrameDecoderOptions {
   readonly stream: boolean;
 }
 
-const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.End, Rec.Go]);
+const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.Verify, Rec.End, Rec.Go]);
 const RETURN = new Set<number>([Rec.Ack, Rec.Loaded, Rec.Resumed, Rec.Error]);
 const FIXED_HEAD: Partial<Record<number, number>> = {
-  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 0, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0,
+  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 1, [Rec.Verify]: 32, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0,
 };
 
 export class FrameDecoder {

@@ -1,0 +1,68 @@
+/**
+ * `ferry incoming`: wait for one incoming migration, let the migrated guest
+ * run on for a while, then pause it and check what can be checked (the
+ * sweep checker on every `sweep` vCPU).
+ */
+import { parseArgs } from 'node:util';
+import { checkSweep, type SweepState } from '../guest/index.js';
+import { IncomingMigration } from '../migration/incoming.js';
+import { parseNumber, sleep } from './options.js';
+import { parseSize } from './size.js';
+
+export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
+
+Wait for a guest to migrate in, run it, then pause it and check it.
+
+  --listen URI        tcp:HOST:PORT (port 0 picks a free port) or unix:PATH
+  --max-ram SIZE      largest guest accepted (default 64G)
+  --seconds S         how long the migrated guest runs before the check (default 1)
+  --json              print JSON lines: {"event":"listening",...}, then {"event":"result",...}
+  -h, --help          this text`;
+
+export async function incomingCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string' },
+      'max-ram': { type: 'string', default: '64G' },
+      seconds: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(INCOMING_USAGE);
+    return 0;
+  }
+  if (values.listen === undefined) {
+    console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
+    return 2;
+  }
+  const maxGuestBytes = parseSize(values['max-ram'], '--max-ram');
+  const seconds = parseNumber('--seconds', values.seconds, 0, 86_400);
+  const say = (event: string, data: Record<string, unknown>, text: string) => {
+    console.log(values.json ? JSON.stringify({ event, ...data }) : text);
+  };
+  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes });
+  say('listening', { uri: incoming.uri }, `listening on ${incoming.uri}`);
+  const result = await incoming.done();
+  if (result.status !== 'resumed' || result.guest === null) {
+    say('result', { status: result.status, error: result.error, stats: result.stats, check: null },
+      `incoming migration ${result.status}: ${result.error ?? ''}`);
+    return 1;
+  }
+  const guest = result.guest;
+  try {
+    if (!values.json) console.log(`guest resumed here; running it for ${seconds} s`);
+    await sleep(seconds * 1000);
+    await guest.pause();
+    const checks = guest.vcpuStates()
+      .flatMap((s) => (s.workload.kind === 'sweep' ? [checkSweep(guest.memory, s.workload as SweepState)] : []));
+    const ok = checks.every((c) => c.ok);
+    say('result', { status: result.status, error: null, stats: result.stats, check: checks.length === 0 ? null : ok, pagesWritten: guest.pagesWritten },
+      checks.length === 0 ? 'no sweep vCPU to check' : `sweep check after running on: ${ok ? 'passed' : `FAILED: ${checks.flatMap((c) => c.errors).join('; ')}`}`);
+    return ok ? 0 : 1;
+  } finally {
+    await guest.destroy();
+  }
+}

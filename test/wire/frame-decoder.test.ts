@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PAGE_SIZE } from '../../src/memory/page.js';
+import { Rec, WIRE_VERSION, crc32, decodeHeader, encodeFrame, encodeHeader, u32Head } from '../../src/wire/format.js';
+import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
+import { jsPageSum } from '../../src/wire/page-checksum.js';
+import { UUID, buildStream } from './stream-fixture.js';
+
+/** A sink that keeps what the decoder delivered, checking every write is in bounds. */
+function collector(pages: number) {
+  const ram = new Uint8Array(pages * PAGE_SIZE);
+  const records: [Rec, number][] = [];
+  const sink: FrameSink = {
+    pageData: (_b, offset, data) => {
+      assert.ok(offset >= 0 && offset + data.length <= ram.length, `write ${offset}+${data.length} is inside RAM`);
+      ram.set(data, offset);
+    },
+    pageSum: (_b, first, count) => jsPageSum(new Int32Array(ram.buffer, first * PAGE_SIZE, count * 1024)),
+    record: (type, _block, head) => records.push([type, head.length]),
+  };
+  return { ram, records, sink };
+}
+
+test('the header round-trips, and its checks name both values', () => {
+  const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
+  assert.deepEqual(decodeHeader(h), { version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
+  const badMagic = Buffer.from(h); badMagic[0] = 0x58;
+  assert.throws(() => decodeHeader(badMagic), { code: 'ERR_FERRY_WIRE', message: /bad magic "XERRYMIG", expected "FERRYMIG"/ });
+  const badVersion = Buffer.from(h); badVersion.writeUInt16LE(9, 8);
+  assert.throws(() => decodeHeader(badVersion), { message: /version 9, expected 1/ });
+  const badPage = Buffer.from(h); badPage.writeUInt32LE(8192, 12);
+  assert.throws(() => decodeHeader(badPage), { message: /page size 8192, expected 4096/ });
+  const badCheck = Buffer.from(h); badCheck[40] ^= 1;
+  assert.throws(() => decodeHeader(badCheck), { message: /header: checksum/ });
+});
+
+test('a whole stream decodes the same whatever the chunking, into the same RAM', () => {
+  const { bytes, ram } = buildStream(40);
+  for (const size of [1, 7, 12, 4096, 65536, bytes.length]) {
+    const c = collector(40);
+    const d = new FrameDecoder(c.sink, { stream: true });
+    for (let at = 0; at < bytes.length; at += size) d.feed(bytes.subarray(at, at + size));
+    assert.ok(d.atBoundary);
+    assert.deepEqual(c.records.map(([t]) => t), [Rec.Pass, Rec.Pages, Rec.Zero, Rec.Pages, Rec.Zero, Rec.Pages, Rec.Vcpu, Rec.Device, Rec.End, Rec.Go]);
+    // Zero pages are not written by the decoder (the loader zeroes what it wrote); data pages match.
+    for (const p of [0, 2, 4, 5, 39]) {
+      assert.deepEqual(c.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), `page ${p}`);
+    }
+  }
+});
+
+function expectReject(bytes: Buffer, message: RegExp): void {
+  const c = collector(64);
+  const d = new FrameDecoder(c.sink, { stream: true });
+  assert.throws(() => d.feed(bytes), { code: 'ERR_FERRY_WIRE', message });
+  assert.ok(d.closed);
+  assert.ok(!c.records.some(([t]) => t === Rec.Go), 'GO never delivered from a rejected stream');
+}
+
+test('each frame rule is enforced with a clear error', () => {
+  const header = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 64 }] });
+  const frame = (type: number, block: number, headLen: number, pages: number, head: Buffer = Buffer.alloc(headLen)) => {
+    const f = Buffer.alloc(12 + head.length + 4);
+    f.writeUInt8(type, 0); f.writeUInt16LE(block, 2); f.writeUInt32LE(headLen, 4); f.writeUInt32LE(pages, 8);
+    head.copy(f, 12);
+    f.writeUInt32LE(crc32(f.subarray(0, 12 + head.length)), 12 + head.length);
+    return f;
+  };
+  expectReject(Buffer.concat([header, frame(0, 0, 0, 0)]), /unknown record type 0/);
+  expectReject(Buffer.concat([header, frame(Rec.Loaded, 0, 0, 0)]), /unknown record LOADED here/);
+  expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 257)]), /page count 257, expected 1\.\.256/);
+  expectReject(Buffer.concat([header, frame(Rec.Pages, 3, 4, 1)]), /PAGES: block 3, the stream has 1/);
+  expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 2, u32Head(63))]), /pages 63\.\.64 are outside block ram0 of 64 pages/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, u32Head(60, 5))]), /ZERO: run 60\+5 is outside block ram0/);
+  expectReject(Buffer.concat([header, frame(Rec.Device, 0, 0x7fffffff, 0)]), /DEVICE: head length 2147483647, expected at most/);
+  expectReject(Buffer.concat([header, frame(Rec.Go, 0, 0, 0)]), /GO: before END/);
+  expectReject(Buffer.concat([header, frame(Rec.Vcpu, 0, 2, 0, Buffer.from([5, 0]))]), /VCPU: index 5, the stream has 1 vCPUs/);
+  const bad = frame(Rec.Pass, 0, 4, 0, u32Head(1)); bad[bad.length - 1] ^= 0xff;
+  expectReject(Buffer.concat([header, bad]), /PASS: check 0x[0-9a-f]+, computed/);
+  const { bytes } = buildStream(64);
+  const d = new FrameDecoder(collector(64).sink, { stream: true });
+  assert.throws(() => d.feed(Buffer.concat([bytes, encodeFrame(Rec.Pass, 0, u32Head(2))])), { message: /PASS: record after GO/ });
+});
+
+test('a page bit flipped in transit fails its record check', () => {
+  const { bytes } = buildStream(64);
+  const headerLen = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 64 }] }).length;
+  const firstPageData = headerLen + 20 /* PASS */ + 12 + 4 /* PAGES frame and head */;
+  const inData = Buffer.from(bytes);
+  inData[firstPageData + 100] ^= 0x01;
+  expectReject(inData, /PAGES: check 0x[0-9a-f]+, computed/);
+});
+
+test('fuzz: truncated and bit-flipped streams never crash, never write outside RAM, never deliver GO', () => {
+  const { bytes } = buildStream(24);
+  let x = 0x9e3779b9;
+  const rnd = (n: number) => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  let rejected = 0;
+  const runs = 3000;
+  for (let i = 0; i < runs; i++) {
+    const mutated = Buffer.from(bytes.subarray(0, i % 3 === 0 ? rnd(bytes.length) : bytes.length));
+    const flips = i % 3 === 0 ? 0 : 1 + rnd(4);
+    for (let f = 0; f < flips; f++) mutated[rnd(mutated.length)] ^= 1 << rnd(8);
+    const c = collector(24);
+    const d = new FrameDecoder(c.sink, { stream: true });
+    try {
+      for (let at = 0; at < mutated.length; at += 1 + rnd(9000)) d.feed(mutated.subarray(at, at + 1 + rnd(9000)));
+    } catch (err) {
+      assert.equal((err as { code?: string }).code, 'ERR_FERRY_WIRE', `only wire errors escape: ${(err as Error).message}`);
+      rejected++;
+    }
+    const complete = c.records.some(([t]) => t === Rec.Go);
+    if (complete) assert.ok(mutated.length === bytes.length && !d.closed, 'GO only from a stream that decoded cleanly');
+  }
+  assert.ok(rejected > runs * 0.9, `most mutations are rejected (${rejected} of ${runs})`);
+});
