@@ -11,6 +11,7 @@
  * does only after END's per-block totals matched what arrived and the main
  * thread accepted every section.
  */
+import { createReadStream } from 'node:fs';
 import type net from 'node:net';
 import { WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
@@ -70,7 +71,12 @@ export class LoaderSession {
 
   async run(): Promise<void> {
     try {
-      const listener = await listenOnce(parseUri(this.init.uri));
+      const uri = parseUri(this.init.uri);
+      if (uri.kind === 'file') {
+        await this.restoreFrom(uri.path);
+        return;
+      }
+      const listener = await listenOnce(uri);
       this.port.post({ type: 'listening', uri: formatUri(listener.address) });
       const socket = await listener.accepted;
       this.socket = socket;
@@ -87,6 +93,25 @@ export class LoaderSession {
     } catch (err) {
       this.fail(err instanceof Error ? err.message : String(err));
     }
+  }
+
+  /** Restore from a file saved by a migration to file: (no return path). */
+  private async restoreFrom(path: string): Promise<void> {
+    const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+    await new Promise<void>((resolve) => {
+      file.once('open', () => {
+        this.port.post({ type: 'listening', uri: `file:${path}` });
+        this.port.post({ type: 'connected' });
+      });
+      file.on('data', (chunk) => this.onData(chunk as Buffer));
+      file.on('error', (err) => {
+        this.fail(`reading ${path} failed: ${err.message}`);
+        resolve();
+      });
+      file.on('end', () => resolve());
+    });
+    await this.queue;
+    if (!this.finished) this.fail(`${path} ended before the migration completed (no GO)`);
   }
 
   private onData(chunk: Buffer): void {

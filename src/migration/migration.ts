@@ -41,6 +41,11 @@ export interface MigrationOptions {
    * throw fails the migration.
    */
   readonly onLoaded?: () => void | Promise<void>;
+  /**
+   * For a save to file: resume the source once the file is synced. By
+   * default it stays paused (postmigrate), as after QEMU's migrate to file.
+   */
+  readonly resumeAfterSave?: boolean;
 }
 
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
@@ -67,13 +72,14 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   }
 
   private committed = false;
+  private readonly isFile: boolean;
   /** The guest's run state before the switchover pause: what a failure returns it to. */
   private stateBeforePause: RunState | null = null;
 
   private constructor(private readonly guest: Guest, uri: string, parameters: MigrationParameters, private readonly options: MigrationOptions) {
     super();
     const parsed = parseUri(uri);
-    if (parsed.kind === 'file') throw new InvalidStateError('migration to file: is not supported yet; use tcp: or unix:');
+    this.isFile = parsed.kind === 'file';
     if (guest.runState !== 'running' && guest.runState !== 'paused' && guest.runState !== 'prelaunch') {
       throw new InvalidStateError(`cannot migrate a guest that is ${guest.runState}`);
     }
@@ -167,6 +173,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         break;
       case 'completed':
         this.updateStats(m.stats);
+        if (this.isFile && this.options.resumeAfterSave === true && this.stateBeforePause === 'running') await this.guest.resume();
         await this.end('completed', null, false);
         break;
       case 'failed':

@@ -7,6 +7,8 @@
  * shared control blocks, where each vCPU wrote it before acknowledging the
  * pause.
  */
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import type net from 'node:net';
 import { MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
@@ -52,6 +54,7 @@ export class SourceSession {
   private readonly vcpus: VcpuControl[];
   private parameters: MigrationParameters;
   private socket: net.Socket | null = null;
+  private file: WriteStream | null = null;
   private writer!: FrameWriter;
   private sender!: RamSender;
   private clients: DirtyLogClient[] = [];
@@ -113,6 +116,7 @@ export class SourceSession {
     } finally {
       for (const c of this.clients) c.unregister();
       this.socket?.destroy();
+      this.file?.destroy();
     }
   }
 
@@ -120,11 +124,23 @@ export class SourceSession {
 
   /** Connect, register with the dirty logs (each starts with all ever-written pages), send the header. */
   private async setup(): Promise<void> {
-    const socket = await Promise.race([connect(parseUri(this.init.uri), this.parameters.switchoverTimeoutMs), this.abort.promise]);
-    this.socket = socket;
-    this.watchReturnPath(socket);
+    const uri = parseUri(this.init.uri);
+    let out: { write(chunk: Uint8Array, cb: (err?: Error | null) => void): unknown };
+    if (uri.kind === 'file') {
+      // A save to file: no return path; `flush` fsyncs the file before it closes.
+      const file = createWriteStream(uri.path, { flush: true });
+      await Promise.race([once(file, 'open'), this.abort.promise]);
+      file.on('error', (err) => this.fail(`writing ${uri.path} failed: ${err.message}`));
+      this.file = file;
+      out = file;
+    } else {
+      const socket = await Promise.race([connect(uri, this.parameters.switchoverTimeoutMs), this.abort.promise]);
+      this.socket = socket;
+      this.watchReturnPath(socket);
+      out = socket;
+    }
     this.writer = new FrameWriter((chunk, release) => {
-      socket.write(chunk, () => release());
+      out.write(chunk, () => release());
     });
     this.writer.onRelease = () => this.room.resolve();
     this.clients = this.blocks.map((b) => b.log.register());
@@ -134,7 +150,7 @@ export class SourceSession {
       blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
     });
     this.headerBytes = header.length;
-    socket.write(header);
+    out.write(header, () => {});
     this.setupDoneMs = monoMs();
     this.port.post({ type: 'active' });
   }
@@ -202,6 +218,12 @@ export class SourceSession {
     const bandwidth = this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.estimate(nowNs());
     const limit = this.parameters.downtimeLimitMs;
     this.switchoverNow = false;
+    if (this.file !== null) {
+      // A file save is bounded: one live pass, then the switchover (the file
+      // holds at most RAM twice over); no return path measures a bandwidth.
+      this.switchoverNow = true;
+      return { expectedMs: 0, remainingPages, bandwidth, decision: 'switch over: a save to file takes one live pass' };
+    }
     if (bandwidth <= 0 && remainingBytes > 0) {
       return { expectedMs: Infinity, remainingPages, bandwidth, decision: 'iterate: no bandwidth measured yet' };
     }
@@ -230,6 +252,10 @@ export class SourceSession {
     for (const d of devices) await this.append(Rec.Device, encodeDeviceHead(d.name, d.version, d.data));
     await this.append(Rec.End, encodeEndHead(this.sender.totals));
     this.writer.flush();
+    if (this.file !== null) {
+      await this.finishFile();
+      return;
+    }
     await within(this.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
@@ -249,6 +275,26 @@ export class SourceSession {
   private async pace(startedMs: number): Promise<void> {
     const left = MIN_PASS_MS - (monoMs() - startedMs);
     if (left > 0) await Promise.race([sleep(left), this.abort.promise]);
+  }
+
+  /** A save to file commits, writes GO, then waits for the file to be synced to disk. */
+  private async finishFile(): Promise<void> {
+    const file = this.file!;
+    const limit = this.parameters.switchoverTimeoutMs;
+    this.port.post({ type: 'commit' });
+    await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
+    await this.waitRoom(recordBytes(1));
+    this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
+    this.writer.flush();
+    while (this.writer.slotsInFlight > 0) {
+      this.room = new Signal();
+      if (this.writer.slotsInFlight === 0) break;
+      await Promise.race([this.room.promise, this.abort.promise]);
+    }
+    file.end();
+    await within(Promise.race([once(file, 'close'), this.abort.promise]), limit, `syncing ${file.path.toString()}`);
+    this.resumed.resolve();
+    this.downtimeMs = monoMs() - this.pausedAtMs;
   }
 
   // ---- plumbing ----
