@@ -18,6 +18,15 @@ export interface SourceInit {
   readonly uuid: string;
   /** Send a digest of RAM at pause; the destination checks it before LOADED. */
   readonly verify: boolean;
+  /**
+   * 'thread': the migration thread (ferry's way). 'mainloop': the session is
+   * driven from the main event loop one step per 100 ms tick, as QEMU's
+   * 2010 buffered_file timer drove ram_save_live; only for the benchmark's
+   * reproduction of the thread's experiment.
+   */
+  readonly mode: 'thread' | 'mainloop';
+  /** mainloop mode: longest step per tick, ms; 0 is no cap (a step runs until the byte budget is spent). */
+  readonly mainloopStepCapMs: number;
   /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
   readonly startedAtMs: number;
 }

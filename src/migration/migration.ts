@@ -18,6 +18,7 @@ import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './
 import type { PassRecord, SourceStats } from './stats.js';
 import { emptyStats } from './stats.js';
 import { MigrationStateMachine, isFinished, type MigrationStatus } from './status.js';
+import { SourceSession } from './source-session.js';
 import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
@@ -46,6 +47,10 @@ export interface MigrationOptions {
    * default it stays paused (postmigrate), as after QEMU's migrate to file.
    */
   readonly resumeAfterSave?: boolean;
+  /** 'thread' (default) or 'mainloop' (the benchmark's reproduction of the 2010 thread; see SourceInit). */
+  readonly mode?: 'thread' | 'mainloop';
+  /** mainloop mode: longest step per 100 ms tick, ms (0: no cap, the 2010 behaviour). */
+  readonly mainloopStepCapMs?: number;
 }
 
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
@@ -133,16 +138,28 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       vcpuControls: this.guest.vcpuControlBuffers(),
       uuid: randomUUID(),
       verify: this.options.verify === true,
+      mode: this.options.mode ?? 'thread',
+      mainloopStepCapMs: this.options.mainloopStepCapMs ?? 0,
       startedAtMs: monoMs(),
     };
-    const worker = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
-    this.worker = worker;
     // Handle messages one at a time, in order: a failure reported while the
     // guest is being paused must see the pause finished, to undo it.
     let queue = Promise.resolve();
-    worker.on('message', (m: FromSource) => {
+    const receive = (m: FromSource) => {
       queue = queue.then(() => this.onMessage(m));
-    });
+    };
+    if (init.mode === 'mainloop') {
+      // The same session, on this thread: its steps run on the main event loop.
+      let deliver: ((m: ToSource) => void) | null = null;
+      this.sendToSource = (m) => queueMicrotask(() => deliver?.(m));
+      const session = new SourceSession(init, { post: (m) => queueMicrotask(() => receive(m)), onMessage: (fn) => { deliver = fn; } });
+      void session.run();
+      return;
+    }
+    const worker = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
+    this.worker = worker;
+    this.sendToSource = (m) => worker.postMessage(m);
+    worker.on('message', receive);
     worker.on('error', (err) => void this.end('failed', `the migration thread failed: ${err.message}`, false));
     worker.on('exit', () => {
       if (!isFinished(this.status)) void this.end('failed', 'the migration thread exited early', false);
@@ -237,7 +254,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.emit('stats', stats);
   }
 
+  private sendToSource: (m: ToSource) => void = () => {};
+
   private post(m: ToSource): void {
-    this.worker?.postMessage(m);
+    this.sendToSource(m);
   }
 }

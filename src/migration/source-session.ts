@@ -39,6 +39,8 @@ const STEP_NS = 5_000_000;
  * on this machine; replaced by the measured round trip once ACKs flow.
  */
 const DEFAULT_FIXED_SWITCHOVER_MS = 5;
+/** mainloop mode: the period of QEMU 2010's migration timer. */
+const MAINLOOP_TICK_MS = 100;
 /** Shortest time between the starts of two passes, ms (see `pace`). */
 const MIN_PASS_MS = 10;
 
@@ -79,6 +81,10 @@ export class SourceSession {
   private pausedAtMs = 0;
   private downtimeMs: number | null = null;
   private verifyMs = 0;
+  /** Time spent in send steps, and asleep because of the CPU-share cap. */
+  private busyNs = 0;
+  private capSleepNs = 0;
+  private capStartNs = 0;
   private expectedDowntimeMs = 0;
   private dirtySyncs = 0;
   private lastStatsMs = 0;
@@ -152,6 +158,7 @@ export class SourceSession {
     this.headerBytes = header.length;
     out.write(header, () => {});
     this.setupDoneMs = monoMs();
+    this.capStartNs = nowNs();
     this.port.post({ type: 'active' });
   }
 
@@ -172,17 +179,24 @@ export class SourceSession {
         continue;
       }
       const before = this.sender.pass.bytes;
-      const outcome = this.sender.step(now + STEP_NS, allowance, nowNs);
+      const outcome = this.sender.step(now + this.stepNs(), allowance, nowNs);
       const busyNs = nowNs() - now;
+      this.busyNs += busyNs;
       if (!options.unlimited) this.limiter.consume(this.sender.pass.bytes - before);
       this.maybePostStats();
       if (outcome === 'pass-done') break;
-      if (outcome === 'blocked') {
+      if (this.init.mode === 'mainloop') {
+        // One step per tick of the main loop's 100 ms timer, whatever stopped it.
+        if (outcome === 'blocked') this.writer.flush();
+        await Promise.race([sleep(MAINLOOP_TICK_MS), this.abort.promise]);
+      } else if (outcome === 'blocked') {
         this.bandwidth.onHeldBack();
         this.writer.flush();
         await this.waitRoom(SLOT_BYTES);
+      } else if (options.unlimited) {
+        await yieldToLoop(); // the switchover pass: the guest is paused, no cap
       } else {
-        await this.capCpu(busyNs);
+        await this.capCpu();
       }
     }
     this.writer.flush();
@@ -265,6 +279,12 @@ export class SourceSession {
     this.writer.flush();
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
     this.downtimeMs = monoMs() - this.pausedAtMs;
+  }
+
+  /** How long one step may run: the slice between yields, or the mainloop cap. */
+  private stepNs(): number {
+    if (this.init.mode === 'thread') return STEP_NS;
+    return this.init.mainloopStepCapMs > 0 ? this.init.mainloopStepCapMs * 1e6 : Infinity;
   }
 
   /**
@@ -379,14 +399,21 @@ export class SourceSession {
     if (this.abortError !== null) throw this.abortError;
   }
 
-  /** Sleep so that the thread uses at most cpuSharePercent of a core. */
-  private async capCpu(busyNs: number): Promise<void> {
+  /**
+   * The CPU budget: sleep so that the time this thread spends sending stays
+   * within cpuSharePercent of the time since setup (waits for the network
+   * count as idle). Independent of the byte budget.
+   */
+  private async capCpu(): Promise<void> {
     const share = this.parameters.cpuSharePercent;
-    if (share >= 100) {
+    const owedNs = share >= 100 ? 0 : (this.busyNs * 100) / share - (nowNs() - this.capStartNs);
+    if (owedNs <= 0) {
       await yieldToLoop();
       return;
     }
-    await Promise.race([sleep((busyNs * (100 - share)) / share / 1e6), this.abort.promise]);
+    const t = nowNs();
+    await Promise.race([sleep(owedNs / 1e6), this.abort.promise]);
+    this.capSleepNs += nowNs() - t;
   }
 
   private inflightBytes(): number {
@@ -447,7 +474,9 @@ export class SourceSession {
       ackedBytes: this.bandwidth.ackedBytes,
       inflightBytes: this.writer ? this.inflightBytes() : 0,
       pass: this.pass,
-      passes: this.passes,
+      passes: [...this.passes],
+      threadBusyMs: this.busyNs / 1e6,
+      threadCapSleepMs: this.capSleepNs / 1e6,
       guestPagesWrittenAtStart: this.guestPagesAtStart,
       guestPagesWritten: this.guestPagesWritten(),
     };
