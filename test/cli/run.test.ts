@@ -42,3 +42,33 @@ test('ferry run rejects bad options with exit code 2 and a message naming the op
     });
   }
 });
+
+test('ferry demo --json migrates between two processes and reports a verified, completed migration', async () => {
+  const { stdout } = await run(process.execPath, [ferry, 'demo', '--ram', '32M', '--rate', '5', '--json'], { timeout: 60_000 });
+  const result = JSON.parse(stdout) as {
+    ok: boolean; status: string; sourceRunState: string;
+    stats: { downtimeMs: number; transferredBytes: number; passes: unknown[] };
+    destination: { status: string; check: boolean; stats: { verified: boolean } };
+  };
+  assert.equal(result.ok, true);
+  assert.equal(result.status, 'completed');
+  assert.equal(result.sourceRunState, 'postmigrate');
+  assert.equal(result.destination.status, 'resumed');
+  assert.equal(result.destination.stats.verified, true);
+  assert.equal(result.destination.check, true);
+  assert.ok(result.stats.downtimeMs > 0 && result.stats.transferredBytes >= 32 * 1024 * 1024);
+});
+
+test('ferry incoming without --listen, and ferry run to an unreachable destination, fail clearly', async () => {
+  await assert.rejects(run(process.execPath, [ferry, 'incoming']), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /--listen URI is required/);
+    return true;
+  });
+  await assert.rejects(run(process.execPath, [ferry, 'run', '--ram', '4M', '--seconds', '0.1', '--migrate-to', 'tcp:127.0.0.1:1']),
+    (err: { code: number; stdout: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stdout, /migration failed: cannot reach the destination at 127\.0\.0\.1:1/);
+      return true;
+    });
+});
