@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Guest } from '../guest/index.js';
-import { Migration } from '../migration/migration.js';
+import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
@@ -87,6 +87,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     throw new Error(`the destination process ended without a ${event} line`);
   };
 
+  prepareMigrationThread();
   const guest = await Guest.create({ ram, vcpus: specs });
   try {
     const { uri } = (await next('listening')) as { uri: string };

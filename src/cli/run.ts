@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Guest, checkSweep, type SweepState } from '../guest/index.js';
-import { Migration } from '../migration/migration.js';
+import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
@@ -60,6 +60,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const maxBandwidth = values['max-bandwidth'] === undefined ? 0 : parseSize(values['max-bandwidth'], '--max-bandwidth');
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
+  if (values['migrate-to'] !== undefined) prepareMigrationThread();
   const guest = await Guest.create({ ram, vcpus: specs });
   try {
     log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);

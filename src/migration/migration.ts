@@ -24,6 +24,32 @@ import { monoMs } from './waiter.js';
 const trace = createTracer('migration');
 const active = new WeakMap<Guest, Migration>();
 
+/** A migration thread started ahead of need, waiting for its first migration. */
+let spare: Worker | null = null;
+
+/**
+ * Start a migration thread now, so that `migrate` does not wait for a
+ * worker to start (~31 ms here). Idempotent; the waiting thread does not
+ * keep the process alive. Each migration prepares the next one's thread.
+ */
+export function prepareMigrationThread(): void {
+  if (spare !== null) return;
+  const w = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: null });
+  w.unref();
+  w.on('error', () => { if (spare === w) spare = null; });
+  w.on('exit', () => { if (spare === w) spare = null; });
+  spare = w;
+}
+
+function takeMigrationThread(init: SourceInit): Worker {
+  const w = spare;
+  spare = null;
+  if (w === null) return new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
+  w.ref();
+  w.postMessage({ type: 'init', init });
+  return w;
+}
+
 export interface MigrationResult {
   readonly status: MigrationStatus;
   readonly stats: SourceStats;
@@ -156,7 +182,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       void session.run();
       return;
     }
-    const worker = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
+    const worker = takeMigrationThread(init);
+    prepareMigrationThread();
     this.worker = worker;
     this.sendToSource = (m) => worker.postMessage(m);
     worker.on('message', receive);

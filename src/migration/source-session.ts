@@ -26,6 +26,7 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
+import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js';
 import { ramDigest } from './ram-digest.js';
 import type { PassRecord, SourceStats } from './stats.js';
 import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
@@ -34,9 +35,9 @@ import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
 const STEP_NS = 5_000_000;
 /**
  * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
- * (~1 ms), device state and vCPU state (~0), the destination's load check and
- * LOADED/GO/RESUMED round trips on one host (~1-2 ms). Measured by `ferry demo`
- * on this machine; replaced by the measured round trip once ACKs flow.
+ * (~1 ms), device and vCPU state (~0), the destination's load check and the
+ * LOADED/GO/RESUMED round trips on one host (~1-2 ms), as seen in `ferry demo`
+ * on this machine, with margin.
  */
 const DEFAULT_FIXED_SWITCHOVER_MS = 5;
 /** mainloop mode: the period of QEMU 2010's migration timer. */
@@ -203,50 +204,24 @@ export class SourceSession {
     if (!options.unlimited) this.recordPass(started);
   }
 
-  /**
-   * The switchover rule (DESIGN.md section 5), after a fresh sync of every
-   * block (as QEMU re-syncs before deciding):
-   *
-   *   1. remaining = dirty pages x 4 KiB (an upper bound: zero pages cost
-   *      24 bytes a run, not 4 KiB), plus bytes in flight (sent, not yet
-   *      acknowledged by the destination);
-   *   2. bandwidth = avail-switchover-bandwidth if set, else the estimate
-   *      from acknowledged link-limited windows (bandwidth.ts);
-   *   3. expected downtime = fixed switchover cost + remaining / bandwidth;
-   *   4. switch over when there is an estimate and expected <= downtime-limit.
-   *
-   * Otherwise iterate again; a guest that dirties faster than the link
-   * never converges and is reported as such pass after pass, until
-   * cancelled (as QEMU does without auto-converge).
-   */
   private decide(): boolean {
     return this.switchoverNow;
   }
 
-  /** Apply the rule above; recorded with the pass that just ended. */
-  private evaluate(): { expectedMs: number; remainingPages: number; bandwidth: number; decision: string } {
+  /** Re-sync every block (as QEMU does before deciding), then apply the switchover rule. */
+  private evaluate(): SwitchoverDecision {
     for (const b of this.blocks) b.log.sync();
     this.dirtySyncs++;
-    const remainingPages = this.sender.remainingPages;
-    const remainingBytes = remainingPages * PAGE_SIZE + this.inflightBytes();
-    const bandwidth = this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.estimate(nowNs());
-    const limit = this.parameters.downtimeLimitMs;
-    this.switchoverNow = false;
-    if (this.file !== null) {
-      // A file save is bounded: one live pass, then the switchover (the file
-      // holds at most RAM twice over); no return path measures a bandwidth.
-      this.switchoverNow = true;
-      return { expectedMs: 0, remainingPages, bandwidth, decision: 'switch over: a save to file takes one live pass' };
-    }
-    if (bandwidth <= 0 && remainingBytes > 0) {
-      return { expectedMs: Infinity, remainingPages, bandwidth, decision: 'iterate: no bandwidth measured yet' };
-    }
-    const expectedMs = DEFAULT_FIXED_SWITCHOVER_MS + (remainingBytes === 0 ? 0 : (remainingBytes / bandwidth) * 1000);
-    this.switchoverNow = expectedMs <= limit;
-    const decision = expectedMs <= limit
-      ? `switch over: expected downtime ${expectedMs.toFixed(1)} ms <= limit ${limit} ms`
-      : `iterate: expected downtime ${expectedMs.toFixed(1)} ms > limit ${limit} ms`;
-    return { expectedMs, remainingPages, bandwidth, decision };
+    const d = decideSwitchover({
+      remainingPages: this.sender.remainingPages,
+      inflightBytes: this.inflightBytes(),
+      bandwidthBytesPerSec: this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.estimate(nowNs()),
+      downtimeLimitMs: this.parameters.downtimeLimitMs,
+      fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
+      toFile: this.file !== null,
+    });
+    this.switchoverNow = d.switchover;
+    return d;
   }
 
   /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */

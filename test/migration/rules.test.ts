@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BandwidthEstimator } from '../../src/migration/bandwidth.js';
+import { RateLimiter } from '../../src/migration/rate-limiter.js';
+import { decideSwitchover } from '../../src/migration/switchover-rule.js';
+
+const MS = 1e6;
+const base = { inflightBytes: 0, bandwidthBytesPerSec: 125e6, downtimeLimitMs: 30, fixedCostMs: 5, toFile: false };
+
+test('switchover rule: the thread arithmetic, 30 ms at 1 Gbit/s is about 3 MB', () => {
+  // 125 MB/s x 25 ms (30 minus the 5 ms fixed cost) = 3.125 MB = 762 pages.
+  assert.equal(decideSwitchover({ ...base, remainingPages: 762 }).switchover, true);
+  assert.equal(decideSwitchover({ ...base, remainingPages: 770 }).switchover, false);
+  const d = decideSwitchover({ ...base, remainingPages: 700 });
+  assert.ok(Math.abs(d.expectedMs - (5 + (700 * 4096) / 125e3)) < 1e-9);
+  assert.match(d.decision, /switch over: expected downtime 27\.9 ms <= limit 30 ms/);
+});
+
+test('switchover rule: bytes in flight count, no bandwidth means iterate, nothing left means switch over, files after one pass', () => {
+  assert.equal(decideSwitchover({ ...base, remainingPages: 100, inflightBytes: 4_000_000 }).switchover, false);
+  const none = decideSwitchover({ ...base, remainingPages: 10, bandwidthBytesPerSec: 0 });
+  assert.equal(none.switchover, false);
+  assert.equal(none.decision, 'iterate: no bandwidth measured yet');
+  assert.equal(decideSwitchover({ ...base, remainingPages: 0, bandwidthBytesPerSec: 0 }).switchover, true);
+  assert.equal(decideSwitchover({ ...base, remainingPages: 1e6, toFile: true }).switchover, true);
+});
+
+test('rate limiter: bytes per 100 ms window, overrun carried as debt, idle time not banked', () => {
+  const r = new RateLimiter(10_000_000); // 1 MB per window
+  assert.equal(r.allowance(0), 1_000_000);
+  r.consume(2_500_000); // a large record overruns the window
+  assert.equal(r.allowance(50 * MS), 0);
+  assert.ok(r.waitNs(50 * MS) > 0);
+  assert.equal(r.allowance(100 * MS), 0, 'one window later the debt is not paid off yet');
+  assert.ok(r.allowance(300 * MS) > 0, 'the debt is paid after enough windows');
+  const idle = new RateLimiter(10_000_000);
+  idle.allowance(0);
+  assert.equal(idle.allowance(5000 * MS), 1_000_000, 'an idle second does not bank ten windows');
+  assert.equal(new RateLimiter(0).allowance(0), Infinity);
+});
+
+test('bandwidth estimate: acknowledged bytes in link-limited windows; a lower bound before any', () => {
+  const b = new BandwidthEstimator(0);
+  b.onAck(10_000_000);
+  b.tick(100 * MS); // not held back: a lower bound only
+  assert.ok(Math.abs(b.estimate(100 * MS) - 100e6) < 1);
+  b.onHeldBack();
+  b.onAck(60_000_000);
+  b.tick(200 * MS); // 50 MB in a held-back window: 500 MB/s
+  assert.equal(b.estimate(200 * MS), 500e6);
+  b.onHeldBack();
+  b.onAck(70_000_000);
+  b.tick(300 * MS); // 100 MB/s: the mean moves a quarter of the way
+  assert.equal(b.estimate(300 * MS), 500e6 + 0.25 * (100e6 - 500e6));
+});
