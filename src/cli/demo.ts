@@ -103,7 +103,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const dest = (await next('result')) as unknown as DestinationResult;
     const code = await exited;
     const verified = dest.stats?.verified ?? null;
-    log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}`);
+    const destVerifyMs = dest.stats?.verifyMs ?? 0;
+    log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}` +
+      ` (digests took ${r.stats.verifyMs.toFixed(1)} ms at the source + ${destVerifyMs.toFixed(1)} ms at the destination)`);
+    if (r.stats.downtimeMs !== null) {
+      const without = r.stats.downtimeMs - r.stats.verifyMs - destVerifyMs;
+      log(`  downtime without verify ${without.toFixed(1)} ms (limit ${downtimeLimitMs} ms)`);
+    }
     log(`  destination     ${dest.status}; sweep check after running on: ${dest.check === null ? 'n/a' : dest.check ? 'passed' : 'FAILED'}`);
     log(`  source guest    ${guest.runState}`);
     const ok = r.status === 'completed' && verified === true && dest.check !== false && code === 0;
