@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { checkSweep, type SweepState } from '../guest/index.js';
 import { IncomingMigration } from '../migration/incoming.js';
-import { parseNumber, sleep } from './options.js';
+import { parseCount, parseNumber, sleep } from './options.js';
 import { parseSize } from './size.js';
 
 export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
@@ -15,6 +15,8 @@ Wait for a guest to migrate in, run it, then pause it and check it.
 
   --listen URI        tcp:HOST:PORT (port 0 picks a free port) or unix:PATH
   --max-ram SIZE      largest guest accepted (default 64G)
+  --ram SIZE          accept only a guest of exactly this RAM (default: any)
+  --vcpus N           accept only a guest with this many vCPUs (default: any)
   --seconds S         how long the migrated guest runs before the check (default 1)
   --json              print JSON lines: {"event":"listening",...}, then {"event":"result",...}
   -h, --help          this text`;
@@ -25,6 +27,8 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     options: {
       listen: { type: 'string' },
       'max-ram': { type: 'string', default: '64G' },
+      ram: { type: 'string' },
+      vcpus: { type: 'string' },
       seconds: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -43,7 +47,11 @@ export async function incomingCommand(argv: string[]): Promise<number> {
   const say = (event: string, data: Record<string, unknown>, text: string) => {
     console.log(values.json ? JSON.stringify({ event, ...data }) : text);
   };
-  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes });
+  const expect = {
+    ramBytes: values.ram === undefined ? undefined : parseSize(values.ram, '--ram'),
+    vcpus: values.vcpus === undefined ? undefined : parseCount('--vcpus', values.vcpus, 0, 64),
+  };
+  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes, expect });
   say('listening', { uri: incoming.uri }, `listening on ${incoming.uri}`);
   const result = await incoming.done();
   if (result.status !== 'resumed' || result.guest === null) {

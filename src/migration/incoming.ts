@@ -23,6 +23,8 @@ export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 
 export interface IncomingOptions {
   /** Largest guest (bytes of RAM) this destination accepts (default 64 GiB). */
   readonly maxGuestBytes?: number;
+  /** Check the stream against this configuration (as QEMU's -m / -smp must match); default: take it from the stream. */
+  readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
   /** Called with the new guest before any section is loaded: register device sections here. */
   readonly onGuest?: (guest: Guest) => void;
 }
@@ -54,7 +56,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       throw new InvalidArgumentError(`maxGuestBytes must be a positive integer, got ${String(maxGuestBytes)}`);
     }
     const m = new IncomingMigration(options);
-    await m.start({ uri, maxGuestBytes });
+    await m.start({ uri, maxGuestBytes, expect: options.expect });
     return m;
   }
 
@@ -165,7 +167,10 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       this.guestValue = null;
     }
     this.setStatus(status);
-    void this.worker.terminate();
+    // The loader thread ends by itself once its connection closes (after a
+    // failure it lingers to let the source read the reason); never wait on it.
+    this.worker.unref();
+    setTimeout(() => void this.worker.terminate(), 10_000).unref();
     this.finished.resolve({ status, guest: this.guestValue, error: this.error, stats: this.stats });
   }
 

@@ -29,6 +29,8 @@ import { Signal, monoMs } from './waiter.js';
 /** Acknowledge at least every this many bytes or this many ms (bandwidth estimate on the source). */
 const ACK_EVERY_BYTES = 256 * 1024;
 const ACK_EVERY_MS = 10;
+/** How long a failed destination keeps reading after sending ERROR. */
+const ERROR_LINGER_MS = 2000;
 
 export interface LoaderPort {
   post(message: FromLoader): void;
@@ -50,6 +52,7 @@ export class LoaderSession {
   private lastAckBytes = 0;
   private lastAckMs = 0;
   private ackTimer: NodeJS.Timeout | null = null;
+  private stopListening: (() => void) | null = null;
   private goReceived = false;
   private finished = false;
   private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
@@ -77,6 +80,8 @@ export class LoaderSession {
         return;
       }
       const listener = await listenOnce(uri);
+      this.stopListening = listener.close;
+      if (this.finished) listener.close();
       this.port.post({ type: 'listening', uri: formatUri(listener.address) });
       const socket = await listener.accepted;
       this.socket = socket;
@@ -146,6 +151,13 @@ export class LoaderSession {
     const bytes = h.blocks.reduce((n, b) => n + b.pages * PAGE_SIZE, 0);
     if (bytes > this.init.maxGuestBytes) {
       throw new WireError(`header: guest of ${bytes} bytes exceeds this destination's limit of ${this.init.maxGuestBytes} bytes`);
+    }
+    const expect = this.init.expect;
+    if (expect?.ramBytes !== undefined && expect.ramBytes !== bytes) {
+      throw new WireError(`header: guest RAM of ${bytes} bytes, this destination was configured for ${expect.ramBytes}`);
+    }
+    if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
+      throw new WireError(`header: ${h.vcpus} vCPUs, this destination was configured for ${expect.vcpus}`);
     }
     this.header = h;
     this.blocks = h.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
@@ -247,12 +259,16 @@ export class LoaderSession {
     if (this.finished) return;
     this.finished = true;
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.stopListening?.();
     try {
       this.socket?.end(encodeFrame(Rec.Error, 0, Buffer.from(reason.slice(0, 1000), 'utf8')));
     } catch {
       // the connection is already gone
     }
-    this.socket?.destroySoon();
+    // Keep reading (and discarding) for a moment, so that the source reads
+    // ERROR and its reason rather than failing on a reset connection.
+    const socket = this.socket;
+    if (socket !== null) setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
     this.answer?.reject(new Error(reason));
     this.port.post({ type: 'failed', reason, afterGo: this.goReceived, stats: this.snapshot() });
   }

@@ -55,6 +55,8 @@ export type FromSource =
 export interface LoaderInit {
   readonly uri: string;
   readonly maxGuestBytes: number;
+  /** When given, the stream's geometry must match: total RAM bytes and vCPU count. */
+  readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
 }
 
 /** Loader worker -> main. */

@@ -53,6 +53,26 @@ test('a static guest arrives byte-identical, and pages never written are not sen
   assert.ok(sameRam(src, g));
   assert.equal(result.stats.normalPages, 6, 'only the 6 written pages were sent');
   assert.equal(result.stats.duplicatePages, 0);
+  assert.throws(() => Migration.start(src, 'tcp:127.0.0.1:1'), /cannot migrate a guest that is postmigrate/, 'a migrated source cannot be migrated again');
+  const done = Migration.start(g, 'tcp:127.0.0.1:1', { switchoverTimeoutMs: 1000 });
+  await done.done();
+  done.cancel(); // after the end: a no-op
+  assert.equal(done.status, 'failed');
+});
+
+test('a destination configured for another geometry refuses the stream; the source carries on', async () => {
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'idle' }] });
+  await src.cont();
+  const incoming = await listen('tcp', { expect: { ramBytes: 16 * MiB } });
+  const r = await Migration.start(src, incoming.uri).done();
+  assert.equal(r.status, 'failed');
+  assert.match(r.error ?? '', /guest RAM of 8388608 bytes, this destination was configured for 16777216/);
+  assert.equal(src.runState, 'running');
+  const dest = await incoming.done();
+  assert.equal(dest.guest, null);
+  const big = await listen('unix', { maxGuestBytes: 4 * MiB });
+  const r2 = await Migration.start(src, big.uri).done();
+  assert.match(r2.error ?? '', /exceeds this destination's limit of 4194304 bytes/);
 });
 
 test('a page sent non-zero and zeroed before the next pass arrives as zero', async () => {
