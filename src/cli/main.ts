@@ -2,6 +2,7 @@
 /** The `ferry` command line. */
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
+import { migrateCommand } from './migrate.js';
 import { runCommand, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: ferry <command> [options]
@@ -12,6 +13,7 @@ commands:
   demo       migrate a busy guest between two processes on loopback, verified
   run        start a guest and run a workload; --migrate-to sends it elsewhere
   incoming   wait for a guest to migrate in, run it and check it
+  migrate    migrate the guest behind a QMP control socket (ferry run --qmp)
 
 Run 'ferry <command> --help' for a command's options.`;
 
@@ -22,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'incoming':
       return incomingCommand(rest);
+    case 'migrate':
+      return migrateCommand(rest);
     case 'demo':
       return demoCommand(rest);
     case undefined:

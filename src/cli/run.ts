@@ -5,6 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { Guest, checkSweep, type SweepState } from '../guest/index.js';
+import { GuestController } from '../control/controller.js';
+import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { passLine, summaryLines } from './report.js';
@@ -20,7 +22,9 @@ Start a guest and run a workload on its vCPUs.
   --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
   --seconds S         how long to run before migrating or stopping (default 3)
-  --migrate-to URI    then migrate the guest to tcp:HOST:PORT or unix:PATH
+  --migrate-to URI    then migrate the guest to tcp:HOST:PORT, unix:PATH or file:PATH
+  --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
+                      (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
   --downtime-limit MS longest acceptable pause (default 300)
   --max-bandwidth SIZE  per second, e.g. 100M (default unlimited)
   --verify            digest RAM on both sides at switchover; resume only if equal
@@ -38,6 +42,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       throttle: { type: 'string', default: '0' },
       seconds: { type: 'string', default: '3' },
       'migrate-to': { type: 'string' },
+      qmp: { type: 'string' },
       'downtime-limit': { type: 'string', default: '300' },
       'max-bandwidth': { type: 'string' },
       verify: { type: 'boolean', default: false },
@@ -66,6 +71,15 @@ export async function runCommand(argv: string[]): Promise<number> {
     log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
     guest.throttle(throttle);
     await guest.cont();
+    if (values.qmp !== undefined) {
+      prepareMigrationThread();
+      const ctl = new GuestController(guest);
+      const server = await QmpServer.listen(values.qmp, ctl);
+      log(`QMP control socket on ${server.uri}; 'quit' ends this guest`);
+      await new Promise<void>((resolve) => ctl.once('quit', resolve));
+      server.close();
+      return 0;
+    }
     const started = performance.now();
     let last = { t: started, pages: 0 };
     while (performance.now() - started < seconds * 1000) {

@@ -72,3 +72,35 @@ test('ferry incoming without --listen, and ferry run to an unreachable destinati
       return true;
     });
 });
+
+test('ferry migrate drives a guest served by ferry run --qmp in another process', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { spawn } = await import('node:child_process');
+  const control = join(mkdtempSync(join(tmpdir(), 'ferry-cli-')), 'guest.qmp');
+  const source = spawn(process.execPath, [ferry, 'run', '--ram', '16M', '--workload', 'sweep', '--rate', '10', '--qmp', `unix:${control}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dest = spawn(process.execPath, [ferry, 'incoming', '--listen', 'tcp:127.0.0.1:0', '--seconds', '0.2', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const listening = await new Promise<string>((resolve) => dest.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    const { uri } = JSON.parse(listening.split('\n')[0]) as { uri: string };
+    await new Promise<void>((resolve) => source.stdout.on('data', (d: Buffer) => { if (d.toString().includes('QMP control socket')) resolve(); }));
+    const { stdout } = await run(process.execPath, [ferry, 'migrate', '--qmp', `unix:${control}`, '--to', uri, '--verify', '--json'], { timeout: 30_000 });
+    const info = JSON.parse(stdout) as { status: string; downtime: number; ram: { total: number } };
+    assert.equal(info.status, 'completed');
+    assert.equal(info.ram.total, 16 * 1024 * 1024);
+    const result = await new Promise<string>((resolve) => {
+      let out = '';
+      dest.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      dest.on('exit', () => resolve(out));
+    });
+    const final = JSON.parse(result.trim().split('\n').pop()!) as { status: string; check: boolean; stats: { verified: boolean } };
+    assert.equal(final.status, 'resumed');
+    assert.equal(final.check, true);
+    assert.equal(final.stats.verified, true);
+    await assert.rejects(run(process.execPath, [ferry, 'migrate', '--qmp', 'unix:/nonexistent/ferry.qmp', '--to', uri]), /cannot reach the control socket/);
+  } finally {
+    source.kill();
+    dest.kill();
+  }
+});

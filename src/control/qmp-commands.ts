@@ -1,0 +1,167 @@
+/**
+ * The QMP commands ferry answers, with QEMU's names, arguments and answers
+ * (QEMU 7.2 where in doubt). ferry-only commands carry an `x-ferry-` prefix.
+ */
+import { isFinished } from '../migration/status.js';
+import type { MigrationParameters } from '../migration/parameters.js';
+import type { SourceStats } from '../migration/stats.js';
+import type { GuestController, MigrationCapabilities } from './controller.js';
+
+/** A QMP error: its class is QEMU's (GenericError, CommandNotFound, ...). */
+export class QmpError extends Error {
+  constructor(readonly errorClass: string, desc: string) {
+    super(desc);
+  }
+}
+
+export type Args = Record<string, unknown>;
+export type Command = (ctl: GuestController, args: Args) => unknown;
+
+function arg<T>(args: Args, name: string, type: 'string' | 'number' | 'boolean' | 'object', required: boolean): T | undefined {
+  const v = args[name];
+  if (v === undefined) {
+    if (required) throw new QmpError('GenericError', `Parameter '${name}' is missing`);
+    return undefined;
+  }
+  const ok = type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
+  if (!ok || (type === 'number' && !Number.isFinite(v))) {
+    throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: ${type === 'number' ? 'integer' : type}`);
+  }
+  return v as T;
+}
+
+function noArgs(args: Args): void {
+  const extra = Object.keys(args)[0];
+  if (extra !== undefined) throw new QmpError('GenericError', `Parameter '${extra}' is unexpected`);
+}
+
+/** QMP parameter names and ferry's, with unit conversions where they differ. */
+const PARAMETERS: Record<string, keyof MigrationParameters> = {
+  'downtime-limit': 'downtimeLimitMs',
+  'max-bandwidth': 'maxBandwidthBytesPerSec',
+  'avail-switchover-bandwidth': 'availSwitchoverBandwidthBytesPerSec',
+  'x-ferry-cpu-share': 'cpuSharePercent',
+  'x-ferry-pause-timeout': 'pauseTimeoutMs',
+  'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
+};
+
+function migrateInfo(ctl: GuestController): Record<string, unknown> {
+  const m = ctl.migration;
+  if (m === null) return {};
+  const s: SourceStats = m.stats;
+  const info: Record<string, unknown> = { status: m.status };
+  if (m.status === 'none') return info;
+  info['total-time'] = Math.round(s.totalTimeMs);
+  info['setup-time'] = Math.round(s.setupTimeMs);
+  if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
+  else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
+  info.ram = {
+    transferred: s.transferredBytes,
+    remaining: s.remainingBytes,
+    total: s.totalRamBytes,
+    duplicate: s.duplicatePages,
+    skipped: 0,
+    normal: s.normalPages,
+    'normal-bytes': s.normalBytes,
+    'dirty-pages-rate': Math.round(s.dirtyPagesRate),
+    mbps: s.mbps,
+    'dirty-sync-count': s.dirtySyncCount,
+    'page-size': 4096,
+    'pages-per-second': Math.round(s.pagesPerSecond),
+    'precopy-bytes': s.transferredBytes,
+  };
+  if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  return info;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  'query-status': (ctl, args) => {
+    noArgs(args);
+    const status = ctl.guest.runState;
+    return { status, singlestep: false, running: status === 'running' };
+  },
+  stop: async (ctl, args) => {
+    noArgs(args);
+    await ctl.guest.stop().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    return {};
+  },
+  cont: async (ctl, args) => {
+    noArgs(args);
+    await ctl.guest.cont().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    return {};
+  },
+  migrate: (ctl, args) => {
+    const uri = arg<string>(args, 'uri', 'string', true)!;
+    for (const name of ['blk', 'inc', 'detach', 'resume']) arg<boolean>(args, name, 'boolean', false);
+    if (args.blk === true || args.inc === true) throw new QmpError('GenericError', 'block migration is not supported by ferry');
+    if (args.resume === true) throw new QmpError('GenericError', 'postcopy recovery is not supported by ferry yet');
+    const m = ctl.migration;
+    if (m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
+    try {
+      ctl.migrate(uri);
+    } catch (e) {
+      throw new QmpError('GenericError', (e as Error).message);
+    }
+    return {};
+  },
+  'query-migrate': (ctl, args) => {
+    noArgs(args);
+    return migrateInfo(ctl);
+  },
+  migrate_cancel: (ctl, args) => {
+    noArgs(args);
+    ctl.migration?.cancel();
+    return {};
+  },
+  'migrate-set-parameters': (ctl, args) => {
+    const changes: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(args)) {
+      const ours = PARAMETERS[name];
+      if (ours === undefined) throw new QmpError('GenericError', `Parameter '${name}' is unexpected`);
+      if (typeof value !== 'number' || !Number.isInteger(value)) {
+        throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: integer`);
+      }
+      changes[ours] = value;
+    }
+    try {
+      ctl.setParameters(changes);
+    } catch (e) {
+      throw new QmpError('GenericError', (e as Error).message);
+    }
+    return {};
+  },
+  'query-migrate-parameters': (ctl, args) => {
+    noArgs(args);
+    return Object.fromEntries(Object.entries(PARAMETERS).map(([qmp, ours]) => [qmp, ctl.parameters[ours]]));
+  },
+  'migrate-set-capabilities': (ctl, args) => {
+    if (args.capabilities === undefined) throw new QmpError('GenericError', "Parameter 'capabilities' is missing");
+    if (!Array.isArray(args.capabilities)) throw new QmpError('GenericError', "Invalid parameter type for 'capabilities', expected: array");
+    for (const c of args.capabilities as unknown[]) {
+      const { capability, state } = (c ?? {}) as { capability?: unknown; state?: unknown };
+      if (typeof capability !== 'string' || typeof state !== 'boolean') {
+        throw new QmpError('GenericError', "Each capability needs 'capability' (string) and 'state' (boolean)");
+      }
+      if (!(capability in ctl.capabilities)) {
+        throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${capability}'`);
+      }
+      const m = ctl.migration;
+      if (m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
+      ctl.capabilities[capability as keyof MigrationCapabilities] = state;
+    }
+    return {};
+  },
+  'query-migrate-capabilities': (ctl, args) => {
+    noArgs(args);
+    return Object.entries(ctl.capabilities).map(([capability, state]) => ({ capability, state }));
+  },
+  'x-ferry-query-passes': (ctl, args) => {
+    noArgs(args);
+    return ctl.migration?.stats.passes ?? [];
+  },
+  quit: (ctl, args) => {
+    noArgs(args);
+    setImmediate(() => ctl.emit('quit'));
+    return {};
+  },
+};

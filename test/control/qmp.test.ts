@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import { GuestController } from '../../src/control/controller.js';
+import { JsonStreamSplitter } from '../../src/control/json-stream.js';
+import { QmpClient } from '../../src/control/qmp-client.js';
+import { QmpServer } from '../../src/control/qmp-server.js';
+import { IncomingMigration } from '../../src/migration/incoming.js';
+import { MiB, address, adopt, assertSweeps, destroyAll, guest, sleep } from '../migration/helpers.js';
+
+after(destroyAll);
+
+/** A raw client: write text, read every JSON value the server sends. */
+async function raw(uri: string): Promise<{ values: Record<string, unknown>[]; write(s: string): void; next(n: number): Promise<Record<string, unknown>[]>; socket: net.Socket }> {
+  const where = uri.startsWith('unix:') ? { path: uri.slice(5) } : { host: '127.0.0.1', port: Number(uri.split(':')[2]) };
+  const socket = net.connect(where as net.NetConnectOpts);
+  await new Promise((r) => socket.once('connect', r));
+  const values: Record<string, unknown>[] = [];
+  const splitter = new JsonStreamSplitter((t) => values.push(JSON.parse(t) as Record<string, unknown>));
+  socket.setEncoding('utf8');
+  socket.on('data', (c: string) => splitter.feed(c));
+  return {
+    values, socket,
+    write: (s) => socket.write(s),
+    next: async (n) => {
+      for (let i = 0; i < 400 && values.length < n; i++) await sleep(5);
+      return values.splice(0, n);
+    },
+  };
+}
+
+test('the JSON stream splitter finds values across chunks, strings and nesting', () => {
+  const got: string[] = [];
+  const s = new JsonStreamSplitter((t) => got.push(t), 64);
+  for (const piece of ['{"a":"}{\\"', '"}', ' [1,[2]]\n{"b"', ':{"c":[]}}', '  42 ']) s.feed(piece);
+  assert.deepEqual(got.map((t) => JSON.parse(t)), [{ a: '}{"' }, [1, [2]], { b: { c: [] } }, 42]);
+  assert.throws(() => s.feed(`{"x":"${'y'.repeat(100)}`), /longer than 64 bytes/);
+});
+
+for (const kind of ['unix', 'tcp'] as const) {
+  test(`QMP over ${kind}: greeting, negotiation, commands, errors, split writes, several clients`, async () => {
+    const g = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+    const server = await QmpServer.listen(address(kind, 'qmp'), new GuestController(g));
+    try {
+      const a = await raw(server.uri);
+      const [greeting] = await a.next(1);
+      assert.deepEqual((greeting.QMP as { version: { qemu: unknown } }).version.qemu, { major: 7, minor: 2, micro: 0 });
+      a.write('{"execute": "query-status", "id": 1}');
+      assert.deepEqual(await a.next(1), [{ error: { class: 'CommandNotFound', desc: "Expecting capabilities negotiation with 'qmp_capabilities'" }, id: 1 }]);
+      a.write('{"execute": "qmp_');
+      await sleep(20);
+      a.write('capabilities"}\n{"execute":\n "query-status", "id": "x"}');
+      assert.deepEqual(await a.next(2), [{ return: {} }, { return: { status: 'prelaunch', singlestep: false, running: false }, id: 'x' }]);
+      a.write('{not json}{"execute": "nope", "id": 2}{"execute": "migrate", "arguments": {"uri": 5}, "id": 3}[1]');
+      const errs = await a.next(4);
+      assert.equal((errs[0].error as { class: string }).class, 'GenericError');
+      assert.deepEqual(errs[1], { error: { class: 'CommandNotFound', desc: 'The command nope has not been found' }, id: 2 });
+      assert.deepEqual(errs[2], { error: { class: 'GenericError', desc: "Invalid parameter type for 'uri', expected: string" }, id: 3 });
+      assert.deepEqual(errs[3], { error: { class: 'GenericError', desc: 'QMP input must be a JSON object' } });
+      // A second client at once; both receive STOP / RESUME events.
+      const b = await QmpClient.connect(server.uri);
+      const events: string[] = [];
+      b.on('event', (name) => events.push(name));
+      await b.execute('cont');
+      a.write('{"execute":"stop"}');
+      await a.next(3); // RESUME, return, STOP (in some order)
+      assert.deepEqual(events, ['RESUME', 'STOP']);
+      assert.deepEqual(await b.execute('query-status'), { status: 'paused', singlestep: false, running: false });
+      await assert.rejects(b.execute('migrate-set-parameters', { 'downtime-limit': -1 }), /downtimeLimitMs must be an integer/);
+      await assert.rejects(b.execute('migrate-set-parameters', { 'speed-of-light': 1 }), /Parameter 'speed-of-light' is unexpected/);
+      await b.execute('migrate-set-parameters', { 'downtime-limit': 50, 'max-bandwidth': 1000000 });
+      const p = (await b.execute('query-migrate-parameters')) as Record<string, number>;
+      assert.equal(p['downtime-limit'], 50);
+      assert.equal(p['max-bandwidth'], 1000000);
+      assert.deepEqual(await b.execute('query-migrate'), {});
+      b.close();
+      a.socket.end();
+    } finally {
+      server.close();
+    }
+  });
+}
+
+test('a client that sends a huge value without finishing it is cut off; others carry on', async () => {
+  const g = await guest({ ram: 4 * MiB, vcpus: [] });
+  const server = await QmpServer.listen(address('unix', 'qmp'), new GuestController(g));
+  try {
+    const good = await QmpClient.connect(server.uri);
+    const bad = await raw(server.uri);
+    await bad.next(1);
+    const closed = new Promise((r) => bad.socket.once('close', r));
+    const piece = `{"execute":"${'x'.repeat(64 * 1024)}`;
+    bad.write(piece);
+    for (let i = 0; i < 20 && !bad.socket.destroyed; i++) bad.write('x'.repeat(64 * 1024));
+    await closed;
+    assert.deepEqual(await good.execute('query-status'), { status: 'prelaunch', singlestep: false, running: false });
+    good.close();
+  } finally {
+    server.close();
+  }
+});
+
+test('a whole migration driven through QMP, with MIGRATION events only once the events capability is on', async () => {
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await src.cont();
+  const server = await QmpServer.listen(address('unix', 'qmp'), new GuestController(src));
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
+  try {
+    const qmp = await QmpClient.connect(server.uri);
+    const events: [string, unknown][] = [];
+    qmp.on('event', (name, data) => events.push([name, data]));
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }, { capability: 'x-ferry-verify', state: true }] });
+    await qmp.execute('migrate', { uri: incoming.uri });
+    await assert.rejects(qmp.execute('migrate', { uri: incoming.uri }), /migration process in progress/);
+    let info: { status: string; ram?: { total: number }; downtime?: number } = { status: 'setup' };
+    for (let i = 0; i < 400 && info.status !== 'completed' && info.status !== 'failed'; i++) {
+      info = (await qmp.execute('query-migrate')) as typeof info;
+      await sleep(20);
+    }
+    assert.equal(info.status, 'completed');
+    assert.equal(info.ram?.total, 8 * MiB);
+    assert.ok((info.downtime ?? 0) > 0);
+    const statuses = events.filter(([n]) => n === 'MIGRATION').map(([, d]) => (d as { status: string }).status);
+    assert.deepEqual(statuses, ['setup', 'active', 'device', 'completed']);
+    assert.ok(events.some(([n]) => n === 'MIGRATION_PASS'));
+    assert.ok(events.some(([n]) => n === 'STOP'));
+    qmp.close();
+    const dest = await incoming.done();
+    assert.equal(dest.stats?.verified, true);
+    const g = adopt(dest.guest)!;
+    await g.pause();
+    assertSweeps(g, 'destination');
+  } finally {
+    server.close();
+  }
+});
