@@ -97,7 +97,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     });
     this.worker.on('error', (err) => {
       listening.reject(err);
-      void this.end('failed', `the loader thread failed: ${err.message}`);
+      queue = queue.then(() => this.end('failed', `the loader thread failed: ${err.message}`));
     });
     this.uri = await listening.promise;
   }

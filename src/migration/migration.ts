@@ -103,6 +103,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   }
 
   private committed = false;
+  /** Set when end() begins: only one end runs, whatever reports it. */
+  private ending = false;
   private readonly isFile: boolean;
   /** The guest's run state before the switchover pause: what a failure returns it to. */
   private stateBeforePause: RunState | null = null;
@@ -187,9 +189,15 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.worker = worker;
     this.sendToSource = (m) => worker.postMessage(m);
     worker.on('message', receive);
-    worker.on('error', (err) => void this.end('failed', `the migration thread failed: ${err.message}`, false));
+    // Through the same queue: a thread that exits right after reporting
+    // 'completed' must be seen as completed, not as having died.
+    // A thread that died after the commit may have sent GO: then nobody
+    // can tell whether the destination runs, so the source must not resume.
+    worker.on('error', (err) => {
+      queue = queue.then(() => this.end('failed', `the migration thread failed: ${err.message}`, this.committed));
+    });
     worker.on('exit', () => {
-      if (!isFinished(this.status)) void this.end('failed', 'the migration thread exited early', false);
+      queue = queue.then(() => (isFinished(this.status) ? undefined : this.end('failed', 'the migration thread exited early', this.committed)));
     });
   }
 
@@ -252,7 +260,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    * After GO nobody resumes it by itself.
    */
   private async end(status: 'completed' | 'failed' | 'cancelled', error: string | null, afterGo: boolean): Promise<void> {
-    if (isFinished(this.status)) return;
+    if (isFinished(this.status) || this.ending) return;
+    this.ending = true;
     this.error = error;
     this.afterGo = afterGo;
     const rs = this.guest.runState;
