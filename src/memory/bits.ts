@@ -99,25 +99,19 @@ export function forEachRun(
 
 /** First set bit at or after `from` and before `end` (bit indexes), or `end`. */
 export function nextSetBit(words: Int32Array | Uint32Array, from: number, end: number): number {
-  let i = from >>> 5;
-  if (from >= end) return end;
-  let w = (words[i] | 0) & (-1 << (from & 31));
-  for (;;) {
-    if (w !== 0) {
-      const bit = i * 32 + lowestBit(w);
-      return bit < end ? bit : end;
-    }
-    i++;
-    if (i * 32 >= end) return end;
-    w = words[i] | 0;
-  }
+  return nextBit(words, from, end, 0);
 }
 
 /** First clear bit at or after `from` and before `end`, or `end`. */
 export function nextClearBit(words: Int32Array | Uint32Array, from: number, end: number): number {
-  let i = from >>> 5;
+  return nextBit(words, from, end, -1);
+}
+
+/** First bit at or after `from` whose value XOR `flip`'s is 1, skipping whole words. */
+function nextBit(words: Int32Array | Uint32Array, from: number, end: number, flip: number): number {
   if (from >= end) return end;
-  let w = ~(words[i] | 0) & (-1 << (from & 31));
+  let i = from >>> 5;
+  let w = ((words[i] | 0) ^ flip) & (-1 << (from & 31));
   for (;;) {
     if (w !== 0) {
       const bit = i * 32 + lowestBit(w);
@@ -125,6 +119,6 @@ export function nextClearBit(words: Int32Array | Uint32Array, from: number, end:
     }
     i++;
     if (i * 32 >= end) return end;
-    w = ~(words[i] | 0);
+    w = (words[i] | 0) ^ flip;
   }
 }

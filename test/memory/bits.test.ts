@@ -50,3 +50,21 @@ test('forEachRun coalesces runs across word boundaries and covers every set bit 
   forEachRun(full, 0, 4, 64, (f, c) => runs.push([f, c]));
   assert.deepEqual(runs, [[64, 128]]);
 });
+
+test('nextSetBit and nextClearBit find the next bit of each kind, within the end', async () => {
+  const { nextClearBit, nextSetBit } = await import('../../src/memory/bits.js');
+  const words = randomWords(6, 0.4, 99);
+  const bits = naiveBits(words);
+  const set = new Set(bits);
+  for (const from of [0, 1, 31, 32, 33, 100, 150, 191]) {
+    for (const end of [from, from + 1, 100, 192]) {
+      if (end < from) continue;
+      let s = from;
+      while (s < end && !set.has(s)) s++;
+      let c = from;
+      while (c < end && set.has(c)) c++;
+      assert.equal(nextSetBit(words, from, end), s, `set from ${from} to ${end}`);
+      assert.equal(nextClearBit(words, from, end), c, `clear from ${from} to ${end}`);
+    }
+  }
+});
