@@ -404,12 +404,16 @@ export class SourceSession {
     const e = this.evaluate();
     this.expectedDowntimeMs = e.expectedMs;
     const p = this.sender.pass;
+    // Pages found dirty again after the pass, per second of the pass: what
+    // the guest dirtied while it was sent (it saturates at RAM / pass time).
+    const dirtyRate = (e.remainingPages * 1000) / Math.max(durationMs, 1e-3);
+    const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
+    const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
     this.passes.push({
       pass: this.pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
-      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages,
-      dirtyRatePagesPerSec: this.pass === 1 ? 0 : (e.remainingPages * 1000) / Math.max(durationMs, 1e-3),
+      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, dirtyRatePagesPerSec: dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
-      guestPagesWritten: this.guestPagesWritten(), decision: e.decision,
+      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
     });
     this.port.post({ type: 'stats', stats: this.stats() });
   }

@@ -20,7 +20,11 @@ for (const transport of ['tcp', 'unix'] as const) {
       const src = await guest({ ram: 16 * MiB, vcpus });
       await src.cont();
       await sleep(100);
-      const incoming = await listen(transport);
+      // Invariant 6: whenever the destination starts running, the source is not running.
+      const overlaps: string[] = [];
+      const incoming = await listen(transport, {
+        onGuest: (d) => d.on('runstate', (to) => { if (to === 'running' && src.runState === 'running') overlaps.push('both running'); }),
+      });
       const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 300 }, { verify: true });
       const result = await m.done();
       assert.equal(result.status, 'completed', result.error ?? '');
@@ -29,6 +33,7 @@ for (const transport of ['tcp', 'unix'] as const) {
       const g = adopt(dest.guest)!;
       assert.equal(dest.stats?.verified, true, 'destination RAM at resume equals source RAM at pause (digests)');
       assert.equal(src.runState, 'postmigrate', 'the source never runs again by itself');
+      assert.deepEqual(overlaps, [], 'the guest never ran in two places at once');
       assert.equal(g.runState, 'running');
       assert.ok(result.stats.downtimeMs !== null && result.stats.downtimeMs > 0);
       // The workload continues from the source's state on the destination.
