@@ -1,25 +1,33 @@
 /**
- * `ferry demo`: a busy guest migrated on loopback between two processes.
- * This process is the source; a child `ferry incoming` is the destination.
- * Verify mode is on: each side digests RAM at switchover and the
- * destination resumes only if they match; then the destination runs the
- * guest on and checks it with the sweep checker. Exit code 0 only if the
- * migration completed, the digests matched and the check passed.
+ * `ferry demo`: a busy guest migrated on loopback between two processes,
+ * driven only through their QMP control sockets, as a management tool
+ * would: the source is a `ferry run --qmp` process, the destination a
+ * `ferry incoming --qmp` process waiting for `migrate-incoming`. Meanwhile
+ * a stall probe sends `query-status` to the source every 5 ms, before the
+ * migration (the baseline, same workload) and during it (DESIGN.md
+ * invariant 5). Verify mode is on: each side digests RAM at switchover and
+ * the destination resumes only if they match; then the destination runs
+ * the guest on and the sweep checker checks it there. Exit code 0 only if
+ * the migration completed, the digests matched and the check passed.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Guest } from '../guest/index.js';
-import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
-import { passLine, summaryLines } from './report.js';
+import { QmpClient } from '../control/qmp-client.js';
+import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
+import type { LoaderStats } from '../migration/messages.js';
+import type { PassRecord } from '../migration/stats.js';
+import { startFerry, type FerryChild } from './children.js';
+import { parseCount, parseNumber, sleep } from './options.js';
+import { passLine } from './report.js';
 import { formatBytes, parseSize } from './size.js';
 
 export const DEMO_USAGE = `usage: ferry demo [options]
 
-Migrate a busy guest between two processes on loopback, verify it, and
-let it run on at the destination.
+Migrate a busy guest between two processes on loopback through their QMP
+sockets, verify it, measure the source's control latency, and let the
+guest run on at the destination.
 
   --ram SIZE          guest RAM (default 256M)
   --vcpus N           vCPUs (default 2)
@@ -29,11 +37,20 @@ let it run on at the destination.
   --json              print the final figures as JSON
   -h, --help          this text`;
 
-interface DestinationResult {
+interface MigrateInfo {
   status: string;
-  error: string | null;
-  check: boolean | null;
-  stats: { verified: boolean | null; verifyMs: number } | null;
+  'total-time'?: number;
+  'setup-time'?: number;
+  downtime?: number;
+  'error-desc'?: string;
+  ram?: { transferred: number; normal: number; duplicate: number; mbps: number; total: number };
+  'x-ferry-loader'?: LoaderStats;
+}
+
+interface SweepCheckAnswer {
+  checked: number;
+  ok: boolean;
+  errors: string[];
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -57,69 +74,88 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
   const rate = parseNumber('--rate', values.rate, 1e-6, 1e9);
   const downtimeLimitMs = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
-  const specs = workloadSpecs(values.workload, vcpus, ram / 4096, rate);
   const log = values.json ? () => {} : (s: string) => console.log(s);
 
-  // The destination: a child process, listening on a free loopback port.
-  const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'incoming', '--listen', 'tcp:127.0.0.1:0', '--seconds', '0.5', '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const events: Record<string, unknown>[] = [];
-  let wake: (() => void) | null = null;
-  lines.on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      events.push({ event: 'output', line });
-    }
-    wake?.();
-  });
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  const next = async (event: string): Promise<Record<string, unknown>> => {
-    for (let i = 0; i < 10_000; i++) {
-      const found = events.find((e) => e.event === event);
-      if (found !== undefined) return found;
-      if (child.exitCode !== null) break;
-      await Promise.race([new Promise<void>((r) => { wake = r; }), sleep(100)]);
-    }
-    throw new Error(`the destination process ended without a ${event} line`);
-  };
-
-  prepareMigrationThread();
-  const guest = await Guest.create({ ram, vcpus: specs });
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
+  const children: FerryChild[] = [];
+  const clients: QmpClient[] = [];
   try {
-    const { uri } = (await next('listening')) as { uri: string };
-    log(`destination: pid ${child.pid}, listening on ${uri}`);
-    log(`source: ${formatBytes(ram)}, ${vcpus} vCPU(s) running ${values.workload} at ${rate}/s`);
-    await guest.cont();
+    const srcControl = `unix:${join(dir, 'source.qmp')}`;
+    const dstControl = `unix:${join(dir, 'destination.qmp')}`;
+    children.push(await startFerry(['run', '--ram', values.ram, '--vcpus', String(vcpus), '--workload', values.workload,
+      '--rate', String(rate), '--qmp', srcControl], /QMP control socket on/));
+    children.push(await startFerry(['incoming', '--qmp', dstControl], /QMP control socket on/));
+    const [srcPid, dstPid] = children.map((c) => c.process.pid);
+    log(`source:      pid ${srcPid}, ${formatBytes(ram)}, ${vcpus} vCPU(s) running ${values.workload} at ${rate}/s, QMP ${srcControl}`);
+    log(`destination: pid ${dstPid}, QMP ${dstControl}`);
+    const src = await QmpClient.connect(srcControl);
+    const dst = await QmpClient.connect(dstControl);
+    clients.push(src, dst);
+
+    await dst.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
+    const listening = (await dst.execute('query-migrate')) as { 'socket-address': { host: string; port: string }[] };
+    const uri = `tcp:${listening['socket-address'][0].host}:${listening['socket-address'][0].port}`;
+
+    const probe = await StallProbe.connect(srcControl);
+    probe.start();
     await sleep(1000);
-    log(`migrating to ${uri} (downtime limit ${downtimeLimitMs} ms, verify on)`);
-    const m = Migration.start(guest, uri, { downtimeLimitMs }, { verify: true });
-    m.on('pass', (p) => log(passLine(p)));
-    const r = await m.done();
-    for (const line of summaryLines(r.status, r.stats, r.error)) log(line);
-    const dest = (await next('result')) as unknown as DestinationResult;
-    const code = await exited;
-    const verified = dest.stats?.verified ?? null;
-    const destVerifyMs = dest.stats?.verifyMs ?? 0;
-    log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}` +
-      ` (digests took ${r.stats.verifyMs.toFixed(1)} ms at the source + ${destVerifyMs.toFixed(1)} ms at the destination)`);
-    if (r.stats.downtimeMs !== null) {
-      const without = r.stats.downtimeMs - r.stats.verifyMs - destVerifyMs;
-      log(`  downtime without verify ${without.toFixed(1)} ms (limit ${downtimeLimitMs} ms)`);
+    const migrateAt = probe.now();
+    await src.execute('migrate-set-parameters', { 'downtime-limit': downtimeLimitMs });
+    await src.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: true }] });
+    log(`migrating to ${uri} (downtime limit ${downtimeLimitMs} ms, verify on); probing the source's control socket every 5 ms`);
+    await src.execute('migrate', { uri });
+    let info: MigrateInfo = { status: 'setup' };
+    let shown = 0;
+    for (let i = 0; i < 1_000_000; i++) {
+      info = (await src.execute('query-migrate')) as MigrateInfo;
+      const passes = (await src.execute('x-ferry-query-passes')) as PassRecord[];
+      for (; shown < passes.length; shown++) log(passLine(passes[shown]));
+      if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;
+      await sleep(50);
     }
-    log(`  destination     ${dest.status}; sweep check after running on: ${dest.check === null ? 'n/a' : dest.check ? 'passed' : 'FAILED'}`);
-    log(`  source guest    ${guest.runState}`);
-    const ok = r.status === 'completed' && verified === true && dest.check !== false && code === 0;
+    const endAt = probe.now();
+    await probe.stop();
+    probe.close();
+    const baseline = probe.between(0, migrateAt);
+    const during = probe.between(migrateAt, endAt);
+
+    let dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+    for (let i = 0; i < 200 && !['completed', 'failed', 'cancelled'].includes(dstInfo.status); i++) {
+      await sleep(20);
+      dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+    }
+    const loader = dstInfo['x-ferry-loader'];
+    let check: SweepCheckAnswer | null = null;
+    if (dstInfo.status === 'completed') {
+      await sleep(500);
+      check = (await dst.execute('x-ferry-check')) as SweepCheckAnswer;
+    }
+    const srcStatus = ((await src.execute('query-status')) as { status: string }).status;
+    const verified = loader?.verified ?? null;
+    const ok = info.status === 'completed' && verified === true && check !== null && check.ok;
+
+    const lat = (l: LatencySummary) => `p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(1)} ms (${l.samples} probes)`;
+    log(`migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`);
+    if (info.ram !== undefined) {
+      log(`  total time      ${info['total-time']} ms (setup ${info['setup-time']} ms)`);
+      log(`  downtime        ${info.downtime ?? '-'} ms, with the RAM digests of verify mode (${loader?.verifyMs.toFixed(1) ?? '?'} ms at the destination, about as much at the source)`);
+      log(`  transferred     ${formatBytes(info.ram.transferred)}: ${info.ram.normal} pages with data, ${info.ram.duplicate} zero; ${info.ram.mbps.toFixed(0)} Mbit/s`);
+    }
+    log(`  control latency before: ${lat(baseline)}`);
+    log(`  control latency during: ${lat(during)}`);
+    log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}`);
+    log(`  destination     ${dstInfo.status}; sweep check after running on: ${check === null ? 'not run' : check.checked === 0 ? 'no sweep vCPU' : check.ok ? 'passed' : `FAILED: ${check.errors.join('; ')}`}`);
+    log(`  source guest    ${srcStatus}`);
     if (values.json) {
-      console.log(JSON.stringify({ ok, status: r.status, error: r.error, stats: r.stats, destination: dest, sourceRunState: guest.runState }, null, 2));
+      console.log(JSON.stringify({ ok, status: info.status, source: info, destination: dstInfo, check, sourceRunState: srcStatus,
+        controlLatency: { baseline, during } }, null, 2));
     }
     log(ok ? 'demo passed' : 'demo FAILED');
+    await Promise.allSettled([src.execute('quit'), dst.execute('quit')]);
     return ok ? 0 : 1;
   } finally {
-    child.kill();
-    await guest.destroy();
+    for (const c of clients) c.close();
+    await Promise.all(children.map((c) => c.stop()));
+    rmSync(dir, { recursive: true, force: true });
   }
 }

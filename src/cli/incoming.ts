@@ -5,15 +5,21 @@
  */
 import { parseArgs } from 'node:util';
 import { checkSweep, type SweepState } from '../guest/index.js';
+import { GuestController } from '../control/controller.js';
+import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration } from '../migration/incoming.js';
 import { parseCount, parseNumber, sleep } from './options.js';
 import { parseSize } from './size.js';
 
 export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
+       ferry incoming --qmp CONTROL [--listen URI]
 
-Wait for a guest to migrate in, run it, then pause it and check it.
+Wait for a guest to migrate in, run it, then pause it and check it. With
+--qmp, serve QMP instead and run until 'quit'; without --listen, wait for
+'migrate-incoming' (QEMU's -incoming defer).
 
-  --listen URI        tcp:HOST:PORT (port 0 picks a free port) or unix:PATH
+  --listen URI        tcp:HOST:PORT (port 0 picks a free port), unix:PATH or file:PATH
+  --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT
   --max-ram SIZE      largest guest accepted (default 64G)
   --ram SIZE          accept only a guest of exactly this RAM (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
@@ -28,6 +34,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
       listen: { type: 'string' },
       'max-ram': { type: 'string', default: '64G' },
       ram: { type: 'string' },
+      qmp: { type: 'string' },
       vcpus: { type: 'string' },
       seconds: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
@@ -38,6 +45,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     console.log(INCOMING_USAGE);
     return 0;
   }
+  if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen);
   if (values.listen === undefined) {
     console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
     return 2;
@@ -73,4 +81,16 @@ export async function incomingCommand(argv: string[]): Promise<number> {
   } finally {
     await guest.destroy();
   }
+}
+
+/** A destination behind a QMP socket: `migrate-incoming` (or --listen) starts it; `quit` ends it. */
+async function serveIncoming(control: string, listen: string | undefined): Promise<number> {
+  const ctl = new GuestController(null);
+  const server = await QmpServer.listen(control, ctl);
+  console.log(`QMP control socket on ${server.uri}; waiting for ${listen === undefined ? "'migrate-incoming'" : listen}`);
+  if (listen !== undefined) await ctl.migrateIncoming(listen);
+  await new Promise<void>((resolve) => ctl.once('quit', resolve));
+  server.close();
+  await ctl.guest?.destroy();
+  return 0;
 }

@@ -1,11 +1,13 @@
 /**
- * What the control socket drives: one guest, its current (or last)
- * migration, the migration parameters and capabilities (kept across
- * migrations, as QEMU's), and the events every client may receive.
+ * What a control socket drives: one guest (on a destination, the one that
+ * migrates in), its current or last migration in either direction, the
+ * migration parameters and capabilities (kept across migrations, as
+ * QEMU's), and the events every client may receive.
  */
 import { EventEmitter } from 'node:events';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
+import { IncomingMigration } from '../migration/incoming.js';
 import { Migration } from '../migration/migration.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from '../migration/parameters.js';
 
@@ -27,28 +29,56 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
   parameters: MigrationParameters = DEFAULT_PARAMETERS;
   readonly capabilities: MigrationCapabilities = { events: false, 'x-ferry-verify': false };
   migration: Migration | null = null;
+  incoming: IncomingMigration | null = null;
+  private guestValue: Guest | null = null;
 
-  constructor(readonly guest: Guest) {
+  /** `guest` is null on a destination waiting for `migrate-incoming`. */
+  constructor(guest: Guest | null) {
     super();
-    guest.on('runstate', (to: RunState, from: RunState) => {
-      if (to === 'running') this.emit('event', { event: 'RESUME', migrationEvent: false });
-      else if (from === 'running') this.emit('event', { event: 'STOP', migrationEvent: false });
-    });
+    if (guest !== null) this.adopt(guest);
+  }
+
+  get guest(): Guest | null {
+    return this.guestValue;
   }
 
   migrate(uri: string): Migration {
-    const m = Migration.start(this.guest, uri, this.parameters, { verify: this.capabilities['x-ferry-verify'] });
+    if (this.guestValue === null) throw new Error('there is no guest here to migrate');
+    const m = Migration.start(this.guestValue, uri, this.parameters, { verify: this.capabilities['x-ferry-verify'] });
     this.migration = m;
-    m.on('status', (status) => this.emit('event', { event: 'MIGRATION', data: { status }, migrationEvent: true }));
-    m.on('pass', (p) => this.emit('event', { event: 'MIGRATION_PASS', data: { pass: p.pass }, migrationEvent: true }));
+    m.on('status', (status) => this.migrationEvent('MIGRATION', { status }));
+    m.on('pass', (p) => this.migrationEvent('MIGRATION_PASS', { pass: p.pass }));
     // The migration entered 'setup' as it started, before anyone could listen.
-    this.emit('event', { event: 'MIGRATION', data: { status: m.status }, migrationEvent: true });
+    this.migrationEvent('MIGRATION', { status: m.status });
     return m;
+  }
+
+  /** As QEMU's `migrate-incoming`: wait for a guest to migrate in at `uri`. */
+  async migrateIncoming(uri: string): Promise<IncomingMigration> {
+    const incoming = await IncomingMigration.listen(uri, { onGuest: (g) => this.adopt(g) });
+    this.incoming = incoming;
+    incoming.on('status', (s) => this.migrationEvent('MIGRATION', { status: s }));
+    void incoming.done().then((r) => {
+      if (r.guest === null) this.guestValue = null; // discarded: it never ran
+    });
+    return incoming;
   }
 
   setParameters(changes: Partial<MigrationParameters>): void {
     this.parameters = withParameters(this.parameters, changes);
     const m = this.migration;
     if (m !== null && (m.status === 'setup' || m.status === 'active')) m.setParameters(changes);
+  }
+
+  private adopt(guest: Guest): void {
+    this.guestValue = guest;
+    guest.on('runstate', (to: RunState, from: RunState) => {
+      if (to === 'running') this.emit('event', { event: 'RESUME', migrationEvent: false });
+      else if (from === 'running') this.emit('event', { event: 'STOP', migrationEvent: false });
+    });
+  }
+
+  private migrationEvent(event: string, data: Record<string, unknown>): void {
+    this.emit('event', { event, data, migrationEvent: true });
   }
 }

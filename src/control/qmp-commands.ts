@@ -2,7 +2,11 @@
  * The QMP commands ferry answers, with QEMU's names, arguments and answers
  * (QEMU 7.2 where in doubt). ferry-only commands carry an `x-ferry-` prefix.
  */
+import type { Guest } from '../guest/guest.js';
+import { checkSweep } from '../guest/sweep-checker.js';
+import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
+import { parseUri } from '../transport/uri.js';
 import type { MigrationParameters } from '../migration/parameters.js';
 import type { SourceStats } from '../migration/stats.js';
 import type { GuestController, MigrationCapabilities } from './controller.js';
@@ -45,9 +49,23 @@ const PARAMETERS: Record<string, keyof MigrationParameters> = {
   'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
 };
 
+/** The destination's view, as QEMU answers query-migrate on an incoming side. */
+function incomingInfo(ctl: GuestController): Record<string, unknown> {
+  const inc = ctl.incoming!;
+  const status = { listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', resumed: 'completed', failed: 'failed', cancelled: 'cancelled' }[inc.status];
+  const info: Record<string, unknown> = { status };
+  const where = parseUri(inc.uri);
+  if (where.kind === 'tcp') info['socket-address'] = [{ type: 'inet', host: where.host, port: String(where.port) }];
+  else if (where.kind === 'unix') info['socket-address'] = [{ type: 'unix', path: where.path }];
+  const stats = inc.stats;
+  if (stats !== null) info['x-ferry-loader'] = stats;
+  if (inc.lastError !== null) info['error-desc'] = inc.lastError;
+  return info;
+}
+
 function migrateInfo(ctl: GuestController): Record<string, unknown> {
   const m = ctl.migration;
-  if (m === null) return {};
+  if (m === null) return ctl.incoming === null ? {} : incomingInfo(ctl);
   const s: SourceStats = m.stats;
   const info: Record<string, unknown> = { status: m.status };
   if (m.status === 'none') return info;
@@ -74,23 +92,38 @@ function migrateInfo(ctl: GuestController): Record<string, unknown> {
   return info;
 }
 
+/** The guest, or QEMU's error for a destination still waiting for one. */
+function guestOf(ctl: GuestController): Guest {
+  if (ctl.guest === null) throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
+  return ctl.guest;
+}
+
 export const COMMANDS: Record<string, Command> = {
   'query-status': (ctl, args) => {
     noArgs(args);
-    const status = ctl.guest.runState;
+    const status = ctl.guest?.runState ?? 'inmigrate';
     return { status, singlestep: false, running: status === 'running' };
   },
   stop: async (ctl, args) => {
     noArgs(args);
-    await ctl.guest.stop().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    await guestOf(ctl).stop().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
     return {};
   },
   cont: async (ctl, args) => {
     noArgs(args);
-    await ctl.guest.cont().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    await guestOf(ctl).cont().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    return {};
+  },
+  'migrate-incoming': async (ctl, args) => {
+    const uri = arg<string>(args, 'uri', 'string', true)!;
+    if (ctl.guest !== null || ctl.incoming !== null) {
+      throw new QmpError('GenericError', "The incoming migration has already been started");
+    }
+    await ctl.migrateIncoming(uri).catch((e: Error) => { throw new QmpError('GenericError', e.message); });
     return {};
   },
   migrate: (ctl, args) => {
+    guestOf(ctl);
     const uri = arg<string>(args, 'uri', 'string', true)!;
     for (const name of ['blk', 'inc', 'detach', 'resume']) arg<boolean>(args, name, 'boolean', false);
     if (args.blk === true || args.inc === true) throw new QmpError('GenericError', 'block migration is not supported by ferry');
@@ -158,6 +191,21 @@ export const COMMANDS: Record<string, Command> = {
   'x-ferry-query-passes': (ctl, args) => {
     noArgs(args);
     return ctl.migration?.stats.passes ?? [];
+  },
+  /** Pause the guest, run the sweep checker on every sweep vCPU, then let it run again if it ran. */
+  'x-ferry-check': async (ctl, args) => {
+    noArgs(args);
+    const g = guestOf(ctl);
+    const wasRunning = g.runState === 'running';
+    try {
+      if (wasRunning) await g.stop();
+      const checks = g.vcpuStates().flatMap((s) => (s.workload.kind === 'sweep' ? [checkSweep(g.memory, s.workload as SweepState)] : []));
+      return { checked: checks.length, ok: checks.every((c) => c.ok), errors: checks.flatMap((c) => c.errors) };
+    } catch (e) {
+      throw new QmpError('GenericError', (e as Error).message);
+    } finally {
+      if (wasRunning) await g.cont();
+    }
   },
   quit: (ctl, args) => {
     noArgs(args);

@@ -43,7 +43,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private guestReady = new Signal<Guest>();
   private header: StreamHeader | null = null;
   private error: string | null = null;
-  private stats: LoaderStats | null = null;
+  private statsValue: LoaderStats | null = null;
   private readonly finished = new Signal<IncomingResult>();
   /** The address actually listened on (a tcp: port 0 becomes the real port). */
   uri = '';
@@ -70,6 +70,15 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
 
   get guest(): Guest | null {
     return this.guestValue;
+  }
+
+  /** The loader's figures once the migration ended. */
+  get stats(): LoaderStats | null {
+    return this.statsValue;
+  }
+
+  get lastError(): string | null {
+    return this.error;
   }
 
   get streamHeader(): StreamHeader | null {
@@ -148,11 +157,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
         }
         break;
       case 'done':
-        this.stats = m.stats;
+        this.statsValue = m.stats;
         await this.end('resumed', null);
         break;
       case 'failed':
-        this.stats = m.stats;
+        this.statsValue = m.stats;
         await this.end(m.reason.startsWith('cancelled') ? 'cancelled' : 'failed', m.reason);
         break;
     }
@@ -171,7 +180,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     // failure it lingers to let the source read the reason); never wait on it.
     this.worker.unref();
     setTimeout(() => void this.worker.terminate(), 10_000).unref();
-    this.finished.resolve({ status, guest: this.guestValue, error: this.error, stats: this.stats });
+    this.finished.resolve({ status, guest: this.guestValue, error: this.error, stats: this.statsValue });
   }
 
   private setStatus(s: IncomingStatus): void {

@@ -43,20 +43,23 @@ test('ferry run rejects bad options with exit code 2 and a message naming the op
   }
 });
 
-test('ferry demo --json migrates between two processes and reports a verified, completed migration', async () => {
+test('ferry demo --json migrates between two processes through QMP and reports a verified, completed migration', async () => {
   const { stdout } = await run(process.execPath, [ferry, 'demo', '--ram', '32M', '--rate', '5', '--json'], { timeout: 60_000 });
   const result = JSON.parse(stdout) as {
     ok: boolean; status: string; sourceRunState: string;
-    stats: { downtimeMs: number; transferredBytes: number; passes: unknown[] };
-    destination: { status: string; check: boolean; stats: { verified: boolean } };
+    source: { downtime: number; ram: { transferred: number; total: number } };
+    destination: { status: string; 'x-ferry-loader': { verified: boolean } };
+    check: { checked: number; ok: boolean };
+    controlLatency: { baseline: { samples: number; maxMs: number }; during: { samples: number; p99Ms: number } };
   };
   assert.equal(result.ok, true);
   assert.equal(result.status, 'completed');
   assert.equal(result.sourceRunState, 'postmigrate');
-  assert.equal(result.destination.status, 'resumed');
-  assert.equal(result.destination.stats.verified, true);
-  assert.equal(result.destination.check, true);
-  assert.ok(result.stats.downtimeMs > 0 && result.stats.transferredBytes >= 32 * 1024 * 1024);
+  assert.equal(result.destination.status, 'completed');
+  assert.equal(result.destination['x-ferry-loader'].verified, true);
+  assert.deepEqual(result.check, { checked: 2, ok: true, errors: [] });
+  assert.ok(result.source.downtime > 0 && result.source.ram.transferred >= 32 * 1024 * 1024);
+  assert.ok(result.controlLatency.baseline.samples > 50 && result.controlLatency.during.samples > 0, 'the stall probe ran before and during');
 });
 
 test('ferry incoming without --listen, and ferry run to an unreachable destination, fail clearly', async () => {

@@ -134,3 +134,36 @@ test('a whole migration driven through QMP, with MIGRATION events only once the 
     server.close();
   }
 });
+
+test('a destination behind QMP: inmigrate, migrate-incoming, then the guest that arrived answers commands', async () => {
+  const dstCtl = new GuestController(null);
+  const dstServer = await QmpServer.listen(address('unix', 'dst'), dstCtl);
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await src.cont();
+  try {
+    const dst = await QmpClient.connect(dstServer.uri);
+    assert.deepEqual(await dst.execute('query-status'), { status: 'inmigrate', singlestep: false, running: false });
+    await assert.rejects(dst.execute('cont'), /Guest is waiting for an incoming migration/);
+    await assert.rejects(dst.execute('migrate', { uri: 'tcp:127.0.0.1:1' }), /Guest is waiting for an incoming migration/);
+    await dst.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
+    await assert.rejects(dst.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' }), /already been started/);
+    const listening = (await dst.execute('query-migrate')) as { status: string; 'socket-address': { host: string; port: string }[] };
+    assert.equal(listening.status, 'setup');
+    const [{ host, port }] = listening['socket-address'];
+    const { Migration } = await import('../../src/migration/migration.js');
+    assert.equal((await Migration.start(src, `tcp:${host}:${port}`).done()).status, 'completed');
+    let info = { status: '' };
+    for (let i = 0; i < 200 && info.status !== 'completed'; i++) {
+      info = (await dst.execute('query-migrate')) as typeof info;
+      await sleep(10);
+    }
+    assert.equal(info.status, 'completed');
+    assert.deepEqual(await dst.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    assert.deepEqual(await dst.execute('x-ferry-check'), { checked: 1, ok: true, errors: [] });
+    await dst.execute('stop');
+    dst.close();
+  } finally {
+    dstServer.close();
+    adopt(dstCtl.guest);
+  }
+});

@@ -1,0 +1,85 @@
+/**
+ * The stall probe: sends `query-status` every 5 ms over its own QMP
+ * connection and records each round trip, so the responsiveness of a
+ * guest process's main event loop is measured from outside (DESIGN.md
+ * invariant 5), the way QEMU's monitor was measured on this machine.
+ * One request at a time: a stalled loop shows up as one long round trip,
+ * not as a queue of short ones.
+ */
+import { QmpClient } from './qmp-client.js';
+
+export const PROBE_PERIOD_MS = 5;
+
+export interface ProbeSample {
+  /** When the request was sent, ms since the probe started. */
+  readonly atMs: number;
+  readonly rttMs: number;
+}
+
+export interface LatencySummary {
+  readonly samples: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+export function summarizeLatency(samples: readonly ProbeSample[]): LatencySummary {
+  if (samples.length === 0) return { samples: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 };
+  const sorted = samples.map((s) => s.rttMs).sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { samples: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] };
+}
+
+export class StallProbe {
+  readonly samples: ProbeSample[] = [];
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  private readonly t0 = performance.now();
+
+  private constructor(private readonly qmp: QmpClient) {}
+
+  static async connect(control: string): Promise<StallProbe> {
+    return new StallProbe(await QmpClient.connect(control));
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stop probing; resolves when the last request has been answered. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  /** Samples sent in [fromMs, toMs) (probe-relative), summarised. */
+  between(fromMs: number, toMs: number): LatencySummary {
+    return summarizeLatency(this.samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs));
+  }
+
+  /** Milliseconds since the probe was created (the samples' clock). */
+  now(): number {
+    return performance.now() - this.t0;
+  }
+
+  close(): void {
+    this.running = false;
+    this.qmp.close();
+  }
+
+  private async run(): Promise<void> {
+    let next = performance.now();
+    while (this.running) {
+      const sent = performance.now();
+      await this.qmp.execute('query-status');
+      const done = performance.now();
+      this.samples.push({ atMs: sent - this.t0, rttMs: done - sent });
+      next += PROBE_PERIOD_MS;
+      // Keep the 5 ms cadence; after a long stall, start again from now.
+      if (next < done) next = done;
+      await new Promise((r) => setTimeout(r, next - done));
+    }
+  }
+}
