@@ -10,17 +10,19 @@
  * the guest on and the sweep checker checks it there. Exit code 0 only if
  * the migration completed, the digests matched and the check passed.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
-import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
+import { StallProbe } from '../control/stall-probe.js';
 import type { LoaderStats } from '../migration/messages.js';
-import type { PassRecord } from '../migration/stats.js';
 import { startFerry, type FerryChild } from './children.js';
 import { parseCount, parseNumber, sleep } from './options.js';
-import { passLine } from './report.js';
+import { renderReport } from './html-report.js';
+import { followMigration } from './migrate.js';
+import { MigrationProgress, type MigrateInfo } from './progress.js';
+import { summaryTable } from './report.js';
 import { formatBytes, parseSize } from './size.js';
 
 export const DEMO_USAGE = `usage: ferry demo [options]
@@ -34,18 +36,11 @@ guest run on at the destination.
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            sweeps per second (sweep) or MiB/s (stress) (default 2)
   --downtime-limit MS longest acceptable pause (default 300)
+  --report FILE       write a self-contained HTML report with charts
   --json              print the final figures as JSON
   -h, --help          this text`;
 
-interface MigrateInfo {
-  status: string;
-  'total-time'?: number;
-  'setup-time'?: number;
-  downtime?: number;
-  'error-desc'?: string;
-  ram?: { transferred: number; normal: number; duplicate: number; mbps: number; total: number };
-  'x-ferry-loader'?: LoaderStats;
-}
+type DestinationInfo = MigrateInfo & { 'x-ferry-loader'?: LoaderStats };
 
 interface SweepCheckAnswer {
   checked: number;
@@ -62,6 +57,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       workload: { type: 'string', default: 'sweep' },
       rate: { type: 'string', default: '2' },
       'downtime-limit': { type: 'string', default: '300' },
+      report: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -97,32 +93,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const uri = `tcp:${listening['socket-address'][0].host}:${listening['socket-address'][0].port}`;
 
     const probe = await StallProbe.connect(srcControl);
-    probe.start();
-    await sleep(1000);
-    const migrateAt = probe.now();
-    await src.execute('migrate-set-parameters', { 'downtime-limit': downtimeLimitMs });
-    await src.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: true }] });
     log(`migrating to ${uri} (downtime limit ${downtimeLimitMs} ms, verify on); probing the source's control socket every 5 ms`);
-    await src.execute('migrate', { uri });
-    let info: MigrateInfo = { status: 'setup' };
-    let shown = 0;
-    for (let i = 0; i < 1_000_000; i++) {
-      info = (await src.execute('query-migrate')) as MigrateInfo;
-      const passes = (await src.execute('x-ferry-query-passes')) as PassRecord[];
-      for (; shown < passes.length; shown++) log(passLine(passes[shown]));
-      if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;
-      await sleep(50);
-    }
-    const endAt = probe.now();
-    await probe.stop();
+    const run = await followMigration(src, probe, {
+      to: uri, params: { 'downtime-limit': downtimeLimitMs }, verify: true, baselineMs: 1000,
+      progress: new MigrationProgress(process.stdout, values.json),
+    });
     probe.close();
-    const baseline = probe.between(0, migrateAt);
-    const during = probe.between(migrateAt, endAt);
+    const { info } = run;
+    if (values.report !== undefined) writeFileSync(values.report, renderReport({ title: 'ferry demo', ...run, probe: probe.samples }));
 
-    let dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+    let dstInfo = (await dst.execute('query-migrate')) as DestinationInfo;
     for (let i = 0; i < 200 && !['completed', 'failed', 'cancelled'].includes(dstInfo.status); i++) {
       await sleep(20);
-      dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+      dstInfo = (await dst.execute('query-migrate')) as DestinationInfo;
     }
     const loader = dstInfo['x-ferry-loader'];
     let check: SweepCheckAnswer | null = null;
@@ -134,21 +117,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const verified = loader?.verified ?? null;
     const ok = info.status === 'completed' && verified === true && check !== null && check.ok;
 
-    const lat = (l: LatencySummary) => `p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, max ${l.maxMs.toFixed(1)} ms (${l.samples} probes)`;
-    log(`migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`);
-    if (info.ram !== undefined) {
-      log(`  total time      ${info['total-time']} ms (setup ${info['setup-time']} ms)`);
-      log(`  downtime        ${info.downtime ?? '-'} ms, with the RAM digests of verify mode (${loader?.verifyMs.toFixed(1) ?? '?'} ms at the destination, about as much at the source)`);
-      log(`  transferred     ${formatBytes(info.ram.transferred)}: ${info.ram.normal} pages with data, ${info.ram.duplicate} zero; ${info.ram.mbps.toFixed(0)} Mbit/s`);
-    }
-    log(`  control latency before: ${lat(baseline)}`);
-    log(`  control latency during: ${lat(during)}`);
+    for (const line of summaryTable(info, run.latency)) log(line);
     log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}`);
     log(`  destination     ${dstInfo.status}; sweep check after running on: ${check === null ? 'not run' : check.checked === 0 ? 'no sweep vCPU' : check.ok ? 'passed' : `FAILED: ${check.errors.join('; ')}`}`);
     log(`  source guest    ${srcStatus}`);
     if (values.json) {
       console.log(JSON.stringify({ ok, status: info.status, source: info, destination: dstInfo, check, sourceRunState: srcStatus,
-        controlLatency: { baseline, during } }, null, 2));
+        controlLatency: run.latency }, null, 2));
     }
     log(ok ? 'demo passed' : 'demo FAILED');
     await Promise.allSettled([src.execute('quit'), dst.execute('quit')]);

@@ -3,6 +3,7 @@
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
 import { migrateCommand } from './migrate.js';
+import { statusCommand } from './status.js';
 import { runCommand, RUN_USAGE } from './run.js';
 
 const USAGE = `usage: ferry <command> [options]
@@ -14,6 +15,7 @@ commands:
   run        start a guest and run a workload; --migrate-to sends it elsewhere
   incoming   wait for a guest to migrate in, run it and check it
   migrate    migrate the guest behind a QMP control socket (ferry run --qmp)
+  status     show the guest behind a QMP control socket and its migration
 
 Run 'ferry <command> --help' for a command's options.`;
 
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return incomingCommand(rest);
     case 'migrate':
       return migrateCommand(rest);
+    case 'status':
+      return statusCommand(rest);
     case 'demo':
       return demoCommand(rest);
     case undefined:

@@ -1,34 +1,37 @@
 /**
  * `ferry migrate`: migrate a running guest through its control socket, as
  * a QMP client (so it works against any guest that serves QMP): set the
- * parameters, start the migration, follow it pass by pass, summarise.
+ * parameters, start the migration, follow it with a live progress bar,
+ * and end with QEMU's figures and the source's control latency, measured
+ * from here by a stall probe before (baseline) and during the migration.
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
+import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
-import { parseCount, sleep } from './options.js';
-import { passLine } from './report.js';
-import { formatBytes, parseSize } from './size.js';
+import { parseCount, parseNumber, sleep } from './options.js';
+import { MigrationProgress, type MigrateInfo } from './progress.js';
+import { renderReport } from './html-report.js';
+import { summaryTable } from './report.js';
+import { parseSize } from './size.js';
 
 export const MIGRATE_USAGE = `usage: ferry migrate --qmp CONTROL --to URI [options]
 
-Migrate the guest behind a QMP control socket.
+Migrate the guest behind a QMP control socket (any guest serving QMP).
 
   --qmp CONTROL        the guest's control socket: unix:PATH or tcp:HOST:PORT
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
   --downtime-limit MS  longest acceptable pause (default: the guest's setting)
   --max-bandwidth SIZE per second, e.g. 100M (0: unlimited)
+  --cpu-share PCT      cap on the migration thread's share of a core (default 100: none)
   --verify             digest RAM on both sides at switchover
-  --json               print the final query-migrate answer as JSON
-  -h, --help           this text`;
+  --baseline S         seconds of control-latency baseline before migrating (default 0.5)
+  --report FILE        write a self-contained HTML report with charts
+  --json               print the final figures as JSON
+  -h, --help           this text
 
-interface MigrateInfo {
-  status: string;
-  'total-time'?: number;
-  downtime?: number;
-  'error-desc'?: string;
-  ram?: { transferred: number; normal: number; duplicate: number; mbps: number };
-}
+exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or unreachable`;
 
 export async function migrateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -38,7 +41,10 @@ export async function migrateCommand(argv: string[]): Promise<number> {
       to: { type: 'string' },
       'downtime-limit': { type: 'string' },
       'max-bandwidth': { type: 'string' },
+      'cpu-share': { type: 'string' },
       verify: { type: 'boolean', default: false },
+      baseline: { type: 'string', default: '0.5' },
+      report: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -54,34 +60,69 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   const params: Record<string, number> = {};
   if (values['downtime-limit'] !== undefined) params['downtime-limit'] = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
   if (values['max-bandwidth'] !== undefined) params['max-bandwidth'] = parseSize(values['max-bandwidth'], '--max-bandwidth');
-  const log = values.json ? () => {} : (s: string) => console.log(s);
+  if (values['cpu-share'] !== undefined) params['x-ferry-cpu-share'] = parseCount('--cpu-share', values['cpu-share'], 1, 100);
+  const baselineMs = parseNumber('--baseline', values.baseline, 0, 3600) * 1000;
 
   const qmp = await QmpClient.connect(values.qmp);
+  const probe = await StallProbe.connect(values.qmp);
   try {
-    if (Object.keys(params).length > 0) await qmp.execute('migrate-set-parameters', params);
-    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: values.verify }] });
-    await qmp.execute('migrate', { uri: values.to });
-    log(`migrating to ${values.to}`);
-    let shown = 0;
-    let info: MigrateInfo = { status: 'setup' };
-    for (let i = 0; i < 10_000_000; i++) {
-      info = (await qmp.execute('query-migrate')) as MigrateInfo;
-      const passes = (await qmp.execute('x-ferry-query-passes')) as PassRecord[];
-      for (; shown < passes.length; shown++) log(passLine(passes[shown]));
-      if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;
-      await sleep(100);
+    const run = await followMigration(qmp, probe, {
+      to: values.to, params, verify: values.verify, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+    });
+    const { info, passes, latency } = run;
+    if (values.report !== undefined) {
+      writeFileSync(values.report, renderReport({ title: `ferry migrate to ${values.to}`, ...run, probe: probe.samples }));
     }
     if (values.json) {
-      console.log(JSON.stringify(info, null, 2));
+      console.log(JSON.stringify({ ...info, passes, controlLatency: latency }, null, 2));
     } else {
-      log(`migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`);
-      if (info.ram !== undefined) {
-        log(`  total time ${info['total-time']} ms, downtime ${info.downtime ?? '-'} ms, ` +
-          `${formatBytes(info.ram.transferred)} sent (${info.ram.normal} pages + ${info.ram.duplicate} zero)`);
-      }
+      for (const line of summaryTable(info, latency)) console.log(line);
+      if (values.report !== undefined) console.log(`report written to ${values.report}`);
     }
     return info.status === 'completed' ? 0 : 1;
   } finally {
+    probe.close();
     qmp.close();
   }
+}
+
+export interface MigrationRun {
+  readonly info: MigrateInfo;
+  readonly passes: PassRecord[];
+  readonly timeline: { atMs: number; info: MigrateInfo }[];
+  readonly migrateAtMs: number;
+  readonly latency: { baseline: LatencySummary; during: LatencySummary };
+}
+
+/**
+ * Migrate through QMP and follow it: a control-latency baseline first, then
+ * `migrate`, then query-migrate every 100 ms (progress display, timeline)
+ * until it ends. The probe keeps running throughout and stops at the end.
+ */
+export async function followMigration(
+  qmp: QmpClient,
+  probe: StallProbe,
+  o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress },
+): Promise<MigrationRun> {
+  if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }] });
+  probe.start();
+  await sleep(o.baselineMs);
+  const migrateAtMs = probe.now();
+  await qmp.execute('migrate', { uri: o.to });
+  let info: MigrateInfo = { status: 'setup' };
+  let passes: PassRecord[] = [];
+  const timeline: { atMs: number; info: MigrateInfo }[] = [];
+  for (let i = 0; i < 10_000_000; i++) {
+    info = (await qmp.execute('query-migrate')) as MigrateInfo;
+    passes = (await qmp.execute('x-ferry-query-passes')) as PassRecord[];
+    timeline.push({ atMs: probe.now(), info });
+    o.progress.update(info, passes);
+    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;
+    await sleep(100);
+  }
+  o.progress.finish();
+  const endAt = probe.now();
+  await probe.stop();
+  return { info, passes, timeline, migrateAtMs, latency: { baseline: probe.between(0, migrateAtMs), during: probe.between(migrateAtMs, endAt) } };
 }

@@ -1,5 +1,7 @@
 /** Human-readable lines for migrations: one per pass, and the summary. */
+import type { LatencySummary } from '../control/stall-probe.js';
 import type { PassRecord, SourceStats } from '../migration/stats.js';
+import type { MigrateInfo } from './progress.js';
 import { formatBytes } from './size.js';
 
 export function passLine(p: PassRecord): string {
@@ -18,4 +20,26 @@ export function summaryLines(status: string, s: SourceStats, error: string | nul
     `  guest progress  ${s.guestPagesWritten - s.guestPagesWrittenAtStart} page writes during migration`,
   ];
   return lines;
+}
+
+/** The end-of-migration table: QEMU's query-migrate figures, then ferry's stall figure. */
+export function summaryTable(info: MigrateInfo, latency: { baseline: LatencySummary; during: LatencySummary } | null): string[] {
+  const rows: [string, string][] = [['status', info.status + (info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`)]];
+  const ms = (v: number | undefined) => (v === undefined ? '-' : `${v} ms`);
+  rows.push(['total-time', ms(info['total-time'])], ['setup-time', ms(info['setup-time'])], ['downtime', ms(info.downtime)]);
+  if (info.ram !== undefined) {
+    const r = info.ram;
+    rows.push(
+      ['ram transferred', formatBytes(r.transferred)], ['ram total', formatBytes(r.total)],
+      ['ram normal', `${r.normal} pages (${formatBytes(r['normal-bytes'])})`], ['ram duplicate (zero)', `${r.duplicate} pages`],
+      ['mbps', r.mbps.toFixed(1)], ['pages-per-second', String(r['pages-per-second'])],
+      ['dirty-sync-count', String(r['dirty-sync-count'])], ['dirty-pages-rate', `${r['dirty-pages-rate']} pages/s`],
+    );
+  }
+  if (latency !== null) {
+    const l = (x: LatencySummary) => `p50 ${x.p50Ms.toFixed(2)} / p99 ${x.p99Ms.toFixed(2)} / max ${x.maxMs.toFixed(1)} ms (${x.samples})`;
+    rows.push(['control latency before', l(latency.baseline)], ['control latency during', l(latency.during)]);
+  }
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
 }

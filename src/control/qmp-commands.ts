@@ -89,6 +89,14 @@ function migrateInfo(ctl: GuestController): Record<string, unknown> {
     'precopy-bytes': s.transferredBytes,
   };
   if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  // ferry's extras, for progress displays: where the current pass is, and the estimates.
+  info['x-ferry-progress'] = {
+    pass: s.pass,
+    'pass-fraction': s.passFraction,
+    'bandwidth-bytes-per-sec': s.bandwidthBytesPerSec,
+    'inflight-bytes': s.inflightBytes,
+    'guest-pages-written': s.guestPagesWritten - s.guestPagesWrittenAtStart,
+  };
   return info;
 }
 

@@ -68,6 +68,18 @@ export class RamSender {
     this.pass.bytes += this.writer.appendRecord(Rec.Pass, 0, head);
   }
 
+  /** How far the current pass has walked through RAM, 0 to 1 (monotonic within a pass). */
+  get passFraction(): number {
+    let done = 0;
+    let total = 0;
+    this.blocks.forEach((b, i) => {
+      total += b.pages;
+      if (i < this.block) done += b.pages;
+      else if (i === this.block) done += Math.min(this.nextPage, b.pages);
+    });
+    return total === 0 ? 1 : done / total;
+  }
+
   /** Dirty pages not yet sent: the clients' counts plus the range in hand. */
   get remainingPages(): number {
     let n = 0;

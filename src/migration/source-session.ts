@@ -453,6 +453,7 @@ export class SourceSession {
       ackedBytes: this.bandwidth.ackedBytes,
       inflightBytes: this.writer ? this.inflightBytes() : 0,
       pass: this.pass,
+      passFraction: this.sender?.passFraction ?? 0,
       passes: [...this.passes],
       threadBusyMs: this.busyNs / 1e6,
       threadCapSleepMs: this.capSleepNs / 1e6,

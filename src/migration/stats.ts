@@ -47,6 +47,8 @@ export interface SourceStats {
   readonly ackedBytes: number;
   readonly inflightBytes: number;
   readonly pass: number;
+  /** How far the current pass has walked through RAM, 0 to 1. */
+  readonly passFraction: number;
   readonly passes: readonly PassRecord[];
   /** The migration thread's own accounting: time sending, and asleep under the CPU-share cap. */
   readonly threadBusyMs: number;
@@ -60,7 +62,7 @@ export function emptyStats(totalRamBytes = 0): SourceStats {
   return {
     totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
     dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null, verifyMs: 0,
-    expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passes: [], threadBusyMs: 0, threadCapSleepMs: 0,
+    expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passFraction: 0, passes: [], threadBusyMs: 0, threadCapSleepMs: 0,
     guestPagesWrittenAtStart: 0, guestPagesWritten: 0,
   };
 }

@@ -84,19 +84,25 @@ test('ferry migrate drives a guest served by ferry run --qmp in another process'
   const control = join(mkdtempSync(join(tmpdir(), 'ferry-cli-')), 'guest.qmp');
   const source = spawn(process.execPath, [ferry, 'run', '--ram', '16M', '--workload', 'sweep', '--rate', '10', '--qmp', `unix:${control}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const dest = spawn(process.execPath, [ferry, 'incoming', '--listen', 'tcp:127.0.0.1:0', '--seconds', '0.2', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let destOut = '';
+  dest.stdout.on('data', (d: Buffer) => { destOut += d.toString(); });
+  const destExited = new Promise<string>((resolve) => dest.on('exit', () => resolve(destOut)));
   try {
-    const listening = await new Promise<string>((resolve) => dest.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    for (let i = 0; i < 200 && !destOut.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    const listening = destOut;
     const { uri } = JSON.parse(listening.split('\n')[0]) as { uri: string };
     await new Promise<void>((resolve) => source.stdout.on('data', (d: Buffer) => { if (d.toString().includes('QMP control socket')) resolve(); }));
-    const { stdout } = await run(process.execPath, [ferry, 'migrate', '--qmp', `unix:${control}`, '--to', uri, '--verify', '--json'], { timeout: 30_000 });
-    const info = JSON.parse(stdout) as { status: string; downtime: number; ram: { total: number } };
+    const before = JSON.parse((await run(process.execPath, [ferry, 'status', '--qmp', `unix:${control}`, '--json'])).stdout) as { status: string; migration: object };
+    assert.deepEqual(before, { status: 'running', migration: {} });
+    const { stdout } = await run(process.execPath, [ferry, 'migrate', '--qmp', `unix:${control}`, '--to', uri, '--verify', '--json', '--baseline', '0.2'], { timeout: 30_000 });
+    const info = JSON.parse(stdout) as { status: string; downtime: number; ram: { total: number }; controlLatency: { baseline: { samples: number } } };
     assert.equal(info.status, 'completed');
     assert.equal(info.ram.total, 16 * 1024 * 1024);
-    const result = await new Promise<string>((resolve) => {
-      let out = '';
-      dest.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      dest.on('exit', () => resolve(out));
-    });
+    assert.ok(info.controlLatency.baseline.samples > 10, 'a control-latency baseline was probed');
+    const after = JSON.parse((await run(process.execPath, [ferry, 'status', '--qmp', `unix:${control}`, '--json'])).stdout) as { status: string; migration: { status: string } };
+    assert.equal(after.status, 'postmigrate');
+    assert.equal(after.migration.status, 'completed');
+    const result = await destExited;
     const final = JSON.parse(result.trim().split('\n').pop()!) as { status: string; check: boolean; stats: { verified: boolean } };
     assert.equal(final.status, 'resumed');
     assert.equal(final.check, true);

@@ -1,0 +1,102 @@
+/**
+ * A self-contained HTML report of one migration (viewable offline: Chart.js
+ * is inlined): per-pass charts (pages sent, zero pages, dirty pages found;
+ * bandwidth and expected downtime), remaining bytes and guest progress over
+ * time, and the source control loop's latency over time from the stall
+ * probe. Once drawn, the page marks each chart whose canvas holds pixels
+ * (`data-drawn`) and counts them on <body data-charts-drawn>, so a headless
+ * browser can check it.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { LatencySummary, ProbeSample } from '../control/stall-probe.js';
+import type { PassRecord } from '../migration/stats.js';
+import type { MigrateInfo } from './progress.js';
+
+export interface ReportData {
+  readonly title: string;
+  readonly info: MigrateInfo;
+  readonly passes: readonly PassRecord[];
+  readonly timeline: readonly { atMs: number; info: MigrateInfo }[];
+  readonly probe: readonly ProbeSample[];
+  readonly migrateAtMs: number;
+  readonly latency: { baseline: LatencySummary; during: LatencySummary };
+}
+
+/** Chart.js's browser build (its `exports` map hides it: find it beside the package's main file). */
+function chartJs(): string {
+  const main = createRequire(import.meta.url).resolve('chart.js');
+  return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** JSON that can sit inside a <script> element. */
+const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+
+export function renderReport(d: ReportData): string {
+  const data = {
+    passes: d.passes.map((p) => ({
+      pass: p.pass, normal: p.normalPages, zero: p.zeroPages, dirty: p.dirtyFound,
+      bandwidthMBps: p.bandwidthBytesPerSec / 1e6, expectedMs: Number.isFinite(p.expectedDowntimeMs) ? p.expectedDowntimeMs : null,
+    })),
+    timeline: d.timeline.map((t) => ({
+      s: (t.atMs - d.migrateAtMs) / 1000,
+      remainingMB: (t.info.ram?.remaining ?? 0) / 1e6,
+      guestPages: t.info['x-ferry-progress']?.['guest-pages-written'] ?? 0,
+    })),
+    probe: d.probe.map((p) => ({ x: (p.atMs - d.migrateAtMs) / 1000, y: p.rttMs })),
+  };
+  const i = d.info;
+  const l = (x: LatencySummary) => `p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms, max ${x.maxMs.toFixed(1)} ms`;
+  const summary = [
+    ['status', i.status + (i['error-desc'] === undefined ? '' : `: ${i['error-desc']}`)],
+    ['total time', `${i['total-time'] ?? '-'} ms`], ['downtime', `${i.downtime ?? '-'} ms`],
+    ['transferred', `${((i.ram?.transferred ?? 0) / 1e6).toFixed(1)} MB`], ['passes', String(d.passes.length)],
+    ['control latency before', l(d.latency.baseline)], ['control latency during', l(d.latency.during)],
+  ].map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(d.title)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}th{text-align:left;padding-right:2em}
+.chart{height:300px;margin:2em 0}</style></head>
+<body data-charts-drawn="0">
+<h1>${escapeHtml(d.title)}</h1>
+<table>${summary}</table>
+<h2>Per pass</h2><div class="chart"><canvas id="pages"></canvas></div>
+<div class="chart"><canvas id="rates"></canvas></div>
+<h2>Over time (seconds from migrate)</h2><div class="chart"><canvas id="remaining"></canvas></div>
+<div class="chart"><canvas id="latency"></canvas></div>
+<script>${chartJs()}</script>
+<script type="application/json" id="data">${scriptJson(data)}</script>
+<script>
+const d = JSON.parse(document.getElementById('data').textContent);
+Chart.defaults.animation = false;
+Chart.defaults.maintainAspectRatio = false;
+const passes = d.passes.map((p) => 'pass ' + p.pass);
+new Chart(document.getElementById('pages'), { type: 'bar', data: { labels: passes, datasets: [
+  { label: 'pages sent', data: d.passes.map((p) => p.normal) },
+  { label: 'zero pages', data: d.passes.map((p) => p.zero) },
+  { label: 'dirty pages found', data: d.passes.map((p) => p.dirty) }] } });
+new Chart(document.getElementById('rates'), { type: 'line', data: { labels: passes, datasets: [
+  { label: 'bandwidth (MB/s)', data: d.passes.map((p) => p.bandwidthMBps), yAxisID: 'y' },
+  { label: 'expected downtime (ms)', data: d.passes.map((p) => p.expectedMs), yAxisID: 'y1' }] },
+  options: { scales: { y: { position: 'left' }, y1: { position: 'right' } } } });
+new Chart(document.getElementById('remaining'), { type: 'line', data: { datasets: [
+  { label: 'remaining (MB)', data: d.timeline.map((t) => ({ x: t.s, y: t.remainingMB })), yAxisID: 'y' },
+  { label: 'guest page writes', data: d.timeline.map((t) => ({ x: t.s, y: t.guestPages })), yAxisID: 'y1' }] },
+  options: { parsing: false, scales: { x: { type: 'linear' }, y: { position: 'left' }, y1: { position: 'right' } } } });
+new Chart(document.getElementById('latency'), { type: 'scatter', data: { datasets: [
+  { label: 'control round trip (ms), query-status every 5 ms', data: d.probe, pointRadius: 1 }] },
+  options: { parsing: false, scales: { x: { type: 'linear' } } } });
+let drawn = 0;
+for (const c of document.querySelectorAll('canvas')) {
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let ink = false;
+  for (let k = 3; k < px.length; k += 4) if (px[k] !== 0) { ink = true; break; }
+  c.dataset.drawn = String(ink);
+  if (ink) drawn++;
+}
+document.body.dataset.chartsDrawn = String(drawn);
+</script></body></html>
+`;
+}

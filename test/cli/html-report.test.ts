@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { renderReport } from '../../src/cli/html-report.js';
+import type { PassRecord } from '../../src/migration/stats.js';
+
+const run = promisify(execFile);
+
+function pass(n: number): PassRecord {
+  return {
+    pass: n, normalPages: 1000 * n, zeroPages: 10, bytes: 4e6 * n, durationMs: 100, dirtyFound: 900 * n, remainingPages: 500 / n,
+    dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 3e8, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate',
+  };
+}
+
+test('the HTML report is self-contained and its four charts are drawn in a real browser (headless Chromium)', async () => {
+  const html = renderReport({
+    title: 'test <report>',
+    info: { status: 'completed', 'total-time': 300, downtime: 12, ram: { transferred: 8e6, remaining: 0, total: 8e6, duplicate: 10, normal: 3000, 'normal-bytes': 12e6, mbps: 800, 'dirty-pages-rate': 5000, 'dirty-sync-count': 3, 'pages-per-second': 30000 } },
+    passes: [pass(1), pass(2), pass(3)],
+    timeline: [0, 100, 200, 300].map((t) => ({ atMs: 1000 + t, info: { status: 'active', ram: { transferred: 0, remaining: 8e6 - t * 1e4, total: 8e6, duplicate: 0, normal: 0, 'normal-bytes': 0, mbps: 0, 'dirty-pages-rate': 0, 'dirty-sync-count': 0, 'pages-per-second': 0 }, 'x-ferry-progress': { pass: 1, 'pass-fraction': t / 300, 'bandwidth-bytes-per-sec': 0, 'guest-pages-written': t * 10 } } })),
+    probe: Array.from({ length: 200 }, (_, i) => ({ atMs: i * 6.5, rttMs: 0.5 + (i % 7) / 10 })),
+    migrateAtMs: 1000,
+    latency: { baseline: { samples: 150, p50Ms: 0.6, p99Ms: 1, maxMs: 1.2 }, during: { samples: 50, p50Ms: 0.7, p99Ms: 1.1, maxMs: 1.3 } },
+  });
+  assert.ok(!/<script[^>]+src=|<link\b|<img\b|<iframe\b/i.test(html), 'no external resources: every script is inline');
+  assert.ok(html.includes('test &lt;report&gt;'), 'text is escaped');
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-report-'));
+  const file = join(dir, 'report.html');
+  writeFileSync(file, html);
+  const { stdout } = await run('chromium', [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, '--virtual-time-budget=5000',
+    '--dump-dom', `file://${file}`,
+  ], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  assert.match(stdout, /<body data-charts-drawn="4"/, 'all four charts drew pixels');
+  assert.equal((stdout.match(/data-drawn="true"/g) ?? []).length, 4);
+});
