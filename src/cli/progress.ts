@@ -43,6 +43,8 @@ export class MigrationProgress {
     }
     const p = info['x-ferry-progress'];
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;
+    if (p.pass <= passes.length) return; // that pass is over and printed; the next has not begun
+
     const payload = {
       pass: p.pass,
       rate: `${formatBytes(((info.ram?.mbps ?? 0) * 1e6) / 8)}/s`,
