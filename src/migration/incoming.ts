@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../errors.js';
 import { Guest } from '../guest/guest.js';
 import { createTracer } from '../trace.js';
+import { TransportError } from '../transport/socket.js';
 import { parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
@@ -101,7 +102,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     let queue = Promise.resolve();
     this.worker.on('message', (m: FromLoader) => {
       if (m.type === 'listening') listening.resolve(m.uri);
-      else if (m.type === 'failed' && !listening.settled) listening.reject(new Error(m.reason));
+      else if (m.type === 'failed' && !listening.settled) listening.reject(new TransportError(m.reason));
       queue = queue.then(() => this.onMessage(m));
     });
     this.worker.on('error', (err) => {

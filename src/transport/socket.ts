@@ -62,7 +62,11 @@ export async function listenOnce(uri: MigrationUri): Promise<{ address: Migratio
   });
   if (uri.kind === 'unix' && existsSync(uri.path)) unlinkSync(uri.path);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new TransportError(`cannot listen on ${describe(uri)}: ${err.message}`, { cause: err })));
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? ' (something already listens there: pick another port or path, or stop it)'
+        : err.code === 'EACCES' ? ' (not allowed: pick a port above 1023 or a writable path)' : '';
+      reject(new TransportError(`cannot listen on ${describe(uri)}: ${err.message}${hint}`, { cause: err }));
+    });
     if (uri.kind === 'tcp') server.listen({ host: uri.host, port: uri.port }, resolve);
     else server.listen({ path: uri.path }, resolve);
   });

@@ -113,3 +113,19 @@ test('ferry migrate drives a guest served by ferry run --qmp in another process'
     dest.kill();
   }
 });
+
+test('ferry incoming on a busy port says so and how to fix it, with exit code 2', async () => {
+  const net = await import('node:net');
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    await assert.rejects(run(process.execPath, [ferry, 'incoming', '--listen', `tcp:127.0.0.1:${port}`]), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2);
+      assert.match(err.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*pick another port/);
+      return true;
+    });
+  } finally {
+    server.close();
+  }
+});

@@ -167,3 +167,36 @@ test('a destination behind QMP: inmigrate, migrate-incoming, then the guest that
     adopt(dstCtl.guest);
   }
 });
+
+test('migrate_cancel, capabilities and quit through QMP', async () => {
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 50 }] });
+  await src.cont();
+  const ctl = new GuestController(src);
+  const server = await QmpServer.listen(address('tcp', 'qmp'), ctl);
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
+  try {
+    const qmp = await QmpClient.connect(server.uri);
+    assert.deepEqual(await qmp.execute('query-migrate-capabilities'), [{ capability: 'events', state: false }, { capability: 'x-ferry-verify', state: false }]);
+    await assert.rejects(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] }), /does not accept value 'postcopy-ram'/);
+    await qmp.execute('migrate-set-parameters', { 'downtime-limit': 1, 'max-bandwidth': 2 * MiB });
+    await qmp.execute('migrate', { uri: incoming.uri });
+    await sleep(200);
+    assert.equal(((await qmp.execute('query-migrate')) as { status: string }).status, 'active');
+    await qmp.execute('migrate_cancel');
+    await qmp.execute('migrate_cancel');
+    let status = '';
+    for (let i = 0; i < 200 && status !== 'cancelled'; i++) {
+      status = ((await qmp.execute('query-migrate')) as { status: string }).status;
+      await sleep(10);
+    }
+    assert.equal(status, 'cancelled');
+    assert.deepEqual(await qmp.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    const quit = new Promise<void>((r) => ctl.once('quit', () => r()));
+    assert.deepEqual(await qmp.execute('quit'), {});
+    await quit;
+    qmp.close();
+  } finally {
+    server.close();
+    incoming.cancel();
+  }
+});
