@@ -182,7 +182,12 @@ export class LoaderSession {
       }
       case Rec.Zero: this.loadZeroRun(block, head.readUInt32LE(0), head.readUInt32LE(4)); break;
       case Rec.Pass: this.stats.passes++; break;
-      case Rec.Device: this.devices.push(decodeDeviceHead(head)); break;
+      case Rec.Device: {
+        const section = decodeDeviceHead(head);
+        if (this.devices.some((d) => d.name === section.name)) throw new WireError(`DEVICE: section ${section.name} arrived twice`);
+        this.devices.push(section);
+        break;
+      }
       case Rec.Vcpu: this.vcpus[head.readUInt16LE(0)] = new Uint8Array(head.subarray(2)); break;
       case Rec.End: this.onEnd(head); break;
       case Rec.Verify: this.expectedDigest = Buffer.from(head); break;

@@ -57,6 +57,8 @@ export class FrameDecoder {
   private pageOffset = 0;
   private pageBytesLeft = 0;
   private sawEnd = false;
+  private lastPass = 0;
+  private readonly vcpusSeen = new Set<number>();
   private sawGo = false;
   /** Bytes consumed so far (for acknowledgements and error positions). */
   bytes = 0;
@@ -121,6 +123,7 @@ export class FrameDecoder {
         return n;
       }
       case 'frame': {
+        if (this.sawGo) throw new WireError('stream: data after GO');
         const n = this.gather(chunk, at, FRAME_HEADER_BYTES);
         if (this.unitLen === FRAME_HEADER_BYTES) this.beginRecord();
         return n;
@@ -172,7 +175,6 @@ export class FrameDecoder {
     const name = RECORD_NAMES[type] ?? `type ${type}`;
     if (!this.allowed.has(type)) throw new WireError(`frame: unknown record ${name} here`);
     if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
-    if (this.sawGo) throw new WireError(`${name}: record after GO`);
     if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
     const block = f.readUInt16LE(2);
@@ -232,8 +234,18 @@ export class FrameDecoder {
         throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
       }
     }
-    if (this.type === Rec.Vcpu && (this.head.length < 2 || this.head.readUInt16LE(0) >= (this.header?.vcpus ?? 0))) {
-      throw new WireError(`VCPU: index ${this.head.length >= 2 ? this.head.readUInt16LE(0) : '?'}, the stream has ${this.header?.vcpus ?? 0} vCPUs`);
+    if (this.type === Rec.Vcpu) {
+      const index = this.head.length >= 2 ? this.head.readUInt16LE(0) : -1;
+      if (index < 0 || index >= (this.header?.vcpus ?? 0)) {
+        throw new WireError(`VCPU: index ${index < 0 ? '?' : index}, the stream has ${this.header?.vcpus ?? 0} vCPUs`);
+      }
+      if (this.vcpusSeen.has(index)) throw new WireError(`VCPU: state for vCPU ${index} arrived twice`);
+      this.vcpusSeen.add(index);
+    }
+    if (this.type === Rec.Pass) {
+      const n = this.head.readUInt32LE(0);
+      if (n <= this.lastPass) throw new WireError(`PASS: pass ${n} after pass ${this.lastPass}`);
+      this.lastPass = n;
     }
     if (this.type === Rec.End) this.sawEnd = true;
     if (this.type === Rec.Go) this.sawGo = true;

@@ -72,14 +72,17 @@ test('each frame rule is enforced with a clear error', () => {
   expectReject(Buffer.concat([header, frame(Rec.Pages, 3, 4, 1)]), /PAGES: block 3, the stream has 1/);
   expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 2, u32Head(63))]), /pages 63\.\.64 are outside block ram0 of 64 pages/);
   expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, u32Head(60, 5))]), /ZERO: run 60\+5 is outside block ram0/);
-  expectReject(Buffer.concat([header, frame(Rec.Device, 0, 0x7fffffff, 0)]), /DEVICE: head length 2147483647, expected at most/);
+  expectReject(Buffer.concat([header, frame(Rec.Device, 0, 0x7fffffff, 0, Buffer.alloc(0))]), /DEVICE: head length 2147483647, expected at most/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 0, u32Head(2)), frame(Rec.Pass, 0, 4, 0, u32Head(2))]), /PASS: pass 2 after pass 2/);
+  const vcpu = frame(Rec.Vcpu, 0, 3, 0, Buffer.from([0, 0, 0x7b]));
+  expectReject(Buffer.concat([header, vcpu, vcpu]), /VCPU: state for vCPU 0 arrived twice/);
   expectReject(Buffer.concat([header, frame(Rec.Go, 0, 0, 0)]), /GO: before END/);
   expectReject(Buffer.concat([header, frame(Rec.Vcpu, 0, 2, 0, Buffer.from([5, 0]))]), /VCPU: index 5, the stream has 1 vCPUs/);
   const bad = frame(Rec.Pass, 0, 4, 0, u32Head(1)); bad[bad.length - 1] ^= 0xff;
   expectReject(Buffer.concat([header, bad]), /PASS: check 0x[0-9a-f]+, computed/);
   const { bytes } = buildStream(64);
   const d = new FrameDecoder(collector(64).sink, { stream: true });
-  assert.throws(() => d.feed(Buffer.concat([bytes, encodeFrame(Rec.Pass, 0, u32Head(2))])), { message: /PASS: record after GO/ });
+  assert.throws(() => d.feed(Buffer.concat([bytes, encodeFrame(Rec.Pass, 0, u32Head(2))])), { message: /stream: data after GO/ });
 });
 
 test('a page bit flipped in transit fails its record check', () => {
