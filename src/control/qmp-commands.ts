@@ -215,6 +215,22 @@ export const COMMANDS: Record<string, Command> = {
       if (wasRunning) await g.cont();
     }
   },
+  'query-version': (_ctl, args) => {
+    noArgs(args);
+    return { qemu: { major: 7, minor: 2, micro: 0 }, package: 'ferry' };
+  },
+  'query-commands': (_ctl, args) => {
+    noArgs(args);
+    return ['qmp_capabilities', ...Object.keys(COMMANDS)].map((name) => ({ name }));
+  },
+  'query-name': (_ctl, args) => {
+    noArgs(args);
+    return {};
+  },
+  'query-kvm': (_ctl, args) => {
+    noArgs(args);
+    return { enabled: false, present: false };
+  },
   quit: (ctl, args) => {
     noArgs(args);
     setImmediate(() => ctl.emit('quit'));

@@ -73,6 +73,10 @@ for (const kind of ['unix', 'tcp'] as const) {
       assert.equal(p['downtime-limit'], 50);
       assert.equal(p['max-bandwidth'], 1000000);
       assert.deepEqual(await b.execute('query-migrate'), {});
+      assert.deepEqual(await b.execute('query-version'), { qemu: { major: 7, minor: 2, micro: 0 }, package: 'ferry' });
+      const names = ((await b.execute('query-commands')) as { name: string }[]).map((c) => c.name);
+      for (const n of ['qmp_capabilities', 'migrate', 'query-migrate', 'migrate_cancel', 'migrate-incoming', 'quit']) assert.ok(names.includes(n), n);
+      await assert.rejects(b.execute('query-cpus-fast'), { errorClass: 'CommandNotFound' });
       b.close();
       a.socket.end();
     } finally {
