@@ -85,6 +85,21 @@ for (const kind of ['unix', 'tcp'] as const) {
   });
 }
 
+test('the control socket is created 0600; TCP control sockets are loopback-only unless told otherwise', async () => {
+  const { statSync } = await import('node:fs');
+  const g = await guest({ ram: 4 * MiB, vcpus: [] });
+  const uri = address('unix', 'mode');
+  const server = await QmpServer.listen(uri, new GuestController(g));
+  try {
+    assert.equal(statSync(uri.slice(5)).mode & 0o777, 0o600);
+  } finally {
+    server.close();
+  }
+  await assert.rejects(QmpServer.listen('tcp:0.0.0.0:0', new GuestController(g)), /refusing to listen on 0\.0\.0\.0, not a loopback address/);
+  const open = await QmpServer.listen('tcp:0.0.0.0:0', new GuestController(g), { allowNonLoopback: true });
+  open.close();
+});
+
 test('a client that sends a huge value without finishing it is cut off; others carry on', async () => {
   const g = await guest({ ram: 4 * MiB, vcpus: [] });
   const server = await QmpServer.listen(address('unix', 'qmp'), new GuestController(g));
@@ -104,10 +119,10 @@ test('a client that sends a huge value without finishing it is cut off; others c
   }
 });
 
-test('a whole migration driven through QMP, with MIGRATION events only once the events capability is on', async () => {
+for (const kind of ['unix', 'tcp'] as const) test(`a whole migration driven through QMP over ${kind}, with MIGRATION events only once the events capability is on`, async () => {
   const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
   await src.cont();
-  const server = await QmpServer.listen(address('unix', 'qmp'), new GuestController(src));
+  const server = await QmpServer.listen(address(kind, 'qmp'), new GuestController(src));
   const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
   try {
     const qmp = await QmpClient.connect(server.uri);
@@ -139,9 +154,9 @@ test('a whole migration driven through QMP, with MIGRATION events only once the 
   }
 });
 
-test('a destination behind QMP: inmigrate, migrate-incoming, then the guest that arrived answers commands', async () => {
+for (const kind of ['unix', 'tcp'] as const) test(`a destination behind QMP over ${kind}: inmigrate, migrate-incoming, then the guest that arrived answers commands`, async () => {
   const dstCtl = new GuestController(null);
-  const dstServer = await QmpServer.listen(address('unix', 'dst'), dstCtl);
+  const dstServer = await QmpServer.listen(address(kind, 'dst'), dstCtl);
   const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
   await src.cont();
   try {
@@ -172,14 +187,16 @@ test('a destination behind QMP: inmigrate, migrate-incoming, then the guest that
   }
 });
 
-test('migrate_cancel, capabilities and quit through QMP', async () => {
+for (const kind of ['unix', 'tcp'] as const) test(`migrate_cancel, capabilities and quit through QMP over ${kind}; no MIGRATION events without the capability`, async () => {
   const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 50 }] });
   await src.cont();
   const ctl = new GuestController(src);
-  const server = await QmpServer.listen(address('tcp', 'qmp'), ctl);
+  const server = await QmpServer.listen(address(kind, 'qmp'), ctl);
   const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
   try {
     const qmp = await QmpClient.connect(server.uri);
+    const events: string[] = [];
+    qmp.on('event', (name) => events.push(name));
     assert.deepEqual(await qmp.execute('query-migrate-capabilities'), [{ capability: 'events', state: false }, { capability: 'x-ferry-verify', state: false }]);
     await assert.rejects(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] }), /does not accept value 'postcopy-ram'/);
     await qmp.execute('migrate-set-parameters', { 'downtime-limit': 1, 'max-bandwidth': 2 * MiB });
@@ -195,6 +212,7 @@ test('migrate_cancel, capabilities and quit through QMP', async () => {
     }
     assert.equal(status, 'cancelled');
     assert.deepEqual(await qmp.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    assert.deepEqual(events.filter((e) => e.startsWith('MIGRATION')), [], 'no MIGRATION events without the events capability');
     const quit = new Promise<void>((r) => ctl.once('quit', () => r()));
     assert.deepEqual(await qmp.execute('quit'), {});
     await quit;
