@@ -10,11 +10,10 @@ import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
 import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
-import { parseCount, parseNumber, sleep } from './options.js';
+import { PARAMETER_OPTIONS, PARAMETER_USAGE, parseNumber, qmpParameters, sleep } from './options.js';
 import { MigrationProgress, type MigrateInfo } from './progress.js';
 import { renderReport } from './html-report.js';
 import { summaryTable } from './report.js';
-import { parseSize } from './size.js';
 
 export const MIGRATE_USAGE = `usage: ferry migrate --qmp CONTROL --to URI [options]
 
@@ -22,9 +21,8 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
 
   --qmp CONTROL        the guest's control socket: unix:PATH or tcp:HOST:PORT
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
-  --downtime-limit MS  longest acceptable pause (default: the guest's setting)
-  --max-bandwidth SIZE per second, e.g. 100M (0: unlimited)
-  --cpu-share PCT      cap on the migration thread's share of a core (default 100: none)
+${PARAMETER_USAGE}
+                        (parameters not given keep the guest's settings)
   --verify             digest RAM on both sides at switchover
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts
@@ -39,9 +37,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     options: {
       qmp: { type: 'string' },
       to: { type: 'string' },
-      'downtime-limit': { type: 'string' },
-      'max-bandwidth': { type: 'string' },
-      'cpu-share': { type: 'string' },
+      ...PARAMETER_OPTIONS,
       verify: { type: 'boolean', default: false },
       baseline: { type: 'string', default: '0.5' },
       report: { type: 'string' },
@@ -57,10 +53,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     console.error(`ferry migrate: --qmp CONTROL and --to URI are required\n\n${MIGRATE_USAGE}`);
     return 2;
   }
-  const params: Record<string, number> = {};
-  if (values['downtime-limit'] !== undefined) params['downtime-limit'] = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
-  if (values['max-bandwidth'] !== undefined) params['max-bandwidth'] = parseSize(values['max-bandwidth'], '--max-bandwidth');
-  if (values['cpu-share'] !== undefined) params['x-ferry-cpu-share'] = parseCount('--cpu-share', values['cpu-share'], 1, 100);
+  const params = qmpParameters(values);
   const baselineMs = parseNumber('--baseline', values.baseline, 0, 3600) * 1000;
 
   const qmp = await QmpClient.connect(values.qmp);

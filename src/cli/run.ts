@@ -8,7 +8,7 @@ import { Guest, checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { PARAMETER_OPTIONS, PARAMETER_USAGE, libraryParameters, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
 
@@ -25,8 +25,7 @@ Start a guest and run a workload on its vCPUs.
   --migrate-to URI    then migrate the guest to tcp:HOST:PORT, unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
-  --downtime-limit MS longest acceptable pause (default 300)
-  --max-bandwidth SIZE  per second, e.g. 100M (default unlimited)
+${PARAMETER_USAGE}
   --verify            digest RAM on both sides at switchover; resume only if equal
   --json              print the final figures as JSON
   -h, --help          this text`;
@@ -43,8 +42,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       seconds: { type: 'string', default: '3' },
       'migrate-to': { type: 'string' },
       qmp: { type: 'string' },
-      'downtime-limit': { type: 'string', default: '300' },
-      'max-bandwidth': { type: 'string' },
+      ...PARAMETER_OPTIONS,
       verify: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -61,8 +59,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const rate = values.rate === undefined ? undefined : parseNumber('--rate', values.rate, 1e-6, 1e9);
   const totalPages = ram / 4096;
   const specs = workloadSpecs(values.workload, vcpus, totalPages, rate);
-  const downtimeLimitMs = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
-  const maxBandwidth = values['max-bandwidth'] === undefined ? 0 : parseSize(values['max-bandwidth'], '--max-bandwidth');
+  const parameters = libraryParameters(values);
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   if (values['migrate-to'] !== undefined) prepareMigrationThread();
@@ -90,7 +87,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       last = now;
     }
     if (values['migrate-to'] !== undefined) {
-      const m = Migration.start(guest, values['migrate-to'], { downtimeLimitMs, maxBandwidthBytesPerSec: maxBandwidth }, { verify: values.verify });
+      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify });
       m.on('pass', (p) => log(passLine(p)));
       const r = await m.done();
       if (values.json) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
