@@ -12,6 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { Guest } from '../guest/guest.js';
 import { createTracer } from '../trace.js';
 import { TransportError } from '../transport/socket.js';
+import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
@@ -24,6 +25,10 @@ export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 
 export interface IncomingOptions {
   /** Largest guest (bytes of RAM) this destination accepts (default 64 GiB). */
   readonly maxGuestBytes?: number;
+  /** TLS for the channel: the destination presents cert/key; with `ca` it requires a client certificate. */
+  readonly tls?: TlsOptions;
+  /** Listen on a non-loopback address without TLS (refused otherwise: anyone who can reach it could send a guest). */
+  readonly allowInsecure?: boolean;
   /** Check the stream against this configuration (as QEMU's -m / -smp must match); default: take it from the stream. */
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
   /** Called with the new guest before any section is loaded: register device sections here. */
@@ -56,8 +61,9 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     if (!Number.isSafeInteger(maxGuestBytes) || maxGuestBytes <= 0) {
       throw new InvalidArgumentError(`maxGuestBytes must be a positive integer, got ${String(maxGuestBytes)}`);
     }
+    if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
     const m = new IncomingMigration(options);
-    await m.start({ uri, maxGuestBytes, expect: options.expect });
+    await m.start({ uri, maxGuestBytes, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
     return m;
   }
 

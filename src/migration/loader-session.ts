@@ -25,6 +25,9 @@ import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { ramDigest } from './ram-digest.js';
 import { Signal, monoMs } from './waiter.js';
+import { createTracer } from '../trace.js';
+
+const trace = createTracer('incoming');
 
 /** Acknowledge at least every this many bytes or this many ms (bandwidth estimate on the source). */
 const ACK_EVERY_BYTES = 256 * 1024;
@@ -79,12 +82,17 @@ export class LoaderSession {
         await this.restoreFrom(uri.path);
         return;
       }
-      const listener = await listenOnce(uri);
+      const listener = await listenOnce(uri, {
+        tls: this.init.tls, allowInsecure: this.init.allowInsecure,
+        onRejected: (reason) => trace('refused a source: %s', reason),
+      });
       this.stopListening = listener.close;
       if (this.finished) listener.close();
       this.port.post({ type: 'listening', uri: formatUri(listener.address) });
       const socket = await listener.accepted;
       this.socket = socket;
+      // READY: this side accepted the connection (and, with TLS, the peer's credentials).
+      socket.write(encodeFrame(Rec.Ready, 0, new Uint8Array(0)));
       this.port.post({ type: 'connected' });
       await new Promise<void>((resolve) => {
         socket.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -4,6 +4,7 @@
  */
 import type { SavedSection } from '../guest/device-state.js';
 import type { RamBlockShared } from '../memory/ram-block.js';
+import type { TlsOptions } from '../transport/tls.js';
 import type { StreamHeader } from '../wire/format.js';
 import type { MigrationParameters } from './parameters.js';
 import type { SourceStats } from './stats.js';
@@ -18,6 +19,8 @@ export interface SourceInit {
   readonly uuid: string;
   /** Send a digest of RAM at pause; the destination checks it before LOADED. */
   readonly verify: boolean;
+  /** TLS for the channel (tcp: and unix:). */
+  readonly tls?: TlsOptions;
   /**
    * 'thread': the migration thread (ferry's way). 'mainloop': the session is
    * driven from the main event loop one step per 100 ms tick, as QEMU's
@@ -55,6 +58,9 @@ export type FromSource =
 export interface LoaderInit {
   readonly uri: string;
   readonly maxGuestBytes: number;
+  readonly tls?: TlsOptions;
+  /** Listen on a non-loopback address without TLS (refused otherwise). */
+  readonly allowInsecure?: boolean;
   /** When given, the stream's geometry must match: total RAM bytes and vCPU count. */
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
 }

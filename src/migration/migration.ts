@@ -8,10 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { InvalidStateError, MigrationError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, MigrationError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
 import { createTracer } from '../trace.js';
+import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
@@ -77,6 +78,8 @@ export interface MigrationOptions {
   readonly mode?: 'thread' | 'mainloop';
   /** mainloop mode: longest step per 100 ms tick, ms (0: no cap, the 2010 behaviour). */
   readonly mainloopStepCapMs?: number;
+  /** TLS for the migration channel (see transport/tls.ts). */
+  readonly tls?: TlsOptions;
 }
 
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
@@ -113,6 +116,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     super();
     const parsed = parseUri(uri);
     this.isFile = parsed.kind === 'file';
+    if (options.tls !== undefined) {
+      if (this.isFile) throw new InvalidArgumentError('TLS applies to tcp: and unix: channels, not to file:');
+      checkTlsOptions(options.tls, 'source');
+    }
     if (guest.runState !== 'running' && guest.runState !== 'paused' && guest.runState !== 'prelaunch') {
       throw new InvalidStateError(`cannot migrate a guest that is ${guest.runState}`);
     }
@@ -168,6 +175,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       verify: this.options.verify === true,
       mode: this.options.mode ?? 'thread',
       mainloopStepCapMs: this.options.mainloopStepCapMs ?? 0,
+      tls: this.options.tls,
       startedAtMs: monoMs(),
     };
     // Handle messages one at a time, in order: a failure reported while the

@@ -65,6 +65,7 @@ export class SourceSession {
   private bandwidth: BandwidthEstimator;
   private readonly abort = new Signal<never>();
   private room = new Signal();
+  private readonly ready = new Signal();
   private readonly loaded = new Signal();
   private readonly resumed = new Signal();
   private readonly paused = new Signal<readonly SavedSection[]>();
@@ -141,9 +142,13 @@ export class SourceSession {
       this.file = file;
       out = file;
     } else {
-      const socket = await Promise.race([connect(uri, this.parameters.switchoverTimeoutMs), this.abort.promise]);
+      const socket = await Promise.race([connect(uri, this.parameters.switchoverTimeoutMs, this.init.tls), this.abort.promise]);
       this.socket = socket;
       this.watchReturnPath(socket);
+      // Stream only once the destination said READY: a refusal (busy, or with
+      // TLS a certificate it does not accept: TLS 1.3 checks the client's after
+      // the client thinks it has connected) then reads as one, not as EPIPE.
+      await within(this.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
       out = socket;
     }
     this.writer = new FrameWriter((chunk, release) => {
@@ -341,6 +346,7 @@ export class SourceSession {
       record: (type, _block, head) => {
         switch (type) {
           case Rec.Ack: this.bandwidth.onAck(Number(head.readBigUInt64LE(0))); break;
+          case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: this.resumed.resolve(); break;
           case Rec.Error: this.fail(`the destination reported: ${head.toString('utf8')}`); break;
@@ -354,8 +360,11 @@ export class SourceSession {
         this.fail(`bad return path: ${(err as Error).message}`);
       }
     });
-    socket.on('error', (err) => this.fail(`connection to the destination failed: ${err.message}`));
-    socket.on('close', () => this.fail('the destination closed the connection'));
+    const refused = () => (this.ready.settled ? '' : this.init.tls === undefined
+      ? ' before it was ready'
+      : ' before it was ready (with TLS: it did not accept the credentials this side presented)');
+    socket.on('error', (err) => this.fail(`connection to the destination failed${refused()}: ${err.message}`));
+    socket.on('close', () => this.fail(`the destination closed the connection${refused()}`));
   }
 
   private fail(reason: string): void {

@@ -5,7 +5,9 @@
  */
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { FerryError, InvalidArgumentError } from '../errors.js';
+import { clientTls, isLoopback, serverTls, type TlsOptions } from './tls.js';
 import type { MigrationUri } from './uri.js';
 
 export class TransportError extends FerryError {
@@ -18,30 +20,41 @@ function describe(uri: MigrationUri): string {
   return uri.kind === 'tcp' ? `${uri.host}:${uri.port}` : uri.path;
 }
 
-export function connect(uri: MigrationUri, timeoutMs: number): Promise<net.Socket> {
+export function connect(uri: MigrationUri, timeoutMs: number, secure?: TlsOptions): Promise<net.Socket> {
   if (uri.kind === 'file') throw new InvalidArgumentError('connect: a file: URI is not a socket');
   return new Promise((resolve, reject) => {
-    const socket = uri.kind === 'tcp' ? net.connect({ host: uri.host, port: uri.port }) : net.connect({ path: uri.path });
+    const where = uri.kind === 'tcp' ? { host: uri.host, port: uri.port } : { path: uri.path };
+    const socket = secure === undefined ? net.connect(where) : tls.connect({ ...where, ...clientTls(secure, uri.kind === 'tcp' ? uri.host : 'localhost') });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new TransportError(`cannot reach the destination at ${describe(uri)}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => {
+    socket.once(secure === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(timer);
       socket.setNoDelay(true);
       resolve(socket);
     });
     socket.once('error', (err) => {
       clearTimeout(timer);
-      reject(new TransportError(`cannot reach the destination at ${describe(uri)}: ${err.message}`, { cause: err }));
+      const what = secure === undefined ? 'cannot reach the destination' : 'TLS with the destination failed';
+      reject(new TransportError(`${what} at ${describe(uri)}: ${err.message}`, { cause: err }));
     });
   });
 }
 
 /** Listen on `uri`; `accepted` resolves with the first connection (later ones are refused). */
-export async function listenOnce(uri: MigrationUri): Promise<{ address: MigrationUri; accepted: Promise<net.Socket>; close(): void }> {
+export async function listenOnce(
+  uri: MigrationUri,
+  options: { tls?: TlsOptions; allowInsecure?: boolean; onRejected?: (reason: string) => void } = {},
+): Promise<{ address: MigrationUri; accepted: Promise<net.Socket>; close(): void }> {
   if (uri.kind === 'file') throw new InvalidArgumentError('listen: a file: URI is not a socket');
-  const server = net.createServer({ pauseOnConnect: false });
+  if (uri.kind === 'tcp' && !isLoopback(uri.host) && options.tls === undefined && options.allowInsecure !== true) {
+    throw new InvalidArgumentError(`refusing to listen on ${uri.host} without TLS: anyone who can reach it could send a guest; ` +
+      'give TLS credentials, listen on loopback, or allow it explicitly (--insecure)');
+  }
+  const server = options.tls === undefined ? net.createServer() : tls.createServer(serverTls(options.tls));
+  // A TLS client that fails the handshake (untrusted, anonymous) is refused; keep listening for the right one.
+  server.on('tlsClientError', (err: Error) => options.onRejected?.(err.message));
   let resolveAccept!: (s: net.Socket) => void;
   let rejectAccept!: (e: Error) => void;
   const accepted = new Promise<net.Socket>((res, rej) => {
@@ -50,7 +63,7 @@ export async function listenOnce(uri: MigrationUri): Promise<{ address: Migratio
   });
   accepted.catch(() => {});
   let taken = false;
-  server.on('connection', (socket) => {
+  server.on(options.tls === undefined ? 'connection' : 'secureConnection', (socket: net.Socket) => {
     if (taken) {
       socket.destroy();
       return;

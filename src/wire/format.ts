@@ -51,11 +51,12 @@ export const enum Rec {
   Loaded = 0x42,
   Resumed = 0x43,
   Error = 0x44,
+  Ready = 0x45,
 }
 
 export const RECORD_NAMES: Readonly<Record<number, string>> = {
   [Rec.Pages]: 'PAGES', [Rec.Zero]: 'ZERO', [Rec.Pass]: 'PASS', [Rec.Device]: 'DEVICE', [Rec.Vcpu]: 'VCPU',
-  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Verify]: 'VERIFY', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR',
+  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Verify]: 'VERIFY', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR', [Rec.Ready]: 'READY',
 };
 
 /** Largest head each record type may carry (checked before allocating). */
@@ -77,6 +78,7 @@ export function maxHeadBytes(type: number, blocks: number): number {
     case Rec.Loaded: return 0;
     case Rec.Resumed: return 0;
     case Rec.Error: return MAX_ERROR_BYTES;
+    case Rec.Ready: return 0;
     default: return -1;
   }
 }

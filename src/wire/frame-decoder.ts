@@ -36,9 +36,9 @@ export interface FrameDecoderOptions {
 }
 
 const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.Verify, Rec.End, Rec.Go]);
-const RETURN = new Set<number>([Rec.Ack, Rec.Loaded, Rec.Resumed, Rec.Error]);
+const RETURN = new Set<number>([Rec.Ready, Rec.Ack, Rec.Loaded, Rec.Resumed, Rec.Error]);
 const FIXED_HEAD: Partial<Record<number, number>> = {
-  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 1, [Rec.Verify]: 32, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0,
+  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 1, [Rec.Verify]: 32, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0, [Rec.Ready]: 0,
 };
 
 export class FrameDecoder {

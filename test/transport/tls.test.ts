@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, test } from 'node:test';
+import { IncomingMigration } from '../../src/migration/incoming.js';
+import { Migration } from '../../src/migration/migration.js';
+import { MiB, adopt, assertSweeps, destroyAll, guest, sleep } from '../migration/helpers.js';
+import { makeCerts } from './certs.js';
+
+after(destroyAll);
+const certs = makeCerts();
+
+async function source() {
+  const g = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await g.cont();
+  return g;
+}
+
+test('TLS with x509 both ways: a matching peer migrates', async () => {
+  const src = await source();
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca } });
+  const r = await Migration.start(src, incoming.uri, {}, { verify: true, tls: { ca: certs.ca, cert: certs.client.cert, key: certs.client.key, hostname: 'localhost' } }).done();
+  assert.equal(r.status, 'completed', r.error ?? '');
+  const dest = await incoming.done();
+  assert.equal(dest.stats?.verified, true);
+  const g = adopt(dest.guest)!;
+  await sleep(20);
+  await g.pause();
+  assertSweeps(g, 'destination over TLS');
+});
+
+test('TLS: the wrong hostname, an untrusted client and an anonymous client are refused; the source keeps running', async () => {
+  const serverTls = { cert: certs.server.cert, key: certs.server.key, ca: certs.ca };
+  const cases = [
+    { name: 'wrong hostname', tls: { ca: certs.ca, cert: certs.client.cert, key: certs.client.key, hostname: 'elsewhere.test' }, error: /TLS with the destination failed.*(elsewhere\.test|altnames)/i },
+    { name: 'untrusted client', tls: { ca: certs.ca, cert: certs.rogueClient.cert, key: certs.rogueClient.key, hostname: 'localhost' }, error: /before it was ready \(with TLS: it did not accept the credentials this side presented\)/ },
+    { name: 'anonymous client', tls: { ca: certs.ca, hostname: 'localhost' }, error: /before it was ready \(with TLS: it did not accept the credentials this side presented\)/ },
+    { name: 'untrusted server', tls: { ca: certs.rogueCa, cert: certs.client.cert, key: certs.client.key, hostname: 'localhost' }, error: /TLS with the destination failed.*(self.signed|unable to verify|certificate)/i },
+  ];
+  for (const c of cases) {
+    const src = await source();
+    const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { tls: serverTls });
+    const r = await Migration.start(src, incoming.uri, { switchoverTimeoutMs: 3000 }, { tls: c.tls }).done();
+    assert.equal(r.status, 'failed', c.name);
+    assert.match(r.error ?? '', c.error, c.name);
+    assert.equal(src.runState, 'running', `${c.name}: the source keeps running`);
+    assert.equal(incoming.status, 'listening', `${c.name}: the destination refused it and still waits for its source`);
+    incoming.cancel();
+    assert.equal((await incoming.done()).guest, null);
+  }
+});
+
+test('TLS with a pre-shared key: the same key migrates, another key is refused', async () => {
+  const key = randomBytes(32);
+  const src = await source();
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { tls: { psk: { identity: 'ferry', key } } });
+  const bad = await Migration.start(src, incoming.uri, { switchoverTimeoutMs: 3000 }, { tls: { psk: { identity: 'ferry', key: randomBytes(32) } } }).done();
+  assert.equal(bad.status, 'failed');
+  assert.equal(src.runState, 'running');
+  const good = await Migration.start(src, incoming.uri, {}, { tls: { psk: { identity: 'ferry', key } } }).done();
+  assert.equal(good.status, 'completed', good.error ?? '');
+  adopt((await incoming.done()).guest);
+});
+
+test('a destination refuses to listen on a non-loopback address without TLS unless told to', async () => {
+  await assert.rejects(IncomingMigration.listen('tcp:0.0.0.0:0'), /refusing to listen on 0\.0\.0\.0 without TLS/);
+  const open = await IncomingMigration.listen('tcp:0.0.0.0:0', { allowInsecure: true });
+  open.cancel();
+  await open.done();
+  const secure = await IncomingMigration.listen('tcp:0.0.0.0:0', { tls: { cert: certs.server.cert, key: certs.server.key } });
+  secure.cancel();
+  await secure.done();
+  await assert.rejects(IncomingMigration.listen('tcp:127.0.0.1:0', { tls: { ca: certs.ca } }), /destination needs its certificate and key/);
+});
