@@ -8,7 +8,7 @@ import { checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration } from '../migration/incoming.js';
-import { parseCount, parseNumber, sleep } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, sleep, tlsFrom } from './options.js';
 import { parseSize } from './size.js';
 
 export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
@@ -24,6 +24,8 @@ Wait for a guest to migrate in, run it, then pause it and check it. With
   --ram SIZE          accept only a guest of exactly this RAM (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
   --seconds S         how long the migrated guest runs before the check (default 1)
+  --insecure          allow listening on a non-loopback address without TLS
+${TLS_USAGE}
   --json              print JSON lines: {"event":"listening",...}, then {"event":"result",...}
   -h, --help          this text`;
 
@@ -35,6 +37,8 @@ export async function incomingCommand(argv: string[]): Promise<number> {
       'max-ram': { type: 'string', default: '64G' },
       ram: { type: 'string' },
       qmp: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
+      ...TLS_OPTIONS,
       vcpus: { type: 'string' },
       seconds: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
@@ -59,7 +63,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     ramBytes: values.ram === undefined ? undefined : parseSize(values.ram, '--ram'),
     vcpus: values.vcpus === undefined ? undefined : parseCount('--vcpus', values.vcpus, 0, 64),
   };
-  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes, expect });
+  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes, expect, tls: tlsFrom(values), allowInsecure: values.insecure });
   say('listening', { uri: incoming.uri }, `listening on ${incoming.uri}`);
   const result = await incoming.done();
   if (result.status !== 'resumed' || result.guest === null) {

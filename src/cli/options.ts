@@ -1,5 +1,7 @@
 /** Option parsing shared by the `ferry` commands: numbers, workloads. */
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
+import type { TlsOptions } from '../transport/tls.js';
 import type { WorkloadSpec } from '../guest/index.js';
 import type { MigrationParameters } from '../migration/parameters.js';
 import { parseSize } from './size.js';
@@ -77,4 +79,47 @@ export function libraryParameters(values: Partial<Record<keyof typeof PARAMETER_
     'x-ferry-pause-timeout': 'pauseTimeoutMs', 'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
   };
   return Object.fromEntries(Object.entries(qmpParameters(values)).map(([k, v]) => [names[k], v]));
+}
+
+/** TLS options shared by the commands that open migration channels. */
+export const TLS_OPTIONS = {
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-hostname': { type: 'string' },
+  'tls-psk-file': { type: 'string' },
+  'tls-psk-identity': { type: 'string' },
+} as const;
+
+export const TLS_USAGE = `  --tls-ca FILE         PEM CA that signed the peer's certificate (destination: require client certificates from it)
+  --tls-cert FILE       PEM certificate of this side (required on a destination using x509)
+  --tls-key FILE        PEM private key of this side
+  --tls-hostname NAME   source: the name the destination's certificate must carry
+  --tls-psk-file FILE   a pre-shared key (at least 16 bytes) instead of certificates
+  --tls-psk-identity ID the pre-shared key's identity (default "ferry")`;
+
+/** TLS options from the command line (files read here), or undefined when none were given. */
+export function tlsFrom(values: Partial<Record<keyof typeof TLS_OPTIONS, string>>): TlsOptions | undefined {
+  const read = (flag: string, file: string | undefined) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`${flag}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  if (values['tls-psk-file'] !== undefined) {
+    let key: Buffer;
+    try {
+      key = readFileSync(values['tls-psk-file']);
+    } catch (err) {
+      throw new InvalidArgumentError(`--tls-psk-file: cannot read ${values['tls-psk-file']}: ${(err as Error).message}`);
+    }
+    return { psk: { identity: values['tls-psk-identity'] ?? 'ferry', key } };
+  }
+  const o = {
+    ca: read('--tls-ca', values['tls-ca']), cert: read('--tls-cert', values['tls-cert']), key: read('--tls-key', values['tls-key']),
+    hostname: values['tls-hostname'],
+  };
+  return Object.values(o).every((v) => v === undefined) ? undefined : o;
 }

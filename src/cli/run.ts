@@ -8,7 +8,7 @@ import { Guest, checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { PARAMETER_OPTIONS, PARAMETER_USAGE, libraryParameters, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { PARAMETER_OPTIONS, PARAMETER_USAGE, TLS_OPTIONS, TLS_USAGE, libraryParameters, tlsFrom, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
 
@@ -26,6 +26,7 @@ Start a guest and run a workload on its vCPUs.
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
 ${PARAMETER_USAGE}
+${TLS_USAGE}
   --verify            digest RAM on both sides at switchover; resume only if equal
   --json              print the final figures as JSON
   -h, --help          this text`;
@@ -43,6 +44,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       'migrate-to': { type: 'string' },
       qmp: { type: 'string' },
       ...PARAMETER_OPTIONS,
+      ...TLS_OPTIONS,
       verify: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -87,7 +89,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       last = now;
     }
     if (values['migrate-to'] !== undefined) {
-      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify });
+      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls: tlsFrom(values) });
       m.on('pass', (p) => log(passLine(p)));
       const r = await m.done();
       if (values.json) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));

@@ -71,3 +71,29 @@ test('a destination refuses to listen on a non-loopback address without TLS unle
   await secure.done();
   await assert.rejects(IncomingMigration.listen('tcp:127.0.0.1:0', { tls: { ca: certs.ca } }), /destination needs its certificate and key/);
 });
+
+test('the CLI migrates between two processes over TLS with certificate files, and says what was wrong with a bad one', async () => {
+  const { execFile, spawn } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const run = promisify(execFile);
+  const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-cli-'));
+  const file = (name: string, text: string) => { writeFileSync(join(dir, name), text); return join(dir, name); };
+  const ca = file('ca.pem', certs.ca);
+  const dest = spawn(process.execPath, [ferry, 'incoming', '--listen', 'tcp:127.0.0.1:0', '--seconds', '0.1', '--json',
+    '--tls-cert', file('dest.pem', certs.server.cert), '--tls-key', file('dest.key', certs.server.key), '--tls-ca', ca], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  dest.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<void>((r) => dest.on('exit', () => r()));
+  for (let i = 0; i < 200 && !out.includes('\n'); i++) await sleep(25);
+  const { uri } = JSON.parse(out.split('\n')[0]) as { uri: string };
+  const { stdout } = await run(process.execPath, [ferry, 'run', '--ram', '8M', '--seconds', '0.2', '--migrate-to', uri, '--json',
+    '--tls-ca', ca, '--tls-cert', file('src.pem', certs.client.cert), '--tls-key', file('src.key', certs.client.key), '--tls-hostname', 'localhost'], { timeout: 30_000 });
+  assert.equal((JSON.parse(stdout) as { status: string }).status, 'completed');
+  await exited;
+  await assert.rejects(run(process.execPath, [ferry, 'run', '--migrate-to', uri, '--tls-ca', join(dir, 'missing.pem')]), /--tls-ca: cannot read .*missing\.pem/);
+});
