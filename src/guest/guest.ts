@@ -13,7 +13,8 @@ import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
 import { createTracer } from '../trace.js';
 import { DeviceRegistry } from './device-state.js';
 import { GuestRam } from './guest-ram.js';
-import { RunStateMachine, type RunState } from './run-state.js';
+import { runStateMachine, type RunState } from './run-state.js';
+import type { StateMachine } from '../state-machine.js';
 import { RequestKind, Stat, VcpuControl, newControlBuffer } from './vcpu-control.js';
 import { decodeVcpuState, encodeVcpuState } from './vcpu-loop.js';
 import type { VcpuInit, VcpuMessage, VcpuState } from './vcpu-messages.js';
@@ -76,7 +77,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   readonly ram: GuestRam;
   readonly devices = new DeviceRegistry();
   readonly pauseTimeoutMs: number;
-  private readonly states: RunStateMachine;
+  private readonly states: StateMachine<RunState>;
   private readonly vcpus: Vcpu[] = [];
   private failure: Error | null = null;
 
@@ -107,8 +108,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       ? options.adoptRam.map((s) => new RamBlock(s))
       : specs.map((s) => RamBlock.create(s.name, s.size));
     this.memory = new GuestMemory(this.blocks);
-    this.states = new RunStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
-    this.states.on('runstate', (to, from) => this.emit('runstate', to, from));
+    this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
+    this.states.on('change', (to, from) => this.emit('runstate', to, from));
     this.ram = new GuestRam(this.blocks, () => this.states.state);
   }
 
@@ -155,7 +156,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   async pause(to: RunState = 'paused', options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
     this.checkAlive();
-    if (!this.states.canTransition(to)) {
+    if (!this.states.can(to)) {
       throw new InvalidStateError(`guest: cannot pause into '${to}' from '${this.runState}'`);
     }
     if (this.runState === 'running') {
@@ -176,7 +177,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   async resume(options: { timeoutMs?: number } = {}): Promise<void> {
     this.checkAlive();
     if (this.runState === 'running') return;
-    if (!this.states.canTransition('running')) {
+    if (!this.states.can('running')) {
       throw new InvalidStateError(`guest: cannot run from '${this.runState}'`);
     }
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.pauseTimeoutMs);
@@ -293,7 +294,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     if (this.failure !== null || this.runState === 'shutdown') return;
     this.failure = err;
     trace('vCPU failure: %s', err.message);
-    if (this.states.canTransition('internal-error')) this.states.transition('internal-error');
+    if (this.states.can('internal-error')) this.states.transition('internal-error');
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 

@@ -1,10 +1,9 @@
 /**
  * Guest run states, named as QEMU's RunState, and the one table of allowed
- * transitions (STYLE.md habit 5). `RunStateMachine.transition` is the only
- * place a run state changes; it traces `A -> B` and emits 'runstate'.
+ * transitions (STYLE.md habit 5); the guest changes its run state only
+ * through the machine made here.
  */
-import { EventEmitter } from 'node:events';
-import { InvalidStateError } from '../errors.js';
+import { StateMachine } from '../state-machine.js';
 import { createTracer } from '../trace.js';
 
 export type RunState =
@@ -28,38 +27,8 @@ const ALLOWED: Readonly<Record<RunState, readonly RunState[]>> = {
   shutdown: [],
 };
 
-/** States in which vCPUs write guest RAM. */
-export function isRunning(state: RunState): boolean {
-  return state === 'running';
-}
-
 const trace = createTracer('guest');
 
-export class RunStateMachine extends EventEmitter<{ runstate: [to: RunState, from: RunState] }> {
-  private current: RunState;
-
-  constructor(initial: RunState) {
-    super();
-    this.current = initial;
-  }
-
-  get state(): RunState {
-    return this.current;
-  }
-
-  canTransition(to: RunState): boolean {
-    return ALLOWED[this.current].includes(to);
-  }
-
-  /** Move to `to`, if the table allows it from the current state. */
-  transition(to: RunState): void {
-    const from = this.current;
-    if (from === to) return;
-    if (!ALLOWED[from].includes(to)) {
-      throw new InvalidStateError(`guest: cannot go from run state '${from}' to '${to}'`);
-    }
-    this.current = to;
-    trace('run state %s -> %s', from, to);
-    this.emit('runstate', to, from);
-  }
+export function runStateMachine(initial: RunState): StateMachine<RunState> {
+  return new StateMachine<RunState>('guest run state', ALLOWED, initial, trace);
 }

@@ -18,7 +18,7 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceStats } from './stats.js';
 import { emptyStats } from './stats.js';
-import { MigrationStateMachine, isFinished, type MigrationStatus } from './status.js';
+import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
 import { SourceSession } from './source-session.js';
 import { monoMs } from './waiter.js';
 
@@ -84,7 +84,7 @@ export interface MigrationOptions {
 
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
   readonly uri: string;
-  private readonly states = new MigrationStateMachine();
+  private readonly states = migrationStateMachine();
   private parameters: MigrationParameters;
   private worker: Worker | null = null;
   private latest: SourceStats;
@@ -127,11 +127,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.parameters = parameters;
     this.latest = emptyStats(guest.ramSize);
     this.finished = new Promise((resolve) => { this.finish = resolve; });
-    this.states.on('status', (to) => this.emit('status', to));
+    this.states.on('change', (to) => this.emit('status', to));
   }
 
   get status(): MigrationStatus {
-    return this.states.status;
+    return this.states.state;
   }
 
   get stats(): SourceStats {

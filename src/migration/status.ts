@@ -1,9 +1,8 @@
 /**
  * Migration status, named as QEMU's MigrationStatus, with the one table of
- * allowed transitions and the one guarded `transition` (STYLE.md habit 5).
+ * allowed transitions; the guarded `transition` is state-machine.ts's.
  */
-import { EventEmitter } from 'node:events';
-import { InvalidStateError } from '../errors.js';
+import { StateMachine } from '../state-machine.js';
 import { createTracer } from '../trace.js';
 
 export type MigrationStatus =
@@ -26,22 +25,6 @@ export function isFinished(s: MigrationStatus): boolean {
 
 const trace = createTracer('migration');
 
-export class MigrationStateMachine extends EventEmitter<{ status: [to: MigrationStatus, from: MigrationStatus] }> {
-  private current: MigrationStatus = 'none';
-
-  get status(): MigrationStatus {
-    return this.current;
-  }
-
-  can(to: MigrationStatus): boolean {
-    return ALLOWED[this.current].includes(to);
-  }
-
-  transition(to: MigrationStatus): void {
-    const from = this.current;
-    if (!ALLOWED[from].includes(to)) throw new InvalidStateError(`migration: cannot go from '${from}' to '${to}'`);
-    this.current = to;
-    trace('status %s -> %s', from, to);
-    this.emit('status', to, from);
-  }
+export function migrationStateMachine(): StateMachine<MigrationStatus> {
+  return new StateMachine<MigrationStatus>('migration', ALLOWED, 'none', trace);
 }
