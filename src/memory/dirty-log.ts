@@ -218,6 +218,22 @@ export class DirtyLog {
     return this.slotWords[EVER_WRITTEN_SLOT];
   }
 
+  /**
+   * Whether [first, first+count) may hold dirty pages for client `slot`,
+   * read without the lock: false only if the producer and the client's
+   * bitmap both read clean. Safe to skip a range on false, for the same
+   * reason a harvester may skip a clean word: a mark not seen now stays in
+   * the producer (or, ORed in by another thread's sync, in the client's
+   * bitmap) for the next pass. Makes a pass over clean memory lock-free.
+   */
+  mayHaveDirty(slot: number, first: number, count: number): boolean {
+    const producer = this.producer;
+    const bits = this.slotWords[slot];
+    const end = wordsForPages(first + count);
+    for (let w = first >>> 5; w < end; w++) if ((producer[w] | bits[w]) !== 0) return true;
+    return false;
+  }
+
   /** @internal */
   countOf(slot: number): number {
     return Atomics.load(this.control, COUNT_BASE + slot);
@@ -388,6 +404,11 @@ export class DirtyLogClient {
   /** As syncAndTake, without syncing first. */
   take(first: number, count: number, out: Int32Array | Uint32Array): number {
     return this.log.takeFor(this.slot, first, count, out, false);
+  }
+
+  /** Whether the range may hold dirty pages (a lock-free check; see DirtyLog.mayHaveDirty). */
+  mayHaveDirty(first: number, count: number): boolean {
+    return this.log.mayHaveDirty(this.slot, first, count);
   }
 
   /** Make pages dirty again for this client only (e.g. a send that failed). */

@@ -145,7 +145,9 @@ export class RamSender {
       const count = Math.min(RANGE_PAGES, block.pages - this.nextPage);
       this.rangeBase = this.nextPage;
       this.nextPage += count;
-      const found = this.clients[this.block].syncAndTake(this.rangeBase, count, this.taken);
+      const client = this.clients[this.block];
+      if (!client.mayHaveDirty(this.rangeBase, count)) continue; // clean memory: no lock, no sync
+      const found = client.syncAndTake(this.rangeBase, count, this.taken);
       if (found === 0) continue;
       this.pass.dirtyFound += found;
       this.rangeLen = count;

@@ -115,3 +115,16 @@ test('a 16 GiB guest is representable as four lazily allocated blocks', () => {
   assert.equal(blocks[3].log.everWrittenCount, 1);
   assert.ok(process.memoryUsage().rss - before < 256 * 1024 ** 2, 'untouched RAM is not committed');
 });
+
+test('mayHaveDirty is false only when neither the producer nor the client holds a bit in the range', () => {
+  const log = DirtyLog.create(4096);
+  const c = log.register();
+  assert.equal(c.mayHaveDirty(0, 4096), false);
+  log.markPage(1000);
+  assert.equal(c.mayHaveDirty(0, 512), false);
+  assert.equal(c.mayHaveDirty(512, 512), true, 'an unsynced mark counts');
+  log.sync();
+  assert.equal(c.mayHaveDirty(512, 512), true, 'a synced, untaken bit counts');
+  c.take(512, 512, new Int32Array(16));
+  assert.equal(c.mayHaveDirty(512, 512), false);
+});
