@@ -13,7 +13,7 @@ import { DirtyLog, markPage } from '../src/memory/dirty-log.js';
 import { PAGE_SIZE } from '../src/memory/page.js';
 import { RamBlock } from '../src/memory/ram-block.js';
 import { jsZeroScanner, simdZeroScanner } from '../src/memory/zero-scan.js';
-import { fmt, repeat, timeMs, type Sample } from './stats.js';
+import { fmt, repeat, summarize, timeMs, type Sample } from './stats.js';
 
 const GiB = 1024 ** 3;
 const RUNS = 5;
@@ -69,10 +69,6 @@ async function markRates(): Promise<void> {
   row('dirty marks per writer, two writer threads at once', summarize(perWriter), 'M marks/s', 'same words contended');
 }
 
-function summarize(v: number[]): Sample {
-  const s = [...v].sort((a, b) => a - b);
-  return { median: s[s.length >> 1], min: s[0], max: s[s.length - 1] };
-}
 
 function syncRates(): void {
   const block = 1 << 20; // 4 GiB of pages

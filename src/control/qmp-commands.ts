@@ -21,14 +21,13 @@ export class QmpError extends Error {
 export type Args = Record<string, unknown>;
 export type Command = (ctl: GuestController, args: Args) => unknown;
 
-function arg<T>(args: Args, name: string, type: 'string' | 'number' | 'boolean' | 'object', required: boolean): T | undefined {
+function arg<T>(args: Args, name: string, type: 'string' | 'number' | 'boolean', required: boolean): T | undefined {
   const v = args[name];
   if (v === undefined) {
     if (required) throw new QmpError('GenericError', `Parameter '${name}' is missing`);
     return undefined;
   }
-  const ok = type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
-  if (!ok || (type === 'number' && !Number.isFinite(v))) {
+  if (typeof v !== type || (type === 'number' && !Number.isFinite(v))) {
     throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: ${type === 'number' ? 'integer' : type}`);
   }
   return v as T;

@@ -45,7 +45,7 @@
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.js';
 import { popcount32, popcountWords } from './bits.js';
-import { PAGES_PER_WORD, wordsForPages } from './page.js';
+import { wordsForPages } from './page.js';
 
 const LOCK = 0;
 const ACTIVE = 1;
@@ -421,4 +421,3 @@ export class DirtyLogClient {
   }
 }
 
-export { PAGES_PER_WORD };

@@ -89,7 +89,6 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private worker: Worker | null = null;
   private latest: SourceStats;
   private error: string | null = null;
-  private afterGo = false;
   private readonly finished: Promise<MigrationResult>;
   private finish!: (r: MigrationResult) => void;
 
@@ -271,7 +270,6 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
     this.error = error;
-    this.afterGo = afterGo;
     const rs = this.guest.runState;
     if (status !== 'completed' && !afterGo && (rs === 'finish-migrate' || (rs === 'postmigrate' && this.committed))) {
       try {

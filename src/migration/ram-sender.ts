@@ -16,7 +16,7 @@
 import { nextClearBit, nextSetBit } from '../memory/bits.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import type { RamBlock } from '../memory/ram-block.js';
-import { MAX_PAGES_PER_RECORD, Rec, type BlockTotals } from '../wire/format.js';
+import { MAX_PAGES_PER_RECORD, Rec, u32Head, type BlockTotals } from '../wire/format.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
 
 export const RANGE_PAGES = 512;
@@ -63,9 +63,7 @@ export class RamSender {
     this.block = 0;
     this.nextPage = 0;
     this.rangeLen = 0;
-    const head = Buffer.alloc(4);
-    head.writeUInt32LE(n, 0);
-    this.pass.bytes += this.writer.appendRecord(Rec.Pass, 0, head);
+    this.pass.bytes += this.writer.appendRecord(Rec.Pass, 0, u32Head(n));
   }
 
   /** How far the current pass has walked through RAM, 0 to 1 (monotonic within a pass). */
