@@ -4,10 +4,10 @@
  * sweep checker on every `sweep` vCPU).
  */
 import { parseArgs } from 'node:util';
-import { checkSweep, type SweepState } from '../guest/index.js';
+import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
-import { IncomingMigration } from '../migration/incoming.js';
+import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
 import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, sleep, tlsFrom } from './options.js';
 import { parseSize } from './size.js';
 
@@ -21,12 +21,15 @@ Wait for a guest to migrate in, run it, then pause it and check it. With
   --listen URI        tcp:HOST:PORT (port 0 picks a free port), unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT
   --max-ram SIZE      largest guest accepted (default 64G)
+  --max-frame SIZE    largest record accepted (default 16M + 4K; at least 1M + 4)
+  --idle-timeout MS   fail when the source sends nothing for this long before GO (default 30000)
   --ram SIZE          accept only a guest of exactly this RAM (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
   --seconds S         how long the migrated guest runs before the check (default 1)
   --insecure          allow listening on a non-loopback address without TLS
 ${TLS_USAGE}
-  --json              print JSON lines: {"event":"listening",...}, then {"event":"result",...}
+  --json              print JSON lines: {"event":"listening",...}, {"event":"running","atMs":...}
+                      when the guest starts running here, then {"event":"result",...}
   -h, --help          this text`;
 
 export async function incomingCommand(argv: string[]): Promise<number> {
@@ -35,6 +38,8 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     options: {
       listen: { type: 'string' },
       'max-ram': { type: 'string', default: '64G' },
+      'max-frame': { type: 'string' },
+      'idle-timeout': { type: 'string' },
       ram: { type: 'string' },
       qmp: { type: 'string' },
       insecure: { type: 'boolean', default: false },
@@ -49,21 +54,31 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     console.log(INCOMING_USAGE);
     return 0;
   }
-  if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen);
-  if (values.listen === undefined) {
-    console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
-    return 2;
-  }
-  const maxGuestBytes = parseSize(values['max-ram'], '--max-ram');
-  const seconds = parseNumber('--seconds', values.seconds, 0, 86_400);
-  const say = (event: string, data: Record<string, unknown>, text: string) => {
-    console.log(values.json ? JSON.stringify({ event, ...data }) : text);
-  };
   const expect = {
     ramBytes: values.ram === undefined ? undefined : parseSize(values.ram, '--ram'),
     vcpus: values.vcpus === undefined ? undefined : parseCount('--vcpus', values.vcpus, 0, 64),
   };
-  const incoming = await IncomingMigration.listen(values.listen, { maxGuestBytes, expect, tls: tlsFrom(values), allowInsecure: values.insecure });
+  const options: IncomingOptions = {
+    maxGuestBytes: parseSize(values['max-ram'], '--max-ram'),
+    maxFrameBytes: values['max-frame'] === undefined ? undefined : parseSize(values['max-frame'], '--max-frame'),
+    idleTimeoutMs: values['idle-timeout'] === undefined ? undefined : parseCount('--idle-timeout', values['idle-timeout'], 1, 3_600_000),
+    expect, tls: tlsFrom(values), allowInsecure: values.insecure,
+  };
+  if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen, options);
+  if (values.listen === undefined) {
+    console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
+    return 2;
+  }
+  const seconds = parseNumber('--seconds', values.seconds, 0, 86_400);
+  const say = (event: string, data: Record<string, unknown>, text: string) => {
+    console.log(values.json ? JSON.stringify({ event, ...data }) : text);
+  };
+  // The moment the guest starts running here, on the epoch clock (ms, microsecond resolution), so that
+  // a watcher can check that two copies never run at once (DESIGN.md invariant 6).
+  const onGuest = (g: Guest) => g.on('runstate', (to) => {
+    if (to === 'running') say('running', { atMs: performance.timeOrigin + performance.now() }, 'guest running');
+  });
+  const incoming = await IncomingMigration.listen(values.listen, { ...options, onGuest });
   say('listening', { uri: incoming.uri }, `listening on ${incoming.uri}`);
   const result = await incoming.done();
   if (result.status !== 'resumed' || result.guest === null) {
@@ -88,8 +103,8 @@ export async function incomingCommand(argv: string[]): Promise<number> {
 }
 
 /** A destination behind a QMP socket: `migrate-incoming` (or --listen) starts it; `quit` ends it. */
-async function serveIncoming(control: string, listen: string | undefined): Promise<number> {
-  const ctl = new GuestController(null);
+async function serveIncoming(control: string, listen: string | undefined, incoming: IncomingOptions): Promise<number> {
+  const ctl = new GuestController(null, { incoming });
   const server = await QmpServer.listen(control, ctl);
   console.log(`QMP control socket on ${server.uri}; waiting for ${listen === undefined ? "'migrate-incoming'" : listen}`);
   if (listen !== undefined) await ctl.migrateIncoming(listen);

@@ -49,6 +49,7 @@ export const PARAMETER_OPTIONS = {
   'cpu-share': { type: 'string' },
   'pause-timeout': { type: 'string' },
   'switchover-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
 } as const;
 
 export const PARAMETER_USAGE = `  --downtime-limit MS   longest acceptable pause (default 300)
@@ -56,7 +57,8 @@ export const PARAMETER_USAGE = `  --downtime-limit MS   longest acceptable pause
   --avail-switchover-bandwidth SIZE  per second, assumed at switchover instead of the estimate
   --cpu-share PCT       cap on the migration thread's share of a core (default 100: none)
   --pause-timeout MS    limit for the vCPUs to acknowledge the pause (default 1000)
-  --switchover-timeout MS  limit for each answer at switchover (default 10000)`;
+  --switchover-timeout MS  limit for each answer at switchover (default 10000)
+  --idle-timeout MS     limit for the destination to read nothing while bytes wait (default 30000)`;
 
 /** Parameters given on the command line, by QMP name (for migrate-set-parameters). */
 export function qmpParameters(values: Partial<Record<keyof typeof PARAMETER_OPTIONS, string>>): Record<string, number> {
@@ -68,6 +70,7 @@ export function qmpParameters(values: Partial<Record<keyof typeof PARAMETER_OPTI
   if (values['cpu-share'] !== undefined) out['x-ferry-cpu-share'] = parseCount('--cpu-share', values['cpu-share'], 1, 100);
   if (values['pause-timeout'] !== undefined) out['x-ferry-pause-timeout'] = ms('--pause-timeout', values['pause-timeout']);
   if (values['switchover-timeout'] !== undefined) out['x-ferry-switchover-timeout'] = ms('--switchover-timeout', values['switchover-timeout']);
+  if (values['idle-timeout'] !== undefined) out['x-ferry-idle-timeout'] = ms('--idle-timeout', values['idle-timeout']);
   return out;
 }
 
@@ -77,6 +80,7 @@ export function libraryParameters(values: Partial<Record<keyof typeof PARAMETER_
     'downtime-limit': 'downtimeLimitMs', 'max-bandwidth': 'maxBandwidthBytesPerSec',
     'avail-switchover-bandwidth': 'availSwitchoverBandwidthBytesPerSec', 'x-ferry-cpu-share': 'cpuSharePercent',
     'x-ferry-pause-timeout': 'pauseTimeoutMs', 'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
+    'x-ferry-idle-timeout': 'idleTimeoutMs',
   };
   return Object.fromEntries(Object.entries(qmpParameters(values)).map(([k, v]) => [names[k], v]));
 }

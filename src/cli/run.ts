@@ -72,7 +72,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     await guest.cont();
     if (values.qmp !== undefined) {
       prepareMigrationThread();
-      const ctl = new GuestController(guest);
+      const ctl = new GuestController(guest, { tls: tlsFrom(values) });
       const server = await QmpServer.listen(values.qmp, ctl);
       log(`QMP control socket on ${server.uri}; 'quit' ends this guest`);
       await new Promise<void>((resolve) => ctl.once('quit', resolve));

@@ -7,9 +7,10 @@
 import { EventEmitter } from 'node:events';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
-import { IncomingMigration } from '../migration/incoming.js';
+import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
 import { Migration } from '../migration/migration.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from '../migration/parameters.js';
+import type { TlsOptions } from '../transport/tls.js';
 
 export interface MigrationCapabilities {
   /** QEMU's `events`: send MIGRATION and MIGRATION_PASS events. */
@@ -25,6 +26,13 @@ export interface ControlEvent {
   readonly migrationEvent: boolean;
 }
 
+export interface ControllerOptions {
+  /** TLS for outgoing migrations. */
+  readonly tls?: TlsOptions;
+  /** Limits, TLS and checks for an incoming migration. */
+  readonly incoming?: Omit<IncomingOptions, 'onGuest'>;
+}
+
 export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit: [] }> {
   parameters: MigrationParameters = DEFAULT_PARAMETERS;
   readonly capabilities: MigrationCapabilities = { events: false, 'x-ferry-verify': false };
@@ -32,8 +40,12 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
   incoming: IncomingMigration | null = null;
   private guestValue: Guest | null = null;
 
-  /** `guest` is null on a destination waiting for `migrate-incoming`. */
-  constructor(guest: Guest | null) {
+  /**
+   * `guest` is null on a destination waiting for `migrate-incoming`.
+   * `options` are fixed for the process, as QEMU's -object tls-creds: the
+   * TLS credentials of outgoing migrations, and what an incoming one accepts.
+   */
+  constructor(guest: Guest | null, private readonly options: ControllerOptions = {}) {
     super();
     if (guest !== null) this.adopt(guest);
   }
@@ -44,7 +56,7 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
 
   migrate(uri: string): Migration {
     if (this.guestValue === null) throw new Error('there is no guest here to migrate');
-    const m = Migration.start(this.guestValue, uri, this.parameters, { verify: this.capabilities['x-ferry-verify'] });
+    const m = Migration.start(this.guestValue, uri, this.parameters, { verify: this.capabilities['x-ferry-verify'], tls: this.options.tls });
     this.migration = m;
     m.on('status', (status) => this.migrationEvent('MIGRATION', { status }));
     m.on('pass', (p) => this.migrationEvent('MIGRATION_PASS', { pass: p.pass }));
@@ -55,7 +67,7 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
 
   /** As QEMU's `migrate-incoming`: wait for a guest to migrate in at `uri`. */
   async migrateIncoming(uri: string): Promise<IncomingMigration> {
-    const incoming = await IncomingMigration.listen(uri, { onGuest: (g) => this.adopt(g) });
+    const incoming = await IncomingMigration.listen(uri, { ...this.options.incoming, onGuest: (g) => this.adopt(g) });
     this.incoming = incoming;
     incoming.on('status', (s) => this.migrationEvent('MIGRATION', { status: s }));
     void incoming.done().then((r) => {

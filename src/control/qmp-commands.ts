@@ -46,6 +46,7 @@ const PARAMETERS: Record<string, keyof MigrationParameters> = {
   'x-ferry-cpu-share': 'cpuSharePercent',
   'x-ferry-pause-timeout': 'pauseTimeoutMs',
   'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
+  'x-ferry-idle-timeout': 'idleTimeoutMs',
 };
 
 /** The destination's view, as QEMU answers query-migrate on an incoming side. */

@@ -14,17 +14,33 @@ import { createTracer } from '../trace.js';
 import { TransportError } from '../transport/socket.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
-import type { StreamHeader } from '../wire/format.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD, type StreamHeader } from '../wire/format.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { Signal } from './waiter.js';
 
 const trace = createTracer('incoming');
+
+export const DEFAULT_MAX_GUEST_BYTES = 64 * 1024 ** 3;
+export const DEFAULT_MAX_FRAME_BYTES = MAX_DEVICE_DATA_BYTES + 4096;
+/** A full PAGES record: every source sends these. */
+export const MIN_FRAME_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 4;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
 
 export interface IncomingOptions {
   /** Largest guest (bytes of RAM) this destination accepts (default 64 GiB). */
   readonly maxGuestBytes?: number;
+  /**
+   * Largest record accepted, head and page data, bytes (default 16 MiB + 4
+   * KiB: a device section at the format's cap). The loader allocates at most
+   * this much per record before its data arrives. At least 1 MiB + 4 (a
+   * full PAGES record).
+   */
+  readonly maxFrameBytes?: number;
+  /** Longest time without a byte from the source before GO, ms (default 30000); then the migration fails. */
+  readonly idleTimeoutMs?: number;
   /** TLS for the channel: the destination presents cert/key; with `ca` it requires a client certificate. */
   readonly tls?: TlsOptions;
   /** Listen on a non-loopback address without TLS (refused otherwise: anyone who can reach it could send a guest). */
@@ -57,13 +73,16 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   /** Listen on `uri` for one incoming migration; resolves once listening. */
   static async listen(uri: string, options: IncomingOptions = {}): Promise<IncomingMigration> {
     parseUri(uri);
-    const maxGuestBytes = options.maxGuestBytes ?? 64 * 1024 ** 3;
-    if (!Number.isSafeInteger(maxGuestBytes) || maxGuestBytes <= 0) {
-      throw new InvalidArgumentError(`maxGuestBytes must be a positive integer, got ${String(maxGuestBytes)}`);
-    }
+    const limit = (name: string, value: number, min: number) => {
+      if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
+      return value;
+    };
+    const maxGuestBytes = limit('maxGuestBytes', options.maxGuestBytes ?? DEFAULT_MAX_GUEST_BYTES, 1);
+    const maxFrameBytes = limit('maxFrameBytes', options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_BYTES);
+    const idleTimeoutMs = limit('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1);
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
     const m = new IncomingMigration(options);
-    await m.start({ uri, maxGuestBytes, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
+    await m.start({ uri, maxGuestBytes, maxFrameBytes, idleTimeoutMs, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
     return m;
   }
 

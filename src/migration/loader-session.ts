@@ -57,6 +57,8 @@ export class LoaderSession {
   private ackTimer: NodeJS.Timeout | null = null;
   private stopListening: (() => void) | null = null;
   private goReceived = false;
+  private lastDataMs = 0;
+  private idleWatch: NodeJS.Timeout | null = null;
   private finished = false;
   private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
   private expectedDigest: Buffer | null = null;
@@ -68,7 +70,7 @@ export class LoaderSession {
       pageData: (block, offset, data) => this.blocks[block].bytes.set(data, offset),
       pageSum: (block, first, count) => this.summers[block](first * PAGE_SIZE, count * PAGE_SIZE),
       record: (type, block, head, pages) => this.onRecord(type, block, head, pages),
-    }, { stream: true });
+    }, { stream: true, maxRecordBytes: init.maxFrameBytes });
     port.onMessage((m) => {
       if (m.type === 'cancel') this.fail('cancelled on the destination');
       else this.answer?.resolve(m);
@@ -94,9 +96,10 @@ export class LoaderSession {
       // READY: this side accepted the connection (and, with TLS, the peer's credentials).
       socket.write(encodeFrame(Rec.Ready, 0, new Uint8Array(0)));
       this.port.post({ type: 'connected' });
+      this.watchIdle();
       await new Promise<void>((resolve) => {
         socket.on('data', (chunk: Buffer) => this.onData(chunk));
-        socket.on('error', (err) => this.fail(`connection to the source failed: ${err.message}`));
+        socket.on('error', (err) => this.fail(`connection to the source failed ${this.goReceived ? 'after GO' : 'before the migration completed'}: ${err.message}`));
         socket.on('close', () => {
           if (!this.finished) this.fail(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed');
           resolve();
@@ -129,6 +132,7 @@ export class LoaderSession {
 
   private onData(chunk: Buffer): void {
     if (this.finished) return;
+    this.lastDataMs = monoMs();
     try {
       this.decoder.feed(chunk);
     } catch (err) {
@@ -249,6 +253,7 @@ export class LoaderSession {
       if (answer.type !== 'resumed') throw new Error(answer.type === 'resume-failed' ? answer.reason : `unexpected ${answer.type}`);
       this.finished = true;
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+      if (this.idleWatch !== null) clearInterval(this.idleWatch);
       this.socket?.end(encodeFrame(Rec.Resumed, 0, new Uint8Array(0)));
       this.port.post({ type: 'done', stats: this.snapshot() });
     });
@@ -268,7 +273,19 @@ export class LoaderSession {
     });
   }
 
+  /** A source that goes silent before GO (hung, or its link dropped without a reset) fails the migration here. */
+  private watchIdle(): void {
+    this.lastDataMs = monoMs();
+    const limit = this.init.idleTimeoutMs;
+    this.idleWatch = setInterval(() => {
+      const idleMs = monoMs() - this.lastDataMs;
+      if (!this.goReceived && idleMs > limit) this.fail(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`);
+    }, Math.min(1000, Math.max(10, limit / 4)));
+    this.idleWatch.unref();
+  }
+
   private fail(reason: string): void {
+    if (this.idleWatch !== null) clearInterval(this.idleWatch);
     if (this.finished) return;
     this.finished = true;
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);

@@ -58,6 +58,10 @@ export type FromSource =
 export interface LoaderInit {
   readonly uri: string;
   readonly maxGuestBytes: number;
+  /** Largest record accepted (head and page data), bytes. */
+  readonly maxFrameBytes: number;
+  /** Longest time without a byte from the source before GO, ms. */
+  readonly idleTimeoutMs: number;
   readonly tls?: TlsOptions;
   /** Listen on a non-loopback address without TLS (refused otherwise). */
   readonly allowInsecure?: boolean;

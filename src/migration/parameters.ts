@@ -33,6 +33,14 @@ export interface MigrationParameters {
   readonly pauseTimeoutMs: number;
   /** Limit to connect, and to wait for each answer at switchover (LOADED, RESUMED), ms (default 10000). */
   readonly switchoverTimeoutMs: number;
+  /**
+   * Longest time the destination may acknowledge nothing while bytes are in
+   * flight, ms (default 30000): a destination that stops reading holds the
+   * source's send slots, never its memory, and this ends the wait. QEMU has
+   * no such limit and relies on TCP; a hung peer then stalls migration for
+   * the kernel's retransmission timeout (~15 min).
+   */
+  readonly idleTimeoutMs: number;
 }
 
 export const DEFAULT_PARAMETERS: MigrationParameters = Object.freeze({
@@ -42,6 +50,7 @@ export const DEFAULT_PARAMETERS: MigrationParameters = Object.freeze({
   cpuSharePercent: 100,
   pauseTimeoutMs: 1000,
   switchoverTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
 });
 
 const RANGES: Record<keyof MigrationParameters, [min: number, max: number]> = {
@@ -51,6 +60,7 @@ const RANGES: Record<keyof MigrationParameters, [min: number, max: number]> = {
   cpuSharePercent: [1, 100],
   pauseTimeoutMs: [1, 600_000],
   switchoverTimeoutMs: [1, 3_600_000],
+  idleTimeoutMs: [1, 3_600_000],
 };
 
 /** Merge `changes` over `base`, checking each value; unknown names are errors. */

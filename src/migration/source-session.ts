@@ -42,6 +42,8 @@ const STEP_NS = 5_000_000;
 const DEFAULT_FIXED_SWITCHOVER_MS = 5;
 /** mainloop mode: the period of QEMU 2010's migration timer. */
 const MAINLOOP_TICK_MS = 100;
+/** How often the figures go to the main thread, ms. */
+const STATS_EVERY_MS = 100;
 /** Shortest time between the starts of two passes, ms (see `pace`). */
 const MIN_PASS_MS = 10;
 
@@ -89,7 +91,10 @@ export class SourceSession {
   private capStartNs = 0;
   private expectedDowntimeMs = 0;
   private dirtySyncs = 0;
-  private lastStatsMs = 0;
+  private statsTimer: NodeJS.Timeout | null = null;
+  /** When the destination last acknowledged new bytes (or the stream started), ms. */
+  private lastAckMs = 0;
+  private idleWatch: NodeJS.Timeout | null = null;
   private readonly guestPagesAtStart: number;
 
   constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
@@ -123,6 +128,8 @@ export class SourceSession {
       }
     } finally {
       for (const c of this.clients) c.unregister();
+      if (this.idleWatch !== null) clearInterval(this.idleWatch);
+      if (this.statsTimer !== null) clearInterval(this.statsTimer);
       this.socket?.destroy();
       this.file?.destroy();
     }
@@ -155,6 +162,7 @@ export class SourceSession {
       out.write(chunk, () => release());
     });
     this.writer.onRelease = () => this.room.resolve();
+    if (this.socket !== null) this.watchIdle();
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.writer);
     const header = encodeHeader({
@@ -165,6 +173,8 @@ export class SourceSession {
     out.write(header, () => {});
     this.setupDoneMs = monoMs();
     this.capStartNs = nowNs();
+    // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
+    this.statsTimer = setInterval(() => this.port.post({ type: 'stats', stats: this.stats() }), STATS_EVERY_MS);
     this.port.post({ type: 'active' });
   }
 
@@ -189,7 +199,6 @@ export class SourceSession {
       const busyNs = nowNs() - now;
       this.busyNs += busyNs;
       if (!options.unlimited) this.limiter.consume(this.sender.pass.bytes - before);
-      this.maybePostStats();
       if (outcome === 'pass-done') break;
       if (this.init.mode === 'mainloop') {
         // One step per tick of the main loop's 100 ms timer, whatever stopped it.
@@ -345,7 +354,10 @@ export class SourceSession {
     const decoder = new FrameDecoder({
       record: (type, _block, head) => {
         switch (type) {
-          case Rec.Ack: this.bandwidth.onAck(Number(head.readBigUInt64LE(0))); break;
+          case Rec.Ack:
+            this.bandwidth.onAck(Number(head.readBigUInt64LE(0)));
+            this.lastAckMs = monoMs();
+            break;
           case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: this.resumed.resolve(); break;
@@ -365,6 +377,24 @@ export class SourceSession {
       : ' before it was ready (with TLS: it did not accept the credentials this side presented)');
     socket.on('error', (err) => this.fail(`connection to the destination failed${refused()}: ${err.message}`));
     socket.on('close', () => this.fail(`the destination closed the connection${refused()}`));
+  }
+
+  /**
+   * A destination that stops reading leaves bytes in flight and the send
+   * slots full (backpressure: memory stays bounded, the thread waits). This
+   * ends that wait after idleTimeoutMs without an acknowledgement.
+   */
+  private watchIdle(): void {
+    this.lastAckMs = monoMs();
+    const check = () => {
+      const idleMs = monoMs() - this.lastAckMs;
+      const inflight = this.inflightBytes();
+      if (inflight > 0 && idleMs > this.parameters.idleTimeoutMs) {
+        this.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${this.parameters.idleTimeoutMs} ms)`);
+      }
+    };
+    this.idleWatch = setInterval(check, Math.min(1000, Math.max(10, this.parameters.idleTimeoutMs / 4)));
+    this.idleWatch.unref();
   }
 
   private fail(reason: string): void {
@@ -424,13 +454,6 @@ export class SourceSession {
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
       guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
     });
-    this.port.post({ type: 'stats', stats: this.stats() });
-  }
-
-  private maybePostStats(): void {
-    const now = monoMs();
-    if (now - this.lastStatsMs < 100) return;
-    this.lastStatsMs = now;
     this.port.post({ type: 'stats', stats: this.stats() });
   }
 

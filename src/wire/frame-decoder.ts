@@ -33,6 +33,8 @@ type ReadState = 'header-fixed' | 'header-body' | 'frame' | 'head' | 'pages' | '
 export interface FrameDecoderOptions {
   /** A forward stream starts with a header; the return path does not. */
   readonly stream: boolean;
+  /** Largest record (head and page data) accepted, bytes; default: the largest the format allows. */
+  readonly maxRecordBytes?: number;
 }
 
 const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.Verify, Rec.End, Rec.Go]);
@@ -44,6 +46,7 @@ const FIXED_HEAD: Partial<Record<number, number>> = {
 export class FrameDecoder {
   private state: ReadState;
   private readonly allowed: Set<number>;
+  private readonly maxRecordBytes: number;
   private header: StreamHeader | null = null;
   /** Bytes of the current fixed-size unit gathered so far. */
   private unit: Buffer = Buffer.alloc(HEADER_FIXED_BYTES);
@@ -67,6 +70,7 @@ export class FrameDecoder {
   constructor(private readonly sink: FrameSink, options: FrameDecoderOptions) {
     this.state = options.stream ? 'header-fixed' : 'frame';
     this.allowed = options.stream ? FORWARD : RETURN;
+    this.maxRecordBytes = options.maxRecordBytes ?? Infinity;
   }
 
   get streamHeader(): StreamHeader | null {
@@ -190,6 +194,9 @@ export class FrameDecoder {
       if (pages < 1 || pages > MAX_PAGES_PER_RECORD) throw new WireError(`PAGES: page count ${pages}, expected 1..${MAX_PAGES_PER_RECORD}`);
     } else if (pages !== 0) {
       throw new WireError(`${name}: page count ${pages}, expected 0`);
+    }
+    if (headLen + pages * PAGE_SIZE > this.maxRecordBytes) {
+      throw new WireError(`${name}: a record of ${headLen + pages * PAGE_SIZE} bytes exceeds the largest frame accepted here (${this.maxRecordBytes} bytes)`);
     }
     if (type === Rec.Pages || type === Rec.Zero) {
       if (block >= nblocks) throw new WireError(`${name}: block ${block}, the stream has ${nblocks}`);

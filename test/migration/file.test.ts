@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -56,4 +57,52 @@ test('a save to a file that cannot be written fails and the source resumes', asy
   assert.equal(r.status, 'failed');
   assert.match(r.error ?? '', /ENOENT/);
   assert.equal(src.runState, 'running');
+});
+
+test('a save to a full device (/dev/full) fails with ENOSPC; the source runs on intact', async () => {
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await src.cont();
+  const r = await Migration.start(src, 'file:/dev/full').done();
+  assert.equal(r.status, 'failed');
+  assert.match(r.error ?? '', /writing \/dev\/full failed: ENOSPC/);
+  assert.equal(src.runState, 'running');
+  await src.pause();
+  assertSweeps(src, 'source after /dev/full');
+});
+
+/** A small tmpfs (root only): the disk fills partway through the save. */
+function smallDisk(bytes: number): string | null {
+  const mnt = mkdtempSync(join(tmpdir(), 'ferry-full-'));
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', mnt]);
+  return r.status === 0 ? mnt : null;
+}
+
+test('a disk that fills up during a save: the save fails with ENOSPC, the source runs on intact, the partial file never resumes', async (t) => {
+  const mnt = smallDisk(6 * MiB);
+  if (mnt === null) {
+    t.skip('mounting a small tmpfs needs root');
+    return;
+  }
+  try {
+    for (const resumeAfterSave of [false, true]) {
+      const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'fill' }, { kind: 'sweep', sweepsPerSec: 20 }] });
+      await src.cont();
+      await sleep(200);
+      const path = join(mnt, `guest-${resumeAfterSave}.ferry`);
+      const r = await Migration.start(src, `file:${path}`, {}, { resumeAfterSave }).done();
+      assert.equal(r.status, 'failed');
+      assert.equal(r.afterGo, false);
+      assert.match(r.error ?? '', /ENOSPC/);
+      assert.equal(src.runState, 'running', 'nobody can restore a partial save: the source runs on');
+      await src.pause();
+      assertSweeps(src, 'source after the disk filled');
+      const restore = await IncomingMigration.listen(`file:${path}`);
+      const result = await restore.done();
+      assert.equal(result.status, 'failed');
+      assert.equal(result.guest, null);
+      rmSync(path);
+    }
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
 });

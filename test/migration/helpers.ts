@@ -1,6 +1,7 @@
 /** Helpers for migration tests: a destination, a migration, and the checks of invariants 2 and 3. */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Guest, type GuestOptions } from '../../src/guest/guest.js';
@@ -47,4 +48,104 @@ export function assertSweeps(g: Guest, what: string): void {
 
 export function sameRam(a: Guest, b: Guest): boolean {
   return a.blocks.length === b.blocks.length && a.blocks.every((blk, i) => Buffer.compare(blk.bytes, b.blocks[i].bytes) === 0);
+}
+
+/**
+ * DESIGN.md invariant 6 (one copy running), watched: every interval in
+ * which a watched guest was running, on one clock. Two copies ran at once
+ * if intervals of different copies overlap.
+ */
+interface Run { readonly copy: string; readonly from: number; readonly to: number }
+
+/** The epoch clock in ms with microsecond resolution, comparable across processes on one host. */
+export const epochMs = () => performance.timeOrigin + performance.now();
+
+export class RunLedger {
+  private readonly runs: Run[] = [];
+  /** Per copy: its interval running now, if any. */
+  private readonly current = new Map<string, () => Run | null>();
+
+  /** Watch a guest in this process. */
+  watch(copy: string, g: Guest): void {
+    let since = g.runState === 'running' ? epochMs() : -1;
+    g.on('runstate', (to) => {
+      if (to === 'running' && since < 0) since = epochMs();
+      else if (to !== 'running' && since >= 0) {
+        this.runs.push({ copy, from: since, to: epochMs() });
+        since = -1;
+      }
+    });
+    this.current.set(copy, () => (since >= 0 ? { copy, from: since, to: Infinity } : null));
+  }
+
+  /** A copy in another process ran from `from` to `to` (epoch ms). */
+  add(copy: string, from: number, to: number): void {
+    this.runs.push({ copy, from, to });
+  }
+
+  /** Pairs of intervals of different copies that overlapped (must be 0). */
+  overlaps(): number {
+    const all = [...this.runs, ...[...this.current.values()].flatMap((f) => f() ?? [])];
+    let n = 0;
+    for (const a of all) for (const b of all) if (a.copy < b.copy && a.from < b.to && b.from < a.to) n++;
+    return n;
+  }
+
+  ran(copy: string): boolean {
+    return this.runs.some((r) => r.copy === copy) || this.current.get(copy)?.() != null;
+  }
+}
+
+/**
+ * A TCP proxy between a source and a destination that can break the link
+ * the ways networks do: a reset, the return path closed, the forward
+ * direction gone silent.
+ */
+export class FaultyLink {
+  private server!: net.Server;
+  private pair: { up: net.Socket; down: net.Socket } | null = null;
+  uri = '';
+  /** Stop forwarding source -> destination (the source's bytes are dropped). */
+  silent = false;
+
+  static async open(target: string): Promise<FaultyLink> {
+    const link = new FaultyLink();
+    const port = Number(target.split(':').pop());
+    link.server = net.createServer((up) => {
+      const down = net.connect(port, '127.0.0.1');
+      link.pair = { up, down };
+      up.on('data', (d) => { if (!link.silent) down.write(d); });
+      down.on('data', (d) => up.write(d));
+      up.on('end', () => down.end());
+      down.on('end', () => up.end());
+      up.on('error', () => down.destroy());
+      down.on('error', () => up.destroy());
+      up.on('close', () => down.destroy());
+      down.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => link.server.listen(0, '127.0.0.1', r));
+    link.uri = `tcp:127.0.0.1:${(link.server.address() as net.AddressInfo).port}`;
+    return link;
+  }
+
+  /** Both sides see a connection reset (RST). */
+  reset(): void {
+    this.pair?.up.resetAndDestroy();
+    this.pair?.down.resetAndDestroy();
+  }
+
+  /** The destination -> source direction ends (FIN to the source); the forward direction stays open. */
+  closeReturnPath(): void {
+    const p = this.pair;
+    if (p === null) return;
+    p.down.removeAllListeners('data');
+    p.down.removeAllListeners('end');
+    p.up.end();
+  }
+
+  close(): void {
+    this.server.close();
+    this.pair?.up.destroy();
+    this.pair?.down.destroy();
+  }
 }
