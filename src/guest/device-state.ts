@@ -79,4 +79,16 @@ export class DeviceRegistry {
   load(saved: SavedSection): void {
     this.check(saved.name, saved.version).load(saved.data, saved.version);
   }
+
+  /**
+   * Load a migrated guest's sections: all are checked before any loads, and
+   * every section registered here must be among them (a device left in its
+   * initial state while the guest runs on would be state silently lost).
+   */
+  loadAll(saved: readonly SavedSection[]): void {
+    for (const d of saved) this.check(d.name, d.version);
+    const missing = this.names.filter((n) => !saved.some((d) => d.name === n));
+    if (missing.length > 0) throw new InvalidArgumentError(`device section ${missing.join(', ')} is registered here but missing from the stream`);
+    for (const d of saved) this.load(d);
+  }
 }

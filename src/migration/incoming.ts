@@ -165,7 +165,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       case 'loaded':
         try {
           const guest = await this.guestReady.promise;
-          for (const d of m.devices) guest.devices.load(d);
+          guest.devices.loadAll(m.devices);
           guest.loadVcpuStates(m.vcpus);
           this.setStatus('loaded');
           this.post({ type: 'load-ok' });

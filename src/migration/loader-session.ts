@@ -262,11 +262,14 @@ export class LoaderSession {
   /** Ask the main thread something and act on its answer, in order. */
   private exchange(message: FromLoader, then: (answer: ToLoader) => void): void {
     this.queue = this.queue.then(async () => {
+      // A failure seen meanwhile (even in bytes that came after this record) ends the exchanges.
+      if (this.finished) return;
       const answer = new Signal<ToLoader>();
       this.answer = answer;
       this.port.post(message);
       try {
-        then(await answer.promise);
+        const a = await answer.promise;
+        if (!this.finished) then(a);
       } catch (err) {
         this.fail((err as Error).message);
       }

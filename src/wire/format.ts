@@ -26,8 +26,8 @@ import { WireError } from '../errors.js';
 import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
 
 export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
-export const WIRE_VERSION = 1;
-export const MIN_WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
+export const MIN_WIRE_VERSION = 2;
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
 export const FRAME_HEADER_BYTES = 12;

@@ -1,0 +1,122 @@
+/**
+ * Property-based fuzzing of the loader (the destination's whole input
+ * path: decoder, END's totals, sections, the GO handshake) with fast-check.
+ * Each mutated stream is restored by a real LoaderSession from a file; the
+ * main thread's part is played by a port that accepts only the sections a
+ * destination would (one vCPU, the device `app/x` at version 2). Each run:
+ * the session ends once, failed with a reason that names the rule broken
+ * or completed; nothing else escapes; RAM never grows past the limits; and
+ * whenever it reaches GO, the guest it would run is exactly the one that
+ * was sent (RAM, vCPU state, device), so no mutation forges a guest.
+ * `npm test` runs FERRY_LOADER_FUZZ_RUNS (default 300); the campaign in
+ * RELIABILITY.md ran 10,000.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { DeviceRegistry, type SavedSection } from '../../src/guest/device-state.js';
+import { RamBlock } from '../../src/memory/ram-block.js';
+import { MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
+import { LoaderSession } from '../../src/migration/loader-session.js';
+import type { FromLoader, ToLoader } from '../../src/migration/messages.js';
+import { VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
+
+const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
+const MAX_GUEST_BYTES = 1024 * 1024;
+/** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|PASS|DEVICE|VCPU|VERIFY|END|GO)\b|ended before the migration completed|device section|vCPU/;
+
+interface Outcome {
+  readonly ended: FromLoader[];
+  readonly went: boolean;
+  readonly ram: Uint8Array | null;
+  readonly devices: readonly SavedSection[];
+  readonly vcpus: readonly Uint8Array[];
+}
+
+async function restore(path: string): Promise<Outcome> {
+  let onMessage: (m: ToLoader) => void = () => {};
+  const ended: FromLoader[] = [];
+  let went = false;
+  let ram: Uint8Array | null = null;
+  let devices: readonly SavedSection[] = [];
+  let vcpus: readonly Uint8Array[] = [];
+  const session = new LoaderSession({ uri: `file:${path}`, maxGuestBytes: MAX_GUEST_BYTES, maxFrameBytes: MIN_FRAME_BYTES, idleTimeoutMs: 10_000 }, {
+    onMessage: (fn) => { onMessage = fn; },
+    post: (m) => {
+      switch (m.type) {
+        case 'header':
+          assert.ok(m.ram.reduce((n, b) => n + b.pages * 4096, 0) <= MAX_GUEST_BYTES, 'RAM within the limit');
+          ram = new RamBlock(m.ram[0]).bytes;
+          break;
+        case 'loaded': {
+          // As the destination's main thread: the sections it registered, all of them, and nothing else.
+          devices = m.devices;
+          vcpus = m.vcpus;
+          const registry = new DeviceRegistry();
+          registry.register({ name: 'app/x', version: 2, save: () => new Uint8Array(0), load: () => {} });
+          queueMicrotask(() => {
+            try {
+              registry.loadAll(m.devices);
+              onMessage({ type: 'load-ok' });
+            } catch (err) {
+              onMessage({ type: 'load-failed', reason: (err as Error).message });
+            }
+          });
+          break;
+        }
+        case 'go':
+          went = true;
+          queueMicrotask(() => onMessage({ type: 'resumed' }));
+          break;
+        case 'done':
+        case 'failed':
+          ended.push(m);
+          break;
+      }
+    },
+  });
+  await session.run();
+  return { ended, went, ram, devices, vcpus };
+}
+
+test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest that was sent, never a forged one`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-fuzz-'));
+  const counts = { runs: 0, failed: 0, resumed: 0 };
+  // The unmutated stream restores (the harness can tell success from failure).
+  writeFileSync(join(dir, 'valid'), VALID);
+  const valid = await restore(join(dir, 'valid'));
+  assert.equal(valid.ended[0]?.type, 'done', JSON.stringify(valid.ended));
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
+        const path = join(dir, `s${counts.runs++}`);
+        writeFileSync(path, mutate(mutations));
+        const o = await restore(path);
+        rmSync(path);
+        assert.equal(o.ended.length, 1, `the session ends exactly once: ${JSON.stringify(o.ended)}`);
+        const end = o.ended[0];
+        if (end.type === 'failed') {
+          counts.failed++;
+          assert.match(end.reason, CLEAR_REASON, 'a reason naming what was wrong');
+          return;
+        }
+        assert.equal(end.type, 'done');
+        assert.ok(o.went, 'done only after GO');
+        counts.resumed++;
+        // It would run: it must be the guest that was sent.
+        assert.ok(o.ram !== null && Buffer.compare(o.ram.subarray(0, VALID_RAM.length), VALID_RAM) === 0, 'RAM is the RAM sent');
+        assert.deepEqual(o.devices.map((d) => [d.name, d.version, Buffer.from(d.data).toString()]), [['app/x', 2, 'hello']]);
+        assert.deepEqual(o.vcpus.map((v) => Buffer.from(v).toString()), ['{"guestNs":0}']);
+      }),
+      { numRuns: RUNS, seed: Number(process.env.FERRY_FUZZ_SEED ?? 20261125) },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.ok(counts.failed > RUNS * 0.6, `mutations are effective: ${JSON.stringify(counts)}`);
+  console.log(`# loader fuzz: ${JSON.stringify(counts)}`);
+});
