@@ -22,7 +22,8 @@ import { RamBlock } from '../../src/memory/ram-block.js';
 import { MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
 import { LoaderSession } from '../../src/migration/loader-session.js';
 import type { FromLoader, ToLoader } from '../../src/migration/messages.js';
-import { VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
+import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
+import { PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
 
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
@@ -82,6 +83,32 @@ async function restore(path: string): Promise<Outcome> {
   await session.run();
   return { ended, went, ram, devices, vcpus };
 }
+
+test('each loader rule is enforced with a clear error, and the guest is never run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-rules-'));
+  const cases: [string, StreamChanges, RegExp][] = [
+    ['END totals that differ from what arrived', { end: { normal: PAGES - 3, zero: 2 } }, /END: block ram0 totals 13 data \+ 2 zero pages, received 14 \+ 2/],
+    ['a vCPU without state at END', { vcpus: 2 }, /END: no state for vCPU 1/],
+    ['a device section twice', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/x', version: 2, data: 'b' }] }, /DEVICE: section app\/x arrived twice/],
+    ['a device section of an unknown version', { devices: [{ name: 'app/x', version: 3, data: 'a' }] }, /device section app\/x: version 3, expected 2/],
+    ['an unknown device section', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/y', version: 1, data: 'a' }] }, /unknown device section "app\/y"/],
+    ['a registered device section missing', { devices: [] }, /device section app\/x is registered here but missing from the stream/],
+    ['a RAM digest that differs', { verify: Buffer.alloc(32, 1) }, /verify: RAM digest [0-9a-f]+\.\.\. differs from the source's 01010101/],
+  ];
+  try {
+    for (const [what, changes, reason] of cases) {
+      const path = join(dir, 'case');
+      writeFileSync(path, buildStream(PAGES, changes).bytes);
+      const o = await restore(path);
+      assert.equal(o.ended.length, 1, what);
+      assert.equal(o.ended[0].type, 'failed', `${what}: refused`);
+      assert.match((o.ended[0] as { reason: string }).reason, reason, what);
+      assert.equal(o.went, false, `${what}: never run`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest that was sent, never a forged one`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-fuzz-'));

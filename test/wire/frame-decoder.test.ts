@@ -83,6 +83,32 @@ test('each frame rule is enforced with a clear error', () => {
   const { bytes } = buildStream(64);
   const d = new FrameDecoder(collector(64).sink, { stream: true });
   assert.throws(() => d.feed(Buffer.concat([bytes, encodeFrame(Rec.Pass, 0, u32Head(2))])), { message: /stream: data after GO/ });
+  const flagged = frame(Rec.Pass, 0, 4, 0, u32Head(1)); flagged[1] = 0x80;
+  expectReject(Buffer.concat([header, flagged]), /PASS: unknown flags 0x80/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 4, 0, u32Head(1))]), /ZERO: head length 4, expected 8/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, u32Head(3, 0))]), /ZERO: run 3\+0 is outside block ram0/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 1, u32Head(1))]), /PASS: page count 1, expected 0/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 2, 4, 0, u32Head(1))]), /PASS: block field 2, expected 0/);
+  expectReject(Buffer.concat([header, frame(Rec.Verify, 0, 31, 0)]), /VERIFY: head length 31, expected 32/);
+  const end = frame(Rec.End, 0, 2 + 16, 0, Buffer.concat([Buffer.from([1, 0]), Buffer.alloc(16)]));
+  expectReject(Buffer.concat([header, end, frame(Rec.Pass, 0, 4, 0, u32Head(1))]), /PASS: record after END \(only GO may follow\)/);
+  expectReject(Buffer.concat([header, end, end]), /END: record after END/);
+  const oversized = new FrameDecoder(collector(64).sink, { stream: true, maxRecordBytes: 1024 });
+  assert.throws(() => oversized.feed(Buffer.concat([header, frame(Rec.Pages, 0, 4, 1, u32Head(0))])), /PAGES: a record of 4100 bytes exceeds the largest frame accepted here \(1024 bytes\)/);
+  const back = new FrameDecoder(collector(64).sink, { stream: false });
+  assert.throws(() => back.feed(frame(Rec.Pages, 0, 4, 1, u32Head(0))), /unknown record PAGES here/, 'the return path carries only return records');
+});
+
+test('each header rule is enforced with a clear error', () => {
+  const h = (blocks: { name: string; pages: number }[], vcpus = 1) => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus, blocks });
+  assert.throws(() => decodeHeader(h([])), /header: 0 RAM blocks, expected 1\.\.1024/);
+  assert.throws(() => decodeHeader(h([{ name: 'ram0', pages: 1 }], 65)), /header: 65 vCPUs, expected at most 64/);
+  assert.throws(() => decodeHeader(h([{ name: 'ram0', pages: 0 }])), /header: block ram0 has 0 pages/);
+  assert.throws(() => decodeHeader(h([{ name: 'a', pages: 1 }, { name: 'a', pages: 1 }])), /header: block name "a" appears twice/);
+  assert.throws(() => decodeHeader(h([{ name: 'bad name', pages: 1 }])), /header: block 0 has an invalid name "bad name"/);
+  const long = Buffer.from(h([{ name: 'ram0', pages: 1 }]));
+  long.writeUInt32LE(70_000, 32);
+  assert.throws(() => decodeHeader(long), /header: body length 70000 is outside 4\.\.65536/);
 });
 
 test('a page bit flipped in transit fails its record check', () => {
