@@ -13,7 +13,7 @@ import { DirtyLog, markPage } from '../src/memory/dirty-log.js';
 import { PAGE_SIZE } from '../src/memory/page.js';
 import { RamBlock } from '../src/memory/ram-block.js';
 import { jsZeroScanner, simdZeroScanner } from '../src/memory/zero-scan.js';
-import { fmt, repeat, summarize, timeMs, type Sample } from './stats.js';
+import { fmt, repeat, summarize, timeMs, type Sample } from '../src/bench/stats.js';
 
 const GiB = 1024 ** 3;
 const RUNS = 5;

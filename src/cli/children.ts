@@ -6,13 +6,19 @@ const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export interface FerryChild {
   readonly process: ChildProcess;
+  readonly pid: number;
   readonly output: string[];
   stop(): Promise<void>;
 }
 
-/** Run `ferry ARGS...`; resolves once a line of its output matches `ready`. */
-export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_000): Promise<FerryChild> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Run `ferry ARGS...`; resolves once a line of its output matches `ready`.
+ * `where` ['--netns', NS] runs it in network namespace NS (`ip netns exec`, which execs: same pid).
+ */
+export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_000, where: string[] = []): Promise<FerryChild> {
+  const child = where[0] === '--netns'
+    ? spawn('ip', ['netns', 'exec', where[1], process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
@@ -33,6 +39,7 @@ export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_0
   });
   return {
     process: child,
+    pid: child.pid!,
     output,
     stop: async () => {
       if (child.exitCode === null) child.kill();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `ferry` command line. */
+import { benchCommand } from '../bench/suite.js';
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
 import { migrateCommand } from './migrate.js';
@@ -12,6 +13,7 @@ ferry moves a running guest between processes while it keeps running.
 
 commands:
   demo       migrate a busy guest between two processes on loopback, verified
+  bench      the benchmark suite: limits, scenarios, targets (--quick: under 2 minutes)
   run        start a guest and run a workload; --migrate-to sends it elsewhere
   incoming   wait for a guest to migrate in, run it and check it
   migrate    migrate the guest behind a QMP control socket (ferry run --qmp)
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return statusCommand(rest);
     case 'demo':
       return demoCommand(rest);
+    case 'bench':
+      return benchCommand(rest);
     case undefined:
     case '-h':
     case '--help':

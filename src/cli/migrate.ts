@@ -95,12 +95,13 @@ export interface MigrationRun {
 export async function followMigration(
   qmp: QmpClient,
   probe: StallProbe,
-  o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress },
+  o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }] });
   probe.start();
   await sleep(o.baselineMs);
+  await o.onMigrate?.();
   const migrateAtMs = probe.now();
   await qmp.execute('migrate', { uri: o.to });
   let info: MigrateInfo = { status: 'setup' };

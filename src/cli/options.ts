@@ -23,7 +23,13 @@ export function parseNumber(flag: string, text: string, min: number, max: number
 }
 
 /** One workload per vCPU, each on its own equal share of RAM. */
-export function workloadSpecs(kind: string, vcpus: number, totalPages: number, rate: number | undefined): WorkloadSpec[] {
+/** How `fill` fills: the data, and whether it zeroes the same pages again afterwards. */
+export interface FillOptions {
+  readonly data?: 'zero' | 'random' | 'text';
+  readonly thenZero?: boolean;
+}
+
+export function workloadSpecs(kind: string, vcpus: number, totalPages: number, rate: number | undefined, fill: FillOptions = {}): WorkloadSpec[] {
   const per = Math.floor(totalPages / vcpus);
   if (per < 1) throw new InvalidArgumentError(`RAM of ${totalPages} pages is too small for ${vcpus} vCPUs`);
   return Array.from({ length: vcpus }, (_, i) => {
@@ -31,7 +37,7 @@ export function workloadSpecs(kind: string, vcpus: number, totalPages: number, r
     switch (kind) {
       case 'idle': return { kind: 'idle', heartbeatPage: firstPage };
       case 'stress': return { kind: 'stress', firstPage, pages: per, rateMiBps: rate, order: 'random' };
-      case 'fill': return { kind: 'fill', firstPage, fraction: per / (totalPages - firstPage), data: 'random' };
+      case 'fill': return { kind: 'fill', firstPage, fraction: per / (totalPages - firstPage), data: fill.data ?? 'random', thenZero: fill.thenZero };
       case 'sweep': return { kind: 'sweep', firstPage, pages: per, sweepsPerSec: rate };
       default:
         throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill or sweep`);

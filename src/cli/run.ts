@@ -4,6 +4,7 @@
  * checker for a `sweep` workload).
  */
 import { parseArgs } from 'node:util';
+import { InvalidArgumentError } from '../errors.js';
 import { Guest, checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
@@ -20,6 +21,8 @@ Start a guest and run a workload on its vCPUs.
   --vcpus N           number of vCPUs (default 1); each runs the workload on its own range
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
+  --fill-data KIND    fill: random | text | zero (default random)
+  --then-zero         fill: zero the same pages again afterwards
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
   --seconds S         how long to run before migrating or stopping (default 3)
   --migrate-to URI    then migrate the guest to tcp:HOST:PORT, unix:PATH or file:PATH
@@ -39,6 +42,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       vcpus: { type: 'string', default: '1' },
       workload: { type: 'string', default: 'sweep' },
       rate: { type: 'string' },
+      'fill-data': { type: 'string', default: 'random' },
+      'then-zero': { type: 'boolean', default: false },
       throttle: { type: 'string', default: '0' },
       seconds: { type: 'string', default: '3' },
       'migrate-to': { type: 'string' },
@@ -60,7 +65,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const throttle = parseCount('--throttle', values.throttle, 0, 99);
   const rate = values.rate === undefined ? undefined : parseNumber('--rate', values.rate, 1e-6, 1e9);
   const totalPages = ram / 4096;
-  const specs = workloadSpecs(values.workload, vcpus, totalPages, rate);
+  const fillData = values['fill-data'];
+  if (fillData !== 'random' && fillData !== 'text' && fillData !== 'zero') {
+    throw new InvalidArgumentError(`--fill-data: expected random, text or zero, got ${JSON.stringify(fillData)}`);
+  }
+  const specs = workloadSpecs(values.workload, vcpus, totalPages, rate, { data: fillData, thenZero: values['then-zero'] });
   const parameters = libraryParameters(values);
 
   const log = values.json ? () => {} : (s: string) => console.log(s);

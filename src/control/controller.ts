@@ -17,6 +17,12 @@ export interface MigrationCapabilities {
   events: boolean;
   /** ferry's `x-ferry-verify`: digest RAM on both sides at switchover. */
   'x-ferry-verify': boolean;
+  /**
+   * ferry's `x-ferry-mainloop`: migrate from the main event loop, one step per
+   * 100 ms tick, as QEMU did in 2010 (the benchmark's reproduction of the
+   * thread's experiment; the guest's control loop then stalls).
+   */
+  'x-ferry-mainloop': boolean;
 }
 
 export interface ControlEvent {
@@ -35,7 +41,7 @@ export interface ControllerOptions {
 
 export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit: [] }> {
   parameters: MigrationParameters = DEFAULT_PARAMETERS;
-  readonly capabilities: MigrationCapabilities = { events: false, 'x-ferry-verify': false };
+  readonly capabilities: MigrationCapabilities = { events: false, 'x-ferry-verify': false, 'x-ferry-mainloop': false };
   migration: Migration | null = null;
   incoming: IncomingMigration | null = null;
   private guestValue: Guest | null = null;
@@ -56,7 +62,11 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
 
   migrate(uri: string): Migration {
     if (this.guestValue === null) throw new Error('there is no guest here to migrate');
-    const m = Migration.start(this.guestValue, uri, this.parameters, { verify: this.capabilities['x-ferry-verify'], tls: this.options.tls });
+    const m = Migration.start(this.guestValue, uri, this.parameters, {
+      verify: this.capabilities['x-ferry-verify'], tls: this.options.tls,
+      mode: this.capabilities['x-ferry-mainloop'] ? 'mainloop' : 'thread',
+      mainloopStepCapMs: this.parameters.mainloopStepCapMs, zeroPageBudgetBytes: this.parameters.zeroPageBudgetBytes,
+    });
     this.migration = m;
     m.on('status', (status) => this.migrationEvent('MIGRATION', { status }));
     m.on('pass', (p) => this.migrationEvent('MIGRATION_PASS', { pass: p.pass }));

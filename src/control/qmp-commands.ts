@@ -47,6 +47,8 @@ const PARAMETERS: Record<string, keyof MigrationParameters> = {
   'x-ferry-pause-timeout': 'pauseTimeoutMs',
   'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
   'x-ferry-idle-timeout': 'idleTimeoutMs',
+  'x-ferry-mainloop-step-cap': 'mainloopStepCapMs',
+  'x-ferry-zero-page-budget': 'zeroPageBudgetBytes',
 };
 
 /** The destination's view, as QEMU answers query-migrate on an incoming side. */
@@ -201,6 +203,11 @@ export const COMMANDS: Record<string, Command> = {
     return ctl.migration?.stats.passes ?? [];
   },
   /** Pause the guest, run the sweep checker on every sweep vCPU, then let it run again if it ran. */
+  'x-ferry-query-guest': (ctl, args) => {
+    noArgs(args);
+    const g = guestOf(ctl);
+    return { status: g.runState, 'ram-bytes': g.blocks.reduce((n, b) => n + b.byteLength, 0), vcpus: g.vcpuStats().length, 'pages-written': g.pagesWritten };
+  },
   'x-ferry-check': async (ctl, args) => {
     noArgs(args);
     const g = guestOf(ctl);

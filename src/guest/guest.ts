@@ -5,7 +5,7 @@
  * `vcpuStates` and `loadVcpuStates`.
  */
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError } from '../errors.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { MAX_BLOCK_BYTES } from '../memory/page.js';
@@ -18,6 +18,7 @@ import type { StateMachine } from '../state-machine.js';
 import { RequestKind, Stat, VcpuControl, newControlBuffer } from './vcpu-control.js';
 import { decodeVcpuState, encodeVcpuState } from './vcpu-loop.js';
 import type { VcpuInit, VcpuMessage, VcpuState } from './vcpu-messages.js';
+import { takeVcpuThread } from './vcpu-threads.js';
 import { createWorkload, restoreWorkload, type WorkloadSpec } from './workloads/index.js';
 
 export interface RamBlockSpec {
@@ -271,11 +272,13 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     }
     for (const spec of specs) createWorkload(spec, this.memory.totalPages); // clear errors before any thread starts
     const ram = this.blocks.map((b) => b.toShared());
+    // All threads start at once (each start costs ~30 ms of CPU; spares from vcpu-threads.ts cost nothing here).
+    const started: Promise<boolean>[] = [];
     for (const [index, workload] of specs.entries()) {
       const control = new VcpuControl(newControlBuffer());
       const first = control.post(RequestKind.Pause); // start paused: the worker acks when ready
       const init: VcpuInit = { index, control: control.buffer, ram, workload };
-      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: init });
+      const worker = takeVcpuThread(init);
       worker.unref();
       worker.on('message', (m: VcpuMessage) => this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.message}`)));
       worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
@@ -283,10 +286,12 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
         if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
       });
       this.vcpus.push({ index, control, worker });
-      const ok = await control.waitAck(first, performance.now() + START_TIMEOUT_MS);
-      this.checkAlive();
-      if (!ok) throw new TimeoutError(`guest: vCPU ${index} did not start within ${START_TIMEOUT_MS} ms`);
+      started.push(control.waitAck(first, performance.now() + START_TIMEOUT_MS));
     }
+    const acks = await Promise.all(started);
+    this.checkAlive();
+    const late = acks.indexOf(false);
+    if (late >= 0) throw new TimeoutError(`guest: vCPU ${late} did not start within ${START_TIMEOUT_MS} ms`);
     trace('started %d vCPUs over %d bytes of RAM', specs.length, this.ram.size);
   }
 

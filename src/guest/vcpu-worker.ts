@@ -1,10 +1,14 @@
-/** Worker entry of a vCPU thread: the logic lives in vcpu-loop.ts. */
+/**
+ * Worker entry of a vCPU thread: the logic lives in vcpu-loop.ts. A thread
+ * started ahead of need (vcpu-threads.ts) waits for its VcpuInit as its
+ * first message.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
 import { VcpuControl } from './vcpu-control.js';
 import { runVcpu } from './vcpu-loop.js';
 import type { VcpuInit, VcpuMessage } from './vcpu-messages.js';
 
-const init = workerData as VcpuInit;
+const init = (workerData as VcpuInit | null) ?? await new Promise<VcpuInit>((resolve) => parentPort!.once('message', resolve));
 try {
   runVcpu(init);
 } catch (err) {

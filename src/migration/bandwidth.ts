@@ -73,6 +73,11 @@ export class BandwidthEstimator {
     return Math.max(this.floor, overall);
   }
 
+  /** Whether a link-limited window fed the estimate (else it is only a lower bound). */
+  get measured(): boolean {
+    return this.samples > 0;
+  }
+
   get ackedBytes(): number {
     return this.acked;
   }

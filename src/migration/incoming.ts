@@ -15,7 +15,8 @@ import { TransportError } from '../transport/socket.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import { PAGE_SIZE } from '../memory/page.js';
-import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD, type StreamHeader } from '../wire/format.js';
+import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD, MAX_VCPUS, type StreamHeader } from '../wire/format.js';
+import { prepareVcpuThreads } from '../guest/vcpu-threads.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { Signal } from './waiter.js';
 
@@ -26,6 +27,7 @@ export const DEFAULT_MAX_FRAME_BYTES = MAX_DEVICE_DATA_BYTES + 4096;
 /** A full PAGES record: every source sends these. */
 export const MIN_FRAME_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 4;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_PRESTART_VCPUS = 2;
 
 export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
 
@@ -47,6 +49,12 @@ export interface IncomingOptions {
   readonly allowInsecure?: boolean;
   /** Check the stream against this configuration (as QEMU's -m / -smp must match); default: take it from the stream. */
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
+  /**
+   * vCPU threads to start now, while waiting, so that the switchover does not
+   * wait for threads to start when the header arrives (default: the
+   * expected vCPU count, else 2). 0 starts none.
+   */
+  readonly prestartVcpus?: number;
   /** Called with the new guest before any section is loaded: register device sections here. */
   readonly onGuest?: (guest: Guest) => void;
 }
@@ -81,7 +89,9 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     const maxFrameBytes = limit('maxFrameBytes', options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_BYTES);
     const idleTimeoutMs = limit('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1);
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
+    const prestart = limit('prestartVcpus', options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS, 0);
     const m = new IncomingMigration(options);
+    prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
     await m.start({ uri, maxGuestBytes, maxFrameBytes, idleTimeoutMs, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
     return m;
   }

@@ -32,6 +32,8 @@ const trace = createTracer('incoming');
 /** Acknowledge at least every this many bytes or this many ms (bandwidth estimate on the source). */
 const ACK_EVERY_BYTES = 256 * 1024;
 const ACK_EVERY_MS = 10;
+/** Chunks smaller than this are acknowledged at once. */
+const SMALL_CHUNK_BYTES = 64 * 1024;
 /** How long a failed destination keeps reading after sending ERROR. */
 const ERROR_LINGER_MS = 2000;
 
@@ -139,7 +141,10 @@ export class LoaderSession {
       this.fail(err instanceof Error ? err.message : String(err));
       return;
     }
-    if (this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || monoMs() - this.lastAckMs >= ACK_EVERY_MS) {
+    // A small chunk means the source is not streaming at full speed (a nearly
+    // clean guest): acknowledge it at once, so that the source's switchover
+    // decision does not wait for the timer.
+    if (chunk.length < SMALL_CHUNK_BYTES || this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || monoMs() - this.lastAckMs >= ACK_EVERY_MS) {
       this.ack();
     } else {
       // A stream that goes quiet still gets its last bytes acknowledged.

@@ -30,6 +30,8 @@ export interface SourceInit {
   readonly mode: 'thread' | 'mainloop';
   /** mainloop mode: longest step per tick, ms; 0 is no cap (a step runs until the byte budget is spent). */
   readonly mainloopStepCapMs: number;
+  /** mainloop mode: per-page zero records charged this many budget bytes each (QEMU 2010: 9); 0 is ferry's runs. */
+  readonly zeroPageBudgetBytes: number;
   /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
   readonly startedAtMs: number;
 }

@@ -27,13 +27,17 @@ const active = new WeakMap<Guest, Migration>();
 
 /** A migration thread started ahead of need, waiting for its first migration. */
 let spare: Worker | null = null;
+/** Whether this process asked for spare threads (then one is ready again after a migration that did not complete). */
+let sparesWanted = false;
 
 /**
  * Start a migration thread now, so that `migrate` does not wait for a
  * worker to start (~31 ms here). Idempotent; the waiting thread does not
- * keep the process alive. Each migration prepares the next one's thread.
+ * keep the process alive. A migration that fails or is cancelled prepares
+ * the next attempt's thread as it ends.
  */
 export function prepareMigrationThread(): void {
+  sparesWanted = true;
   if (spare !== null) return;
   const w = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: null });
   w.unref();
@@ -78,6 +82,8 @@ export interface MigrationOptions {
   readonly mode?: 'thread' | 'mainloop';
   /** mainloop mode: longest step per 100 ms tick, ms (0: no cap, the 2010 behaviour). */
   readonly mainloopStepCapMs?: number;
+  /** mainloop mode: send each zero page as its own record charged this many budget bytes (9 as QEMU 2010; 0: ferry's zero runs). */
+  readonly zeroPageBudgetBytes?: number;
   /** TLS for the migration channel (see transport/tls.ts). */
   readonly tls?: TlsOptions;
 }
@@ -174,6 +180,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       verify: this.options.verify === true,
       mode: this.options.mode ?? 'thread',
       mainloopStepCapMs: this.options.mainloopStepCapMs ?? 0,
+      zeroPageBudgetBytes: this.options.zeroPageBudgetBytes ?? 0,
       tls: this.options.tls,
       startedAtMs: monoMs(),
     };
@@ -191,8 +198,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       void session.run();
       return;
     }
+    // The next spare thread starts when this migration ends (not now: its start would compete with this one for the CPU).
     const worker = takeMigrationThread(init);
-    prepareMigrationThread();
     this.worker = worker;
     this.sendToSource = (m) => worker.postMessage(m);
     worker.on('message', receive);
@@ -286,6 +293,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (status === 'failed' && afterGo) this.error = `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
     this.states.transition(status);
     void this.worker?.terminate();
+    if (sparesWanted && status !== 'completed') prepareMigrationThread(); // ready for the next attempt
     this.finish({ status, stats: this.latest, error: this.error, afterGo });
   }
 

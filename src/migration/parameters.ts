@@ -41,6 +41,10 @@ export interface MigrationParameters {
    * the kernel's retransmission timeout (~15 min).
    */
   readonly idleTimeoutMs: number;
+  /** `mainloop` mode only (the 2010 experiment): longest step per 100 ms tick, ms; 0 is no cap. */
+  readonly mainloopStepCapMs: number;
+  /** `mainloop` mode only: zero pages sent one per record, each charged this many budget bytes (QEMU 2010: 9); 0 is off. */
+  readonly zeroPageBudgetBytes: number;
 }
 
 export const DEFAULT_PARAMETERS: MigrationParameters = Object.freeze({
@@ -51,6 +55,8 @@ export const DEFAULT_PARAMETERS: MigrationParameters = Object.freeze({
   pauseTimeoutMs: 1000,
   switchoverTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
+  mainloopStepCapMs: 0,
+  zeroPageBudgetBytes: 0,
 });
 
 const RANGES: Record<keyof MigrationParameters, [min: number, max: number]> = {
@@ -61,6 +67,8 @@ const RANGES: Record<keyof MigrationParameters, [min: number, max: number]> = {
   pauseTimeoutMs: [1, 600_000],
   switchoverTimeoutMs: [1, 3_600_000],
   idleTimeoutMs: [1, 3_600_000],
+  mainloopStepCapMs: [0, 60_000],
+  zeroPageBudgetBytes: [0, 4096],
 };
 
 /** Merge `changes` over `base`, checking each value; unknown names are errors. */

@@ -137,10 +137,24 @@ export class SourceSession {
 
   // ---- the steps ----
 
-  /** Connect, register with the dirty logs (each starts with all ever-written pages), send the header. */
+  /**
+   * Register with the dirty logs (each client starts with all ever-written
+   * pages) and build the writer, then connect and send the header. The
+   * local work comes first: it overlaps the connection's round trips.
+   */
   private async setup(): Promise<void> {
     const uri = parseUri(this.init.uri);
-    let out: { write(chunk: Uint8Array, cb: (err?: Error | null) => void): unknown };
+    let out: { write(chunk: Uint8Array, cb: (err?: Error | null) => void): unknown } | null = null;
+    this.writer = new FrameWriter((chunk, release) => {
+      out!.write(chunk, () => release());
+    });
+    this.writer.onRelease = () => this.room.resolve();
+    this.clients = this.blocks.map((b) => b.log.register());
+    this.sender = new RamSender(this.blocks, this.clients, this.writer, this.init.mode === 'mainloop' ? this.init.zeroPageBudgetBytes : 0);
+    const header = encodeHeader({
+      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
+      blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
+    });
     if (uri.kind === 'file') {
       // A save to file: no return path; `flush` fsyncs the file before it closes.
       const file = createWriteStream(uri.path, { flush: true });
@@ -157,18 +171,8 @@ export class SourceSession {
       // the client thinks it has connected) then reads as one, not as EPIPE.
       await within(this.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
       out = socket;
+      this.watchIdle();
     }
-    this.writer = new FrameWriter((chunk, release) => {
-      out.write(chunk, () => release());
-    });
-    this.writer.onRelease = () => this.room.resolve();
-    if (this.socket !== null) this.watchIdle();
-    this.clients = this.blocks.map((b) => b.log.register());
-    this.sender = new RamSender(this.blocks, this.clients, this.writer);
-    const header = encodeHeader({
-      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
-      blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
-    });
     this.headerBytes = header.length;
     out.write(header, () => {});
     this.setupDoneMs = monoMs();
@@ -194,11 +198,11 @@ export class SourceSession {
         await Promise.race([sleep(this.limiter.waitNs(now) / 1e6), this.abort.promise]);
         continue;
       }
-      const before = this.sender.pass.bytes;
+      const before = this.sender.pass.budgetBytes;
       const outcome = this.sender.step(now + this.stepNs(), allowance, nowNs);
       const busyNs = nowNs() - now;
       this.busyNs += busyNs;
-      if (!options.unlimited) this.limiter.consume(this.sender.pass.bytes - before);
+      if (!options.unlimited) this.limiter.consume(this.sender.pass.budgetBytes - before);
       if (outcome === 'pass-done') break;
       if (this.init.mode === 'mainloop') {
         // One step per tick of the main loop's 100 ms timer, whatever stopped it.
@@ -233,6 +237,7 @@ export class SourceSession {
       downtimeLimitMs: this.parameters.downtimeLimitMs,
       fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
       toFile: this.file !== null,
+      measured: this.parameters.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
     });
     this.switchoverNow = d.switchover;
     return d;
@@ -241,9 +246,12 @@ export class SourceSession {
   /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */
   private async switchover(): Promise<void> {
     const limit = this.parameters.switchoverTimeoutMs;
+    const T = (w: string) => process.env.FT && console.error(w, (monoMs() - this.init.startedAtMs).toFixed(1));
+    T('pause asked');
     this.port.post({ type: 'pause' });
     const devices = await within(this.paused.promise, this.parameters.pauseTimeoutMs + limit, 'pausing the guest', this.abort.promise);
     this.pass++;
+    T('paused');
     await this.sendPass({ unlimited: true }); // no new writes: this takes every dirty page left
     if (this.init.verify) {
       const t = monoMs();
@@ -259,14 +267,18 @@ export class SourceSession {
       await this.finishFile();
       return;
     }
+    T('end sent');
     await within(this.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
+    T('loaded');
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
     await this.waitRoom(recordBytes(0));
     this.goSent = true;
     this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
     this.writer.flush();
+    T('go sent');
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
+    T('resumed');
     this.downtimeMs = monoMs() - this.pausedAtMs;
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Guest } from '../../src/guest/guest.js';
+import { prepareVcpuThreads, spareVcpuThreads } from '../../src/guest/vcpu-threads.js';
 import { checkSweep } from '../../src/guest/sweep-checker.js';
 import type { SweepState } from '../../src/guest/workloads/sweep.js';
 
@@ -150,4 +151,16 @@ test('device sections save and load with version checks', async () => {
   assert.equal(value, 'before');
   assert.throws(() => g.devices.load({ ...saved, version: 1 }), { message: /version 1, expected 2\.\.3/ });
   assert.throws(() => g.devices.load({ ...saved, name: 'other' }), { message: /unknown device section "other"/ });
+});
+
+test('vCPU threads started ahead of need are taken by the next guest, which runs as any other', async () => {
+  prepareVcpuThreads(2);
+  assert.equal(spareVcpuThreads(), 2);
+  const g = await guest({ ram: 4 * 1024 * 1024, vcpus: [{ kind: 'sweep', firstPage: 0, pages: 512, sweepsPerSec: 50 }, { kind: 'sweep', firstPage: 512, pages: 512, sweepsPerSec: 50 }] });
+  assert.equal(spareVcpuThreads(), 0, 'both spares were taken');
+  await g.cont();
+  await new Promise((r) => setTimeout(r, 50));
+  await g.pause();
+  assert.ok(g.pagesWritten > 0, 'the spare threads run the workload');
+  for (const s of g.vcpuStates()) assert.ok(checkSweep(g.memory, s.workload as SweepState).ok);
 });

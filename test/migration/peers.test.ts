@@ -103,8 +103,11 @@ test('a destination that reads everything but never answers LOADED: the source r
 });
 
 type LinkFault = 'reset mid pass' | 'reset at switchover' | 'return path closed' | 'source silent';
+const counts: Record<string, { runs: number; sourceIntact: number; destinationDiscarded: number; twoCopies: number }> = {};
 
 async function linkCase(fault: LinkFault): Promise<void> {
+  const c = (counts[fault] ??= { runs: 0, sourceIntact: 0, destinationDiscarded: 0, twoCopies: 0 });
+  c.runs++;
   const ledger = new RunLedger();
   const src = await sweepingGuest(16);
   ledger.watch('source', src);
@@ -125,19 +128,23 @@ async function linkCase(fault: LinkFault): Promise<void> {
   assert.equal(inc.status, 'failed', `${fault}: the destination fails`);
   assert.equal(inc.guest, null, `${fault}: the partial guest is discarded`);
   assert.equal(ledger.ran('destination'), false, `${fault}: the destination never ran`);
+  c.destinationDiscarded++;
   const reasons: Record<LinkFault, RegExp> = {
     'reset mid pass': /connection to the destination failed: .*ECONNRESET|the destination closed the connection/,
     'reset at switchover': /connection to the destination failed: .*ECONNRESET|the destination closed the connection/,
     'return path closed': /the destination closed the connection/,
     'source silent': /the destination reported: the source sent nothing for \d+ ms \(idle timeout 400 ms\)/,
   };
-  await assertSourceRecovers(src, r, reasons[fault]);
+  await assertSourceRecovers(src, r, reasons[fault]); // with a clear reason, RAM intact, migrates again
+  c.sourceIntact++;
+  if (ledger.overlaps() > 0) c.twoCopies++;
   assert.equal(ledger.overlaps(), 0, `${fault}: two copies ran at once`);
 }
 
 for (const fault of ['reset mid pass', 'reset at switchover', 'return path closed', 'source silent'] as const) {
   test(`link fault: ${fault} (${RUNS} runs)`, { timeout: RUNS * 30_000 }, async () => {
     for (let i = 0; i < RUNS; i++) await linkCase(fault);
+    console.log(`# link fault counts: ${JSON.stringify({ [fault]: counts[fault] })}`);
   });
 }
 

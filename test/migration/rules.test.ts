@@ -16,11 +16,19 @@ test('switchover rule: the thread arithmetic, 30 ms at 1 Gbit/s is about 3 MB', 
   assert.match(d.decision, /switch over: expected downtime 27\.9 ms <= limit 30 ms/);
 });
 
-test('switchover rule: bytes in flight count, no bandwidth means iterate, nothing left means switch over, files after one pass', () => {
+test('switchover rule: bytes in flight count, no bandwidth means iterate unless at most 1 MiB is left, nothing left means switch over, files after one pass', () => {
   assert.equal(decideSwitchover({ ...base, remainingPages: 100, inflightBytes: 4_000_000 }).switchover, false);
-  const none = decideSwitchover({ ...base, remainingPages: 10, bandwidthBytesPerSec: 0 });
-  assert.equal(none.switchover, false);
+  const none = decideSwitchover({ ...base, remainingPages: 257, bandwidthBytesPerSec: 0 });
+  assert.equal(none.switchover, false, 'more than 1 MiB left and no bandwidth: iterate');
   assert.equal(none.decision, 'iterate: no bandwidth measured yet');
+  // A nearly clean guest: 1 MiB costed at the assumed 100 MB/s is 10.5 ms, plus the fixed cost.
+  const small = decideSwitchover({ ...base, remainingPages: 256, bandwidthBytesPerSec: 0, downtimeLimitMs: 30 });
+  assert.equal(small.switchover, true, small.decision);
+  assert.match(small.decision, /100 MB\/s assumed/);
+  assert.equal(decideSwitchover({ ...base, remainingPages: 256, bandwidthBytesPerSec: 0, downtimeLimitMs: 10 }).switchover, false, 'the assumption still has to fit the limit');
+  // A lower bound above the assumption is used as it is; a measured bandwidth is never replaced.
+  assert.ok(!/assumed/.test(decideSwitchover({ ...base, remainingPages: 10, bandwidthBytesPerSec: 50e6, measured: true }).decision));
+  assert.match(decideSwitchover({ ...base, remainingPages: 10, bandwidthBytesPerSec: 50e6, measured: false }).decision, /assumed/);
   assert.equal(decideSwitchover({ ...base, remainingPages: 0, bandwidthBytesPerSec: 0 }).switchover, true);
   assert.equal(decideSwitchover({ ...base, remainingPages: 1e6, toFile: true }).switchover, true);
 });

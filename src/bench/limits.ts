@@ -1,0 +1,56 @@
+/**
+ * The physical limits every benchmark figure is compared with, measured in
+ * the same run on the same machine: the zero scan over resident memory,
+ * copying pages, first touch of fresh memory, and loopback TCP between two
+ * processes with large writes, received and discarded or into fresh
+ * never-touched memory (what a destination pays).
+ */
+import { PAGE_SIZE } from '../memory/page.js';
+import { RamBlock } from '../memory/ram-block.js';
+import { zeroScannerFor } from '../memory/zero-scan.js';
+import { measureLoopback } from './loopback-limit.js';
+import { summarize, timeMs, type Sample } from './stats.js';
+
+export interface Limits {
+  /** GB/s: the zero scan (ferry's kernel) over resident zeroed memory. */
+  readonly zeroScanGBps: Sample;
+  /** GB/s: 4 KiB page copies between resident buffers. */
+  readonly pageCopyGBps: Sample;
+  /** GB/s: writing whole pages into fresh, never-touched memory (page faults included). */
+  readonly firstTouchGBps: Sample;
+  /** GB/s: loopback TCP between two processes, 1 MiB writes, received and discarded. */
+  readonly loopbackGBps: Sample;
+  /** GB/s: the same, received into fresh never-touched memory. */
+  readonly loopbackFreshGBps: Sample;
+}
+
+export async function measureLimits(o: { bytes: number; runs: number }): Promise<Limits> {
+  const pages = o.bytes / PAGE_SIZE;
+  const gbps = (ms: number) => o.bytes / ms / 1e6;
+  const block = RamBlock.create('limits', o.bytes);
+  block.bytes.fill(1);
+  block.bytes.fill(0);
+  const scanner = zeroScannerFor(block.memory, o.bytes);
+  const runs = (fn: () => number) => summarize(Array.from({ length: o.runs }, fn));
+  const zeroScanGBps = runs(() => gbps(timeMs(() => {
+    if (scanner.zeroPages(0, pages) !== pages) throw new Error('not zero');
+  })));
+  const copy = new Uint8Array(o.bytes);
+  copy.fill(1);
+  const pageCopyGBps = runs(() => gbps(timeMs(() => {
+    for (let p = 0; p < pages; p++) copy.set(block.bytes.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
+  })));
+  const firstTouchGBps = runs(() => {
+    const fresh = RamBlock.create('fresh', o.bytes);
+    return gbps(timeMs(() => {
+      for (let p = 0; p < pages; p++) fresh.bytes.set(copy.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
+    }));
+  });
+  const loopback: number[] = [];
+  const loopbackFresh: number[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    loopback.push(await measureLoopback(false, o.bytes));
+    loopbackFresh.push(await measureLoopback(true, o.bytes));
+  }
+  return { zeroScanGBps, pageCopyGBps, firstTouchGBps, loopbackGBps: summarize(loopback), loopbackFreshGBps: summarize(loopbackFresh) };
+}

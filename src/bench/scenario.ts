@@ -1,0 +1,143 @@
+/**
+ * One benchmark scenario run: a source process (`ferry run --qmp`) and a
+ * destination process (`ferry incoming --qmp`) on loopback, driven through
+ * QMP as a management tool would. A stall probe measures the source's
+ * control latency before the migration (the baseline, same guest workload)
+ * and during it; CPU time of each process is read from /proc.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFerry, type FerryChild } from '../cli/children.js';
+import { followMigration } from '../cli/migrate.js';
+import { MigrationProgress, type MigrateInfo } from '../cli/progress.js';
+import { sleep } from '../cli/options.js';
+import { QmpClient } from '../control/qmp-client.js';
+import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
+import type { PassRecord } from '../migration/stats.js';
+
+export interface ScenarioSpec {
+  readonly name: string;
+  /** `ferry run` arguments for the guest (size, vCPUs, workload). */
+  readonly guest: readonly string[];
+  /** Migrate once the guest has written at least this many pages (a fill done); 0: at once. */
+  readonly readyPages: number;
+  /** Migration parameters, by QMP name. */
+  readonly params: Readonly<Record<string, number>>;
+  /** Capabilities to turn on (QMP names). */
+  readonly capabilities?: readonly string[];
+  /** Control-latency baseline before `migrate`, ms. */
+  readonly baselineMs: number;
+  /** Cancel the migration after this long (a guest that does not converge), ms; 0: never. */
+  readonly cancelAfterMs?: number;
+  /** Network namespace commands to run the processes in (source, destination), and the address to listen on. */
+  readonly netns?: { readonly source: string; readonly destination: string; readonly listenHost: string };
+}
+
+export interface RunResult {
+  readonly status: string;
+  readonly error: string | null;
+  readonly totalMs: number;
+  readonly setupMs: number;
+  readonly downtimeMs: number;
+  readonly bytes: number;
+  /** Bytes on the wire per second of the migration after setup. */
+  readonly throughputGBps: number;
+  readonly passes: number;
+  readonly passRecords: readonly PassRecord[];
+  /** Guest page writes per second in the baseline and during the migration. */
+  readonly guestPagesPerSecBefore: number;
+  readonly guestPagesPerSecDuring: number;
+  readonly latency: { readonly baseline: LatencySummary; readonly during: LatencySummary };
+  /** CPU time (user + system) of each process from `migrate` to the end, ms (10 ms resolution). */
+  readonly sourceCpuMs: number;
+  readonly destinationCpuMs: number;
+  /** Bandwidth measured by the source at the end, bytes/s, and its dirty rate in the last pass, pages/s. */
+  readonly bandwidthBytesPerSec: number;
+  readonly lastDirtyRatePagesPerSec: number;
+}
+
+/** CPU time of a process, ms (utime + stime from /proc/PID/stat, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function guestInfo(qmp: QmpClient): Promise<{ status: string; 'pages-written': number }> {
+  return (await qmp.execute('x-ferry-query-guest')) as { status: string; 'pages-written': number };
+}
+
+export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  const children: FerryChild[] = [];
+  const clients: QmpClient[] = [];
+  const deadline = performance.now() + timeoutMs;
+  try {
+    const srcControl = `unix:${join(dir, 'source.qmp')}`;
+    const dstControl = `unix:${join(dir, 'destination.qmp')}`;
+    const prefix = (ns: string | undefined) => (ns === undefined ? [] : ['--netns', ns]);
+    children.push(await startFerry(['run', ...spec.guest, '--qmp', srcControl], /QMP control socket on/, 60_000, prefix(spec.netns?.source)));
+    // Across namespaces the destination listens on a non-loopback address: a benchmark on a private veth pair, hence --insecure.
+    const insecure = spec.netns === undefined ? [] : ['--insecure'];
+    children.push(await startFerry(['incoming', '--qmp', dstControl, ...insecure], /QMP control socket on/, 60_000, prefix(spec.netns?.destination)));
+    const [srcPid, dstPid] = children.map((c) => c.pid);
+    const src = await QmpClient.connect(srcControl);
+    const dst = await QmpClient.connect(dstControl);
+    clients.push(src, dst);
+    while ((await guestInfo(src))['pages-written'] < spec.readyPages) {
+      if (performance.now() > deadline) throw new Error(`${spec.name}: the guest did not write ${spec.readyPages} pages in time`);
+      await sleep(50);
+    }
+    await dst.execute('migrate-incoming', { uri: `tcp:${spec.netns?.listenHost ?? '127.0.0.1'}:0` });
+    const listening = (await dst.execute('query-migrate')) as { 'socket-address': { host: string; port: string }[] };
+    const to = `tcp:${listening['socket-address'][0].host}:${listening['socket-address'][0].port}`;
+    if (spec.capabilities !== undefined && spec.capabilities.length > 0) {
+      await src.execute('migrate-set-capabilities', { capabilities: spec.capabilities.map((capability) => ({ capability, state: true })) });
+    }
+    const probe = await StallProbe.connect(srcControl);
+    const atBaseline = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
+    let atMigrate = atBaseline;
+    let cpu0 = [0, 0];
+    let cancelTimer: NodeJS.Timeout | null = null;
+    const run = await followMigration(src, probe, {
+      to, params: { ...spec.params }, verify: false, baselineMs: spec.baselineMs, progress: new MigrationProgress(process.stdout, true),
+      onMigrate: async () => {
+        atMigrate = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
+        cpu0 = [cpuMs(srcPid), cpuMs(dstPid)];
+        if ((spec.cancelAfterMs ?? 0) > 0) cancelTimer = setTimeout(() => void src.execute('migrate_cancel').catch(() => {}), spec.cancelAfterMs);
+      },
+    });
+    if (cancelTimer !== null) clearTimeout(cancelTimer);
+    probe.close();
+    const cpu1 = [cpuMs(srcPid), cpuMs(dstPid)];
+    const atEnd = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
+    let dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+    for (let i = 0; i < 500 && !['completed', 'failed', 'cancelled'].includes(dstInfo.status); i++) {
+      await sleep(20);
+      dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
+    }
+    const info = run.info;
+    const status = info.status === 'completed' && dstInfo.status !== 'completed' ? `destination ${dstInfo.status}` : info.status;
+    const totalMs = info['total-time'] ?? 0;
+    const setupMs = info['setup-time'] ?? 0;
+    const bytes = info.ram?.transferred ?? 0;
+    const last = run.passes[run.passes.length - 1];
+    const rate = (a: { t: number; pages: number }, b: { t: number; pages: number }) => ((b.pages - a.pages) * 1000) / Math.max(b.t - a.t, 1);
+    await Promise.allSettled([src.execute('quit'), dst.execute('quit')]);
+    return {
+      status, error: info['error-desc'] ?? null, totalMs, setupMs, downtimeMs: info.downtime ?? 0, bytes,
+      throughputGBps: bytes / Math.max(totalMs - setupMs, 1e-3) / 1e6,
+      passes: run.passes.length, passRecords: run.passes,
+      guestPagesPerSecBefore: rate(atBaseline, atMigrate), guestPagesPerSecDuring: rate(atMigrate, atEnd),
+      latency: run.latency,
+      sourceCpuMs: cpu1[0] - cpu0[0], destinationCpuMs: cpu1[1] - cpu0[1],
+      bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
+      lastDirtyRatePagesPerSec: last?.dirtyRatePagesPerSec ?? 0,
+    };
+  } finally {
+    for (const c of clients) c.close();
+    await Promise.all(children.map((c) => c.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
