@@ -2,9 +2,11 @@
  * One benchmark scenario run: a source process (`ferry run --qmp`) and a
  * destination process (`ferry incoming --qmp`) on loopback, driven through
  * QMP as a management tool would. A stall probe measures the source's
- * control latency before the migration (the baseline, same guest workload)
+ * control latency before the migration (the baseline: the same guest
+ * workload, plus as many spinning threads as the migration adds busy ones)
  * and during it; CPU time of each process is read from /proc.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +30,12 @@ export interface ScenarioSpec {
   readonly capabilities?: readonly string[];
   /** Control-latency baseline before `migrate`, ms. */
   readonly baselineMs: number;
+  /**
+   * Busy threads added during the baseline, so that it has the same number
+   * of busy threads as the migration (DESIGN.md invariant 5): the migration
+   * thread and the destination's loader (default 2).
+   */
+  readonly baselineBusyThreads?: number;
   /** Cancel the migration after this long (a guest that does not converge), ms; 0: never. */
   readonly cancelAfterMs?: number;
   /** Network namespace commands to run the processes in (source, destination), and the address to listen on. */
@@ -68,11 +76,28 @@ async function guestInfo(qmp: QmpClient): Promise<{ status: string; 'pages-writt
   return (await qmp.execute('x-ferry-query-guest')) as { status: string; 'pages-written': number };
 }
 
+/** `n` processes that spin until stopped (the baseline's stand-ins for the migration's busy threads). */
+function startBusyThreads(n: number): { stop(): Promise<void> } {
+  const children = Array.from({ length: n }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  return {
+    stop: async () => {
+      await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+        if (c.exitCode !== null || c.signalCode !== null) resolve();
+        else {
+          c.once('exit', () => resolve());
+          c.kill('SIGKILL');
+        }
+      })));
+    },
+  };
+}
+
 export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const children: FerryChild[] = [];
   const clients: QmpClient[] = [];
   const deadline = performance.now() + timeoutMs;
+  let busy: { stop(): Promise<void> } | null = null;
   try {
     const srcControl = `unix:${join(dir, 'source.qmp')}`;
     const dstControl = `unix:${join(dir, 'destination.qmp')}`;
@@ -95,14 +120,19 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
     if (spec.capabilities !== undefined && spec.capabilities.length > 0) {
       await src.execute('migrate-set-capabilities', { capabilities: spec.capabilities.map((capability) => ({ capability, state: true })) });
     }
-    const probe = await StallProbe.connect(srcControl);
+    // The guest's own rate first, with nothing else running.
+    const atStart = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
+    await sleep(300);
     const atBaseline = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
+    const probe = await StallProbe.connect(srcControl);
+    busy = startBusyThreads(spec.baselineBusyThreads ?? 2);
     let atMigrate = atBaseline;
     let cpu0 = [0, 0];
     let cancelTimer: NodeJS.Timeout | null = null;
     const run = await followMigration(src, probe, {
       to, params: { ...spec.params }, verify: false, baselineMs: spec.baselineMs, progress: new MigrationProgress(process.stdout, true),
       onMigrate: async () => {
+        await busy?.stop();
         atMigrate = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
         cpu0 = [cpuMs(srcPid), cpuMs(dstPid)];
         if ((spec.cancelAfterMs ?? 0) > 0) cancelTimer = setTimeout(() => void src.execute('migrate_cancel').catch(() => {}), spec.cancelAfterMs);
@@ -129,13 +159,14 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       status, error: info['error-desc'] ?? null, totalMs, setupMs, downtimeMs: info.downtime ?? 0, bytes,
       throughputGBps: bytes / Math.max(totalMs - setupMs, 1e-3) / 1e6,
       passes: run.passes.length, passRecords: run.passes,
-      guestPagesPerSecBefore: rate(atBaseline, atMigrate), guestPagesPerSecDuring: rate(atMigrate, atEnd),
+      guestPagesPerSecBefore: rate(atStart, atBaseline), guestPagesPerSecDuring: rate(atMigrate, atEnd),
       latency: run.latency,
       sourceCpuMs: cpu1[0] - cpu0[0], destinationCpuMs: cpu1[1] - cpu0[1],
       bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
       lastDirtyRatePagesPerSec: last?.dirtyRatePagesPerSec ?? 0,
     };
   } finally {
+    await busy?.stop();
     for (const c of clients) c.close();
     await Promise.all(children.map((c) => c.stop()));
     rmSync(dir, { recursive: true, force: true });

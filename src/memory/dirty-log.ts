@@ -219,19 +219,22 @@ export class DirtyLog {
   }
 
   /**
-   * Whether [first, first+count) may hold dirty pages for client `slot`,
-   * read without the lock: false only if the producer and the client's
-   * bitmap both read clean. Safe to skip a range on false, for the same
-   * reason a harvester may skip a clean word: a mark not seen now stays in
-   * the producer (or, ORed in by another thread's sync, in the client's
-   * bitmap) for the next pass. Makes a pass over clean memory lock-free.
+   * The first page at or after `fromPage` in a 32-page word that may hold a
+   * dirty page for client `slot`, or `pages`. Read without the lock: a word
+   * is skipped only if the producer and the client's bitmap both read clean.
+   * Safe for the same reason a harvester may skip a clean word: a mark not
+   * seen now stays in the producer (or, ORed in by another thread's sync, in
+   * the client's bitmap) for the next pass. Makes a pass over clean memory
+   * lock-free, and one tight loop rather than a call per range.
    */
-  mayHaveDirty(slot: number, first: number, count: number): boolean {
+  nextMaybeDirty(slot: number, fromPage: number): number {
     const producer = this.producer;
     const bits = this.slotWords[slot];
-    const end = wordsForPages(first + count);
-    for (let w = first >>> 5; w < end; w++) if ((producer[w] | bits[w]) !== 0) return true;
-    return false;
+    const words = this.words;
+    for (let w = fromPage >>> 5; w < words; w++) {
+      if ((producer[w] | bits[w]) !== 0) return Math.max(fromPage, w << 5);
+    }
+    return this.pages;
   }
 
   /** @internal */
@@ -406,10 +409,15 @@ export class DirtyLogClient {
     return this.log.takeFor(this.slot, first, count, out, false);
   }
 
-  /** Whether the range may hold dirty pages (a lock-free check; see DirtyLog.mayHaveDirty). */
-  mayHaveDirty(first: number, count: number): boolean {
-    return this.log.mayHaveDirty(this.slot, first, count);
+  /**
+   * The first page at or after `fromPage` in a 32-page word that may hold a
+   * dirty page for this client, or the block's page count (lock-free; see
+   * DirtyLog.nextMaybeDirty).
+   */
+  nextMaybeDirty(fromPage: number): number {
+    return this.log.nextMaybeDirty(this.slot, fromPage);
   }
+
 
   /** Make pages dirty again for this client only (e.g. a send that failed). */
   redirty(first: number, count: number): void {

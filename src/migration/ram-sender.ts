@@ -157,11 +157,17 @@ export class RamSender {
         this.nextPage = 0;
         continue;
       }
+      const client = this.clients[this.block];
+      // Clean memory: skip to the first range that may hold a dirty page, lock-free, in one loop.
+      const next = client.nextMaybeDirty(this.nextPage);
+      if (next >= block.pages) {
+        this.nextPage = block.pages;
+        continue;
+      }
+      this.nextPage = Math.max(this.nextPage, next - (next % RANGE_PAGES));
       const count = Math.min(RANGE_PAGES, block.pages - this.nextPage);
       this.rangeBase = this.nextPage;
       this.nextPage += count;
-      const client = this.clients[this.block];
-      if (!client.mayHaveDirty(this.rangeBase, count)) continue; // clean memory: no lock, no sync
       const found = client.syncAndTake(this.rangeBase, count, this.taken);
       if (found === 0) continue;
       this.pass.dirtyFound += found;

@@ -116,15 +116,18 @@ test('a 16 GiB guest is representable as four lazily allocated blocks', () => {
   assert.ok(process.memoryUsage().rss - before < 256 * 1024 ** 2, 'untouched RAM is not committed');
 });
 
-test('mayHaveDirty is false only when neither the producer nor the client holds a bit in the range', () => {
+test('nextMaybeDirty skips only words where neither the producer nor the client holds a bit', () => {
   const log = DirtyLog.create(4096);
   const c = log.register();
-  assert.equal(c.mayHaveDirty(0, 4096), false);
+  assert.equal(c.nextMaybeDirty(0), 4096, 'all clean: the end of the block');
   log.markPage(1000);
-  assert.equal(c.mayHaveDirty(0, 512), false);
-  assert.equal(c.mayHaveDirty(512, 512), true, 'an unsynced mark counts');
+  assert.equal(c.nextMaybeDirty(0), 992, 'an unsynced mark counts (its 32-page word)');
+  assert.equal(c.nextMaybeDirty(995), 995, 'never before fromPage');
+  assert.equal(c.nextMaybeDirty(1024), 4096);
   log.sync();
-  assert.equal(c.mayHaveDirty(512, 512), true, 'a synced, untaken bit counts');
+  assert.equal(c.nextMaybeDirty(0), 992, 'a synced, untaken bit counts');
   c.take(512, 512, new Int32Array(16));
-  assert.equal(c.mayHaveDirty(512, 512), false);
+  assert.equal(c.nextMaybeDirty(0), 4096, 'taken: clean again');
+  log.markPage(4095);
+  assert.equal(c.nextMaybeDirty(1000), 4064);
 });

@@ -1,0 +1,53 @@
+/**
+ * The benchmark suite runs (`ferry bench --quick`, as `npm run bench -- --quick`)
+ * and its outputs parse: every scenario ran, every figure is a number, every
+ * target got a verdict. Timings are not asserted (speed is for the suite's
+ * own report, not for tests).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+interface Results {
+  machine: string;
+  quick: boolean;
+  limits: Record<string, { median: number; min: number; max: number }>;
+  scenarios: { name: string; group: string; runs: { status: string; totalMs: number; downtimeMs: number; bytes: number; latency: { during: { samples: number } } }[] }[];
+  verdicts: { target: string; measured: string; met: boolean }[];
+}
+
+test('ferry bench --quick runs every scenario group and writes figures that parse', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const r = spawnSync(process.execPath, [ferry, 'bench', '--quick', '--out', out], { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const results = JSON.parse(readFileSync(out, 'utf8')) as Results;
+    assert.equal(results.quick, true);
+    for (const [name, s] of Object.entries(results.limits)) assert.ok(Number.isFinite(s.median) && s.median > 0, `limit ${name}`);
+    const groups = new Set(results.scenarios.map((s) => s.group));
+    for (const g of ['idle', 'zeroed', 'random', 'sweep', 'thread', 'map']) assert.ok(groups.has(g), `scenario group ${g} ran`);
+    for (const s of results.scenarios) {
+      assert.ok(s.runs.length >= 1, s.name);
+      for (const run of s.runs) {
+        assert.ok(['completed', 'cancelled'].includes(run.status), `${s.name}: ${run.status}`);
+        assert.ok(Number.isFinite(run.totalMs) && run.totalMs > 0 && run.bytes >= 0, `${s.name}: figures`);
+        if (run.status === 'completed') assert.ok(run.downtimeMs > 0, `${s.name}: a downtime`);
+        assert.ok(run.latency.during.samples >= 1, `${s.name}: the probe sampled during the migration`);
+      }
+    }
+    assert.ok(results.verdicts.length >= 6 && results.verdicts.every((v) => typeof v.met === 'boolean' && v.measured !== ''));
+    // The Markdown on stdout: the limits, one row per scenario, one per target.
+    assert.match(r.stdout, /### Limits measured in this run/);
+    for (const s of results.scenarios) assert.ok(r.stdout.includes(`| ${s.name} |`), `row for ${s.name}`);
+    assert.equal((r.stdout.match(/\| (met|NOT met)[^|\n]*\|$/gm) ?? []).length, results.verdicts.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
