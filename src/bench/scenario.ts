@@ -63,6 +63,8 @@ export interface RunResult {
   /** Bandwidth measured by the source at the end, bytes/s, and its dirty rate in the last pass, pages/s. */
   readonly bandwidthBytesPerSec: number;
   readonly lastDirtyRatePagesPerSec: number;
+  /** Bytes left when the source decided to switch over: dirty pages and bytes in flight after the last live pass. */
+  readonly remainingAtSwitchoverBytes: number;
 }
 
 /** CPU time of a process, ms (utime + stime from /proc/PID/stat, in clock ticks of 10 ms). */
@@ -164,6 +166,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       sourceCpuMs: cpu1[0] - cpu0[0], destinationCpuMs: cpu1[1] - cpu0[1],
       bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
       lastDirtyRatePagesPerSec: last?.dirtyRatePagesPerSec ?? 0,
+      remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
     };
   } finally {
     await busy?.stop();

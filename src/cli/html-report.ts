@@ -25,14 +25,29 @@ export interface ReportData {
 }
 
 /** Chart.js's browser build (its `exports` map hides it: find it beside the package's main file). */
-function chartJs(): string {
+export function chartJs(): string {
   const main = createRequire(import.meta.url).resolve('chart.js');
   return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/**
+ * Page script run after the charts: marks each canvas that holds pixels
+ * (data-drawn) and counts them on <body data-charts-drawn>, for a headless
+ * browser to check.
+ */
+export const DRAWN_CHECK = `let drawn = 0;
+for (const c of document.querySelectorAll('canvas')) {
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let ink = false;
+  for (let k = 3; k < px.length; k += 4) if (px[k] !== 0) { ink = true; break; }
+  c.dataset.drawn = String(ink);
+  if (ink) drawn++;
+}
+document.body.dataset.chartsDrawn = String(drawn);`;
+
+export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 /** JSON that can sit inside a <script> element. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+export const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
 export function renderReport(d: ReportData): string {
   const data = {
@@ -88,15 +103,7 @@ new Chart(document.getElementById('remaining'), { type: 'line', data: { datasets
 new Chart(document.getElementById('latency'), { type: 'scatter', data: { datasets: [
   { label: 'control round trip (ms), query-status every 5 ms', data: d.probe, pointRadius: 1 }] },
   options: { parsing: false, scales: { x: { type: 'linear' } } } });
-let drawn = 0;
-for (const c of document.querySelectorAll('canvas')) {
-  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let ink = false;
-  for (let k = 3; k < px.length; k += 4) if (px[k] !== 0) { ink = true; break; }
-  c.dataset.drawn = String(ink);
-  if (ink) drawn++;
-}
-document.body.dataset.chartsDrawn = String(drawn);
+${DRAWN_CHECK}
 </script></body></html>
 `;
 }

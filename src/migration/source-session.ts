@@ -462,7 +462,7 @@ export class SourceSession {
     const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
     this.passes.push({
       pass: this.pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
-      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, dirtyRatePagesPerSec: dirtyRate,
+      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes: this.inflightBytes(), dirtyRatePagesPerSec: dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
       guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
     });

@@ -16,6 +16,8 @@ export interface PassRecord {
   readonly dirtyFound: number;
   /** Dirty pages left after the pass, with a fresh sync. */
   readonly remainingPages: number;
+  /** Bytes sent and not yet acknowledged when the pass ended (they count as left to send at switchover). */
+  readonly inflightBytes: number;
   /** Guest dirtying rate during the pass, pages/s (pages found dirty again / pass time). */
   readonly dirtyRatePagesPerSec: number;
   readonly bandwidthBytesPerSec: number;

@@ -5,14 +5,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { renderMapReport } from '../../src/bench/map-report.js';
 import { renderReport } from '../../src/cli/html-report.js';
 import type { PassRecord } from '../../src/migration/stats.js';
 
 const run = promisify(execFile);
 
+/** Render `html` in headless Chromium; the DOM after scripts ran. */
+async function renderInChromium(html: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-report-'));
+  const file = join(dir, 'report.html');
+  writeFileSync(file, html);
+  const { stdout } = await run('chromium', [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, '--virtual-time-budget=5000',
+    '--dump-dom', `file://${file}`,
+  ], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
 function pass(n: number): PassRecord {
   return {
-    pass: n, normalPages: 1000 * n, zeroPages: 10, bytes: 4e6 * n, durationMs: 100, dirtyFound: 900 * n, remainingPages: 500 / n,
+    pass: n, normalPages: 1000 * n, zeroPages: 10, bytes: 4e6 * n, durationMs: 100, dirtyFound: 900 * n, remainingPages: 500 / n, inflightBytes: 0,
     dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 3e8, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate',
   };
 }
@@ -29,14 +43,18 @@ test('the HTML report is self-contained and its four charts are drawn in a real 
   });
   assert.ok(!/<script[^>]+src=|<link\b|<img\b|<iframe\b/i.test(html), 'no external resources: every script is inline');
   assert.ok(html.includes('test &lt;report&gt;'), 'text is escaped');
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-report-'));
-  const file = join(dir, 'report.html');
-  writeFileSync(file, html);
-  const { stdout } = await run('chromium', [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, '--virtual-time-budget=5000',
-    '--dump-dom', `file://${file}`,
-  ], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  const stdout = await renderInChromium(html);
   assert.match(stdout, /<body data-charts-drawn="4"/, 'all four charts drew pixels');
   assert.equal((stdout.match(/data-drawn="true"/g) ?? []).length, 4);
+});
+
+test('the benchmark\'s convergence map is self-contained and its chart is drawn (headless Chromium)', async () => {
+  const html = renderMapReport('map <test>', [
+    { name: 'slow guest', dirtyMBps: 50, bandwidthMBps: 300, converged: true, passes: 2, downtimeMs: 20 },
+    { name: 'fast guest', dirtyMBps: 900, bandwidthMBps: 300, converged: false, passes: 12, downtimeMs: 0 },
+  ]);
+  assert.ok(!/<script[^>]+src=|<link\b|<img\b|<iframe\b/i.test(html), 'no external resources');
+  assert.ok(html.includes('map &lt;test&gt;') && html.includes('<td>not converged</td>'));
+  const stdout = await renderInChromium(html);
+  assert.match(stdout, /<body data-charts-drawn="1"/, 'the map drew pixels');
 });
