@@ -47,6 +47,28 @@ test('rate limiter: bytes per 100 ms window, overrun carried as debt, idle time 
   assert.equal(new RateLimiter(0).allowance(0), Infinity);
 });
 
+test('rate limiter: a sender that always overruns by a 1 MiB record still gets the configured rate on average', () => {
+  for (const rate of [16, 64, 256].map((m) => m * 1024 * 1024)) {
+    const r = new RateLimiter(rate);
+    let now = 0;
+    let sent = 0;
+    for (let i = 0; i < 100_000 && now < 10_000 * MS; i++) {
+      const allowance = r.allowance(now);
+      if (allowance === 0) {
+        now += Math.max(r.waitNs(now), 1) + 200_000; // timers fire a little late
+        continue;
+      }
+      // Send whole 1 MiB records until the allowance is spent (the last one overruns it).
+      for (let n = 0; n < allowance; n += 1024 * 1024) {
+        r.consume(1024 * 1024);
+        sent += 1024 * 1024;
+      }
+    }
+    const achieved = sent / (now / 1e9);
+    assert.ok(achieved > 0.95 * rate && achieved < 1.05 * rate, `${rate / 1024 / 1024} MiB/s configured, ${(achieved / 1024 / 1024).toFixed(1)} MiB/s achieved`);
+  }
+});
+
 test('bandwidth estimate: acknowledged bytes in link-limited windows; a lower bound before any', () => {
   const b = new BandwidthEstimator(0);
   b.onAck(10_000_000);
