@@ -163,7 +163,8 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
       target: `${o.scenario.spec.name}: converges within the limit when bandwidth >= 1.3 x dirty rate`,
       measured: `${converged.length}/${o.runs.length} converged, downtime ${f(o.downtimeMs)} ms, bandwidth / dirty rate ${f(ratio, 2)}`,
       met: mustConverge ? converged.length === o.runs.length && within : within,
-      why: mustConverge ? '' : 'bandwidth below 1.3 x the dirty rate: convergence not required',
+      why: !within ? 'a run that converged exceeded the downtime limit'
+        : mustConverge ? '' : 'bandwidth below 1.3 x the dirty rate: convergence not required',
     });
   }
   for (const o of of('netns')) {
