@@ -22,23 +22,29 @@ async function warmUp(): Promise<void> {
   block.zero.zeroPages(0, 16);
   pageSummer(block.memory)(0, 4096);
   const server = net.createServer((s) => s.end('x'));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  socket.setNoDelay(true);
-  await new Promise<void>((resolve) => {
-    socket.on('data', () => {});
-    socket.once('close', () => resolve());
-    socket.once('error', () => resolve());
-  });
-  server.close();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject); // no loopback here: nothing to warm up
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve) => {
+      socket.on('data', () => {});
+      socket.once('close', () => resolve());
+      socket.once('error', () => resolve());
+    });
+  } finally {
+    server.close();
+  }
 }
 
 const port = parentPort!;
 let init = workerData as SourceInit | null;
 if (init === null) {
   const first = new Promise<SourceInit>((resolve) => port.once('message', (m: { type: 'init'; init: SourceInit }) => resolve(m.init)));
-  await warmUp().catch(() => {});
-  init = await first;
+  // A warm-up that fails or hangs must never delay the migration: whichever comes first.
+  init = await Promise.race([warmUp().catch(() => {}).then(() => first), first]);
 }
 port.ref();
 const session = new SourceSession(init, {
