@@ -19,13 +19,13 @@ import { RamBlock } from '../memory/ram-block.js';
 import { connect } from '../transport/socket.js';
 import { parseUri } from '../transport/uri.js';
 import { Rec, encodeDeviceHead, encodeEndHead, encodeHeader, encodeVcpuHead } from '../wire/format.js';
-import { FrameDecoder } from '../wire/frame-decoder.js';
 import { FrameWriter, SLOT_BYTES, recordBytes } from '../wire/frame-writer.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
+import { ReturnPath } from './return-path.js';
 import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js';
 import { ramDigest } from './ram-digest.js';
 import type { PassRecord, SourceStats } from './stats.js';
@@ -67,8 +67,9 @@ export class SourceSession {
   private bandwidth: BandwidthEstimator;
   private readonly abort = new Signal<never>();
   private room = new Signal();
-  private readonly ready = new Signal();
-  private readonly loaded = new Signal();
+  /** The return path (sockets only); a save to file has none. */
+  private back: ReturnPath | null = null;
+  /** RESUMED arrived, or the file is synced: nothing can fail the migration any more. */
   private readonly resumed = new Signal();
   private readonly paused = new Signal<readonly SavedSection[]>();
   /** Whether the guest ran before the switchover pause: the destination runs it only then. */
@@ -92,9 +93,6 @@ export class SourceSession {
   private expectedDowntimeMs = 0;
   private dirtySyncs = 0;
   private statsTimer: NodeJS.Timeout | null = null;
-  /** When the destination last acknowledged new bytes (or the stream started), ms. */
-  private lastAckMs = 0;
-  private idleWatch: NodeJS.Timeout | null = null;
   private readonly guestPagesAtStart: number;
 
   constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
@@ -128,7 +126,7 @@ export class SourceSession {
       }
     } finally {
       for (const c of this.clients) c.unregister();
-      if (this.idleWatch !== null) clearInterval(this.idleWatch);
+      this.back?.close();
       if (this.statsTimer !== null) clearInterval(this.statsTimer);
       this.socket?.destroy();
       this.file?.destroy();
@@ -165,13 +163,21 @@ export class SourceSession {
     } else {
       const socket = await Promise.race([connect(uri, this.parameters.switchoverTimeoutMs, this.init.tls), this.abort.promise]);
       this.socket = socket;
-      this.watchReturnPath(socket);
+      const back = new ReturnPath(socket, {
+        onAck: (bytes) => this.bandwidth.onAck(bytes),
+        onResumed: () => this.resumed.resolve(),
+        fail: (reason) => this.fail(reason),
+        inflightBytes: () => this.inflightBytes(),
+        idleTimeoutMs: () => this.parameters.idleTimeoutMs,
+        tls: this.init.tls !== undefined,
+      });
+      this.back = back;
       // Stream only once the destination said READY: a refusal (busy, or with
       // TLS a certificate it does not accept: TLS 1.3 checks the client's after
       // the client thinks it has connected) then reads as one, not as EPIPE.
-      await within(this.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
+      await within(back.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
       out = socket;
-      this.watchIdle();
+      back.watchIdle();
     }
     this.headerBytes = header.length;
     out.write(header, () => {});
@@ -246,12 +252,9 @@ export class SourceSession {
   /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */
   private async switchover(): Promise<void> {
     const limit = this.parameters.switchoverTimeoutMs;
-    const T = (w: string) => process.env.FT && console.error(w, (monoMs() - this.init.startedAtMs).toFixed(1));
-    T('pause asked');
     this.port.post({ type: 'pause' });
     const devices = await within(this.paused.promise, this.parameters.pauseTimeoutMs + limit, 'pausing the guest', this.abort.promise);
     this.pass++;
-    T('paused');
     await this.sendPass({ unlimited: true }); // no new writes: this takes every dirty page left
     if (this.init.verify) {
       const t = monoMs();
@@ -267,18 +270,14 @@ export class SourceSession {
       await this.finishFile();
       return;
     }
-    T('end sent');
-    await within(this.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
-    T('loaded');
+    await within(this.back!.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
     await this.waitRoom(recordBytes(0));
     this.goSent = true;
     this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
     this.writer.flush();
-    T('go sent');
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
-    T('resumed');
     this.downtimeMs = monoMs() - this.pausedAtMs;
   }
 
@@ -360,53 +359,6 @@ export class SourceSession {
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
         break;
     }
-  }
-
-  private watchReturnPath(socket: net.Socket): void {
-    const decoder = new FrameDecoder({
-      record: (type, _block, head) => {
-        switch (type) {
-          case Rec.Ack:
-            this.bandwidth.onAck(Number(head.readBigUInt64LE(0)));
-            this.lastAckMs = monoMs();
-            break;
-          case Rec.Ready: this.ready.resolve(); break;
-          case Rec.Loaded: this.loaded.resolve(); break;
-          case Rec.Resumed: this.resumed.resolve(); break;
-          case Rec.Error: this.fail(`the destination reported: ${head.toString('utf8')}`); break;
-        }
-      },
-    }, { stream: false });
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        decoder.feed(chunk);
-      } catch (err) {
-        this.fail(`bad return path: ${(err as Error).message}`);
-      }
-    });
-    const refused = () => (this.ready.settled ? '' : this.init.tls === undefined
-      ? ' before it was ready'
-      : ' before it was ready (with TLS: it did not accept the credentials this side presented)');
-    socket.on('error', (err) => this.fail(`connection to the destination failed${refused()}: ${err.message}`));
-    socket.on('close', () => this.fail(`the destination closed the connection${refused()}`));
-  }
-
-  /**
-   * A destination that stops reading leaves bytes in flight and the send
-   * slots full (backpressure: memory stays bounded, the thread waits). This
-   * ends that wait after idleTimeoutMs without an acknowledgement.
-   */
-  private watchIdle(): void {
-    this.lastAckMs = monoMs();
-    const check = () => {
-      const idleMs = monoMs() - this.lastAckMs;
-      const inflight = this.inflightBytes();
-      if (inflight > 0 && idleMs > this.parameters.idleTimeoutMs) {
-        this.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${this.parameters.idleTimeoutMs} ms)`);
-      }
-    };
-    this.idleWatch = setInterval(check, Math.min(1000, Math.max(10, this.parameters.idleTimeoutMs / 4)));
-    this.idleWatch.unref();
   }
 
   private fail(reason: string): void {

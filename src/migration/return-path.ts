@@ -1,0 +1,83 @@
+/**
+ * The source's view of the return path: the destination's READY, ACK,
+ * LOADED, RESUMED and ERROR records, decoded as they arrive, and the watch
+ * on a destination that stops reading. A destination that stops reading
+ * leaves bytes in flight and the source's send slots full (backpressure:
+ * memory stays bounded, the migration thread waits); the watch ends that
+ * wait after `idleTimeoutMs` without an acknowledgement.
+ */
+import type net from 'node:net';
+import { Rec } from '../wire/format.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
+import { Signal, monoMs } from './waiter.js';
+
+export interface ReturnPathHooks {
+  /** The destination acknowledged `totalBytes` in all. */
+  onAck(totalBytes: number): void;
+  /** RESUMED arrived (called at once: a close right behind it must find the migration complete). */
+  onResumed(): void;
+  /** The migration must fail for `reason`. */
+  fail(reason: string): void;
+  /** Bytes sent and not yet acknowledged, now. */
+  inflightBytes(): number;
+  /** The current idle limit, ms (a parameter: it may change during the migration). */
+  idleTimeoutMs(): number;
+  /** Whether TLS is on (a refusal before READY then says so). */
+  readonly tls: boolean;
+}
+
+export class ReturnPath {
+  readonly ready = new Signal();
+  readonly loaded = new Signal();
+  private lastAckMs = monoMs();
+  private idleWatch: NodeJS.Timeout | null = null;
+
+  constructor(socket: net.Socket, private readonly hooks: ReturnPathHooks) {
+    const decoder = new FrameDecoder({
+      record: (type, _block, head) => {
+        switch (type) {
+          case Rec.Ack:
+            hooks.onAck(Number(head.readBigUInt64LE(0)));
+            this.lastAckMs = monoMs();
+            break;
+          case Rec.Ready: this.ready.resolve(); break;
+          case Rec.Loaded: this.loaded.resolve(); break;
+          case Rec.Resumed: hooks.onResumed(); break;
+          case Rec.Error: hooks.fail(`the destination reported: ${head.toString('utf8')}`); break;
+        }
+      },
+    }, { stream: false });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.feed(chunk);
+      } catch (err) {
+        hooks.fail(`bad return path: ${(err as Error).message}`);
+      }
+    });
+    const refused = () => (this.ready.settled ? '' : hooks.tls
+      ? ' before it was ready (with TLS: it did not accept the credentials this side presented)'
+      : ' before it was ready');
+    socket.on('error', (err) => hooks.fail(`connection to the destination failed${refused()}: ${err.message}`));
+    socket.on('close', () => hooks.fail(`the destination closed the connection${refused()}`));
+  }
+
+  /** Start watching for a destination that acknowledges nothing while bytes are in flight. */
+  watchIdle(): void {
+    this.lastAckMs = monoMs();
+    const check = () => {
+      const idleMs = monoMs() - this.lastAckMs;
+      const inflight = this.hooks.inflightBytes();
+      const limit = this.hooks.idleTimeoutMs();
+      if (inflight > 0 && idleMs > limit) {
+        this.hooks.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${limit} ms)`);
+      }
+    };
+    this.idleWatch = setInterval(check, Math.min(1000, Math.max(10, this.hooks.idleTimeoutMs() / 4)));
+    this.idleWatch.unref();
+  }
+
+  close(): void {
+    if (this.idleWatch !== null) clearInterval(this.idleWatch);
+    this.idleWatch = null;
+  }
+}
