@@ -60,9 +60,8 @@ export interface RunResult {
   /** CPU time (user + system) of each process from `migrate` to the end, ms (10 ms resolution). */
   readonly sourceCpuMs: number;
   readonly destinationCpuMs: number;
-  /** Bandwidth measured by the source at the end, bytes/s, and its dirty rate in the last pass, pages/s. */
+  /** Bandwidth measured by the source at the end, bytes/s. */
   readonly bandwidthBytesPerSec: number;
-  readonly lastDirtyRatePagesPerSec: number;
   /** Bytes left when the source decided to switch over: dirty pages and bytes in flight after the last live pass. */
   readonly remainingAtSwitchoverBytes: number;
 }
@@ -165,7 +164,6 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       latency: run.latency,
       sourceCpuMs: cpu1[0] - cpu0[0], destinationCpuMs: cpu1[1] - cpu0[1],
       bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
-      lastDirtyRatePagesPerSec: last?.dirtyRatePagesPerSec ?? 0,
       remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
     };
   } finally {

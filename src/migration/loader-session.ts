@@ -24,7 +24,7 @@ import { FrameDecoder } from '../wire/frame-decoder.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { ramDigest } from './ram-digest.js';
-import { Signal, monoMs } from './waiter.js';
+import { IdleWatch, Signal, monoMs } from './waiter.js';
 import { createTracer } from '../trace.js';
 
 const trace = createTracer('incoming');
@@ -59,8 +59,7 @@ export class LoaderSession {
   private ackTimer: NodeJS.Timeout | null = null;
   private stopListening: (() => void) | null = null;
   private goReceived = false;
-  private lastDataMs = 0;
-  private idleWatch: NodeJS.Timeout | null = null;
+  private idle: IdleWatch | null = null;
   private finished = false;
   private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
   private expectedDigest: Buffer | null = null;
@@ -134,7 +133,8 @@ export class LoaderSession {
 
   private onData(chunk: Buffer): void {
     if (this.finished) return;
-    this.lastDataMs = monoMs();
+    const now = monoMs();
+    this.idle?.touch(now);
     try {
       this.decoder.feed(chunk);
     } catch (err) {
@@ -144,7 +144,7 @@ export class LoaderSession {
     // A small chunk means the source is not streaming at full speed (a nearly
     // clean guest): acknowledge it at once, so that the source's switchover
     // decision does not wait for the timer.
-    if (chunk.length < SMALL_CHUNK_BYTES || this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || monoMs() - this.lastAckMs >= ACK_EVERY_MS) {
+    if (chunk.length < SMALL_CHUNK_BYTES || this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || now - this.lastAckMs >= ACK_EVERY_MS) {
       this.ack();
     } else {
       // A stream that goes quiet still gets its last bytes acknowledged.
@@ -258,7 +258,7 @@ export class LoaderSession {
       if (answer.type !== 'resumed') throw new Error(answer.type === 'resume-failed' ? answer.reason : `unexpected ${answer.type}`);
       this.finished = true;
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
-      if (this.idleWatch !== null) clearInterval(this.idleWatch);
+      this.idle?.stop();
       this.socket?.end(encodeFrame(Rec.Resumed, 0, new Uint8Array(0)));
       this.port.post({ type: 'done', stats: this.snapshot() });
     });
@@ -283,17 +283,14 @@ export class LoaderSession {
 
   /** A source that goes silent before GO (hung, or its link dropped without a reset) fails the migration here. */
   private watchIdle(): void {
-    this.lastDataMs = monoMs();
     const limit = this.init.idleTimeoutMs;
-    this.idleWatch = setInterval(() => {
-      const idleMs = monoMs() - this.lastDataMs;
+    this.idle = new IdleWatch(() => limit, (idleMs) => {
       if (!this.goReceived && idleMs > limit) this.fail(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`);
-    }, Math.min(1000, Math.max(10, limit / 4)));
-    this.idleWatch.unref();
+    });
   }
 
   private fail(reason: string): void {
-    if (this.idleWatch !== null) clearInterval(this.idleWatch);
+    this.idle?.stop();
     if (this.finished) return;
     this.finished = true;
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);

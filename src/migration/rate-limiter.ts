@@ -14,9 +14,6 @@ export class RateLimiter {
   /** Bytes sent and not yet paid back by the refill (may exceed one window: debt). */
   private used = 0;
   private lastNs: number | null = null;
-  private lastLimitedNs = -Infinity;
-  /** 100 ms windows in which the limit held the sender back. */
-  limitedWindows = 0;
 
   constructor(private bytesPerSec: number) {}
 
@@ -44,12 +41,7 @@ export class RateLimiter {
   allowance(nowNs: number): number {
     if (this.unlimited) return Infinity;
     this.refill(nowNs);
-    const left = this.budget - this.used;
-    if (left <= 0 && nowNs - this.lastLimitedNs >= RATE_WINDOW_NS) {
-      this.lastLimitedNs = nowNs;
-      this.limitedWindows++;
-    }
-    return Math.max(0, left);
+    return Math.max(0, this.budget - this.used);
   }
 
   consume(bytes: number): void {

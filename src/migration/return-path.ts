@@ -9,7 +9,7 @@
 import type net from 'node:net';
 import { Rec } from '../wire/format.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
-import { Signal, monoMs } from './waiter.js';
+import { IdleWatch, Signal } from './waiter.js';
 
 export interface ReturnPathHooks {
   /** The destination acknowledged `totalBytes` in all. */
@@ -29,8 +29,7 @@ export interface ReturnPathHooks {
 export class ReturnPath {
   readonly ready = new Signal();
   readonly loaded = new Signal();
-  private lastAckMs = monoMs();
-  private idleWatch: NodeJS.Timeout | null = null;
+  private idle: IdleWatch | null = null;
 
   constructor(socket: net.Socket, private readonly hooks: ReturnPathHooks) {
     const decoder = new FrameDecoder({
@@ -38,7 +37,7 @@ export class ReturnPath {
         switch (type) {
           case Rec.Ack:
             hooks.onAck(Number(head.readBigUInt64LE(0)));
-            this.lastAckMs = monoMs();
+            this.idle?.touch();
             break;
           case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
@@ -63,21 +62,16 @@ export class ReturnPath {
 
   /** Start watching for a destination that acknowledges nothing while bytes are in flight. */
   watchIdle(): void {
-    this.lastAckMs = monoMs();
-    const check = () => {
-      const idleMs = monoMs() - this.lastAckMs;
+    this.idle = new IdleWatch(() => this.hooks.idleTimeoutMs(), (idleMs, limit) => {
       const inflight = this.hooks.inflightBytes();
-      const limit = this.hooks.idleTimeoutMs();
       if (inflight > 0 && idleMs > limit) {
         this.hooks.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${limit} ms)`);
       }
-    };
-    this.idleWatch = setInterval(check, Math.min(1000, Math.max(10, this.hooks.idleTimeoutMs() / 4)));
-    this.idleWatch.unref();
+    });
   }
 
   close(): void {
-    if (this.idleWatch !== null) clearInterval(this.idleWatch);
-    this.idleWatch = null;
+    this.idle?.stop();
+    this.idle = null;
   }
 }

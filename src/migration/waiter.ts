@@ -47,3 +47,27 @@ export async function within<T>(promise: Promise<T>, timeoutMs: number, what: st
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * A watch on a peer that may go quiet: every quarter of the limit (10 ms to
+ * 1 s) `check` gets the time since the last `touch` and the limit, and
+ * decides. The timer keeps nothing alive.
+ */
+export class IdleWatch {
+  private lastMs = monoMs();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(limitMs: () => number, check: (idleMs: number, limitMs: number) => void) {
+    this.timer = setInterval(() => check(monoMs() - this.lastMs, limitMs()), Math.min(1000, Math.max(10, limitMs() / 4)));
+    this.timer.unref();
+  }
+
+  /** The peer did something (at `nowMs`). */
+  touch(nowMs = monoMs()): void {
+    this.lastMs = nowMs;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
