@@ -15,8 +15,9 @@ import { followMigration } from '../cli/migrate.js';
 import { MigrationProgress, type MigrateInfo } from '../cli/progress.js';
 import { sleep } from '../cli/options.js';
 import { QmpClient } from '../control/qmp-client.js';
-import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
-import type { PassRecord } from '../migration/stats.js';
+import { ProbeProcess } from '../control/probe-process.js';
+import type { LatencySummary } from '../control/stall-probe.js';
+import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
 
 export interface ScenarioSpec {
   readonly name: string;
@@ -57,6 +58,8 @@ export interface RunResult {
   readonly guestPagesPerSecBefore: number;
   readonly guestPagesPerSecDuring: number;
   readonly latency: { readonly baseline: LatencySummary; readonly during: LatencySummary };
+  /** The stall probe's own scheduling priority (see probe-process.ts). */
+  readonly probePriority: string;
   /** CPU time (user + system) of each process from `migrate` to the end, ms (10 ms resolution). */
   readonly sourceCpuMs: number;
   readonly destinationCpuMs: number;
@@ -64,6 +67,8 @@ export interface RunResult {
   readonly bandwidthBytesPerSec: number;
   /** Bytes left when the source decided to switch over: dirty pages and bytes in flight after the last live pass. */
   readonly remainingAtSwitchoverBytes: number;
+  /** Where the switchover's time went (completed runs). */
+  readonly switchover: SwitchoverRecord | null;
 }
 
 /** CPU time of a process, ms (utime + stime from /proc/PID/stat, in clock ticks of 10 ms). */
@@ -99,6 +104,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
   const clients: QmpClient[] = [];
   const deadline = performance.now() + timeoutMs;
   let busy: { stop(): Promise<void> } | null = null;
+  let probe: ProbeProcess | null = null;
   try {
     const srcControl = `unix:${join(dir, 'source.qmp')}`;
     const dstControl = `unix:${join(dir, 'destination.qmp')}`;
@@ -125,7 +131,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
     const atStart = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
     await sleep(300);
     const atBaseline = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
-    const probe = await StallProbe.connect(srcControl);
+    probe = await ProbeProcess.spawn(srcControl, { realtime: true });
     busy = startBusyThreads(spec.baselineBusyThreads ?? 2);
     let atMigrate = atBaseline;
     let cpu0 = [0, 0];
@@ -162,11 +168,14 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       passes: run.passes.length, passRecords: run.passes,
       guestPagesPerSecBefore: rate(atStart, atBaseline), guestPagesPerSecDuring: rate(atMigrate, atEnd),
       latency: run.latency,
+      probePriority: probe.priority,
       sourceCpuMs: cpu1[0] - cpu0[0], destinationCpuMs: cpu1[1] - cpu0[1],
       bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
       remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
+      switchover: info['x-ferry-switchover'] ?? null,
     };
   } finally {
+    probe?.close();
     await busy?.stop();
     for (const c of clients) c.close();
     await Promise.all(children.map((c) => c.stop()));

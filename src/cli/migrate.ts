@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
-import { StallProbe, type LatencySummary } from '../control/stall-probe.js';
+import { StallProbe, type LatencyProbe, type LatencySummary } from '../control/stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
 import { PARAMETER_OPTIONS, PARAMETER_USAGE, parseNumber, qmpParameters, sleep } from './options.js';
 import { MigrationProgress, type MigrateInfo } from './progress.js';
@@ -94,7 +94,7 @@ export interface MigrationRun {
  */
 export async function followMigration(
   qmp: QmpClient,
-  probe: StallProbe,
+  probe: LatencyProbe,
   o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);

@@ -6,7 +6,7 @@
  * per finished pass.
  */
 import cliProgress from 'cli-progress';
-import type { PassRecord } from '../migration/stats.js';
+import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
 import { passLine } from './report.js';
 import { formatBytes } from './size.js';
 
@@ -23,6 +23,7 @@ export interface MigrateInfo {
     mbps: number; 'dirty-pages-rate': number; 'dirty-sync-count': number; 'pages-per-second': number;
   };
   'x-ferry-progress'?: { pass: number; 'pass-fraction': number; 'bandwidth-bytes-per-sec': number; 'guest-pages-written': number };
+  'x-ferry-switchover'?: SwitchoverRecord;
 }
 
 export class MigrationProgress {

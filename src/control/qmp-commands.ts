@@ -91,6 +91,7 @@ function migrateInfo(ctl: GuestController): Record<string, unknown> {
     'precopy-bytes': s.transferredBytes,
   };
   if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
   // ferry's extras, for progress displays: where the current pass is, and the estimates.
   info['x-ferry-progress'] = {
     pass: s.pass,

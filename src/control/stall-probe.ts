@@ -11,7 +11,7 @@ import { QmpClient } from './qmp-client.js';
 export const PROBE_PERIOD_MS = 5;
 
 export interface ProbeSample {
-  /** When the request was sent, ms since the probe started. */
+  /** When the request was sent, ms since the probe's origin. */
   readonly atMs: number;
   readonly rttMs: number;
 }
@@ -30,16 +30,32 @@ export function summarizeLatency(samples: readonly ProbeSample[]): LatencySummar
   return { samples: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] };
 }
 
-export class StallProbe {
+/** What a migration follower needs of a probe, in this process or in its own (probe-process.ts). */
+export interface LatencyProbe {
+  readonly samples: readonly ProbeSample[];
+  start(): void;
+  stop(): Promise<void>;
+  /** Milliseconds on the samples' clock. */
+  now(): number;
+  between(fromMs: number, toMs: number): LatencySummary;
+  close(): void;
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution: one clock for every process on this host. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export class StallProbe implements LatencyProbe {
   readonly samples: ProbeSample[] = [];
   private running = false;
   private loop: Promise<void> = Promise.resolve();
-  private readonly t0 = performance.now();
 
-  private constructor(private readonly qmp: QmpClient) {}
+  /** `originEpochMs`: the samples' zero (epochMs), by default now. */
+  private constructor(private readonly qmp: QmpClient, private readonly originEpochMs: number) {}
 
-  static async connect(control: string): Promise<StallProbe> {
-    return new StallProbe(await QmpClient.connect(control));
+  static async connect(control: string, originEpochMs = epochMs()): Promise<StallProbe> {
+    return new StallProbe(await QmpClient.connect(control), originEpochMs);
   }
 
   start(): void {
@@ -59,9 +75,9 @@ export class StallProbe {
     return summarizeLatency(this.samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs));
   }
 
-  /** Milliseconds since the probe was created (the samples' clock). */
+  /** Milliseconds since the origin (the samples' clock). */
   now(): number {
-    return performance.now() - this.t0;
+    return epochMs() - this.originEpochMs;
   }
 
   close(): void {
@@ -75,7 +91,7 @@ export class StallProbe {
       const sent = performance.now();
       await this.qmp.execute('query-status');
       const done = performance.now();
-      this.samples.push({ atMs: sent - this.t0, rttMs: done - sent });
+      this.samples.push({ atMs: sent + performance.timeOrigin - this.originEpochMs, rttMs: done - sent });
       next += PROBE_PERIOD_MS;
       // Keep the 5 ms cadence; after a long stall, start again from now.
       if (next < done) next = done;

@@ -38,7 +38,7 @@ export interface SourceInit {
 
 /** Main -> source worker. */
 export type ToSource =
-  | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number; readonly wasRunning: boolean }
+  | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number; readonly ackedAtMs: number; readonly wasRunning: boolean }
   | { readonly type: 'pause-failed'; readonly reason: string }
   | { readonly type: 'committed' }
   | { readonly type: 'commit-failed'; readonly reason: string }

@@ -259,9 +259,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       if (this.status !== 'active') throw new MigrationError(`switchover asked while ${this.status}`);
       this.stateBeforePause = this.guest.runState;
       await this.guest.pause('finish-migrate', { timeoutMs: this.parameters.pauseTimeoutMs });
+      const ackedAtMs = monoMs();
       const devices = this.guest.devices.saveAll();
       this.states.transition('device');
-      this.post({ type: 'paused', devices, pausedAtMs, wasRunning: this.stateBeforePause === 'running' });
+      this.post({ type: 'paused', devices, pausedAtMs, ackedAtMs, wasRunning: this.stateBeforePause === 'running' });
     } catch (err) {
       this.post({ type: 'pause-failed', reason: (err as Error).message });
     }

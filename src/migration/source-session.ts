@@ -28,7 +28,7 @@ import { RamSender } from './ram-sender.js';
 import { ReturnPath } from './return-path.js';
 import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js';
 import { ramDigest } from './ram-digest.js';
-import type { PassRecord, SourceStats } from './stats.js';
+import type { PassRecord, SourceStats, SwitchoverRecord } from './stats.js';
 import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
 
 /** Longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
@@ -84,6 +84,10 @@ export class SourceSession {
   private passes: PassRecord[] = [];
   private setupDoneMs = 0;
   private pausedAtMs = 0;
+  private pauseAckedAtMs = 0;
+  /** When the sync behind the last decision was taken. */
+  private decidedAtMs = 0;
+  private switchoverRecord: SwitchoverRecord | null = null;
   private downtimeMs: number | null = null;
   private verifyMs = 0;
   /** Time spent in send steps, and asleep because of the CPU-share cap. */
@@ -235,6 +239,7 @@ export class SourceSession {
   /** Re-sync every block (as QEMU does before deciding), then apply the switchover rule. */
   private evaluate(): SwitchoverDecision {
     for (const b of this.blocks) b.log.sync();
+    this.decidedAtMs = monoMs();
     this.dirtySyncs++;
     const d = decideSwitchover({
       remainingPages: this.sender.remainingPages,
@@ -252,10 +257,14 @@ export class SourceSession {
   /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */
   private async switchover(): Promise<void> {
     const limit = this.parameters.switchoverTimeoutMs;
+    const pagesAtDecision = this.sender.remainingPages;
     this.port.post({ type: 'pause' });
     const devices = await within(this.paused.promise, this.parameters.pauseTimeoutMs + limit, 'pausing the guest', this.abort.promise);
     this.pass++;
+    const finalStart = monoMs();
     await this.sendPass({ unlimited: true }); // no new writes: this takes every dirty page left
+    const final = this.sender.pass;
+    const finalPassMs = monoMs() - finalStart;
     if (this.init.verify) {
       const t = monoMs();
       const digest = ramDigest(this.blocks);
@@ -270,15 +279,25 @@ export class SourceSession {
       await this.finishFile();
       return;
     }
+    const endSentMs = monoMs();
     await within(this.back!.loaded.promise, limit, 'waiting for the destination to load (LOADED)', this.abort.promise);
+    const loadedMs = monoMs();
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
     await this.waitRoom(recordBytes(0));
     this.goSent = true;
+    const goMs = monoMs();
     this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
     this.writer.flush();
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
-    this.downtimeMs = monoMs() - this.pausedAtMs;
+    const resumedMs = monoMs();
+    this.downtimeMs = resumedMs - this.pausedAtMs;
+    this.switchoverRecord = {
+      decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
+      pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs,
+      loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
+      expectedMs: this.expectedDowntimeMs, downtimeMs: this.downtimeMs,
+    };
   }
 
   /** How long one step may run: the slice between yields, or the mainloop cap. */
@@ -338,6 +357,7 @@ export class SourceSession {
     switch (m.type) {
       case 'paused':
         this.pausedAtMs = m.pausedAtMs;
+        this.pauseAckedAtMs = m.ackedAtMs;
         this.wasRunning = m.wasRunning;
         this.paused.resolve(m.devices);
         break;
@@ -451,6 +471,7 @@ export class SourceSession {
       pass: this.pass,
       passFraction: this.sender?.passFraction ?? 0,
       passes: [...this.passes],
+      switchover: this.switchoverRecord,
       threadBusyMs: this.busyNs / 1e6,
       threadCapSleepMs: this.capSleepNs / 1e6,
       guestPagesWrittenAtStart: this.guestPagesAtStart,

@@ -28,6 +28,30 @@ export interface PassRecord {
   readonly decision: string;
 }
 
+/**
+ * Where the switchover's time went, ms (one clock across threads). The
+ * guest runs, and dirties, until `pauseAckedMs`; the downtime starts when
+ * the main thread takes the pause request.
+ */
+export interface SwitchoverRecord {
+  /** From the sync behind the decision to the vCPUs' acknowledgement of the pause: the guest still runs. */
+  readonly decisionToPausedMs: number;
+  /** From the main thread taking the pause request to every vCPU acknowledging it. */
+  readonly pauseMs: number;
+  /** Pages found dirty at the decision, and sent by the final pass (guest paused). */
+  readonly pagesAtDecision: number;
+  readonly finalPages: number;
+  readonly finalBytes: number;
+  readonly finalPassMs: number;
+  /** vCPU and device state and END appended, until the destination said LOADED. */
+  readonly loadedWaitMs: number;
+  /** LOADED to the source's commit, and GO to RESUMED. */
+  readonly commitMs: number;
+  readonly resumeMs: number;
+  readonly expectedMs: number;
+  readonly downtimeMs: number;
+}
+
 export interface SourceStats {
   readonly totalRamBytes: number;
   readonly transferredBytes: number;
@@ -52,6 +76,8 @@ export interface SourceStats {
   /** How far the current pass has walked through RAM, 0 to 1. */
   readonly passFraction: number;
   readonly passes: readonly PassRecord[];
+  /** Set once the switchover finished. */
+  readonly switchover: SwitchoverRecord | null;
   /** The migration thread's own accounting: time sending, and asleep under the CPU-share cap. */
   readonly threadBusyMs: number;
   readonly threadCapSleepMs: number;
@@ -64,7 +90,7 @@ export function emptyStats(totalRamBytes = 0): SourceStats {
   return {
     totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
     dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null, verifyMs: 0,
-    expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passFraction: 0, passes: [], threadBusyMs: 0, threadCapSleepMs: 0,
+    expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passFraction: 0, passes: [], switchover: null, threadBusyMs: 0, threadCapSleepMs: 0,
     guestPagesWrittenAtStart: 0, guestPagesWritten: 0,
   };
 }

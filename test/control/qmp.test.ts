@@ -3,6 +3,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { GuestController } from '../../src/control/controller.js';
 import { JsonStreamSplitter } from '../../src/control/json-stream.js';
+import { ProbeProcess } from '../../src/control/probe-process.js';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
@@ -115,6 +116,29 @@ test('a client that sends a huge value without finishing it is cut off; others c
     assert.deepEqual(await good.execute('query-status'), { status: 'prelaunch', singlestep: false, running: false });
     good.close();
   } finally {
+    server.close();
+  }
+});
+
+test('the stall probe in its own process probes, samples on the caller\'s clock, and returns them at stop', async () => {
+  const g = await guest({ ram: 4 * MiB, vcpus: [] });
+  const server = await QmpServer.listen(address('unix', 'qmp'), new GuestController(g));
+  const probe = await ProbeProcess.spawn(server.uri, { realtime: true });
+  try {
+    assert.match(probe.priority, /^(SCHED_FIFO \d+|normal priority.*)$/);
+    const from = probe.now();
+    probe.start();
+    await sleep(200);
+    const to = probe.now();
+    await probe.stop();
+    const inside = probe.samples.filter((x) => x.atMs >= from && x.atMs < to);
+    // One request every 5 ms for 200 ms; the probe may start late, never early.
+    assert.ok(inside.length >= 10 && inside.length <= 41, `${inside.length} samples in 200 ms`);
+    assert.ok(probe.samples.every((x) => x.atMs >= from - 1 && x.rttMs > 0));
+    for (let i = 1; i < probe.samples.length; i++) assert.ok(probe.samples[i].atMs > probe.samples[i - 1].atMs);
+    assert.equal(probe.between(from, to).samples, inside.length);
+  } finally {
+    probe.close();
     server.close();
   }
 });

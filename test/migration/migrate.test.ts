@@ -36,6 +36,15 @@ for (const transport of ['tcp', 'unix'] as const) {
       assert.deepEqual(overlaps, [], 'the guest never ran in two places at once');
       assert.equal(g.runState, 'running');
       assert.ok(result.stats.downtimeMs !== null && result.stats.downtimeMs > 0);
+      // Where the switchover's time went: every phase inside the downtime, and no page
+      // left the dirty log between the decision and the final pass (it sends them all).
+      const sw = result.stats.switchover!;
+      assert.ok(sw !== null, 'a completed migration records its switchover');
+      assert.equal(sw.downtimeMs, result.stats.downtimeMs);
+      assert.ok(sw.finalPages >= sw.pagesAtDecision, `final pass ${sw.finalPages} pages < ${sw.pagesAtDecision} dirty at the decision`);
+      assert.ok(sw.decisionToPausedMs >= sw.pauseMs && sw.pauseMs >= 0, JSON.stringify(sw));
+      const phases = sw.pauseMs + sw.finalPassMs + sw.loadedWaitMs + sw.commitMs + sw.resumeMs;
+      assert.ok(phases <= sw.downtimeMs + 1e-6, `phases ${phases} ms exceed the downtime ${sw.downtimeMs} ms`);
       // The workload continues from the source's state on the destination.
       await sleep(50);
       await g.pause();
