@@ -16,6 +16,17 @@ test('switchover rule: the thread arithmetic, 30 ms at 1 Gbit/s is about 3 MB', 
   assert.match(d.decision, /switch over: expected downtime 27\.9 ms <= limit 30 ms/);
 });
 
+test('switchover rule: what the guest dirties before the pause lands counts, at most the pages still clean', () => {
+  // 700 pages fit 30 ms at 125 MB/s (27.9 ms); a guest dirtying 20,000 pages/s adds 100 pages in a 5 ms lead: 31.2 ms.
+  const lead = { ...base, remainingPages: 700, dirtyPagesPerSec: 20_000, leadMs: 5 };
+  const d = decideSwitchover(lead);
+  assert.equal(d.switchover, false, d.decision);
+  assert.ok(Math.abs(d.expectedMs - (5 + (800 * 4096) / 125e3)) < 1e-9);
+  assert.equal(decideSwitchover({ ...lead, cleanPages: 50 }).switchover, true, 'only 50 clean pages can become dirty');
+  assert.equal(decideSwitchover({ ...lead, leadMs: 0 }).switchover, true);
+  assert.equal(decideSwitchover({ ...lead, remainingPages: 0, inflightBytes: 0 }).switchover, true, 'a clean guest switches over as before');
+});
+
 test('switchover rule: bytes in flight count, no bandwidth means iterate unless at most 1 MiB is left, nothing left means switch over, files after one pass', () => {
   assert.equal(decideSwitchover({ ...base, remainingPages: 100, inflightBytes: 4_000_000 }).switchover, false);
   const none = decideSwitchover({ ...base, remainingPages: 257, bandwidthBytesPerSec: 0 });
