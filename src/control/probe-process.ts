@@ -49,9 +49,12 @@ export class ProbeProcess implements LatencyProbe {
 
   /** Stop probing and collect the samples. */
   async stop(): Promise<void> {
-    const answer = once(this.child, 'message') as Promise<[FromProbe]>;
+    const answer = new Promise<FromProbe>((resolve, reject) => {
+      this.child.once('message', resolve);
+      this.child.once('exit', (code, signal) => reject(new Error(`stall probe: exited (${signal ?? `code ${String(code)}`}) before sending its samples`)));
+    });
     this.send({ type: 'stop' });
-    const [m] = await answer;
+    const m = await answer;
     if (m.type === 'samples') this.samples = m.samples;
     else if (m.type === 'error') throw new Error(`stall probe: ${m.message}`);
   }
@@ -85,19 +88,24 @@ function setRealtime(pid: number): string {
 }
 
 async function child(control: string, origin: number): Promise<void> {
-  const post = (m: FromProbe) => process.send!(m);
+  // A large answer (20 s of samples is ~200 KB) is written in pieces: disconnect only once it is out.
+  const post = (m: FromProbe, then?: () => void) => process.send!(m, undefined, undefined, then);
   // The parent gone (or done with us): nothing to report to.
   process.on('disconnect', () => process.exit(0));
   try {
     const probe = await StallProbe.connect(control, origin);
     process.on('message', (m: ToProbe) => {
       if (m.type === 'start') probe.start();
-      else void probe.stop().then(() => { post({ type: 'samples', samples: probe.samples }); probe.close(); process.disconnect(); });
+      else {
+        void probe.stop().then(
+          () => { probe.close(); post({ type: 'samples', samples: probe.samples }, () => process.disconnect()); },
+          (err: Error) => post({ type: 'error', message: err.message }, () => process.disconnect()),
+        );
+      }
     });
     post({ type: 'ready' });
   } catch (err) {
-    post({ type: 'error', message: (err as Error).message });
-    process.disconnect();
+    post({ type: 'error', message: (err as Error).message }, () => process.disconnect());
   }
 }
 

@@ -12,7 +12,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type net from 'node:net';
 import { MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
-import { Stat, VcpuControl } from '../guest/vcpu-control.js';
+import { VcpuControl } from '../guest/vcpu-control.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
@@ -28,7 +28,8 @@ import { RamSender } from './ram-sender.js';
 import { ReturnPath } from './return-path.js';
 import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js';
 import { ramDigest } from './ram-digest.js';
-import type { PassRecord, SourceStats, SwitchoverRecord } from './stats.js';
+import { SourceFigures } from './source-figures.js';
+import type { SourceStats } from './stats.js';
 import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
 
 /** Longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
@@ -87,23 +88,13 @@ export class SourceSession {
   private goSent = false;
   private headerBytes = 0;
   private pass = 0;
-  private passes: PassRecord[] = [];
-  private setupDoneMs = 0;
   private pausedAtMs = 0;
   private pauseAckedAtMs = 0;
   /** When the sync behind the last decision was taken. */
   private decidedAtMs = 0;
-  private switchoverRecord: SwitchoverRecord | null = null;
-  private downtimeMs: number | null = null;
-  private verifyMs = 0;
-  /** Time spent in send steps, and asleep because of the CPU-share cap. */
-  private busyNs = 0;
-  private capSleepNs = 0;
   private capStartNs = 0;
-  private expectedDowntimeMs = 0;
-  private dirtySyncs = 0;
+  private readonly figures: SourceFigures;
   private statsTimer: NodeJS.Timeout | null = null;
-  private readonly guestPagesAtStart: number;
 
   constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
     this.blocks = init.ram.map((s) => new RamBlock(s));
@@ -111,7 +102,7 @@ export class SourceSession {
     this.parameters = init.parameters;
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
-    this.guestPagesAtStart = this.guestPagesWritten();
+    this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
     port.onMessage((m) => this.onMessage(m));
   }
 
@@ -191,7 +182,7 @@ export class SourceSession {
     }
     this.headerBytes = header.length;
     out.write(header, () => {});
-    this.setupDoneMs = monoMs();
+    this.figures.setupDoneMs = monoMs();
     this.capStartNs = nowNs();
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
     this.statsTimer = setInterval(() => this.port.post({ type: 'stats', stats: this.stats() }), STATS_EVERY_MS);
@@ -217,7 +208,7 @@ export class SourceSession {
       const before = this.sender.pass.budgetBytes;
       const outcome = this.sender.step(now + this.stepNs(), allowance, nowNs);
       const busyNs = nowNs() - now;
-      this.busyNs += busyNs;
+      this.figures.busyNs += busyNs;
       if (!options.unlimited) this.limiter.consume(this.sender.pass.budgetBytes - before);
       if (outcome === 'pass-done') break;
       if (this.init.mode === 'mainloop') {
@@ -235,7 +226,7 @@ export class SourceSession {
       }
     }
     this.writer.flush();
-    if (!options.unlimited) this.recordPass(started);
+    if (!options.unlimited) this.recordPass(monoMs() - started);
   }
 
   private decide(): boolean {
@@ -250,7 +241,7 @@ export class SourceSession {
   private evaluate(passMs: number): SwitchoverDecision & { dirtyRate: number } {
     for (const b of this.blocks) b.log.sync();
     this.decidedAtMs = monoMs();
-    this.dirtySyncs++;
+    this.figures.dirtySyncs++;
     const remaining = this.sender.remainingPages;
     // Pages found dirty again after the pass, per second of the pass: what
     // the guest dirtied while it was sent (it saturates at RAM / pass time).
@@ -285,7 +276,7 @@ export class SourceSession {
     if (this.init.verify) {
       const t = monoMs();
       const digest = ramDigest(this.blocks);
-      this.verifyMs = monoMs() - t;
+      this.figures.verifyMs = monoMs() - t;
       await this.append(Rec.Verify, digest);
     }
     for (const [i, v] of this.vcpus.entries()) await this.append(Rec.Vcpu, encodeVcpuHead(i, v.savedState()));
@@ -308,12 +299,13 @@ export class SourceSession {
     this.writer.flush();
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
     const resumedMs = monoMs();
-    this.downtimeMs = resumedMs - this.pausedAtMs;
-    this.switchoverRecord = {
+    const downtimeMs = resumedMs - this.pausedAtMs;
+    this.figures.downtimeMs = downtimeMs;
+    this.figures.switchover = {
       decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
       pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs,
       loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
-      expectedMs: this.expectedDowntimeMs, downtimeMs: this.downtimeMs,
+      expectedMs: this.figures.expectedDowntimeMs, downtimeMs,
     };
   }
 
@@ -350,7 +342,7 @@ export class SourceSession {
     file.end();
     await within(Promise.race([once(file, 'close'), this.abort.promise]), limit, `syncing ${file.path.toString()}`);
     this.resumed.resolve();
-    this.downtimeMs = monoMs() - this.pausedAtMs;
+    this.figures.downtimeMs = monoMs() - this.pausedAtMs;
   }
 
   // ---- plumbing ----
@@ -421,76 +413,30 @@ export class SourceSession {
    */
   private async capCpu(): Promise<void> {
     const share = this.parameters.cpuSharePercent;
-    const owedNs = share >= 100 ? 0 : (this.busyNs * 100) / share - (nowNs() - this.capStartNs);
+    const owedNs = share >= 100 ? 0 : (this.figures.busyNs * 100) / share - (nowNs() - this.capStartNs);
     if (owedNs <= 0) {
       await yieldToLoop();
       return;
     }
     const t = nowNs();
     await Promise.race([sleep(owedNs / 1e6), this.abort.promise]);
-    this.capSleepNs += nowNs() - t;
+    this.figures.capSleepNs += nowNs() - t;
   }
 
   private inflightBytes(): number {
     return Math.max(0, this.headerBytes + this.writer.bytesOut - this.bandwidth.ackedBytes);
   }
 
-  private guestPagesWritten(): number {
-    return this.vcpus.reduce((n, v) => n + v.stat(Stat.PagesWritten), 0);
-  }
-
-  private recordPass(startedMs: number): void {
-    const durationMs = monoMs() - startedMs;
-    const e = this.evaluate(durationMs);
-    this.expectedDowntimeMs = e.expectedMs;
-    const p = this.sender.pass;
-    const dirtyRate = e.dirtyRate;
-    const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
-    const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
-    this.passes.push({
-      pass: this.pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
-      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes: this.inflightBytes(), dirtyRatePagesPerSec: dirtyRate,
-      bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
-      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
-    });
+  private recordPass(durationMs: number): void {
+    this.figures.recordPass(this.pass, this.sender, durationMs, this.evaluate(durationMs), this.inflightBytes());
     this.port.post({ type: 'stats', stats: this.stats() });
   }
 
   stats(): SourceStats {
-    const now = monoMs();
-    const totals = this.sender?.totals ?? [];
-    const normalPages = totals.reduce((n, t) => n + t.normal, 0);
-    const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
-    const transferred = this.headerBytes + (this.writer?.bytesOut ?? 0);
-    const elapsedMs = Math.max(now - this.init.startedAtMs, 1e-3);
-    const last = this.passes[this.passes.length - 1];
-    return {
-      totalRamBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),
-      transferredBytes: transferred,
-      normalPages,
-      normalBytes: normalPages * PAGE_SIZE,
-      duplicatePages: zeroPages,
-      remainingBytes: (last?.remainingPages ?? this.clients.reduce((n, c) => n + c.dirtyPages, 0)) * PAGE_SIZE,
-      dirtySyncCount: this.dirtySyncs,
-      dirtyPagesRate: last?.dirtyRatePagesPerSec ?? 0,
-      mbps: (transferred * 8) / 1e6 / (elapsedMs / 1000),
-      pagesPerSecond: ((normalPages + zeroPages) * 1000) / elapsedMs,
-      setupTimeMs: this.setupDoneMs > 0 ? this.setupDoneMs - this.init.startedAtMs : 0,
-      totalTimeMs: elapsedMs,
-      downtimeMs: this.downtimeMs,
-      verifyMs: this.verifyMs,
-      expectedDowntimeMs: Number.isFinite(this.expectedDowntimeMs) ? this.expectedDowntimeMs : -1,
-      bandwidthBytesPerSec: this.bandwidth.estimate(nowNs()),
-      ackedBytes: this.bandwidth.ackedBytes,
-      inflightBytes: this.writer ? this.inflightBytes() : 0,
-      pass: this.pass,
-      passFraction: this.sender?.passFraction ?? 0,
-      passes: [...this.passes],
-      switchover: this.switchoverRecord,
-      threadBusyMs: this.busyNs / 1e6,
-      threadCapSleepMs: this.capSleepNs / 1e6,
-      guestPagesWrittenAtStart: this.guestPagesAtStart,
-      guestPagesWritten: this.guestPagesWritten(),
-    };
+    return this.figures.snapshot({
+      sender: this.sender, writer: this.writer, bandwidth: this.bandwidth, headerBytes: this.headerBytes, pass: this.pass,
+      dirtyPages: () => this.clients.reduce((n, c) => n + c.dirtyPages, 0),
+      inflightBytes: () => this.inflightBytes(),
+    });
   }
 }

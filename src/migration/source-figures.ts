@@ -1,0 +1,101 @@
+/**
+ * The source's figures: what the migration thread counts while it works,
+ * and the SourceStats snapshot built from them for the main thread (QMP
+ * query-migrate, the progress display, the benchmark). The session owns the
+ * algorithm; this owns the bookkeeping, so neither reads like the other.
+ */
+import { Stat, type VcpuControl } from '../guest/vcpu-control.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import type { RamBlock } from '../memory/ram-block.js';
+import type { FrameWriter } from '../wire/frame-writer.js';
+import type { BandwidthEstimator } from './bandwidth.js';
+import type { RamSender } from './ram-sender.js';
+import type { PassRecord, SourceStats, SwitchoverRecord } from './stats.js';
+import type { SwitchoverDecision } from './switchover-rule.js';
+import { monoMs, nowNs } from './waiter.js';
+
+/** What the session has built so far: the figures read it live. */
+export interface SourceParts {
+  readonly sender?: RamSender;
+  readonly writer?: FrameWriter;
+  readonly bandwidth: BandwidthEstimator;
+  readonly headerBytes: number;
+  readonly pass: number;
+  /** Dirty pages before the first sync (the clients' own counts). */
+  readonly dirtyPages: () => number;
+  readonly inflightBytes: () => number;
+}
+
+export class SourceFigures {
+  readonly passes: PassRecord[] = [];
+  switchover: SwitchoverRecord | null = null;
+  setupDoneMs = 0;
+  downtimeMs: number | null = null;
+  verifyMs = 0;
+  /** Time spent in send steps, and asleep because of the CPU-share cap. */
+  busyNs = 0;
+  capSleepNs = 0;
+  expectedDowntimeMs = 0;
+  dirtySyncs = 0;
+  private readonly guestPagesAtStart: number;
+
+  constructor(private readonly startedAtMs: number, private readonly blocks: readonly RamBlock[], private readonly vcpus: readonly VcpuControl[]) {
+    this.guestPagesAtStart = this.guestPagesWritten();
+  }
+
+  /** Record a live pass and the decision taken after it. */
+  recordPass(pass: number, sender: RamSender, durationMs: number, e: SwitchoverDecision & { dirtyRate: number }, inflightBytes: number): void {
+    this.expectedDowntimeMs = e.expectedMs;
+    const p = sender.pass;
+    const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
+    const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(e.dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
+    this.passes.push({
+      pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
+      dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,
+      bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
+      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
+    });
+  }
+
+  snapshot(s: SourceParts): SourceStats {
+    const now = monoMs();
+    const totals = s.sender?.totals ?? [];
+    const normalPages = totals.reduce((n, t) => n + t.normal, 0);
+    const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
+    const transferred = s.headerBytes + (s.writer?.bytesOut ?? 0);
+    const elapsedMs = Math.max(now - this.startedAtMs, 1e-3);
+    const last = this.passes[this.passes.length - 1];
+    return {
+      totalRamBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),
+      transferredBytes: transferred,
+      normalPages,
+      normalBytes: normalPages * PAGE_SIZE,
+      duplicatePages: zeroPages,
+      remainingBytes: (last?.remainingPages ?? s.dirtyPages()) * PAGE_SIZE,
+      dirtySyncCount: this.dirtySyncs,
+      dirtyPagesRate: last?.dirtyRatePagesPerSec ?? 0,
+      mbps: (transferred * 8) / 1e6 / (elapsedMs / 1000),
+      pagesPerSecond: ((normalPages + zeroPages) * 1000) / elapsedMs,
+      setupTimeMs: this.setupDoneMs > 0 ? this.setupDoneMs - this.startedAtMs : 0,
+      totalTimeMs: elapsedMs,
+      downtimeMs: this.downtimeMs,
+      verifyMs: this.verifyMs,
+      expectedDowntimeMs: Number.isFinite(this.expectedDowntimeMs) ? this.expectedDowntimeMs : -1,
+      bandwidthBytesPerSec: s.bandwidth.estimate(nowNs()),
+      ackedBytes: s.bandwidth.ackedBytes,
+      inflightBytes: s.writer ? s.inflightBytes() : 0,
+      pass: s.pass,
+      passFraction: s.sender?.passFraction ?? 0,
+      passes: [...this.passes],
+      switchover: this.switchover,
+      threadBusyMs: this.busyNs / 1e6,
+      threadCapSleepMs: this.capSleepNs / 1e6,
+      guestPagesWrittenAtStart: this.guestPagesAtStart,
+      guestPagesWritten: this.guestPagesWritten(),
+    };
+  }
+
+  private guestPagesWritten(): number {
+    return this.vcpus.reduce((n, v) => n + v.stat(Stat.PagesWritten), 0);
+  }
+}
