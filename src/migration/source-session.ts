@@ -252,7 +252,7 @@ export class SourceSession {
       leadMs: PAUSE_LEAD_MS,
       cleanPages: this.blocks.reduce((n, b) => n + b.pages, 0) - remaining,
       inflightBytes: this.inflightBytes(),
-      bandwidthBytesPerSec: this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.estimate(nowNs()),
+      bandwidthBytesPerSec: this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.forSwitchover(nowNs()),
       downtimeLimitMs: this.parameters.downtimeLimitMs,
       fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
       toFile: this.file !== null,

@@ -94,3 +94,27 @@ test('bandwidth estimate: acknowledged bytes in link-limited windows; a lower bo
   b.tick(300 * MS); // 100 MB/s: the mean moves a quarter of the way
   assert.equal(b.estimate(300 * MS), 500e6 + 0.25 * (100e6 - 500e6));
 });
+
+test('bandwidth for the switchover: the mean, or the 20th percentile of the last 10 windows when lower', () => {
+  const b = new BandwidthEstimator(0);
+  assert.equal(b.forSwitchover(0), 0);
+  // A link that swings between 1 GB/s and 0.5 GB/s, window by window (MB per 100 ms window).
+  const rates = [100, 50, 100, 100, 50, 100, 100, 100, 100, 100, 100, 100];
+  let acked = 0;
+  rates.forEach((mb, i) => {
+    b.onHeldBack();
+    acked += mb * 1e6;
+    b.onAck(acked);
+    b.tick((i + 1) * 100 * MS);
+  });
+  const now = rates.length * 100 * MS;
+  assert.ok(b.estimate(now) > 900e6, `the mean forgets the slow windows: ${b.estimate(now)}`);
+  // The last 10 windows hold one 0.5 GB/s window: the 20th percentile of 10 (the second
+  // slowest) is 1 GB/s, above the mean, so the mean is used.
+  assert.equal(b.forSwitchover(now), b.estimate(now));
+  b.onHeldBack();
+  b.onAck(acked + 50e6);
+  b.tick(now + 100 * MS);
+  assert.equal(b.forSwitchover(now + 100 * MS), 500e6, 'two slow windows in the last 10: plan for the slow one');
+  assert.ok(b.forSwitchover(now + 100 * MS) < b.estimate(now + 100 * MS));
+});
