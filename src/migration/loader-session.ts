@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import type net from 'node:net';
 import { WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
+import { nextSetBit } from '../memory/bits.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
 import { listenOnce } from '../transport/socket.js';
@@ -216,8 +217,9 @@ export class LoaderSession {
   private loadZeroRun(block: number, first: number, count: number): void {
     const w = this.written[block];
     const bytes = this.blocks[block].bytes;
-    for (let p = first; p < first + count; p++) {
-      if ((w[p >>> 5] & (1 << (p & 31))) === 0) continue;
+    const end = first + count;
+    // Pages never written here are zero already: skip them a bitmap word (32 pages) at a time.
+    for (let p = nextSetBit(w, first, end); p < end; p = nextSetBit(w, p + 1, end)) {
       bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
       this.blocks[block].log.markPage(p);
       this.stats.zeroPagesWritten++;

@@ -219,10 +219,12 @@ export class SourceSession {
         this.bandwidth.onHeldBack();
         this.writer.flush();
         await this.waitRoom(SLOT_BYTES);
-      } else if (options.unlimited) {
-        await yieldToLoop(); // the switchover pass: the guest is paused, no cap
       } else {
-        await this.capCpu();
+        // Hand over what the step encoded (a slot may take seconds to fill with
+        // zero runs), so the destination loads alongside, not all at the end.
+        this.writer.flush();
+        if (options.unlimited) await yieldToLoop(); // the switchover pass: the guest is paused, no cap
+        else await this.capCpu();
       }
     }
     this.writer.flush();
