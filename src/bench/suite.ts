@@ -80,7 +80,9 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
     { readyPages: (2 * big) / PAGE });
   add('random', `${size(mid)} of random data, static`, mid, ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'],
     { readyPages: mid / PAGE, note: 'all of RAM random (the target names 1920 of 2048 MiB)' });
-  for (const [rate, limit] of [['3', 300], ['3', 30], ['full', 300]] as const) {
+  // 3 sweeps/s is the issue's shape (QEMU's test guest); 0.5/s is the same guest slow enough that this
+  // machine's bandwidth is well above its dirty rate, where convergence is owed.
+  for (const [rate, limit] of [['3', 300], ['3', 30], ['full', 300], ['0.5', 300], ['0.5', 30]] as const) {
     add('sweep', `sweep ${size(sweepRam)} at ${rate === 'full' ? 'full speed' : `${rate} sweeps/s`}, downtime-limit ${limit} ms`, sweepRam,
       ['--vcpus', '1', '--workload', 'sweep', ...(rate === 'full' ? [] : ['--rate', rate])],
       { params: { 'downtime-limit': limit }, cancelAfterMs: quick ? 5000 : 20_000 });
@@ -117,14 +119,23 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
 }
 
 /**
- * The guest's dirty rate in distinct pages per second: its page writes per
- * second (a slow sweep writes each page once per sweep), but no more than
- * the source found dirty per second of a pass (a fast sweep writes the
- * same pages over and over).
+ * The dirty rate a pre-copy must beat to converge, in distinct pages per
+ * second: the guest's page writes per second, but no more than its RAM per
+ * downtime limit. To switch over, the last pass must fit the limit, and in
+ * a window that short a sweep writes distinct pages; a guest rewriting the
+ * same pages faster still dirties at most all of its RAM per window. (An
+ * earlier version capped it by what passes found dirty per second; a pass
+ * longer than a sweep saturates at RAM / pass time, and a 512 MiB guest
+ * sweeping 1.6 GB/s read as dirtying 0.6.)
  */
-function uniqueDirtyRate(r: RunResult): number {
-  const found = r.passRecords.slice(1).map((p) => p.dirtyRatePagesPerSec);
-  return found.length === 0 ? r.guestPagesPerSecBefore : Math.min(r.guestPagesPerSecBefore, Math.max(...found));
+function convergenceDirtyRate(r: RunResult, ramBytes: number, limitMs: number): number {
+  return Math.min(r.guestPagesPerSecBefore, (ramBytes / PAGE) * (1000 / limitMs));
+}
+
+/** Bandwidth over that dirty rate, per run. */
+function convergenceRatio(r: RunResult, scenario: Scenario): number {
+  const limitMs = scenario.spec.params['downtime-limit'] ?? 300;
+  return r.bandwidthBytesPerSec / Math.max(convergenceDirtyRate(r, scenario.ramBytes, limitMs) * PAGE, 1);
 }
 
 function outcome(scenario: Scenario, runs: RunResult[]): Outcome {
@@ -155,16 +166,20 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
   }
   for (const o of of('sweep')) {
     const limit = o.scenario.spec.params['downtime-limit'];
+    // Judged run by run: each run whose ratio is at least 1.3 owes convergence.
     const converged = o.runs.filter((r) => r.status === 'completed');
-    const ratio = summarize(o.runs.map((r) => r.bandwidthBytesPerSec / Math.max(uniqueDirtyRate(r) * PAGE, 1)));
+    const ratios = o.runs.map((r) => convergenceRatio(r, o.scenario));
+    const ratio = summarize(ratios);
     const within = converged.every((r) => r.downtimeMs <= limit);
-    const mustConverge = ratio.median >= 1.3;
+    const owing = o.runs.filter((_, i) => ratios[i] >= 1.3);
+    const missed = owing.filter((r) => r.status !== 'completed').length;
     v.push({
       target: `${o.scenario.spec.name}: converges within the limit when bandwidth >= 1.3 x dirty rate`,
-      measured: `${converged.length}/${o.runs.length} converged, downtime ${f(o.downtimeMs)} ms, bandwidth / dirty rate ${f(ratio, 2)}`,
-      met: mustConverge ? converged.length === o.runs.length && within : within,
+      measured: `${converged.length}/${o.runs.length} converged (${owing.length} owed), downtime ${f(o.downtimeMs)} ms, bandwidth / dirty rate ${f(ratio, 2)}`,
+      met: within && missed === 0,
       why: !within ? 'a run that converged exceeded the downtime limit'
-        : mustConverge ? '' : 'bandwidth below 1.3 x the dirty rate: convergence not required',
+        : missed > 0 ? `${missed} run(s) with bandwidth >= 1.3 x the dirty rate did not converge`
+          : owing.length === 0 ? 'bandwidth below 1.3 x the dirty rate in every run: convergence not required' : '',
     });
   }
   for (const o of of('netns')) {
@@ -280,7 +295,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     verdicts: v, notes,
   }, null, 2));
   const map: MapPoint[] = outcomes.filter((o) => o.scenario.group === 'map').flatMap((o) => o.runs.map((r) => ({
-    name: o.scenario.spec.name, dirtyMBps: (uniqueDirtyRate(r) * PAGE) / 1e6, bandwidthMBps: r.bandwidthBytesPerSec / 1e6,
+    name: o.scenario.spec.name, dirtyMBps: (convergenceDirtyRate(r, o.scenario.ramBytes, o.scenario.spec.params['downtime-limit'] ?? 300) * PAGE) / 1e6, bandwidthMBps: r.bandwidthBytesPerSec / 1e6,
     converged: r.status === 'completed', passes: r.passes, downtimeMs: r.downtimeMs,
   })));
   writeFileSync(values.report, renderMapReport(`ferry convergence map (${quick ? 'quick' : 'full'} run)`, map));
