@@ -76,7 +76,7 @@ export interface SourceStats {
   /** How far the current pass has walked through RAM, 0 to 1. */
   readonly passFraction: number;
   readonly passes: readonly PassRecord[];
-  /** Set once the switchover finished. */
+  /** Set once a migration over a socket finished its switchover (a save to file has no LOADED / GO exchange to time). */
   readonly switchover: SwitchoverRecord | null;
   /** The migration thread's own accounting: time sending, and asleep under the CPU-share cap. */
   readonly threadBusyMs: number;
