@@ -27,6 +27,14 @@ export function summaryTable(info: MigrateInfo, latency: { baseline: LatencySumm
   const rows: [string, string][] = [['status', info.status + (info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`)]];
   const ms = (v: number | undefined) => (v === undefined ? '-' : `${v} ms`);
   rows.push(['total-time', ms(info['total-time'])], ['setup-time', ms(info['setup-time'])], ['downtime', ms(info.downtime)]);
+  const sw = info['x-ferry-switchover'];
+  if (sw !== undefined) {
+    // Where the downtime went (the rest: appending the vCPU and device state).
+    const f = (v: number) => v.toFixed(1);
+    rows.push(['  expected', `${f(sw.expectedMs)} ms`], ['  phases', `pause ${f(sw.pauseMs)}, final pass ${f(sw.finalPassMs)} (${sw.finalPages} pages), ` +
+      `${sw.verifyMs > 0 ? `source digest ${f(sw.verifyMs)}, ` : ''}to LOADED ${f(sw.loadedWaitMs)}${sw.verifyMs > 0 ? ' (with the destination\'s digest)' : ''}, ` +
+      `commit ${f(sw.commitMs)}, resume ${f(sw.resumeMs)} ms`]);
+  }
   if (info.ram !== undefined) {
     const r = info.ram;
     rows.push(

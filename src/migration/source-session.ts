@@ -305,7 +305,7 @@ export class SourceSession {
     this.figures.downtimeMs = downtimeMs;
     this.figures.switchover = {
       decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
-      pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs,
+      pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs, verifyMs: this.figures.verifyMs,
       loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
       expectedMs: this.figures.expectedDowntimeMs, downtimeMs,
     };

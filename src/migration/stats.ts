@@ -43,6 +43,8 @@ export interface SwitchoverRecord {
   readonly finalPages: number;
   readonly finalBytes: number;
   readonly finalPassMs: number;
+  /** Verify mode: the source's RAM digest after the final pass (the destination's falls in loadedWaitMs). */
+  readonly verifyMs: number;
   /** vCPU and device state and END appended, until the destination said LOADED. */
   readonly loadedWaitMs: number;
   /** LOADED to the source's commit, and GO to RESUMED. */
