@@ -16,7 +16,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { StallProbe, epochMs, summarizeLatency, type LatencyProbe, type LatencySummary, type ProbeSample } from './stall-probe.js';
+import { StallProbe, epochMs, latencyBetween, type LatencyProbe, type LatencySummary, type ProbeSample } from './stall-probe.js';
 
 type ToProbe = { type: 'start' } | { type: 'stop' };
 type FromProbe = { type: 'ready' } | { type: 'samples'; samples: ProbeSample[] } | { type: 'error'; message: string };
@@ -64,7 +64,7 @@ export class ProbeProcess implements LatencyProbe {
   }
 
   between(fromMs: number, toMs: number): LatencySummary {
-    return summarizeLatency(this.samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs));
+    return latencyBetween(this.samples, fromMs, toMs);
   }
 
   close(): void {

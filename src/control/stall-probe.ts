@@ -30,6 +30,11 @@ export function summarizeLatency(samples: readonly ProbeSample[]): LatencySummar
   return { samples: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] };
 }
 
+/** The samples sent in [fromMs, toMs), summarised. */
+export function latencyBetween(samples: readonly ProbeSample[], fromMs: number, toMs: number): LatencySummary {
+  return summarizeLatency(samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs));
+}
+
 /** What a migration follower needs of a probe, in this process or in its own (probe-process.ts). */
 export interface LatencyProbe {
   readonly samples: readonly ProbeSample[];
@@ -72,7 +77,7 @@ export class StallProbe implements LatencyProbe {
 
   /** Samples sent in [fromMs, toMs) (probe-relative), summarised. */
   between(fromMs: number, toMs: number): LatencySummary {
-    return summarizeLatency(this.samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs));
+    return latencyBetween(this.samples, fromMs, toMs);
   }
 
   /** Milliseconds since the origin (the samples' clock). */

@@ -9,8 +9,9 @@
  *      from this decision to the vCPUs' acknowledgement of the pause (a
  *      guest dirtying 1.6 GB/s adds 8 MB in 5 ms: 16 ms at 0.5 GB/s), at
  *      most the pages not dirty yet;
- *   2. bandwidth = avail-switchover-bandwidth if set, else the estimate
- *      from acknowledged, link-limited windows (bandwidth.ts);
+ *   2. bandwidth = avail-switchover-bandwidth if set, else the cautious
+ *      figure from acknowledged, link-limited windows (bandwidth.ts
+ *      `forSwitchover`: the mean, or a slow recent window if lower);
  *   3. expected downtime = fixed switchover cost + remaining / bandwidth;
  *   4. switch over when expected downtime <= downtime-limit; with nothing
  *      remaining, switch over whatever the bandwidth. With no bandwidth
