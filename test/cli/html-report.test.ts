@@ -1,28 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { renderMapReport } from '../../src/bench/map-report.js';
 import { renderReport } from '../../src/cli/html-report.js';
 import type { PassRecord } from '../../src/migration/stats.js';
+import { renderInChromium } from './browser.js';
+import { fileLimit } from '../waits.js';
 
-const run = promisify(execFile);
-
-/** Render `html` in headless Chromium; the DOM after scripts ran. */
-async function renderInChromium(html: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-report-'));
-  const file = join(dir, 'report.html');
-  writeFileSync(file, html);
-  const { stdout } = await run('chromium', [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, '--virtual-time-budget=5000',
-    '--dump-dom', `file://${file}`,
-  ], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
-  return stdout;
-}
+fileLimit(import.meta.url, 180_000);
 
 function pass(n: number): PassRecord {
   return {
@@ -43,7 +27,7 @@ test('the HTML report is self-contained and its four charts are drawn in a real 
   });
   assert.ok(!/<script[^>]+src=|<link\b|<img\b|<iframe\b/i.test(html), 'no external resources: every script is inline');
   assert.ok(html.includes('test &lt;report&gt;'), 'text is escaped');
-  const stdout = await renderInChromium(html);
+  const stdout = await renderInChromium(html, 'body[data-charts-drawn]');
   assert.match(stdout, /<body data-charts-drawn="4"/, 'all four charts drew pixels');
   assert.equal((stdout.match(/data-drawn="true"/g) ?? []).length, 4);
 });
@@ -55,6 +39,6 @@ test('the benchmark\'s convergence map is self-contained and its chart is drawn 
   ]);
   assert.ok(!/<script[^>]+src=|<link\b|<img\b|<iframe\b/i.test(html), 'no external resources');
   assert.ok(html.includes('map &lt;test&gt;') && html.includes('<td>not converged</td>'));
-  const stdout = await renderInChromium(html);
+  const stdout = await renderInChromium(html, 'body[data-charts-drawn]');
   assert.match(stdout, /<body data-charts-drawn="1"/, 'the map drew pixels');
 });
