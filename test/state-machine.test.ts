@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runStateMachine } from '../src/guest/run-state.js';
 import { migrationStateMachine } from '../src/migration/status.js';
+import { fileLimit } from './waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 test('state machines allow only their table, emit each change once, and treat the same state as a no-op', () => {
   const m = migrationStateMachine();

@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 

@@ -4,6 +4,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseSize } from '../../src/cli/size.js';
+import { bounded, fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 const run = promisify(execFile);
 const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -88,10 +91,9 @@ test('ferry migrate drives a guest served by ferry run --qmp in another process'
   dest.stdout.on('data', (d: Buffer) => { destOut += d.toString(); });
   const destExited = new Promise<string>((resolve) => dest.on('exit', () => resolve(destOut)));
   try {
-    for (let i = 0; i < 200 && !destOut.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-    const listening = destOut;
+    const listening = await until('the destination process to print where it listens', () => destOut.includes('\n') && destOut, 30_000);
     const { uri } = JSON.parse(listening.split('\n')[0]) as { uri: string };
-    await new Promise<void>((resolve) => source.stdout.on('data', (d: Buffer) => { if (d.toString().includes('QMP control socket')) resolve(); }));
+    await bounded('the source process to open its QMP control socket', new Promise<void>((resolve) => source.stdout.on('data', (d: Buffer) => { if (d.toString().includes('QMP control socket')) resolve(); })), 30_000);
     const before = JSON.parse((await run(process.execPath, [ferry, 'status', '--qmp', `unix:${control}`, '--json'])).stdout) as { status: string; migration: object };
     assert.deepEqual(before, { status: 'running', migration: {} });
     const { stdout } = await run(process.execPath, [ferry, 'migrate', '--qmp', `unix:${control}`, '--to', uri, '--verify', '--json', '--baseline', '0.2'], { timeout: 30_000 });
@@ -102,7 +104,7 @@ test('ferry migrate drives a guest served by ferry run --qmp in another process'
     const after = JSON.parse((await run(process.execPath, [ferry, 'status', '--qmp', `unix:${control}`, '--json'])).stdout) as { status: string; migration: { status: string } };
     assert.equal(after.status, 'postmigrate');
     assert.equal(after.migration.status, 'completed');
-    const result = await destExited;
+    const result = await bounded('the destination process to exit', destExited, 30_000);
     const final = JSON.parse(result.trim().split('\n').pop()!) as { status: string; check: boolean; stats: { verified: boolean } };
     assert.equal(final.status, 'resumed');
     assert.equal(final.check, true);

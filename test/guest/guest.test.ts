@@ -4,6 +4,9 @@ import { Guest } from '../../src/guest/guest.js';
 import { prepareVcpuThreads, spareVcpuThreads } from '../../src/guest/vcpu-threads.js';
 import { checkSweep } from '../../src/guest/sweep-checker.js';
 import type { SweepState } from '../../src/guest/workloads/sweep.js';
+import { fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -74,15 +77,17 @@ test('throttle: each vCPU sleeps the asked share of its slices, by its own accou
 test('the guest clock stops while paused', async () => {
   const g = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'idle', intervalMs: 5 }] });
   await g.cont();
-  await sleep(50);
+  await until('the guest clock to pass 30 ms while running', () => g.vcpuStats()[0].guestNs > 30e6, 10_000);
   await g.pause();
   const t = g.vcpuStates()[0].guestNs;
   await sleep(100);
+  const from = performance.now();
   await g.cont();
   await g.pause();
+  const ranMs = performance.now() - from;
   const t2 = g.vcpuStates()[0].guestNs;
-  assert.ok(t > 30e6, `clock ran while running (${t / 1e6} ms)`);
-  assert.ok(t2 - t < 40e6, `clock did not count the 100 ms pause (${(t2 - t) / 1e6} ms)`);
+  // Between the two pauses the guest ran at most `ranMs` of wall time; the 100 ms paused before it never count.
+  assert.ok(t2 - t <= (ranMs + 1) * 1e6, `clock did not count the 100 ms pause (${(t2 - t) / 1e6} ms in ${ranMs.toFixed(1)} ms of running)`);
 });
 
 test('a pause that is not acknowledged in time is undone and reported', async () => {
@@ -102,8 +107,7 @@ test('a pause that is not acknowledged in time is undone and reported', async ()
   assert.equal(timeouts, 1, 'a 1 us pause deadline was missed at least once in 50 tries');
   assert.equal(g.runState, 'running');
   const written = g.pagesWritten;
-  await sleep(20);
-  assert.ok(g.pagesWritten > written, 'the vCPUs run again after the failed pause');
+  await until('the vCPUs to write again after the failed pause', () => g.pagesWritten > written, 10_000);
   await assert.rejects(g.pause('paused', { timeoutMs: -1 }), { message: /pause timeout must be a number of milliseconds/ });
   assert.equal(g.runState, 'running');
   await g.pause();

@@ -6,6 +6,9 @@ import { restoreWorkload, type WorkloadSpec, type WorkloadState } from '../../sr
 import type { SweepState } from '../../src/guest/workloads/sweep.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { RamBlock } from '../../src/memory/ram-block.js';
+import { fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 const RAM = 32 * 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,7 +52,7 @@ for (const [name, spec] of cases) {
     b.blocks[0].write(0, snapshot);
     b.loadVcpuStates([saved]);
     await b.resume();
-    await sleep(15);
+    await until('the second guest\'s clock to continue past the saved one', () => b.vcpuStats()[0].guestNs > saved.guestNs, 10_000);
     await b.pause();
     const [after] = b.vcpuStates();
     assert.ok(after.guestNs > saved.guestNs, 'the guest clock continued from the saved one');

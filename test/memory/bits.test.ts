@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { forEachRun, forEachSetBit, popcount32, popcountWords } from '../../src/memory/bits.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 function randomWords(n: number, density: number, seed: number): Int32Array {
   let x = seed;

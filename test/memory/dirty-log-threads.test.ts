@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { forEachSetBit } from '../../src/memory/bits.js';
 import { RamBlock } from '../../src/memory/ram-block.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 const PAGES = 1024; // 4 MiB: writers collide on pages and words often
 const WRITERS = 2;

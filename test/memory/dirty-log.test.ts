@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import { forEachSetBit } from '../../src/memory/bits.js';
 import { DirtyLog } from '../../src/memory/dirty-log.js';
 import { RamBlock } from '../../src/memory/ram-block.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 function taken(out: Int32Array, first: number): number[] {
   const pages: number[] = [];

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { jsZeroScanner, simdZeroScanner } from '../../src/memory/zero-scan.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 const PAGES = 64;
 

@@ -19,21 +19,29 @@ import { fileURLToPath } from 'node:url';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, RunLedger, adopt, assertSweeps, destroyAll, epochMs, guest, listen, sleep } from './helpers.js';
+import { bounded, fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000 * Math.max(1, Number(process.env.FERRY_FAULT_RUNS ?? 2) / 2));
 
 after(destroyAll);
 const RUNS = Number(process.env.FERRY_FAULT_RUNS ?? 2);
 const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const counts: Record<string, { runs: number; sourceIntact: number; clearReason: number; failedAfterGo: number; completedFirst: number; twoCopies: number }> = {};
 
+/** Destination processes still alive: killed after the file, whatever failed. */
+const children = new Set<ChildProcess>();
+after(() => { for (const c of children) c.kill('SIGKILL'); });
+
 /** A destination process; `ranFrom` is when its guest started running (it says so on stdout), `exitedAt` when it died. */
 async function destination(): Promise<{ child: ChildProcess; uri: string; exited: Promise<void>; ranFrom: () => number | null; exitedAt: () => number }> {
   const child = spawn(process.execPath, [ferry, 'incoming', '--listen', 'tcp:127.0.0.1:0', '--seconds', '10', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  children.add(child);
   let out = '';
   let exitedAt = Infinity;
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.once('exit', () => { exitedAt = epochMs(); });
   const exited = new Promise<void>((r) => child.once('close', () => r()));
-  for (let i = 0; i < 400 && !out.includes('\n'); i++) await sleep(10);
+  await until('the destination process to print where it listens', () => out.includes('\n'), 30_000);
   const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; uri?: string; atMs?: number });
   const ranFrom = () => lines().find((l) => l.event === 'running')?.atMs ?? null;
   return { child, uri: lines()[0].uri!, exited, ranFrom, exitedAt: () => exitedAt };
@@ -69,8 +77,8 @@ async function runCase(point: Point): Promise<void> {
   if (point === 'mid pass') m.once('stats', () => void sleep(Math.random() * 100).then(kill));
   if (point === 'during switchover, before LOADED') m.on('status', (s) => { if (s === 'device') kill(); });
   if (point === 'after GO') src.on('runstate', (to) => { if (to === 'postmigrate') void sleep(Math.random() * 3).then(kill); });
-  const r = await m.done();
-  await dest.exited.catch(() => {});
+  const r = await bounded(`the migration to end (${point})`, m.done(), 60_000);
+  await bounded(`the destination process to exit (${point})`, dest.exited, 30_000);
   c.runs++;
   if (r.status === 'completed' || (r.status === 'failed' && /destination|LOADED|RESUMED|connect/.test(r.error ?? ''))) c.clearReason++;
   if (point !== 'after GO') {

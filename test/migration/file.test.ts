@@ -7,6 +7,9 @@ import { after, test } from 'node:test';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, sleep } from './helpers.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 after(destroyAll);
 const dir = mkdtempSync(join(tmpdir(), 'ferry-file-'));

@@ -120,8 +120,10 @@ export class FaultyLink {
       down.on('end', () => up.end());
       up.on('error', () => down.destroy());
       down.on('error', () => up.destroy());
-      up.on('close', () => down.destroy());
-      down.on('close', () => up.destroy());
+      // A side that ended cleanly was ended on the other side too (above): destroying it now could drop
+      // bytes still queued for it, such as a destination's ERROR record on its way to the source.
+      up.on('close', () => { if (!down.writableEnded) down.destroy(); });
+      down.on('close', () => { if (!up.writableEnded) up.destroy(); });
     });
     await new Promise<void>((r) => link.server.listen(0, '127.0.0.1', r));
     link.uri = `tcp:127.0.0.1:${(link.server.address() as net.AddressInfo).port}`;

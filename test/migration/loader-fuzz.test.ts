@@ -24,6 +24,9 @@ import { LoaderSession } from '../../src/migration/loader-session.js';
 import type { FromLoader, ToLoader } from '../../src/migration/messages.js';
 import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
 import { PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 0) / 500));
 
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;

@@ -3,6 +3,9 @@ import { after, test } from 'node:test';
 import type { WorkloadSpec } from '../../src/guest/workloads/index.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, listen, sameRam, sleep } from './helpers.js';
+import { fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 after(destroyAll);
 
@@ -47,10 +50,10 @@ for (const transport of ['tcp', 'unix'] as const) {
       const phases = sw.pauseMs + sw.finalPassMs + sw.verifyMs + sw.loadedWaitMs + sw.commitMs + sw.resumeMs;
       assert.ok(phases <= sw.downtimeMs + 1e-6, `phases ${phases} ms exceed the downtime ${sw.downtimeMs} ms`);
       // The workload continues from the source's state on the destination.
-      await sleep(50);
+      const before = src.vcpuStates().map((s) => s.guestNs);
+      await until('the destination\'s guest clocks to run on past the source\'s', () => g.vcpuStats().every((s, i) => s.guestNs > before[i]), 10_000);
       await g.pause();
       assertSweeps(g, 'destination after running on');
-      const before = src.vcpuStates().map((s) => s.guestNs);
       g.vcpuStates().forEach((s, i) => assert.ok(s.guestNs > before[i], 'guest clock continued'));
     });
   }

@@ -3,6 +3,9 @@ import { after, test } from 'node:test';
 import { Migration } from '../../src/migration/migration.js';
 import { withParameters, DEFAULT_PARAMETERS } from '../../src/migration/parameters.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 after(destroyAll);
 

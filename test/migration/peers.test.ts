@@ -15,8 +15,10 @@ import { IncomingMigration, MIN_FRAME_BYTES } from '../../src/migration/incoming
 import { Migration, type MigrationResult } from '../../src/migration/migration.js';
 import { Rec, encodeFrame } from '../../src/wire/format.js';
 import { SLOT_BYTES } from '../../src/wire/frame-writer.js';
+import { bounded, fileLimit, until } from '../waits.js';
 import { FaultyLink, MiB, RunLedger, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
 
+fileLimit(import.meta.url, 300_000);
 after(destroyAll);
 const RUNS = Number(process.env.FERRY_FAULT_RUNS ?? 2);
 
@@ -39,7 +41,7 @@ const READY = encodeFrame(Rec.Ready, 0, new Uint8Array(0));
 async function sweepingGuest(ramMiB: number): Promise<Guest> {
   const g = await guest({ ram: ramMiB * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 4 }] });
   await g.cont();
-  await sleep(300); // every page written at least once
+  await until('a full sweep of the guest (every page written once)', () => g.pagesWritten >= (ramMiB * MiB) / 4096, 20_000);
   return g;
 }
 
@@ -53,9 +55,9 @@ async function assertSourceRecovers(src: Guest, r: MigrationResult, reason: RegE
   assertSweeps(src, 'the source after the failure');
   await src.cont();
   const good = await listen('tcp');
-  const again = await Migration.start(src, good.uri).done();
+  const again = await bounded('a new migration after the failure', Migration.start(src, good.uri).done(), 30_000);
   assert.equal(again.status, 'completed', `a new migration after the failure: ${again.error}`);
-  (await good.done()).guest?.destroy();
+  await (await bounded('the new destination to end', good.done(), 30_000)).guest?.destroy();
 }
 
 test('a destination that never accepts (no READY) fails the migration after the switchover timeout', { timeout: 30_000 }, async () => {
@@ -70,23 +72,27 @@ test('a destination that stops reading: backpressure holds the source to its sen
   const src = await sweepingGuest(128);
   const dest = await fakeDestination((s) => { s.write(READY); s.pause(); });
   const rss0 = process.memoryUsage().rss;
-  const m = Migration.start(src, dest.uri, { idleTimeoutMs: 1500 });
-  await sleep(600);
+  const m = Migration.start(src, dest.uri, { idleTimeoutMs: 4000 });
+  // The migration's own stats messages (one per 100 ms of its clock) are the ticks: the wait is for a state
+  // (bytes in flight, unchanged over 3 messages), never for a duration.
+  const samples: number[] = [];
+  m.on('stats', () => samples.push(m.stats.inflightBytes));
+  const steady = () => samples.length >= 3 && samples.at(-1)! > 0 && samples.slice(-3).every((v) => v === samples.at(-1)) && samples.length;
+  const at = await until('bytes in flight to stop growing (the source blocked on a reader that stopped)', steady, 20_000);
   const first = m.stats.inflightBytes;
   const rss1 = process.memoryUsage().rss;
-  await sleep(400);
+  await until('3 more stats messages while blocked', () => samples.length >= at + 3, 20_000);
   const second = m.stats.inflightBytes;
   const rss2 = process.memoryUsage().rss;
   console.log(`# stopped reader: ${first} then ${second} bytes in flight; source RSS +${((rss1 - rss0) / MiB).toFixed(1)} MiB, then +${((rss2 - rss1) / MiB).toFixed(1)} MiB`);
-  const r = await m.done();
-  dest.close();
+  const r = await bounded('the idle timeout to end the migration', m.done(), 30_000).finally(() => dest.close());
   // Bytes in flight: the send slots plus what the kernel's socket buffers took; no more, and not growing.
   assert.ok(first > 0 && second === first, `in flight ${first} then ${second} bytes: the source waits`);
   assert.ok(second < 16 * SLOT_BYTES + 16 * MiB, `in flight ${second} bytes of a 128 MiB guest`);
   // The migration thread and its send slots cost some tens of MiB once; blocked, the source does not grow.
   assert.ok(rss2 - rss1 < 4 * MiB, `the source grew by ${rss2 - rss1} bytes while blocked`);
   assert.equal(src.runState, 'running');
-  await assertSourceRecovers(src, r, /acknowledged nothing for \d+ ms with \d+ bytes in flight \(idle timeout 1500 ms\)/);
+  await assertSourceRecovers(src, r, /acknowledged nothing for \d+ ms with \d+ bytes in flight \(idle timeout 4000 ms\)/);
 });
 
 test('a destination that reads everything but never answers LOADED: the source resumes after the switchover timeout', { timeout: 30_000 }, async () => {
@@ -123,8 +129,10 @@ async function linkCase(fault: LinkFault): Promise<void> {
   };
   if (slow) m.once('stats', () => void sleep(Math.random() * 200).then(breakLink));
   else m.on('status', (s) => { if (s === 'device') breakLink(); });
-  const [r, inc] = await Promise.all([m.done(), incoming.done()]);
-  link.close();
+  const [r, inc] = await Promise.all([
+    bounded(`the source's migration to end after ${fault}`, m.done(), 20_000),
+    bounded(`the destination to end after ${fault}`, incoming.done(), 20_000),
+  ]).finally(() => link.close());
   assert.equal(inc.status, 'failed', `${fault}: the destination fails`);
   assert.equal(inc.guest, null, `${fault}: the partial guest is discarded`);
   assert.equal(ledger.ran('destination'), false, `${fault}: the destination never ran`);

@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import { BandwidthEstimator } from '../../src/migration/bandwidth.js';
 import { RateLimiter } from '../../src/migration/rate-limiter.js';
 import { decideSwitchover } from '../../src/migration/switchover-rule.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 const MS = 1e6;
 const base = { inflightBytes: 0, bandwidthBytesPerSec: 125e6, downtimeLimitMs: 30, fixedCostMs: 5, toFile: false };

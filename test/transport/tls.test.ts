@@ -5,6 +5,9 @@ import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, sleep } from '../migration/helpers.js';
 import { makeCerts } from './certs.js';
+import { bounded, fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 300_000);
 
 after(destroyAll);
 const certs = makeCerts();
@@ -89,11 +92,11 @@ test('the CLI migrates between two processes over TLS with certificate files, an
   let out = '';
   dest.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   const exited = new Promise<void>((r) => dest.on('exit', () => r()));
-  for (let i = 0; i < 200 && !out.includes('\n'); i++) await sleep(25);
+  await until('the TLS destination process to print where it listens', () => out.includes('\n'), 30_000);
   const { uri } = JSON.parse(out.split('\n')[0]) as { uri: string };
   const { stdout } = await run(process.execPath, [ferry, 'run', '--ram', '8M', '--seconds', '0.2', '--migrate-to', uri, '--json',
     '--tls-ca', ca, '--tls-cert', file('src.pem', certs.client.cert), '--tls-key', file('src.key', certs.client.key), '--tls-hostname', 'localhost'], { timeout: 30_000 });
   assert.equal((JSON.parse(stdout) as { status: string }).status, 'completed');
-  await exited;
+  await bounded('the TLS destination process to exit', exited, 30_000);
   await assert.rejects(run(process.execPath, [ferry, 'run', '--migrate-to', uri, '--tls-ca', join(dir, 'missing.pem')]), /--tls-ca: cannot read .*missing\.pem/);
 });

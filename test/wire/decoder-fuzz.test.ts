@@ -17,6 +17,9 @@ import { Rec, decodeEndHead } from '../../src/wire/format.js';
 import { FrameDecoder } from '../../src/wire/frame-decoder.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { PAGES, mutate, mutation } from './stream-mutations.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_FUZZ_RUNS ?? 0) / 1000));
 
 const RUNS = Number(process.env.FERRY_FUZZ_RUNS ?? 2000);
 

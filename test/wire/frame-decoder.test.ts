@@ -5,6 +5,9 @@ import { Rec, WIRE_VERSION, crc32, decodeHeader, encodeFrame, encodeHeader, u32H
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { UUID, buildStream } from './stream-fixture.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 /** A sink that keeps what the decoder delivered, checking every write is in bounds. */
 function collector(pages: number) {

@@ -3,6 +3,9 @@ import { randomFillSync } from 'node:crypto';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { jsPageSum, pageSummer } from '../../src/wire/page-checksum.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 test('the page sum detects every single-bit flip in a page (SIMD and JS agree)', () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
