@@ -20,9 +20,10 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
 import { listenOnce } from '../transport/socket.js';
 import { formatUri, parseUri } from '../transport/uri.js';
-import { Rec, decodeDeviceHead, decodeEndHead, encodeFrame, type StreamHeader } from '../wire/format.js';
+import type { StreamHeader } from '../wire/format.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
+import { RECORD, Rec, encodeRecord } from '../wire/records.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { ramDigest } from './ram-digest.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
@@ -96,7 +97,7 @@ export class LoaderSession {
       const socket = await listener.accepted;
       this.socket = socket;
       // READY: this side accepted the connection (and, with TLS, the peer's credentials).
-      socket.write(encodeFrame(Rec.Ready, 0, new Uint8Array(0)));
+      socket.write(encodeRecord(RECORD.Ready, {}));
       this.port.post({ type: 'connected' });
       this.watchIdle();
       await new Promise<void>((resolve) => {
@@ -160,9 +161,7 @@ export class LoaderSession {
     if (this.finished || this.decoder.bytes === this.lastAckBytes) return;
     this.lastAckBytes = this.decoder.bytes;
     this.lastAckMs = monoMs();
-    const head = Buffer.alloc(8);
-    head.writeBigUInt64LE(BigInt(this.decoder.bytes), 0);
-    this.socket?.write(encodeFrame(Rec.Ack, 0, head));
+    this.socket?.write(encodeRecord(RECORD.Ack, { bytes: this.decoder.bytes }));
   }
 
   private onHeader(h: StreamHeader): void {
@@ -190,7 +189,7 @@ export class LoaderSession {
     this.stats.records++;
     switch (type) {
       case Rec.Pages: {
-        const first = head.readUInt32LE(0);
+        const { first } = RECORD.Pages.decode(head);
         this.blocks[block].log.markPages(first, pages);
         const w = this.written[block];
         for (let p = first; p < first + pages; p++) w[p >>> 5] |= 1 << (p & 31);
@@ -198,18 +197,26 @@ export class LoaderSession {
         this.stats.normalPages += pages;
         break;
       }
-      case Rec.Zero: this.loadZeroRun(block, head.readUInt32LE(0), head.readUInt32LE(4)); break;
+      case Rec.Zero: {
+        const { first, count } = RECORD.Zero.decode(head);
+        this.loadZeroRun(block, first, count);
+        break;
+      }
       case Rec.Pass: this.stats.passes++; break;
       case Rec.Device: {
-        const section = decodeDeviceHead(head);
+        const section = RECORD.Device.decode(head);
         if (this.devices.some((d) => d.name === section.name)) throw new WireError(`DEVICE: section ${section.name} arrived twice`);
         this.devices.push(section);
         break;
       }
-      case Rec.Vcpu: this.vcpus[head.readUInt16LE(0)] = new Uint8Array(head.subarray(2)); break;
+      case Rec.Vcpu: {
+        const { index, state } = RECORD.Vcpu.decode(head);
+        this.vcpus[index] = state;
+        break;
+      }
       case Rec.End: this.onEnd(head); break;
-      case Rec.Verify: this.expectedDigest = Buffer.from(head); break;
-      case Rec.Go: this.onGo(head.readUInt8(0) === 1); break;
+      case Rec.Verify: this.expectedDigest = RECORD.Verify.decode(head).digest; break;
+      case Rec.Go: this.onGo(RECORD.Go.decode(head).run); break;
     }
   }
 
@@ -229,7 +236,7 @@ export class LoaderSession {
   }
 
   private onEnd(head: Buffer): void {
-    const totals = decodeEndHead(head, this.blocks.length);
+    const { totals } = RECORD.End.decode(head, this.blocks.length);
     totals.forEach((t, i) => {
       const c = this.counted[i];
       if (t.normal !== c.normal || t.zero !== c.zero) {
@@ -249,7 +256,7 @@ export class LoaderSession {
     }
     this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot() }, (answer) => {
       if (answer.type !== 'load-ok') throw new Error(answer.type === 'load-failed' ? answer.reason : `unexpected ${answer.type}`);
-      this.socket?.write(encodeFrame(Rec.Loaded, 0, new Uint8Array(0)));
+      this.socket?.write(encodeRecord(RECORD.Loaded, {}));
     });
   }
 
@@ -261,7 +268,7 @@ export class LoaderSession {
       this.finished = true;
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.idle?.stop();
-      this.socket?.end(encodeFrame(Rec.Resumed, 0, new Uint8Array(0)));
+      this.socket?.end(encodeRecord(RECORD.Resumed, {}));
       this.port.post({ type: 'done', stats: this.snapshot() });
     });
   }
@@ -298,7 +305,7 @@ export class LoaderSession {
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.stopListening?.();
     try {
-      this.socket?.end(encodeFrame(Rec.Error, 0, Buffer.from(reason.slice(0, 1000), 'utf8')));
+      this.socket?.end(encodeRecord(RECORD.Error, { reason: reason.slice(0, 1000) }));
     } catch {
       // the connection is already gone
     }

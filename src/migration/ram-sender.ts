@@ -16,7 +16,8 @@
 import { nextClearBit, nextSetBit } from '../memory/bits.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import type { RamBlock } from '../memory/ram-block.js';
-import { MAX_PAGES_PER_RECORD, Rec, u32Head, type BlockTotals } from '../wire/format.js';
+import { MAX_PAGES_PER_RECORD, type BlockTotals } from '../wire/format.js';
+import { RECORD } from '../wire/records.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
 
 export const RANGE_PAGES = 512;
@@ -37,7 +38,7 @@ export interface PassCounters {
   dirtyFound: number;
 }
 
-const ZERO_RECORD_BYTES = recordBytes(8);
+const ZERO_RECORD_BYTES = recordBytes(RECORD.Zero.headBytes);
 
 export class RamSender {
   readonly totals: BlockTotals[];
@@ -49,7 +50,8 @@ export class RamSender {
   private rangeBase = 0;
   private rangeLen = 0;
   private pos = 0;
-  private readonly zeroHead = Buffer.alloc(8);
+  /** The ZERO head's fields, reused (a record per zero page in the 2010 reproduction). */
+  private readonly zeroRun = { first: 0, count: 0 };
 
   constructor(
     private readonly blocks: readonly RamBlock[],
@@ -72,7 +74,7 @@ export class RamSender {
     this.block = 0;
     this.nextPage = 0;
     this.rangeLen = 0;
-    this.charge(this.writer.appendRecord(Rec.Pass, 0, u32Head(n)));
+    this.charge(this.writer.append(RECORD.Pass, { pass: n }));
   }
 
   /** How far the current pass has walked through RAM, 0 to 1 (monotonic within a pass). */
@@ -122,9 +124,9 @@ export class RamSender {
     const zeros = perPage ? (block.zero.isZeroPage(page) ? 1 : 0) : block.zero.zeroPages(page, runEnd - p);
     if (zeros > 0) {
       if (!this.writer.hasRoom(ZERO_RECORD_BYTES)) return false;
-      this.zeroHead.writeUInt32LE(page, 0);
-      this.zeroHead.writeUInt32LE(zeros, 4);
-      const wire = this.writer.appendRecord(Rec.Zero, this.block, this.zeroHead);
+      this.zeroRun.first = page;
+      this.zeroRun.count = zeros;
+      const wire = this.writer.append(RECORD.Zero, this.zeroRun, this.block);
       this.pass.bytes += wire;
       this.pass.budgetBytes += perPage ? this.zeroPageBudgetBytes : wire;
       this.pass.zeroPages += zeros;
@@ -135,7 +137,7 @@ export class RamSender {
     let n = 1;
     const max = Math.min(runEnd - p, MAX_PAGES_PER_RECORD);
     while (n < max && !block.zero.isZeroPage(page + n)) n++;
-    if (!this.writer.hasRoom(recordBytes(4, n))) return false;
+    if (!this.writer.hasRoom(recordBytes(RECORD.Pages.headBytes, n))) return false;
     this.charge(this.writer.appendPages(this.block, page, n, block.bytes));
     this.pass.normalPages += n;
     this.totals[this.block].normal += n;

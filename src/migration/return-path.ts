@@ -7,7 +7,7 @@
  * wait after `idleTimeoutMs` without an acknowledgement.
  */
 import type net from 'node:net';
-import { Rec } from '../wire/format.js';
+import { RECORD, Rec } from '../wire/records.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { IdleWatch, Signal } from './waiter.js';
 
@@ -36,13 +36,13 @@ export class ReturnPath {
       record: (type, _block, head) => {
         switch (type) {
           case Rec.Ack:
-            hooks.onAck(Number(head.readBigUInt64LE(0)));
+            hooks.onAck(RECORD.Ack.decode(head).bytes);
             this.idle?.touch();
             break;
           case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: hooks.onResumed(); break;
-          case Rec.Error: hooks.fail(`the destination reported: ${head.toString('utf8')}`); break;
+          case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
         }
       },
     }, { stream: false });

@@ -18,8 +18,9 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
 import { connect } from '../transport/socket.js';
 import { parseUri } from '../transport/uri.js';
-import { Rec, encodeDeviceHead, encodeEndHead, encodeHeader, encodeVcpuHead } from '../wire/format.js';
+import { encodeHeader } from '../wire/format.js';
 import { FrameWriter, SLOT_BYTES, recordBytes } from '../wire/frame-writer.js';
+import { RECORD, type RecordRow } from '../wire/records.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
@@ -279,11 +280,11 @@ export class SourceSession {
       const t = monoMs();
       const digest = ramDigest(this.blocks);
       this.figures.verifyMs = monoMs() - t;
-      await this.append(Rec.Verify, digest);
+      await this.append(RECORD.Verify, { digest });
     }
-    for (const [i, v] of this.vcpus.entries()) await this.append(Rec.Vcpu, encodeVcpuHead(i, v.savedState()));
-    for (const d of devices) await this.append(Rec.Device, encodeDeviceHead(d.name, d.version, d.data));
-    await this.append(Rec.End, encodeEndHead(this.sender.totals));
+    for (const [i, v] of this.vcpus.entries()) await this.append(RECORD.Vcpu, { index: i, state: v.savedState() });
+    for (const d of devices) await this.append(RECORD.Device, d);
+    await this.append(RECORD.End, { totals: this.sender.totals });
     this.writer.flush();
     if (this.file !== null) {
       await this.finishFile();
@@ -294,10 +295,10 @@ export class SourceSession {
     const loadedMs = monoMs();
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
-    await this.waitRoom(recordBytes(0));
+    await this.waitRoom(recordBytes(RECORD.Go.headBytes));
     this.goSent = true;
     const goMs = monoMs();
-    this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
+    this.writer.append(RECORD.Go, { run: this.wasRunning });
     this.writer.flush();
     await within(this.resumed.promise, limit, 'waiting for the destination to resume (RESUMED)', this.abort.promise);
     const resumedMs = monoMs();
@@ -333,8 +334,8 @@ export class SourceSession {
     const limit = this.parameters.switchoverTimeoutMs;
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
-    await this.waitRoom(recordBytes(1));
-    this.writer.appendRecord(Rec.Go, 0, Uint8Array.of(this.wasRunning ? 1 : 0));
+    await this.waitRoom(recordBytes(RECORD.Go.headBytes));
+    this.writer.append(RECORD.Go, { run: this.wasRunning });
     this.writer.flush();
     while (this.writer.slotsInFlight > 0) {
       this.room = new Signal();
@@ -359,9 +360,9 @@ export class SourceSession {
   }
 
   /** Append a record without page data, waiting for room. */
-  private async append(type: Rec, head: Uint8Array): Promise<void> {
-    await this.waitRoom(recordBytes(head.length));
-    this.writer.appendRecord(type, 0, head);
+  private async append<F>(row: RecordRow<F>, fields: F): Promise<void> {
+    await this.waitRoom(recordBytes(row.sizeOf(fields)));
+    this.writer.append(row, fields);
   }
 
   private onMessage(m: ToSource): void {

@@ -1,7 +1,9 @@
 /**
- * The migration stream's layout: constants, the header, the frame header and
- * each record's head, encode and decode side by side. docs/wire-format.md
- * draws it; this module is the authority. All integers are little-endian.
+ * The migration stream's layout: constants, the header and the frame
+ * around each record. Each record type's head (its tag, its size, its
+ * encode and decode) is one row of records.ts. docs/wire-format.md draws
+ * both; these two modules are the authority. All integers are
+ * little-endian.
  *
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   return   = frame*                        (destination -> source)
@@ -37,51 +39,10 @@ export const MAX_PAGES_PER_RECORD = 256;
 export const MAX_BLOCKS = 1024;
 export const MAX_VCPUS = 64;
 
-/** Record types. 0 is never valid. Forward stream: 1..0x3f; return path: 0x41..0x7f. */
-export const enum Rec {
-  Pages = 1,
-  Zero = 2,
-  Pass = 3,
-  Device = 4,
-  Vcpu = 5,
-  End = 6,
-  Go = 7,
-  Verify = 8,
-  Ack = 0x41,
-  Loaded = 0x42,
-  Resumed = 0x43,
-  Error = 0x44,
-  Ready = 0x45,
-}
-
-export const RECORD_NAMES: Readonly<Record<number, string>> = {
-  [Rec.Pages]: 'PAGES', [Rec.Zero]: 'ZERO', [Rec.Pass]: 'PASS', [Rec.Device]: 'DEVICE', [Rec.Vcpu]: 'VCPU',
-  [Rec.End]: 'END', [Rec.Go]: 'GO', [Rec.Verify]: 'VERIFY', [Rec.Ack]: 'ACK', [Rec.Loaded]: 'LOADED', [Rec.Resumed]: 'RESUMED', [Rec.Error]: 'ERROR', [Rec.Ready]: 'READY',
-};
-
-/** Largest head each record type may carry (checked before allocating). */
+/** Caps of the variable record heads (records.ts), checked before allocating. */
 export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
 export const MAX_VCPU_STATE_RECORD_BYTES = 64 * 1024;
 export const MAX_ERROR_BYTES = 4096;
-
-export function maxHeadBytes(type: number, blocks: number): number {
-  switch (type) {
-    case Rec.Pages: return 4;
-    case Rec.Zero: return 8;
-    case Rec.Pass: return 4;
-    case Rec.Device: return 1 + 255 + 4 + MAX_DEVICE_DATA_BYTES;
-    case Rec.Vcpu: return 2 + MAX_VCPU_STATE_RECORD_BYTES;
-    case Rec.End: return 2 + 16 * blocks;
-    case Rec.Go: return 1;
-    case Rec.Verify: return 32;
-    case Rec.Ack: return 8;
-    case Rec.Loaded: return 0;
-    case Rec.Resumed: return 0;
-    case Rec.Error: return MAX_ERROR_BYTES;
-    case Rec.Ready: return 0;
-    default: return -1;
-  }
-}
 
 export interface BlockGeometry {
   readonly name: string;
@@ -185,7 +146,7 @@ export function decodeHeader(all: Buffer): StreamHeader {
 }
 
 /** Write a frame header at `at` of `view`. */
-export function writeFrameHeader(view: DataView, at: number, type: Rec, block: number, headLen: number, pages: number): void {
+export function writeFrameHeader(view: DataView, at: number, type: number, block: number, headLen: number, pages: number): void {
   view.setUint8(at, type);
   view.setUint8(at + 1, 0);
   view.setUint16(at + 2, block, true);
@@ -197,66 +158,4 @@ export function writeFrameHeader(view: DataView, at: number, type: Rec, block: n
 export interface BlockTotals {
   normal: number;
   zero: number;
-}
-
-export function encodeEndHead(totals: readonly BlockTotals[]): Buffer {
-  const buf = Buffer.alloc(2 + 16 * totals.length);
-  buf.writeUInt16LE(totals.length, 0);
-  totals.forEach((t, i) => {
-    buf.writeBigUInt64LE(BigInt(t.normal), 2 + 16 * i);
-    buf.writeBigUInt64LE(BigInt(t.zero), 10 + 16 * i);
-  });
-  return buf;
-}
-
-export function decodeEndHead(head: Buffer, blocks: number): BlockTotals[] {
-  if (head.length !== 2 + 16 * blocks || head.readUInt16LE(0) !== blocks) {
-    throw new WireError(`END: totals for ${head.length >= 2 ? head.readUInt16LE(0) : '?'} blocks, expected ${blocks}`);
-  }
-  return Array.from({ length: blocks }, (_, i) => ({
-    normal: Number(head.readBigUInt64LE(2 + 16 * i)),
-    zero: Number(head.readBigUInt64LE(10 + 16 * i)),
-  }));
-}
-
-export function encodeDeviceHead(name: string, version: number, data: Uint8Array): Buffer {
-  const n = Buffer.from(name, 'utf8');
-  if (n.length < 1 || n.length > 255) throw new WireError(`DEVICE: name ${JSON.stringify(name)} must be 1-255 bytes`);
-  if (data.length > MAX_DEVICE_DATA_BYTES) throw new WireError(`DEVICE ${name}: ${data.length} bytes exceeds ${MAX_DEVICE_DATA_BYTES}`);
-  const buf = Buffer.alloc(1 + n.length + 4 + data.length);
-  buf.writeUInt8(n.length, 0);
-  n.copy(buf, 1);
-  buf.writeUInt32LE(version, 1 + n.length);
-  buf.set(data, 5 + n.length);
-  return buf;
-}
-
-export function decodeDeviceHead(head: Buffer): { name: string; version: number; data: Uint8Array } {
-  const len = head.length >= 1 ? head.readUInt8(0) : 0;
-  if (len < 1 || head.length < 5 + len) throw new WireError(`DEVICE: head of ${head.length} bytes is too short for a name of ${len}`);
-  const name = head.subarray(1, 1 + len).toString('utf8');
-  return { name, version: head.readUInt32LE(1 + len), data: new Uint8Array(head.subarray(5 + len)) };
-}
-
-export function encodeVcpuHead(index: number, state: Uint8Array): Buffer {
-  const buf = Buffer.alloc(2 + state.length);
-  buf.writeUInt16LE(index, 0);
-  buf.set(state, 2);
-  return buf;
-}
-
-export function u32Head(...values: number[]): Buffer {
-  const buf = Buffer.alloc(4 * values.length);
-  values.forEach((v, i) => buf.writeUInt32LE(v, 4 * i));
-  return buf;
-}
-
-/** A whole small record without page data, as one Buffer (return path, tests). */
-export function encodeFrame(type: Rec, block: number, head: Uint8Array): Buffer {
-  const buf = Buffer.alloc(FRAME_HEADER_BYTES + head.length + CHECK_BYTES);
-  writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, type, block, head.length, 0);
-  buf.set(head, FRAME_HEADER_BYTES);
-  const end = FRAME_HEADER_BYTES + head.length;
-  buf.writeUInt32LE(crc32(buf.subarray(0, end)), end);
-  return buf;
 }

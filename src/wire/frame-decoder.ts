@@ -14,9 +14,10 @@
 import { WireError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import {
-  CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, RECORD_NAMES, Rec, crc32,
-  decodeHeader, decodeHeaderFixed, maxHeadBytes, type StreamHeader,
+  CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, crc32,
+  decodeHeader, decodeHeaderFixed, type StreamHeader,
 } from './format.js';
+import { RECORD, Rec, recordRow, type Direction, type RecordRow } from './records.js';
 
 export interface FrameSink {
   header?(h: StreamHeader): void;
@@ -37,15 +38,10 @@ export interface FrameDecoderOptions {
   readonly maxRecordBytes?: number;
 }
 
-const FORWARD = new Set<number>([Rec.Pages, Rec.Zero, Rec.Pass, Rec.Device, Rec.Vcpu, Rec.Verify, Rec.End, Rec.Go]);
-const RETURN = new Set<number>([Rec.Ready, Rec.Ack, Rec.Loaded, Rec.Resumed, Rec.Error]);
-const FIXED_HEAD: Partial<Record<number, number>> = {
-  [Rec.Pages]: 4, [Rec.Zero]: 8, [Rec.Pass]: 4, [Rec.Go]: 1, [Rec.Verify]: 32, [Rec.Ack]: 8, [Rec.Loaded]: 0, [Rec.Resumed]: 0, [Rec.Ready]: 0,
-};
-
 export class FrameDecoder {
   private state: ReadState;
-  private readonly allowed: Set<number>;
+  /** Which rows of the record table may arrive here. */
+  private readonly direction: Direction;
   private readonly maxRecordBytes: number;
   private header: StreamHeader | null = null;
   /** Bytes of the current fixed-size unit gathered so far. */
@@ -54,8 +50,10 @@ export class FrameDecoder {
   private readonly frame = Buffer.alloc(FRAME_HEADER_BYTES);
   private readonly check = Buffer.alloc(CHECK_BYTES);
   private type = 0;
+  private row: RecordRow<unknown> | null = null;
   private block = 0;
   private pages = 0;
+  private firstPage = 0;
   private head: Buffer = Buffer.alloc(0);
   private pageOffset = 0;
   private pageBytesLeft = 0;
@@ -69,7 +67,7 @@ export class FrameDecoder {
 
   constructor(private readonly sink: FrameSink, options: FrameDecoderOptions) {
     this.state = options.stream ? 'header-fixed' : 'frame';
-    this.allowed = options.stream ? FORWARD : RETURN;
+    this.direction = options.stream ? 'stream' : 'return';
     this.maxRecordBytes = options.maxRecordBytes ?? Infinity;
   }
 
@@ -173,11 +171,13 @@ export class FrameDecoder {
     this.startUnit('frame');
   }
 
+  /** The frame header is complete: check it against its row of the record table. */
   private beginRecord(): void {
     const f = this.frame;
     const type = f.readUInt8(0);
-    const name = RECORD_NAMES[type] ?? `type ${type}`;
-    if (!this.allowed.has(type)) throw new WireError(`frame: unknown record ${name} here`);
+    const row = recordRow(type);
+    const name = row?.name ?? `type ${type}`;
+    if (row === undefined || row.direction !== this.direction) throw new WireError(`frame: unknown record ${name} here`);
     if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
     if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
@@ -185,25 +185,25 @@ export class FrameDecoder {
     const headLen = f.readUInt32LE(4);
     const pages = f.readUInt32LE(8);
     const nblocks = this.header?.blocks.length ?? 0;
-    const cap = maxHeadBytes(type, nblocks);
-    const fixed = FIXED_HEAD[type];
-    if (fixed !== undefined ? headLen !== fixed : headLen > cap) {
-      throw new WireError(`${name}: head length ${headLen}, expected ${fixed !== undefined ? fixed : `at most ${cap}`}`);
+    const fixed = row.headBytes;
+    if (fixed !== null ? headLen !== fixed : headLen > row.maxHeadBytes(nblocks)) {
+      throw new WireError(`${name}: head length ${headLen}, expected ${fixed !== null ? fixed : `at most ${row.maxHeadBytes(nblocks)}`}`);
     }
-    if (type === Rec.Pages) {
-      if (pages < 1 || pages > MAX_PAGES_PER_RECORD) throw new WireError(`PAGES: page count ${pages}, expected 1..${MAX_PAGES_PER_RECORD}`);
+    if (row.pageData) {
+      if (pages < 1 || pages > MAX_PAGES_PER_RECORD) throw new WireError(`${name}: page count ${pages}, expected 1..${MAX_PAGES_PER_RECORD}`);
     } else if (pages !== 0) {
       throw new WireError(`${name}: page count ${pages}, expected 0`);
     }
     if (headLen + pages * PAGE_SIZE > this.maxRecordBytes) {
       throw new WireError(`${name}: a record of ${headLen + pages * PAGE_SIZE} bytes exceeds the largest frame accepted here (${this.maxRecordBytes} bytes)`);
     }
-    if (type === Rec.Pages || type === Rec.Zero) {
+    if (row.perBlock) {
       if (block >= nblocks) throw new WireError(`${name}: block ${block}, the stream has ${nblocks}`);
     } else if (block !== 0) {
       throw new WireError(`${name}: block field ${block}, expected 0`);
     }
     this.type = type;
+    this.row = row;
     this.block = block;
     this.pages = pages;
     this.head = Buffer.alloc(headLen);
@@ -213,7 +213,8 @@ export class FrameDecoder {
 
   private afterHead(): void {
     if (this.type === Rec.Pages) {
-      const first = this.head.readUInt32LE(0);
+      const first = RECORD.Pages.decode(this.head).first;
+      this.firstPage = first;
       const blockPages = this.header!.blocks[this.block].pages;
       if (first >= blockPages || this.pages > blockPages - first) {
         throw new WireError(`PAGES: pages ${first}..${first + this.pages - 1} are outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
@@ -226,39 +227,46 @@ export class FrameDecoder {
     this.startUnit('check');
   }
 
+  /** The check is complete: verify it, then the record's own rules, then deliver it. */
   private endRecord(): void {
     const sent = this.check.readUInt32LE(0);
     let seed = 0;
-    if (this.type === Rec.Pages) seed = this.sink.pageSum?.(this.block, this.head.readUInt32LE(0), this.pages) ?? 0;
+    if (this.type === Rec.Pages) seed = this.sink.pageSum?.(this.block, this.firstPage, this.pages) ?? 0;
     const actual = crc32(this.head, crc32(this.frame, seed));
-    const name = RECORD_NAMES[this.type];
-    if (sent !== actual) throw new WireError(`${name}: check 0x${sent.toString(16)}, computed 0x${actual.toString(16)}`);
-    if (this.type === Rec.Zero) {
-      const first = this.head.readUInt32LE(0);
-      const count = this.head.readUInt32LE(4);
-      const blockPages = this.header!.blocks[this.block].pages;
-      if (count < 1 || first >= blockPages || count > blockPages - first) {
-        throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
-      }
-    }
-    if (this.type === Rec.Vcpu) {
-      const index = this.head.length >= 2 ? this.head.readUInt16LE(0) : -1;
-      if (index < 0 || index >= (this.header?.vcpus ?? 0)) {
-        throw new WireError(`VCPU: index ${index < 0 ? '?' : index}, the stream has ${this.header?.vcpus ?? 0} vCPUs`);
-      }
-      if (this.vcpusSeen.has(index)) throw new WireError(`VCPU: state for vCPU ${index} arrived twice`);
-      this.vcpusSeen.add(index);
-    }
-    if (this.type === Rec.Pass) {
-      const n = this.head.readUInt32LE(0);
-      if (n <= this.lastPass) throw new WireError(`PASS: pass ${n} after pass ${this.lastPass}`);
-      this.lastPass = n;
-    }
-    if (this.type === Rec.End) this.sawEnd = true;
-    if (this.type === Rec.Go) this.sawGo = true;
+    if (sent !== actual) throw new WireError(`${this.row!.name}: check 0x${sent.toString(16)}, computed 0x${actual.toString(16)}`);
+    this.checkRecordRules();
     this.records++;
     const { type, block, head, pages } = this;
     this.startFrame();
     this.sink.record(type, block, head, pages);
+  }
+
+  /** What a record must agree with besides its frame: the stream's geometry and the records before it. */
+  private checkRecordRules(): void {
+    switch (this.type) {
+      case Rec.Zero: {
+        const { first, count } = RECORD.Zero.decode(this.head);
+        const blockPages = this.header!.blocks[this.block].pages;
+        if (count < 1 || first >= blockPages || count > blockPages - first) {
+          throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+        }
+        break;
+      }
+      case Rec.Vcpu: {
+        const { index } = RECORD.Vcpu.decode(this.head);
+        if (index >= (this.header?.vcpus ?? 0)) throw new WireError(`VCPU: index ${index}, the stream has ${this.header?.vcpus ?? 0} vCPUs`);
+        if (this.vcpusSeen.has(index)) throw new WireError(`VCPU: state for vCPU ${index} arrived twice`);
+        this.vcpusSeen.add(index);
+        break;
+      }
+      case Rec.Pass: {
+        const { pass } = RECORD.Pass.decode(this.head);
+        if (pass <= this.lastPass) throw new WireError(`PASS: pass ${pass} after pass ${this.lastPass}`);
+        this.lastPass = pass;
+        break;
+      }
+      case Rec.End: this.sawEnd = true; break;
+      case Rec.Go: this.sawGo = true; break;
+    }
   }
 }

@@ -11,9 +11,11 @@
  * only after the transport releases it (its write completed): that, and
  * `hasRoom`, is the backpressure.
  */
+import assert from 'node:assert/strict';
 import { PAGE_SIZE } from '../memory/page.js';
-import { CHECK_BYTES, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD, Rec, crc32, writeFrameHeader } from './format.js';
+import { CHECK_BYTES, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD, crc32, writeFrameHeader } from './format.js';
 import { pageSummer, type PageSummer } from './page-checksum.js';
+import { RECORD, encodeRecord, type RecordRow } from './records.js';
 
 /** One slot: a full PAGES record of 256 pages plus room for small records. */
 export const SLOT_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 64 * 1024;
@@ -28,8 +30,10 @@ export type ChunkSink = (chunk: Buffer, release: () => void) => void;
 
 export class FrameWriter {
   private readonly memory: WebAssembly.Memory;
-  private readonly bytes: Uint8Array;
+  private readonly bytes: Buffer;
   private readonly view: DataView;
+  /** The PAGES head's fields, reused (nothing is allocated per record). */
+  private readonly pagesHead = { first: 0 };
   private readonly sum: PageSummer;
   private readonly busy: boolean[];
   private current = 0;
@@ -43,7 +47,7 @@ export class FrameWriter {
   constructor(private readonly sink: ChunkSink, readonly slots = DEFAULT_SLOTS) {
     const wasmPages = Math.ceil((slots * SLOT_BYTES) / 65536);
     this.memory = new WebAssembly.Memory({ initial: wasmPages, maximum: wasmPages, shared: true });
-    this.bytes = new Uint8Array(this.memory.buffer);
+    this.bytes = Buffer.from(this.memory.buffer);
     this.view = new DataView(this.memory.buffer);
     this.sum = pageSummer(this.memory);
     this.busy = new Array<boolean>(slots).fill(false);
@@ -64,11 +68,13 @@ export class FrameWriter {
 
   /** Append a PAGES record copying `count` pages from `src` (a block's bytes). Returns wire bytes. */
   appendPages(block: number, first: number, count: number, src: Uint8Array): number {
-    const size = recordBytes(4, count);
+    const pages = RECORD.Pages;
+    const size = recordBytes(pages.headBytes, count);
     const at = this.reserve(size);
-    writeFrameHeader(this.view, at, Rec.Pages, block, 4, count);
-    this.view.setUint32(at + FRAME_HEADER_BYTES, first, true);
-    const data = at + FRAME_HEADER_BYTES + 4;
+    writeFrameHeader(this.view, at, pages.tag, block, pages.headBytes, count);
+    this.pagesHead.first = first;
+    pages.encode(this.pagesHead, this.bytes, at + FRAME_HEADER_BYTES);
+    const data = at + FRAME_HEADER_BYTES + pages.headBytes;
     const len = count * PAGE_SIZE;
     this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
     const seed = this.sum(data, len);
@@ -78,24 +84,22 @@ export class FrameWriter {
     return size;
   }
 
-  /** Append a record without page data. Returns wire bytes. */
-  appendRecord(type: Rec, block: number, head: Uint8Array): number {
-    const size = recordBytes(head.length);
+  /** Append a record without page data (`block`: for a per-block record). Returns wire bytes. */
+  append<F>(row: RecordRow<F>, fields: F, block = 0): number {
+    assert(!row.pageData, `${row.name} carries page data: use appendPages`);
+    const headLen = row.sizeOf(fields);
+    const size = recordBytes(headLen);
     if (size > SLOT_BYTES) {
       // Too large for a slot (a big device section): a write of its own.
       this.flush();
-      const buf = Buffer.alloc(size);
-      writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, size), 0, type, block, head.length, 0);
-      buf.set(head, FRAME_HEADER_BYTES);
-      buf.writeUInt32LE(crc32(buf.subarray(0, FRAME_HEADER_BYTES + head.length)), FRAME_HEADER_BYTES + head.length);
       this.bytesOut += size;
-      this.sink(buf, () => {});
+      this.sink(encodeRecord(row, fields, block), () => {});
       return size;
     }
     const at = this.reserve(size);
-    writeFrameHeader(this.view, at, type, block, head.length, 0);
-    this.bytes.set(head, at + FRAME_HEADER_BYTES);
-    const end = at + FRAME_HEADER_BYTES + head.length;
+    writeFrameHeader(this.view, at, row.tag, block, headLen, 0);
+    row.encode(fields, this.bytes, at + FRAME_HEADER_BYTES);
+    const end = at + FRAME_HEADER_BYTES + headLen;
     this.view.setUint32(end, crc32(this.bytes.subarray(at, end)), true);
     this.fill += size;
     return size;

@@ -2,3 +2,4 @@ export * from './format.js';
 export * from './frame-decoder.js';
 export * from './frame-writer.js';
 export * from './page-checksum.js';
+export * from './records.js';

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
 import { IncomingMigration, MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
 import { Migration, type MigrationResult } from '../../src/migration/migration.js';
-import { Rec, encodeFrame } from '../../src/wire/format.js';
+import { RECORD, encodeRecord } from '../../src/wire/records.js';
 import { SLOT_BYTES } from '../../src/wire/frame-writer.js';
 import { bounded, fileLimit, until } from '../waits.js';
 import { FaultyLink, MiB, RunLedger, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
@@ -36,7 +36,7 @@ async function fakeDestination(behave: (socket: net.Socket) => void): Promise<{ 
     close: () => { server.close(); for (const s of sockets) s.destroy(); },
   };
 }
-const READY = encodeFrame(Rec.Ready, 0, new Uint8Array(0));
+const READY = encodeRecord(RECORD.Ready, {});
 
 async function sweepingGuest(ramMiB: number): Promise<Guest> {
   const g = await guest({ ram: ramMiB * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 4 }] });

@@ -13,9 +13,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { WireError } from '../../src/errors.js';
-import { Rec, decodeEndHead } from '../../src/wire/format.js';
 import { FrameDecoder } from '../../src/wire/frame-decoder.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
+import { RECORD, Rec } from '../../src/wire/records.js';
 import { PAGES, mutate, mutation } from './stream-mutations.js';
 import { fileLimit } from '../waits.js';
 
@@ -41,9 +41,9 @@ test(`fuzz (fast-check, ${RUNS} runs): mutated streams give a wire error or deco
         record: (type, _block, head, pages) => {
           // What the loader adds to the decoder's checks: END's totals against what arrived.
           if (type === Rec.Pages) counted.normal += pages;
-          if (type === Rec.Zero) counted.zero += head.readUInt32LE(4);
+          if (type === Rec.Zero) counted.zero += RECORD.Zero.decode(head).count;
           if (type === Rec.End) {
-            const [t] = decodeEndHead(head, 1);
+            const [t] = RECORD.End.decode(head, 1).totals;
             if (t.normal !== counted.normal || t.zero !== counted.zero) throw new WireError('END: totals differ');
           }
           if (type === Rec.Go) go = true;

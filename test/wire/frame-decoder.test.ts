@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { Rec, WIRE_VERSION, crc32, decodeHeader, encodeFrame, encodeHeader, u32Head } from '../../src/wire/format.js';
+import { WIRE_VERSION, crc32, decodeHeader, encodeHeader } from '../../src/wire/format.js';
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
+import { RECORD, Rec, encodeHead, encodeRecord } from '../../src/wire/records.js';
 import { UUID, buildStream } from './stream-fixture.js';
 import { fileLimit } from '../waits.js';
 
@@ -52,6 +53,10 @@ test('a whole stream decodes the same whatever the chunking, into the same RAM',
   }
 });
 
+const passHead = (pass: number) => encodeHead(RECORD.Pass, { pass });
+const pagesHead = (first: number) => encodeHead(RECORD.Pages, { first });
+const zeroHead = (first: number, count: number) => encodeHead(RECORD.Zero, { first, count });
+
 function expectReject(bytes: Buffer, message: RegExp): void {
   const c = collector(64);
   const d = new FrameDecoder(c.sink, { stream: true });
@@ -73,33 +78,33 @@ test('each frame rule is enforced with a clear error', () => {
   expectReject(Buffer.concat([header, frame(Rec.Loaded, 0, 0, 0)]), /unknown record LOADED here/);
   expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 257)]), /page count 257, expected 1\.\.256/);
   expectReject(Buffer.concat([header, frame(Rec.Pages, 3, 4, 1)]), /PAGES: block 3, the stream has 1/);
-  expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 2, u32Head(63))]), /pages 63\.\.64 are outside block ram0 of 64 pages/);
-  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, u32Head(60, 5))]), /ZERO: run 60\+5 is outside block ram0/);
+  expectReject(Buffer.concat([header, frame(Rec.Pages, 0, 4, 2, pagesHead(63))]), /pages 63\.\.64 are outside block ram0 of 64 pages/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, zeroHead(60, 5))]), /ZERO: run 60\+5 is outside block ram0/);
   expectReject(Buffer.concat([header, frame(Rec.Device, 0, 0x7fffffff, 0, Buffer.alloc(0))]), /DEVICE: head length 2147483647, expected at most/);
-  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 0, u32Head(2)), frame(Rec.Pass, 0, 4, 0, u32Head(2))]), /PASS: pass 2 after pass 2/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 0, passHead(2)), frame(Rec.Pass, 0, 4, 0, passHead(2))]), /PASS: pass 2 after pass 2/);
   const vcpu = frame(Rec.Vcpu, 0, 3, 0, Buffer.from([0, 0, 0x7b]));
   expectReject(Buffer.concat([header, vcpu, vcpu]), /VCPU: state for vCPU 0 arrived twice/);
   expectReject(Buffer.concat([header, frame(Rec.Go, 0, 0, 0)]), /GO: before END/);
   expectReject(Buffer.concat([header, frame(Rec.Vcpu, 0, 2, 0, Buffer.from([5, 0]))]), /VCPU: index 5, the stream has 1 vCPUs/);
-  const bad = frame(Rec.Pass, 0, 4, 0, u32Head(1)); bad[bad.length - 1] ^= 0xff;
+  const bad = frame(Rec.Pass, 0, 4, 0, passHead(1)); bad[bad.length - 1] ^= 0xff;
   expectReject(Buffer.concat([header, bad]), /PASS: check 0x[0-9a-f]+, computed/);
   const { bytes } = buildStream(64);
   const d = new FrameDecoder(collector(64).sink, { stream: true });
-  assert.throws(() => d.feed(Buffer.concat([bytes, encodeFrame(Rec.Pass, 0, u32Head(2))])), { message: /stream: data after GO/ });
-  const flagged = frame(Rec.Pass, 0, 4, 0, u32Head(1)); flagged[1] = 0x80;
+  assert.throws(() => d.feed(Buffer.concat([bytes, encodeRecord(RECORD.Pass, { pass: 2 })])), { message: /stream: data after GO/ });
+  const flagged = frame(Rec.Pass, 0, 4, 0, passHead(1)); flagged[1] = 0x80;
   expectReject(Buffer.concat([header, flagged]), /PASS: unknown flags 0x80/);
-  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 4, 0, u32Head(1))]), /ZERO: head length 4, expected 8/);
-  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, u32Head(3, 0))]), /ZERO: run 3\+0 is outside block ram0/);
-  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 1, u32Head(1))]), /PASS: page count 1, expected 0/);
-  expectReject(Buffer.concat([header, frame(Rec.Pass, 2, 4, 0, u32Head(1))]), /PASS: block field 2, expected 0/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 4, 0, Buffer.alloc(4))]), /ZERO: head length 4, expected 8/);
+  expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, zeroHead(3, 0))]), /ZERO: run 3\+0 is outside block ram0/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 1, passHead(1))]), /PASS: page count 1, expected 0/);
+  expectReject(Buffer.concat([header, frame(Rec.Pass, 2, 4, 0, passHead(1))]), /PASS: block field 2, expected 0/);
   expectReject(Buffer.concat([header, frame(Rec.Verify, 0, 31, 0)]), /VERIFY: head length 31, expected 32/);
   const end = frame(Rec.End, 0, 2 + 16, 0, Buffer.concat([Buffer.from([1, 0]), Buffer.alloc(16)]));
-  expectReject(Buffer.concat([header, end, frame(Rec.Pass, 0, 4, 0, u32Head(1))]), /PASS: record after END \(only GO may follow\)/);
+  expectReject(Buffer.concat([header, end, frame(Rec.Pass, 0, 4, 0, passHead(1))]), /PASS: record after END \(only GO may follow\)/);
   expectReject(Buffer.concat([header, end, end]), /END: record after END/);
   const oversized = new FrameDecoder(collector(64).sink, { stream: true, maxRecordBytes: 1024 });
-  assert.throws(() => oversized.feed(Buffer.concat([header, frame(Rec.Pages, 0, 4, 1, u32Head(0))])), /PAGES: a record of 4100 bytes exceeds the largest frame accepted here \(1024 bytes\)/);
+  assert.throws(() => oversized.feed(Buffer.concat([header, frame(Rec.Pages, 0, 4, 1, pagesHead(0))])), /PAGES: a record of 4100 bytes exceeds the largest frame accepted here \(1024 bytes\)/);
   const back = new FrameDecoder(collector(64).sink, { stream: false });
-  assert.throws(() => back.feed(frame(Rec.Pages, 0, 4, 1, u32Head(0))), /unknown record PAGES here/, 'the return path carries only return records');
+  assert.throws(() => back.feed(frame(Rec.Pages, 0, 4, 1, pagesHead(0))), /unknown record PAGES here/, 'the return path carries only return records');
 });
 
 test('each header rule is enforced with a clear error', () => {

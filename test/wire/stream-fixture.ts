@@ -1,7 +1,8 @@
 /** Builds small valid migration streams for decoder tests (no sockets). */
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { Rec, encodeDeviceHead, encodeEndHead, encodeHeader, encodeVcpuHead, u32Head } from '../../src/wire/format.js';
+import { encodeHeader } from '../../src/wire/format.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
+import { RECORD } from '../../src/wire/records.js';
 
 export const UUID = '12345678-9abc-4def-8123-456789abcdef';
 
@@ -25,19 +26,19 @@ export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: B
     chunks.push(Buffer.from(chunk));
     release();
   }, 2);
-  writer.appendRecord(Rec.Pass, 0, u32Head(1));
+  writer.append(RECORD.Pass, { pass: 1 });
   writer.appendPages(0, 0, 1, ram);
-  writer.appendRecord(Rec.Zero, 0, u32Head(1, 1));
+  writer.append(RECORD.Zero, { first: 1, count: 1 });
   writer.appendPages(0, 2, 1, ram);
-  writer.appendRecord(Rec.Zero, 0, u32Head(3, 1));
+  writer.append(RECORD.Zero, { first: 3, count: 1 });
   writer.appendPages(0, 4, pages - 4, ram);
-  if (changes.verify !== undefined) writer.appendRecord(Rec.Verify, 0, changes.verify);
-  writer.appendRecord(Rec.Vcpu, 0, encodeVcpuHead(0, Buffer.from('{"guestNs":0}')));
+  if (changes.verify !== undefined) writer.append(RECORD.Verify, { digest: changes.verify });
+  writer.append(RECORD.Vcpu, { index: 0, state: Buffer.from('{"guestNs":0}') });
   for (const d of changes.devices ?? [{ name: 'app/x', version: 2, data: 'hello' }]) {
-    writer.appendRecord(Rec.Device, 0, encodeDeviceHead(d.name, d.version, Buffer.from(d.data)));
+    writer.append(RECORD.Device, { name: d.name, version: d.version, data: Buffer.from(d.data) });
   }
-  writer.appendRecord(Rec.End, 0, encodeEndHead([changes.end ?? { normal: pages - 2, zero: 2 }]));
-  writer.appendRecord(Rec.Go, 0, Uint8Array.of(1));
+  writer.append(RECORD.End, { totals: [changes.end ?? { normal: pages - 2, zero: 2 }] });
+  writer.append(RECORD.Go, { run: true });
   writer.flush();
   return { bytes: Buffer.concat(chunks), ram };
 }

@@ -1,0 +1,249 @@
+/**
+ * Every record type of the stream and of its return path, one row each:
+ * tag, name, direction, what the frame's block and page-count fields hold,
+ * the head's size, and the head's encode and decode side by side. The
+ * frame around a head (format.ts) and the rules a destination enforces
+ * (frame-decoder.ts) take everything record-specific from here;
+ * docs/wire-format.md draws the table.
+ *
+ *   tag  0          never valid
+ *        0x01-0x3f  stream (source -> destination)
+ *        0x41-0x7f  return path (destination -> source)
+ *
+ * A record type that comes later is one new row: a fixed head (`fixed`), or
+ * a variable one whose length is capped before anything is allocated
+ * (`variable`), in either direction, with or without a RAM block and page
+ * data. PLANNED_RECORDS reserves the tags of those already foreseen. A
+ * destination refuses a tag it has no row for (it cannot know what an
+ * unknown record would have changed), so a source sends a new type only
+ * when the user asked for the feature that needs it, and a row's layout
+ * never changes without a WIRE_VERSION bump.
+ */
+import { WireError } from '../errors.js';
+import {
+  CHECK_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_VCPU_STATE_RECORD_BYTES,
+  crc32, writeFrameHeader, type BlockTotals,
+} from './format.js';
+
+/** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
+export const enum Rec {
+  Pages = 1,
+  Zero = 2,
+  Pass = 3,
+  Device = 4,
+  Vcpu = 5,
+  End = 6,
+  Go = 7,
+  Verify = 8,
+  Ack = 0x41,
+  Loaded = 0x42,
+  Resumed = 0x43,
+  Error = 0x44,
+  Ready = 0x45,
+}
+
+/** 'stream': source -> destination; 'return': the destination's return path. */
+export type Direction = 'stream' | 'return';
+
+export interface RecordRow<F> {
+  readonly tag: Rec;
+  readonly name: string;
+  readonly direction: Direction;
+  /** The frame's block field names a RAM block (< the header's blocks); otherwise it must be 0. */
+  readonly perBlock: boolean;
+  /** P = 1..MAX_PAGES_PER_RECORD pages of data follow the head; otherwise P must be 0. */
+  readonly pageData: boolean;
+  /** The head's exact size, bytes; null for a variable head of at most `maxHeadBytes`. */
+  readonly headBytes: number | null;
+  /** Largest head accepted in a stream of `blocks` RAM blocks, checked before allocating. */
+  maxHeadBytes(blocks: number): number;
+  /** The head's size for `fields`, bytes (throws a WireError for fields it cannot encode). */
+  sizeOf(fields: F): number;
+  /** Write the head of `fields` at `out[at, at + sizeOf(fields))`. */
+  encode(fields: F, out: Buffer, at: number): void;
+  /** Read a head whose frame checked (`blocks`: the stream's, for END); a WireError if malformed. */
+  decode(head: Buffer, blocks?: number): F;
+}
+
+/** A row whose head always has `headBytes` bytes (checked exactly by the decoder). */
+export interface FixedRecordRow<F> extends RecordRow<F> {
+  readonly headBytes: number;
+}
+
+type RowBase<F> = Pick<RecordRow<F>, 'tag' | 'name' | 'direction' | 'encode' | 'decode'> & { perBlock?: boolean; pageData?: boolean };
+
+function fixed<F>(row: RowBase<F> & { headBytes: number }): FixedRecordRow<F> {
+  return { perBlock: false, pageData: false, ...row, maxHeadBytes: () => row.headBytes, sizeOf: () => row.headBytes };
+}
+
+function variable<F>(row: RowBase<F> & Pick<RecordRow<F>, 'maxHeadBytes' | 'sizeOf'>): RecordRow<F> {
+  return { perBlock: false, pageData: false, headBytes: null, ...row };
+}
+
+type Empty = Record<string, never>;
+const none = fixed<Empty>;
+
+export interface DeviceFields { readonly name: string; readonly version: number; readonly data: Uint8Array }
+
+/** A DEVICE name's UTF-8 length, checked (1..255: it is sent after a u8 length) along with the data's size. */
+function deviceNameBytes(f: DeviceFields): number {
+  const n = Buffer.byteLength(f.name, 'utf8');
+  if (n < 1 || n > 255) throw new WireError(`DEVICE: name ${JSON.stringify(f.name)} must be 1-255 bytes`);
+  if (f.data.length > MAX_DEVICE_DATA_BYTES) throw new WireError(`DEVICE ${f.name}: ${f.data.length} bytes exceeds ${MAX_DEVICE_DATA_BYTES}`);
+  return n;
+}
+
+export const RECORD = {
+  /** Pages with data, copied from `first` on; the data follows the head (P pages). */
+  Pages: fixed<{ first: number }>({
+    tag: Rec.Pages, name: 'PAGES', direction: 'stream', perBlock: true, pageData: true, headBytes: 4,
+    encode: (f, out, at) => { out.writeUInt32LE(f.first, at); },
+    decode: (head) => ({ first: head.readUInt32LE(0) }),
+  }),
+  /** A run of `count` zero pages from `first` on. */
+  Zero: fixed<{ first: number; count: number }>({
+    tag: Rec.Zero, name: 'ZERO', direction: 'stream', perBlock: true, headBytes: 8,
+    encode: (f, out, at) => { out.writeUInt32LE(f.first, at); out.writeUInt32LE(f.count, at + 4); },
+    decode: (head) => ({ first: head.readUInt32LE(0), count: head.readUInt32LE(4) }),
+  }),
+  /** The start of pass `pass` (1, 2, ...). */
+  Pass: fixed<{ pass: number }>({
+    tag: Rec.Pass, name: 'PASS', direction: 'stream', headBytes: 4,
+    encode: (f, out, at) => { out.writeUInt32LE(f.pass, at); },
+    decode: (head) => ({ pass: head.readUInt32LE(0) }),
+  }),
+  /** A device section: u8 name length, name (UTF-8), u32 version, data. */
+  Device: variable<DeviceFields>({
+    tag: Rec.Device, name: 'DEVICE', direction: 'stream',
+    maxHeadBytes: () => 1 + 255 + 4 + MAX_DEVICE_DATA_BYTES,
+    sizeOf: (f) => 1 + deviceNameBytes(f) + 4 + f.data.length,
+    encode: (f, out, at) => {
+      const n = deviceNameBytes(f);
+      out.writeUInt8(n, at);
+      out.write(f.name, at + 1, n, 'utf8');
+      out.writeUInt32LE(f.version, at + 1 + n);
+      out.set(f.data, at + 5 + n);
+    },
+    decode: (head) => {
+      const len = head.length >= 1 ? head.readUInt8(0) : 0;
+      if (len < 1 || head.length < 5 + len) throw new WireError(`DEVICE: head of ${head.length} bytes is too short for a name of ${len}`);
+      return { name: head.subarray(1, 1 + len).toString('utf8'), version: head.readUInt32LE(1 + len), data: new Uint8Array(head.subarray(5 + len)) };
+    },
+  }),
+  /** vCPU `index`'s saved state: u16 index, state. */
+  Vcpu: variable<{ index: number; state: Uint8Array }>({
+    tag: Rec.Vcpu, name: 'VCPU', direction: 'stream',
+    maxHeadBytes: () => 2 + MAX_VCPU_STATE_RECORD_BYTES,
+    sizeOf: (f) => 2 + f.state.length,
+    encode: (f, out, at) => { out.writeUInt16LE(f.index, at); out.set(f.state, at + 2); },
+    decode: (head) => {
+      if (head.length < 2) throw new WireError(`VCPU: head of ${head.length} bytes has no vCPU index`);
+      return { index: head.readUInt16LE(0), state: new Uint8Array(head.subarray(2)) };
+    },
+  }),
+  /** Per-block totals: u16 blocks, per block u64 pages sent with data, u64 pages sent as zero. */
+  End: variable<{ totals: readonly BlockTotals[] }>({
+    tag: Rec.End, name: 'END', direction: 'stream',
+    maxHeadBytes: (blocks) => 2 + 16 * blocks,
+    sizeOf: (f) => 2 + 16 * f.totals.length,
+    encode: (f, out, at) => {
+      out.writeUInt16LE(f.totals.length, at);
+      f.totals.forEach((t, i) => {
+        out.writeBigUInt64LE(BigInt(t.normal), at + 2 + 16 * i);
+        out.writeBigUInt64LE(BigInt(t.zero), at + 10 + 16 * i);
+      });
+    },
+    decode: (head, blocks = 0) => {
+      if (head.length !== 2 + 16 * blocks || head.readUInt16LE(0) !== blocks) {
+        throw new WireError(`END: totals for ${head.length >= 2 ? head.readUInt16LE(0) : '?'} blocks, expected ${blocks}`);
+      }
+      const totals = Array.from({ length: blocks }, (_, i) => ({
+        normal: Number(head.readBigUInt64LE(2 + 16 * i)),
+        zero: Number(head.readBigUInt64LE(10 + 16 * i)),
+      }));
+      return { totals };
+    },
+  }),
+  /** Take over: u8 run, 1 to resume the guest (it ran on the source), anything else to stay paused. */
+  Go: fixed<{ run: boolean }>({
+    tag: Rec.Go, name: 'GO', direction: 'stream', headBytes: 1,
+    encode: (f, out, at) => { out.writeUInt8(f.run ? 1 : 0, at); },
+    decode: (head) => ({ run: head.readUInt8(0) === 1 }),
+  }),
+  /** The SHA-256 of all RAM at the pause (ram-digest.ts). */
+  Verify: fixed<{ digest: Buffer }>({
+    tag: Rec.Verify, name: 'VERIFY', direction: 'stream', headBytes: 32,
+    encode: (f, out, at) => {
+      if (f.digest.length !== 32) throw new WireError(`VERIFY: a digest of ${f.digest.length} bytes, expected 32`);
+      out.set(f.digest, at);
+    },
+    decode: (head) => ({ digest: Buffer.from(head) }),
+  }),
+  /** Stream bytes read and loaded so far, u64. */
+  Ack: fixed<{ bytes: number }>({
+    tag: Rec.Ack, name: 'ACK', direction: 'return', headBytes: 8,
+    encode: (f, out, at) => { out.writeBigUInt64LE(BigInt(f.bytes), at); },
+    decode: (head) => ({ bytes: Number(head.readBigUInt64LE(0)) }),
+  }),
+  Loaded: none({ tag: Rec.Loaded, name: 'LOADED', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
+  Resumed: none({ tag: Rec.Resumed, name: 'RESUMED', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
+  /** Why the destination failed, UTF-8. */
+  Error: variable<{ reason: string }>({
+    tag: Rec.Error, name: 'ERROR', direction: 'return',
+    maxHeadBytes: () => MAX_ERROR_BYTES,
+    sizeOf: (f) => {
+      const n = Buffer.byteLength(f.reason, 'utf8');
+      if (n > MAX_ERROR_BYTES) throw new WireError(`ERROR: a reason of ${n} bytes exceeds ${MAX_ERROR_BYTES}`);
+      return n;
+    },
+    encode: (f, out, at) => { out.write(f.reason, at, 'utf8'); },
+    decode: (head) => ({ reason: head.toString('utf8') }),
+  }),
+  /** The destination accepted the connection (and the TLS peer): the source streams only after it. */
+  Ready: none({ tag: Rec.Ready, name: 'READY', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
+} as const;
+
+/** Every row, in tag order. */
+export const RECORD_TABLE: readonly RecordRow<unknown>[] = Object.values(RECORD).sort((a, b) => a.tag - b.tag);
+
+const BY_TAG: (RecordRow<unknown> | undefined)[] = new Array(256).fill(undefined);
+for (const row of RECORD_TABLE) BY_TAG[row.tag] = row;
+
+/** The row of tag `tag`, if this version reads it. */
+export function recordRow(tag: number): RecordRow<unknown> | undefined {
+  return BY_TAG[tag];
+}
+
+/**
+ * Tags reserved for records already foreseen (docs/wire-format.md, "Planned
+ * records"). Each becomes one row when its feature lands; until then a
+ * destination refuses it as an unknown record. A tag is never reused.
+ */
+export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: string; readonly direction: Direction }[] = [
+  { tag: 0x09, name: 'MODULE', direction: 'stream' },
+  { tag: 0x0a, name: 'GROW', direction: 'stream' },
+  { tag: 0x0b, name: 'CHANNEL', direction: 'stream' },
+  { tag: 0x0c, name: 'SYNC', direction: 'stream' },
+  { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },
+  { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
+  { tag: 0x46, name: 'REQUEST', direction: 'return' },
+  { tag: 0x47, name: 'REFUSED', direction: 'return' },
+];
+
+/** A head on its own (tests, and records too large for a send slot). */
+export function encodeHead<F>(row: RecordRow<F>, fields: F): Buffer {
+  const head = Buffer.alloc(row.sizeOf(fields));
+  row.encode(fields, head, 0);
+  return head;
+}
+
+/** A whole record without page data, as one Buffer (the return path, tests). */
+export function encodeRecord<F>(row: RecordRow<F>, fields: F, block = 0): Buffer {
+  const headLen = row.sizeOf(fields);
+  const buf = Buffer.alloc(FRAME_HEADER_BYTES + headLen + CHECK_BYTES);
+  writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, row.tag, block, headLen, 0);
+  row.encode(fields, buf, FRAME_HEADER_BYTES);
+  const end = FRAME_HEADER_BYTES + headLen;
+  buf.writeUInt32LE(crc32(buf.subarray(0, end)), end);
+  return buf;
+}

@@ -1,0 +1,129 @@
+/**
+ * The record table (src/wire/records.ts): every row round-trips, and the
+ * table's shape holds (tags, directions, head sizes). The tests iterate the
+ * table, so a new row is covered as soon as it has samples below (a row
+ * without samples fails).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { WireError } from '../../src/errors.js';
+import { CHECK_BYTES, FRAME_HEADER_BYTES, crc32 } from '../../src/wire/format.js';
+import { FrameDecoder } from '../../src/wire/frame-decoder.js';
+import { FrameWriter } from '../../src/wire/frame-writer.js';
+import { PLANNED_RECORDS, RECORD, RECORD_TABLE, encodeHead, encodeRecord, recordRow, type RecordRow } from '../../src/wire/records.js';
+
+/** Blocks in the stream the samples are decoded against (END's totals need it). */
+const BLOCKS = 3;
+const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+/** Fields per record name, extremes included. */
+const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
+  PAGES: [{ first: 0 }, { first: 0xffffffff }],
+  ZERO: [{ first: 5, count: 1 }, { first: 0xffffffff, count: 0xffffffff }],
+  PASS: [{ pass: 1 }, { pass: 0xffffffff }],
+  DEVICE: [
+    { name: 'app/x', version: 2, data: bytes(5) },
+    { name: 'é'.repeat(127) + 'x', version: 0xffffffff, data: new Uint8Array(0) },
+  ],
+  VCPU: [{ index: 0, state: bytes(13) }, { index: 0xffff, state: new Uint8Array(0) }, { index: 63, state: bytes(64 * 1024, 3) }],
+  END: [{ totals: [{ normal: 0, zero: 0 }, { normal: 2 ** 40, zero: 1 }, { normal: Number.MAX_SAFE_INTEGER, zero: 2 ** 32 }] }],
+  GO: [{ run: true }, { run: false }],
+  VERIFY: [{ digest: Buffer.from(bytes(32, 9)) }],
+  ACK: [{ bytes: 0 }, { bytes: Number.MAX_SAFE_INTEGER }],
+  LOADED: [{}],
+  RESUMED: [{}],
+  ERROR: [{ reason: '' }, { reason: 'the destination refused: ünïcode' }, { reason: 'é'.repeat(2048) }],
+  READY: [{}],
+};
+
+function samplesOf(row: RecordRow<unknown>): readonly unknown[] {
+  const samples = SAMPLES[row.name];
+  assert.ok(samples !== undefined && samples.length > 0, `record ${row.name} (tag 0x${row.tag.toString(16)}) has no round-trip samples here`);
+  return samples;
+}
+
+test('every record type round-trips: decode(encode(fields)) gives the fields, and the head has the row\'s size', () => {
+  assert.deepEqual(Object.keys(SAMPLES).sort(), RECORD_TABLE.map((r) => r.name).sort(), 'samples for exactly the rows of the table');
+  for (const row of RECORD_TABLE) {
+    for (const fields of samplesOf(row)) {
+      const head = encodeHead(row, fields);
+      assert.equal(head.length, row.sizeOf(fields), `${row.name}: sizeOf`);
+      if (row.headBytes !== null) assert.equal(head.length, row.headBytes, `${row.name}: the fixed head size`);
+      assert.ok(head.length <= row.maxHeadBytes(BLOCKS), `${row.name}: a head of ${head.length} bytes is within the cap`);
+      assert.deepEqual(row.decode(head, BLOCKS), fields, `${row.name}: round trip`);
+    }
+  }
+});
+
+test('every record type frames the same through encodeRecord and the frame writer, and the frame carries its head', () => {
+  for (const row of RECORD_TABLE.filter((r) => !r.pageData)) {
+    for (const fields of samplesOf(row)) {
+      const frame = encodeRecord(row, fields, 0);
+      const headLen = row.sizeOf(fields);
+      assert.equal(frame.length, FRAME_HEADER_BYTES + headLen + CHECK_BYTES);
+      assert.equal(frame.readUInt8(0), row.tag);
+      assert.equal(frame.readUInt32LE(4), headLen);
+      assert.equal(frame.readUInt32LE(8), 0);
+      assert.deepEqual(row.decode(frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + headLen), BLOCKS), fields);
+      assert.equal(frame.readUInt32LE(FRAME_HEADER_BYTES + headLen), crc32(frame.subarray(0, FRAME_HEADER_BYTES + headLen)));
+      const out: Buffer[] = [];
+      const writer = new FrameWriter((chunk, release) => { out.push(Buffer.from(chunk)); release(); }, 2);
+      assert.equal(writer.append(row, fields), frame.length);
+      writer.flush();
+      assert.deepEqual(Buffer.concat(out), frame, `${row.name}: the writer's bytes`);
+    }
+  }
+});
+
+test('return-path records round-trip through the decoder', () => {
+  for (const row of RECORD_TABLE.filter((r) => r.direction === 'return')) {
+    for (const fields of samplesOf(row)) {
+      const got: unknown[] = [];
+      const decoder = new FrameDecoder({ record: (type, _block, head) => got.push([type, recordRow(type)!.decode(head)]) }, { stream: false });
+      decoder.feed(encodeRecord(row, fields));
+      assert.deepEqual(got, [[row.tag, fields]], row.name);
+    }
+  }
+});
+
+test('the table: tags are unique, never 0, in their direction\'s range; fixed heads cap at their size; planned tags are free', () => {
+  const inRange = (tag: number, direction: string) => (direction === 'stream' ? tag >= 0x01 && tag <= 0x3f : tag >= 0x41 && tag <= 0x7f);
+  const tags = new Set<number>();
+  const names = new Set<string>();
+  for (const row of [...RECORD_TABLE, ...PLANNED_RECORDS]) {
+    assert.ok(row.tag !== 0 && inRange(row.tag, row.direction), `${row.name}: tag 0x${row.tag.toString(16)} in the ${row.direction} range`);
+    assert.ok(!tags.has(row.tag), `tag 0x${row.tag.toString(16)} used once`);
+    assert.ok(!names.has(row.name), `name ${row.name} used once`);
+    tags.add(row.tag);
+    names.add(row.name);
+  }
+  for (const row of RECORD_TABLE) {
+    assert.equal(recordRow(row.tag), row);
+    if (row.headBytes !== null) assert.equal(row.maxHeadBytes(BLOCKS), row.headBytes, row.name);
+    if (row.pageData) assert.ok(row.perBlock && row.direction === 'stream', `${row.name}: page data goes into a block`);
+  }
+  assert.equal(recordRow(0), undefined);
+  for (const p of PLANNED_RECORDS) assert.equal(recordRow(p.tag), undefined, `${p.name} is not read yet`);
+});
+
+test('a head that cannot be encoded is refused with the record named', () => {
+  const device = { version: 1, data: new Uint8Array(1) };
+  assert.throws(() => encodeHead(RECORD.Device, { ...device, name: '' }), { code: 'ERR_FERRY_WIRE', message: /DEVICE: name "" must be 1-255 bytes/ });
+  assert.throws(() => encodeHead(RECORD.Device, { ...device, name: 'é'.repeat(128) }), /DEVICE: name .* must be 1-255 bytes/);
+  assert.throws(() => encodeHead(RECORD.Error, { reason: 'x'.repeat(4097) }), /ERROR: a reason of 4097 bytes exceeds 4096/);
+  assert.throws(() => encodeHead(RECORD.Verify, { digest: Buffer.alloc(31) }), /VERIFY: a digest of 31 bytes, expected 32/);
+  assert.throws(() => RECORD.End.decode(encodeHead(RECORD.End, { totals: [{ normal: 1, zero: 0 }] }), 2), /END: totals for 1 blocks, expected 2/);
+  assert.throws(() => RECORD.Vcpu.decode(Buffer.alloc(1)), (err) => err instanceof WireError && /VCPU: head of 1 bytes/.test(err.message));
+  assert.throws(() => RECORD.Device.decode(Buffer.from([4, 0x61])), /DEVICE: head of 2 bytes is too short for a name of 4/);
+});
+
+test('docs/wire-format.md lists every record type and every planned tag with its direction', () => {
+  const doc = readFileSync(new URL('../../../docs/wire-format.md', import.meta.url), 'utf8');
+  const listed = new Map<string, string>();
+  for (const m of doc.matchAll(/^\| (0x[0-9a-f]{2}) \| ([A-Z]+) \| (stream|return) \|/gm)) listed.set(m[2], `${m[1]} ${m[3]}`);
+  for (const row of [...RECORD_TABLE, ...PLANNED_RECORDS]) {
+    assert.equal(listed.get(row.name), `0x${row.tag.toString(16).padStart(2, '0')} ${row.direction}`, `${row.name} in the document's tables`);
+  }
+  assert.equal(listed.size, RECORD_TABLE.length + PLANNED_RECORDS.length, 'no record in the document that the code does not know');
+});
