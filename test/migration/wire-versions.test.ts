@@ -1,0 +1,101 @@
+/**
+ * Wire versions across releases, against streams committed in
+ * test/fixtures (README.md there says how each was made): the current
+ * version's saved guest loads, and the previous version's is refused at
+ * the header, before any page, with both versions named.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { PAGE_SIZE } from '../../src/memory/page.js';
+import { IncomingMigration } from '../../src/migration/incoming.js';
+import { HEADER_FIXED_BYTES, WIRE_VERSION, crc32 } from '../../src/wire/format.js';
+import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
+import { jsPageSum } from '../../src/wire/page-checksum.js';
+import { Rec } from '../../src/wire/records.js';
+import {
+  FIXTURE_DATA_PAGES, FIXTURE_DEVICE, FIXTURE_HEARTBEAT_PAGE, FIXTURE_RAM_BYTES, fixtureDevice, fixturePage,
+} from '../fixtures/fixture-guest.js';
+import { adopt, destroyAll } from './helpers.js';
+
+after(destroyAll);
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
+const CURRENT = fixture(`stream-v${WIRE_VERSION}.ferry`);
+const PREVIOUS = fixture(`stream-v${WIRE_VERSION - 1}.ferry`);
+const REFUSAL = new RegExp(`header: stream version ${WIRE_VERSION - 1}, this destination reads version ${WIRE_VERSION} \\(`);
+
+/** Decode `bytes` into a RAM of the fixture's size; returns the record types delivered and any error. */
+function decode(bytes: Buffer): { types: number[]; pageWrites: number; error: Error | null } {
+  const ram = new Uint8Array(FIXTURE_RAM_BYTES);
+  const types: number[] = [];
+  let pageWrites = 0;
+  const sink: FrameSink = {
+    pageData: (_b, offset, data) => { pageWrites++; ram.set(data, offset); },
+    pageSum: (_b, first, count) => jsPageSum(new Int32Array(ram.buffer, first * PAGE_SIZE, count * 1024)),
+    record: (type) => types.push(type),
+  };
+  try {
+    new FrameDecoder(sink, { stream: true }).feed(bytes);
+    return { types, pageWrites, error: null };
+  } catch (err) {
+    return { types, pageWrites, error: err as Error };
+  }
+}
+
+test(`the current version's committed stream (v${WIRE_VERSION}) decodes record by record to GO`, () => {
+  const bytes = readFileSync(CURRENT);
+  assert.equal(bytes.readUInt16LE(8), WIRE_VERSION);
+  const { types, error } = decode(bytes);
+  assert.equal(error, null);
+  for (const t of [Rec.Pass, Rec.Pages, Rec.Zero, Rec.Verify, Rec.Vcpu, Rec.Device, Rec.End]) assert.ok(types.includes(t), `record ${t} in the fixture`);
+  assert.equal(types.at(-1), Rec.Go);
+});
+
+test(`the previous version's stream (v${WIRE_VERSION - 1}) is refused at the header, before any page, naming both versions`, () => {
+  const bytes = readFileSync(PREVIOUS);
+  assert.equal(bytes.readUInt16LE(8), WIRE_VERSION - 1);
+  const { types, pageWrites, error } = decode(bytes);
+  assert.match(error?.message ?? '', REFUSAL);
+  assert.deepEqual(types, []);
+  assert.equal(pageWrites, 0);
+});
+
+test('why version 1 is refused: read as version 2, its first page record fails its check (the page sum changed)', () => {
+  const bytes = Buffer.from(readFileSync(PREVIOUS));
+  bytes.writeUInt16LE(WIRE_VERSION, 8);
+  const end = HEADER_FIXED_BYTES + bytes.readUInt32LE(32);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, end)), end);
+  const { types, error } = decode(bytes);
+  assert.match(error?.message ?? '', /PAGES: check 0x[0-9a-f]+, computed/);
+  assert.deepEqual(types, [Rec.Pass], 'only the PASS before it was delivered');
+});
+
+test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device section, digest`, async () => {
+  const loaded: { data?: string } = {};
+  const m = await IncomingMigration.listen(`file:${CURRENT}`, { onGuest: (g) => g.devices.register(fixtureDevice(loaded)) });
+  const r = await m.done();
+  const g = adopt(r.guest);
+  assert.equal(r.status, 'resumed', r.error ?? '');
+  assert.equal(r.stats?.verified, true);
+  assert.equal(loaded.data, FIXTURE_DEVICE.data);
+  assert.ok(g !== null);
+  await g.pause();
+  const ram = g.ram.read(0, FIXTURE_RAM_BYTES);
+  for (let p = 0; p < FIXTURE_RAM_BYTES / PAGE_SIZE; p++) {
+    if (p === FIXTURE_HEARTBEAT_PAGE) continue;
+    const expected = p < FIXTURE_DATA_PAGES ? fixturePage(p) : new Uint8Array(PAGE_SIZE);
+    assert.ok(Buffer.from(ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)).equals(expected), `page ${p}`);
+  }
+});
+
+test(`a destination refuses the committed v${WIRE_VERSION - 1} file before loading any page, and no guest runs`, async () => {
+  const m = await IncomingMigration.listen(`file:${PREVIOUS}`, { onGuest: (g) => g.devices.register(fixtureDevice()) });
+  const r = await m.done();
+  adopt(r.guest);
+  assert.equal(r.status, 'failed');
+  assert.equal(r.guest, null);
+  assert.match(r.error ?? '', REFUSAL);
+  assert.equal(r.stats?.normalPages ?? 0, 0);
+});
