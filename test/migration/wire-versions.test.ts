@@ -17,7 +17,10 @@ import { Rec } from '../../src/wire/records.js';
 import {
   FIXTURE_DATA_PAGES, FIXTURE_DEVICE, FIXTURE_HEARTBEAT_PAGE, FIXTURE_RAM_BYTES, fixtureDevice, fixturePage,
 } from '../fixtures/fixture-guest.js';
+import { bounded, fileLimit } from '../waits.js';
 import { adopt, destroyAll } from './helpers.js';
+
+fileLimit(import.meta.url, 120_000);
 
 after(destroyAll);
 
@@ -75,13 +78,13 @@ test('why version 1 is refused: read as version 2, its first page record fails i
 test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device section, digest`, async () => {
   const loaded: { data?: string } = {};
   const m = await IncomingMigration.listen(`file:${CURRENT}`, { onGuest: (g) => g.devices.register(fixtureDevice(loaded)) });
-  const r = await m.done();
+  const r = await bounded('the restore of the v2 file', m.done(), 60_000);
   const g = adopt(r.guest);
   assert.equal(r.status, 'resumed', r.error ?? '');
   assert.equal(r.stats?.verified, true);
   assert.equal(loaded.data, FIXTURE_DEVICE.data);
   assert.ok(g !== null);
-  await g.pause();
+  await bounded('the restored guest to pause', g.pause(), 30_000);
   const ram = g.ram.read(0, FIXTURE_RAM_BYTES);
   for (let p = 0; p < FIXTURE_RAM_BYTES / PAGE_SIZE; p++) {
     if (p === FIXTURE_HEARTBEAT_PAGE) continue;
@@ -92,7 +95,7 @@ test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device se
 
 test(`a destination refuses the committed v${WIRE_VERSION - 1} file before loading any page, and no guest runs`, async () => {
   const m = await IncomingMigration.listen(`file:${PREVIOUS}`, { onGuest: (g) => g.devices.register(fixtureDevice()) });
-  const r = await m.done();
+  const r = await bounded('the refusal of the v1 file', m.done(), 60_000);
   adopt(r.guest);
   assert.equal(r.status, 'failed');
   assert.equal(r.guest, null);

@@ -12,6 +12,9 @@ import { CHECK_BYTES, FRAME_HEADER_BYTES, crc32 } from '../../src/wire/format.js
 import { FrameDecoder } from '../../src/wire/frame-decoder.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { PLANNED_RECORDS, RECORD, RECORD_TABLE, encodeHead, encodeRecord, recordRow, type RecordRow } from '../../src/wire/records.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 /** Blocks in the stream the samples are decoded against (END's totals need it). */
 const BLOCKS = 3;
