@@ -65,7 +65,6 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
     const m = Migration.start(this.guestValue, uri, this.parameters, {
       verify: this.capabilities['x-ferry-verify'], tls: this.options.tls,
       mode: this.capabilities['x-ferry-mainloop'] ? 'mainloop' : 'thread',
-      mainloopStepCapMs: this.parameters.mainloopStepCapMs, zeroPageBudgetBytes: this.parameters.zeroPageBudgetBytes,
     });
     this.migration = m;
     m.on('status', (status) => this.migrationEvent('MIGRATION', { status }));

@@ -14,35 +14,26 @@ import { createTracer } from '../trace.js';
 import { TransportError } from '../transport/socket.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
-import { PAGE_SIZE } from '../memory/page.js';
-import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD, MAX_VCPUS, type StreamHeader } from '../wire/format.js';
+import { MAX_VCPUS, type StreamHeader } from '../wire/format.js';
 import { prepareVcpuThreads } from '../guest/vcpu-threads.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
+import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
 
 const trace = createTracer('incoming');
 
-export const DEFAULT_MAX_GUEST_BYTES = 64 * 1024 ** 3;
-export const DEFAULT_MAX_FRAME_BYTES = MAX_DEVICE_DATA_BYTES + 4096;
+// The destination's limits are parameters (parameters.ts); these names stay for callers.
+export const DEFAULT_MAX_GUEST_BYTES = PARAMETER_TABLE.maxGuestBytes.default;
+export const DEFAULT_MAX_FRAME_BYTES = PARAMETER_TABLE.maxFrameBytes.default;
 /** A full PAGES record: every source sends these. */
-export const MIN_FRAME_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 4;
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const MIN_FRAME_BYTES = PARAMETER_TABLE.maxFrameBytes.min;
+export const DEFAULT_IDLE_TIMEOUT_MS = PARAMETER_TABLE.idleTimeoutMs.default;
 export const DEFAULT_PRESTART_VCPUS = 2;
 
 export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
 
-export interface IncomingOptions {
-  /** Largest guest (bytes of RAM) this destination accepts (default 64 GiB). */
-  readonly maxGuestBytes?: number;
-  /**
-   * Largest record accepted, head and page data, bytes (default 16 MiB + 4
-   * KiB: a device section at the format's cap). The loader allocates at most
-   * this much per record before its data arrives. At least 1 MiB + 4 (a
-   * full PAGES record).
-   */
-  readonly maxFrameBytes?: number;
-  /** Longest time without a byte from the source before GO, ms (default 30000); then the migration fails. */
-  readonly idleTimeoutMs?: number;
+/** The destination's limits (maxGuestBytes, maxFrameBytes, idleTimeoutMs; defaults and ranges in parameters.ts), and the rest. */
+export interface IncomingOptions extends Partial<DestinationParameters> {
   /** TLS for the channel: the destination presents cert/key; with `ca` it requires a client certificate. */
   readonly tls?: TlsOptions;
   /** Listen on a non-loopback address without TLS (refused otherwise: anyone who can reach it could send a guest). */
@@ -81,18 +72,14 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   /** Listen on `uri` for one incoming migration; resolves once listening. */
   static async listen(uri: string, options: IncomingOptions = {}): Promise<IncomingMigration> {
     parseUri(uri);
-    const limit = (name: string, value: number, min: number) => {
-      if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
-      return value;
-    };
-    const maxGuestBytes = limit('maxGuestBytes', options.maxGuestBytes ?? DEFAULT_MAX_GUEST_BYTES, 1);
-    const maxFrameBytes = limit('maxFrameBytes', options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_BYTES);
-    const idleTimeoutMs = limit('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1);
+    const { maxGuestBytes, maxFrameBytes, idleTimeoutMs } = options;
+    const limits = withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes, maxFrameBytes, idleTimeoutMs });
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
-    const prestart = limit('prestartVcpus', options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS, 0);
+    const prestart = options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS;
+    if (!Number.isSafeInteger(prestart) || prestart < 0) throw new InvalidArgumentError(`prestartVcpus must be an integer of at least 0, got ${String(prestart)}`);
     const m = new IncomingMigration(options);
     prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
-    await m.start({ uri, maxGuestBytes, maxFrameBytes, idleTimeoutMs, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
+    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
     return m;
   }
 

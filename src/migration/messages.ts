@@ -6,7 +6,7 @@ import type { SavedSection } from '../guest/device-state.js';
 import type { RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { StreamHeader } from '../wire/format.js';
-import type { MigrationParameters } from './parameters.js';
+import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { SourceStats } from './stats.js';
 
 // ---- source ----
@@ -25,13 +25,10 @@ export interface SourceInit {
    * 'thread': the migration thread (ferry's way). 'mainloop': the session is
    * driven from the main event loop one step per 100 ms tick, as QEMU's
    * 2010 buffered_file timer drove ram_save_live; only for the benchmark's
-   * reproduction of the thread's experiment.
+   * reproduction of the thread's experiment. Its step cap and zero-page
+   * budget are `parameters`, which may change while it runs.
    */
   readonly mode: 'thread' | 'mainloop';
-  /** mainloop mode: longest step per tick, ms; 0 is no cap (a step runs until the byte budget is spent). */
-  readonly mainloopStepCapMs: number;
-  /** mainloop mode: per-page zero records charged this many budget bytes each (QEMU 2010: 9); 0 is ferry's runs. */
-  readonly zeroPageBudgetBytes: number;
   /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
   readonly startedAtMs: number;
 }
@@ -57,13 +54,9 @@ export type FromSource =
 
 // ---- destination ----
 
-export interface LoaderInit {
+/** The destination's limits (maxGuestBytes, maxFrameBytes, idleTimeoutMs: see parameters.ts), and where and what to accept. */
+export interface LoaderInit extends DestinationParameters {
   readonly uri: string;
-  readonly maxGuestBytes: number;
-  /** Largest record accepted (head and page data), bytes. */
-  readonly maxFrameBytes: number;
-  /** Longest time without a byte from the source before GO, ms. */
-  readonly idleTimeoutMs: number;
   readonly tls?: TlsOptions;
   /** Listen on a non-loopback address without TLS (refused otherwise). */
   readonly allowInsecure?: boolean;

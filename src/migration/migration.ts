@@ -63,7 +63,14 @@ export interface MigrationResult {
   readonly afterGo: boolean;
 }
 
-export interface MigrationOptions {
+/**
+ * The mainloop parameters are also taken as options, their place before
+ * they were parameters; the same names in `parameters` win.
+ * @deprecated pass them in `parameters` (then migrate-set-parameters can change them).
+ */
+type ParametersOnceOptions = Partial<Pick<MigrationParameters, 'mainloopStepCapMs' | 'zeroPageBudgetBytes'>>;
+
+export interface MigrationOptions extends ParametersOnceOptions {
   /** Digest RAM in each process at switchover; the destination resumes only if they match. */
   readonly verify?: boolean;
   /**
@@ -80,10 +87,6 @@ export interface MigrationOptions {
   readonly resumeAfterSave?: boolean;
   /** 'thread' (default) or 'mainloop' (the benchmark's reproduction of the 2010 thread; see SourceInit). */
   readonly mode?: 'thread' | 'mainloop';
-  /** mainloop mode: longest step per 100 ms tick, ms (0: no cap, the 2010 behaviour). */
-  readonly mainloopStepCapMs?: number;
-  /** mainloop mode: send each zero page as its own record charged this many budget bytes (9 as QEMU 2010; 0: ferry's zero runs). */
-  readonly zeroPageBudgetBytes?: number;
   /** TLS for the migration channel (see transport/tls.ts). */
   readonly tls?: TlsOptions;
 }
@@ -104,7 +107,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (running !== undefined && !isFinished(running.status)) {
       throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);
     }
-    const m = new Migration(guest, uri, withParameters(DEFAULT_PARAMETERS, parameters), options);
+    const { mainloopStepCapMs, zeroPageBudgetBytes } = options;
+    const asOptions = withParameters(DEFAULT_PARAMETERS, { mainloopStepCapMs, zeroPageBudgetBytes });
+    const m = new Migration(guest, uri, withParameters(asOptions, parameters), options);
     active.set(guest, m);
     m.begin();
     return m;
@@ -179,8 +184,6 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       uuid: randomUUID(),
       verify: this.options.verify === true,
       mode: this.options.mode ?? 'thread',
-      mainloopStepCapMs: this.options.mainloopStepCapMs ?? 0,
-      zeroPageBudgetBytes: this.options.zeroPageBudgetBytes ?? 0,
       tls: this.options.tls,
       startedAtMs: monoMs(),
     };

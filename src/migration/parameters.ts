@@ -1,89 +1,184 @@
 /**
- * Migration parameters: each declared once, with its unit in its name, its
- * default and where the default comes from (STYLE.md habit 8), and one
- * validator whose messages name the parameter and what was wrong.
+ * Migration parameters, each declared once (STYLE.md habit 8, as QEMU's
+ * migration/options.c): one row per parameter in PARAMETER_TABLE, holding
+ * its library name (the key, with its unit in it), its QMP name, its
+ * command-line flag, unit, default and where the default comes from, its
+ * range, and the side(s) it applies to with its --help text there.
+ * Everything else is derived from the table: the `MigrationParameters` and
+ * `DestinationParameters` types, the defaults, the validator below, the
+ * QMP names of migrate-set-parameters / query-migrate-parameters
+ * (control/qmp-commands.ts), and the command-line flags, their checks and
+ * their usage lines (cli/parameter-flags.ts). Adding a parameter is adding
+ * a row (and reading it where it takes effect). Row order is the order of
+ * query-migrate-parameters and of the usage lines.
+ *
+ * A source parameter may change during a migration (migrate-set-parameters):
+ * the running session gets the whole new set and must read it from there,
+ * never from a copy taken at its start.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD } from '../wire/format.js';
 
-export interface MigrationParameters {
-  /**
-   * Longest acceptable pause of the guest, ms. Default 300: QEMU's
-   * `downtime-limit` default (migration/options.c, DEFAULT_MIGRATE_SET_DOWNTIME).
-   */
-  readonly downtimeLimitMs: number;
-  /**
-   * Bytes per second the stream may use, enforced per 100 ms window; 0 is
-   * unlimited. ferry's default is unlimited; QEMU 7.2's `max-bandwidth`
-   * default is 128 MiB/s (MAX_THROTTLE), a limit from when migration shared
-   * a 1 Gbit/s link with the guest's traffic.
-   */
-  readonly maxBandwidthBytesPerSec: number;
-  /**
-   * Bandwidth to assume for the switchover decision instead of the
-   * estimate, bytes/s; 0 uses the estimate. As QEMU's
-   * `avail-switchover-bandwidth` (8.2+).
-   */
-  readonly availSwitchoverBandwidthBytesPerSec: number;
-  /**
-   * Share of one core the migration thread may use, percent; 100 is no cap
-   * (default). On 2 cores the migration thread competes with the vCPUs.
-   */
-  readonly cpuSharePercent: number;
-  /** Limit for the vCPUs to acknowledge the switchover pause, ms (default 1000). */
-  readonly pauseTimeoutMs: number;
-  /** Limit to connect, and to wait for each answer at switchover (LOADED, RESUMED), ms (default 10000). */
-  readonly switchoverTimeoutMs: number;
-  /**
-   * Longest time the destination may acknowledge nothing while bytes are in
-   * flight, ms (default 30000): a destination that stops reading holds the
-   * source's send slots, never its memory, and this ends the wait. QEMU has
-   * no such limit and relies on TCP; a hung peer then stalls migration for
-   * the kernel's retransmission timeout (~15 min).
-   */
-  readonly idleTimeoutMs: number;
-  /** `mainloop` mode only (the 2010 experiment): longest step per 100 ms tick, ms; 0 is no cap. */
-  readonly mainloopStepCapMs: number;
-  /** `mainloop` mode only: zero pages sent one per record, each charged this many budget bytes (QEMU 2010: 9); 0 is off. */
-  readonly zeroPageBudgetBytes: number;
+export type Side = 'source' | 'destination';
+/** Sizes and rates are written as sizes on the command line (256M); the rest as whole numbers. */
+export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent';
+
+export interface ParameterRow {
+  /** Name in migrate-set-parameters and query-migrate-parameters; null: not a QMP parameter. */
+  readonly qmp: string | null;
+  /** Command-line flag, without its dashes; null: none. */
+  readonly flag: string | null;
+  readonly unit: ParameterUnit;
+  readonly default: number;
+  /** What the default means, when its number does not say it ("unlimited"). */
+  readonly defaultMeans?: string;
+  /** Where the default comes from: QEMU's source, or ferry's measurement or choice. */
+  readonly origin: string;
+  /** Accepted values: integers in [min, max]. */
+  readonly min: number;
+  readonly max: number;
+  /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
+  readonly sides: { readonly source?: string; readonly destination?: string };
 }
 
-export const DEFAULT_PARAMETERS: MigrationParameters = Object.freeze({
-  downtimeLimitMs: 300,
-  maxBandwidthBytesPerSec: 0,
-  availSwitchoverBandwidthBytesPerSec: 0,
-  cpuSharePercent: 100,
-  pauseTimeoutMs: 1000,
-  switchoverTimeoutMs: 10_000,
-  idleTimeoutMs: 30_000,
-  mainloopStepCapMs: 0,
-  zeroPageBudgetBytes: 0,
-});
+const NO_MAX = Number.MAX_SAFE_INTEGER;
 
-const RANGES: Record<keyof MigrationParameters, [min: number, max: number]> = {
-  downtimeLimitMs: [1, 2_000_000], // QEMU caps downtime-limit at 2000 s
-  maxBandwidthBytesPerSec: [0, Number.MAX_SAFE_INTEGER],
-  availSwitchoverBandwidthBytesPerSec: [0, Number.MAX_SAFE_INTEGER],
-  cpuSharePercent: [1, 100],
-  pauseTimeoutMs: [1, 600_000],
-  switchoverTimeoutMs: [1, 3_600_000],
-  idleTimeoutMs: [1, 3_600_000],
-  mainloopStepCapMs: [0, 60_000],
-  zeroPageBudgetBytes: [0, 4096],
-};
+export const PARAMETER_TABLE = {
+  /** Longest acceptable pause of the guest, ms. */
+  downtimeLimitMs: {
+    qmp: 'downtime-limit', flag: 'downtime-limit', unit: 'ms', default: 300, min: 1, max: 2_000_000,
+    origin: "QEMU's downtime-limit default (migration/options.c, DEFAULT_MIGRATE_SET_DOWNTIME); QEMU caps it at 2000 s",
+    sides: { source: 'longest acceptable pause' },
+  },
+  /** Bytes per second the stream may use, enforced per 100 ms window; 0 is unlimited. */
+  maxBandwidthBytesPerSec: {
+    qmp: 'max-bandwidth', flag: 'max-bandwidth', unit: 'bytes/s', default: 0, defaultMeans: 'unlimited', min: 0, max: NO_MAX,
+    origin: "ferry's choice. QEMU 7.2's default is 128 MiB/s (MAX_THROTTLE), a limit from when migration shared a 1 Gbit/s link with the guest's traffic",
+    sides: { source: 'per second, e.g. 100M' },
+  },
+  /** Bandwidth to assume for the switchover decision instead of the estimate, bytes/s; 0 uses the estimate. */
+  availSwitchoverBandwidthBytesPerSec: {
+    qmp: 'avail-switchover-bandwidth', flag: 'avail-switchover-bandwidth', unit: 'bytes/s', default: 0, defaultMeans: 'use the estimate',
+    min: 0, max: NO_MAX,
+    origin: "QEMU's avail-switchover-bandwidth (8.2+), default 0",
+    sides: { source: 'per second, assumed at switchover' },
+  },
+  /** Share of one core the migration thread may use, percent; 100 is no cap. */
+  cpuSharePercent: {
+    qmp: 'x-ferry-cpu-share', flag: 'cpu-share', unit: 'percent', default: 100, defaultMeans: 'none', min: 1, max: 100,
+    origin: "ferry's choice: no cap (on 2 cores the migration thread competes with the vCPUs; a cap trades time for their CPU)",
+    sides: { source: "cap on the migration thread's share of a core" },
+  },
+  /** Limit for the vCPUs to acknowledge the switchover pause, ms. */
+  pauseTimeoutMs: {
+    qmp: 'x-ferry-pause-timeout', flag: 'pause-timeout', unit: 'ms', default: 1000, min: 1, max: 600_000,
+    origin: "ferry's choice: vCPUs acknowledge within a few ms here (PAUSE_LEAD_MS in source-session.ts); the rest is room for a loaded machine",
+    sides: { source: 'limit for the vCPUs to acknowledge the pause' },
+  },
+  /** Limit to connect, and to wait for each answer at switchover (LOADED, RESUMED), ms. */
+  switchoverTimeoutMs: {
+    qmp: 'x-ferry-switchover-timeout', flag: 'switchover-timeout', unit: 'ms', default: 10_000, min: 1, max: 3_600_000,
+    origin: "ferry's choice: the LOADED/GO/RESUMED round trips take ~1-2 ms on one host; the limit is for a peer that hangs",
+    sides: { source: 'limit for each answer at switchover' },
+  },
+  /** Largest guest (bytes of RAM) the destination accepts. */
+  maxGuestBytes: {
+    qmp: null, flag: 'max-ram', unit: 'bytes', default: 64 * 1024 ** 3, min: 1, max: NO_MAX,
+    origin: "ferry's choice, not a measurement: a bound on the RAM a stream's header can make the destination allocate",
+    sides: { destination: 'largest guest accepted' },
+  },
+  /**
+   * Largest record the destination accepts, head and page data, bytes: the
+   * loader allocates at most this much per record before its data arrives.
+   */
+  maxFrameBytes: {
+    qmp: null, flag: 'max-frame', unit: 'bytes', default: MAX_DEVICE_DATA_BYTES + 4096,
+    min: MAX_PAGES_PER_RECORD * PAGE_SIZE + 4, max: NO_MAX,
+    origin: "a device section at the format's cap (wire/format.ts MAX_DEVICE_DATA_BYTES) and its head; at least a full PAGES record, which every source sends",
+    sides: { destination: 'largest record accepted' },
+  },
+  /**
+   * Source: longest time the destination may acknowledge nothing while bytes
+   * are in flight, ms (a destination that stops reading holds the source's
+   * send slots, never its memory, and this ends the wait). Destination:
+   * longest time without a byte from the source before GO; then it fails.
+   */
+  idleTimeoutMs: {
+    qmp: 'x-ferry-idle-timeout', flag: 'idle-timeout', unit: 'ms', default: 30_000, min: 1, max: 3_600_000,
+    origin: "ferry's choice. QEMU has no such limit and relies on TCP: a hung peer then stalls migration for the kernel's retransmission timeout (~15 min)",
+    sides: {
+      source: 'limit for the destination to read nothing while bytes wait',
+      destination: 'fail when the source sends nothing for this long before GO',
+    },
+  },
+  /** `mainloop` mode only (the 2010 experiment): longest step per 100 ms tick, ms; 0 is no cap. */
+  mainloopStepCapMs: {
+    qmp: 'x-ferry-mainloop-step-cap', flag: null, unit: 'ms', default: 0, defaultMeans: 'no cap', min: 0, max: 60_000,
+    origin: 'QEMU 2010 had no cap: a step ran until its byte budget was spent',
+    sides: { source: 'mainloop mode: longest step per 100 ms tick' },
+  },
+  /** `mainloop` mode only: zero pages sent one per record, each charged this many budget bytes; 0 is off. */
+  zeroPageBudgetBytes: {
+    qmp: 'x-ferry-zero-page-budget', flag: null, unit: 'bytes', default: 0, defaultMeans: "ferry's zero runs", min: 0, max: PAGE_SIZE,
+    origin: "ferry's zero runs. QEMU 2010 sent each zero page as 9 bytes (an 8-byte address with flags, and the fill byte)",
+    sides: { source: 'mainloop mode: budget bytes charged per zero page, each sent alone' },
+  },
+} as const satisfies Record<string, ParameterRow>;
 
-/** Merge `changes` over `base`, checking each value; unknown names are errors. */
-export function withParameters(base: MigrationParameters, changes: Partial<Record<string, unknown>>): MigrationParameters {
-  const out: Record<string, number> = { ...base };
+type Table = typeof PARAMETER_TABLE;
+export type ParameterKey = keyof Table;
+/** The parameters of one side: a number for every row that applies to it. */
+export type ParametersOf<S extends Side> = { readonly [K in ParameterKey as Table[K]['sides'] extends Record<S, string> ? K : never]: number };
+/** The source's parameters (migrate-set-parameters; kept across migrations, as QEMU's). */
+export type MigrationParameters = ParametersOf<'source'>;
+/** The destination's limits (`ferry incoming` flags, IncomingOptions). */
+export type DestinationParameters = ParametersOf<'destination'>;
+
+/** The rows that apply to `side`, in table order. */
+export function parameterRows<S extends Side>(side: S): readonly (readonly [keyof ParametersOf<S>, ParameterRow])[] {
+  return (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][])
+    .filter(([, row]) => row.sides[side] !== undefined) as unknown as (readonly [keyof ParametersOf<S>, ParameterRow])[];
+}
+
+function defaultsOf<S extends Side>(side: S): ParametersOf<S> {
+  return Object.freeze(Object.fromEntries(parameterRows(side).map(([key, row]) => [key, row.default]))) as ParametersOf<S>;
+}
+
+export const DEFAULT_PARAMETERS: MigrationParameters = defaultsOf('source');
+export const DEFAULT_DESTINATION_PARAMETERS: DestinationParameters = defaultsOf('destination');
+
+/** The accepted values of a row, as messages write them. */
+export function rangeText(row: ParameterRow): string {
+  return row.max === NO_MAX ? `of at least ${row.min}` : `in [${row.min}, ${row.max}]`;
+}
+
+/**
+ * The validator: `value` if it is an integer in the row's range, else an
+ * InvalidArgumentError naming `label` (the name the caller knows the
+ * parameter by: its library name, its QMP name) and what was wrong.
+ */
+export function checkParameter(key: ParameterKey, value: unknown, label: string): number {
+  const row: ParameterRow = PARAMETER_TABLE[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < row.min || value > row.max) {
+    throw new InvalidArgumentError(`${label} must be an integer ${rangeText(row)}, got ${JSON.stringify(value) ?? String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Merge `changes` over `base` (the source's parameters, or the
+ * destination's), checking each value; names that are not `base`'s are
+ * errors, undefined values are skipped.
+ */
+export function withParameters<P extends Partial<Record<ParameterKey, number>>>(base: P, changes: Partial<Record<string, unknown>>): P {
+  const out: Record<string, number> = { ...base } as Record<string, number>;
   for (const [name, value] of Object.entries(changes)) {
     if (value === undefined) continue;
-    const range = RANGES[name as keyof MigrationParameters];
-    if (range === undefined) {
-      throw new InvalidArgumentError(`unknown migration parameter ${JSON.stringify(name)}; known: ${Object.keys(RANGES).join(', ')}`);
+    if (!Object.hasOwn(base, name)) {
+      throw new InvalidArgumentError(`unknown migration parameter ${JSON.stringify(name)}; known: ${Object.keys(base).join(', ')}`);
     }
-    if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < range[0] || value > range[1]) {
-      throw new InvalidArgumentError(`migration parameter ${name} must be an integer in [${range[0]}, ${range[1]}], got ${JSON.stringify(value)}`);
-    }
-    out[name] = value;
+    out[name] = checkParameter(name as ParameterKey, value, `migration parameter ${name}`);
   }
-  return Object.freeze(out as unknown as MigrationParameters);
+  return Object.freeze(out) as unknown as P;
 }

@@ -62,8 +62,9 @@ export class RamSender {
      * benchmark's reproduction of the 2010 thread): every zero page goes as
      * its own record and is charged this many bytes of the bandwidth budget
      * (QEMU 2010 sent 9: an 8-byte address with flags, and the fill byte).
+     * A parameter: it may change between steps.
      */
-    private readonly zeroPageBudgetBytes = 0,
+    public zeroPageBudgetBytes = 0,
   ) {
     this.totals = blocks.map(() => ({ normal: 0, zero: 0 }));
   }

@@ -150,7 +150,7 @@ export class SourceSession {
     });
     this.writer.onRelease = () => this.room.resolve();
     this.clients = this.blocks.map((b) => b.log.register());
-    this.sender = new RamSender(this.blocks, this.clients, this.writer, this.init.mode === 'mainloop' ? this.init.zeroPageBudgetBytes : 0);
+    this.sender = new RamSender(this.blocks, this.clients, this.writer, this.zeroPageBudgetBytes());
     const header = encodeHeader({
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
       blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
@@ -315,7 +315,12 @@ export class SourceSession {
   /** How long one step may run: the slice between yields, or the mainloop cap. */
   private stepNs(): number {
     if (this.init.mode === 'thread') return STEP_NS;
-    return this.init.mainloopStepCapMs > 0 ? this.init.mainloopStepCapMs * 1e6 : Infinity;
+    return this.parameters.mainloopStepCapMs > 0 ? this.parameters.mainloopStepCapMs * 1e6 : Infinity;
+  }
+
+  /** What each zero page is charged: mainloop mode only (see RamSender). */
+  private zeroPageBudgetBytes(): number {
+    return this.init.mode === 'mainloop' ? this.parameters.zeroPageBudgetBytes : 0;
   }
 
   /**
@@ -389,6 +394,7 @@ export class SourceSession {
       case 'set-parameters':
         this.parameters = m.parameters;
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
+        if (this.sender !== undefined) this.sender.zeroPageBudgetBytes = this.zeroPageBudgetBytes();
         break;
     }
   }
