@@ -8,22 +8,10 @@ import { EventEmitter } from 'node:events';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
 import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
+import { defaultCapabilities, type MigrationCapabilities } from '../migration/capabilities.js';
 import { Migration } from '../migration/migration.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from '../migration/parameters.js';
 import type { TlsOptions } from '../transport/tls.js';
-
-export interface MigrationCapabilities {
-  /** QEMU's `events`: send MIGRATION and MIGRATION_PASS events. */
-  events: boolean;
-  /** ferry's `x-ferry-verify`: digest RAM on both sides at switchover. */
-  'x-ferry-verify': boolean;
-  /**
-   * ferry's `x-ferry-mainloop`: migrate from the main event loop, one step per
-   * 100 ms tick, as QEMU did in 2010 (the benchmark's reproduction of the
-   * thread's experiment; the guest's control loop then stalls).
-   */
-  'x-ferry-mainloop': boolean;
-}
 
 export interface ControlEvent {
   readonly event: string;
@@ -41,7 +29,7 @@ export interface ControllerOptions {
 
 export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit: [] }> {
   parameters: MigrationParameters = DEFAULT_PARAMETERS;
-  readonly capabilities: MigrationCapabilities = { events: false, 'x-ferry-verify': false, 'x-ferry-mainloop': false };
+  readonly capabilities: MigrationCapabilities = defaultCapabilities();
   migration: Migration | null = null;
   incoming: IncomingMigration | null = null;
   private guestValue: Guest | null = null;

@@ -7,9 +7,10 @@ import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
 import { parseUri } from '../transport/uri.js';
-import type { MigrationParameters } from '../migration/parameters.js';
+import { isCapability, type CapabilityName } from '../migration/capabilities.js';
+import { checkParameter, parameterRows, type MigrationParameters } from '../migration/parameters.js';
 import type { SourceStats } from '../migration/stats.js';
-import type { GuestController, MigrationCapabilities } from './controller.js';
+import type { GuestController } from './controller.js';
 
 /** A QMP error: its class is QEMU's (GenericError, CommandNotFound, ...). */
 export class QmpError extends Error {
@@ -38,18 +39,10 @@ function noArgs(args: Args): void {
   if (extra !== undefined) throw new QmpError('GenericError', `Parameter '${extra}' is unexpected`);
 }
 
-/** QMP parameter names and ferry's, with unit conversions where they differ. */
-const PARAMETERS: Record<string, keyof MigrationParameters> = {
-  'downtime-limit': 'downtimeLimitMs',
-  'max-bandwidth': 'maxBandwidthBytesPerSec',
-  'avail-switchover-bandwidth': 'availSwitchoverBandwidthBytesPerSec',
-  'x-ferry-cpu-share': 'cpuSharePercent',
-  'x-ferry-pause-timeout': 'pauseTimeoutMs',
-  'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
-  'x-ferry-idle-timeout': 'idleTimeoutMs',
-  'x-ferry-mainloop-step-cap': 'mainloopStepCapMs',
-  'x-ferry-zero-page-budget': 'zeroPageBudgetBytes',
-};
+/** QMP parameter names and ferry's, from the table (the rows of the source side that have a QMP name). */
+const PARAMETERS: ReadonlyMap<string, keyof MigrationParameters> = new Map(
+  parameterRows('source').flatMap(([key, row]) => (row.qmp === null ? [] : [[row.qmp, key] as const])),
+);
 
 /** The destination's view, as QEMU answers query-migrate on an incoming side. */
 function incomingInfo(ctl: GuestController): Record<string, unknown> {
@@ -157,42 +150,40 @@ export const COMMANDS: Record<string, Command> = {
     ctl.migration?.cancel();
     return {};
   },
+  /** All or nothing: every value is checked, and refused by its QMP name, before any is set. */
   'migrate-set-parameters': (ctl, args) => {
-    const changes: Record<string, unknown> = {};
+    const changes: Record<string, number> = {};
     for (const [name, value] of Object.entries(args)) {
-      const ours = PARAMETERS[name];
+      const ours = PARAMETERS.get(name);
       if (ours === undefined) throw new QmpError('GenericError', `Parameter '${name}' is unexpected`);
       if (typeof value !== 'number' || !Number.isInteger(value)) {
         throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: integer`);
       }
-      changes[ours] = value;
+      changes[ours] = checkParameter(ours, value, `Parameter '${name}'`); // its error reaches the client as a GenericError
     }
-    try {
-      ctl.setParameters(changes);
-    } catch (e) {
-      throw new QmpError('GenericError', (e as Error).message);
-    }
+    ctl.setParameters(changes);
     return {};
   },
   'query-migrate-parameters': (ctl, args) => {
     noArgs(args);
-    return Object.fromEntries(Object.entries(PARAMETERS).map(([qmp, ours]) => [qmp, ctl.parameters[ours]]));
+    return Object.fromEntries([...PARAMETERS].map(([qmp, ours]) => [qmp, ctl.parameters[ours]]));
   },
+  /** All or nothing, as migrate-set-parameters; refused while a migration runs (capabilities are fixed for one). */
   'migrate-set-capabilities': (ctl, args) => {
     if (args.capabilities === undefined) throw new QmpError('GenericError', "Parameter 'capabilities' is missing");
     if (!Array.isArray(args.capabilities)) throw new QmpError('GenericError', "Invalid parameter type for 'capabilities', expected: array");
+    const changes: [CapabilityName, boolean][] = [];
     for (const c of args.capabilities as unknown[]) {
       const { capability, state } = (c ?? {}) as { capability?: unknown; state?: unknown };
       if (typeof capability !== 'string' || typeof state !== 'boolean') {
         throw new QmpError('GenericError', "Each capability needs 'capability' (string) and 'state' (boolean)");
       }
-      if (!(capability in ctl.capabilities)) {
-        throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${capability}'`);
-      }
-      const m = ctl.migration;
-      if (m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
-      ctl.capabilities[capability as keyof MigrationCapabilities] = state;
+      if (!isCapability(capability)) throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${capability}'`);
+      changes.push([capability, state]);
     }
+    const m = ctl.migration;
+    if (changes.length > 0 && m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
+    for (const [capability, state] of changes) ctl.capabilities[capability] = state;
     return {};
   },
   'query-migrate-capabilities': (ctl, args) => {

@@ -1,4 +1,5 @@
 export * from './parameters.js';
+export * from './capabilities.js';
 export * from './status.js';
 export * from './stats.js';
 export * from './migration.js';

@@ -66,7 +66,7 @@ for (const kind of ['unix', 'tcp'] as const) {
       await a.next(3); // RESUME, return, STOP (in some order)
       assert.deepEqual(events, ['RESUME', 'STOP']);
       assert.deepEqual(await b.execute('query-status'), { status: 'paused', singlestep: false, running: false });
-      await assert.rejects(b.execute('migrate-set-parameters', { 'downtime-limit': -1 }), /downtimeLimitMs must be an integer/);
+      await assert.rejects(b.execute('migrate-set-parameters', { 'downtime-limit': -1 }), /Parameter 'downtime-limit' must be an integer in \[1, 2000000\], got -1/);
       await assert.rejects(b.execute('migrate-set-parameters', { 'speed-of-light': 1 }), /Parameter 'speed-of-light' is unexpected/);
       await b.execute('migrate-set-parameters', { 'downtime-limit': 50, 'max-bandwidth': 1000000 });
       const p = (await b.execute('query-migrate-parameters')) as Record<string, number>;

@@ -1,0 +1,45 @@
+/**
+ * Migration capabilities (QMP migrate-set-capabilities and
+ * query-migrate-capabilities), each declared once: one row per capability
+ * in CAPABILITY_TABLE, keyed by its QMP name (capabilities have no other),
+ * with its default, where the default comes from, and its help. The
+ * `MigrationCapabilities` type, the defaults and the QMP handling
+ * (control/qmp-commands.ts) are derived from the table, so adding a
+ * capability is adding a row (and reading it where it takes effect).
+ * Capabilities are fixed while a migration runs, as in QEMU.
+ */
+
+export interface CapabilityRow {
+  readonly default: boolean;
+  /** Where the default comes from: QEMU's source, or ferry's choice. */
+  readonly origin: string;
+  readonly help: string;
+}
+
+export const CAPABILITY_TABLE = {
+  events: {
+    default: false, origin: "QEMU's default (migration/options.c)",
+    help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',
+  },
+  'x-ferry-verify': {
+    default: false, origin: "ferry's choice: a digest of all RAM adds its time to the downtime",
+    help: 'digest RAM on both sides at switchover; the destination resumes only if they match',
+  },
+  'x-ferry-mainloop': {
+    default: false, origin: "ferry's choice: the 2010 design stalls the guest's control loop by construction",
+    help: "migrate from the main event loop, one step per 100 ms tick, as QEMU did in 2010 (the benchmark's reproduction of the thread's experiment)",
+  },
+} as const satisfies Record<string, CapabilityRow>;
+
+export type CapabilityName = keyof typeof CAPABILITY_TABLE;
+/** Each capability's state, by QMP name. */
+export type MigrationCapabilities = { [K in CapabilityName]: boolean };
+
+export function isCapability(name: string): name is CapabilityName {
+  return Object.hasOwn(CAPABILITY_TABLE, name);
+}
+
+/** A fresh set of capabilities at their defaults, in table order (query-migrate-capabilities keeps it). */
+export function defaultCapabilities(): MigrationCapabilities {
+  return Object.fromEntries(Object.entries(CAPABILITY_TABLE).map(([name, row]) => [name, row.default])) as MigrationCapabilities;
+}
