@@ -17,13 +17,18 @@ import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
 import { StallProbe } from '../control/stall-probe.js';
 import type { LoaderStats } from '../migration/messages.js';
+import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
 import { startFerry, type FerryChild } from './children.js';
 import { parseCount, parseNumber, sleep } from './options.js';
+import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { renderReport } from './html-report.js';
 import { followMigration } from './migrate.js';
 import { MigrationProgress, type MigrateInfo } from './progress.js';
 import { summaryTable } from './report.js';
 import { formatBytes, parseSize } from './size.js';
+
+/** The one migration parameter the demo takes. */
+const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs']);
 
 export const DEMO_USAGE = `usage: ferry demo [options]
 
@@ -35,7 +40,7 @@ guest run on at the destination.
   --vcpus N           vCPUs (default 2)
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            sweeps per second (sweep) or MiB/s (stress) (default 2)
-  --downtime-limit MS longest acceptable pause (default 300)
+${PARAMETER_FLAGS.usage(22)}
   --report FILE       write a self-contained HTML report with charts
   --json              print the final figures as JSON
   -h, --help          this text`;
@@ -56,7 +61,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       vcpus: { type: 'string', default: '2' },
       workload: { type: 'string', default: 'sweep' },
       rate: { type: 'string', default: '2' },
-      'downtime-limit': { type: 'string', default: '300' },
+      ...PARAMETER_FLAGS.options,
       report: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -69,7 +74,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const ram = parseSize(values.ram, '--ram');
   const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
   const rate = parseNumber('--rate', values.rate, 1e-6, 1e9);
-  const downtimeLimitMs = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
+  const downtimeLimitMs = PARAMETER_FLAGS.parse(values).downtimeLimitMs ?? DEFAULT_PARAMETERS.downtimeLimitMs;
   const log = values.json ? () => {} : (s: string) => console.log(s);
 
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
@@ -95,7 +100,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const probe = await StallProbe.connect(srcControl);
     log(`migrating to ${uri} (downtime limit ${downtimeLimitMs} ms, verify on); probing the source's control socket every 5 ms`);
     const run = await followMigration(src, probe, {
-      to: uri, params: { 'downtime-limit': downtimeLimitMs }, verify: true, baselineMs: 1000,
+      to: uri, params: qmpArguments({ downtimeLimitMs }), verify: true, baselineMs: 1000,
       progress: new MigrationProgress(process.stdout, values.json),
     });
     probe.close();

@@ -9,7 +9,11 @@ import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
 import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, sleep, tlsFrom } from './options.js';
+import { parameterFlags } from './parameter-flags.js';
 import { parseSize } from './size.js';
+
+/** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
+const PARAMETER_FLAGS = parameterFlags('destination');
 
 export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
        ferry incoming --qmp CONTROL [--listen URI]
@@ -20,9 +24,7 @@ Wait for a guest to migrate in, run it, then pause it and check it. With
 
   --listen URI        tcp:HOST:PORT (port 0 picks a free port), unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT
-  --max-ram SIZE      largest guest accepted (default 64G)
-  --max-frame SIZE    largest record accepted (default 16M + 4K; at least 1M + 4)
-  --idle-timeout MS   fail when the source sends nothing for this long before GO (default 30000)
+${PARAMETER_FLAGS.usage(22)}
   --ram SIZE          accept only a guest of exactly this RAM (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
   --seconds S         how long the migrated guest runs before the check (default 1)
@@ -32,14 +34,13 @@ ${TLS_USAGE}
                       when the guest starts running here, then {"event":"result",...}
   -h, --help          this text`;
 
-export async function incomingCommand(argv: string[]): Promise<number> {
+/** `ferry incoming`'s command line, and the destination's limits on it (checked; errors name the flag). */
+export function parseIncomingArgs(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
       listen: { type: 'string' },
-      'max-ram': { type: 'string', default: '64G' },
-      'max-frame': { type: 'string' },
-      'idle-timeout': { type: 'string' },
+      ...PARAMETER_FLAGS.options,
       ram: { type: 'string' },
       qmp: { type: 'string' },
       insecure: { type: 'boolean', default: false },
@@ -50,6 +51,11 @@ export async function incomingCommand(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
+}
+
+export async function incomingCommand(argv: string[]): Promise<number> {
+  const { values, parameters } = parseIncomingArgs(argv);
   if (values.help) {
     console.log(INCOMING_USAGE);
     return 0;
@@ -59,9 +65,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     vcpus: values.vcpus === undefined ? undefined : parseCount('--vcpus', values.vcpus, 0, 64),
   };
   const options: IncomingOptions = {
-    maxGuestBytes: parseSize(values['max-ram'], '--max-ram'),
-    maxFrameBytes: values['max-frame'] === undefined ? undefined : parseSize(values['max-frame'], '--max-frame'),
-    idleTimeoutMs: values['idle-timeout'] === undefined ? undefined : parseCount('--idle-timeout', values['idle-timeout'], 1, 3_600_000),
+    ...parameters,
     expect, tls: tlsFrom(values), allowInsecure: values.insecure,
   };
   if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen, options);

@@ -10,10 +10,14 @@ import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
 import { StallProbe, type LatencyProbe, type LatencySummary } from '../control/stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
-import { PARAMETER_OPTIONS, PARAMETER_USAGE, parseNumber, qmpParameters, sleep } from './options.js';
+import { parseNumber, sleep } from './options.js';
+import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { MigrationProgress, type MigrateInfo } from './progress.js';
 import { renderReport } from './html-report.js';
 import { summaryTable } from './report.js';
+
+/** The source's migration parameters (--downtime-limit, ...), sent with migrate-set-parameters. */
+const PARAMETER_FLAGS = parameterFlags('source');
 
 export const MIGRATE_USAGE = `usage: ferry migrate --qmp CONTROL --to URI [options]
 
@@ -21,7 +25,7 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
 
   --qmp CONTROL        the guest's control socket: unix:PATH or tcp:HOST:PORT
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
-${PARAMETER_USAGE}
+${PARAMETER_FLAGS.usage(24)}
                         (parameters not given keep the guest's settings)
   --verify             digest RAM on both sides at switchover
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
@@ -31,13 +35,14 @@ ${PARAMETER_USAGE}
 
 exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or unreachable`;
 
-export async function migrateCommand(argv: string[]): Promise<number> {
+/** `ferry migrate`'s command line, and the migration parameters on it (checked; errors name the flag). */
+export function parseMigrateArgs(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
       qmp: { type: 'string' },
       to: { type: 'string' },
-      ...PARAMETER_OPTIONS,
+      ...PARAMETER_FLAGS.options,
       verify: { type: 'boolean', default: false },
       baseline: { type: 'string', default: '0.5' },
       report: { type: 'string' },
@@ -45,6 +50,11 @@ export async function migrateCommand(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
+}
+
+export async function migrateCommand(argv: string[]): Promise<number> {
+  const { values, parameters } = parseMigrateArgs(argv);
   if (values.help) {
     console.log(MIGRATE_USAGE);
     return 0;
@@ -53,7 +63,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     console.error(`ferry migrate: --qmp CONTROL and --to URI are required\n\n${MIGRATE_USAGE}`);
     return 2;
   }
-  const params = qmpParameters(values);
+  const params = qmpArguments(parameters);
   const baselineMs = parseNumber('--baseline', values.baseline, 0, 3600) * 1000;
 
   const qmp = await QmpClient.connect(values.qmp);

@@ -1,9 +1,8 @@
-/** Option parsing shared by the `ferry` commands: numbers, workloads. */
+/** Option parsing shared by the `ferry` commands: numbers, workloads, TLS (migration parameters: parameter-flags.ts). */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { WorkloadSpec } from '../guest/index.js';
-import type { MigrationParameters } from '../migration/parameters.js';
 import { parseSize } from './size.js';
 
 export function parseCount(flag: string, text: string, min: number, max: number): number {
@@ -46,50 +45,6 @@ export function workloadSpecs(kind: string, vcpus: number, totalPages: number, r
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The migration parameters every migrating command takes, as parseArgs options. */
-export const PARAMETER_OPTIONS = {
-  'downtime-limit': { type: 'string' },
-  'max-bandwidth': { type: 'string' },
-  'avail-switchover-bandwidth': { type: 'string' },
-  'cpu-share': { type: 'string' },
-  'pause-timeout': { type: 'string' },
-  'switchover-timeout': { type: 'string' },
-  'idle-timeout': { type: 'string' },
-} as const;
-
-export const PARAMETER_USAGE = `  --downtime-limit MS   longest acceptable pause (default 300)
-  --max-bandwidth SIZE  per second, e.g. 100M (default 0: unlimited)
-  --avail-switchover-bandwidth SIZE  per second, assumed at switchover instead of the estimate
-  --cpu-share PCT       cap on the migration thread's share of a core (default 100: none)
-  --pause-timeout MS    limit for the vCPUs to acknowledge the pause (default 1000)
-  --switchover-timeout MS  limit for each answer at switchover (default 10000)
-  --idle-timeout MS     limit for the destination to read nothing while bytes wait (default 30000)`;
-
-/** Parameters given on the command line, by QMP name (for migrate-set-parameters). */
-export function qmpParameters(values: Partial<Record<keyof typeof PARAMETER_OPTIONS, string>>): Record<string, number> {
-  const out: Record<string, number> = {};
-  const ms = (flag: string, v: string) => parseCount(flag, v, 1, 3_600_000);
-  if (values['downtime-limit'] !== undefined) out['downtime-limit'] = parseCount('--downtime-limit', values['downtime-limit'], 1, 2_000_000);
-  if (values['max-bandwidth'] !== undefined) out['max-bandwidth'] = parseSize(values['max-bandwidth'], '--max-bandwidth');
-  if (values['avail-switchover-bandwidth'] !== undefined) out['avail-switchover-bandwidth'] = parseSize(values['avail-switchover-bandwidth'], '--avail-switchover-bandwidth');
-  if (values['cpu-share'] !== undefined) out['x-ferry-cpu-share'] = parseCount('--cpu-share', values['cpu-share'], 1, 100);
-  if (values['pause-timeout'] !== undefined) out['x-ferry-pause-timeout'] = ms('--pause-timeout', values['pause-timeout']);
-  if (values['switchover-timeout'] !== undefined) out['x-ferry-switchover-timeout'] = ms('--switchover-timeout', values['switchover-timeout']);
-  if (values['idle-timeout'] !== undefined) out['x-ferry-idle-timeout'] = ms('--idle-timeout', values['idle-timeout']);
-  return out;
-}
-
-/** The same, by library name (MigrationParameters). */
-export function libraryParameters(values: Partial<Record<keyof typeof PARAMETER_OPTIONS, string>>): Partial<MigrationParameters> {
-  const names: Record<string, keyof MigrationParameters> = {
-    'downtime-limit': 'downtimeLimitMs', 'max-bandwidth': 'maxBandwidthBytesPerSec',
-    'avail-switchover-bandwidth': 'availSwitchoverBandwidthBytesPerSec', 'x-ferry-cpu-share': 'cpuSharePercent',
-    'x-ferry-pause-timeout': 'pauseTimeoutMs', 'x-ferry-switchover-timeout': 'switchoverTimeoutMs',
-    'x-ferry-idle-timeout': 'idleTimeoutMs',
-  };
-  return Object.fromEntries(Object.entries(qmpParameters(values)).map(([k, v]) => [names[k], v]));
-}
 
 /** TLS options shared by the commands that open migration channels. */
 export const TLS_OPTIONS = {

@@ -9,9 +9,13 @@ import { Guest, checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { PARAMETER_OPTIONS, PARAMETER_USAGE, TLS_OPTIONS, TLS_USAGE, libraryParameters, tlsFrom, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { parameterFlags } from './parameter-flags.js';
 import { passLine, summaryLines } from './report.js';
 import { formatBytes, parseSize } from './size.js';
+
+/** The source's migration parameters (--downtime-limit, ...). */
+const PARAMETER_FLAGS = parameterFlags('source');
 
 export const RUN_USAGE = `usage: ferry run [options]
 
@@ -28,13 +32,14 @@ Start a guest and run a workload on its vCPUs.
   --migrate-to URI    then migrate the guest to tcp:HOST:PORT, unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
-${PARAMETER_USAGE}
+${PARAMETER_FLAGS.usage(24)}
 ${TLS_USAGE}
   --verify            digest RAM on both sides at switchover; resume only if equal
   --json              print the final figures as JSON
   -h, --help          this text`;
 
-export async function runCommand(argv: string[]): Promise<number> {
+/** `ferry run`'s command line, and the migration parameters on it (checked; errors name the flag). */
+export function parseRunArgs(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -48,13 +53,18 @@ export async function runCommand(argv: string[]): Promise<number> {
       seconds: { type: 'string', default: '3' },
       'migrate-to': { type: 'string' },
       qmp: { type: 'string' },
-      ...PARAMETER_OPTIONS,
+      ...PARAMETER_FLAGS.options,
       ...TLS_OPTIONS,
       verify: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, parameters } = parseRunArgs(argv);
   if (values.help) {
     console.log(RUN_USAGE);
     return 0;
@@ -70,7 +80,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw new InvalidArgumentError(`--fill-data: expected random, text or zero, got ${JSON.stringify(fillData)}`);
   }
   const specs = workloadSpecs(values.workload, vcpus, totalPages, rate, { data: fillData, thenZero: values['then-zero'] });
-  const parameters = libraryParameters(values);
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   if (values['migrate-to'] !== undefined) prepareMigrationThread();
