@@ -37,6 +37,8 @@ test('ferry run rejects bad options with exit code 2 and a message naming the op
     [['--vcpus', '0'], /--vcpus: expected a whole number from 1 to 64/],
     [['--ram', '5000'], /not a multiple of the 4096-byte page/],
     [['--bogus'], /Unknown option '--bogus'/],
+    // A migration parameter's flag, checked against the parameter table's range (parameter-flags.test.ts walks them all).
+    [['--pause-timeout', '700000'], /--pause-timeout: expected a whole number from 1 to 600000, got "700000"/],
   ] as const) {
     await assert.rejects(run(process.execPath, [ferry, 'run', ...args]), (err: { code: number; stderr: string }) => {
       assert.equal(err.code, 2, `exit code for ${args.join(' ')}`);

@@ -6,6 +6,8 @@ import { after, test } from 'node:test';
 import { GuestController } from '../../src/control/controller.js';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
+import { CAPABILITY_TABLE } from '../../src/migration/capabilities.js';
+import { PARAMETER_TABLE, type ParameterKey, type ParameterRow } from '../../src/migration/parameters.js';
 import { MiB, address, destroyAll, guest, sleep } from '../migration/helpers.js';
 import { spySteps } from '../migration/step-spy.js';
 
@@ -13,6 +15,89 @@ after(destroyAll);
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-qmp-params-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A QMP server on a controller with no guest (parameters and capabilities need none), and a client. */
+async function serve(): Promise<{ ctl: GuestController; qmp: QmpClient; close(): void }> {
+  const ctl = new GuestController(null);
+  const server = await QmpServer.listen(address('unix', 'qmp'), ctl);
+  try {
+    const qmp = await QmpClient.connect(server.uri);
+    return { ctl, qmp, close: () => { qmp.close(); server.close(); } };
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Every row of the parameter table with a QMP name: a new row is walked without touching this file. */
+const QMP_ROWS = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][]).filter(([, row]) => row.qmp !== null);
+
+test('query-migrate-parameters answers every QMP row of the table, in table order, at its default', async () => {
+  const { qmp, close } = await serve();
+  try {
+    const answer = (await qmp.execute('query-migrate-parameters')) as Record<string, number>;
+    assert.deepEqual(Object.keys(answer), QMP_ROWS.map(([, row]) => row.qmp));
+    for (const [, row] of QMP_ROWS) assert.equal(answer[row.qmp!], row.default, row.qmp!);
+  } finally {
+    close();
+  }
+});
+
+for (const [key, row] of QMP_ROWS) {
+  const name = row.qmp!;
+  test(`QMP ${name}: set to its bounds and queried back; out of range or not an integer, refused by its QMP name and nothing changes`, async () => {
+    const { ctl, qmp, close } = await serve();
+    const query = async () => ((await qmp.execute('query-migrate-parameters')) as Record<string, number>)[name];
+    try {
+      for (const value of [row.min, row.max, row.default]) {
+        assert.deepEqual(await qmp.execute('migrate-set-parameters', { [name]: value }), {});
+        assert.equal(await query(), value);
+        assert.equal((ctl.parameters as Record<string, number>)[key], value);
+      }
+      for (const bad of [row.min - 1, row.max + 1]) {
+        const refusal = new RegExp(`^Parameter '${escape(name)}' must be an integer (in \\[${row.min}, ${row.max}\\]|of at least ${row.min}), got ${bad}$`);
+        await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: bad }), (err: Error) => {
+          assert.match(err.message, refusal);
+          assert.ok(!err.message.includes(key), `the refusal names ${key}: ${err.message}`);
+          return true;
+        });
+      }
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: 1.5 }), { message: `Invalid parameter type for '${name}', expected: integer` });
+      // All or nothing: a refused value in a call sets none of the call's values.
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: row.min, 'no-such-parameter': 1 }), /Parameter 'no-such-parameter' is unexpected/);
+      assert.equal(await query(), row.default);
+    } finally {
+      close();
+    }
+  });
+}
+
+test('every capability of the table: query-migrate-capabilities answers it at its default; set and queried back both ways', async () => {
+  const { ctl, qmp, close } = await serve();
+  const query = async () => (await qmp.execute('query-migrate-capabilities')) as { capability: string; state: boolean }[];
+  try {
+    const names = Object.keys(CAPABILITY_TABLE);
+    assert.deepEqual(await query(), Object.entries(CAPABILITY_TABLE).map(([capability, row]) => ({ capability, state: row.default })));
+    for (const [capability, row] of Object.entries(CAPABILITY_TABLE)) {
+      for (const state of [!row.default, row.default]) {
+        assert.deepEqual(await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability, state }] }), {});
+        const answer = await query();
+        assert.deepEqual(answer.map((c) => c.capability), names);
+        assert.equal(answer.find((c) => c.capability === capability)?.state, state, capability);
+        assert.equal(ctl.capabilities[capability as keyof typeof CAPABILITY_TABLE], state);
+      }
+      await assert.rejects(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability, state: 'on' }] }), /needs 'capability' \(string\) and 'state' \(boolean\)/);
+      // All or nothing: an unknown capability in the list sets none of it.
+      await assert.rejects(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability, state: !row.default }, { capability: 'x-warp', state: true }] }),
+        /Parameter 'capability' does not accept value 'x-warp'/);
+      assert.equal(ctl.capabilities[capability as keyof typeof CAPABILITY_TABLE], row.default);
+    }
+  } finally {
+    close();
+  }
+});
 
 test('x-ferry-mainloop-step-cap and x-ferry-zero-page-budget set during a migration take effect', async () => {
   const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });

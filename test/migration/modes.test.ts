@@ -14,7 +14,7 @@ test('mainloop mode (the 2010 reproduction) migrates correctly, one step per tic
   await src.cont();
   const incoming = await listen('tcp');
   const passes: number[] = [];
-  const m = Migration.start(src, incoming.uri, { maxBandwidthBytesPerSec: 32 * MiB }, { mode: 'mainloop', mainloopStepCapMs: 50, verify: true });
+  const m = Migration.start(src, incoming.uri, { maxBandwidthBytesPerSec: 32 * MiB, mainloopStepCapMs: 50 }, { mode: 'mainloop', verify: true });
   m.on('pass', (p) => passes.push(p.pass));
   const r = await m.done();
   assert.equal(r.status, 'completed', r.error ?? '');

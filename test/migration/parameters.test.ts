@@ -4,6 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Migration } from '../../src/migration/migration.js';
+import { CAPABILITY_TABLE, defaultCapabilities } from '../../src/migration/capabilities.js';
+import {
+  DEFAULT_DESTINATION_PARAMETERS, DEFAULT_PARAMETERS, PARAMETER_TABLE, checkParameter, parameterRows, withParameters,
+  type ParameterKey, type ParameterRow,
+} from '../../src/migration/parameters.js';
 import { MiB, destroyAll, guest, sleep } from './helpers.js';
 import { spySteps } from './step-spy.js';
 
@@ -25,6 +30,46 @@ async function slowMainloopSave(name: string, parameters: Parameters<typeof Migr
   assert.ok(src.pagesWritten >= 2 * src.ramSize / 4096, 'the guest wrote all of its RAM twice');
   return Migration.start(src, `file:${join(dir, name)}`, { maxBandwidthBytesPerSec: 4 * MiB, ...parameters }, { mode: 'mainloop', ...options });
 }
+
+const ROWS = Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][];
+/** STYLE.md habit 8: the unit is in the name. */
+const UNIT_SUFFIX: Record<ParameterRow['unit'], RegExp> = { ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/ };
+
+test('every parameter row: its unit in its name, its default in its range, a side, and names that are unique', () => {
+  for (const [key, row] of ROWS) {
+    assert.match(key, UNIT_SUFFIX[row.unit], `${key} is in ${row.unit}`);
+    assert.ok(Number.isSafeInteger(row.default) && row.min <= row.default && row.default <= row.max, `${key}: default ${row.default} in [${row.min}, ${row.max}]`);
+    assert.ok(Object.keys(row.sides).length > 0, `${key} applies to some side`);
+    assert.ok(row.origin.length > 0, `${key} says where its default comes from`);
+  }
+  const qmp = ROWS.flatMap(([, row]) => (row.qmp === null ? [] : [row.qmp]));
+  assert.equal(new Set(qmp).size, qmp.length, 'QMP names are unique');
+  for (const side of ['source', 'destination'] as const) {
+    const flags = parameterRows(side).flatMap(([, row]) => (row.flag === null ? [] : [row.flag]));
+    assert.equal(new Set(flags).size, flags.length, `${side} flags are unique`);
+  }
+});
+
+test('the defaults of each side are its rows\' defaults, in table order', () => {
+  const expect = (side: 'source' | 'destination') => Object.fromEntries(ROWS.filter(([, row]) => row.sides[side] !== undefined).map(([key, row]) => [key, row.default]));
+  assert.deepEqual({ ...DEFAULT_PARAMETERS }, expect('source'));
+  assert.deepEqual(Object.keys(DEFAULT_PARAMETERS), Object.keys(expect('source')));
+  assert.deepEqual({ ...DEFAULT_DESTINATION_PARAMETERS }, expect('destination'));
+  assert.ok(Object.isFrozen(DEFAULT_PARAMETERS) && Object.isFrozen(DEFAULT_DESTINATION_PARAMETERS));
+  assert.deepEqual(defaultCapabilities(), Object.fromEntries(Object.entries(CAPABILITY_TABLE).map(([name, row]) => [name, row.default])));
+});
+
+test('the validator names the parameter as its caller knows it, and what was wrong', () => {
+  assert.throws(() => checkParameter('downtimeLimitMs', 0, "Parameter 'downtime-limit'"), { message: "Parameter 'downtime-limit' must be an integer in [1, 2000000], got 0" });
+  assert.throws(() => checkParameter('maxFrameBytes', 4096, 'maxFrameBytes'), { message: 'maxFrameBytes must be an integer of at least 1048580, got 4096' });
+  assert.throws(() => checkParameter('cpuSharePercent', '50', 'x'), { message: 'x must be an integer in [1, 100], got "50"' });
+  assert.throws(() => checkParameter('cpuSharePercent', 50.5, 'x'), /got 50.5/);
+  assert.equal(checkParameter('cpuSharePercent', 50, 'x'), 50);
+  // withParameters keeps to its base's side.
+  assert.throws(() => withParameters(DEFAULT_PARAMETERS, { maxGuestBytes: 1 }), /unknown migration parameter "maxGuestBytes"; known: downtimeLimitMs, /);
+  assert.throws(() => withParameters(DEFAULT_DESTINATION_PARAMETERS, { downtimeLimitMs: 1 }), /unknown migration parameter "downtimeLimitMs"; known: maxGuestBytes, maxFrameBytes, idleTimeoutMs$/);
+  assert.equal(withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes: 4096, idleTimeoutMs: undefined }).maxGuestBytes, 4096);
+});
 
 const capped = (ms: number) => (s: { allowedNs: number }) => s.allowedNs <= ms * 1e6;
 

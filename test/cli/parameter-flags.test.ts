@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { INCOMING_USAGE, parseIncomingArgs } from '../../src/cli/incoming.js';
+import { MIGRATE_USAGE, parseMigrateArgs } from '../../src/cli/migrate.js';
+import { parameterFlags, qmpArguments, sizeText } from '../../src/cli/parameter-flags.js';
+import { RUN_USAGE, parseRunArgs } from '../../src/cli/run.js';
+import { PARAMETER_TABLE, type ParameterKey, type ParameterRow, type Side } from '../../src/migration/parameters.js';
+
+type Parse = (argv: string[]) => { parameters: Partial<Record<string, number>> };
+
+/** The commands that take each side's parameters, with their argv parsing and usage text. */
+const COMMANDS: Record<Side, { name: string; parse: Parse; usage: string }[]> = {
+  source: [{ name: 'run', parse: parseRunArgs, usage: RUN_USAGE }, { name: 'migrate', parse: parseMigrateArgs, usage: MIGRATE_USAGE }],
+  destination: [{ name: 'incoming', parse: parseIncomingArgs, usage: INCOMING_USAGE }],
+};
+
+const isSize = (row: ParameterRow) => row.unit === 'bytes' || row.unit === 'bytes/s';
+/** Every row with a flag, on every side it applies to: a new row is walked without touching this file. */
+const FLAG_ROWS = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][])
+  .filter(([, row]) => row.flag !== null)
+  .flatMap(([key, row]) => (Object.keys(row.sides) as Side[]).map((side) => ({ key, row, side, flag: `--${row.flag!}` })));
+
+for (const { key, row, side, flag } of FLAG_ROWS) {
+  for (const command of COMMANDS[side]) {
+    test(`ferry ${command.name} ${flag}: its bounds are taken as ${key}, out of range is refused naming ${flag}, and its usage line shows the default`, () => {
+      for (const value of [row.min, row.max, row.default]) {
+        assert.equal(command.parse([flag, String(value)]).parameters[key], value);
+      }
+      if (isSize(row) && row.default % 1024 === 0 && row.default > 0) {
+        assert.equal(command.parse([flag, `${row.default / 1024}K`]).parameters[key], row.default);
+      }
+      for (const bad of [row.min - 1, row.max + 1]) {
+        assert.throws(() => command.parse([`${flag}=${bad}`]), (err: Error & { code?: string }) => { // = lets a value start with -
+          assert.equal(err.code, 'ERR_FERRY_INVALID_ARGUMENT');
+          assert.ok(err.message.startsWith(`${flag}: `), err.message);
+          return true;
+        });
+      }
+      assert.equal(command.parse([]).parameters[key], undefined, 'a flag not given is left to the default');
+      const line = command.usage.split('\n').find((l) => l.trimStart().startsWith(`${flag} `));
+      assert.ok(line !== undefined, `usage of ferry ${command.name} lists ${flag}`);
+      assert.ok(line.includes(row.sides[side]!), line);
+      assert.ok(line.includes(`(default ${isSize(row) ? sizeText(row.default) : row.default}`), line);
+    });
+  }
+}
+
+test("a command refuses the other side's flags", () => {
+  for (const side of ['source', 'destination'] as const) {
+    const other = side === 'source' ? 'destination' : 'source';
+    for (const { row, flag } of FLAG_ROWS.filter((r) => r.side === other && r.row.sides[side] === undefined)) {
+      for (const command of COMMANDS[side]) {
+        assert.throws(() => command.parse([flag, String(row.default)]), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }, `ferry ${command.name} ${flag}`);
+      }
+    }
+  }
+});
+
+test('flags read sizes for sizes and rates, whole numbers for the rest; QMP names for ferry migrate', () => {
+  const flags = parameterFlags('source');
+  assert.deepEqual(flags.parse({ 'max-bandwidth': '100M', 'downtime-limit': '50', 'cpu-share': '30' }),
+    { downtimeLimitMs: 50, maxBandwidthBytesPerSec: 100 * 1024 ** 2, cpuSharePercent: 30 });
+  assert.throws(() => flags.parse({ 'downtime-limit': '50ms' }), { message: '--downtime-limit: expected a whole number from 1 to 2000000, got "50ms"' });
+  assert.throws(() => parseIncomingArgs(['--max-frame', '4K']), { message: '--max-frame: expected a size of at least 1M + 4, got "4K"' });
+  assert.deepEqual(qmpArguments({ downtimeLimitMs: 50, maxBandwidthBytesPerSec: 1, cpuSharePercent: 30 }),
+    { 'downtime-limit': 50, 'max-bandwidth': 1, 'x-ferry-cpu-share': 30 });
+  assert.deepEqual(qmpArguments({ maxGuestBytes: 1 }), {}, 'a row without a QMP name is not sent');
+  assert.deepEqual([64 * 1024 ** 3, 16 * 1024 ** 2 + 4096, 1024 ** 2 + 4, 0, 100].map(sizeText), ['64G', '16M + 4K', '1M + 4', '0', '100']);
+});
