@@ -68,9 +68,9 @@ export interface MigrationResult {
  * they were parameters; the same names in `parameters` win.
  * @deprecated pass them in `parameters` (then migrate-set-parameters can change them).
  */
-type ParametersOnceOptions = Partial<Pick<MigrationParameters, 'mainloopStepCapMs' | 'zeroPageBudgetBytes'>>;
+type OlderParameterOptions = Partial<Pick<MigrationParameters, 'mainloopStepCapMs' | 'zeroPageBudgetBytes'>>;
 
-export interface MigrationOptions extends ParametersOnceOptions {
+export interface MigrationOptions extends OlderParameterOptions {
   /** Digest RAM in each process at switchover; the destination resumes only if they match. */
   readonly verify?: boolean;
   /**
