@@ -5,6 +5,9 @@ import { MIGRATE_USAGE, parseMigrateArgs } from '../../src/cli/migrate.js';
 import { parameterFlags, qmpArguments, sizeText } from '../../src/cli/parameter-flags.js';
 import { RUN_USAGE, parseRunArgs } from '../../src/cli/run.js';
 import { PARAMETER_TABLE, type ParameterKey, type ParameterRow, type Side } from '../../src/migration/parameters.js';
+import { fileLimit } from '../waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 type Parse = (argv: string[]) => { parameters: Partial<Record<string, number>> };
 

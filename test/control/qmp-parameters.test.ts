@@ -8,9 +8,11 @@ import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { CAPABILITY_TABLE } from '../../src/migration/capabilities.js';
 import { PARAMETER_TABLE, type ParameterKey, type ParameterRow } from '../../src/migration/parameters.js';
-import { MiB, address, destroyAll, guest, sleep } from '../migration/helpers.js';
+import { MiB, address, destroyAll, guest } from '../migration/helpers.js';
 import { spySteps } from '../migration/step-spy.js';
+import { fileLimit, until } from '../waits.js';
 
+fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-qmp-params-'));
@@ -102,7 +104,7 @@ test('every capability of the table: query-migrate-capabilities answers it at it
 test('x-ferry-mainloop-step-cap and x-ferry-zero-page-budget set during a migration take effect', async () => {
   const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
   await src.cont();
-  for (let i = 0; i < 1000 && src.pagesWritten < (2 * src.ramSize) / 4096; i++) await sleep(10);
+  await until('the guest to write all of its RAM twice', () => src.pagesWritten >= (2 * src.ramSize) / 4096, 30_000);
   const ctl = new GuestController(src);
   const server = await QmpServer.listen(address('unix', 'qmp'), ctl);
   const qmp = await QmpClient.connect(server.uri);

@@ -9,9 +9,11 @@ import {
   DEFAULT_DESTINATION_PARAMETERS, DEFAULT_PARAMETERS, PARAMETER_TABLE, checkParameter, parameterRows, withParameters,
   type ParameterKey, type ParameterRow,
 } from '../../src/migration/parameters.js';
-import { MiB, destroyAll, guest, sleep } from './helpers.js';
+import { until, fileLimit } from '../waits.js';
+import { MiB, destroyAll, guest } from './helpers.js';
 import { spySteps } from './step-spy.js';
 
+fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-params-'));
@@ -25,9 +27,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function slowMainloopSave(name: string, parameters: Parameters<typeof Migration.start>[2], options: Parameters<typeof Migration.start>[3] = {}) {
   const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
   await src.cont();
-  // Every page written once, so that the one live pass has all of RAM to send.
-  for (let i = 0; i < 1000 && src.pagesWritten < 2 * src.ramSize / 4096; i++) await sleep(10);
-  assert.ok(src.pagesWritten >= 2 * src.ramSize / 4096, 'the guest wrote all of its RAM twice');
+  // Every page written, so that the one live pass has all of RAM to send.
+  await until('the guest to write all of its RAM twice', () => src.pagesWritten >= (2 * src.ramSize) / 4096, 30_000);
   return Migration.start(src, `file:${join(dir, name)}`, { maxBandwidthBytesPerSec: 4 * MiB, ...parameters }, { mode: 'mainloop', ...options });
 }
 

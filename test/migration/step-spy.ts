@@ -6,7 +6,7 @@
  * on when the step started.
  */
 import { RamSender } from '../../src/migration/ram-sender.js';
-import { sleep } from './helpers.js';
+import { until } from '../waits.js';
 
 export interface StepSeen {
   /** The step's deadline less the time it started, ns (Infinity: no cap). */
@@ -19,8 +19,7 @@ export interface StepSpy {
   /**
    * Wait for a step that satisfies `ok`, among at most `maxSteps` steps from
    * now (a state, not a duration; mainloop mode takes one step per 100 ms
-   * tick). Rejects naming `what` when the steps run out or the migration
-   * takes no step for 30 s.
+   * tick). Rejects naming `what` when the steps run out, or after 30 s.
    */
   waitFor(ok: (s: StepSeen) => boolean, what: string, maxSteps?: number): Promise<StepSeen>;
   restore(): void;
@@ -36,19 +35,16 @@ export function spySteps(): StepSpy {
   };
   return {
     steps,
-    async waitFor(ok, what, maxSteps = 30) {
+    waitFor(ok, what, maxSteps = 30) {
       const from = steps.length;
-      let seen = from;
-      for (let idle = 0; idle < 3000; idle++) {
-        const hit = steps.slice(from).find(ok);
+      return until(`a step ${what} (within ${maxSteps} steps)`, () => {
+        const seen = steps.slice(from);
+        const hit = seen.find(ok);
         if (hit !== undefined) return hit;
-        if (steps.length - from >= maxSteps) break;
-        if (steps.length !== seen) idle = 0;
-        seen = steps.length;
-        await sleep(10);
-      }
-      const last = steps.at(-1);
-      throw new Error(`no step ${what} among ${steps.length - from} steps (the last allowed ${String(last?.allowedNs)} ns, charged ${String(last?.zeroPageBudgetBytes)} per zero page)`);
+        if (seen.length < maxSteps) return undefined;
+        const last = seen[seen.length - 1];
+        throw new Error(`no step ${what} among ${seen.length} steps (the last allowed ${last.allowedNs} ns, charged ${last.zeroPageBudgetBytes} per zero page)`);
+      }, 30_000);
     },
     restore() {
       RamSender.prototype.step = original;
