@@ -147,6 +147,20 @@ export class DirtyLog {
     return Atomics.load(this.control, SYNCS);
   }
 
+  /** Clients registered now (ever-written not counted). */
+  get clientCount(): number {
+    return popcount32(Atomics.load(this.control, ACTIVE) & ~(1 << EVER_WRITTEN_SLOT));
+  }
+
+  /**
+   * Whether some thread holds the lock now. A thread that ends while
+   * holding it (a worker terminated mid-sync) would leave every later sync
+   * waiting forever: checks use this to prove that does not happen.
+   */
+  get locked(): boolean {
+    return Atomics.load(this.control, LOCK) !== UNLOCKED;
+  }
+
   markPage(page: number): void {
     markPage(this.producer, page);
   }

@@ -107,8 +107,15 @@ export class SourceSession {
     port.onMessage((m) => this.onMessage(m));
   }
 
-  /** The whole migration. Resolves when it has ended, however it ended. */
+  /**
+   * The whole migration. Resolves when it has ended, however it ended. The
+   * end is reported only after the dirty-log clients are unregistered: the
+   * main thread terminates this thread when it hears of the end, and a
+   * thread terminated inside a dirty log's lock would leave the lock held
+   * and every later sync of that block (the next migration's) waiting forever.
+   */
   async run(): Promise<void> {
+    let end: FromSource;
     try {
       await this.setup();
       for (this.pass = 1; ; this.pass++) {
@@ -118,21 +125,23 @@ export class SourceSession {
         await this.pace(started);
       }
       await this.switchover();
-      this.port.post({ type: 'completed', stats: this.stats() });
+      end = { type: 'completed', stats: this.stats() };
     } catch (err) {
       if (err instanceof Cancelled) {
-        this.port.post({ type: 'cancelled', stats: this.stats() });
+        end = { type: 'cancelled', stats: this.stats() };
       } else {
         const reason = err instanceof Error ? err.message : String(err);
-        this.port.post({ type: 'failed', reason, afterGo: this.goSent, stats: this.stats() });
+        end = { type: 'failed', reason, afterGo: this.goSent, stats: this.stats() };
       }
     } finally {
       for (const c of this.clients) c.unregister();
+      this.clients = [];
       this.back?.close();
       if (this.statsTimer !== null) clearInterval(this.statsTimer);
       this.socket?.destroy();
       this.file?.destroy();
     }
+    this.port.post(end);
   }
 
   // ---- the steps ----

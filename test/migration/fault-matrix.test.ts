@@ -18,7 +18,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
-import { MiB, RunLedger, adopt, assertSweeps, destroyAll, epochMs, guest, listen, sleep } from './helpers.js';
+import { MiB, RunLedger, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, epochMs, guest, listen, sleep } from './helpers.js';
 import { bounded, fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 300_000 * Math.max(1, Number(process.env.FERRY_FAULT_RUNS ?? 2) / 2));
@@ -84,6 +84,7 @@ async function runCase(point: Point): Promise<void> {
   if (point !== 'after GO') {
     assert.equal(r.status, 'failed', `${point}: ended ${r.status}`);
     assert.equal(r.afterGo, false);
+    assertDirtyLogsReleased(src, point);
     assert.equal(src.runState, 'running', `${point}: the source runs again`);
     await src.pause();
     assertSweeps(src, `source after the destination died ${point}`);

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { Migration } from '../../src/migration/migration.js';
 import type { MigrationStatus } from '../../src/migration/status.js';
-import { MiB, adopt, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
+import { MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
 import { buildStream } from '../wire/stream-fixture.js';
 import { fileLimit, until } from '../waits.js';
 
@@ -56,6 +56,7 @@ for (const when of ['setup', 'active', 'device'] as const) {
     }
     const r = await m.done();
     assert.ok(r.status === 'cancelled', `ended ${r.status}: ${r.error ?? ''} after ${seen.join(' -> ')}`);
+    assertDirtyLogsReleased(src, `cancelled in ${when}`);
     assert.equal(src.runState, 'running');
     assert.equal((await incoming.done()).guest, null, 'the destination did not keep a guest');
     const written = src.pagesWritten;

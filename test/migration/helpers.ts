@@ -46,6 +46,18 @@ export function assertSweeps(g: Guest, what: string): void {
   }
 }
 
+/**
+ * A migration that has ended left no trace in the source's dirty logs: its
+ * client is unregistered and no lock is held (a migration thread ended inside
+ * a lock would hang every later sync of that block).
+ */
+export function assertDirtyLogsReleased(g: Guest, what: string): void {
+  for (const b of g.blocks) {
+    assert.equal(b.log.clientCount, 0, `${what}: block ${b.name} still has a dirty-log client`);
+    assert.equal(b.log.locked, false, `${what}: block ${b.name}'s dirty log is still locked`);
+  }
+}
+
 export function sameRam(a: Guest, b: Guest): boolean {
   return a.blocks.length === b.blocks.length && a.blocks.every((blk, i) => Buffer.compare(blk.bytes, b.blocks[i].bytes) === 0);
 }

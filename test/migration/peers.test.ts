@@ -16,7 +16,7 @@ import { Migration, type MigrationResult } from '../../src/migration/migration.j
 import { RECORD, encodeRecord } from '../../src/wire/records.js';
 import { SLOT_BYTES } from '../../src/wire/frame-writer.js';
 import { bounded, fileLimit, until } from '../waits.js';
-import { FaultyLink, MiB, RunLedger, adopt, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
+import { FaultyLink, MiB, RunLedger, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
 
 after(destroyAll);
 const RUNS = Number(process.env.FERRY_FAULT_RUNS ?? 2);
@@ -50,6 +50,7 @@ async function assertSourceRecovers(src: Guest, r: MigrationResult, reason: RegE
   assert.equal(r.status, 'failed');
   assert.equal(r.afterGo, false);
   assert.match(r.error ?? '', reason);
+  assertDirtyLogsReleased(src, 'after the failure');
   assert.equal(src.runState, 'running', 'the source runs on');
   await src.pause();
   assertSweeps(src, 'the source after the failure');
