@@ -9,4 +9,4 @@ export * from './control/controller.js';
 export { QmpServer, QMP_VERSION } from './control/qmp-server.js';
 export { QmpClient } from './control/qmp-client.js';
 export { QmpError } from './control/qmp-commands.js';
-export * from './control/stall-probe.js';
+export * from './client/stall-probe.js';

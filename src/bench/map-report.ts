@@ -5,7 +5,7 @@
  * (with its downtime), red if it was cancelled still iterating. The line
  * bandwidth = dirty rate is where pre-copy stops converging.
  */
-import { DRAWN_CHECK, chartJs, escapeHtml, scriptJson } from '../cli/html-report.js';
+import { DRAWN_CHECK, chartJs, escapeHtml, scriptJson } from '../client/html-report.js';
 
 export interface MapPoint {
   readonly name: string;

@@ -10,13 +10,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFerry, type FerryChild } from '../cli/children.js';
+import { startFerry, type FerryChild } from '../client/children.js';
 import { followMigration } from '../cli/migrate.js';
-import { MigrationProgress, type MigrateInfo } from '../cli/progress.js';
+import { MigrationProgress, type MigrateInfo } from '../client/progress.js';
 import { sleep } from '../cli/options.js';
 import { QmpClient } from '../control/qmp-client.js';
-import { ProbeProcess } from '../control/probe-process.js';
-import type { LatencySummary } from '../control/stall-probe.js';
+import { ProbeProcess } from '../client/probe-process.js';
+import type { LatencySummary } from '../client/stall-probe.js';
 import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
 
 export interface ScenarioSpec {

@@ -15,17 +15,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
-import { StallProbe } from '../control/stall-probe.js';
+import { StallProbe } from '../client/stall-probe.js';
 import type { LoaderStats } from '../migration/messages.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
-import { startFerry, type FerryChild } from './children.js';
+import { startFerry, type FerryChild } from '../client/children.js';
 import { parseCount, parseNumber, sleep } from './options.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
-import { renderReport } from './html-report.js';
+import { renderReport } from '../client/html-report.js';
 import { followMigration } from './migrate.js';
-import { MigrationProgress, type MigrateInfo } from './progress.js';
-import { summaryTable } from './report.js';
-import { formatBytes, parseSize } from './size.js';
+import { MigrationProgress, type MigrateInfo } from '../client/progress.js';
+import { summaryTable } from '../client/report.js';
+import { formatBytes, parseSize } from '../client/size.js';
 
 /** The one migration parameter the demo takes. */
 const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs']);

@@ -10,7 +10,7 @@ import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
 import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, sleep, tlsFrom } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
-import { parseSize } from './size.js';
+import { parseSize } from '../client/size.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');

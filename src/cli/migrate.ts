@@ -8,13 +8,13 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
-import { StallProbe, type LatencyProbe, type LatencySummary } from '../control/stall-probe.js';
+import { StallProbe, type LatencyProbe, type LatencySummary } from '../client/stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
 import { parseNumber, sleep } from './options.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
-import { MigrationProgress, type MigrateInfo } from './progress.js';
-import { renderReport } from './html-report.js';
-import { summaryTable } from './report.js';
+import { MigrationProgress, type MigrateInfo } from '../client/progress.js';
+import { renderReport } from '../client/html-report.js';
+import { summaryTable } from '../client/report.js';
 
 /** The source's migration parameters (--downtime-limit, ...), sent with migrate-set-parameters. */
 const PARAMETER_FLAGS = parameterFlags('source');

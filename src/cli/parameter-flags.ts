@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { PARAMETER_TABLE, parameterRows, type ParameterKey, type ParameterRow, type ParametersOf, type Side } from '../migration/parameters.js';
 import { parseCount } from './options.js';
-import { parseSize } from './size.js';
+import { parseSize } from '../client/size.js';
 
 type Table = typeof PARAMETER_TABLE;
 /** The flags of the rows `K` (rows without a flag have none). */

@@ -11,8 +11,8 @@ import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
-import { passLine, summaryLines } from './report.js';
-import { formatBytes, parseSize } from './size.js';
+import { passLine, summaryLines } from '../client/report.js';
+import { formatBytes, parseSize } from '../client/size.js';
 
 /** The source's migration parameters (--downtime-limit, ...). */
 const PARAMETER_FLAGS = parameterFlags('source');

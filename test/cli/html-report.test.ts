@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderMapReport } from '../../src/bench/map-report.js';
-import { renderReport } from '../../src/cli/html-report.js';
+import { renderReport } from '../../src/client/html-report.js';
 import type { PassRecord } from '../../src/migration/stats.js';
 import { renderInChromium } from './browser.js';
 import { fileLimit } from '../waits.js';

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseSize } from '../../src/cli/size.js';
+import { parseSize } from '../../src/client/size.js';
 import { bounded, fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 300_000);

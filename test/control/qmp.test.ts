@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { GuestController } from '../../src/control/controller.js';
 import { JsonStreamSplitter } from '../../src/control/json-stream.js';
-import { ProbeProcess } from '../../src/control/probe-process.js';
+import { ProbeProcess } from '../../src/client/probe-process.js';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';

@@ -6,7 +6,7 @@
  * One request at a time: a stalled loop shows up as one long round trip,
  * not as a queue of short ones.
  */
-import { QmpClient } from './qmp-client.js';
+import { QmpClient } from '../control/qmp-client.js';
 
 export const PROBE_PERIOD_MS = 5;
 

@@ -1,5 +1,5 @@
 /** Human-readable lines for migrations: one per pass, and the summary. */
-import type { LatencySummary } from '../control/stall-probe.js';
+import type { LatencySummary } from './stall-probe.js';
 import type { PassRecord, SourceStats } from '../migration/stats.js';
 import type { MigrateInfo } from './progress.js';
 import { formatBytes } from './size.js';

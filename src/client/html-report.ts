@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { LatencySummary, ProbeSample } from '../control/stall-probe.js';
+import type { LatencySummary, ProbeSample } from './stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
 import type { MigrateInfo } from './progress.js';
 
