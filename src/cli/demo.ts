@@ -19,13 +19,14 @@ import { StallProbe } from '../client/stall-probe.js';
 import type { LoaderStats } from '../migration/messages.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
 import { startFerry, type FerryChild } from '../client/children.js';
-import { parseCount, parseNumber, sleep } from './options.js';
+import { parseCount, parseNumber } from './options.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { renderReport } from '../client/html-report.js';
-import { followMigration } from './migrate.js';
+import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress, type MigrateInfo } from '../client/progress.js';
 import { summaryTable } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
+import { sleep } from '../client/sleep.js';
 
 /** The one migration parameter the demo takes. */
 const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs']);

@@ -8,9 +8,10 @@ import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
-import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, sleep, tlsFrom } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, tlsFrom } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
 import { parseSize } from '../client/size.js';
+import { sleep } from '../client/sleep.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');

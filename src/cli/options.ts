@@ -44,8 +44,6 @@ export function workloadSpecs(kind: string, vcpus: number, totalPages: number, r
   });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** TLS options shared by the commands that open migration channels. */
 export const TLS_OPTIONS = {
   'tls-ca': { type: 'string' },

@@ -9,10 +9,11 @@ import { Guest, checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, sleep, workloadSpecs } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, workloadSpecs } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
+import { sleep } from '../client/sleep.js';
 
 /** The source's migration parameters (--downtime-limit, ...). */
 const PARAMETER_FLAGS = parameterFlags('source');

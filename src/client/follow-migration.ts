@@ -1,0 +1,52 @@
+/**
+ * Following a migration from outside, as a QMP client: set the parameters,
+ * take a control-latency baseline, start the migration, then poll it until
+ * it ends (`ferry migrate`, `ferry demo` and the benchmark scenarios).
+ */
+import type { QmpClient } from '../control/qmp-client.js';
+import type { PassRecord } from '../migration/stats.js';
+import type { MigrateInfo, MigrationProgress } from './progress.js';
+import { sleep } from './sleep.js';
+import type { LatencyProbe, LatencySummary } from './stall-probe.js';
+
+export interface MigrationRun {
+  readonly info: MigrateInfo;
+  readonly passes: PassRecord[];
+  readonly timeline: { atMs: number; info: MigrateInfo }[];
+  readonly migrateAtMs: number;
+  readonly latency: { baseline: LatencySummary; during: LatencySummary };
+}
+
+/**
+ * Migrate through QMP and follow it: a control-latency baseline first, then
+ * `migrate`, then query-migrate every 100 ms (progress display, timeline)
+ * until it ends. The probe keeps running throughout and stops at the end.
+ */
+export async function followMigration(
+  qmp: QmpClient,
+  probe: LatencyProbe,
+  o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
+): Promise<MigrationRun> {
+  if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }] });
+  probe.start();
+  await sleep(o.baselineMs);
+  await o.onMigrate?.();
+  const migrateAtMs = probe.now();
+  await qmp.execute('migrate', { uri: o.to });
+  let info: MigrateInfo = { status: 'setup' };
+  let passes: PassRecord[] = [];
+  const timeline: { atMs: number; info: MigrateInfo }[] = [];
+  for (let i = 0; i < 10_000_000; i++) {
+    info = (await qmp.execute('query-migrate')) as MigrateInfo;
+    passes = (await qmp.execute('x-ferry-query-passes')) as PassRecord[];
+    timeline.push({ atMs: probe.now(), info });
+    o.progress.update(info, passes);
+    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;
+    await sleep(100);
+  }
+  o.progress.finish();
+  const endAt = probe.now();
+  await probe.stop();
+  return { info, passes, timeline, migrateAtMs, latency: { baseline: probe.between(0, migrateAtMs), during: probe.between(migrateAtMs, endAt) } };
+}
