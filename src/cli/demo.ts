@@ -15,15 +15,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
+import type { MigrateInfo } from '../control/query-migrate.js';
 import { StallProbe } from '../client/stall-probe.js';
-import type { LoaderStats } from '../migration/messages.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
 import { startFerry, type FerryChild } from '../client/children.js';
 import { parseCount, parseNumber } from './options.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { renderReport } from '../client/html-report.js';
 import { followMigration } from '../client/follow-migration.js';
-import { MigrationProgress, type MigrateInfo } from '../client/progress.js';
+import { MigrationProgress } from '../client/progress.js';
 import { summaryTable } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
 import { sleep } from '../client/sleep.js';
@@ -45,8 +45,6 @@ ${PARAMETER_FLAGS.usage(22)}
   --report FILE       write a self-contained HTML report with charts
   --json              print the final figures as JSON
   -h, --help          this text`;
-
-type DestinationInfo = MigrateInfo & { 'x-ferry-loader'?: LoaderStats };
 
 interface SweepCheckAnswer {
   checked: number;
@@ -108,10 +106,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const { info } = run;
     if (values.report !== undefined) writeFileSync(values.report, renderReport({ title: 'ferry demo', ...run, probe: probe.samples }));
 
-    let dstInfo = (await dst.execute('query-migrate')) as DestinationInfo;
+    let dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
     for (let i = 0; i < 200 && !['completed', 'failed', 'cancelled'].includes(dstInfo.status); i++) {
       await sleep(20);
-      dstInfo = (await dst.execute('query-migrate')) as DestinationInfo;
+      dstInfo = (await dst.execute('query-migrate')) as MigrateInfo;
     }
     const loader = dstInfo['x-ferry-loader'];
     let check: SweepCheckAnswer | null = null;

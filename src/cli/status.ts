@@ -1,7 +1,7 @@
 /** `ferry status`: what a guest behind a QMP socket is doing, and its migration if any. */
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
-import type { MigrateInfo } from '../client/progress.js';
+import type { MigrateInfo } from '../control/query-migrate.js';
 import { summaryTable } from '../client/report.js';
 
 export const STATUS_USAGE = `usage: ferry status --qmp CONTROL [--json]

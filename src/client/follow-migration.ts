@@ -4,8 +4,9 @@
  * it ends (`ferry migrate`, `ferry demo` and the benchmark scenarios).
  */
 import type { QmpClient } from '../control/qmp-client.js';
+import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
-import type { MigrateInfo, MigrationProgress } from './progress.js';
+import type { MigrationProgress } from './progress.js';
 import { sleep } from './sleep.js';
 import type { LatencyProbe, LatencySummary } from './stall-probe.js';
 

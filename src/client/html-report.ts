@@ -10,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import type { MigrateInfo } from '../control/query-migrate.js';
 import type { LatencySummary, ProbeSample } from './stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
-import type { MigrateInfo } from './progress.js';
 
 export interface ReportData {
   readonly title: string;

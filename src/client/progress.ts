@@ -6,25 +6,10 @@
  * per finished pass.
  */
 import cliProgress from 'cli-progress';
-import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
+import type { MigrateInfo } from '../control/query-migrate.js';
+import type { PassRecord } from '../migration/stats.js';
 import { passLine } from './report.js';
 import { formatBytes } from './size.js';
-
-/** The parts of a query-migrate answer a progress display reads. */
-export interface MigrateInfo {
-  status: string;
-  'total-time'?: number;
-  'setup-time'?: number;
-  downtime?: number;
-  'expected-downtime'?: number;
-  'error-desc'?: string;
-  ram?: {
-    transferred: number; remaining: number; total: number; duplicate: number; normal: number; 'normal-bytes': number;
-    mbps: number; 'dirty-pages-rate': number; 'dirty-sync-count': number; 'pages-per-second': number;
-  };
-  'x-ferry-progress'?: { pass: number; 'pass-fraction': number; 'bandwidth-bytes-per-sec': number; 'guest-pages-written': number };
-  'x-ferry-switchover'?: SwitchoverRecord;
-}
 
 export class MigrationProgress {
   private bar: cliProgress.SingleBar | null = null;

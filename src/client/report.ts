@@ -1,7 +1,7 @@
 /** Human-readable lines for migrations: one per pass, and the summary. */
+import type { MigrateInfo } from '../control/query-migrate.js';
 import type { LatencySummary } from './stall-probe.js';
 import type { PassRecord, SourceStats } from '../migration/stats.js';
-import type { MigrateInfo } from './progress.js';
 import { formatBytes } from './size.js';
 
 export function passLine(p: PassRecord): string {

@@ -6,11 +6,10 @@ import type { Guest } from '../guest/guest.js';
 import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
-import { parseUri } from '../transport/uri.js';
 import { isCapability, type CapabilityName } from '../migration/capabilities.js';
 import { checkParameter, parameterRows, type MigrationParameters } from '../migration/parameters.js';
-import type { SourceStats } from '../migration/stats.js';
 import type { GuestController } from './controller.js';
+import { queryMigrate } from './query-migrate.js';
 
 /** A QMP error: its class is QEMU's (GenericError, CommandNotFound, ...). */
 export class QmpError extends Error {
@@ -43,58 +42,6 @@ function noArgs(args: Args): void {
 const PARAMETERS: ReadonlyMap<string, keyof MigrationParameters> = new Map(
   parameterRows('source').flatMap(([key, row]) => (row.qmp === null ? [] : [[row.qmp, key] as const])),
 );
-
-/** The destination's view, as QEMU answers query-migrate on an incoming side. */
-function incomingInfo(ctl: GuestController): Record<string, unknown> {
-  const inc = ctl.incoming!;
-  const status = { listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', resumed: 'completed', failed: 'failed', cancelled: 'cancelled' }[inc.status];
-  const info: Record<string, unknown> = { status };
-  const where = parseUri(inc.uri);
-  if (where.kind === 'tcp') info['socket-address'] = [{ type: 'inet', host: where.host, port: String(where.port) }];
-  else if (where.kind === 'unix') info['socket-address'] = [{ type: 'unix', path: where.path }];
-  const stats = inc.stats;
-  if (stats !== null) info['x-ferry-loader'] = stats;
-  if (inc.lastError !== null) info['error-desc'] = inc.lastError;
-  return info;
-}
-
-function migrateInfo(ctl: GuestController): Record<string, unknown> {
-  const m = ctl.migration;
-  if (m === null) return ctl.incoming === null ? {} : incomingInfo(ctl);
-  const s: SourceStats = m.stats;
-  const info: Record<string, unknown> = { status: m.status };
-  if (m.status === 'none') return info;
-  info['total-time'] = Math.round(s.totalTimeMs);
-  info['setup-time'] = Math.round(s.setupTimeMs);
-  if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
-  else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
-  info.ram = {
-    transferred: s.transferredBytes,
-    remaining: s.remainingBytes,
-    total: s.totalRamBytes,
-    duplicate: s.duplicatePages,
-    skipped: 0,
-    normal: s.normalPages,
-    'normal-bytes': s.normalBytes,
-    'dirty-pages-rate': Math.round(s.dirtyPagesRate),
-    mbps: s.mbps,
-    'dirty-sync-count': s.dirtySyncCount,
-    'page-size': 4096,
-    'pages-per-second': Math.round(s.pagesPerSecond),
-    'precopy-bytes': s.transferredBytes,
-  };
-  if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
-  if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
-  // ferry's extras, for progress displays: where the current pass is, and the estimates.
-  info['x-ferry-progress'] = {
-    pass: s.pass,
-    'pass-fraction': s.passFraction,
-    'bandwidth-bytes-per-sec': s.bandwidthBytesPerSec,
-    'inflight-bytes': s.inflightBytes,
-    'guest-pages-written': s.guestPagesWritten - s.guestPagesWrittenAtStart,
-  };
-  return info;
-}
 
 /** The guest, or QEMU's error for a destination still waiting for one. */
 function guestOf(ctl: GuestController): Guest {
@@ -143,7 +90,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'query-migrate': (ctl, args) => {
     noArgs(args);
-    return migrateInfo(ctl);
+    return queryMigrate(ctl);
   },
   migrate_cancel: (ctl, args) => {
     noArgs(args);

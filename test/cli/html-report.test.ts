@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderMapReport } from '../../src/bench/map-report.js';
 import { renderReport } from '../../src/client/html-report.js';
+import type { RamInfo } from '../../src/control/query-migrate.js';
 import type { PassRecord } from '../../src/migration/stats.js';
 import { renderInChromium } from './browser.js';
 import { fileLimit } from '../waits.js';
@@ -15,12 +16,20 @@ function pass(n: number): PassRecord {
   };
 }
 
+/** query-migrate's ram figures: zero but for those given. */
+function ram(o: Partial<RamInfo>): RamInfo {
+  return {
+    transferred: 0, remaining: 0, total: 0, duplicate: 0, skipped: 0, normal: 0, 'normal-bytes': 0, 'dirty-pages-rate': 0, mbps: 0,
+    'dirty-sync-count': 0, 'page-size': 4096, 'pages-per-second': 0, 'precopy-bytes': 0, ...o,
+  };
+}
+
 test('the HTML report is self-contained and its four charts are drawn in a real browser (headless Chromium)', async () => {
   const html = renderReport({
     title: 'test <report>',
-    info: { status: 'completed', 'total-time': 300, downtime: 12, ram: { transferred: 8e6, remaining: 0, total: 8e6, duplicate: 10, normal: 3000, 'normal-bytes': 12e6, mbps: 800, 'dirty-pages-rate': 5000, 'dirty-sync-count': 3, 'pages-per-second': 30000 } },
+    info: { status: 'completed', 'total-time': 300, downtime: 12, ram: ram({ transferred: 8e6, total: 8e6, duplicate: 10, normal: 3000, 'normal-bytes': 12e6, mbps: 800, 'dirty-pages-rate': 5000, 'dirty-sync-count': 3, 'pages-per-second': 30000 }) },
     passes: [pass(1), pass(2), pass(3)],
-    timeline: [0, 100, 200, 300].map((t) => ({ atMs: 1000 + t, info: { status: 'active', ram: { transferred: 0, remaining: 8e6 - t * 1e4, total: 8e6, duplicate: 0, normal: 0, 'normal-bytes': 0, mbps: 0, 'dirty-pages-rate': 0, 'dirty-sync-count': 0, 'pages-per-second': 0 }, 'x-ferry-progress': { pass: 1, 'pass-fraction': t / 300, 'bandwidth-bytes-per-sec': 0, 'guest-pages-written': t * 10 } } })),
+    timeline: [0, 100, 200, 300].map((t) => ({ atMs: 1000 + t, info: { status: 'active', ram: ram({ remaining: 8e6 - t * 1e4, total: 8e6 }), 'x-ferry-progress': { pass: 1, 'pass-fraction': t / 300, 'bandwidth-bytes-per-sec': 0, 'inflight-bytes': 0, 'guest-pages-written': t * 10 } } })),
     probe: Array.from({ length: 200 }, (_, i) => ({ atMs: i * 6.5, rttMs: 0.5 + (i % 7) / 10 })),
     migrateAtMs: 1000,
     latency: { baseline: { samples: 150, p50Ms: 0.6, p99Ms: 1, maxMs: 1.2 }, during: { samples: 50, p50Ms: 0.7, p99Ms: 1.1, maxMs: 1.3 } },

@@ -1,0 +1,115 @@
+/**
+ * The answer to `query-migrate`, as QEMU 7.2 gives it (MigrationInfo) plus
+ * ferry's `x-ferry-` extras: one type, built here for the server and read
+ * by the client side (progress, reports, `ferry status`). Before any
+ * migration the answer is `{}`, as QEMU's.
+ */
+import type { IncomingStatus } from '../migration/incoming.js';
+import type { LoaderStats } from '../migration/messages.js';
+import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
+import type { MigrationStatus } from '../migration/status.js';
+import { parseUri } from '../transport/uri.js';
+import type { GuestController } from './controller.js';
+
+/** QEMU's MigrationStats, as ferry fills it (skipped: always 0; page-size: 4096). */
+export interface RamInfo {
+  transferred: number;
+  remaining: number;
+  total: number;
+  duplicate: number;
+  skipped: number;
+  normal: number;
+  'normal-bytes': number;
+  'dirty-pages-rate': number;
+  mbps: number;
+  'dirty-sync-count': number;
+  'page-size': number;
+  'pages-per-second': number;
+  'precopy-bytes': number;
+}
+
+/** Where a destination listens (QEMU's SocketAddress). */
+export type SocketAddress = { type: 'inet'; host: string; port: string } | { type: 'unix'; path: string };
+
+/** ferry's extras for progress displays: where the current pass is, and the estimates. */
+export interface FerryProgress {
+  pass: number;
+  'pass-fraction': number;
+  'bandwidth-bytes-per-sec': number;
+  'inflight-bytes': number;
+  'guest-pages-written': number;
+}
+
+/** A query-migrate answer once a migration (outgoing or incoming) exists. */
+export interface MigrateInfo {
+  status: MigrationStatus;
+  'total-time'?: number;
+  'setup-time'?: number;
+  downtime?: number;
+  'expected-downtime'?: number;
+  ram?: RamInfo;
+  'error-desc'?: string;
+  /** Destination only: where it listens. */
+  'socket-address'?: SocketAddress[];
+  'x-ferry-switchover'?: SwitchoverRecord;
+  'x-ferry-progress'?: FerryProgress;
+  /** Destination only: the loader's counters. */
+  'x-ferry-loader'?: LoaderStats;
+}
+
+/** The destination's status in QEMU's names. */
+const INCOMING_STATUS: Readonly<Record<IncomingStatus, MigrationStatus>> = {
+  listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', resumed: 'completed', failed: 'failed', cancelled: 'cancelled',
+};
+
+/** The destination's view, as QEMU answers query-migrate on an incoming side. */
+function incomingInfo(ctl: GuestController): MigrateInfo {
+  const inc = ctl.incoming!;
+  const info: MigrateInfo = { status: INCOMING_STATUS[inc.status] };
+  const where = parseUri(inc.uri);
+  if (where.kind === 'tcp') info['socket-address'] = [{ type: 'inet', host: where.host, port: String(where.port) }];
+  else if (where.kind === 'unix') info['socket-address'] = [{ type: 'unix', path: where.path }];
+  const stats = inc.stats;
+  if (stats !== null) info['x-ferry-loader'] = stats;
+  if (inc.lastError !== null) info['error-desc'] = inc.lastError;
+  return info;
+}
+
+/** query-migrate's answer: the outgoing migration's, else the incoming one's, else `{}`. */
+export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string, never> {
+  const m = ctl.migration;
+  if (m === null) return ctl.incoming === null ? {} : incomingInfo(ctl);
+  const s: SourceStats = m.stats;
+  const info: MigrateInfo = { status: m.status };
+  if (m.status === 'none') return info;
+  info['total-time'] = Math.round(s.totalTimeMs);
+  info['setup-time'] = Math.round(s.setupTimeMs);
+  if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
+  else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
+  info.ram = {
+    transferred: s.transferredBytes,
+    remaining: s.remainingBytes,
+    total: s.totalRamBytes,
+    duplicate: s.duplicatePages,
+    skipped: 0,
+    normal: s.normalPages,
+    'normal-bytes': s.normalBytes,
+    'dirty-pages-rate': Math.round(s.dirtyPagesRate),
+    mbps: s.mbps,
+    'dirty-sync-count': s.dirtySyncCount,
+    'page-size': 4096,
+    'pages-per-second': Math.round(s.pagesPerSecond),
+    'precopy-bytes': s.transferredBytes,
+  };
+  if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
+  // ferry's extras, for progress displays: where the current pass is, and the estimates.
+  info['x-ferry-progress'] = {
+    pass: s.pass,
+    'pass-fraction': s.passFraction,
+    'bandwidth-bytes-per-sec': s.bandwidthBytesPerSec,
+    'inflight-bytes': s.inflightBytes,
+    'guest-pages-written': s.guestPagesWritten - s.guestPagesWrittenAtStart,
+  };
+  return info;
+}
