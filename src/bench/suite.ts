@@ -3,31 +3,18 @@
  * machine's limits, runs each scenario several times between two processes
  * on loopback (and over a shaped veth pair between two network namespaces
  * when run as root), and prints every figure beside its limit and its
- * target: Markdown on stdout, everything as JSON in --out.
+ * target: Markdown on stdout, everything as JSON in --out. Its command
+ * line is parsed in cli/bench.ts.
  * `--quick` runs a reduced set (small guests, one run each) in under two
  * minutes; the full suite takes about fifteen.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
-import { parseCount } from '../cli/options.js';
 import { measureLimits, type Limits } from './limits.js';
 import { renderMapReport, type MapPoint } from './map-report.js';
 import { canCreateNamespaces, openLink } from './netns.js';
 import { runScenario, type RunResult, type ScenarioSpec } from './scenario.js';
 import { summarize, type Sample } from './stats.js';
-
-export const BENCH_USAGE = `usage: ferry bench [--quick] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
-
-Run the benchmark suite: this machine's limits, then each scenario between
-two ferry processes, with medians and ranges, targets met or not.
-
-  --quick        small guests, one run each (under 2 minutes)
-  --runs N       runs per scenario (default 3; --quick: 1)
-  --out FILE     write all figures as JSON (default: bench-results.json)
-  --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
-  --only NAMES   run only these scenario groups (idle, zeroed, random, sweep, thread, netns, map)
-  -h, --help     this text`;
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -235,28 +222,41 @@ function markdown(machine: string, command: string, limits: Limits, outcomes: Ou
   return lines.join('\n');
 }
 
-export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      runs: { type: 'string' },
-      out: { type: 'string', default: 'bench-results.json' },
-      report: { type: 'string', default: 'bench-map.html' },
-      only: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(BENCH_USAGE);
-    return 0;
+/** Each scenario, its runs one after another; a scenario's note joins `notes`. */
+async function runScenarios(list: readonly Scenario[], notes: string[]): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (const s of list) {
+    const results: RunResult[] = [];
+    for (let i = 0; i < s.runs; i++) {
+      process.stderr.write(`  ${s.spec.name}: run ${i + 1}/${s.runs}... `);
+      const r = await runScenario(s.spec);
+      process.stderr.write(`${r.status}, total ${r.totalMs.toFixed(1)} ms, downtime ${r.downtimeMs.toFixed(1)} ms\n`);
+      results.push(r);
+    }
+    outcomes.push(outcome(s, results));
+    if (s.note !== undefined) notes.push(`${s.spec.name}: ${s.note}`);
   }
-  const quick = values.quick;
-  const runs = values.runs === undefined ? (quick ? 1 : 3) : parseCount('--runs', values.runs, 1, 100);
-  const only = values.only === undefined ? null : new Set(values.only.split(','));
+  return outcomes;
+}
+
+/** What `ferry bench` asked for (its command line is parsed in cli/bench.ts). */
+export interface BenchOptions {
+  /** Small guests, one run each. */
+  readonly quick: boolean;
+  readonly runs: number;
+  /** Where to write all figures as JSON, and the convergence map as HTML. */
+  readonly out: string;
+  readonly report: string;
+  /** Scenario groups to run; null: all. */
+  readonly only: ReadonlySet<string> | null;
+  /** The command line, as the report names it. */
+  readonly command: string;
+}
+
+export async function runBench(options: BenchOptions): Promise<void> {
+  const { quick, runs, only, command } = options;
   const started = performance.now();
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
-  const command = `ferry bench ${argv.join(' ')}`.trim();
   process.stderr.write(`ferry bench on ${machine}\n`);
   const notes: string[] = [];
   process.stderr.write('measuring limits...\n');
@@ -267,21 +267,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const link = cannot === null ? openLink({ rate: '1gbit', delayMs: 0.5 }) : null;
   if (link !== null) notes.push(`netns link: ${link.shaping}${link.missing === null ? '' : `; ${link.missing}`}`);
   else if (wantNetns) notes.push(`netns scenarios skipped: ${cannot}`);
-  const outcomes: Outcome[] = [];
+  let outcomes: Outcome[];
   try {
     const list = scenarios(quick, runs, link === null ? null : { source: link.source, destination: link.destination, listenHost: link.destinationAddress });
-    for (const s of list) {
-      if (only !== null && !only.has(s.group)) continue;
-      const results: RunResult[] = [];
-      for (let i = 0; i < s.runs; i++) {
-        process.stderr.write(`  ${s.spec.name}: run ${i + 1}/${s.runs}... `);
-        const r = await runScenario(s.spec);
-        process.stderr.write(`${r.status}, total ${r.totalMs.toFixed(1)} ms, downtime ${r.downtimeMs.toFixed(1)} ms\n`);
-        results.push(r);
-      }
-      outcomes.push(outcome(s, results));
-      if (s.note !== undefined) notes.push(`${s.spec.name}: ${s.note}`);
-    }
+    outcomes = await runScenarios(list.filter((s) => only === null || only.has(s.group)), notes);
   } finally {
     link?.close();
   }
@@ -289,7 +278,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const elapsedS = (performance.now() - started) / 1000;
   notes.push(`suite ran in ${elapsedS.toFixed(0)} s`);
   console.log(markdown(machine, command, limits, outcomes, v, notes));
-  writeFileSync(values.out, JSON.stringify({
+  writeFileSync(options.out, JSON.stringify({
     machine, command, date: new Date().toISOString(), quick, elapsedS, limits,
     scenarios: outcomes.map((o) => ({ name: o.scenario.spec.name, group: o.scenario.group, spec: o.scenario.spec, runs: o.runs.map(({ passRecords, ...r }) => ({ ...r, passes: passRecords.length })), totalMs: o.totalMs, downtimeMs: o.downtimeMs, throughputGBps: o.throughputGBps })),
     verdicts: v, notes,
@@ -298,7 +287,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
     name: o.scenario.spec.name, dirtyMBps: (convergenceDirtyRate(r, o.scenario.ramBytes, o.scenario.spec.params['downtime-limit'] ?? 300) * PAGE) / 1e6, bandwidthMBps: r.bandwidthBytesPerSec / 1e6,
     converged: r.status === 'completed', passes: r.passes, downtimeMs: r.downtimeMs,
   })));
-  writeFileSync(values.report, renderMapReport(`ferry convergence map (${quick ? 'quick' : 'full'} run)`, map));
-  process.stderr.write(`figures written to ${values.out}, convergence map to ${values.report}\n`);
-  return 0;
+  writeFileSync(options.report, renderMapReport(`ferry convergence map (${quick ? 'quick' : 'full'} run)`, map));
+  process.stderr.write(`figures written to ${options.out}, convergence map to ${options.report}\n`);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `ferry` command line. */
-import { benchCommand } from '../bench/suite.js';
+import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
 import { migrateCommand } from './migrate.js';

@@ -1,0 +1,44 @@
+/** `ferry bench`'s command line; the suite itself is bench/suite.ts. */
+import { parseArgs } from 'node:util';
+import { runBench } from '../bench/suite.js';
+import { parseCount } from './options.js';
+
+export const BENCH_USAGE = `usage: ferry bench [--quick] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
+
+Run the benchmark suite: this machine's limits, then each scenario between
+two ferry processes, with medians and ranges, targets met or not.
+
+  --quick        small guests, one run each (under 2 minutes)
+  --runs N       runs per scenario (default 3; --quick: 1)
+  --out FILE     write all figures as JSON (default: bench-results.json)
+  --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
+  --only NAMES   run only these scenario groups (idle, zeroed, random, sweep, thread, netns, map)
+  -h, --help     this text`;
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      out: { type: 'string', default: 'bench-results.json' },
+      report: { type: 'string', default: 'bench-map.html' },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(BENCH_USAGE);
+    return 0;
+  }
+  const quick = values.quick;
+  await runBench({
+    quick,
+    runs: values.runs === undefined ? (quick ? 1 : 3) : parseCount('--runs', values.runs, 1, 100),
+    out: values.out,
+    report: values.report,
+    only: values.only === undefined ? null : new Set(values.only.split(',')),
+    command: `ferry bench ${argv.join(' ')}`.trim(),
+  });
+  return 0;
+}
