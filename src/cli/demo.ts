@@ -119,7 +119,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     }
     const srcStatus = ((await src.execute('query-status')) as { status: string }).status;
     const verified = loader?.verified ?? null;
-    const ok = info.status === 'completed' && verified === true && check !== null && check.ok;
+    const ok = info.status === 'completed' && verified === true && check?.ok === true;
 
     for (const line of summaryTable(info, run.latency)) log(line);
     log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}`);

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { WorkloadSpec } from '../guest/index.js';
-import { parseSize } from '../client/size.js';
 
 export function parseCount(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);

@@ -231,7 +231,9 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       }
       restoreWorkload(state.workload, this.memory.totalPages); // validates before any vCPU sees it
     }
-    encoded.forEach((bytes, i) => this.vcpus[i].control.loadState(bytes));
+    encoded.forEach((bytes, i) => {
+      this.vcpus[i].control.loadState(bytes);
+    });
   }
 
   vcpuStats(): VcpuStats[] {

@@ -28,6 +28,7 @@
  *   that hands them over (ACK for saves; REQUEST = RUN for loads).
  */
 
+// biome-ignore lint/suspicious/noConstEnum: tsc inlines the members as literals in hot paths (a plain enum is a property load at run time); tsc alone builds ferry, without isolatedModules
 export const enum RequestKind {
   Run = 1,
   Pause = 2,
@@ -43,6 +44,7 @@ const FAILED = 5;
 const INT_FIELDS = 8;
 
 /** Float64 statistics, written by the vCPU only. */
+// biome-ignore lint/suspicious/noConstEnum: as RequestKind's
 export const enum Stat {
   /** Nanoseconds spent running workload steps. */
   BusyNs = 0,

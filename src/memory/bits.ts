@@ -115,7 +115,7 @@ function nextBit(words: Int32Array | Uint32Array, from: number, end: number, fli
   for (;;) {
     if (w !== 0) {
       const bit = i * 32 + lowestBit(w);
-      return bit < end ? bit : end;
+      return Math.min(bit, end);
     }
     i++;
     if (i * 32 >= end) return end;

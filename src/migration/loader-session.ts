@@ -50,7 +50,6 @@ export class LoaderSession {
   private summers: PageSummer[] = [];
   /** Per block: pages this side has written with data (zeros go only into these). */
   private written: Int32Array[] = [];
-  private header: StreamHeader | null = null;
   private readonly decoder: FrameDecoder;
   private readonly devices: SavedSection[] = [];
   private vcpus: (Uint8Array | undefined)[] = [];
@@ -176,7 +175,6 @@ export class LoaderSession {
     if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
       throw new WireError(`header: ${h.vcpus} vCPUs, this destination was configured for ${expect.vcpus}`);
     }
-    this.header = h;
     this.blocks = h.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
     this.summers = this.blocks.map((b) => pageSummer(b.memory));
     this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
@@ -243,6 +241,7 @@ export class LoaderSession {
         throw new WireError(`END: block ${this.blocks[i].name} totals ${t.normal} data + ${t.zero} zero pages, received ${c.normal} + ${c.zero}`);
       }
     });
+    // biome-ignore lint/complexity/useIndexOf: findIndex visits holes, indexOf skips them: a VCPU record whose index is past the header's count leaves holes
     const missing = this.vcpus.findIndex((v) => v === undefined);
     if (missing >= 0) throw new WireError(`END: no state for vCPU ${missing}`);
     if (this.expectedDigest !== null) {

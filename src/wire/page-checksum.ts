@@ -43,7 +43,9 @@ const B_WEIGHTS = [2, 4, 6, 8];
 
 function i32x4Const(lanes: number[]): number[] {
   const bytes = Buffer.alloc(16);
-  lanes.forEach((v, i) => bytes.writeInt32LE(v, i * 4));
+  lanes.forEach((v, i) => {
+    bytes.writeInt32LE(v, i * 4);
+  });
   return simd(SIMD.v128Const, ...bytes);
 }
 

@@ -26,6 +26,7 @@ import {
 } from './format.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
+// biome-ignore lint/suspicious/noConstEnum: tsc inlines the members as literals in hot paths (a plain enum is a property load at run time); tsc alone builds ferry, without isolatedModules
 export const enum Rec {
   Pages = 1,
   Zero = 2,

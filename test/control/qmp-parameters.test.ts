@@ -31,7 +31,7 @@ async function serve(): Promise<{ ctl: GuestController; qmp: QmpClient; close():
   }
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Every row of the parameter table with a QMP name: a new row is walked without touching this file. */
 const QMP_ROWS = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][]).filter(([, row]) => row.qmp !== null);
@@ -59,7 +59,7 @@ for (const [key, row] of QMP_ROWS) {
         assert.equal((ctl.parameters as Record<string, number>)[key], value);
       }
       for (const bad of [row.min - 1, row.max + 1]) {
-        const refusal = new RegExp(`^Parameter '${escape(name)}' must be an integer (in \\[${row.min}, ${row.max}\\]|of at least ${row.min}), got ${bad}$`);
+        const refusal = new RegExp(`^Parameter '${escapeRegExp(name)}' must be an integer (in \\[${row.min}, ${row.max}\\]|of at least ${row.min}), got ${bad}$`);
         await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: bad }), (err: Error) => {
           assert.match(err.message, refusal);
           assert.ok(!err.message.includes(key), `the refusal names ${key}: ${err.message}`);

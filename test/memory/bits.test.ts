@@ -7,7 +7,10 @@ fileLimit(import.meta.url, 60_000);
 
 function randomWords(n: number, density: number, seed: number): Int32Array {
   let x = seed;
-  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x / 2 ** 32;
+  };
   const w = new Int32Array(n);
   for (let i = 0; i < n * 32; i++) if (rnd() < density) w[i >>> 5] |= 1 << (i & 31);
   return w;

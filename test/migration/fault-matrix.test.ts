@@ -50,7 +50,8 @@ async function destination(): Promise<{ child: ChildProcess; uri: string; exited
 type Point = 'before the header' | 'mid pass' | 'during switchover, before LOADED' | 'between LOADED and GO' | 'after GO';
 
 async function runCase(point: Point): Promise<void> {
-  const c = (counts[point] ??= { runs: 0, sourceIntact: 0, clearReason: 0, failedAfterGo: 0, completedFirst: 0, twoCopies: 0 });
+  counts[point] ??= { runs: 0, sourceIntact: 0, clearReason: 0, failedAfterGo: 0, completedFirst: 0, twoCopies: 0 };
+  const c = counts[point];
   const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 2 }] });
   await src.cont();
   const dest = await destination();
@@ -124,7 +125,8 @@ const sourceCounts: Record<string, { runs: number; destinationDiscarded: number;
 
 /** The source process (`ferry run --migrate-to`) is killed; the destination is here, watched. */
 async function runSourceCase(point: SourcePoint): Promise<void> {
-  const c = (sourceCounts[point] ??= { runs: 0, destinationDiscarded: 0, destinationWhole: 0, clearReason: 0 });
+  sourceCounts[point] ??= { runs: 0, destinationDiscarded: 0, destinationWhole: 0, clearReason: 0 };
+  const c = sourceCounts[point];
   const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
   let ran = false;
   const limits = point === 'mid pass' ? ['--downtime-limit', '1', '--max-bandwidth', '16M'] : ['--downtime-limit', '300'];

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { Migration } from '../../src/migration/migration.js';
 import type { MigrationStatus } from '../../src/migration/status.js';
-import { MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sleep } from './helpers.js';
+import { MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen } from './helpers.js';
 import { buildStream } from '../wire/stream-fixture.js';
 import { fileLimit, until } from '../waits.js';
 

@@ -54,7 +54,9 @@ for (const transport of ['tcp', 'unix'] as const) {
       await until('the destination\'s guest clocks to run on past the source\'s', () => g.vcpuStats().every((s, i) => s.guestNs > before[i]), 10_000);
       await g.pause();
       assertSweeps(g, 'destination after running on');
-      g.vcpuStates().forEach((s, i) => assert.ok(s.guestNs > before[i], 'guest clock continued'));
+      g.vcpuStates().forEach((s, i) => {
+        assert.ok(s.guestNs > before[i], 'guest clock continued');
+      });
     });
   }
 }

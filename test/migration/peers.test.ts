@@ -116,7 +116,8 @@ type LinkFault = 'reset mid pass' | 'reset at switchover' | 'return path closed'
 const counts: Record<string, { runs: number; sourceIntact: number; destinationDiscarded: number; twoCopies: number }> = {};
 
 async function linkCase(fault: LinkFault): Promise<void> {
-  const c = (counts[fault] ??= { runs: 0, sourceIntact: 0, destinationDiscarded: 0, twoCopies: 0 });
+  counts[fault] ??= { runs: 0, sourceIntact: 0, destinationDiscarded: 0, twoCopies: 0 };
+  const c = counts[fault];
   c.runs++;
   const ledger = new RunLedger();
   const src = await sweepingGuest(16);

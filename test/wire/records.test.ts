@@ -27,7 +27,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   PASS: [{ pass: 1 }, { pass: 0xffffffff }],
   DEVICE: [
     { name: 'app/x', version: 2, data: bytes(5) },
-    { name: 'é'.repeat(127) + 'x', version: 0xffffffff, data: new Uint8Array(0) },
+    { name: `${'é'.repeat(127)}x`, version: 0xffffffff, data: new Uint8Array(0) },
   ],
   VCPU: [{ index: 0, state: bytes(13) }, { index: 0xffff, state: new Uint8Array(0) }, { index: 63, state: bytes(64 * 1024, 3) }],
   END: [{ totals: [{ normal: 0, zero: 0 }, { normal: 2 ** 40, zero: 1 }, { normal: Number.MAX_SAFE_INTEGER, zero: 2 ** 32 }] }],
