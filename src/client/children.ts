@@ -1,4 +1,8 @@
-/** Child `ferry` processes for `ferry demo`: start one, wait for its control socket. */
+/**
+ * Child `ferry` processes for `ferry demo` and the benchmark scenarios:
+ * start one, wait for its control socket. It runs the command line's entry
+ * file as a process of its own (no import of cli/).
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
