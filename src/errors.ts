@@ -1,8 +1,20 @@
 /**
  * ferry's error classes. Each carries a stable `code` (checked by callers
- * instead of `instanceof`, so it survives two copies of this module) and an
- * optional `cause` chain. `assert` is for programmer mistakes only.
+ * instead of `instanceof`, so it survives two copies of this module and a
+ * trip between threads: see serialized-error.ts) and an optional `cause`
+ * chain. `assert` is for programmer mistakes only.
+ *
+ * A new class goes into ERROR_CLASSES below, so that it is rebuilt as
+ * itself on the other side of a thread boundary (its round-trip test
+ * iterates that list).
  */
+
+/** What every ferry error class accepts besides its message. */
+export interface FerryErrorOptions {
+  readonly cause?: unknown;
+  /** MigrationError only: whether the source had already committed (sent GO). */
+  readonly afterGo?: boolean;
+}
 
 export class FerryError extends Error {
   readonly code: string;
@@ -15,44 +27,87 @@ export class FerryError extends Error {
 
 /** A caller passed a value that is out of range, of the wrong type or unknown. */
 export class InvalidArgumentError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_INVALID_ARGUMENT', message, options);
   }
 }
 
 /** The operation is not allowed in the object's current state. */
 export class InvalidStateError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_INVALID_STATE', message, options);
   }
 }
 
 /** Something did not happen within its time limit. */
 export class TimeoutError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_TIMEOUT', message, options);
   }
 }
 
-/** A worker thread (vCPU) failed or exited unexpectedly. */
+/** A worker thread (vCPU, migration, loader) failed or exited unexpectedly. */
 export class WorkerFailedError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_WORKER_FAILED', message, options);
   }
 }
 
 /** A migration stream or return path broke a rule of docs/wire-format.md. */
 export class WireError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_WIRE', message, options);
+  }
+}
+
+/** A byte channel (socket, file, control socket) could not be opened, or broke. */
+export class TransportError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_TRANSPORT', message, options);
+  }
+}
+
+/** A JSON stream (QMP) held a value past its size cap. */
+export class JsonStreamError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_JSON_STREAM', message, options);
   }
 }
 
 /** A migration failed; `afterGo` tells whether the source had already committed. */
 export class MigrationError extends FerryError {
   readonly afterGo: boolean;
-  constructor(message: string, options?: { cause?: unknown; afterGo?: boolean }) {
+  constructor(message: string, options?: FerryErrorOptions) {
     super('ERR_FERRY_MIGRATION', message, options);
     this.afterGo = options?.afterGo ?? false;
   }
+}
+
+/** The user cancelled (migrate_cancel, `cancel()`): recognised by this code, never by the message. */
+export class CancelledError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_CANCELLED', message, options);
+  }
+}
+
+/** A ferry error class, as the rebuilding side constructs it. */
+export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
+
+/** Every class with a fixed code, by code: what a serialized error is rebuilt as. */
+export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
+  ([
+    InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
+    WireError, TransportError, JsonStreamError, MigrationError, CancelledError,
+  ] as const).map((C) => [new C('').code, C]),
+);
+
+/** The ferry code of `err` (a FerryError from any copy of this module, or rebuilt), else undefined. */
+export function ferryCodeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && code.startsWith('ERR_FERRY_') ? code : undefined;
+}
+
+/** Whether `err` is a cancellation (by its code). */
+export function isCancelled(err: unknown): boolean {
+  return ferryCodeOf(err) === 'ERR_FERRY_CANCELLED';
 }

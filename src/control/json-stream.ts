@@ -7,13 +7,10 @@
  * error: a client that sends gigabytes without completing a value is cut
  * off instead of filling memory.
  */
-import { FerryError } from '../errors.js';
+import { JsonStreamError } from '../errors.js';
 
-export class JsonStreamError extends FerryError {
-  constructor(message: string) {
-    super('ERR_FERRY_JSON_STREAM', message);
-  }
-}
+/** Declared with the other classes (errors.ts); re-exported here where it is thrown. */
+export { JsonStreamError };
 
 export class JsonStreamSplitter {
   private parts: string[] = [];

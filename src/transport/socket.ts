@@ -6,15 +6,12 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { FerryError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, TransportError } from '../errors.js';
 import { clientTls, isLoopback, serverTls, type TlsOptions } from './tls.js';
 import type { MigrationUri } from './uri.js';
 
-export class TransportError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_FERRY_TRANSPORT', message, options);
-  }
-}
+/** Declared with the other classes (errors.ts), so that it crosses threads as itself; re-exported here where it is thrown. */
+export { TransportError };
 
 function describe(uri: MigrationUri): string {
   return uri.kind === 'tcp' ? `${uri.host}:${uri.port}` : uri.path;

@@ -1,0 +1,59 @@
+/**
+ * Errors across thread boundaries. Structured cloning keeps an Error's
+ * message and stack but drops its class and its `code`, so every message
+ * between threads that reports a failure carries this plain form instead:
+ *
+ *   { name, code, message, stack?, afterGo?, cause?: { name, code, ... } }
+ *
+ * and the receiver rebuilds it as the class its code names (ERROR_CLASSES
+ * in errors.ts): callers branch on `code` (or `instanceof`) on either side.
+ *
+ * Rules, in order: a known code rebuilds as its class; any other code (a
+ * FerryError built with its own code, Node's `ECONNRESET`...) rebuilds as a
+ * plain FerryError keeping the code and the original name; an error without
+ * a code, or a thrown non-Error, gets UNCODED_ERROR. The cause chain is
+ * kept to MAX_CAUSE_DEPTH links (a cycle ends there).
+ */
+import { ERROR_CLASSES, FerryError, type FerryErrorOptions } from './errors.js';
+
+/** The code given to an error that had none (a plain Error, a RangeError, a thrown string). */
+export const UNCODED_ERROR = 'ERR_FERRY_UNCODED';
+/** Longest cause chain carried; deeper causes are dropped. */
+export const MAX_CAUSE_DEPTH = 8;
+
+export interface SerializedError {
+  readonly name: string;
+  readonly code: string;
+  readonly message: string;
+  readonly stack?: string;
+  /** MigrationError's: whether the source had already committed (sent GO). */
+  readonly afterGo?: boolean;
+  readonly cause?: SerializedError;
+}
+
+/** The plain form of anything thrown, to post to another thread. */
+export function serializeError(err: unknown, depth = 0): SerializedError {
+  if (!(err instanceof Error)) return { name: 'Error', code: UNCODED_ERROR, message: String(err) };
+  const { code, afterGo } = err as { code?: unknown; afterGo?: unknown };
+  const out: { -readonly [K in keyof SerializedError]: SerializedError[K] } = {
+    name: err.name,
+    code: typeof code === 'string' ? code : UNCODED_ERROR,
+    message: err.message,
+  };
+  if (err.stack !== undefined) out.stack = err.stack;
+  if (typeof afterGo === 'boolean') out.afterGo = afterGo;
+  if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(err.cause, depth + 1);
+  return out;
+}
+
+/** The error `s` describes, as its class (a plain FerryError for a code not in ERROR_CLASSES). */
+export function rebuildError(s: SerializedError): FerryError {
+  const options: { -readonly [K in keyof FerryErrorOptions]: FerryErrorOptions[K] } = {};
+  if (s.cause !== undefined) options.cause = rebuildError(s.cause);
+  if (s.afterGo !== undefined) options.afterGo = s.afterGo;
+  const Known = ERROR_CLASSES.get(s.code);
+  const err = Known === undefined ? new FerryError(s.code, s.message, options) : new Known(s.message, options);
+  if (Known === undefined) err.name = s.name;
+  if (s.stack !== undefined) err.stack = s.stack;
+  return err;
+}
