@@ -19,7 +19,8 @@ export interface FerryErrorOptions {
 export class FerryError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // No `cause` property at all when none is given (`{ cause: undefined }` would make one).
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
   }
@@ -101,10 +102,18 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ] as const).map((C) => [new C('').code, C]),
 );
 
-/** The ferry code of `err` (a FerryError from any copy of this module, or rebuilt), else undefined. */
+/** The code serialized-error.ts gives an error that had none (a plain Error, a RangeError, a thrown string). */
+export const UNCODED_ERROR = 'ERR_FERRY_UNCODED';
+
+/**
+ * The ferry code of `err` (a FerryError from any copy of this module, or
+ * rebuilt after crossing threads), else undefined: also for an error that
+ * had no code before it crossed (UNCODED_ERROR).
+ */
 export function ferryCodeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  return err instanceof Error && typeof code === 'string' && code.startsWith('ERR_FERRY_') ? code : undefined;
+  if (!(err instanceof Error) || typeof code !== 'string' || code === UNCODED_ERROR) return undefined;
+  return code.startsWith('ERR_FERRY_') ? code : undefined;
 }
 
 /** Whether `err` is a cancellation (by its code). */

@@ -14,10 +14,9 @@
  * a code, or a thrown non-Error, gets UNCODED_ERROR. The cause chain is
  * kept to MAX_CAUSE_DEPTH links (a cycle ends there).
  */
-import { ERROR_CLASSES, FerryError, type FerryErrorOptions } from './errors.js';
+import { ERROR_CLASSES, FerryError, UNCODED_ERROR, type FerryErrorOptions } from './errors.js';
 
-/** The code given to an error that had none (a plain Error, a RangeError, a thrown string). */
-export const UNCODED_ERROR = 'ERR_FERRY_UNCODED';
+export { UNCODED_ERROR };
 /** Longest cause chain carried; deeper causes are dropped. */
 export const MAX_CAUSE_DEPTH = 8;
 
@@ -54,6 +53,7 @@ export function rebuildError(s: SerializedError): FerryError {
   const Known = ERROR_CLASSES.get(s.code);
   const err = Known === undefined ? new FerryError(s.code, s.message, options) : new Known(s.message, options);
   if (Known === undefined) err.name = s.name;
-  if (s.stack !== undefined) err.stack = s.stack;
+  // Where it was thrown, never where it was rebuilt: with no stack carried, only the first line.
+  err.stack = s.stack ?? `${err.name}: ${err.message}`;
   return err;
 }

@@ -46,6 +46,7 @@ test('an unknown code rebuilds as a plain FerryError keeping the code and the na
 test('errors without a code and thrown non-errors get the uncoded code', () => {
   const range = acrossThreads(new RangeError('out of range'));
   assert.deepEqual([range.code, range.name, range.message], [UNCODED_ERROR, 'RangeError', 'out of range']);
+  assert.equal(ferryCodeOf(range), undefined, 'it had no ferry code before it crossed');
   const thrown = acrossThreads('a string');
   assert.deepEqual([thrown.code, thrown.message], [UNCODED_ERROR, 'a string']);
   const withStringCause = acrossThreads(new Error('outer', { cause: 42 }));

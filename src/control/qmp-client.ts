@@ -64,8 +64,9 @@ export class QmpClient extends EventEmitter<{ event: [name: string, data: unknow
       const p = this.pending.get(v.id)!;
       this.pending.delete(v.id);
       if ('error' in v) {
-        const e = v.error as { class: string; desc: string };
-        p.reject(new QmpError(e.class, e.desc));
+        const e = v.error as { class: string; desc: string; 'x-ferry-code'?: unknown };
+        const code = e['x-ferry-code'];
+        p.reject(new QmpError(e.class, e.desc, typeof code === 'string' ? code : undefined));
       } else {
         p.resolve(v.return);
       }

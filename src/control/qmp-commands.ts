@@ -2,6 +2,7 @@
  * The QMP commands ferry answers, with QEMU's names, arguments and answers
  * (QEMU 7.2 where in doubt). ferry-only commands carry an `x-ferry-` prefix.
  */
+import { ferryCodeOf } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
@@ -11,10 +12,21 @@ import { checkParameter, parameterRows, type MigrationParameters } from '../migr
 import type { GuestController } from './controller.js';
 import { queryMigrate } from './query-migrate.js';
 
-/** A QMP error: its class is QEMU's (GenericError, CommandNotFound, ...). */
+/**
+ * A QMP error: its class is QEMU's (GenericError, CommandNotFound, ...).
+ * `ferryCode` is the code of the ferry error behind it, if any: the server
+ * sends it beside QEMU's `class` and `desc` as `x-ferry-code`, and the
+ * client reads it back.
+ */
 export class QmpError extends Error {
-  constructor(readonly errorClass: string, desc: string) {
+  constructor(readonly errorClass: string, desc: string, readonly ferryCode?: string) {
     super(desc);
+  }
+
+  /** A GenericError with the message of `err` and its ferry code (a QmpError stays as it is). */
+  static from(err: unknown): QmpError {
+    if (err instanceof QmpError) return err;
+    return new QmpError('GenericError', (err as Error).message, ferryCodeOf(err));
   }
 }
 
@@ -57,12 +69,12 @@ export const COMMANDS: Record<string, Command> = {
   },
   stop: async (ctl, args) => {
     noArgs(args);
-    await guestOf(ctl).stop().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    await guestOf(ctl).stop().catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
   cont: async (ctl, args) => {
     noArgs(args);
-    await guestOf(ctl).cont().catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    await guestOf(ctl).cont().catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
   'migrate-incoming': async (ctl, args) => {
@@ -70,7 +82,7 @@ export const COMMANDS: Record<string, Command> = {
     if (ctl.guest !== null || ctl.incoming !== null) {
       throw new QmpError('GenericError', "The incoming migration has already been started");
     }
-    await ctl.migrateIncoming(uri).catch((e: Error) => { throw new QmpError('GenericError', e.message); });
+    await ctl.migrateIncoming(uri).catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
   migrate: (ctl, args) => {
@@ -84,7 +96,7 @@ export const COMMANDS: Record<string, Command> = {
     try {
       ctl.migrate(uri);
     } catch (e) {
-      throw new QmpError('GenericError', (e as Error).message);
+      throw QmpError.from(e);
     }
     return {};
   },
@@ -156,7 +168,7 @@ export const COMMANDS: Record<string, Command> = {
       const checks = g.vcpuStates().flatMap((s) => (s.workload.kind === 'sweep' ? [checkSweep(g.memory, s.workload as SweepState)] : []));
       return { checked: checks.length, ok: checks.every((c) => c.ok), errors: checks.flatMap((c) => c.errors) };
     } catch (e) {
-      throw new QmpError('GenericError', (e as Error).message);
+      throw QmpError.from(e);
     } finally {
       if (wasRunning) await g.cont();
     }

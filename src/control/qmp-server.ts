@@ -5,7 +5,7 @@
  *   client: {"execute": "qmp_capabilities"}                          negotiation
  *   server: {"return": {}}
  *   client: {"execute": CMD, "arguments": {...}, "id": ANY}
- *   server: {"return": ..., "id": ANY} | {"error": {"class", "desc"}, "id": ANY}
+ *   server: {"return": ..., "id": ANY} | {"error": {"class", "desc", "x-ferry-code"?}, "id": ANY}
  *   server: {"event": NAME, "data": {...}, "timestamp": {"seconds", "microseconds"}}
  *
  * A stream of JSON values, not of lines. Unlike QEMU, several clients may be
@@ -94,8 +94,9 @@ class QmpSession {
       if (command === undefined) throw new QmpError('CommandNotFound', `The command ${execute} has not been found`);
       reply({ return: (await command(this.ctl, (args ?? {}) as Record<string, unknown>)) ?? {} });
     } catch (err) {
-      const e = err instanceof QmpError ? err : new QmpError('GenericError', (err as Error).message);
-      reply({ error: { class: e.errorClass, desc: e.message } });
+      // QEMU's members as QEMU sends them; ferry's code beside them when a ferry error was behind it.
+      const e = QmpError.from(err);
+      reply({ error: { class: e.errorClass, desc: e.message, ...(e.ferryCode === undefined ? {} : { 'x-ferry-code': e.ferryCode }) } });
     }
   }
 

@@ -4,6 +4,7 @@
  * by the client side (progress, reports, `ferry status`). Before any
  * migration the answer is `{}`, as QEMU's.
  */
+import { ferryCodeOf } from '../errors.js';
 import type { IncomingStatus } from '../migration/incoming.js';
 import type { LoaderStats } from '../migration/messages.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
@@ -49,6 +50,8 @@ export interface MigrateInfo {
   'expected-downtime'?: number;
   ram?: RamInfo;
   'error-desc'?: string;
+  /** Beside error-desc: the code of the ferry error behind it (see errors.ts). */
+  'x-ferry-error-code'?: string;
   /** Destination only: where it listens. */
   'socket-address'?: SocketAddress[];
   'x-ferry-switchover'?: SwitchoverRecord;
@@ -72,6 +75,8 @@ function incomingInfo(ctl: GuestController): MigrateInfo {
   const stats = inc.stats;
   if (stats !== null) info['x-ferry-loader'] = stats;
   if (inc.lastError !== null) info['error-desc'] = inc.lastError;
+  const code = ferryCodeOf(inc.lastFailure);
+  if (code !== undefined) info['x-ferry-error-code'] = code;
   return info;
 }
 
@@ -102,6 +107,8 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     'precopy-bytes': s.transferredBytes,
   };
   if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  const code = ferryCodeOf(m.lastFailure);
+  if (m.status === 'failed' && code !== undefined) info['x-ferry-error-code'] = code;
   if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
   // ferry's extras, for progress displays: where the current pass is, and the estimates.
   info['x-ferry-progress'] = {

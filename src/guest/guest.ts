@@ -10,6 +10,7 @@ import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedErro
 import { GuestMemory } from '../memory/guest-memory.js';
 import { MAX_BLOCK_BYTES } from '../memory/page.js';
 import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
+import { rebuildError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { DeviceRegistry } from './device-state.js';
 import { GuestRam } from './guest-ram.js';
@@ -282,7 +283,10 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       const init: VcpuInit = { index, control: control.buffer, ram, workload };
       const worker = takeVcpuThread(init);
       worker.unref();
-      worker.on('message', (m: VcpuMessage) => this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.message}`)));
+      worker.on('message', (m: VcpuMessage) => {
+        // The text shows where the vCPU threw (its stack), as it always did; the error itself is the cause.
+        this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.error.stack ?? m.error.message}`, { cause: rebuildError(m.error) }));
+      });
       worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
       worker.on('exit', (code) => {
         if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));

@@ -1,5 +1,6 @@
-/** Data passed to a vCPU worker thread at start (typed in one place). */
+/** Data passed to a vCPU worker thread at start, and what it posts back (typed in one place). */
 import type { RamBlockShared } from '../memory/ram-block.js';
+import type { SerializedError } from '../serialized-error.js';
 import type { WorkloadSpec, WorkloadState } from './workloads/index.js';
 
 export interface VcpuInit {
@@ -16,5 +17,5 @@ export interface VcpuState {
   readonly workload: WorkloadState;
 }
 
-/** Messages a vCPU worker posts to the main thread (only on failure). */
-export type VcpuMessage = { readonly type: 'failed'; readonly index: number; readonly message: string };
+/** Messages a vCPU worker posts to the main thread (only on failure: the error, serialized). */
+export type VcpuMessage = { readonly type: 'failed'; readonly index: number; readonly error: SerializedError };

@@ -8,10 +8,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, TransportError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
 import { Guest } from '../guest/guest.js';
+import { rebuildError, serializeError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
-import { TransportError } from '../transport/socket.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import { MAX_VCPUS, type StreamHeader } from '../wire/format.js';
@@ -53,7 +53,10 @@ export interface IncomingOptions extends Partial<DestinationParameters> {
 export interface IncomingResult {
   readonly status: IncomingStatus;
   readonly guest: Guest | null;
+  /** What a failure or cancellation says to the user (null when resumed). */
   readonly error: string | null;
+  /** The error that ended it, rebuilt as its class (null when resumed): branch on its `code`. */
+  readonly failure: FerryError | null;
   readonly stats: LoaderStats | null;
 }
 
@@ -64,6 +67,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private guestReady = new Signal<Guest>();
   private header: StreamHeader | null = null;
   private error: string | null = null;
+  private failure: FerryError | null = null;
   private statsValue: LoaderStats | null = null;
   private readonly finished = new Signal<IncomingResult>();
   /** The address actually listened on (a tcp: port 0 becomes the real port). */
@@ -104,6 +108,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     return this.error;
   }
 
+  /** The error that ended the migration (see IncomingResult.failure). */
+  get lastFailure(): FerryError | null {
+    return this.failure;
+  }
+
   get streamHeader(): StreamHeader | null {
     return this.header;
   }
@@ -111,6 +120,13 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   /** Resolves when the migration ended: resumed here, or failed (the guest then discarded). */
   done(): Promise<IncomingResult> {
     return this.finished.promise;
+  }
+
+  /** As done(), but rejects with `failure` (code ERR_FERRY_CANCELLED when cancelled) unless the guest resumed here. */
+  async resumed(): Promise<IncomingResult> {
+    const r = await this.finished.promise;
+    if (r.failure !== null) throw r.failure;
+    return r;
   }
 
   cancel(): void {
@@ -124,12 +140,12 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     let queue = Promise.resolve();
     this.worker.on('message', (m: FromLoader) => {
       if (m.type === 'listening') listening.resolve(m.uri);
-      else if (m.type === 'failed' && !listening.settled) listening.reject(new TransportError(m.reason));
+      else if (m.type === 'failed' && !listening.settled) listening.reject(listenFailure(rebuildError(m.error)));
       queue = queue.then(() => this.onMessage(m));
     });
     this.worker.on('error', (err) => {
       listening.reject(err);
-      queue = queue.then(() => this.end('failed', `the loader thread failed: ${err.message}`));
+      queue = queue.then(() => this.end('failed', new WorkerFailedError(`the loader thread failed: ${err.message}`, { cause: err })));
     });
     this.uri = await listening.promise;
   }
@@ -167,7 +183,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
           this.setStatus('loaded');
           this.post({ type: 'load-ok' });
         } catch (err) {
-          this.post({ type: 'load-failed', reason: (err as Error).message });
+          this.post({ type: 'load-failed', error: serializeError(err) });
         }
         break;
       case 'go':
@@ -176,23 +192,27 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
           else this.guestValue!.setRunState('paused');
           this.post({ type: 'resumed' });
         } catch (err) {
-          this.post({ type: 'resume-failed', reason: (err as Error).message });
+          this.post({ type: 'resume-failed', error: serializeError(err) });
         }
         break;
       case 'done':
         this.statsValue = m.stats;
         await this.end('resumed', null);
         break;
-      case 'failed':
+      case 'failed': {
         this.statsValue = m.stats;
-        await this.end(m.reason.startsWith('cancelled') ? 'cancelled' : 'failed', m.reason);
+        const failure = rebuildError(m.error);
+        await this.end(isCancelled(failure) ? 'cancelled' : 'failed', failure);
         break;
+      }
     }
   }
 
-  private async end(status: 'resumed' | 'failed' | 'cancelled', error: string | null): Promise<void> {
+  private async end(status: 'resumed' | 'failed' | 'cancelled', failure: FerryError | null): Promise<void> {
     if (this.finished.settled) return;
+    const error = failure?.message ?? null;
     this.error = error;
+    this.failure = failure;
     trace('incoming migration %s%s', status, error === null ? '' : `: ${error}`);
     if (status !== 'resumed' && this.guestValue !== null && this.guestValue.runState === 'inmigrate') {
       await this.guestValue.destroy(); // never resumed on partial state: discard it
@@ -203,7 +223,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     // failure it lingers to let the source read the reason); never wait on it.
     this.worker.unref();
     setTimeout(() => void this.worker.terminate(), 10_000).unref();
-    this.finished.resolve({ status, guest: this.guestValue, error: this.error, stats: this.statsValue });
+    this.finished.resolve({ status, guest: this.guestValue, error: this.error, failure, stats: this.statsValue });
   }
 
   private setStatus(s: IncomingStatus): void {
@@ -214,4 +234,9 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private post(m: ToLoader): void {
     this.worker.postMessage(m);
   }
+}
+
+/** Why listening failed: a ferry error as it is (its code tells), anything else as a TransportError. */
+function listenFailure(err: FerryError): FerryError {
+  return ferryCodeOf(err) === undefined ? new TransportError(err.message, { cause: err }) : err;
 }

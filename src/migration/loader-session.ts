@@ -13,11 +13,12 @@
  */
 import { createReadStream } from 'node:fs';
 import type net from 'node:net';
-import { WireError } from '../errors.js';
+import { CancelledError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import { nextSetBit } from '../memory/bits.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
+import { rebuildError, serializeError } from '../serialized-error.js';
 import { listenOnce } from '../transport/socket.js';
 import { formatUri, parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
@@ -74,7 +75,7 @@ export class LoaderSession {
       record: (type, block, head, pages) => this.onRecord(type, block, head, pages),
     }, { stream: true, maxRecordBytes: init.maxFrameBytes });
     port.onMessage((m) => {
-      if (m.type === 'cancel') this.fail('cancelled on the destination');
+      if (m.type === 'cancel') this.fail(new CancelledError('cancelled on the destination'));
       else this.answer?.resolve(m);
     });
   }
@@ -101,15 +102,15 @@ export class LoaderSession {
       this.watchIdle();
       await new Promise<void>((resolve) => {
         socket.on('data', (chunk: Buffer) => this.onData(chunk));
-        socket.on('error', (err) => this.fail(`connection to the source failed ${this.goReceived ? 'after GO' : 'before the migration completed'}: ${err.message}`));
+        socket.on('error', (err) => this.fail(new TransportError(`connection to the source failed ${this.goReceived ? 'after GO' : 'before the migration completed'}: ${err.message}`, { cause: err })));
         socket.on('close', () => {
-          if (!this.finished) this.fail(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed');
+          if (!this.finished) this.fail(new TransportError(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed'));
           resolve();
         });
       });
       await this.queue;
     } catch (err) {
-      this.fail(err instanceof Error ? err.message : String(err));
+      this.fail(err);
     }
   }
 
@@ -123,13 +124,13 @@ export class LoaderSession {
       });
       file.on('data', (chunk) => this.onData(chunk as Buffer));
       file.on('error', (err) => {
-        this.fail(`reading ${path} failed: ${err.message}`);
+        this.fail(new TransportError(`reading ${path} failed: ${err.message}`, { cause: err }));
         resolve();
       });
       file.on('end', () => resolve());
     });
     await this.queue;
-    if (!this.finished) this.fail(`${path} ended before the migration completed (no GO)`);
+    if (!this.finished) this.fail(new WireError(`${path} ended before the migration completed (no GO)`));
   }
 
   private onData(chunk: Buffer): void {
@@ -139,7 +140,7 @@ export class LoaderSession {
     try {
       this.decoder.feed(chunk);
     } catch (err) {
-      this.fail(err instanceof Error ? err.message : String(err));
+      this.fail(err);
       return;
     }
     // A small chunk means the source is not streaming at full speed (a nearly
@@ -254,7 +255,7 @@ export class LoaderSession {
       }
     }
     this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot() }, (answer) => {
-      if (answer.type !== 'load-ok') throw new Error(answer.type === 'load-failed' ? answer.reason : `unexpected ${answer.type}`);
+      if (answer.type !== 'load-ok') throw answer.type === 'load-failed' ? rebuildError(answer.error) : new Error(`unexpected ${answer.type}`);
       this.socket?.write(encodeRecord(RECORD.Loaded, {}));
     });
   }
@@ -263,7 +264,7 @@ export class LoaderSession {
   private onGo(run: boolean): void {
     this.goReceived = true;
     this.exchange({ type: 'go', run }, (answer) => {
-      if (answer.type !== 'resumed') throw new Error(answer.type === 'resume-failed' ? answer.reason : `unexpected ${answer.type}`);
+      if (answer.type !== 'resumed') throw answer.type === 'resume-failed' ? rebuildError(answer.error) : new Error(`unexpected ${answer.type}`);
       this.finished = true;
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.idle?.stop();
@@ -284,7 +285,7 @@ export class LoaderSession {
         const a = await answer.promise;
         if (!this.finished) then(a);
       } catch (err) {
-        this.fail((err as Error).message);
+        this.fail(err);
       }
     });
   }
@@ -293,11 +294,13 @@ export class LoaderSession {
   private watchIdle(): void {
     const limit = this.init.idleTimeoutMs;
     this.idle = new IdleWatch(() => limit, (idleMs) => {
-      if (!this.goReceived && idleMs > limit) this.fail(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`);
+      if (!this.goReceived && idleMs > limit) this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`));
     });
   }
 
-  private fail(reason: string): void {
+  /** End the migration here for `err`: its message goes to the source in ERROR, the error itself to the main thread. */
+  private fail(err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
     this.idle?.stop();
     if (this.finished) return;
     this.finished = true;
@@ -312,8 +315,8 @@ export class LoaderSession {
     // ERROR and its reason rather than failing on a reset connection.
     const socket = this.socket;
     if (socket !== null) setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
-    this.answer?.reject(new Error(reason));
-    this.port.post({ type: 'failed', reason, afterGo: this.goReceived, stats: this.snapshot() });
+    this.answer?.reject(err instanceof Error ? err : new Error(reason));
+    this.port.post({ type: 'failed', error: serializeError(err), afterGo: this.goReceived, stats: this.snapshot() });
   }
 
   private snapshot(): LoaderStats {

@@ -1,7 +1,11 @@
 /**
  * Messages between the main thread and the migration threads (the source's
- * migration worker, the destination's loader), typed in one place.
+ * migration worker, the destination's loader), typed in one place. Errors
+ * travel in their serialized form (serialized-error.ts), rebuilt as their
+ * class on arrival; a cancellation is a failure whose error has
+ * CancelledError's code.
  */
+import type { SerializedError } from '../serialized-error.js';
 import type { SavedSection } from '../guest/device-state.js';
 import type { RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
@@ -36,9 +40,9 @@ export interface SourceInit {
 /** Main -> source worker. */
 export type ToSource =
   | { readonly type: 'paused'; readonly devices: readonly SavedSection[]; readonly pausedAtMs: number; readonly ackedAtMs: number; readonly wasRunning: boolean }
-  | { readonly type: 'pause-failed'; readonly reason: string }
+  | { readonly type: 'pause-failed'; readonly error: SerializedError }
   | { readonly type: 'committed' }
-  | { readonly type: 'commit-failed'; readonly reason: string }
+  | { readonly type: 'commit-failed'; readonly error: SerializedError }
   | { readonly type: 'cancel' }
   | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
 
@@ -49,8 +53,8 @@ export type FromSource =
   | { readonly type: 'pause' }
   | { readonly type: 'commit' }
   | { readonly type: 'completed'; readonly stats: SourceStats }
-  | { readonly type: 'failed'; readonly reason: string; readonly afterGo: boolean; readonly stats: SourceStats }
-  | { readonly type: 'cancelled'; readonly stats: SourceStats };
+  /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO was sent. */
+  | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: SourceStats };
 
 // ---- destination ----
 
@@ -72,14 +76,15 @@ export type FromLoader =
   | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats }
   | { readonly type: 'go'; readonly run: boolean }
   | { readonly type: 'done'; readonly stats: LoaderStats }
-  | { readonly type: 'failed'; readonly reason: string; readonly afterGo: boolean; readonly stats: LoaderStats };
+  /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO had arrived. */
+  | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: LoaderStats };
 
 /** Main -> loader worker. */
 export type ToLoader =
   | { readonly type: 'load-ok' }
-  | { readonly type: 'load-failed'; readonly reason: string }
+  | { readonly type: 'load-failed'; readonly error: SerializedError }
   | { readonly type: 'resumed' }
-  | { readonly type: 'resume-failed'; readonly reason: string }
+  | { readonly type: 'resume-failed'; readonly error: SerializedError }
   | { readonly type: 'cancel' };
 
 export interface LoaderStats {

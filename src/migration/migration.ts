@@ -8,9 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, InvalidStateError, MigrationError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, MigrationError, WorkerFailedError, isCancelled, type FerryError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
+import { rebuildError, serializeError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
@@ -58,7 +59,10 @@ function takeMigrationThread(init: SourceInit): Worker {
 export interface MigrationResult {
   readonly status: MigrationStatus;
   readonly stats: SourceStats;
+  /** What a failure says to the user (null when completed, or cancelled and the source resumed). */
   readonly error: string | null;
+  /** The error that ended a failed or cancelled migration, rebuilt as its class: branch on its `code`. */
+  readonly failure: FerryError | null;
   /** For a failure: whether it came after GO (then neither side resumes by itself). */
   readonly afterGo: boolean;
 }
@@ -98,6 +102,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private worker: Worker | null = null;
   private latest: SourceStats;
   private error: string | null = null;
+  private failure: FerryError | null = null;
   private readonly finished: Promise<MigrationResult>;
   private finish!: (r: MigrationResult) => void;
 
@@ -152,6 +157,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.error;
   }
 
+  /** The error that ended the migration (see MigrationResult.failure). */
+  get lastFailure(): FerryError | null {
+    return this.failure;
+  }
+
   get currentParameters(): MigrationParameters {
     return this.parameters;
   }
@@ -159,6 +169,13 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   /** Resolves when the migration has ended (completed, failed or cancelled). */
   done(): Promise<MigrationResult> {
     return this.finished;
+  }
+
+  /** As done(), but rejects with `failure` (code ERR_FERRY_CANCELLED when cancelled) unless the migration completed. */
+  async completed(): Promise<MigrationResult> {
+    const r = await this.finished;
+    if (r.failure !== null) throw r.failure;
+    return r;
   }
 
   setParameters(changes: Partial<MigrationParameters>): void {
@@ -211,10 +228,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     // A thread that died after the commit may have sent GO: then nobody
     // can tell whether the destination runs, so the source must not resume.
     worker.on('error', (err) => {
-      queue = queue.then(() => this.end('failed', `the migration thread failed: ${err.message}`, this.committed));
+      queue = queue.then(() => this.end('failed', new WorkerFailedError(`the migration thread failed: ${err.message}`, { cause: err }), this.committed));
     });
     worker.on('exit', () => {
-      queue = queue.then(() => (isFinished(this.status) ? undefined : this.end('failed', 'the migration thread exited early', this.committed)));
+      queue = queue.then(() => (isFinished(this.status) ? undefined : this.end('failed', new WorkerFailedError('the migration thread exited early'), this.committed)));
     });
   }
 
@@ -237,7 +254,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
           this.committed = true;
           this.post({ type: 'committed' });
         } catch (err) {
-          this.post({ type: 'commit-failed', reason: (err as Error).message });
+          this.post({ type: 'commit-failed', error: serializeError(err) });
         }
         break;
       case 'completed':
@@ -245,14 +262,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         if (this.isFile && this.options.resumeAfterSave === true && this.stateBeforePause === 'running') await this.guest.resume();
         await this.end('completed', null, false);
         break;
-      case 'failed':
+      case 'failed': {
         this.updateStats(m.stats);
-        await this.end('failed', m.reason, m.afterGo);
+        const failure = rebuildError(m.error);
+        await this.end(isCancelled(failure) ? 'cancelled' : 'failed', failure, m.afterGo);
         break;
-      case 'cancelled':
-        this.updateStats(m.stats);
-        await this.end('cancelled', null, false);
-        break;
+      }
     }
   }
 
@@ -267,7 +282,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       this.states.transition('device');
       this.post({ type: 'paused', devices, pausedAtMs, ackedAtMs, wasRunning: this.stateBeforePause === 'running' });
     } catch (err) {
-      this.post({ type: 'pause-failed', reason: (err as Error).message });
+      this.post({ type: 'pause-failed', error: serializeError(err) });
     }
   }
 
@@ -275,12 +290,15 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    * End the migration. Before GO the source guest resumes if it was paused
    * for switchover: in finish-migrate, or in postmigrate if this migration
    * committed but the migration thread reports that GO was never sent.
-   * After GO nobody resumes it by itself.
+   * After GO nobody resumes it by itself. `failure`: what ended it (null
+   * when completed); only a failure's message becomes `error`.
    */
-  private async end(status: 'completed' | 'failed' | 'cancelled', error: string | null, afterGo: boolean): Promise<void> {
+  private async end(status: 'completed' | 'failed' | 'cancelled', failure: FerryError | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
+    const error = status === 'failed' ? failure?.message ?? null : null;
     this.error = error;
+    this.failure = failure;
     const rs = this.guest.runState;
     if (status !== 'completed' && !afterGo && (rs === 'finish-migrate' || (rs === 'postmigrate' && this.committed))) {
       try {
@@ -298,7 +316,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.states.transition(status);
     void this.worker?.terminate();
     if (sparesWanted && status !== 'completed') prepareMigrationThread(); // ready for the next attempt
-    this.finish({ status, stats: this.latest, error: this.error, afterGo });
+    this.finish({ status, stats: this.latest, error: this.error, failure, afterGo });
   }
 
   private updateStats(stats: SourceStats): void {

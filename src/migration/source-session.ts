@@ -10,12 +10,13 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type net from 'node:net';
-import { MigrationError } from '../errors.js';
+import { CancelledError, MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
+import { rebuildError, serializeError } from '../serialized-error.js';
 import { connect } from '../transport/socket.js';
 import { parseUri } from '../transport/uri.js';
 import { encodeHeader } from '../wire/format.js';
@@ -59,8 +60,6 @@ export interface SourcePort {
   post(message: FromSource): void;
   onMessage(fn: (message: ToSource) => void): void;
 }
-
-class Cancelled extends Error {}
 
 export class SourceSession {
   private readonly blocks: RamBlock[];
@@ -127,12 +126,8 @@ export class SourceSession {
       await this.switchover();
       end = { type: 'completed', stats: this.stats() };
     } catch (err) {
-      if (err instanceof Cancelled) {
-        end = { type: 'cancelled', stats: this.stats() };
-      } else {
-        const reason = err instanceof Error ? err.message : String(err);
-        end = { type: 'failed', reason, afterGo: this.goSent, stats: this.stats() };
-      }
+      // A cancellation too: its CancelledError's code tells the main thread.
+      end = { type: 'failed', error: serializeError(err), afterGo: this.goSent, stats: this.stats() };
     } finally {
       for (const c of this.clients) c.unregister();
       this.clients = [];
@@ -387,18 +382,20 @@ export class SourceSession {
         this.wasRunning = m.wasRunning;
         this.paused.resolve(m.devices);
         break;
-      case 'pause-failed':
-        this.paused.reject(new MigrationError(`pausing the guest failed: ${m.reason}`));
+      case 'pause-failed': {
+        const cause = rebuildError(m.error);
+        this.paused.reject(new MigrationError(`pausing the guest failed: ${cause.message}`, { cause }));
         break;
+      }
       case 'committed':
         this.committed.resolve();
         break;
       case 'commit-failed':
-        this.fail(`committing on the source failed: ${m.reason}`);
+        this.fail(`committing on the source failed: ${m.error.message}`, rebuildError(m.error));
         break;
       case 'cancel':
         // Past GO the destination owns the guest: too late to cancel.
-        if (!this.goSent) this.stop(new Cancelled('cancelled'));
+        if (!this.goSent) this.stop(new CancelledError('cancelled'));
         break;
       case 'set-parameters':
         this.parameters = m.parameters;
@@ -408,8 +405,8 @@ export class SourceSession {
     }
   }
 
-  private fail(reason: string): void {
-    this.stop(new MigrationError(reason, { afterGo: this.goSent }));
+  private fail(reason: string, cause?: Error): void {
+    this.stop(new MigrationError(reason, { afterGo: this.goSent, cause }));
   }
 
   /** Stop the migration: the first reason sticks; every wait ends with it. */

@@ -240,3 +240,34 @@ for (const kind of ['unix', 'tcp'] as const) test(`migrate_cancel, capabilities 
     incoming.cancel();
   }
 });
+
+test('QMP errors that came from a ferry error carry its code as x-ferry-code beside class and desc; query-migrate beside error-desc', { timeout: 30_000 }, async () => {
+  const g = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+  await g.cont();
+  const ctl = new GuestController(g);
+  const server = await QmpServer.listen(address('unix', 'qmp'), ctl);
+  const a = await raw(server.uri);
+  const qmp = await QmpClient.connect(server.uri);
+  try {
+    await a.next(1);
+    a.write('{"execute":"qmp_capabilities"}');
+    await a.next(1);
+    a.write('{"execute":"migrate","arguments":{"uri":"carrier-pigeon:home"},"id":1}{"execute":"migrate","id":2}');
+    assert.deepEqual(await a.next(2), [
+      { error: { class: 'GenericError', desc: 'migration URI "carrier-pigeon:home": unknown transport "carrier-pigeon"; use tcp:HOST:PORT, unix:PATH or file:PATH', 'x-ferry-code': 'ERR_FERRY_INVALID_ARGUMENT' }, id: 1 },
+      { error: { class: 'GenericError', desc: "Parameter 'uri' is missing" }, id: 2 }, // QMP's own error: no ferry code
+    ]);
+    await assert.rejects(qmp.execute('migrate-set-parameters', { 'downtime-limit': -1 }), { errorClass: 'GenericError', ferryCode: 'ERR_FERRY_INVALID_ARGUMENT' });
+    await qmp.execute('migrate-set-parameters', { 'x-ferry-switchover-timeout': 2000 });
+    await qmp.execute('migrate', { uri: 'tcp:127.0.0.1:1' });
+    await ctl.migration!.done();
+    const info = (await qmp.execute('query-migrate')) as Record<string, unknown>;
+    assert.equal(info.status, 'failed');
+    assert.match(String(info['error-desc']), /^cannot reach the destination at 127\.0\.0\.1:1/);
+    assert.equal(info['x-ferry-error-code'], 'ERR_FERRY_TRANSPORT');
+  } finally {
+    qmp.close();
+    a.socket.destroy();
+    server.close();
+  }
+});

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, test } from 'node:test';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { Guest } from '../../src/guest/guest.js';
-import { prepareVcpuThreads, spareVcpuThreads } from '../../src/guest/vcpu-threads.js';
+import { VcpuControl, newControlBuffer } from '../../src/guest/vcpu-control.js';
+import type { VcpuMessage } from '../../src/guest/vcpu-messages.js';
+import { prepareVcpuThreads, spareVcpuThreads, takeVcpuThread } from '../../src/guest/vcpu-threads.js';
+import type { WorkloadSpec } from '../../src/guest/workloads/index.js';
+import { RamBlock } from '../../src/memory/ram-block.js';
+import { rebuildError } from '../../src/serialized-error.js';
 import { checkSweep } from '../../src/guest/sweep-checker.js';
 import type { SweepState } from '../../src/guest/workloads/sweep.js';
 import { fileLimit, until } from '../waits.js';
@@ -167,4 +174,21 @@ test('vCPU threads started ahead of need are taken by the next guest, which runs
   await g.pause();
   assert.ok(g.pagesWritten > 0, 'the spare threads run the workload');
   for (const s of g.vcpuStates()) assert.ok(checkSweep(g.memory, s.workload as SweepState).ok);
+});
+
+test('a vCPU thread that fails reports its error, rebuilt on the main thread as its class with its stack', { timeout: 30_000 }, async () => {
+  const block = RamBlock.create('ram0', MiB);
+  const control = new VcpuControl(newControlBuffer());
+  const worker = takeVcpuThread({ index: 3, control: control.buffer, ram: [block.toShared()], workload: { kind: 'teleport' } as unknown as WorkloadSpec });
+  try {
+    const [m] = (await once(worker, 'message')) as [VcpuMessage];
+    assert.equal(m.index, 3);
+    const err = rebuildError(m.error);
+    assert.ok(err instanceof InvalidArgumentError, `rebuilt as its class: ${err.name}`);
+    assert.equal(err.code, 'ERR_FERRY_INVALID_ARGUMENT');
+    assert.match(err.message, /unknown workload "teleport"/);
+    assert.match(err.stack ?? '', /vcpu-loop\.js/, 'the stack is where the vCPU threw');
+  } finally {
+    await worker.terminate();
+  }
 });

@@ -22,6 +22,7 @@ import { RamBlock } from '../../src/memory/ram-block.js';
 import { MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
 import { LoaderSession } from '../../src/migration/loader-session.js';
 import type { FromLoader, ToLoader } from '../../src/migration/messages.js';
+import { serializeError, type SerializedError } from '../../src/serialized-error.js';
 import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
 import { PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
 import { fileLimit } from '../waits.js';
@@ -67,7 +68,7 @@ async function restore(path: string): Promise<Outcome> {
               registry.loadAll(m.devices);
               onMessage({ type: 'load-ok' });
             } catch (err) {
-              onMessage({ type: 'load-failed', reason: (err as Error).message });
+              onMessage({ type: 'load-failed', error: serializeError(err) });
             }
           });
           break;
@@ -89,23 +90,28 @@ async function restore(path: string): Promise<Outcome> {
 
 test('each loader rule is enforced with a clear error, and the guest is never run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-rules-'));
-  const cases: [string, StreamChanges, RegExp][] = [
-    ['END totals that differ from what arrived', { end: { normal: PAGES - 3, zero: 2 } }, /END: block ram0 totals 13 data \+ 2 zero pages, received 14 \+ 2/],
-    ['a vCPU without state at END', { vcpus: 2 }, /END: no state for vCPU 1/],
-    ['a device section twice', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/x', version: 2, data: 'b' }] }, /DEVICE: section app\/x arrived twice/],
-    ['a device section of an unknown version', { devices: [{ name: 'app/x', version: 3, data: 'a' }] }, /device section app\/x: version 3, expected 2/],
-    ['an unknown device section', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/y', version: 1, data: 'a' }] }, /unknown device section "app\/y"/],
-    ['a registered device section missing', { devices: [] }, /device section app\/x is registered here but missing from the stream/],
-    ['a RAM digest that differs', { verify: Buffer.alloc(32, 1) }, /verify: RAM digest [0-9a-f]+\.\.\. differs from the source's 01010101/],
+  // The code too: a wire rule is the loader's WireError; a device section the main thread refused comes back as its InvalidArgumentError.
+  const wire = 'ERR_FERRY_WIRE';
+  const refused = 'ERR_FERRY_INVALID_ARGUMENT';
+  const cases: [string, StreamChanges, RegExp, string][] = [
+    ['END totals that differ from what arrived', { end: { normal: PAGES - 3, zero: 2 } }, /END: block ram0 totals 13 data \+ 2 zero pages, received 14 \+ 2/, wire],
+    ['a vCPU without state at END', { vcpus: 2 }, /END: no state for vCPU 1/, wire],
+    ['a device section twice', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/x', version: 2, data: 'b' }] }, /DEVICE: section app\/x arrived twice/, wire],
+    ['a device section of an unknown version', { devices: [{ name: 'app/x', version: 3, data: 'a' }] }, /device section app\/x: version 3, expected 2/, refused],
+    ['an unknown device section', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/y', version: 1, data: 'a' }] }, /unknown device section "app\/y"/, refused],
+    ['a registered device section missing', { devices: [] }, /device section app\/x is registered here but missing from the stream/, refused],
+    ['a RAM digest that differs', { verify: Buffer.alloc(32, 1) }, /verify: RAM digest [0-9a-f]+\.\.\. differs from the source's 01010101/, wire],
   ];
   try {
-    for (const [what, changes, reason] of cases) {
+    for (const [what, changes, reason, code] of cases) {
       const path = join(dir, 'case');
       writeFileSync(path, buildStream(PAGES, changes).bytes);
       const o = await restore(path);
       assert.equal(o.ended.length, 1, what);
       assert.equal(o.ended[0].type, 'failed', `${what}: refused`);
-      assert.match((o.ended[0] as { reason: string }).reason, reason, what);
+      const { error } = o.ended[0] as { error: SerializedError };
+      assert.match(error.message, reason, what);
+      assert.equal(error.code, code, `${what}: ${error.message}`);
       assert.equal(o.went, false, `${what}: never run`);
     }
   } finally {
@@ -131,7 +137,8 @@ test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest
         const end = o.ended[0];
         if (end.type === 'failed') {
           counts.failed++;
-          assert.match(end.reason, CLEAR_REASON, 'a reason naming what was wrong');
+          assert.match(end.error.message, CLEAR_REASON, 'a reason naming what was wrong');
+          assert.ok(['ERR_FERRY_WIRE', 'ERR_FERRY_INVALID_ARGUMENT'].includes(end.error.code), `a wire rule or a refused section: ${end.error.code}`);
           return;
         }
         assert.equal(end.type, 'done');

@@ -1,0 +1,97 @@
+/**
+ * A library user branches on `code`: every way a migration ends badly
+ * reaches the caller as the error class that describes it, after crossing
+ * from the migration thread (source) or the loader thread (destination).
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { CancelledError, FerryError, InvalidArgumentError, MigrationError, TimeoutError, TransportError, WireError } from '../../src/errors.js';
+import { IncomingMigration } from '../../src/migration/incoming.js';
+import { Migration } from '../../src/migration/migration.js';
+import { MiB, adopt, destroyAll, guest, listen } from './helpers.js';
+
+after(destroyAll);
+
+/** `promise` rejects with an instance of `C` whose code is `code`; returns it. */
+async function rejectsWith<T extends FerryError>(promise: Promise<unknown>, C: new (...args: never[]) => T, code: string): Promise<T> {
+  const err = await promise.then(() => assert.fail(`expected a ${C.name}`), (e: unknown) => e);
+  assert.ok(err instanceof C, `a ${C.name}, got ${String(err)}`);
+  assert.equal(err.code, code, err.message);
+  return err;
+}
+
+test('an unreachable destination: the migration rejects with a TransportError', { timeout: 30_000 }, async () => {
+  const src = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+  await src.cont();
+  const m = Migration.start(src, 'tcp:127.0.0.1:1', { switchoverTimeoutMs: 2000 });
+  const err = await rejectsWith(m.completed(), TransportError, 'ERR_FERRY_TRANSPORT');
+  assert.match(err.message, /cannot reach the destination at 127\.0\.0\.1:1/);
+  const r = await m.done();
+  assert.equal(r.status, 'failed');
+  assert.equal(r.failure, err);
+  assert.equal(r.error, err.message, 'the text the user sees is the error\'s message, as before');
+  assert.equal(m.lastFailure, err);
+});
+
+test('a destination that refuses the stream: the source rejects with a MigrationError, the destination with a WireError', { timeout: 30_000 }, async () => {
+  const src = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+  await src.cont();
+  const incoming = await listen('tcp', { expect: { ramBytes: 8 * MiB } });
+  const m = Migration.start(src, incoming.uri);
+  const err = await rejectsWith(m.completed(), MigrationError, 'ERR_FERRY_MIGRATION');
+  assert.match(err.message, /^the destination reported: header: guest RAM of 4194304 bytes, this destination was configured for 8388608 \(at byte 36\)$/);
+  assert.equal(err.afterGo, false);
+  const dest = await rejectsWith(incoming.resumed(), WireError, 'ERR_FERRY_WIRE');
+  assert.equal((await incoming.done()).status, 'failed');
+  assert.equal(incoming.lastFailure, dest);
+  assert.equal(src.runState, 'running');
+});
+
+test('cancel: the source rejects with a CancelledError and no error text; a cancelled destination too', { timeout: 30_000 }, async () => {
+  const src = await guest({ ram: 8 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await src.cont();
+  const incoming = await listen('unix');
+  // A limit it cannot meet: it stays active until cancelled.
+  const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 4 * MiB });
+  await new Promise<void>((resolve) => m.on('status', (s) => { if (s === 'active') resolve(); }));
+  m.cancel();
+  const err = await rejectsWith(m.completed(), CancelledError, 'ERR_FERRY_CANCELLED');
+  const r = await m.done();
+  assert.equal(r.status, 'cancelled');
+  assert.equal(r.error, null);
+  assert.equal(r.failure, err);
+  await incoming.done();
+
+  const waiting = await listen('tcp');
+  waiting.cancel();
+  await rejectsWith(waiting.resumed(), CancelledError, 'ERR_FERRY_CANCELLED');
+  const w = await waiting.done();
+  assert.equal(w.status, 'cancelled');
+  assert.equal(w.error, 'cancelled on the destination');
+});
+
+test('an error thrown on the main thread at commit crosses to the migration thread and back as the cause', { timeout: 30_000 }, async () => {
+  const src = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+  await src.cont();
+  const incoming = await listen('tcp');
+  const m = Migration.start(src, incoming.uri, {}, { onLoaded: () => { throw new TimeoutError('the embedder gave up'); } });
+  const err = await rejectsWith(m.completed(), MigrationError, 'ERR_FERRY_MIGRATION');
+  assert.equal(err.message, 'committing on the source failed: the embedder gave up');
+  assert.ok(err.cause instanceof TimeoutError, `the cause keeps its class: ${String(err.cause)}`);
+  assert.equal(err.cause.code, 'ERR_FERRY_TIMEOUT');
+  assert.equal(src.runState, 'running', 'the source resumed');
+  assert.equal((await incoming.done()).guest, null);
+});
+
+test('listening fails with the class the loader thread threw', { timeout: 30_000 }, async () => {
+  const err = await rejectsWith(IncomingMigration.listen('tcp:0.0.0.0:0'), InvalidArgumentError, 'ERR_FERRY_INVALID_ARGUMENT');
+  assert.match(err.message, /refusing to listen on 0\.0\.0\.0 without TLS/);
+  const first = await listen('tcp');
+  try {
+    const taken = await rejectsWith(IncomingMigration.listen(first.uri), TransportError, 'ERR_FERRY_TRANSPORT');
+    assert.match(taken.message, /something already listens there/);
+  } finally {
+    first.cancel();
+    adopt((await first.done()).guest);
+  }
+});
