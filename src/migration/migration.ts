@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidStateError, MigrationError, WorkerFailedError, isCancelled, type FerryError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
@@ -20,41 +20,15 @@ import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './
 import type { PassRecord, SourceStats } from './stats.js';
 import { emptyStats } from './stats.js';
 import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
+import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.js';
 import { SourceSession } from './source-session.js';
 import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
 const active = new WeakMap<Guest, Migration>();
 
-/** A migration thread started ahead of need, waiting for its first migration. */
-let spare: Worker | null = null;
-/** Whether this process asked for spare threads (then one is ready again after a migration that did not complete). */
-let sparesWanted = false;
-
-/**
- * Start a migration thread now, so that `migrate` does not wait for a
- * worker to start (~31 ms here). Idempotent; the waiting thread does not
- * keep the process alive. A migration that fails or is cancelled prepares
- * the next attempt's thread as it ends.
- */
-export function prepareMigrationThread(): void {
-  sparesWanted = true;
-  if (spare !== null) return;
-  const w = new Worker(new URL('./source-worker.js', import.meta.url), { workerData: null });
-  w.unref();
-  w.on('error', () => { if (spare === w) spare = null; });
-  w.on('exit', () => { if (spare === w) spare = null; });
-  spare = w;
-}
-
-function takeMigrationThread(init: SourceInit): Worker {
-  const w = spare;
-  spare = null;
-  if (w === null) return new Worker(new URL('./source-worker.js', import.meta.url), { workerData: init });
-  w.ref();
-  w.postMessage({ type: 'init', init });
-  return w;
-}
+/** Kept here, where callers found it (migration-threads.ts holds the spare). */
+export { prepareMigrationThread } from './migration-threads.js';
 
 export interface MigrationResult {
   readonly status: MigrationStatus;
@@ -315,7 +289,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (status === 'failed' && afterGo) this.error = `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
     this.states.transition(status);
     void this.worker?.terminate();
-    if (sparesWanted && status !== 'completed') prepareMigrationThread(); // ready for the next attempt
+    if (status !== 'completed') prepareAgainIfWanted(); // ready for the next attempt
     this.finish({ status, stats: this.latest, error: this.error, failure, afterGo });
   }
 
