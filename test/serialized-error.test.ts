@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ERROR_CLASSES, FerryError, MigrationError, TransportError, WireError, isCancelled, ferryCodeOf, CancelledError } from '../src/errors.js';
 import { MAX_CAUSE_DEPTH, UNCODED_ERROR, rebuildError, serializeError } from '../src/serialized-error.js';
+import { fileLimit } from './waits.js';
+
+fileLimit(import.meta.url, 60_000);
 
 /** What a postMessage does to the plain form: a structured clone. */
 const acrossThreads = (err: unknown): FerryError => rebuildError(structuredClone(serializeError(err)));

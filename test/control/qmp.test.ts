@@ -8,7 +8,7 @@ import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { MiB, address, adopt, assertSweeps, destroyAll, guest, sleep } from '../migration/helpers.js';
-import { fileLimit, until } from '../waits.js';
+import { bounded, fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 240_000);
 after(destroyAll);
@@ -260,7 +260,7 @@ test('QMP errors that came from a ferry error carry its code as x-ferry-code bes
     await assert.rejects(qmp.execute('migrate-set-parameters', { 'downtime-limit': -1 }), { errorClass: 'GenericError', ferryCode: 'ERR_FERRY_INVALID_ARGUMENT' });
     await qmp.execute('migrate-set-parameters', { 'x-ferry-switchover-timeout': 2000 });
     await qmp.execute('migrate', { uri: 'tcp:127.0.0.1:1' });
-    await ctl.migration!.done();
+    await bounded('the migration to the unreachable destination to fail', ctl.migration!.done(), 30_000);
     const info = (await qmp.execute('query-migrate')) as Record<string, unknown>;
     assert.equal(info.status, 'failed');
     assert.match(String(info['error-desc']), /^cannot reach the destination at 127\.0\.0\.1:1/);

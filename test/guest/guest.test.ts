@@ -11,7 +11,7 @@ import { RamBlock } from '../../src/memory/ram-block.js';
 import { rebuildError } from '../../src/serialized-error.js';
 import { checkSweep } from '../../src/guest/sweep-checker.js';
 import type { SweepState } from '../../src/guest/workloads/sweep.js';
-import { fileLimit, until } from '../waits.js';
+import { bounded, fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
 
@@ -181,7 +181,7 @@ test('a vCPU thread that fails reports its error, rebuilt on the main thread as 
   const control = new VcpuControl(newControlBuffer());
   const worker = takeVcpuThread({ index: 3, control: control.buffer, ram: [block.toShared()], workload: { kind: 'teleport' } as unknown as WorkloadSpec });
   try {
-    const [m] = (await once(worker, 'message')) as [VcpuMessage];
+    const [m] = (await bounded('the failing vCPU thread\'s message', once(worker, 'message'), 20_000)) as [VcpuMessage];
     assert.equal(m.index, 3);
     const err = rebuildError(m.error);
     assert.ok(err instanceof InvalidArgumentError, `rebuilt as its class: ${err.name}`);

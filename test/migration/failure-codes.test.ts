@@ -5,16 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { CancelledError, FerryError, InvalidArgumentError, MigrationError, TimeoutError, TransportError, WireError } from '../../src/errors.js';
+import { CancelledError, type FerryError, InvalidArgumentError, MigrationError, TimeoutError, TransportError, WireError } from '../../src/errors.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
+import { bounded, fileLimit } from '../waits.js';
 import { MiB, adopt, destroyAll, guest, listen } from './helpers.js';
 
+fileLimit(import.meta.url, 180_000);
 after(destroyAll);
+
+/** Long enough for a migration of a few MiB, or a failure, on a loaded machine. */
+const ENDS_MS = 30_000;
 
 /** `promise` rejects with an instance of `C` whose code is `code`; returns it. */
 async function rejectsWith<T extends FerryError>(promise: Promise<unknown>, C: new (...args: never[]) => T, code: string): Promise<T> {
-  const err = await promise.then(() => assert.fail(`expected a ${C.name}`), (e: unknown) => e);
+  const err = await bounded(`the ${C.name} ${code}`, promise.then(() => assert.fail(`expected a ${C.name}`), (e: unknown) => e), ENDS_MS);
   assert.ok(err instanceof C, `a ${C.name}, got ${String(err)}`);
   assert.equal(err.code, code, err.message);
   return err;
@@ -26,7 +31,7 @@ test('an unreachable destination: the migration rejects with a TransportError', 
   const m = Migration.start(src, 'tcp:127.0.0.1:1', { switchoverTimeoutMs: 2000 });
   const err = await rejectsWith(m.completed(), TransportError, 'ERR_FERRY_TRANSPORT');
   assert.match(err.message, /cannot reach the destination at 127\.0\.0\.1:1/);
-  const r = await m.done();
+  const r = await bounded('the migration\'s end', m.done(), ENDS_MS);
   assert.equal(r.status, 'failed');
   assert.equal(r.failure, err);
   assert.equal(r.error, err.message, 'the text the user sees is the error\'s message, as before');
@@ -42,7 +47,7 @@ test('a destination that refuses the stream: the source rejects with a Migration
   assert.match(err.message, /^the destination reported: header: guest RAM of 4194304 bytes, this destination was configured for 8388608 \(at byte 36\)$/);
   assert.equal(err.afterGo, false);
   const dest = await rejectsWith(incoming.resumed(), WireError, 'ERR_FERRY_WIRE');
-  assert.equal((await incoming.done()).status, 'failed');
+  assert.equal((await bounded('the destination\'s end', incoming.done(), ENDS_MS)).status, 'failed');
   assert.equal(incoming.lastFailure, dest);
   assert.equal(src.runState, 'running');
 });
@@ -53,19 +58,19 @@ test('cancel: the source rejects with a CancelledError and no error text; a canc
   const incoming = await listen('unix');
   // A limit it cannot meet: it stays active until cancelled.
   const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 4 * MiB });
-  await new Promise<void>((resolve) => m.on('status', (s) => { if (s === 'active') resolve(); }));
+  await bounded('the migration to become active', new Promise<void>((resolve) => m.on('status', (s) => { if (s === 'active') resolve(); })), ENDS_MS);
   m.cancel();
   const err = await rejectsWith(m.completed(), CancelledError, 'ERR_FERRY_CANCELLED');
-  const r = await m.done();
+  const r = await bounded('the migration\'s end', m.done(), ENDS_MS);
   assert.equal(r.status, 'cancelled');
   assert.equal(r.error, null);
   assert.equal(r.failure, err);
-  await incoming.done();
+  await bounded('the destination\'s end', incoming.done(), ENDS_MS);
 
   const waiting = await listen('tcp');
   waiting.cancel();
   await rejectsWith(waiting.resumed(), CancelledError, 'ERR_FERRY_CANCELLED');
-  const w = await waiting.done();
+  const w = await bounded('the cancelled destination\'s end', waiting.done(), ENDS_MS);
   assert.equal(w.status, 'cancelled');
   assert.equal(w.error, 'cancelled on the destination');
 });
@@ -80,7 +85,7 @@ test('an error thrown on the main thread at commit crosses to the migration thre
   assert.ok(err.cause instanceof TimeoutError, `the cause keeps its class: ${String(err.cause)}`);
   assert.equal(err.cause.code, 'ERR_FERRY_TIMEOUT');
   assert.equal(src.runState, 'running', 'the source resumed');
-  assert.equal((await incoming.done()).guest, null);
+  assert.equal((await bounded('the destination\'s end', incoming.done(), ENDS_MS)).guest, null);
 });
 
 test('listening fails with the class the loader thread threw', { timeout: 30_000 }, async () => {
@@ -92,6 +97,6 @@ test('listening fails with the class the loader thread threw', { timeout: 30_000
     assert.match(taken.message, /something already listens there/);
   } finally {
     first.cancel();
-    adopt((await first.done()).guest);
+    adopt((await bounded('the first destination\'s end', first.done(), ENDS_MS)).guest);
   }
 });
