@@ -42,7 +42,9 @@ export interface GuestOptions {
 
 export interface VcpuStats {
   readonly busyNs: number;
+  /** Throttle sleep slept, ns; `throttleAskedNs` is what was asked (a loaded machine oversleeps). */
   readonly throttleNs: number;
+  readonly throttleAskedNs: number;
   readonly idleNs: number;
   readonly guestNs: number;
   readonly pagesWritten: number;
@@ -241,6 +243,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     return this.vcpus.map(({ control: c }) => ({
       busyNs: c.stat(Stat.BusyNs),
       throttleNs: c.stat(Stat.ThrottleNs),
+      throttleAskedNs: c.stat(Stat.ThrottleAskedNs),
       idleNs: c.stat(Stat.IdleNs),
       guestNs: c.stat(Stat.GuestNs),
       pagesWritten: c.stat(Stat.PagesWritten),

@@ -62,8 +62,13 @@ export const enum Stat {
   Pauses = 6,
   /** Longest time from a pause request being visible to the vCPU to its ack, ns. */
   MaxPauseAckNs = 7,
+  /**
+   * Nanoseconds of throttle sleep asked for (ThrottleNs is what was slept:
+   * more on a loaded machine, where a sleep ends late).
+   */
+  ThrottleAskedNs = 8,
 }
-const STAT_COUNT = 8;
+const STAT_COUNT = 9;
 
 const STATS_OFFSET = INT_FIELDS * 4;
 const STATE_OFFSET = STATS_OFFSET + STAT_COUNT * 8;

@@ -96,6 +96,7 @@ function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, reques
   const percent = ctl.throttle();
   if (percent > 0 && busy > 0 && ctl.request() === request) {
     const sleepNs = (busy * percent) / (100 - percent);
+    ctl.addStat(Stat.ThrottleAskedNs, sleepNs);
     ctl.waitChange(request, sleepNs / 1e6);
     const slept = nowNs() - now;
     ctl.addStat(Stat.ThrottleNs, slept);
