@@ -20,8 +20,8 @@ export interface MigrationRun {
 
 /**
  * Migrate through QMP and follow it: a control-latency baseline first, then
- * `migrate`, then query-migrate every 100 ms (progress display, timeline)
- * until it ends. The probe keeps running throughout and stops at the end.
+ * `migrate`, then query-migrate and the passes that are new every 100 ms
+ * (progress display, timeline) until it ends. The probe keeps running throughout and stops at the end.
  */
 export async function followMigration(
   qmp: QmpClient,
@@ -36,11 +36,13 @@ export async function followMigration(
   const migrateAtMs = probe.now();
   await qmp.execute('migrate', { uri: o.to });
   let info: MigrateInfo = { status: 'setup' };
-  let passes: PassRecord[] = [];
+  const passes: PassRecord[] = [];
   const timeline: { atMs: number; info: MigrateInfo }[] = [];
   for (let i = 0; i < 10_000_000; i++) {
     info = (await qmp.execute('query-migrate')) as MigrateInfo;
-    passes = (await qmp.execute('x-ferry-query-passes')) as PassRecord[];
+    // Only the passes not seen yet: the history of a migration that never converges grows without bound.
+    const since = (passes.at(-1)?.pass ?? 0) + 1;
+    passes.push(...((await qmp.execute('x-ferry-query-passes', { since })) as PassRecord[]));
     timeline.push({ atMs: probe.now(), info });
     o.progress.update(info, passes);
     if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') break;

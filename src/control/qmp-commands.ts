@@ -45,8 +45,9 @@ function arg<T>(args: Args, name: string, type: 'string' | 'number' | 'boolean',
   return v as T;
 }
 
-function noArgs(args: Args): void {
-  const extra = Object.keys(args)[0];
+/** No arguments but those named in `allowed`. */
+function noArgs(args: Args, ...allowed: string[]): void {
+  const extra = Object.keys(args).find((name) => !allowed.includes(name));
   if (extra !== undefined) throw new QmpError('GenericError', `Parameter '${extra}' is unexpected`);
 }
 
@@ -149,9 +150,12 @@ export const COMMANDS: Record<string, Command> = {
     noArgs(args);
     return Object.entries(ctl.capabilities).map(([capability, state]) => ({ capability, state }));
   },
+  /** The pass history; with `since`, only passes numbered `since` and later (a client following a migration asks for what is new). */
   'x-ferry-query-passes': (ctl, args) => {
-    noArgs(args);
-    return ctl.migration?.stats.passes ?? [];
+    noArgs(args, 'since');
+    const since = arg<number>(args, 'since', 'number', false) ?? 0;
+    if (!Number.isInteger(since) || since < 0) throw new QmpError('GenericError', "Parameter 'since' expects a pass number (an integer of at least 0)");
+    return ctl.migration?.passesSince(since) ?? [];
   },
   /** Pause the guest, run the sweep checker on every sweep vCPU, then let it run again if it ran. */
   'x-ferry-query-guest': (ctl, args) => {

@@ -11,7 +11,7 @@ import type { RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { StreamHeader } from '../wire/format.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
-import type { SourceStats } from './stats.js';
+import type { PassRecord, SourceCounters } from './stats.js';
 
 // ---- source ----
 
@@ -46,15 +46,20 @@ export type ToSource =
   | { readonly type: 'cancel' }
   | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
 
-/** Source worker -> main. */
+/**
+ * Source worker -> main. `pass`: a live pass ended (each record is posted
+ * once; the main thread keeps the history). `stats`: the figures, every
+ * 100 ms and after each pass, without the history.
+ */
 export type FromSource =
   | { readonly type: 'active' }
-  | { readonly type: 'stats'; readonly stats: SourceStats }
+  | { readonly type: 'pass'; readonly pass: PassRecord }
+  | { readonly type: 'stats'; readonly stats: SourceCounters }
   | { readonly type: 'pause' }
   | { readonly type: 'commit' }
-  | { readonly type: 'completed'; readonly stats: SourceStats }
+  | { readonly type: 'completed'; readonly stats: SourceCounters }
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO was sent. */
-  | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: SourceStats };
+  | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: SourceCounters };
 
 // ---- destination ----
 

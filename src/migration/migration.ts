@@ -17,7 +17,7 @@ import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
-import type { PassRecord, SourceStats } from './stats.js';
+import type { PassRecord, SourceCounters, SourceStats } from './stats.js';
 import { emptyStats } from './stats.js';
 import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
 import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.js';
@@ -74,7 +74,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private readonly states = migrationStateMachine();
   private parameters: MigrationParameters;
   private worker: Worker | null = null;
-  private latest: SourceStats;
+  private latest: SourceCounters;
+  /** Every live pass so far, in order: each arrives once, as its pass ends. */
+  private readonly passes: PassRecord[] = [];
   private error: string | null = null;
   private failure: FerryError | null = null;
   private readonly finished: Promise<MigrationResult>;
@@ -123,8 +125,16 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.states.state;
   }
 
+  /** The latest figures, with the pass history (append-only: held answers see later passes too). */
   get stats(): SourceStats {
-    return this.latest;
+    return { ...this.latest, passes: this.passes };
+  }
+
+  /** The passes numbered `since` and later: a client that has the history up to pass n asks for n + 1. */
+  passesSince(since: number): readonly PassRecord[] {
+    let first = this.passes.length;
+    while (first > 0 && this.passes[first - 1].pass >= since) first--;
+    return this.passes.slice(first);
   }
 
   get lastError(): string | null {
@@ -214,6 +224,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       case 'active':
         if (this.status === 'setup') this.states.transition('active');
         break;
+      case 'pass':
+        this.passes.push(m.pass);
+        this.emit('pass', m.pass);
+        break;
       case 'stats':
         this.updateStats(m.stats);
         break;
@@ -290,14 +304,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.states.transition(status);
     void this.worker?.terminate();
     if (status !== 'completed') prepareAgainIfWanted(); // ready for the next attempt
-    this.finish({ status, stats: this.latest, error: this.error, failure, afterGo });
+    this.finish({ status, stats: this.stats, error: this.error, failure, afterGo });
   }
 
-  private updateStats(stats: SourceStats): void {
-    const before = this.latest.passes.length;
+  private updateStats(stats: SourceCounters): void {
     this.latest = stats;
-    for (let i = before; i < stats.passes.length; i++) this.emit('pass', stats.passes[i]);
-    this.emit('stats', stats);
+    this.emit('stats', this.stats);
   }
 
   private sendToSource: (m: ToSource) => void = () => {};

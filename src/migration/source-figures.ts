@@ -1,7 +1,8 @@
 /**
  * The source's figures: what the migration thread counts while it works,
- * and the SourceStats snapshot built from them for the main thread (QMP
- * query-migrate, the progress display, the benchmark). The session owns the
+ * and the snapshot built from them for the main thread (QMP query-migrate,
+ * the progress display, the benchmark): SourceCounters, which the main
+ * thread joins to the pass history it keeps. The session owns the
  * algorithm; this owns the bookkeeping, so neither reads like the other.
  */
 import { Stat, type VcpuControl } from '../guest/vcpu-control.js';
@@ -10,7 +11,7 @@ import type { RamBlock } from '../memory/ram-block.js';
 import type { FrameWriter } from '../wire/frame-writer.js';
 import type { BandwidthEstimator } from './bandwidth.js';
 import type { RamSender } from './ram-sender.js';
-import type { PassRecord, SourceStats, SwitchoverRecord } from './stats.js';
+import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
 import { monoMs, nowNs } from './waiter.js';
 
@@ -27,7 +28,8 @@ export interface SourceParts {
 }
 
 export class SourceFigures {
-  readonly passes: PassRecord[] = [];
+  /** The last live pass (the history is the main thread's: each record is posted once). */
+  private last: PassRecord | null = null;
   switchover: SwitchoverRecord | null = null;
   setupDoneMs = 0;
   downtimeMs: number | null = null;
@@ -43,28 +45,29 @@ export class SourceFigures {
     this.guestPagesAtStart = this.guestPagesWritten();
   }
 
-  /** Record a live pass and the decision taken after it. */
-  recordPass(pass: number, sender: RamSender, durationMs: number, e: SwitchoverDecision & { dirtyRate: number }, inflightBytes: number): void {
+  /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
+  recordPass(pass: number, sender: RamSender, durationMs: number, e: SwitchoverDecision & { dirtyRate: number }, inflightBytes: number): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
     const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
     const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(e.dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
-    this.passes.push({
+    this.last = {
       pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
       dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
       guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
-    });
+    };
+    return this.last;
   }
 
-  snapshot(s: SourceParts): SourceStats {
+  snapshot(s: SourceParts): SourceCounters {
     const now = monoMs();
     const totals = s.sender?.totals ?? [];
     const normalPages = totals.reduce((n, t) => n + t.normal, 0);
     const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
     const transferred = s.headerBytes + (s.writer?.bytesOut ?? 0);
     const elapsedMs = Math.max(now - this.startedAtMs, 1e-3);
-    const last = this.passes[this.passes.length - 1];
+    const last = this.last;
     return {
       totalRamBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),
       transferredBytes: transferred,
@@ -86,7 +89,6 @@ export class SourceFigures {
       inflightBytes: s.writer ? s.inflightBytes() : 0,
       pass: s.pass,
       passFraction: s.sender?.passFraction ?? 0,
-      passes: [...this.passes],
       switchover: this.switchover,
       threadBusyMs: this.busyNs / 1e6,
       threadCapSleepMs: this.capSleepNs / 1e6,

@@ -31,7 +31,7 @@ import { ReturnPath } from './return-path.js';
 import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js';
 import { ramDigest } from './ram-digest.js';
 import { SourceFigures } from './source-figures.js';
-import type { SourceStats } from './stats.js';
+import type { SourceCounters } from './stats.js';
 import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
 
 /** Longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
@@ -443,11 +443,12 @@ export class SourceSession {
   }
 
   private recordPass(durationMs: number): void {
-    this.figures.recordPass(this.pass, this.sender, durationMs, this.evaluate(durationMs), this.inflightBytes());
+    const record = this.figures.recordPass(this.pass, this.sender, durationMs, this.evaluate(durationMs), this.inflightBytes());
+    this.port.post({ type: 'pass', pass: record });
     this.port.post({ type: 'stats', stats: this.stats() });
   }
 
-  stats(): SourceStats {
+  stats(): SourceCounters {
     return this.figures.snapshot({
       sender: this.sender, writer: this.writer, bandwidth: this.bandwidth, headerBytes: this.headerBytes, pass: this.pass,
       dirtyPages: () => this.clients.reduce((n, c) => n + c.dirtyPages, 0),

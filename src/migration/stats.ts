@@ -2,7 +2,10 @@
  * Migration statistics, kept in one object by the migration thread and
  * posted to the main thread as plain data. Names follow QEMU's
  * query-migrate where a figure has a QEMU meaning; `passes` is ferry's
- * per-pass history.
+ * per-pass history. Each pass record crosses the thread once, when its
+ * pass ends; the history is kept on the main thread (Migration), so the
+ * figures posted every 100 ms (SourceCounters) stay the same size however
+ * many passes a migration that never converges runs.
  */
 export interface PassRecord {
   readonly pass: number;
@@ -87,6 +90,9 @@ export interface SourceStats {
   readonly guestPagesWrittenAtStart: number;
   readonly guestPagesWritten: number;
 }
+
+/** What the migration thread posts: every figure but the pass history. */
+export type SourceCounters = Omit<SourceStats, 'passes'>;
 
 export function emptyStats(totalRamBytes = 0): SourceStats {
   return {

@@ -177,6 +177,51 @@ for (const kind of ['unix', 'tcp'] as const) test(`a whole migration driven thro
   }
 });
 
+test('x-ferry-query-passes with since answers only the passes from that number on; the whole history stays', async () => {
+  const src = await guest({ ram: 2 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 50 }] });
+  await src.cont();
+  const ctl = new GuestController(src);
+  const server = await QmpServer.listen(address('unix', 'qmp'), ctl);
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0');
+  try {
+    const qmp = await QmpClient.connect(server.uri);
+    let events = 0;
+    qmp.on('event', (name) => { if (name === 'MIGRATION_PASS') events++; });
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    await qmp.execute('migrate-set-parameters', { 'downtime-limit': 1 }); // the fixed cost alone exceeds it: iterate
+    await qmp.execute('migrate', { uri: incoming.uri });
+    type Pass = { pass: number; decision: string };
+    const all = await until('three passes', async () => {
+      const passes = (await qmp.execute('x-ferry-query-passes')) as Pass[];
+      return passes.length >= 3 && passes;
+    }, 60_000);
+    const later = (await qmp.execute('x-ferry-query-passes', { since: 2 })) as Pass[];
+    assert.ok(later.length >= all.length - 1);
+    assert.deepEqual(later.map((p) => p.pass), later.map((_, i) => i + 2), 'passes 2, 3, ... and nothing before');
+    assert.deepEqual(later.slice(0, all.length - 1), all.slice(1));
+    assert.deepEqual(await qmp.execute('x-ferry-query-passes', { since: 1_000_000 }), []);
+    await assert.rejects(qmp.execute('x-ferry-query-passes', { since: -1 }), /'since' expects a pass number/);
+    await assert.rejects(qmp.execute('x-ferry-query-passes', { since: '2' }), /Invalid parameter type for 'since'/);
+    await assert.rejects(qmp.execute('x-ferry-query-passes', { until: 2 }), /Parameter 'until' is unexpected/);
+    await qmp.execute('migrate-set-parameters', { 'downtime-limit': 10_000 });
+    const status = await until('query-migrate to say completed or failed', async () => {
+      const s = ((await qmp.execute('query-migrate')) as { status: string }).status;
+      return (s === 'completed' || s === 'failed') && s;
+    }, 60_000);
+    assert.equal(status, 'completed');
+    const history = (await qmp.execute('x-ferry-query-passes')) as Pass[];
+    assert.deepEqual(history.map((p) => p.pass), history.map((_, i) => i + 1), 'every pass, in order, at the end');
+    assert.deepEqual(await qmp.execute('x-ferry-query-passes', { since: 0 }), history);
+    assert.equal(events, history.length, 'one MIGRATION_PASS event per pass');
+    qmp.close();
+    adopt((await incoming.done()).guest);
+  } finally {
+    ctl.migration?.cancel();
+    server.close();
+    incoming.cancel();
+  }
+});
+
 for (const kind of ['unix', 'tcp'] as const) test(`a destination behind QMP over ${kind}: inmigrate, migrate-incoming, then the guest that arrived answers commands`, async () => {
   const dstCtl = new GuestController(null);
   const dstServer = await QmpServer.listen(address(kind, 'dst'), dstCtl);
