@@ -7,8 +7,6 @@
  * shared control blocks, where each vCPU wrote it before acknowledging the
  * pause.
  */
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import type net from 'node:net';
 import { CancelledError, MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
@@ -17,7 +15,7 @@ import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
-import { connect } from '../transport/socket.js';
+import { openChannel, type OutgoingChannel } from '../transport/channel.js';
 import { parseUri } from '../transport/uri.js';
 import { encodeHeader } from '../wire/format.js';
 import { FrameWriter, SLOT_BYTES, recordBytes } from '../wire/frame-writer.js';
@@ -65,8 +63,7 @@ export class SourceSession {
   private readonly blocks: RamBlock[];
   private readonly vcpus: VcpuControl[];
   private parameters: MigrationParameters;
-  private socket: net.Socket | null = null;
-  private file: WriteStream | null = null;
+  private channel: OutgoingChannel | null = null;
   private writer!: FrameWriter;
   private sender!: RamSender;
   private clients: DirtyLogClient[] = [];
@@ -133,8 +130,7 @@ export class SourceSession {
       this.clients = [];
       this.back?.close();
       if (this.statsTimer !== null) clearInterval(this.statsTimer);
-      this.socket?.destroy();
-      this.file?.destroy();
+      this.channel?.destroy();
     }
     this.port.post(end);
   }
@@ -147,11 +143,7 @@ export class SourceSession {
    * local work comes first: it overlaps the connection's round trips.
    */
   private async setup(): Promise<void> {
-    const uri = parseUri(this.init.uri);
-    let out: { write(chunk: Uint8Array, cb: (err?: Error | null) => void): unknown } | null = null;
-    this.writer = new FrameWriter((chunk, release) => {
-      out!.write(chunk, () => release());
-    });
+    this.writer = new FrameWriter((chunk, release) => this.channel!.write(chunk, release));
     this.writer.onRelease = () => this.room.resolve();
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.writer, this.zeroPageBudgetBytes());
@@ -159,39 +151,38 @@ export class SourceSession {
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
       blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
     });
-    if (uri.kind === 'file') {
-      // A save to file: no return path; `flush` fsyncs the file before it closes.
-      const file = createWriteStream(uri.path, { flush: true });
-      await Promise.race([once(file, 'open'), this.abort.promise]);
-      file.on('error', (err) => this.fail(`writing ${uri.path} failed: ${err.message}`));
-      this.file = file;
-      out = file;
-    } else {
-      const socket = await Promise.race([connect(uri, this.parameters.switchoverTimeoutMs, this.init.tls), this.abort.promise]);
-      this.socket = socket;
-      const back = new ReturnPath(socket, {
-        onAck: (bytes) => this.bandwidth.onAck(bytes),
-        onResumed: () => this.resumed.resolve(),
-        fail: (reason) => this.fail(reason),
-        inflightBytes: () => this.inflightBytes(),
-        idleTimeoutMs: () => this.parameters.idleTimeoutMs,
-        tls: this.init.tls !== undefined,
-      });
-      this.back = back;
-      // Stream only once the destination said READY: a refusal (busy, or with
-      // TLS a certificate it does not accept: TLS 1.3 checks the client's after
-      // the client thinks it has connected) then reads as one, not as EPIPE.
-      await within(back.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
-      out = socket;
-      back.watchIdle();
-    }
+    this.channel = await openChannel(parseUri(this.init.uri), {
+      timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.abort.promise, onError: (reason) => this.fail(reason),
+    });
+    // A save to file has no return path.
+    if (this.channel.socket !== null) await this.openReturnPath(this.channel.socket);
     this.headerBytes = header.length;
-    out.write(header, () => {});
+    this.channel.write(header, () => {});
     this.figures.setupDoneMs = monoMs();
     this.capStartNs = nowNs();
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
     this.statsTimer = setInterval(() => this.port.post({ type: 'stats', stats: this.stats() }), STATS_EVERY_MS);
     this.port.post({ type: 'active' });
+  }
+
+  /**
+   * Read the destination's records. Stream only once it said READY: a
+   * refusal (busy, or with TLS a certificate it does not accept: TLS 1.3
+   * checks the client's after the client thinks it has connected) then
+   * reads as one, not as EPIPE.
+   */
+  private async openReturnPath(socket: net.Socket): Promise<void> {
+    const back = new ReturnPath(socket, {
+      onAck: (bytes) => this.bandwidth.onAck(bytes),
+      onResumed: () => this.resumed.resolve(),
+      fail: (reason) => this.fail(reason),
+      inflightBytes: () => this.inflightBytes(),
+      idleTimeoutMs: () => this.parameters.idleTimeoutMs,
+      tls: this.init.tls !== undefined,
+    });
+    this.back = back;
+    await within(back.ready.promise, this.parameters.switchoverTimeoutMs, 'waiting for the destination to accept (READY)', this.abort.promise);
+    back.watchIdle();
   }
 
   /** One pass over RAM, within both budgets: bytes per window and the CPU share. */
@@ -262,7 +253,7 @@ export class SourceSession {
       bandwidthBytesPerSec: this.parameters.availSwitchoverBandwidthBytesPerSec || this.bandwidth.forSwitchover(nowNs()),
       downtimeLimitMs: this.parameters.downtimeLimitMs,
       fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
-      toFile: this.file !== null,
+      toFile: this.channel!.kind === 'file',
       measured: this.parameters.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
     });
     this.switchoverNow = d.switchover;
@@ -290,7 +281,7 @@ export class SourceSession {
     for (const d of devices) await this.append(RECORD.Device, d);
     await this.append(RECORD.End, { totals: this.sender.totals });
     this.writer.flush();
-    if (this.file !== null) {
+    if (this.channel!.kind === 'file') {
       await this.finishFile();
       return;
     }
@@ -339,7 +330,6 @@ export class SourceSession {
 
   /** A save to file commits, writes GO, then waits for the file to be synced to disk. */
   private async finishFile(): Promise<void> {
-    const file = this.file!;
     const limit = this.parameters.switchoverTimeoutMs;
     this.port.post({ type: 'commit' });
     await within(this.committed.promise, limit, 'committing on the source', this.abort.promise);
@@ -351,8 +341,7 @@ export class SourceSession {
       if (this.writer.slotsInFlight === 0) break;
       await Promise.race([this.room.promise, this.abort.promise]);
     }
-    file.end();
-    await within(Promise.race([once(file, 'close'), this.abort.promise]), limit, `syncing ${file.path.toString()}`);
+    await within(Promise.race([this.channel!.finish(), this.abort.promise]), limit, `syncing ${this.channel!.name}`);
     this.resumed.resolve();
     this.figures.downtimeMs = monoMs() - this.pausedAtMs;
   }
@@ -414,7 +403,7 @@ export class SourceSession {
     if (this.abortError !== null || this.resumed.settled) return;
     this.abortError = err;
     this.abort.reject(err);
-    this.socket?.destroy();
+    this.channel?.destroy();
   }
 
   private checkCancelled(): void {
