@@ -23,6 +23,7 @@ import { RECORD, type RecordRow } from '../wire/records.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
+import { createPacer, type Pacer } from './pacing.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
 import { ReturnPath } from './return-path.js';
@@ -30,10 +31,8 @@ import { decideSwitchover, type SwitchoverDecision } from './switchover-rule.js'
 import { ramDigest } from './ram-digest.js';
 import { SourceFigures } from './source-figures.js';
 import type { SourceCounters } from './stats.js';
-import { Signal, monoMs, nowNs, sleep, within, yieldToLoop } from './waiter.js';
+import { Signal, monoMs, nowNs, sleep, within } from './waiter.js';
 
-/** Longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
-const STEP_NS = 5_000_000;
 /**
  * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
  * (~1 ms), device and vCPU state (~0), the destination's load check and the
@@ -47,8 +46,6 @@ const DEFAULT_FIXED_SWITCHOVER_MS = 5;
  * decisionToPausedMs) at 2.8-5.0 ms here with a migration's threads busy.
  */
 const PAUSE_LEAD_MS = 5;
-/** mainloop mode: the period of QEMU 2010's migration timer. */
-const MAINLOOP_TICK_MS = 100;
 /** How often the figures go to the main thread, ms. */
 const STATS_EVERY_MS = 100;
 /** Shortest time between the starts of two passes, ms (see `pace`). */
@@ -89,7 +86,7 @@ export class SourceSession {
   private pauseAckedAtMs = 0;
   /** When the sync behind the last decision was taken. */
   private decidedAtMs = 0;
-  private capStartNs = 0;
+  private readonly pacer: Pacer;
   private readonly figures: SourceFigures;
   private statsTimer: NodeJS.Timeout | null = null;
 
@@ -100,6 +97,11 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
+    this.pacer = createPacer(init.mode, {
+      parameters: () => this.parameters, figures: this.figures,
+      flush: () => this.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
+      waitRoom: (bytes) => this.waitRoom(bytes), sleep: (ms) => this.sleep(ms),
+    });
     port.onMessage((m) => this.onMessage(m));
   }
 
@@ -146,7 +148,7 @@ export class SourceSession {
     this.writer = new FrameWriter((chunk, release) => this.channel!.write(chunk, release));
     this.writer.onRelease = () => this.room.resolve();
     this.clients = this.blocks.map((b) => b.log.register());
-    this.sender = new RamSender(this.blocks, this.clients, this.writer, this.zeroPageBudgetBytes());
+    this.sender = new RamSender(this.blocks, this.clients, this.writer, this.pacer.zeroPageBudgetBytes());
     const header = encodeHeader({
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
       blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
@@ -159,7 +161,7 @@ export class SourceSession {
     this.headerBytes = header.length;
     this.channel.write(header, () => {});
     this.figures.setupDoneMs = monoMs();
-    this.capStartNs = nowNs();
+    this.pacer.start();
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
     this.statsTimer = setInterval(() => this.port.post({ type: 'stats', stats: this.stats() }), STATS_EVERY_MS);
     this.port.post({ type: 'active' });
@@ -198,30 +200,16 @@ export class SourceSession {
       if (allowance === 0) {
         this.bandwidth.onHeldBack();
         this.writer.flush();
-        await Promise.race([sleep(this.limiter.waitNs(now) / 1e6), this.abort.promise]);
+        await this.sleep(this.limiter.waitNs(now) / 1e6);
         continue;
       }
       const before = this.sender.pass.budgetBytes;
-      const outcome = this.sender.step(now + this.stepNs(), allowance, nowNs);
+      const outcome = this.sender.step(now + this.pacer.stepNs(), allowance, nowNs);
       const busyNs = nowNs() - now;
       this.figures.busyNs += busyNs;
       if (!options.unlimited) this.limiter.consume(this.sender.pass.budgetBytes - before);
       if (outcome === 'pass-done') break;
-      if (this.init.mode === 'mainloop') {
-        // One step per tick of the main loop's 100 ms timer, whatever stopped it.
-        if (outcome === 'blocked') this.writer.flush();
-        await Promise.race([sleep(MAINLOOP_TICK_MS), this.abort.promise]);
-      } else if (outcome === 'blocked') {
-        this.bandwidth.onHeldBack();
-        this.writer.flush();
-        await this.waitRoom(SLOT_BYTES);
-      } else {
-        // Hand over what the step encoded (a slot may take seconds to fill with
-        // zero runs), so the destination loads alongside, not all at the end.
-        this.writer.flush();
-        if (options.unlimited) await yieldToLoop(); // the switchover pass: the guest is paused, no cap
-        else await this.capCpu();
-      }
+      await this.pacer.between(outcome, options.unlimited === true);
     }
     this.writer.flush();
     if (!options.unlimited) this.recordPass(monoMs() - started);
@@ -307,17 +295,6 @@ export class SourceSession {
     };
   }
 
-  /** How long one step may run: the slice between yields, or the mainloop cap. */
-  private stepNs(): number {
-    if (this.init.mode === 'thread') return STEP_NS;
-    return this.parameters.mainloopStepCapMs > 0 ? this.parameters.mainloopStepCapMs * 1e6 : Infinity;
-  }
-
-  /** What each zero page is charged: mainloop mode only (see RamSender). */
-  private zeroPageBudgetBytes(): number {
-    return this.init.mode === 'mainloop' ? this.parameters.zeroPageBudgetBytes : 0;
-  }
-
   /**
    * A pass shorter than MIN_PASS_MS is followed by a wait for the rest:
    * passes over a nearly clean guest would otherwise spin the thread (and
@@ -325,7 +302,7 @@ export class SourceSession {
    */
   private async pace(startedMs: number): Promise<void> {
     const left = MIN_PASS_MS - (monoMs() - startedMs);
-    if (left > 0) await Promise.race([sleep(left), this.abort.promise]);
+    if (left > 0) await this.sleep(left);
   }
 
   /** A save to file commits, writes GO, then waits for the file to be synced to disk. */
@@ -389,7 +366,7 @@ export class SourceSession {
       case 'set-parameters':
         this.parameters = m.parameters;
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
-        if (this.sender !== undefined) this.sender.zeroPageBudgetBytes = this.zeroPageBudgetBytes();
+        if (this.sender !== undefined) this.sender.zeroPageBudgetBytes = this.pacer.zeroPageBudgetBytes();
         break;
     }
   }
@@ -410,21 +387,9 @@ export class SourceSession {
     if (this.abortError !== null) throw this.abortError;
   }
 
-  /**
-   * The CPU budget: sleep so that the time this thread spends sending stays
-   * within cpuSharePercent of the time since setup (waits for the network
-   * count as idle). Independent of the byte budget.
-   */
-  private async capCpu(): Promise<void> {
-    const share = this.parameters.cpuSharePercent;
-    const owedNs = share >= 100 ? 0 : (this.figures.busyNs * 100) / share - (nowNs() - this.capStartNs);
-    if (owedNs <= 0) {
-      await yieldToLoop();
-      return;
-    }
-    const t = nowNs();
-    await Promise.race([sleep(owedNs / 1e6), this.abort.promise]);
-    this.figures.capSleepNs += nowNs() - t;
+  /** Sleep `ms`, or until the migration stops. */
+  private async sleep(ms: number): Promise<void> {
+    await Promise.race([sleep(ms), this.abort.promise]);
   }
 
   private inflightBytes(): number {
