@@ -9,7 +9,7 @@
 import type net from 'node:net';
 import { RECORD, Rec } from '../wire/records.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
-import { IdleWatch, Signal } from './waiter.js';
+import { IdleWatch, Signal, within } from './waiter.js';
 
 export interface ReturnPathHooks {
   /** The destination acknowledged `totalBytes` in all. */
@@ -60,8 +60,20 @@ export class ReturnPath {
     socket.on('close', () => hooks.fail(`the destination closed the connection${refused()}`));
   }
 
+  /**
+   * Wait for READY, then watch the destination's acknowledgements. The
+   * source streams only once the destination said READY: a refusal (busy,
+   * or with TLS a certificate it does not accept: TLS 1.3 checks the
+   * client's after the client thinks it has connected) then reads as one,
+   * not as EPIPE.
+   */
+  async opened(timeoutMs: number, abort: Promise<never>): Promise<void> {
+    await within(this.ready.promise, timeoutMs, 'waiting for the destination to accept (READY)', abort);
+    this.watchIdle();
+  }
+
   /** Start watching for a destination that acknowledges nothing while bytes are in flight. */
-  watchIdle(): void {
+  private watchIdle(): void {
     this.idle = new IdleWatch(() => this.hooks.idleTimeoutMs(), (idleMs, limit) => {
       const inflight = this.hooks.inflightBytes();
       if (inflight > 0 && idleMs > limit) {

@@ -8,19 +8,21 @@
 import { Stat, type VcpuControl } from '../guest/vcpu-control.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import type { RamBlock } from '../memory/ram-block.js';
-import type { FrameWriter } from '../wire/frame-writer.js';
 import type { BandwidthEstimator } from './bandwidth.js';
 import type { RamSender } from './ram-sender.js';
+import type { StreamOut } from './stream-out.js';
 import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
 import { monoMs, nowNs } from './waiter.js';
 
+/** The switchover rule's answer after a pass, with the dirty rate it was given. */
+export type PassDecision = SwitchoverDecision & { readonly dirtyRate: number };
+
 /** What the session has built so far: the figures read it live. */
 export interface SourceParts {
   readonly sender?: RamSender;
-  readonly writer?: FrameWriter;
+  readonly out?: StreamOut;
   readonly bandwidth: BandwidthEstimator;
-  readonly headerBytes: number;
   readonly pass: number;
   /** Dirty pages before the first sync (the clients' own counts). */
   readonly dirtyPages: () => number;
@@ -46,7 +48,7 @@ export class SourceFigures {
   }
 
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
-  recordPass(pass: number, sender: RamSender, durationMs: number, e: SwitchoverDecision & { dirtyRate: number }, inflightBytes: number): PassRecord {
+  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
     const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
@@ -65,7 +67,7 @@ export class SourceFigures {
     const totals = s.sender?.totals ?? [];
     const normalPages = totals.reduce((n, t) => n + t.normal, 0);
     const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
-    const transferred = s.headerBytes + (s.writer?.bytesOut ?? 0);
+    const transferred = s.out?.bytesOut ?? 0;
     const elapsedMs = Math.max(now - this.startedAtMs, 1e-3);
     const last = this.last;
     return {
@@ -86,7 +88,7 @@ export class SourceFigures {
       expectedDowntimeMs: Number.isFinite(this.expectedDowntimeMs) ? this.expectedDowntimeMs : -1,
       bandwidthBytesPerSec: s.bandwidth.estimate(nowNs()),
       ackedBytes: s.bandwidth.ackedBytes,
-      inflightBytes: s.writer ? s.inflightBytes() : 0,
+      inflightBytes: s.out ? s.inflightBytes() : 0,
       pass: s.pass,
       passFraction: s.sender?.passFraction ?? 0,
       switchover: this.switchover,

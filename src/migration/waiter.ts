@@ -49,6 +49,38 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
+ * Why a run must stop: the first reason sticks (a later failure is most
+ * often a consequence of the first), and every wait raced against
+ * `promise` ends with it.
+ */
+export class StopSignal {
+  private readonly signal = new Signal<never>();
+  private reason: Error | null = null;
+
+  get promise(): Promise<never> {
+    return this.signal.promise;
+  }
+
+  /** Stop for `reason`; false if stopped already (the first reason stays). */
+  stop(reason: Error): boolean {
+    if (this.reason !== null) return false;
+    this.reason = reason;
+    this.signal.reject(reason);
+    return true;
+  }
+
+  /** Throw the reason, if stopped. */
+  check(): void {
+    if (this.reason !== null) throw this.reason;
+  }
+
+  /** Sleep `ms`; rejects with the reason if stopped meanwhile. */
+  async sleep(ms: number): Promise<void> {
+    await Promise.race([sleep(ms), this.signal.promise]);
+  }
+}
+
+/**
  * A watch on a peer that may go quiet: every quarter of the limit (10 ms to
  * 1 s) `check` gets the time since the last `touch` and the limit, and
  * decides. The timer keeps nothing alive.

@@ -1,0 +1,193 @@
+/**
+ * The switchover, source side, once the switchover rule said so
+ * (DESIGN.md section 2):
+ *
+ *   source (migration thread)        main thread          destination
+ *   pause ──────────────────────────▶ pause the vCPUs,
+ *         ◀──────────────── paused ── save device sections
+ *   final pass (every dirty page left, no limit), [VERIFY],
+ *   VCPU..., DEVICE..., END ──────────────────────────────▶ load, check totals
+ *         ◀─────────────────────────────────────── LOADED
+ *   commit ─────────────────────────▶ postmigrate
+ *         ◀───────────── committed ──
+ *   GO ───────────────────────────────────────────────────▶ resume
+ *         ◀────────────────────────────────────── RESUMED
+ *
+ * A failure before GO resumes the source (the main thread does, on a
+ * 'failed' that is not after GO); after GO the destination owns the guest
+ * and nobody resumes by itself. A save to file has no LOADED or RESUMED:
+ * it commits, appends GO and waits for the file to be synced to disk.
+ */
+import { MigrationError } from '../errors.js';
+import type { SavedSection } from '../guest/device-state.js';
+import type { VcpuControl } from '../guest/vcpu-control.js';
+import type { RamBlock } from '../memory/ram-block.js';
+import { rebuildError } from '../serialized-error.js';
+import type { OutgoingChannel } from '../transport/channel.js';
+import { recordBytes } from '../wire/frame-writer.js';
+import { RECORD } from '../wire/records.js';
+import type { FromSource, ToSource } from './messages.js';
+import type { MigrationParameters } from './parameters.js';
+import { ramDigest } from './ram-digest.js';
+import type { RamSender } from './ram-sender.js';
+import type { SourceFigures } from './source-figures.js';
+import type { StreamOut } from './stream-out.js';
+import { Signal, monoMs, within } from './waiter.js';
+
+/**
+ * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
+ * (~1 ms), device and vCPU state (~0), the destination's load check and the
+ * LOADED/GO/RESUMED round trips on one host (~1-2 ms), as seen in `ferry demo`
+ * on this machine, with margin. An input of the switchover rule.
+ */
+export const DEFAULT_FIXED_SWITCHOVER_MS = 5;
+/**
+ * Time from the switchover decision to the vCPUs' acknowledgement of the
+ * pause, ms: the guest still writes meanwhile. Measured (x-ferry-switchover
+ * decisionToPausedMs) at 2.8-5.0 ms here with a migration's threads busy.
+ * An input of the switchover rule.
+ */
+export const PAUSE_LEAD_MS = 5;
+
+/** What the switchover uses of the session. */
+export interface SwitchoverParts {
+  post(message: FromSource): void;
+  /** The live parameters (the timeouts). */
+  parameters(): MigrationParameters;
+  readonly abort: Promise<never>;
+  readonly out: StreamOut;
+  readonly channel: OutgoingChannel;
+  readonly sender: RamSender;
+  readonly blocks: readonly RamBlock[];
+  readonly vcpus: readonly VcpuControl[];
+  readonly figures: SourceFigures;
+  /** Append a digest of RAM after the final pass, for the destination to check. */
+  readonly verify: boolean;
+  /** LOADED on the return path; null for a file (nothing comes back). */
+  readonly loaded: Promise<void> | null;
+  /** RESUMED arrived (or the file is synced: this side resolves it). */
+  readonly resumed: Signal;
+  /** Send the final pass: every dirty page left, without limits (the guest is paused). */
+  finalPass(): Promise<void>;
+}
+
+type MainThreadAnswer = Extract<ToSource, { type: 'paused' | 'pause-failed' | 'committed' }>;
+
+export class Switchover {
+  private readonly paused = new Signal<readonly SavedSection[]>();
+  private readonly committed = new Signal();
+  /** Whether the guest ran before the pause: the destination runs it only then. */
+  private wasRunning = true;
+  private pausedAtMs = 0;
+  private pauseAckedAtMs = 0;
+  /** GO is on its way: past this point a failure resumes nobody, and cancel comes too late. */
+  goSent = false;
+  /** Limit for each answer, ms: the switchover timeout when the switchover began. */
+  private readonly limitMs: number;
+
+  /** `decidedAtMs`: when the sync behind the decision was taken. */
+  constructor(private readonly s: SwitchoverParts, private readonly decidedAtMs: number) {
+    this.limitMs = s.parameters().switchoverTimeoutMs;
+  }
+
+  /** The main thread's answers to 'pause' and 'commit'. */
+  answer(m: MainThreadAnswer): void {
+    switch (m.type) {
+      case 'paused':
+        this.pausedAtMs = m.pausedAtMs;
+        this.pauseAckedAtMs = m.ackedAtMs;
+        this.wasRunning = m.wasRunning;
+        this.paused.resolve(m.devices);
+        break;
+      case 'pause-failed': {
+        const cause = rebuildError(m.error);
+        this.paused.reject(new MigrationError(`pausing the guest failed: ${cause.message}`, { cause }));
+        break;
+      }
+      case 'committed':
+        this.committed.resolve();
+        break;
+    }
+  }
+
+  /** Pause, send the rest and the state, then the two-phase commit: LOADED, commit, GO, RESUMED. */
+  async run(): Promise<void> {
+    const pagesAtDecision = this.s.sender.remainingPages;
+    const devices = await this.pause();
+    const finalStart = monoMs();
+    await this.s.finalPass(); // no new writes: this takes every dirty page left
+    const finalPassMs = monoMs() - finalStart;
+    await this.sendState(devices);
+    if (this.s.loaded === null) {
+      await this.finishFile();
+      return;
+    }
+    const endSentMs = monoMs();
+    await this.wait(this.s.loaded, 'waiting for the destination to load (LOADED)');
+    const loadedMs = monoMs();
+    await this.commit();
+    const goMs = monoMs();
+    await this.sendGo();
+    await this.wait(this.s.resumed.promise, 'waiting for the destination to resume (RESUMED)');
+    const resumedMs = monoMs();
+    const downtimeMs = resumedMs - this.pausedAtMs;
+    const final = this.s.sender.pass;
+    const f = this.s.figures;
+    f.downtimeMs = downtimeMs;
+    f.switchover = {
+      decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
+      pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs, verifyMs: f.verifyMs,
+      loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
+      expectedMs: f.expectedDowntimeMs, downtimeMs,
+    };
+  }
+
+  /** Ask the main thread to pause the guest; resolves with its device sections. */
+  private pause(): Promise<readonly SavedSection[]> {
+    this.s.post({ type: 'pause' });
+    return within(this.paused.promise, this.s.parameters().pauseTimeoutMs + this.limitMs, 'pausing the guest', this.s.abort);
+  }
+
+  /** After the final pass: [VERIFY], the vCPU states, the device sections, END with the totals. */
+  private async sendState(devices: readonly SavedSection[]): Promise<void> {
+    const out = this.s.out;
+    if (this.s.verify) {
+      const t = monoMs();
+      const digest = ramDigest(this.s.blocks);
+      this.s.figures.verifyMs = monoMs() - t;
+      await out.append(RECORD.Verify, { digest });
+    }
+    for (const [i, v] of this.s.vcpus.entries()) await out.append(RECORD.Vcpu, { index: i, state: v.savedState() });
+    for (const d of devices) await out.append(RECORD.Device, d);
+    await out.append(RECORD.End, { totals: this.s.sender.totals });
+    out.writer.flush();
+  }
+
+  /** The main thread commits: the source is postmigrate, never to resume by itself. */
+  private async commit(): Promise<void> {
+    this.s.post({ type: 'commit' });
+    await this.wait(this.committed.promise, 'committing on the source');
+  }
+
+  private async sendGo(): Promise<void> {
+    await this.s.out.waitRoom(recordBytes(RECORD.Go.headBytes));
+    this.goSent = true;
+    this.s.out.writer.append(RECORD.Go, { run: this.wasRunning });
+    this.s.out.writer.flush();
+  }
+
+  /** A save to file commits, writes GO, then waits for the file to be synced to disk. */
+  private async finishFile(): Promise<void> {
+    await this.commit();
+    await this.s.out.append(RECORD.Go, { run: this.wasRunning });
+    await this.s.out.drain();
+    const channel = this.s.channel;
+    await within(Promise.race([channel.finish(), this.s.abort]), this.limitMs, `syncing ${channel.name}`);
+    this.s.resumed.resolve();
+    this.s.figures.downtimeMs = monoMs() - this.pausedAtMs;
+  }
+
+  private wait<T>(promise: Promise<T>, what: string): Promise<T> {
+    return within(promise, this.limitMs, what, this.s.abort);
+  }
+}
