@@ -2,8 +2,8 @@
  * The destination side of one migration, run on the loader thread (off the
  * main event loop). It accepts one connection, decodes the stream as it
  * arrives (the decoder checks every rule of docs/wire-format.md), writes
- * pages straight into guest RAM, and asks the main thread only for what it
- * owns: creating the guest around the RAM, loading device sections and vCPU
+ * pages straight into guest RAM (ram-loader.ts), and asks the main thread
+ * only for what it owns: creating the guest around the RAM, loading device sections and vCPU
  * states, resuming.
  *
  * It never resumes on partial state: the main thread resumes only on GO,
@@ -15,18 +15,16 @@ import { createReadStream } from 'node:fs';
 import type net from 'node:net';
 import { CancelledError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
-import { nextSetBit } from '../memory/bits.js';
 import { PAGE_SIZE } from '../memory/page.js';
-import { RamBlock } from '../memory/ram-block.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
 import { listenOnce } from '../transport/socket.js';
 import { formatUri, parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
-import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import { RECORD, Rec, encodeRecord } from '../wire/records.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { ramDigest } from './ram-digest.js';
+import { RamLoader } from './ram-loader.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
 import { createTracer } from '../trace.js';
 
@@ -47,14 +45,11 @@ export interface LoaderPort {
 
 export class LoaderSession {
   private socket: net.Socket | null = null;
-  private blocks: RamBlock[] = [];
-  private summers: PageSummer[] = [];
-  /** Per block: pages this side has written with data (zeros go only into these). */
-  private written: Int32Array[] = [];
+  /** Guest RAM, once the header arrived. */
+  private ram: RamLoader | null = null;
   private readonly decoder: FrameDecoder;
   private readonly devices: SavedSection[] = [];
   private vcpus: (Uint8Array | undefined)[] = [];
-  private counted: { normal: number; zero: number }[] = [];
   private answer: Signal<ToLoader> | null = null;
   private lastAckBytes = 0;
   private lastAckMs = 0;
@@ -63,15 +58,15 @@ export class LoaderSession {
   private goReceived = false;
   private idle: IdleWatch | null = null;
   private finished = false;
-  private stats = { bytes: 0, records: 0, normalPages: 0, zeroPages: 0, zeroPagesWritten: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
+  private stats = { records: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
   private expectedDigest: Buffer | null = null;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
     this.decoder = new FrameDecoder({
       header: (h) => this.onHeader(h),
-      pageData: (block, offset, data) => this.blocks[block].bytes.set(data, offset),
-      pageSum: (block, first, count) => this.summers[block](first * PAGE_SIZE, count * PAGE_SIZE),
+      pageData: (block, offset, data) => this.ram!.pageData(block, offset, data),
+      pageSum: (block, first, count) => this.ram!.pageSum(block, first, count),
       record: (type, block, head, pages) => this.onRecord(type, block, head, pages),
     }, { stream: true, maxRecordBytes: init.maxFrameBytes });
     port.onMessage((m) => {
@@ -176,29 +171,18 @@ export class LoaderSession {
     if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
       throw new WireError(`header: ${h.vcpus} vCPUs, this destination was configured for ${expect.vcpus}`);
     }
-    this.blocks = h.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
-    this.summers = this.blocks.map((b) => pageSummer(b.memory));
-    this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
-    this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
+    this.ram = new RamLoader(h);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
-    this.port.post({ type: 'header', header: h, ram: this.blocks.map((b) => b.toShared()) });
+    this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
   }
 
   private onRecord(type: Rec, block: number, head: Buffer, pages: number): void {
     this.stats.records++;
     switch (type) {
-      case Rec.Pages: {
-        const { first } = RECORD.Pages.decode(head);
-        this.blocks[block].log.markPages(first, pages);
-        const w = this.written[block];
-        for (let p = first; p < first + pages; p++) w[p >>> 5] |= 1 << (p & 31);
-        this.counted[block].normal += pages;
-        this.stats.normalPages += pages;
-        break;
-      }
+      case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
-        this.loadZeroRun(block, first, count);
+        this.ram!.zeroRun(block, first, count);
         break;
       }
       case Rec.Pass: this.stats.passes++; break;
@@ -219,35 +203,15 @@ export class LoaderSession {
     }
   }
 
-  /** Zero pages: write zeros only where this side wrote data before (never read a page to find out). */
-  private loadZeroRun(block: number, first: number, count: number): void {
-    const w = this.written[block];
-    const bytes = this.blocks[block].bytes;
-    const end = first + count;
-    // Pages never written here are zero already: skip them a bitmap word (32 pages) at a time.
-    for (let p = nextSetBit(w, first, end); p < end; p = nextSetBit(w, p + 1, end)) {
-      bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-      this.blocks[block].log.markPage(p);
-      this.stats.zeroPagesWritten++;
-    }
-    this.counted[block].zero += count;
-    this.stats.zeroPages += count;
-  }
-
   private onEnd(head: Buffer): void {
-    const { totals } = RECORD.End.decode(head, this.blocks.length);
-    totals.forEach((t, i) => {
-      const c = this.counted[i];
-      if (t.normal !== c.normal || t.zero !== c.zero) {
-        throw new WireError(`END: block ${this.blocks[i].name} totals ${t.normal} data + ${t.zero} zero pages, received ${c.normal} + ${c.zero}`);
-      }
-    });
+    const ram = this.ram!;
+    ram.checkTotals(RECORD.End.decode(head, ram.blocks.length).totals);
     // biome-ignore lint/complexity/useIndexOf: findIndex visits holes, indexOf skips them: a VCPU record whose index is past the header's count leaves holes
     const missing = this.vcpus.findIndex((v) => v === undefined);
     if (missing >= 0) throw new WireError(`END: no state for vCPU ${missing}`);
     if (this.expectedDigest !== null) {
       const t = monoMs();
-      const digest = ramDigest(this.blocks);
+      const digest = ramDigest(ram.blocks);
       this.stats.verifyMs = monoMs() - t;
       this.stats.verified = digest.equals(this.expectedDigest);
       if (!this.stats.verified) {
@@ -320,6 +284,11 @@ export class LoaderSession {
   }
 
   private snapshot(): LoaderStats {
-    return { ...this.stats, bytes: this.decoder.bytes };
+    const ram = this.ram;
+    return {
+      bytes: this.decoder.bytes, records: this.stats.records,
+      normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0,
+      passes: this.stats.passes, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
+    };
   }
 }

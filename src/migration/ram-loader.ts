@@ -1,0 +1,84 @@
+/**
+ * The destination's RAM as a stream loads into it, the counterpart of
+ * ram-sender.ts: the blocks the header declared, page data written straight
+ * into them (the decoder checks each PAGES record's sum over the bytes in
+ * place, with `pageSum`), zero runs applied only where this side wrote data
+ * before, the ever-written marks, and the per-block counts that END's
+ * totals must match.
+ */
+import { WireError } from '../errors.js';
+import { nextSetBit } from '../memory/bits.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
+import type { BlockTotals, StreamHeader } from '../wire/format.js';
+import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
+
+export class RamLoader {
+  readonly blocks: RamBlock[];
+  private readonly summers: PageSummer[];
+  /** Per block: pages this side has written with data (zeros go only into these). */
+  private readonly written: Int32Array[];
+  /** Per block: pages received, with data and as zero runs. */
+  private readonly counted: { normal: number; zero: number }[];
+  normalPages = 0;
+  zeroPages = 0;
+  /** Zero pages that had to be written (the page held data here); the rest were zero already. */
+  zeroPagesWritten = 0;
+
+  /** Fresh, zero blocks of the geometry `header` declares (checked against this side's limits by the caller). */
+  constructor(header: StreamHeader) {
+    this.blocks = header.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
+    this.summers = this.blocks.map((b) => pageSummer(b.memory));
+    this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
+    this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
+  }
+
+  /** The blocks, to share with the main thread (the guest is created around them). */
+  shared(): RamBlockShared[] {
+    return this.blocks.map((b) => b.toShared());
+  }
+
+  /** Bytes of a PAGES record's data, `offset` bytes into `block` (the decoder has checked the range). */
+  pageData(block: number, offset: number, data: Uint8Array): void {
+    this.blocks[block].bytes.set(data, offset);
+  }
+
+  /** The page sum over `count` pages from `first` of `block`, as they are now in RAM. */
+  pageSum(block: number, first: number, count: number): number {
+    return this.summers[block](first * PAGE_SIZE, count * PAGE_SIZE);
+  }
+
+  /** A PAGES record arrived whole and checked: its pages are written (here and in the ever-written map). */
+  loadedPages(block: number, first: number, count: number): void {
+    this.blocks[block].log.markPages(first, count);
+    const w = this.written[block];
+    for (let p = first; p < first + count; p++) w[p >>> 5] |= 1 << (p & 31);
+    this.counted[block].normal += count;
+    this.normalPages += count;
+  }
+
+  /** Zero pages: write zeros only where this side wrote data before (never read a page to find out). */
+  zeroRun(block: number, first: number, count: number): void {
+    const w = this.written[block];
+    const bytes = this.blocks[block].bytes;
+    const end = first + count;
+    // Pages never written here are zero already: skip them a bitmap word (32 pages) at a time.
+    for (let p = nextSetBit(w, first, end); p < end; p = nextSetBit(w, p + 1, end)) {
+      bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+      this.blocks[block].log.markPage(p);
+      this.zeroPagesWritten++;
+    }
+    this.counted[block].zero += count;
+    this.zeroPages += count;
+  }
+
+  /** END: every block's totals must be what arrived. */
+  checkTotals(totals: readonly BlockTotals[]): void {
+    totals.forEach((t, i) => {
+      const c = this.counted[i];
+      if (t.normal !== c.normal || t.zero !== c.zero) {
+        throw new WireError(`END: block ${this.blocks[i].name} totals ${t.normal} data + ${t.zero} zero pages, received ${c.normal} + ${c.zero}`);
+      }
+    });
+  }
+}
