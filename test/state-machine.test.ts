@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runStateMachine } from '../src/guest/run-state.js';
+import { incomingStateMachine, isIncomingFinished } from '../src/migration/incoming-status.js';
 import { migrationStateMachine } from '../src/migration/status.js';
 import { fileLimit } from './waits.js';
 
@@ -21,4 +22,24 @@ test('state machines allow only their table, emit each change once, and treat th
   const r = runStateMachine('prelaunch');
   assert.equal(r.can('finish-migrate'), true, 'a never-started guest can be migrated');
   assert.equal(r.can('postmigrate'), false);
+});
+
+test('the destination goes listening, connected, loading, loaded, resumed, and can fail or be cancelled only before it resumed', () => {
+  const d = incomingStateMachine();
+  const seen: string[] = [];
+  d.on('change', (to) => seen.push(to));
+  assert.throws(() => d.transition('loading'), { code: 'ERR_FERRY_INVALID_STATE', message: "incoming migration: cannot go from 'listening' to 'loading'" });
+  for (const s of ['connected', 'loading', 'loaded', 'resumed'] as const) d.transition(s);
+  assert.deepEqual(seen, ['connected', 'loading', 'loaded', 'resumed']);
+  assert.equal(d.can('failed'), false, 'nothing fails a destination that resumed');
+  for (const from of ['listening', 'connected', 'loading', 'loaded'] as const) {
+    for (const to of ['failed', 'cancelled'] as const) {
+      const m = incomingStateMachine();
+      const path = ['connected', 'loading', 'loaded'] as const;
+      for (const s of path.slice(0, path.indexOf(from as (typeof path)[number]) + 1)) m.transition(s);
+      assert.equal(m.state, from);
+      m.transition(to);
+      assert.equal(isIncomingFinished(m.state), true);
+    }
+  }
 });

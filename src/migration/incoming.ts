@@ -16,9 +16,12 @@ import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import { MAX_VCPUS, type StreamHeader } from '../wire/format.js';
 import { prepareVcpuThreads } from '../guest/vcpu-threads.js';
+import { incomingStateMachine, isIncomingFinished, type IncomingStatus } from './incoming-status.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
+
+export type { IncomingStatus } from './incoming-status.js';
 
 const trace = createTracer('incoming');
 
@@ -29,8 +32,6 @@ export const DEFAULT_MAX_FRAME_BYTES = PARAMETER_TABLE.maxFrameBytes.default;
 export const MIN_FRAME_BYTES = PARAMETER_TABLE.maxFrameBytes.min;
 export const DEFAULT_IDLE_TIMEOUT_MS = PARAMETER_TABLE.idleTimeoutMs.default;
 export const DEFAULT_PRESTART_VCPUS = 2;
-
-export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
 
 /** The destination's limits (maxGuestBytes, maxFrameBytes, idleTimeoutMs; defaults and ranges in parameters.ts), and the rest. */
 export interface IncomingOptions extends Partial<DestinationParameters> {
@@ -61,7 +62,7 @@ export interface IncomingResult {
 }
 
 export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; guest: [Guest] }> {
-  private state: IncomingStatus = 'listening';
+  private readonly states = incomingStateMachine();
   private worker!: Worker;
   private guestValue: Guest | null = null;
   private guestReady = new Signal<Guest>();
@@ -89,10 +90,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
 
   private constructor(private readonly options: IncomingOptions) {
     super();
+    this.states.on('change', (to) => this.emit('status', to));
   }
 
   get status(): IncomingStatus {
-    return this.state;
+    return this.states.state;
   }
 
   get guest(): Guest | null {
@@ -130,7 +132,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   }
 
   cancel(): void {
-    if (this.state === 'resumed' || this.state === 'failed' || this.state === 'cancelled') return;
+    if (isIncomingFinished(this.status)) return;
     this.post({ type: 'cancel' });
   }
 
@@ -155,11 +157,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       case 'listening':
         break;
       case 'connected':
-        this.setStatus('connected');
+        this.states.transition('connected');
         break;
       case 'header':
         this.header = m.header;
-        this.setStatus('loading');
+        this.states.transition('loading');
         try {
           const guest = await Guest.create({
             ram: m.header.blocks.map((b) => ({ name: b.name, size: b.pages * 4096 })),
@@ -180,7 +182,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
           const guest = await this.guestReady.promise;
           guest.devices.loadAll(m.devices);
           guest.loadVcpuStates(m.vcpus);
-          this.setStatus('loaded');
+          this.states.transition('loaded');
           this.post({ type: 'load-ok' });
         } catch (err) {
           this.post({ type: 'load-failed', error: serializeError(err) });
@@ -218,17 +220,12 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       await this.guestValue.destroy(); // never resumed on partial state: discard it
       this.guestValue = null;
     }
-    this.setStatus(status);
+    this.states.transition(status);
     // The loader thread ends by itself once its connection closes (after a
     // failure it lingers to let the source read the reason); never wait on it.
     this.worker.unref();
     setTimeout(() => void this.worker.terminate(), 10_000).unref();
     this.finished.resolve({ status, guest: this.guestValue, error: this.error, failure, stats: this.statsValue });
-  }
-
-  private setStatus(s: IncomingStatus): void {
-    this.state = s;
-    this.emit('status', s);
   }
 
   private post(m: ToLoader): void {
