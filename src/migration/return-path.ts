@@ -57,6 +57,10 @@ export class ReturnPath {
       ? ' before it was ready (with TLS: it did not accept the credentials this side presented)'
       : ' before it was ready');
     socket.on('error', (err) => hooks.fail(`connection to the destination failed${refused()}: ${err.message}`));
+    // 'end' (its side closed) is reported at once rather than at 'close', which waits for our own side
+    // to shut down: a destination that died after LOADED must be seen before GO is sent. Records that came
+    // first (RESUMED, ERROR) were handled above and win.
+    socket.on('end', () => hooks.fail(`the destination closed the connection${refused()}`));
     socket.on('close', () => hooks.fail(`the destination closed the connection${refused()}`));
   }
 

@@ -32,7 +32,7 @@ import { ramDigest } from './ram-digest.js';
 import type { RamSender } from './ram-sender.js';
 import type { SourceFigures } from './source-figures.js';
 import type { StreamOut } from './stream-out.js';
-import { Signal, monoMs, within } from './waiter.js';
+import { Signal, monoMs, within, yieldToLoop } from './waiter.js';
 
 /**
  * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
@@ -171,6 +171,10 @@ export class Switchover {
 
   private async sendGo(): Promise<void> {
     await this.s.out.waitRoom(recordBytes(RECORD.Go.headBytes));
+    // One turn of this thread's event loop first: a connection that broke while the main thread
+    // committed (a destination that died after LOADED) is seen now, and the migration fails before GO,
+    // where the source resumes, rather than after it, where nobody may resume by itself.
+    await Promise.race([yieldToLoop(), this.s.abort]);
     this.goSent = true;
     this.s.out.writer.append(RECORD.Go, { run: this.wasRunning });
     this.s.out.writer.flush();
