@@ -143,7 +143,9 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     this.worker.on('message', (m: FromLoader) => {
       if (m.type === 'listening') listening.resolve(m.uri);
       else if (m.type === 'failed' && !listening.settled) listening.reject(listenFailure(rebuildError(m.error)));
-      queue = queue.then(() => this.onMessage(m));
+      // A message out of order (a transition the table refuses) fails this side rather than the process.
+      queue = queue.then(() => this.onMessage(m)).catch((err: unknown) =>
+        this.end('failed', new WorkerFailedError(`the loader thread's message ${m.type} failed: ${(err as Error).message}`, { cause: err })));
     });
     this.worker.on('error', (err) => {
       listening.reject(err);

@@ -73,7 +73,7 @@ export const PARAMETER_TABLE = {
   /** Limit for the vCPUs to acknowledge the switchover pause, ms. */
   pauseTimeoutMs: {
     qmp: 'x-ferry-pause-timeout', flag: 'pause-timeout', unit: 'ms', default: 1000, min: 1, max: 600_000,
-    origin: "ferry's choice: vCPUs acknowledge within a few ms here (PAUSE_LEAD_MS in source-session.ts); the rest is room for a loaded machine",
+    origin: "ferry's choice: vCPUs acknowledge within a few ms here (PAUSE_LEAD_MS in switchover.ts); the rest is room for a loaded machine",
     sides: { source: 'limit for the vCPUs to acknowledge the pause' },
   },
   /** Limit to connect, and to wait for each answer at switchover (LOADED, RESUMED), ms. */

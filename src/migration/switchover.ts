@@ -126,8 +126,8 @@ export class Switchover {
     await this.wait(this.s.loaded, 'waiting for the destination to load (LOADED)');
     const loadedMs = monoMs();
     await this.commit();
-    const goMs = monoMs();
     await this.sendGo();
+    const goMs = monoMs();
     await this.wait(this.s.resumed.promise, 'waiting for the destination to resume (RESUMED)');
     const resumedMs = monoMs();
     const downtimeMs = resumedMs - this.pausedAtMs;

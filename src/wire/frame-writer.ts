@@ -11,7 +11,6 @@
  * only after the transport releases it (its write completed): that, and
  * `hasRoom`, is the backpressure.
  */
-import assert from 'node:assert/strict';
 import { PAGE_SIZE } from '../memory/page.js';
 import { CHECK_BYTES, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD, crc32, writeFrameHeader } from './format.js';
 import { pageSummer, type PageSummer } from './page-checksum.js';
@@ -86,7 +85,7 @@ export class FrameWriter {
 
   /** Append a record without page data (`block`: for a per-block record). Returns wire bytes. */
   append<F>(row: RecordRow<F>, fields: F, block = 0): number {
-    assert(!row.pageData, `${row.name} carries page data: use appendPages`);
+    if (row.pageData) throw new Error(`${row.name} carries page data: use appendPages`); // no string built per record
     const headLen = row.sizeOf(fields);
     const size = recordBytes(headLen);
     if (size > SLOT_BYTES) {
