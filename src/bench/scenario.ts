@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startFerry, type FerryChild } from '../client/children.js';
 import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress } from '../client/progress.js';
-import { sleep } from '../client/sleep.js';
+import { sleep } from '../migration/waiter.js';
 import { QmpClient } from '../control/qmp-client.js';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import { ProbeProcess } from '../client/probe-process.js';

@@ -26,7 +26,7 @@ import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress } from '../client/progress.js';
 import { summaryTable } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
-import { sleep } from '../client/sleep.js';
+import { sleep } from '../migration/waiter.js';
 
 /** The one migration parameter the demo takes. */
 const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs']);

@@ -11,7 +11,7 @@ import { IncomingMigration, type IncomingOptions } from '../migration/incoming.j
 import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, tlsFrom } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
 import { parseSize } from '../client/size.js';
-import { sleep } from '../client/sleep.js';
+import { sleep } from '../migration/waiter.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');

@@ -13,7 +13,7 @@ import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, workloadSpecs
 import { parameterFlags } from './parameter-flags.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
-import { sleep } from '../client/sleep.js';
+import { sleep } from '../migration/waiter.js';
 
 /** The source's migration parameters (--downtime-limit, ...). */
 const PARAMETER_FLAGS = parameterFlags('source');

@@ -7,7 +7,7 @@ import type { QmpClient } from '../control/qmp-client.js';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
 import type { MigrationProgress } from './progress.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../migration/waiter.js';
 import type { LatencyProbe, LatencySummary } from './stall-probe.js';
 
 export interface MigrationRun {

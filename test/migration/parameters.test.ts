@@ -74,35 +74,26 @@ test('the validator names the parameter as its caller knows it, and what was wro
 
 const capped = (ms: number) => (s: { allowedNs: number }) => s.allowedNs <= ms * 1e6;
 
-test('mainloopStepCapMs and zeroPageBudgetBytes given as parameters to Migration.start are honoured', async () => {
-  const spy = spySteps();
-  let m: Migration | null = null;
-  try {
-    m = await slowMainloopSave('start.ferry', { mainloopStepCapMs: 7, zeroPageBudgetBytes: 9 });
-    const first = await spy.waitFor(() => true, 'at all');
-    assert.ok(first.allowedNs <= 7e6, `the first step may run ${first.allowedNs} ns, for a 7 ms cap`);
-    assert.equal(first.zeroPageBudgetBytes, 9);
-  } finally {
-    spy.restore();
-    m?.cancel();
-    await m?.done();
-  }
-});
-
-test('the same, given as MigrationOptions (their older place), are still honoured', async () => {
-  const spy = spySteps();
-  let m: Migration | null = null;
-  try {
-    m = await slowMainloopSave('options.ferry', {}, { mainloopStepCapMs: 7, zeroPageBudgetBytes: 9 });
-    const first = await spy.waitFor(() => true, 'at all');
-    assert.ok(first.allowedNs <= 7e6, `the first step may run ${first.allowedNs} ns, for a 7 ms cap`);
-    assert.equal(first.zeroPageBudgetBytes, 9);
-  } finally {
-    spy.restore();
-    m?.cancel();
-    await m?.done();
-  }
-});
+// Given as parameters to Migration.start, or as MigrationOptions (their older place): both are honoured.
+for (const [where, file, parameters, options] of [
+  ['as parameters to Migration.start', 'start.ferry', { mainloopStepCapMs: 7, zeroPageBudgetBytes: 9 }, {}],
+  ['as MigrationOptions (their older place)', 'options.ferry', {}, { mainloopStepCapMs: 7, zeroPageBudgetBytes: 9 }],
+] as const) {
+  test(`mainloopStepCapMs and zeroPageBudgetBytes given ${where} are honoured`, async () => {
+    const spy = spySteps();
+    let m: Migration | null = null;
+    try {
+      m = await slowMainloopSave(file, parameters, options);
+      const first = await spy.waitFor(() => true, 'at all');
+      assert.ok(first.allowedNs <= 7e6, `the first step may run ${first.allowedNs} ns, for a 7 ms cap`);
+      assert.equal(first.zeroPageBudgetBytes, 9);
+    } finally {
+      spy.restore();
+      m?.cancel();
+      await m?.done();
+    }
+  });
+}
 
 test('mainloop parameters changed during a migration take effect at its next steps', async () => {
   const spy = spySteps();
