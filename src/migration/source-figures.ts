@@ -36,6 +36,12 @@ export class SourceFigures {
   setupDoneMs = 0;
   downtimeMs: number | null = null;
   verifyMs = 0;
+  /**
+   * The final pass has sent every dirty page (the guest is paused): nothing
+   * remains. Before it, remaining is what the last live pass left (the
+   * figure its decision was taken on), as QEMU's `remaining` after a sync.
+   */
+  finalPassSent = false;
   /** Time spent in send steps, and asleep because of the CPU-share cap. */
   busyNs = 0;
   capSleepNs = 0;
@@ -76,7 +82,7 @@ export class SourceFigures {
       normalPages,
       normalBytes: normalPages * PAGE_SIZE,
       duplicatePages: zeroPages,
-      remainingBytes: (last?.remainingPages ?? s.dirtyPages()) * PAGE_SIZE,
+      remainingBytes: this.finalPassSent ? 0 : (last?.remainingPages ?? s.dirtyPages()) * PAGE_SIZE,
       dirtySyncCount: this.dirtySyncs,
       dirtyPagesRate: last?.dirtyRatePagesPerSec ?? 0,
       mbps: (transferred * 8) / 1e6 / (elapsedMs / 1000),

@@ -117,6 +117,7 @@ export class Switchover {
     const finalStart = monoMs();
     await this.s.finalPass(); // no new writes: this takes every dirty page left
     const finalPassMs = monoMs() - finalStart;
+    this.s.figures.finalPassSent = true;
     await this.sendState(devices);
     if (this.s.loaded === null) {
       await this.finishFile();
