@@ -121,7 +121,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const verified = loader?.verified ?? null;
     const ok = info.status === 'completed' && verified === true && check?.ok === true;
 
-    for (const line of summaryTable(info, run.latency)) log(line);
+    for (const line of summaryTable(info, run.latency, run)) log(line);
     log(`  verify          ${verified === true ? 'RAM digests match' : verified === false ? 'DIGESTS DIFFER' : 'not done'}`);
     log(`  destination     ${dstInfo.status}; sweep check after running on: ${check === null ? 'not run' : check.checked === 0 ? 'no sweep vCPU' : check.ok ? 'passed' : `FAILED: ${check.errors.join('; ')}`}`);
     log(`  source guest    ${srcStatus}`);

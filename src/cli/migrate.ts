@@ -79,7 +79,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     if (values.json) {
       console.log(JSON.stringify({ ...info, passes, controlLatency: latency }, null, 2));
     } else {
-      for (const line of summaryTable(info, latency)) console.log(line);
+      for (const line of summaryTable(info, latency, run)) console.log(line);
       if (values.report !== undefined) console.log(`report written to ${values.report}`);
     }
     return info.status === 'completed' ? 0 : 1;

@@ -30,11 +30,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
   try {
     const status = (await qmp.execute('query-status')) as { status: string };
     const migration = (await qmp.execute('query-migrate')) as MigrateInfo | Record<string, never>;
+    const parameters = (await qmp.execute('query-migrate-parameters')) as { 'downtime-limit'?: number };
     if (values.json) {
       console.log(JSON.stringify({ status: status.status, migration }, null, 2));
     } else {
       console.log(`guest ${status.status}`);
-      if ('status' in migration) for (const line of summaryTable(migration as MigrateInfo, null)) console.log(line);
+      if ('status' in migration) for (const line of summaryTable(migration as MigrateInfo, null, { downtimeLimitMs: parameters['downtime-limit'] })) console.log(line);
       else console.log('  no migration yet');
     }
     return 0;

@@ -16,6 +16,8 @@ export interface MigrationRun {
   readonly timeline: { atMs: number; info: MigrateInfo }[];
   readonly migrateAtMs: number;
   readonly latency: { baseline: LatencySummary; during: LatencySummary };
+  /** The downtime limit in force when the migration ended (query-migrate-parameters). */
+  readonly downtimeLimitMs: number | undefined;
 }
 
 /**
@@ -51,5 +53,9 @@ export async function followMigration(
   o.progress.finish();
   const endAt = probe.now();
   await probe.stop();
-  return { info, passes, timeline, migrateAtMs, latency: { baseline: probe.between(0, migrateAtMs), during: probe.between(migrateAtMs, endAt) } };
+  const parameters = (await qmp.execute('query-migrate-parameters')) as { 'downtime-limit'?: number };
+  return {
+    info, passes, timeline, migrateAtMs, latency: { baseline: probe.between(0, migrateAtMs), during: probe.between(migrateAtMs, endAt) },
+    downtimeLimitMs: parameters['downtime-limit'],
+  };
 }

@@ -1,9 +1,12 @@
 /**
  * A self-contained HTML report of one migration (viewable offline: Chart.js
- * is inlined): per-pass charts (pages sent, zero pages, dirty pages found;
- * bandwidth and expected downtime), remaining bytes and guest progress over
+ * is inlined): the figures of figures.ts (the downtime against its limit,
+ * the expected downtime, where the downtime went, both bandwidths each
+ * labelled), per-pass charts (pages sent, zero pages, dirty pages found;
+ * the pass's transfer rate, the switchover rule's cautious estimate,
+ * expected downtime and the limit), remaining and guest progress over
  * time, and the source control loop's latency over time from the stall
- * probe. Once drawn, the page marks each chart whose canvas holds pixels
+ * probe. Sizes in binary units (MiB), as everywhere in client/. Once drawn, the page marks each chart whose canvas holds pixels
  * (`data-drawn`) and counts them on <body data-charts-drawn>, so a headless
  * browser can check it.
  */
@@ -13,6 +16,8 @@ import { dirname, join } from 'node:path';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { LatencySummary, ProbeSample } from './stall-probe.js';
 import type { PassRecord } from '../migration/stats.js';
+import { RULE_ESTIMATE, migrationRows, passRate } from './figures.js';
+import { toMiB } from './size.js';
 
 export interface ReportData {
   readonly title: string;
@@ -22,6 +27,8 @@ export interface ReportData {
   readonly probe: readonly ProbeSample[];
   readonly migrateAtMs: number;
   readonly latency: { baseline: LatencySummary; during: LatencySummary };
+  /** The downtime limit the migration ran with (query-migrate-parameters), if known. */
+  readonly downtimeLimitMs?: number;
 }
 
 /** Chart.js's browser build (its `exports` map hides it: find it beside the package's main file). */
@@ -49,30 +56,39 @@ export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&a
 /** JSON that can sit inside a <script> element. */
 export const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
-export function renderReport(d: ReportData): string {
-  const data = {
+/** The figures the page's charts draw, in the units of their axes (MiB, MiB/s, ms, s). */
+export function chartData(d: ReportData) {
+  const finite = (v: number) => (Number.isFinite(v) ? v : null);
+  return {
+    limitMs: d.downtimeLimitMs ?? null,
     passes: d.passes.map((p) => ({
       pass: p.pass, normal: p.normalPages, zero: p.zeroPages, dirty: p.dirtyFound,
-      bandwidthMBps: p.bandwidthBytesPerSec / 1e6, expectedMs: Number.isFinite(p.expectedDowntimeMs) ? p.expectedDowntimeMs : null,
+      sentMiBps: finite(toMiB(passRate(p))), ruleMiBps: toMiB(p.bandwidthBytesPerSec), expectedMs: finite(p.expectedDowntimeMs),
     })),
     timeline: d.timeline.map((t) => ({
       s: (t.atMs - d.migrateAtMs) / 1000,
-      remainingMB: (t.info.ram?.remaining ?? 0) / 1e6,
+      remainingMiB: toMiB(t.info.ram?.remaining ?? 0),
       guestPages: t.info['x-ferry-progress']?.['guest-pages-written'] ?? 0,
     })),
     probe: d.probe.map((p) => ({ x: (p.atMs - d.migrateAtMs) / 1000, y: p.rttMs })),
   };
-  const i = d.info;
+}
+
+/** The summary table: every labelled figure of figures.ts, the pass count and the control latency. */
+function summaryHtml(d: ReportData): string {
   const l = (x: LatencySummary) => `p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms, max ${x.maxMs.toFixed(1)} ms`;
-  const summary = [
-    ['status', i.status + (i['error-desc'] === undefined ? '' : `: ${i['error-desc']}`)],
-    ['total time', `${i['total-time'] ?? '-'} ms`], ['downtime', `${i.downtime ?? '-'} ms`],
-    ['transferred', `${((i.ram?.transferred ?? 0) / 1e6).toFixed(1)} MB`], ['passes', String(d.passes.length)],
+  return [
+    ...migrationRows(d.info, { passes: d.passes, downtimeLimitMs: d.downtimeLimitMs }), ['live passes', String(d.passes.length)],
     ['control latency before', l(d.latency.baseline)], ['control latency during', l(d.latency.during)],
   ].map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
+}
+
+export function renderReport(d: ReportData): string {
+  const data = chartData(d);
+  const summary = summaryHtml(d);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(d.title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}th{text-align:left;padding-right:2em}
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}th{text-align:left;padding-right:2em;white-space:pre}
 .chart{height:300px;margin:2em 0}</style></head>
 <body data-charts-drawn="0">
 <h1>${escapeHtml(d.title)}</h1>
@@ -93,11 +109,14 @@ new Chart(document.getElementById('pages'), { type: 'bar', data: { labels: passe
   { label: 'zero pages', data: d.passes.map((p) => p.zero) },
   { label: 'dirty pages found', data: d.passes.map((p) => p.dirty) }] } });
 new Chart(document.getElementById('rates'), { type: 'line', data: { labels: passes, datasets: [
-  { label: 'bandwidth (MB/s)', data: d.passes.map((p) => p.bandwidthMBps), yAxisID: 'y' },
-  { label: 'expected downtime (ms)', data: d.passes.map((p) => p.expectedMs), yAxisID: 'y1' }] },
-  options: { scales: { y: { position: 'left' }, y1: { position: 'right' } } } });
+  { label: 'pass transfer rate (MiB/s: bytes sent / pass time)', data: d.passes.map((p) => p.sentMiBps), yAxisID: 'y' },
+  { label: ${scriptJson(`${RULE_ESTIMATE} (MiB/s)`)}, data: d.passes.map((p) => p.ruleMiBps), yAxisID: 'y' },
+  { label: 'expected downtime (ms)', data: d.passes.map((p) => p.expectedMs), yAxisID: 'y1' },
+  ...(d.limitMs === null ? [] : [{ label: 'downtime limit (ms)', data: d.passes.map(() => d.limitMs), yAxisID: 'y1', pointRadius: 0, borderDash: [6, 4] }])] },
+  options: { scales: { y: { position: 'left', beginAtZero: true, title: { display: true, text: 'MiB/s' } },
+    y1: { position: 'right', beginAtZero: true, title: { display: true, text: 'ms' } } } } });
 new Chart(document.getElementById('remaining'), { type: 'line', data: { datasets: [
-  { label: 'remaining (MB)', data: d.timeline.map((t) => ({ x: t.s, y: t.remainingMB })), yAxisID: 'y' },
+  { label: 'remaining (MiB)', data: d.timeline.map((t) => ({ x: t.s, y: t.remainingMiB })), yAxisID: 'y' },
   { label: 'guest page writes', data: d.timeline.map((t) => ({ x: t.s, y: t.guestPages })), yAxisID: 'y1' }] },
   options: { parsing: false, scales: { x: { type: 'linear' }, y: { position: 'left' }, y1: { position: 'right' } } } });
 new Chart(document.getElementById('latency'), { type: 'scatter', data: { datasets: [

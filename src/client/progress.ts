@@ -1,23 +1,36 @@
 /**
  * Live progress of a migration on a terminal: one bar per pass (a new pass
  * starts its own bar, so no bar ever runs backwards) with the pass's
- * percent, throughput, remaining, dirty rate and expected downtime, drawn
- * by cli-progress. When stdout is not a terminal, plain lines instead: one
+ * percent, its transfer rate so far, the switchover rule's cautious
+ * bandwidth estimate (each labelled: they can differ several-fold, see
+ * figures.ts), remaining, dirty rate and expected downtime, drawn by
+ * cli-progress. When stdout is not a terminal, plain lines instead: one
  * per finished pass.
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
+import { RULE_ESTIMATE } from './figures.js';
 import { passLine } from './report.js';
-import { formatBytes } from './size.js';
+import { formatBytes, formatRate } from './size.js';
+
+/** Where the bar's pass began, as this client saw it first: its transfer rate so far is measured from there. */
+interface PassStart {
+  readonly transferred: number;
+  readonly atMs: number;
+}
 
 export class MigrationProgress {
   private bar: cliProgress.SingleBar | null = null;
   private barPass = 0;
+  private barStart: PassStart = { transferred: 0, atMs: 0 };
   private shown = 0;
   private readonly tty: boolean;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stdout, private readonly quiet = false) {
+  /** `now`: the clock of the pass rate, ms (a test gives its own). */
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stdout, private readonly quiet = false, private readonly now = () => performance.now(),
+  ) {
     this.tty = out.isTTY === true && !quiet;
   }
 
@@ -31,28 +44,37 @@ export class MigrationProgress {
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;
     if (p.pass <= passes.length) return; // that pass is over and printed; the next has not begun
 
+    const transferred = info.ram?.transferred ?? 0;
+    if (this.bar === null || this.barPass !== p.pass) this.barStart = { transferred, atMs: this.now() };
+    const elapsedMs = this.now() - this.barStart.atMs;
+    const ruleBandwidth = passes.at(-1)?.bandwidthBytesPerSec; // what the rule used at its last decision
     const payload = {
       pass: p.pass,
-      rate: `${formatBytes(((info.ram?.mbps ?? 0) * 1e6) / 8)}/s`,
+      sent: elapsedMs > 0 ? formatRate(((transferred - this.barStart.transferred) * 1000) / elapsedMs) : '-',
+      rule: ruleBandwidth === undefined ? '-' : formatRate(ruleBandwidth),
       remaining: formatBytes(info.ram?.remaining ?? 0),
-      dirty: `${formatBytes((info.ram?.['dirty-pages-rate'] ?? 0) * 4096)}/s`,
+      dirty: formatRate((info.ram?.['dirty-pages-rate'] ?? 0) * (info.ram?.['page-size'] ?? 4096)),
       expected: info['expected-downtime'] === undefined ? '-' : `${info['expected-downtime']} ms`,
     };
-    if (this.bar === null || this.barPass !== p.pass) {
-      this.closeBar();
-      this.bar = new cliProgress.SingleBar({
-        format: 'pass {pass} |{bar}| {percentage}% | {rate} | remaining {remaining} | dirtying {dirty} | expected downtime {expected}',
-        stream: this.out,
-        hideCursor: true,
-      }, cliProgress.Presets.shades_classic);
-      this.bar.start(100, 0, payload);
-      this.barPass = p.pass;
-    }
-    this.bar.update(Math.round(p['pass-fraction'] * 100), payload);
+    if (this.bar === null || this.barPass !== p.pass) this.openBar(p.pass, payload);
+    this.bar?.update(Math.round(p['pass-fraction'] * 100), payload);
   }
 
   finish(): void {
     this.closeBar();
+  }
+
+  private openBar(pass: number, payload: object): void {
+    this.closeBar();
+    this.bar = new cliProgress.SingleBar({
+      format: `pass {pass} |{bar}| {percentage}% | sent {sent} this pass | ${RULE_ESTIMATE} {rule} | remaining {remaining} | ` +
+        'dirtying {dirty} | expected downtime {expected}',
+      stream: this.out,
+      barsize: 20,
+      hideCursor: true,
+    }, cliProgress.Presets.shades_classic);
+    this.bar.start(100, 0, payload);
+    this.barPass = pass;
   }
 
   private closeBar(): void {

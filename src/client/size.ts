@@ -2,8 +2,15 @@
  * Sizes as people write them on a command line, QEMU-style: a number with
  * an optional binary suffix (K, M, G, T; KiB/MiB/... and lower case too).
  * "256M" is 268435456 bytes; a bare number is bytes.
+ *
+ * And sizes as ferry prints them: one unit system, binary (B, KiB, MiB,
+ * GiB, TiB, and the same per second), as QEMU's query-migrate fields count
+ * bytes and its HMP prints MiB. Every size or rate that client/ and cli/
+ * show goes through formatBytes, formatRate or formatPages, so no figure
+ * says MB where another says MiB.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i;
@@ -20,7 +27,9 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
+/** A size with its binary unit: "512 B", "35.0 MiB", "2.0 GiB"; "-" for a figure that is not a number. */
 export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '-';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) {
@@ -28,4 +37,19 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Bytes in MiB, for charts whose axis is labelled MiB (or MiB/s). */
+export function toMiB(bytes: number): number {
+  return bytes / 1024 ** 2;
+}
+
+/** A rate in binary units per second: "123.4 MiB/s"; "-" for none. */
+export function formatRate(bytesPerSec: number): string {
+  return Number.isFinite(bytesPerSec) ? `${formatBytes(bytesPerSec)}/s` : '-';
+}
+
+/** A count of 4 KiB pages with its size: "8960 pages (35.0 MiB)". */
+export function formatPages(pages: number): string {
+  return `${pages} page${pages === 1 ? '' : 's'} (${formatBytes(pages * PAGE_SIZE)})`;
 }

@@ -57,8 +57,9 @@ export class SourceFigures {
   recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
-    const mb = (bytesPerSec: number) => `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
-    const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mb(e.dirtyRate * PAGE_SIZE)} against ${mb(e.bandwidth)} of bandwidth`;
+    // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.
+    const mib = (bytesPerSec: number) => `${(bytesPerSec / 1024 ** 2).toFixed(1)} MiB/s`;
+    const why = e.switchover || e.bandwidth <= 0 ? '' : `; the guest dirties ${mib(e.dirtyRate * PAGE_SIZE)} against the rule's estimate (cautious) of ${mib(e.bandwidth)}`;
     this.last = {
       pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
       dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,

@@ -78,7 +78,7 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
   const unmeasured = !(bandwidth > 0) || i.measured === false;
   if (unmeasured && bandwidth < UNMEASURED_BANDWIDTH_BYTES_PER_SEC && remainingBytes <= UNMEASURED_REMAINDER_BYTES) {
     bandwidth = UNMEASURED_BANDWIDTH_BYTES_PER_SEC;
-    assumed = ' (no bandwidth measured yet: 100 MB/s assumed for a remainder of at most 1 MiB)';
+    assumed = ` (no bandwidth measured yet: ${(bandwidth / 1024 ** 2).toFixed(1)} MiB/s (1 Gbit/s) assumed for a remainder of at most 1 MiB)`;
   }
   if (!(bandwidth > 0)) {
     return { ...base, switchover: false, expectedMs: Infinity, decision: 'iterate: no bandwidth measured yet' };
