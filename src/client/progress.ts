@@ -45,12 +45,14 @@ export class MigrationProgress {
     if (p.pass <= passes.length) return; // that pass is over and printed; the next has not begun
 
     const transferred = info.ram?.transferred ?? 0;
-    if (this.bar === null || this.barPass !== p.pass) this.barStart = { transferred, atMs: this.now() };
-    const elapsedMs = this.now() - this.barStart.atMs;
+    const now = this.now();
+    if (this.bar === null || this.barPass !== p.pass) this.barStart = { transferred, atMs: now };
+    const sentBytes = transferred - this.barStart.transferred;
     const ruleBandwidth = passes.at(-1)?.bandwidthBytesPerSec; // what the rule used at its last decision
     const payload = {
       pass: p.pass,
-      sent: elapsedMs > 0 ? formatRate(((transferred - this.barStart.transferred) * 1000) / elapsedMs) : '-',
+      // '-' until the source's figures (posted every 100 ms) show bytes of this pass.
+      sent: sentBytes > 0 && now > this.barStart.atMs ? formatRate((sentBytes * 1000) / (now - this.barStart.atMs)) : '-',
       rule: ruleBandwidth === undefined ? '-' : formatRate(ruleBandwidth),
       remaining: formatBytes(info.ram?.remaining ?? 0),
       dirty: formatRate((info.ram?.['dirty-pages-rate'] ?? 0) * (info.ram?.['page-size'] ?? 4096)),
