@@ -12,9 +12,10 @@
  * connected at once, each receiving events. Bad input gets a QMP error (or,
  * past the size cap, a closed connection) and disturbs nobody else.
  */
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import net from 'node:net';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, TransportError } from '../errors.js';
+import { claimSocketPath } from '../transport/socket-path.js';
 import { parseUri } from '../transport/uri.js';
 import type { ControlEvent, GuestController } from './controller.js';
 import { JsonStreamSplitter } from './json-stream.js';
@@ -125,9 +126,13 @@ export class QmpServer {
       throw new InvalidArgumentError(`QMP: refusing to listen on ${where.host}, not a loopback address (the control socket has no authentication yet)`);
     }
     const server = net.createServer();
-    if (where.kind === 'unix' && existsSync(where.path)) unlinkSync(where.path);
+    // Only a stale socket is removed; a file, a directory or a live socket is refused (socket-path.ts).
+    if (where.kind === 'unix') await claimSocketPath(where.path, 'QMP control socket');
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const hint = err.code === 'EADDRINUSE' ? ' (something already listens there: pick another port or path, or stop it)' : '';
+        reject(new TransportError(`QMP control socket: cannot listen on ${uri}: ${err.message}${hint}`, { cause: err }));
+      });
       if (where.kind === 'tcp') server.listen({ host: where.host, port: where.port }, resolve);
       else server.listen({ path: where.path }, resolve);
     });

@@ -3,10 +3,10 @@
  * tcp: or unix: address. Nagle is off (the stream is written in large
  * batches, and the return path's small messages must not wait).
  */
-import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { InvalidArgumentError, TransportError } from '../errors.js';
+import { claimSocketPath } from './socket-path.js';
 import { clientTls, isLoopback, serverTls, type TlsOptions } from './tls.js';
 import type { MigrationUri } from './uri.js';
 
@@ -70,7 +70,8 @@ export async function listenOnce(
     server.close();
     resolveAccept(socket);
   });
-  if (uri.kind === 'unix' && existsSync(uri.path)) unlinkSync(uri.path);
+  // Only a stale socket is removed; a file, a directory or a live socket is refused (socket-path.ts).
+  if (uri.kind === 'unix') await claimSocketPath(uri.path, 'listen');
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'EADDRINUSE' ? ' (something already listens there: pick another port or path, or stop it)'
