@@ -10,6 +10,7 @@ import { isFinished } from '../migration/status.js';
 import { isCapability, type CapabilityName } from '../migration/capabilities.js';
 import { checkParameter, parameterRows, type MigrationParameters } from '../migration/parameters.js';
 import type { GuestController } from './controller.js';
+import { contRefusal, quitRefusal } from './one-copy.js';
 import { queryMigrate } from './query-migrate.js';
 
 /**
@@ -73,9 +74,14 @@ export const COMMANDS: Record<string, Command> = {
     await guestOf(ctl).stop().catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
+  /** `x-ferry-force: true` continues a guest that migrated away (a deviation from QEMU, which allows that plainly). */
   cont: async (ctl, args) => {
-    noArgs(args);
-    await guestOf(ctl).cont().catch((e: unknown) => { throw QmpError.from(e); });
+    noArgs(args, 'x-ferry-force');
+    const force = arg<boolean>(args, 'x-ferry-force', 'boolean', false) === true;
+    const g = guestOf(ctl);
+    const refusal = force ? null : contRefusal(g, ctl.migration);
+    if (refusal !== null) throw new QmpError('GenericError', refusal, 'ERR_FERRY_INVALID_STATE');
+    await g.cont({ force }).catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
   'migrate-incoming': async (ctl, args) => {
@@ -193,8 +199,12 @@ export const COMMANDS: Record<string, Command> = {
     noArgs(args);
     return { enabled: false, present: false };
   },
+  /** Refused while this source may hold the only copy of the guest, unless `x-ferry-force: true` (a deviation from QEMU). */
   quit: (ctl, args) => {
-    noArgs(args);
+    noArgs(args, 'x-ferry-force');
+    const force = arg<boolean>(args, 'x-ferry-force', 'boolean', false) === true;
+    const refusal = force ? null : quitRefusal(ctl.migration, 'To quit anyway: {"execute": "quit", "arguments": {"x-ferry-force": true}}');
+    if (refusal !== null) throw new QmpError('GenericError', `Refusing to quit: ${refusal}`, 'ERR_FERRY_INVALID_STATE');
     setImmediate(() => ctl.emit('quit'));
     return {};
   },

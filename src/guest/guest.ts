@@ -131,12 +131,22 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
 
   // ---- user-level commands (QMP `cont` / `stop`) ----
 
-  /** Run the guest. Refused while an incoming migration or a switchover is in progress. */
-  async cont(): Promise<void> {
+  /**
+   * Run the guest. Refused while an incoming migration or a switchover is in
+   * progress, and in 'postmigrate' (DESIGN.md invariant 6: the guest has
+   * moved, and its other copy may run) unless `force`: the deliberate
+   * override for when the other side is known to be gone (QMP `cont` with
+   * `x-ferry-force`; QEMU itself allows it).
+   */
+  async cont(options: { force?: boolean } = {}): Promise<void> {
     const s = this.runState;
     if (s === 'running') return;
     if (s === 'inmigrate' || s === 'finish-migrate') {
       throw new InvalidStateError(`guest: cannot continue while ${s === 'inmigrate' ? 'waiting for an incoming migration' : 'a migration is switching over'}`);
+    }
+    if (s === 'postmigrate' && options.force !== true) {
+      throw new InvalidStateError('guest: cannot continue a guest that has migrated away (postmigrate): its other copy may be running, ' +
+        'and two copies must never run; force it only if the other side is known to be gone');
     }
     await this.resume();
   }

@@ -146,6 +146,18 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.failure;
   }
 
+  /**
+   * Whether this source may hold the only copy of the guest: it committed
+   * (postmigrate) and the destination has not confirmed that it runs the
+   * guest (RESUMED). True from the commit until the migration completes,
+   * and for good after a failure past the commit (after GO nobody knows
+   * whether the destination resumed). Ending the source then could lose the
+   * guest, so the CLI and QMP `quit` refuse without an override.
+   */
+  get mayHoldOnlyCopy(): boolean {
+    return this.committed && this.guest.runState === 'postmigrate' && this.status !== 'completed';
+  }
+
   get currentParameters(): MigrationParameters {
     return this.parameters;
   }

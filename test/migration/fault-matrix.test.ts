@@ -4,10 +4,11 @@
  * times. Each run checks DESIGN.md invariants 3 and 6: before GO the
  * source runs again with its RAM intact (the sweep checker passes) and the
  * migration ends failed with a reason; after GO neither side resumes by
- * itself and one `cont` on the source, which holds the whole guest,
- * recovers it. The source process killed: before GO the destination
- * discards what it loaded and never runs it; after GO it holds the whole
- * guest and runs on. Invariant 6 (one copy running) is checked in every
+ * itself, a plain `cont` is refused, and one `cont` with the override
+ * (`force`, QMP's `x-ferry-force`) on the source, which holds the whole
+ * guest, recovers it. The source process killed: before GO the
+ * destination discards what it loaded and never runs it; after GO it holds
+ * the whole guest and runs on. Invariant 6 (one copy running) is checked in every
  * run on one clock: the destination process says when its guest started
  * running, the source's running intervals are watched here.
  * FERRY_FAULT_RUNS sets the runs per case.
@@ -106,7 +107,12 @@ async function runCase(point: Point): Promise<void> {
   c.failedAfterGo++;
   assert.match(r.error ?? '', /after GO: the destination holds the guest; neither side resumes by itself/);
   assert.equal(src.runState, 'postmigrate', 'the source does not resume by itself');
-  await src.cont(); // one cont on the side that holds the whole guest recovers it
+  // Without the override, cont is refused: the destination might be running the guest (invariant 6).
+  await assert.rejects(src.cont(), { code: 'ERR_FERRY_INVALID_STATE', message: /migrated away \(postmigrate\)/ });
+  assert.equal(src.runState, 'postmigrate');
+  // The destination process is known to be gone (killed above): one cont with the override on the side
+  // that holds the whole guest recovers it.
+  await src.cont({ force: true });
   await sleep(20);
   await src.pause();
   assertSweeps(src, 'source recovered with cont after GO');
