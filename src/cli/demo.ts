@@ -18,7 +18,8 @@ import { QmpClient } from '../control/qmp-client.js';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
-import { startFerry, type FerryChild } from '../client/children.js';
+import { startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
+import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
 import { parseCount, parseNumber } from './options.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { renderReport } from '../client/html-report.js';
@@ -44,7 +45,10 @@ guest run on at the destination.
 ${PARAMETER_FLAGS.usage(22)}
   --report FILE       write a self-contained HTML report with charts
   --json              print the final figures as JSON
-  -h, --help          this text`;
+  -h, --help          this text
+
+exit codes: 0 passed, 1 a check failed, 2 bad usage, 130/143 interrupted by
+  SIGINT/SIGTERM (its two processes are stopped and its files removed first)`;
 
 interface SweepCheckAnswer {
   checked: number;
@@ -79,6 +83,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
   const children: FerryChild[] = [];
   const clients: QmpClient[] = [];
+  // Interrupted (Ctrl-C, SIGTERM): stop both processes (also one still starting) and remove the directory, then exit.
+  let interrupted = false;
+  const unguard = onInterrupt((signal) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`ferry demo: ${signal}: stopping its guest processes and removing ${dir}`);
+    for (const c of clients) c.close();
+    void stopAllFerries().finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(SIGNAL_EXIT_CODE[signal]);
+    });
+  });
   try {
     const srcControl = `unix:${join(dir, 'source.qmp')}`;
     const dstControl = `unix:${join(dir, 'destination.qmp')}`;
@@ -136,5 +152,6 @@ export async function demoCommand(argv: string[]): Promise<number> {
     for (const c of clients) c.close();
     await Promise.all(children.map((c) => c.stop()));
     rmSync(dir, { recursive: true, force: true });
+    unguard();
   }
 }

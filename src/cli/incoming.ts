@@ -1,7 +1,9 @@
 /**
  * `ferry incoming`: wait for one incoming migration, let the migrated guest
- * run on for a while, then pause it and check what can be checked (the
- * sweep checker on every `sweep` vCPU).
+ * run on (until Ctrl-C or SIGTERM, or for --seconds), then pause it and
+ * check what can be checked (the sweep checker on every `sweep` vCPU).
+ * After a migration the arrived guest is the one copy that runs, so by
+ * default nothing but the user stops it.
  */
 import { parseArgs } from 'node:util';
 import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
@@ -11,7 +13,7 @@ import { IncomingMigration, type IncomingOptions } from '../migration/incoming.j
 import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, tlsFrom } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
 import { parseSize } from '../client/size.js';
-import { sleep } from '../migration/waiter.js';
+import { nextInterrupt, sleepUnlessInterrupted } from '../client/interrupts.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');
@@ -19,16 +21,18 @@ const PARAMETER_FLAGS = parameterFlags('destination');
 export const INCOMING_USAGE = `usage: ferry incoming --listen URI [options]
        ferry incoming --qmp CONTROL [--listen URI]
 
-Wait for a guest to migrate in, run it, then pause it and check it. With
---qmp, serve QMP instead and run until 'quit'; without --listen, wait for
-'migrate-incoming' (QEMU's -incoming defer).
+Wait for a guest to migrate in and run it until Ctrl-C (SIGINT) or SIGTERM,
+or for --seconds; then pause it, check it and exit (0: the check passed).
+With --qmp, serve QMP instead and run until 'quit'; without --listen, wait
+for 'migrate-incoming' (QEMU's -incoming defer).
 
   --listen URI        tcp:HOST:PORT (port 0 picks a free port), unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT
 ${PARAMETER_FLAGS.usage(22)}
   --ram SIZE          accept only a guest of exactly this RAM (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
-  --seconds S         how long the migrated guest runs before the check (default 1)
+  --seconds S         stop the migrated guest and check it after S seconds
+                      (default: it runs until Ctrl-C or SIGTERM)
   --insecure          allow listening on a non-loopback address without TLS
 ${TLS_USAGE}
   --json              print JSON lines: {"event":"listening",...}, {"event":"running","atMs":...}
@@ -47,7 +51,7 @@ export function parseIncomingArgs(argv: string[]) {
       insecure: { type: 'boolean', default: false },
       ...TLS_OPTIONS,
       vcpus: { type: 'string' },
-      seconds: { type: 'string', default: '1' },
+      seconds: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -74,7 +78,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
     return 2;
   }
-  const seconds = parseNumber('--seconds', values.seconds, 0, 86_400);
+  const seconds = values.seconds === undefined ? undefined : parseNumber('--seconds', values.seconds, 0, 86_400);
   const say = (event: string, data: Record<string, unknown>, text: string) => {
     console.log(values.json ? JSON.stringify({ event, ...data }) : text);
   };
@@ -92,9 +96,11 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const guest = result.guest;
+  const interrupt = nextInterrupt();
   try {
-    if (!values.json) console.log(`guest resumed here; running it for ${seconds} s`);
-    await sleep(seconds * 1000);
+    if (!values.json) console.log(`guest resumed here; running it ${seconds === undefined ? 'until Ctrl-C (SIGINT) or SIGTERM' : `for ${seconds} s`}`);
+    const signal = seconds === undefined ? await interrupt.signal : await sleepUnlessInterrupted(seconds * 1000, interrupt.signal);
+    if (signal !== null && !values.json) console.log(`${signal}: stopping the guest and checking it`);
     await guest.pause();
     const checks = guest.vcpuStates()
       .flatMap((s) => (s.workload.kind === 'sweep' ? [checkSweep(guest.memory, s.workload as SweepState)] : []));
@@ -103,6 +109,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
       checks.length === 0 ? 'no sweep vCPU to check' : `sweep check after running on: ${ok ? 'passed' : `FAILED: ${checks.flatMap((c) => c.errors).join('; ')}`}`);
     return ok ? 0 : 1;
   } finally {
+    interrupt.dispose();
     await guest.destroy();
   }
 }

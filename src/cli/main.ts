@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `ferry` command line. */
 import { benchCommand } from './bench.js';
+import { cancelCommand } from './cancel.js';
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
 import { migrateCommand } from './migrate.js';
@@ -17,6 +18,7 @@ commands:
   run        start a guest and run a workload; --migrate-to sends it elsewhere
   incoming   wait for a guest to migrate in, run it and check it
   migrate    migrate the guest behind a QMP control socket (ferry run --qmp)
+  cancel     cancel the migration of the guest behind a QMP control socket
   status     show the guest behind a QMP control socket and its migration
 
 Run 'ferry <command> --help' for a command's options.`;
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return incomingCommand(rest);
     case 'migrate':
       return migrateCommand(rest);
+    case 'cancel':
+      return cancelCommand(rest);
     case 'status':
       return statusCommand(rest);
     case 'demo':

@@ -8,6 +8,11 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
+import { QmpError } from '../control/qmp-commands.js';
+import { isCancelled } from '../errors.js';
+import { describeMigration, viewMigration } from '../client/cancel-migration.js';
+import { onInterrupt } from '../client/interrupts.js';
+import { MigrateInterrupts } from '../client/migrate-interrupts.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { followMigration } from '../client/follow-migration.js';
 import { parseNumber } from './options.js';
@@ -31,9 +36,17 @@ ${PARAMETER_FLAGS.usage(24)}
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts
   --json               print the final figures as JSON
+  --force              let Ctrl-C/SIGTERM stop following past GO (the migration then ends on its own)
   -h, --help           this text
 
-exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or unreachable`;
+Ctrl-C (SIGINT) or SIGTERM cancels the migration (migrate_cancel), says so,
+waits for it to end, and exits 1, as virsh migrate does; past GO it is too
+late to cancel: that is refused with a message, and the command follows the
+migration to its end. A guest that is already migrating is refused with one
+line, and nothing is sent to it.
+
+exit codes: 0 completed, 1 failed, cancelled (also by Ctrl-C/SIGTERM) or
+  refused (already migrating), 2 bad usage or unreachable`;
 
 /** `ferry migrate`'s command line, and the migration parameters on it (checked; errors name the flag). */
 export function parseMigrateArgs(argv: string[]) {
@@ -44,6 +57,7 @@ export function parseMigrateArgs(argv: string[]) {
       to: { type: 'string' },
       ...PARAMETER_FLAGS.options,
       verify: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
       baseline: { type: 'string', default: '0.5' },
       report: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -67,24 +81,63 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   const baselineMs = parseNumber('--baseline', values.baseline, 0, 3600) * 1000;
 
   const qmp = await QmpClient.connect(values.qmp);
-  const probe = await StallProbe.connect(values.qmp);
   try {
-    const run = await followMigration(qmp, probe, {
-      to: values.to, params, verify: values.verify, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+    // A second migrate changes nothing: refused before any parameter or capability is sent.
+    const found = await viewMigration(qmp);
+    if (found.phase !== 'idle') {
+      console.error(`ferry migrate: refused: this guest is already migrating (${describeMigration(found.info!)}); ` +
+        `nothing was changed ('ferry cancel --qmp ${values.qmp}' cancels it)`);
+      return 1;
+    }
+    if (!['running', 'paused', 'prelaunch'].includes(found.runState)) {
+      console.error(`ferry migrate: refused: the guest is ${found.runState} and cannot be migrated; nothing was changed`);
+      return 1;
+    }
+    return await follow(qmp, values, params, baselineMs);
+  } finally {
+    qmp.close();
+  }
+}
+
+type MigrateValues = ReturnType<typeof parseMigrateArgs>['values'];
+
+/** Start the migration and follow it to its end, Ctrl-C/SIGTERM cancelling it (migrate-interrupts.ts); print the figures. */
+async function follow(qmp: QmpClient, values: MigrateValues, params: Record<string, number>, baselineMs: number): Promise<number> {
+  const to = values.to!;
+  const probe = await StallProbe.connect(values.qmp!);
+  const interrupts = new MigrateInterrupts(qmp, values.force, (line) => console.error(line));
+  const unguard = onInterrupt((signal) => void interrupts.handle(signal));
+  try {
+    const following = followMigration(qmp, probe, {
+      to, params, verify: values.verify, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      onMigrate: async () => interrupts.beforeMigrate(),
     });
+    following.catch(() => {}); // when abandoned, its next query fails on the closed connection
+    const run = await Promise.race([following, interrupts.abandoned.then(() => null)]).catch((err: unknown) => {
+      if (isCancelled(err) || err instanceof QmpError) return err as Error;
+      throw err;
+    });
+    if (run === null) return 1;
+    if (run instanceof Error) {
+      console.error(`ferry migrate: ${run.message}`);
+      return 1;
+    }
     const { info, passes, latency } = run;
     if (values.report !== undefined) {
-      writeFileSync(values.report, renderReport({ title: `ferry migrate to ${values.to}`, ...run, probe: probe.samples }));
+      writeFileSync(values.report, renderReport({ title: `ferry migrate to ${to}`, ...run, probe: probe.samples }));
     }
     if (values.json) {
       console.log(JSON.stringify({ ...info, passes, controlLatency: latency }, null, 2));
     } else {
       for (const line of summaryTable(info, latency, run)) console.log(line);
       if (values.report !== undefined) console.log(`report written to ${values.report}`);
+      if (interrupts.signal !== null) console.log(`Migration: [${info.status}] after ${interrupts.signal}`);
     }
     return info.status === 'completed' ? 0 : 1;
   } finally {
+    unguard();
+    interrupts.dispose();
+    await probe.stop().catch(() => {}); // still probing when the migration never started or was abandoned
     probe.close();
-    qmp.close();
   }
 }

@@ -14,6 +14,9 @@ import { parameterFlags } from './parameter-flags.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
+import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js';
+import { guardSourceSignals, waitCancelled } from '../client/source-interrupts.js';
+import type { TlsOptions } from '../transport/tls.js';
 
 /** The source's migration parameters (--downtime-limit, ...). */
 const PARAMETER_FLAGS = parameterFlags('source');
@@ -36,8 +39,17 @@ Start a guest and run a workload on its vCPUs.
 ${PARAMETER_FLAGS.usage(24)}
 ${TLS_USAGE}
   --verify            digest RAM on both sides at switchover; resume only if equal
+  --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
+                      hold the only copy of the guest (refused without it)
   --json              print the final figures as JSON
-  -h, --help          this text`;
+  -h, --help          this text
+
+Ctrl-C (SIGINT) or SIGTERM during a migration cancels it before GO (the guest
+runs on here, is checked, and the process exits 130 or 143); past GO it is
+refused with a message until the migration ends.
+
+exit codes: 0 completed (or the check passed), 1 failed or the check failed,
+  2 bad usage, 130/143 ended by SIGINT/SIGTERM`;
 
 /** `ferry run`'s command line, and the migration parameters on it (checked; errors name the flag). */
 export function parseRunArgs(argv: string[]) {
@@ -57,6 +69,7 @@ export function parseRunArgs(argv: string[]) {
       ...PARAMETER_FLAGS.options,
       ...TLS_OPTIONS,
       verify: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -89,15 +102,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
     guest.throttle(throttle);
     await guest.cont();
-    if (values.qmp !== undefined) {
-      prepareMigrationThread();
-      const ctl = new GuestController(guest, { tls: tlsFrom(values) });
-      const server = await QmpServer.listen(values.qmp, ctl);
-      log(`QMP control socket on ${server.uri}; 'quit' ends this guest`);
-      await new Promise<void>((resolve) => ctl.once('quit', resolve));
-      server.close();
-      return 0;
-    }
+    if (values.qmp !== undefined) return await serveQmp(guest, values.qmp, tlsFrom(values), values.force, log);
     const started = performance.now();
     let last = { t: started, pages: 0 };
     while (performance.now() - started < seconds * 1000) {
@@ -107,13 +112,21 @@ export async function runCommand(argv: string[]): Promise<number> {
       log(`  ${((now.t - started) / 1000).toFixed(1)} s: ${now.pages} page writes, ${(pagesPerSec / 1e6).toFixed(2)} M pages/s`);
       last = now;
     }
+    let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
       const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls: tlsFrom(values) });
       m.on('pass', (p) => log(passLine(p)));
-      const r = await m.done();
-      if (values.json) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
+      const unguard = guardSourceSignals({
+        migration: () => m, force: values.force, override: 'To end it anyway, start ferry run with --force.',
+        say: (line) => console.error(line), end: (signal) => { interrupted = signal; },
+      });
+      const r = await m.done().finally(unguard);
+      const cancelled = interrupted !== null && r.status !== 'completed';
+      if (values.json && !cancelled) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
       else for (const line of summaryLines(r.status, r.stats, r.error)) log(line);
-      return r.status === 'completed' ? 0 : 1;
+      if (!cancelled) return r.status === 'completed' ? 0 : 1;
+      // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.
+      log(`${interrupted}: the guest runs on here; checking it`);
     }
     const t0 = performance.now();
     await guest.pause();
@@ -133,6 +146,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       pauseAckMs: Number(pauseMs.toFixed(3)),
       vcpuStats: guest.vcpuStats(),
       sweepCheck: checks.length === 0 ? null : ok,
+      ...(interrupted === null ? {} : { interrupted, migration: 'cancelled' }),
     };
     if (values.json) {
       console.log(JSON.stringify(result, null, 2));
@@ -140,9 +154,45 @@ export async function runCommand(argv: string[]): Promise<number> {
       log(`paused in ${pauseMs.toFixed(2)} ms; ${everWritten} of ${totalPages} pages ever written`);
       if (checks.length > 0) log(`sweep check: ${ok ? 'passed' : `FAILED: ${checks.flatMap((c) => c.errors).join('; ')}`}`);
     }
-    return ok ? 0 : 1;
+    return interrupted !== null ? SIGNAL_EXIT_CODE[interrupted] : ok ? 0 : 1;
   } finally {
     await guest.destroy();
+  }
+}
+
+/**
+ * Serve QMP until 'quit' or Ctrl-C/SIGTERM. Either cancels a migration in
+ * progress and waits (bounded) for it to end; both are refused while this
+ * source may hold the only copy of the guest (source-interrupts.ts,
+ * control/one-copy.ts). Exit code 0 after quit, 128 + the signal's number
+ * after a signal.
+ */
+async function serveQmp(guest: Guest, control: string, tls: TlsOptions | undefined, force: boolean, log: (s: string) => void): Promise<number> {
+  prepareMigrationThread();
+  const ctl = new GuestController(guest, { tls });
+  const server = await QmpServer.listen(control, ctl);
+  log(`QMP control socket on ${server.uri}; 'quit' ends this guest`);
+  let signal: InterruptSignal | null = null;
+  let unguard = () => {};
+  try {
+    await new Promise<void>((resolve) => {
+      ctl.once('quit', resolve);
+      unguard = guardSourceSignals({
+        migration: () => ctl.migration, force, say: (line) => console.error(line),
+        override: 'To end it anyway: QMP quit with "x-ferry-force": true, or start ferry run with --force.',
+        end: (s) => { signal = s; resolve(); },
+      });
+    });
+    // A migration still running is cancelled first (a signal already did), so that the process ends now.
+    const code = signal === null ? 0 : SIGNAL_EXIT_CODE[signal];
+    const m = ctl.migration;
+    if (m?.mayHoldOnlyCopy === true) process.exit(code); // quit with x-ferry-force past GO: nothing to cancel or wait for
+    m?.cancel();
+    await waitCancelled(m, (line) => console.error(line));
+    return code;
+  } finally {
+    unguard();
+    server.close();
   }
 }
 

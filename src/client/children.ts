@@ -1,12 +1,39 @@
 /**
  * Child `ferry` processes for `ferry demo` and the benchmark scenarios:
- * start one, wait for its control socket. It runs the command line's entry
- * file as a process of its own (no import of cli/).
+ * start one, wait for its control socket, stop it (SIGTERM, then SIGKILL
+ * if it has not exited within STOP_GRACE_MS: a source that may hold the only
+ * copy of its guest refuses SIGTERM). It runs the command line's entry
+ * file as a process of its own (no import of cli/). Every child started
+ * and not yet exited is known here, so that an interrupted command can
+ * stop them all (stopAllFerries), also one still starting.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/** How long a child may take to exit after SIGTERM before it gets SIGKILL, ms (a guest process ends in well under a second). */
+export const STOP_GRACE_MS = 5000;
+
+/** Children started and not yet exited. */
+const live = new Set<ChildProcess>();
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */
+async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), graceMs); });
+  if (await Promise.race([exited.then(() => false), late])) child.kill('SIGKILL');
+  clearTimeout(timer);
+  await exited;
+}
+
+/** Stop every child started here that has not exited (an interrupted `ferry demo`). */
+export async function stopAllFerries(graceMs = STOP_GRACE_MS): Promise<void> {
+  await Promise.all([...live].map((c) => stopChild(c, graceMs)));
+}
 
 export interface FerryChild {
   readonly process: ChildProcess;
@@ -23,10 +50,14 @@ export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_0
   const child = where[0] === '--netns'
     ? spawn('ip', ['netns', 'exec', where[1], process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   const output: string[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ferry ${args[0]} did not start within ${timeoutMs} ms: ${output.join(' ')}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      void stopChild(child, STOP_GRACE_MS); // not left running
+      reject(new Error(`ferry ${args[0]} did not start within ${timeoutMs} ms: ${output.join(' ')}`));
+    }, timeoutMs);
     const onData = (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim() !== '') output.push(line);
       if (output.some((l) => ready.test(l))) {
@@ -45,9 +76,6 @@ export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_0
     process: child,
     pid: child.pid!,
     output,
-    stop: async () => {
-      if (child.exitCode === null) child.kill();
-      await exited;
-    },
+    stop: () => stopChild(child, STOP_GRACE_MS),
   };
 }

@@ -101,6 +101,11 @@ class QmpSession {
     }
   }
 
+  /** End the connection once what was written has gone out: a client that stays connected does not keep the process alive. */
+  close(): void {
+    this.socket.end(() => this.socket.destroy());
+  }
+
   private send(value: unknown): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(`${JSON.stringify(value)}\r\n`);
   }
@@ -142,7 +147,9 @@ export class QmpServer {
     return new QmpServer(server, actual, ctl);
   }
 
+  /** Stop listening and close every client's connection (after what was already written to it, such as quit's answer). */
   close(): void {
     this.server.close();
+    for (const session of this.sessions) session.close();
   }
 }
