@@ -5,8 +5,8 @@
  * `ferry incoming --qmp` process waiting for `migrate-incoming`. Meanwhile
  * a stall probe sends `query-status` to the source every 5 ms, before the
  * migration (the baseline, same workload) and during it (DESIGN.md
- * invariant 5). Verify mode is on: each side digests RAM at switchover and
- * the destination resumes only if they match; then the destination runs
+ * invariant 5). Verify mode is on: each side digests the pages as they are
+ * sent and loaded, and the destination resumes only if they match; then the destination runs
  * the guest on and the sweep checker checks it there. Exit code 0 only if
  * the migration completed, the digests matched and the check passed.
  */

@@ -32,7 +32,7 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
 ${PARAMETER_FLAGS.usage(24)}
                         (parameters not given keep the guest's settings)
-  --verify             digest RAM on both sides at switchover
+  --verify             digest the pages sent and loaded; the destination resumes only if equal
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts
   --json               print the final figures as JSON

@@ -38,7 +38,7 @@ Start a guest and run a workload on its vCPUs.
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
 ${PARAMETER_FLAGS.usage(24)}
 ${TLS_USAGE}
-  --verify            digest RAM on both sides at switchover; resume only if equal
+  --verify            digest the pages sent and loaded; the destination resumes only if equal
   --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
                       hold the only copy of the guest (refused without it)
   --json              print the final figures as JSON

@@ -3,8 +3,9 @@
  * ram-sender.ts: the blocks the header declared, page data written straight
  * into them (the decoder checks each PAGES record's sum over the bytes in
  * place, with `pageSum`), zero runs applied only where this side wrote data
- * before, the ever-written marks, and the per-block counts that END's
- * totals must match.
+ * before, the ever-written marks, the per-block counts that END's totals
+ * must match, and, when the header announced VERIFY, the digest of what was
+ * loaded (ram-digest.ts), kept page by page from RAM as each record lands.
  */
 import { WireError } from '../errors.js';
 import { nextSetBit } from '../memory/bits.js';
@@ -12,6 +13,8 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
+import { pageHasher, type PageHasher } from '../wire/page-hash.js';
+import { RamDigest } from './ram-digest.js';
 
 export class RamLoader {
   readonly blocks: RamBlock[];
@@ -24,6 +27,9 @@ export class RamLoader {
   zeroPages = 0;
   /** Zero pages that had to be written (the page held data here); the rest were zero already. */
   zeroPagesWritten = 0;
+  /** The digest of what was loaded, when the header announced VERIFY; with a hash per block. */
+  readonly digest: RamDigest | null;
+  private readonly hashers: PageHasher[];
 
   /** Fresh, zero blocks of the geometry `header` declares (checked against this side's limits by the caller). */
   constructor(header: StreamHeader) {
@@ -31,6 +37,8 @@ export class RamLoader {
     this.summers = this.blocks.map((b) => pageSummer(b.memory));
     this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
     this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
+    this.digest = header.verify ? new RamDigest(this.blocks.map((b) => b.pages)) : null;
+    this.hashers = header.verify ? this.blocks.map((b) => pageHasher(b.memory)) : [];
   }
 
   /** The blocks, to share with the main thread (the guest is created around them). */
@@ -53,6 +61,7 @@ export class RamLoader {
     this.blocks[block].log.markPages(first, count);
     const w = this.written[block];
     for (let p = first; p < first + count; p++) w[p >>> 5] |= 1 << (p & 31);
+    this.digest?.setPages(this.hashers[block], first * PAGE_SIZE, block, first, count);
     this.counted[block].normal += count;
     this.normalPages += count;
   }
@@ -66,10 +75,22 @@ export class RamLoader {
     for (let p = nextSetBit(w, first, end); p < end; p = nextSetBit(w, p + 1, end)) {
       bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
       this.blocks[block].log.markPage(p);
+      this.digest?.clearPages(block, p, 1);
       this.zeroPagesWritten++;
     }
     this.counted[block].zero += count;
     this.zeroPages += count;
+  }
+
+  /**
+   * VERIFY: the source's digest of what it sent must equal this side's of
+   * what it loaded (the decoder has made sure no page follows VERIFY).
+   */
+  checkDigest(expected: Buffer): void {
+    const actual = this.digest!.value();
+    if (!actual.equals(expected)) {
+      throw new WireError(`verify: RAM digest ${actual.toString('hex')} of the pages loaded differs from the source's ${expected.toString('hex')} of the pages sent`);
+    }
   }
 
   /** END: every block's totals must be what arrived. */

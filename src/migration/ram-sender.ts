@@ -11,7 +11,8 @@
  * so they are neither read nor sent; the first pass sends exactly the pages
  * ever written (a client starts with those). Within a range, runs of zero
  * pages become one ZERO record; other pages go as PAGES records of up to
- * 256 pages, copied once into the writer's slots.
+ * 256 pages, copied once into the writer's slots. With verify, each page
+ * sent updates the digest (ram-digest.ts) from that copy, the bytes sent.
  */
 import { nextClearBit, nextSetBit } from '../memory/bits.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
@@ -19,6 +20,8 @@ import type { RamBlock } from '../memory/ram-block.js';
 import { MAX_PAGES_PER_RECORD, type BlockTotals } from '../wire/format.js';
 import { RECORD } from '../wire/records.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
+import { pageHasher, type PageHasher } from '../wire/page-hash.js';
+import { RamDigest } from './ram-digest.js';
 
 export const RANGE_PAGES = 512;
 
@@ -52,6 +55,9 @@ export class RamSender {
   private pos = 0;
   /** The ZERO head's fields, reused (a record per zero page in the 2010 reproduction). */
   private readonly zeroRun = { first: 0, count: 0 };
+  /** With verify: the digest of what was sent, and the hash over the writer's slots. */
+  readonly digest: RamDigest | null;
+  private readonly hash: PageHasher | null;
 
   constructor(
     private readonly blocks: readonly RamBlock[],
@@ -65,8 +71,11 @@ export class RamSender {
      * A parameter: it may change between steps.
      */
     public zeroPageBudgetBytes = 0,
+    verify = false,
   ) {
     this.totals = blocks.map(() => ({ normal: 0, zero: 0 }));
+    this.digest = verify ? new RamDigest(blocks.map((b) => b.pages)) : null;
+    this.hash = verify ? pageHasher(writer.memory) : null;
   }
 
   /** Start pass `n`: a PASS record, counters reset, cursor at the first block. */
@@ -132,6 +141,7 @@ export class RamSender {
       this.pass.budgetBytes += perPage ? this.zeroPageBudgetBytes : wire;
       this.pass.zeroPages += zeros;
       this.totals[this.block].zero += zeros;
+      this.digest?.clearPages(this.block, page, zeros);
       this.pos = p + zeros;
       return true;
     }
@@ -140,6 +150,7 @@ export class RamSender {
     while (n < max && !block.zero.isZeroPage(page + n)) n++;
     if (!this.writer.hasRoom(recordBytes(RECORD.Pages.headBytes, n))) return false;
     this.charge(this.writer.appendPages(this.block, page, n, block.bytes));
+    this.digest?.setPages(this.hash!, this.writer.lastPageData, this.block, page, n);
     this.pass.normalPages += n;
     this.totals[this.block].normal += n;
     this.pos = p + n;

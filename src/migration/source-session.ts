@@ -121,9 +121,9 @@ export class SourceSession {
   private async setup(): Promise<void> {
     this.out = new StreamOut(this.abort.promise);
     this.clients = this.blocks.map((b) => b.log.register());
-    this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes());
+    this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     const header = encodeHeader({
-      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length,
+      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify,
       blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
     });
     this.channel = await openChannel(parseUri(this.init.uri), {
@@ -216,8 +216,8 @@ export class SourceSession {
   private async switchOver(): Promise<void> {
     this.switchover = new Switchover({
       post: (m) => this.port.post(m), parameters: () => this.parameters, abort: this.abort.promise,
-      out: this.out, channel: this.channel!, sender: this.sender, blocks: this.blocks, vcpus: this.vcpus, figures: this.figures,
-      verify: this.init.verify, loaded: this.back?.loaded.promise ?? null, resumed: this.resumed,
+      out: this.out, channel: this.channel!, sender: this.sender, vcpus: this.vcpus, figures: this.figures,
+      loaded: this.back?.loaded.promise ?? null, resumed: this.resumed,
       finalPass: async () => {
         this.pass++;
         await this.sendPass({ unlimited: true });

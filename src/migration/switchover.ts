@@ -21,14 +21,12 @@
 import { MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import type { VcpuControl } from '../guest/vcpu-control.js';
-import type { RamBlock } from '../memory/ram-block.js';
 import { rebuildError } from '../serialized-error.js';
 import type { OutgoingChannel } from '../transport/channel.js';
 import { recordBytes } from '../wire/frame-writer.js';
 import { RECORD } from '../wire/records.js';
 import type { FromSource, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
-import { ramDigest } from './ram-digest.js';
 import type { RamSender } from './ram-sender.js';
 import type { SourceFigures } from './source-figures.js';
 import type { StreamOut } from './stream-out.js';
@@ -57,12 +55,10 @@ export interface SwitchoverParts {
   readonly abort: Promise<never>;
   readonly out: StreamOut;
   readonly channel: OutgoingChannel;
+  /** Its digest (verify mode: non-null) goes in VERIFY after the final pass. */
   readonly sender: RamSender;
-  readonly blocks: readonly RamBlock[];
   readonly vcpus: readonly VcpuControl[];
   readonly figures: SourceFigures;
-  /** Append a digest of RAM after the final pass, for the destination to check. */
-  readonly verify: boolean;
   /** LOADED on the return path; null for a file (nothing comes back). */
   readonly loaded: Promise<void> | null;
   /** RESUMED arrived (or the file is synced: this side resolves it). */
@@ -149,14 +145,18 @@ export class Switchover {
     return within(this.paused.promise, this.s.parameters().pauseTimeoutMs + this.limitMs, 'pausing the guest', this.s.abort);
   }
 
-  /** After the final pass: [VERIFY], the vCPU states, the device sections, END with the totals. */
+  /**
+   * After the final pass: [VERIFY], the vCPU states, the device sections, END
+   * with the totals. VERIFY carries the digest the sender kept page by page
+   * (ram-digest.ts): nothing of RAM is read here.
+   */
   private async sendState(devices: readonly SavedSection[]): Promise<void> {
     const out = this.s.out;
-    if (this.s.verify) {
+    const digest = this.s.sender.digest;
+    if (digest !== null) {
       const t = monoMs();
-      const digest = ramDigest(this.s.blocks);
+      await out.append(RECORD.Verify, { digest: digest.value() });
       this.s.figures.verifyMs = monoMs() - t;
-      await out.append(RECORD.Verify, { digest });
     }
     for (const [i, v] of this.s.vcpus.entries()) await out.append(RECORD.Vcpu, { index: i, state: v.savedState() });
     for (const d of devices) await out.append(RECORD.Device, d);

@@ -21,5 +21,9 @@ declare namespace WebAssembly {
     constructor(module: Module, imports?: Record<string, Record<string, unknown>>);
     readonly exports: Record<string, unknown>;
   }
+  /** An exported global (ferry reads its value; kernels set it). */
+  class Global {
+    readonly value: number;
+  }
   type BufferSource = ArrayBufferView | ArrayBuffer;
 }

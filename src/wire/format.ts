@@ -8,7 +8,7 @@
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   return   = frame*                        (destination -> source)
  *
- *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (0)
+ *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY)
  *           12 u32 page size | 16 u8[16] guest UUID | 32 u32 body length N
  *           36 body (N bytes): u16 blocks, u16 vcpus, per block:
  *              u8 name length, name (ASCII), u32 pages
@@ -29,8 +29,14 @@ import { WireError } from '../errors.js';
 import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
 
 export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
-export const WIRE_VERSION = 2;
-export const MIN_WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
+export const MIN_WIRE_VERSION = 3;
+/**
+ * Header flag: this stream ends with a VERIFY record (records.ts), so the
+ * destination keeps the digest of what it loads from the first page on.
+ */
+export const HEADER_FLAG_VERIFY = 0x0001;
+const KNOWN_HEADER_FLAGS = HEADER_FLAG_VERIFY;
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
 export const FRAME_HEADER_BYTES = 12;
@@ -44,6 +50,8 @@ export const MAX_VCPUS = 64;
 export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
 export const MAX_VCPU_STATE_RECORD_BYTES = 64 * 1024;
 export const MAX_ERROR_BYTES = 4096;
+/** VERIFY's digest: 128 bits (ram-digest.ts). */
+export const DIGEST_BYTES = 16;
 
 export interface BlockGeometry {
   readonly name: string;
@@ -56,6 +64,8 @@ export interface StreamHeader {
   readonly uuid: string;
   readonly blocks: readonly BlockGeometry[];
   readonly vcpus: number;
+  /** HEADER_FLAG_VERIFY: a VERIFY record comes before END. */
+  readonly verify: boolean;
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -66,14 +76,14 @@ export function crc32(data: Uint8Array, seed = 0): number {
   return zlibCrc32(data, seed) >>> 0;
 }
 
-export function encodeHeader(h: Omit<StreamHeader, 'version'>): Buffer {
+export function encodeHeader(h: Omit<StreamHeader, 'version' | 'verify'> & { readonly verify?: boolean }): Buffer {
   if (!UUID_RE.test(h.uuid)) throw new WireError(`header: guest UUID ${JSON.stringify(h.uuid)} is not a UUID`);
   const names = h.blocks.map((b) => Buffer.from(b.name, 'ascii'));
   const bodyLen = 4 + names.reduce((n, name) => n + 1 + name.length + 4, 0);
   const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
-  buf.writeUInt16LE(0, 10);
+  buf.writeUInt16LE(h.verify === true ? HEADER_FLAG_VERIFY : 0, 10);
   buf.writeUInt32LE(h.pageSize, 12);
   Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
@@ -93,22 +103,32 @@ export function encodeHeader(h: Omit<StreamHeader, 'version'>): Buffer {
 }
 
 /**
- * Which stream versions this destination reads. Version 1 (ferry before
- * 2860b5b) is refused, at the header, before any page: its page sum
- * weighted the running sums with odd weights, which let some flips of
- * bits 29-31 cancel out (the loader fuzz found one), so its records' checks
- * vouch for less than version 2's. Reading it would keep a second SIMD
- * kernel alive only to accept a weaker check, and would still load pages
- * that check could not vouch for. A version 1 file is restored by the
- * ferry that saved it and saved again; a live migration needs both ends
- * at version 2.
+ * Which stream versions this destination reads; an older one is refused at
+ * the header, before any page, with the reason:
+ *
+ * - Version 1 (ferry before 2860b5b): its page sum weighted the running
+ *   sums with odd weights, which let some flips of bits 29-31 cancel out
+ *   (the loader fuzz found one), so its records' checks vouch for less.
+ *   Reading it would keep a second SIMD kernel alive only to accept a
+ *   weaker check.
+ * - Version 2 (ferry before the incremental digest): its VERIFY carries a
+ *   SHA-256 of all RAM, which this ferry no longer computes (it read all
+ *   of RAM inside the downtime), and its header does not announce VERIFY,
+ *   which the destination must know before the first page to keep the
+ *   new digest. Its VERIFY record comes only after every page: refusing
+ *   it there would be after loading.
+ *
+ * An old file is restored by the ferry that saved it and saved again; a
+ * live migration needs both ends at the same version.
  */
 function checkVersion(version: number): void {
   if (version >= MIN_WIRE_VERSION && version <= WIRE_VERSION) return;
   const reads = MIN_WIRE_VERSION === WIRE_VERSION ? `version ${WIRE_VERSION}` : `versions ${MIN_WIRE_VERSION}..${WIRE_VERSION}`;
+  const restore = 'restore it with the ferry that saved it, and save it again with this one';
   const why = version > WIRE_VERSION ? 'a newer ferry wrote it'
-    : version === 1 ? "version 1's page check misses some bit flips: restore it with the ferry that saved it, and save it again with this one"
-      : 'no ferry wrote this version';
+    : version === 1 ? `version 1's page check misses some bit flips: ${restore}`
+      : version === 2 ? `version 2's VERIFY is a whole-RAM digest this ferry no longer computes: ${restore}`
+        : 'no ferry wrote this version';
   throw new WireError(`header: stream version ${version}, this destination reads ${reads} (${why})`);
 }
 
@@ -119,7 +139,7 @@ export function decodeHeaderFixed(fixed: Buffer): number {
   }
   checkVersion(fixed.readUInt16LE(8));
   const flags = fixed.readUInt16LE(10);
-  if (flags !== 0) throw new WireError(`header: unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~KNOWN_HEADER_FLAGS) !== 0) throw new WireError(`header: unknown flags 0x${flags.toString(16)}`);
   const pageSize = fixed.readUInt32LE(12);
   if (pageSize !== PAGE_SIZE) throw new WireError(`header: page size ${pageSize}, expected ${PAGE_SIZE}`);
   const bodyLen = fixed.readUInt32LE(32);
@@ -160,7 +180,8 @@ export function decodeHeader(all: Buffer): StreamHeader {
     at += 1 + len + 4;
   }
   if (at !== end) throw new WireError(`header: ${end - at} bytes left over in the body`);
-  return { version: all.readUInt16LE(8), pageSize: PAGE_SIZE, uuid, blocks, vcpus };
+  const verify = (all.readUInt16LE(10) & HEADER_FLAG_VERIFY) !== 0;
+  return { version: all.readUInt16LE(8), pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify };
 }
 
 /** Write a frame header at `at` of `view`. */

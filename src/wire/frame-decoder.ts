@@ -58,6 +58,7 @@ export class FrameDecoder {
   private pageOffset = 0;
   private pageBytesLeft = 0;
   private sawEnd = false;
+  private sawVerify = false;
   private lastPass = 0;
   private readonly vcpusSeen = new Set<number>();
   private sawGo = false;
@@ -181,6 +182,7 @@ export class FrameDecoder {
     if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
     if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
+    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass)) throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     const block = f.readUInt16LE(2);
     const headLen = f.readUInt32LE(4);
     const pages = f.readUInt32LE(8);
@@ -265,7 +267,15 @@ export class FrameDecoder {
         this.lastPass = pass;
         break;
       }
-      case Rec.End: this.sawEnd = true; break;
+      case Rec.Verify:
+        if (!this.header!.verify) throw new WireError('VERIFY: the header did not announce it (flag VERIFY)');
+        if (this.sawVerify) throw new WireError('VERIFY: arrived twice');
+        this.sawVerify = true;
+        break;
+      case Rec.End:
+        if (this.header!.verify && !this.sawVerify) throw new WireError('END: the header announced VERIFY, none arrived');
+        this.sawEnd = true;
+        break;
       case Rec.Go: this.sawGo = true; break;
     }
   }

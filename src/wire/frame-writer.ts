@@ -28,7 +28,8 @@ export function recordBytes(headLen: number, pages = 0): number {
 export type ChunkSink = (chunk: Buffer, release: () => void) => void;
 
 export class FrameWriter {
-  private readonly memory: WebAssembly.Memory;
+  /** The slots' memory: page data is read from here after `appendPages` (the verify digest hashes the copy sent). */
+  readonly memory: WebAssembly.Memory;
   private readonly bytes: Buffer;
   private readonly view: DataView;
   /** The PAGES head's fields, reused (nothing is allocated per record). */
@@ -40,6 +41,8 @@ export class FrameWriter {
   private freeCount: number;
   /** Wire bytes handed to the transport so far. */
   bytesOut = 0;
+  /** Byte offset in `memory` of the last PAGES record's data (valid until the slot is handed on). */
+  lastPageData = 0;
   /** Called when a slot is released (room may be back). */
   onRelease: (() => void) | null = null;
 
@@ -76,6 +79,7 @@ export class FrameWriter {
     const data = at + FRAME_HEADER_BYTES + pages.headBytes;
     const len = count * PAGE_SIZE;
     this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
+    this.lastPageData = data;
     const seed = this.sum(data, len);
     const check = crc32(this.bytes.subarray(at, data), seed);
     this.view.setUint32(data + len, check, true);

@@ -21,7 +21,7 @@
  */
 import { WireError } from '../errors.js';
 import {
-  CHECK_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_VCPU_STATE_RECORD_BYTES,
+  CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_VCPU_STATE_RECORD_BYTES,
   crc32, writeFrameHeader, type BlockTotals,
 } from './format.js';
 
@@ -171,11 +171,15 @@ export const RECORD = {
     encode: (f, out, at) => { out.writeUInt8(f.run ? 1 : 0, at); },
     decode: (head) => ({ run: head.readUInt8(0) === 1 }),
   }),
-  /** The SHA-256 of all RAM at the pause (ram-digest.ts). */
+  /**
+   * The source's digest of every page it sent, as last sent (ram-digest.ts):
+   * four u32 lane sums of the pages' 128-bit terms. Only in a stream whose
+   * header has HEADER_FLAG_VERIFY, after the last page, once.
+   */
   Verify: fixed<{ digest: Buffer }>({
-    tag: Rec.Verify, name: 'VERIFY', direction: 'stream', headBytes: 32,
+    tag: Rec.Verify, name: 'VERIFY', direction: 'stream', headBytes: DIGEST_BYTES,
     encode: (f, out, at) => {
-      if (f.digest.length !== 32) throw new WireError(`VERIFY: a digest of ${f.digest.length} bytes, expected 32`);
+      if (f.digest.length !== DIGEST_BYTES) throw new WireError(`VERIFY: a digest of ${f.digest.length} bytes, expected ${DIGEST_BYTES}`);
       out.set(f.digest, at);
     },
     decode: (head) => ({ digest: Buffer.from(head) }),

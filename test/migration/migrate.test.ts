@@ -46,7 +46,6 @@ for (const transport of ['tcp', 'unix'] as const) {
       assert.equal(sw.downtimeMs, result.stats.downtimeMs);
       assert.ok(sw.finalPages >= sw.pagesAtDecision, `final pass ${sw.finalPages} pages < ${sw.pagesAtDecision} dirty at the decision`);
       assert.ok(sw.decisionToPausedMs >= sw.pauseMs && sw.pauseMs >= 0, JSON.stringify(sw));
-      assert.ok(sw.verifyMs > 0, 'verify is on: the source digested RAM inside the downtime');
       const phases = sw.pauseMs + sw.finalPassMs + sw.verifyMs + sw.loadedWaitMs + sw.commitMs + sw.resumeMs;
       assert.ok(phases <= sw.downtimeMs + 1e-6, `phases ${phases} ms exceed the downtime ${sw.downtimeMs} ms`);
       // The workload continues from the source's state on the destination.

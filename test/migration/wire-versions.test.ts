@@ -1,7 +1,7 @@
 /**
  * Wire versions across releases, against streams committed in
  * test/fixtures (README.md there says how each was made): the current
- * version's saved guest loads, and the previous version's is refused at
+ * version's saved guest loads, and every older version's is refused at
  * the header, before any page, with both versions named.
  */
 import assert from 'node:assert/strict';
@@ -27,7 +27,9 @@ after(destroyAll);
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
 const CURRENT = fixture(`stream-v${WIRE_VERSION}.ferry`);
 const PREVIOUS = fixture(`stream-v${WIRE_VERSION - 1}.ferry`);
-const REFUSAL = new RegExp(`header: stream version ${WIRE_VERSION - 1}, this destination reads version ${WIRE_VERSION} \\(`);
+const OLDER = Array.from({ length: WIRE_VERSION - 1 }, (_, i) => i + 1);
+const refusal = (v: number) => new RegExp(`header: stream version ${v}, this destination reads version ${WIRE_VERSION} \\(`);
+const REFUSAL = refusal(WIRE_VERSION - 1);
 
 /** Decode `bytes` into a RAM of the fixture's size; returns the record types delivered and any error. */
 function decode(bytes: Buffer): { types: number[]; pageWrites: number; error: Error | null } {
@@ -56,17 +58,19 @@ test(`the current version's committed stream (v${WIRE_VERSION}) decodes record b
   assert.equal(types.at(-1), Rec.Go);
 });
 
-test(`the previous version's stream (v${WIRE_VERSION - 1}) is refused at the header, before any page, naming both versions`, () => {
-  const bytes = readFileSync(PREVIOUS);
-  assert.equal(bytes.readUInt16LE(8), WIRE_VERSION - 1);
-  const { types, pageWrites, error } = decode(bytes);
-  assert.match(error?.message ?? '', REFUSAL);
-  assert.deepEqual(types, []);
-  assert.equal(pageWrites, 0);
-});
+for (const v of OLDER) {
+  test(`an older version's stream (v${v}) is refused at the header, before any page, naming both versions`, () => {
+    const bytes = readFileSync(fixture(`stream-v${v}.ferry`));
+    assert.equal(bytes.readUInt16LE(8), v);
+    const { types, pageWrites, error } = decode(bytes);
+    assert.match(error?.message ?? '', refusal(v));
+    assert.deepEqual(types, []);
+    assert.equal(pageWrites, 0);
+  });
+}
 
-test('why version 1 is refused: read as version 2, its first page record fails its check (the page sum changed)', () => {
-  const bytes = Buffer.from(readFileSync(PREVIOUS));
+test(`why version 1 is refused: read as version ${WIRE_VERSION}, its first page record fails its check (the page sum changed)`, () => {
+  const bytes = Buffer.from(readFileSync(fixture('stream-v1.ferry')));
   bytes.writeUInt16LE(WIRE_VERSION, 8);
   const end = HEADER_FIXED_BYTES + bytes.readUInt32LE(32);
   bytes.writeUInt32LE(crc32(bytes.subarray(0, end)), end);
@@ -75,10 +79,20 @@ test('why version 1 is refused: read as version 2, its first page record fails i
   assert.deepEqual(types, [Rec.Pass], 'only the PASS before it was delivered');
 });
 
+test('why version 2 is refused at the header: read as version 3, its VERIFY (a whole-RAM SHA-256) fails only after every page', () => {
+  const bytes = Buffer.from(readFileSync(fixture('stream-v2.ferry')));
+  bytes.writeUInt16LE(WIRE_VERSION, 8);
+  const end = HEADER_FIXED_BYTES + bytes.readUInt32LE(32);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, end)), end);
+  const { types, pageWrites, error } = decode(bytes);
+  assert.match(error?.message ?? '', /VERIFY: head length 32, expected 16/);
+  assert.ok(types.includes(Rec.Pages) && pageWrites > 0, 'pages were loaded before the refusal: too late for one');
+});
+
 test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device section, digest`, async () => {
   const loaded: { data?: string } = {};
   const m = await IncomingMigration.listen(`file:${CURRENT}`, { onGuest: (g) => g.devices.register(fixtureDevice(loaded)) });
-  const r = await bounded('the restore of the v2 file', m.done(), 60_000);
+  const r = await bounded(`the restore of the v${WIRE_VERSION} file`, m.done(), 60_000);
   const g = adopt(r.guest);
   assert.equal(r.status, 'resumed', r.error ?? '');
   assert.equal(r.stats?.verified, true);
@@ -95,7 +109,7 @@ test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device se
 
 test(`a destination refuses the committed v${WIRE_VERSION - 1} file before loading any page, and no guest runs`, async () => {
   const m = await IncomingMigration.listen(`file:${PREVIOUS}`, { onGuest: (g) => g.devices.register(fixtureDevice()) });
-  const r = await bounded('the refusal of the v1 file', m.done(), 60_000);
+  const r = await bounded(`the refusal of the v${WIRE_VERSION - 1} file`, m.done(), 60_000);
   adopt(r.guest);
   assert.equal(r.status, 'failed');
   assert.equal(r.guest, null);

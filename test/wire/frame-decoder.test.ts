@@ -27,11 +27,15 @@ function collector(pages: number) {
 
 test('the header round-trips, and its checks name both values', () => {
   const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
-  assert.deepEqual(decodeHeader(h), { version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
+  assert.deepEqual(decodeHeader(h), { version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }], verify: false });
+  const verifying = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], verify: true });
+  assert.equal(decodeHeader(verifying).verify, true, 'the VERIFY flag round-trips');
+  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0003, 10);
+  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x3/ });
   const badMagic = Buffer.from(h); badMagic[0] = 0x58;
   assert.throws(() => decodeHeader(badMagic), { code: 'ERR_FERRY_WIRE', message: /bad magic "XERRYMIG", expected "FERRYMIG"/ });
   const badVersion = Buffer.from(h); badVersion.writeUInt16LE(9, 8);
-  assert.throws(() => decodeHeader(badVersion), { message: /stream version 9, this destination reads version 2 \(a newer ferry wrote it\)/ });
+  assert.throws(() => decodeHeader(badVersion), { message: new RegExp(`stream version 9, this destination reads version ${WIRE_VERSION} \\(a newer ferry wrote it\\)`) });
   const badPage = Buffer.from(h); badPage.writeUInt32LE(8192, 12);
   assert.throws(() => decodeHeader(badPage), { message: /page size 8192, expected 4096/ });
   const badCheck = Buffer.from(h); badCheck[40] ^= 1;
@@ -97,7 +101,7 @@ test('each frame rule is enforced with a clear error', () => {
   expectReject(Buffer.concat([header, frame(Rec.Zero, 0, 8, 0, zeroHead(3, 0))]), /ZERO: run 3\+0 is outside block ram0/);
   expectReject(Buffer.concat([header, frame(Rec.Pass, 0, 4, 1, passHead(1))]), /PASS: page count 1, expected 0/);
   expectReject(Buffer.concat([header, frame(Rec.Pass, 2, 4, 0, passHead(1))]), /PASS: block field 2, expected 0/);
-  expectReject(Buffer.concat([header, frame(Rec.Verify, 0, 31, 0)]), /VERIFY: head length 31, expected 32/);
+  expectReject(Buffer.concat([header, frame(Rec.Verify, 0, 15, 0)]), /VERIFY: head length 15, expected 16/);
   const end = frame(Rec.End, 0, 2 + 16, 0, Buffer.concat([Buffer.from([1, 0]), Buffer.alloc(16)]));
   expectReject(Buffer.concat([header, end, frame(Rec.Pass, 0, 4, 0, passHead(1))]), /PASS: record after END \(only GO may follow\)/);
   expectReject(Buffer.concat([header, end, end]), /END: record after END/);
@@ -105,6 +109,21 @@ test('each frame rule is enforced with a clear error', () => {
   assert.throws(() => oversized.feed(Buffer.concat([header, frame(Rec.Pages, 0, 4, 1, pagesHead(0))])), /PAGES: a record of 4100 bytes exceeds the largest frame accepted here \(1024 bytes\)/);
   const back = new FrameDecoder(collector(64).sink, { stream: false });
   assert.throws(() => back.feed(frame(Rec.Pages, 0, 4, 1, pagesHead(0))), /unknown record PAGES here/, 'the return path carries only return records');
+});
+
+test('VERIFY comes once, only when the header announced it, after the last page and before END', () => {
+  const plain = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 64 }] });
+  const announced = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 64 }], verify: true });
+  const verify = encodeRecord(RECORD.Verify, { digest: Buffer.alloc(16, 7) });
+  const end = encodeRecord(RECORD.End, { totals: [{ normal: 0, zero: 0 }] });
+  expectReject(Buffer.concat([plain, verify]), /VERIFY: the header did not announce it/);
+  expectReject(Buffer.concat([announced, verify, verify]), /VERIFY: arrived twice/);
+  expectReject(Buffer.concat([announced, end]), /END: the header announced VERIFY, none arrived/);
+  expectReject(Buffer.concat([announced, verify, encodeRecord(RECORD.Zero, { first: 0, count: 1 })]), /ZERO: after VERIFY/);
+  expectReject(Buffer.concat([announced, verify, encodeRecord(RECORD.Pass, { pass: 2 })]), /PASS: after VERIFY/);
+  const c = collector(64);
+  new FrameDecoder(c.sink, { stream: true }).feed(Buffer.concat([announced, verify, end, encodeRecord(RECORD.Go, { run: true })]));
+  assert.deepEqual(c.records.map(([t]) => t), [Rec.Verify, Rec.End, Rec.Go]);
 });
 
 test('each header rule is enforced with a clear error', () => {

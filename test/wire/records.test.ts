@@ -32,7 +32,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   VCPU: [{ index: 0, state: bytes(13) }, { index: 0xffff, state: new Uint8Array(0) }, { index: 63, state: bytes(64 * 1024, 3) }],
   END: [{ totals: [{ normal: 0, zero: 0 }, { normal: 2 ** 40, zero: 1 }, { normal: Number.MAX_SAFE_INTEGER, zero: 2 ** 32 }] }],
   GO: [{ run: true }, { run: false }],
-  VERIFY: [{ digest: Buffer.from(bytes(32, 9)) }],
+  VERIFY: [{ digest: Buffer.from(bytes(16, 9)) }],
   ACK: [{ bytes: 0 }, { bytes: Number.MAX_SAFE_INTEGER }],
   LOADED: [{}],
   RESUMED: [{}],
@@ -115,7 +115,7 @@ test('a head that cannot be encoded is refused with the record named', () => {
   assert.throws(() => encodeHead(RECORD.Device, { ...device, name: '' }), { code: 'ERR_FERRY_WIRE', message: /DEVICE: name "" must be 1-255 bytes/ });
   assert.throws(() => encodeHead(RECORD.Device, { ...device, name: 'é'.repeat(128) }), /DEVICE: name .* must be 1-255 bytes/);
   assert.throws(() => encodeHead(RECORD.Error, { reason: 'x'.repeat(4097) }), /ERROR: a reason of 4097 bytes exceeds 4096/);
-  assert.throws(() => encodeHead(RECORD.Verify, { digest: Buffer.alloc(31) }), /VERIFY: a digest of 31 bytes, expected 32/);
+  assert.throws(() => encodeHead(RECORD.Verify, { digest: Buffer.alloc(32) }), /VERIFY: a digest of 32 bytes, expected 16/);
   assert.throws(() => RECORD.End.decode(encodeHead(RECORD.End, { totals: [{ normal: 1, zero: 0 }] }), 2), /END: totals for 1 blocks, expected 2/);
   assert.throws(() => RECORD.Vcpu.decode(Buffer.alloc(1)), (err) => err instanceof WireError && /VCPU: head of 1 bytes/.test(err.message));
   assert.throws(() => RECORD.Device.decode(Buffer.from([4, 0x61])), /DEVICE: head of 2 bytes is too short for a name of 4/);

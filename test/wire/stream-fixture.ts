@@ -2,7 +2,9 @@
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { encodeHeader } from '../../src/wire/format.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
+import { pageHasher } from '../../src/wire/page-hash.js';
 import { RECORD } from '../../src/wire/records.js';
+import { RamDigest } from '../../src/migration/ram-digest.js';
 
 export const UUID = '12345678-9abc-4def-8123-456789abcdef';
 
@@ -13,15 +15,25 @@ export interface StreamChanges {
   readonly vcpus?: number;
   /** Device sections to send (default: app/x version 2, "hello"). */
   readonly devices?: readonly { name: string; version: number; data: string }[];
-  /** A VERIFY record with this digest. */
-  readonly verify?: Buffer;
+  /** The header announces VERIFY, and a VERIFY record carries this digest ('correct': the digest of the RAM sent). */
+  readonly verify?: Buffer | 'correct';
+}
+
+/** The verify digest of `ram` (block 0), as a source that sent all of it would have it. */
+export function digestOf(ram: Uint8Array): Buffer {
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(ram.length / 65536), maximum: Math.ceil(ram.length / 65536), shared: true });
+  new Uint8Array(memory.buffer).set(ram);
+  const digest = new RamDigest([ram.length / PAGE_SIZE]);
+  digest.setPages(pageHasher(memory), 0, 0, 0, ram.length / PAGE_SIZE);
+  return digest.value();
 }
 
 /** A stream: header, a pass with data pages and a zero run, a vCPU state, a device, END, GO. */
 export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: Buffer; ram: Uint8Array } {
   const ram = new Uint8Array(pages * PAGE_SIZE);
   for (let p = 0; p < pages; p += 2) ram.fill((p % 251) + 1, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-  const chunks: Buffer[] = [encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: changes.vcpus ?? 1, blocks: [{ name: 'ram0', pages }] })];
+  const verify = changes.verify === undefined ? undefined : changes.verify === 'correct' ? digestOf(ram) : changes.verify;
+  const chunks: Buffer[] = [encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: changes.vcpus ?? 1, blocks: [{ name: 'ram0', pages }], verify: verify !== undefined })];
   const writer = new FrameWriter((chunk, release) => {
     chunks.push(Buffer.from(chunk));
     release();
@@ -32,7 +44,7 @@ export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: B
   writer.appendPages(0, 2, 1, ram);
   writer.append(RECORD.Zero, { first: 3, count: 1 });
   writer.appendPages(0, 4, pages - 4, ram);
-  if (changes.verify !== undefined) writer.append(RECORD.Verify, { digest: changes.verify });
+  if (verify !== undefined) writer.append(RECORD.Verify, { digest: verify });
   writer.append(RECORD.Vcpu, { index: 0, state: Buffer.from('{"guestNs":0}') });
   for (const d of changes.devices ?? [{ name: 'app/x', version: 2, data: 'hello' }]) {
     writer.append(RECORD.Device, { name: d.name, version: d.version, data: Buffer.from(d.data) });
