@@ -91,6 +91,13 @@ export class CancelledError extends FerryError {
   }
 }
 
+/** The host refused to reserve memory: guest RAM's address space, or a buffer beside it. */
+export class ReservationError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_RESERVATION', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -98,7 +105,7 @@ export type FerryErrorClass = new (message: string, options?: FerryErrorOptions)
 export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
-    WireError, TransportError, JsonStreamError, MigrationError, CancelledError,
+    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError,
   ] as const).map((C) => [new C('').code, C]),
 );
 

@@ -5,12 +5,13 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
-import { Guest, checkSweep, type SweepState } from '../guest/index.js';
+import { checkSweep, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, workloadSpecs } from './options.js';
 import { parameterFlags } from './parameter-flags.js';
+import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
@@ -26,6 +27,7 @@ export const RUN_USAGE = `usage: ferry run [options]
 Start a guest and run a workload on its vCPUs.
 
   --ram SIZE          guest RAM, e.g. 256M, 4G (default 256M; blocks of at most 4 GiB)
+${overcommitUsage(22)}
   --vcpus N           number of vCPUs (default 1); each runs the workload on its own range
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
@@ -57,6 +59,7 @@ export function parseRunArgs(argv: string[]) {
     args: argv,
     options: {
       ram: { type: 'string', default: '256M' },
+      overcommit: { type: 'boolean', default: false },
       vcpus: { type: 'string', default: '1' },
       workload: { type: 'string', default: 'sweep' },
       rate: { type: 'string' },
@@ -84,6 +87,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const ram = parseSize(values.ram, '--ram');
+  checkRamSize(values.ram, ram, values.overcommit);
   const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
   const seconds = parseNumber('--seconds', values.seconds, 0.01, 86_400);
   const throttle = parseCount('--throttle', values.throttle, 0, 99);
@@ -97,7 +101,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   if (values['migrate-to'] !== undefined) prepareMigrationThread();
-  const guest = await Guest.create({ ram, vcpus: specs });
+  const guest = await createGuest(values.ram, { ram, vcpus: specs });
   try {
     log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
     guest.throttle(throttle);

@@ -9,7 +9,7 @@ import type { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError } from '../errors.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { MAX_BLOCK_BYTES } from '../memory/page.js';
-import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
+import { RamBlock, reserveBlocks, type RamBlockShared } from '../memory/ram-block.js';
 import { rebuildError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { DeviceRegistry } from './device-state.js';
@@ -108,9 +108,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       names.add(s.name);
     }
     this.pauseTimeoutMs = checkTimeout(options.pauseTimeoutMs ?? 1000);
-    this.blocks = options.adoptRam !== undefined
-      ? options.adoptRam.map((s) => new RamBlock(s))
-      : specs.map((s) => RamBlock.create(s.name, s.size));
+    this.blocks = options.adoptRam !== undefined ? options.adoptRam.map((s) => new RamBlock(s)) : reserveBlocks(specs);
     this.memory = new GuestMemory(this.blocks);
     this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
     this.states.on('change', (to, from) => this.emit('runstate', to, from));

@@ -11,7 +11,7 @@
  * `write` and `update` do it themselves; the raw `bytes` view is for reading
  * and for writers that take the `mark` duty (vCPU workloads, the loader).
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ReservationError } from '../errors.js';
 import { DirtyLog, type DirtyLogShared } from './dirty-log.js';
 import { MAX_BLOCK_BYTES, PAGE_SHIFT, PAGE_SIZE, WASM_PAGE_SIZE, pagesForBytes } from './page.js';
 import { zeroScannerFor, type ZeroScanner } from './zero-scan.js';
@@ -44,13 +44,17 @@ export class RamBlock {
     const pages = pagesForBytes(`RAM block ${JSON.stringify(name)}`, sizeBytes, MAX_BLOCK_BYTES);
     const wasmPages = Math.ceil(sizeBytes / WASM_PAGE_SIZE);
     let memory: WebAssembly.Memory;
+    let log: DirtyLog;
     try {
       memory = new WebAssembly.Memory({ initial: wasmPages, maximum: wasmPages, shared: true });
+      log = DirtyLog.create(pages, options);
     } catch (cause) {
-      throw new InvalidArgumentError(
-        `RAM block ${JSON.stringify(name)}: cannot reserve ${sizeBytes} bytes of shared memory`, { cause });
+      // A RangeError from the engine (the address space or a memory limit, e.g. ulimit -v): the host's refusal, said as such.
+      if (!(cause instanceof RangeError)) throw cause;
+      throw new ReservationError(
+        `RAM block ${JSON.stringify(name)}: the host refused to reserve ${sizeBytes} bytes of shared memory (${cause.message})`, { cause });
     }
-    return new RamBlock({ name, pages, memory, log: DirtyLog.create(pages, options).toShared() });
+    return new RamBlock({ name, pages, memory, log: log.toShared() });
   }
 
   constructor(shared: RamBlockShared) {
@@ -113,4 +117,18 @@ export class RamBlock {
         `RAM block ${JSON.stringify(this.name)}: span ${offset}+${length} is outside its ${this.byteLength} bytes`);
     }
   }
+}
+
+/** Reserve every block of `specs`; a refusal says how far it got (about the host's limit). */
+export function reserveBlocks(specs: readonly { readonly name: string; readonly size: number }[]): RamBlock[] {
+  const blocks: RamBlock[] = [];
+  try {
+    for (const s of specs) blocks.push(RamBlock.create(s.name, s.size));
+  } catch (err) {
+    if (!(err instanceof ReservationError) || specs.length === 1) throw err;
+    const total = specs.reduce((n, s) => n + s.size, 0);
+    const reserved = blocks.reduce((n, b) => n + b.byteLength, 0);
+    throw new ReservationError(`guest RAM of ${total} bytes: ${reserved} bytes in ${blocks.length} of ${specs.length} blocks reserved, then ${err.message}`, { cause: err });
+  }
+  return blocks;
 }
