@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, test } from 'node:test';
+import type { Guest } from '../../src/guest/guest.js';
 import type { WorkloadSpec } from '../../src/guest/workloads/index.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, listen, sameRam, sleep } from './helpers.js';
@@ -8,6 +10,13 @@ import { fileLimit, until } from '../waits.js';
 fileLimit(import.meta.url, 300_000);
 
 after(destroyAll);
+
+/** SHA-256 of all of a guest's RAM (the test's own whole-RAM comparison; verify mode compares pages sent and loaded). */
+function ramSha(g: Guest): string {
+  const h = createHash('sha256');
+  for (const b of g.blocks) h.update(b.bytes);
+  return h.digest('hex');
+}
 
 const workloads: [string, WorkloadSpec[]][] = [
   ['sweep on two vCPUs', [{ kind: 'sweep', pages: 2048, sweepsPerSec: 10 }, { kind: 'sweep', firstPage: 2048, sweepsPerSec: 10 }]],
@@ -25,16 +34,25 @@ for (const transport of ['tcp', 'unix'] as const) {
       await sleep(100);
       // Invariant 6: whenever the destination starts running, the source is not running.
       const overlaps: string[] = [];
+      let arrived: Guest | null = null;
       const incoming = await listen(transport, {
-        onGuest: (d) => d.on('runstate', (to) => { if (to === 'running' && src.runState === 'running') overlaps.push('both running'); }),
+        onGuest: (d) => {
+          arrived = d;
+          d.on('runstate', (to) => { if (to === 'running' && src.runState === 'running') overlaps.push('both running'); });
+        },
       });
+      // Invariant 2: the destination's RAM once loaded (before it answers LOADED, so before anything resumes) ...
+      let atLoaded = '';
+      incoming.on('status', (to) => { if (to === 'loaded' && arrived !== null) atLoaded = ramSha(arrived); });
       const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 300 }, { verify: true });
       const result = await m.done();
       assert.equal(result.status, 'completed', result.error ?? '');
       const dest = await incoming.done();
       assert.equal(dest.status, 'resumed', dest.error ?? '');
       const g = adopt(dest.guest)!;
-      assert.equal(dest.stats?.verified, true, 'destination RAM at resume equals source RAM at pause (digests)');
+      assert.equal(dest.stats?.verified, true, 'the pages loaded are the pages sent (verify digests)');
+      // ... equals the source's at the pause (a postmigrate source never changes again).
+      assert.equal(atLoaded, ramSha(src), 'destination RAM when loaded equals source RAM at pause');
       assert.equal(src.runState, 'postmigrate', 'the source never runs again by itself');
       assert.deepEqual(overlaps, [], 'the guest never ran in two places at once');
       assert.equal(g.runState, 'running');
