@@ -8,9 +8,10 @@
  *
  * Why this hash: it must run where each page already passes, at a cost far
  * below the link's. SHA-256 through `createHash` costs a call per page and
- * runs at 0.6 GB/s per 4 KiB page here (1.4 GB/s over large buffers); this
- * kernel runs at the figure `bench/page-hash.ts` prints (BENCHMARKS.md),
- * several times faster. It is not cryptographic (TLS answers a hostile
+ * runs at 0.8 GB/s per 4 KiB page here (1.5 GB/s over large buffers); this
+ * kernel at 6.9 GB/s, 8 times that (`node dist/bench/page-hash.js`, figures
+ * in BENCHMARKS.md), where the frame check's page sum, one plain read of
+ * the page, runs at 22 GB/s. It is not cryptographic (TLS answers a hostile
  * network; the frame checks answer a corrupt one): it answers ferry's own
  * mistakes, a page loaded at the wrong place, a stale or lost page, a zero
  * run applied wrongly.
