@@ -61,9 +61,10 @@ function switchoverRows(sw: SwitchoverRecord): Row[] {
     ['  final pass', `${f(sw.finalPassMs)}: ${formatPages(sw.finalPages)}, ${formatBytes(sw.finalBytes)} sent at ` +
       `${formatRate(passRate({ bytes: sw.finalBytes, durationMs: sw.finalPassMs }))}; ${sw.pagesAtDecision} pages dirty at the decision`],
   ];
-  if (verify) rows.push(['  source digest', f(sw.verifyMs)]);
+  // Verify's digest was kept page by page as pages went (ram-digest.ts): at the switchover it is only sent, and compared.
+  if (verify) rows.push(['  VERIFY', `${f(sw.verifyMs)} (sending the digest kept as pages were sent)`]);
   rows.push(
-    ['  wait for LOADED', `${f(sw.loadedWaitMs)}${verify ? " (with the destination's digest)" : ''}`],
+    ['  wait for LOADED', `${f(sw.loadedWaitMs)}${verify ? ' (the destination compares the digests first)' : ''}`],
     ['  commit', `${f(sw.commitMs)} (LOADED to GO)`],
     ['  resume', `${f(sw.resumeMs)} (GO to RESUMED)`],
     ['  the rest', `${f(Math.max(0, sw.downtimeMs - phases))} (vCPU and device state, messages between threads)`],
