@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
-import { checkSweep, type SweepState } from '../guest/index.js';
+import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
