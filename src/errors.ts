@@ -98,6 +98,18 @@ export class ReservationError extends FerryError {
   }
 }
 
+/**
+ * The migration policy cancelled the migration because its time budget
+ * (x-ferry-timeout, `--timeout`) ran out (migration-policy.ts). It ends the
+ * migration `cancelled`, as migrate_cancel does, but says why: its message
+ * is the error-desc ("cancelled after 300 s (timeout 300 s): not converging: ...").
+ */
+export class MigrationTimeoutError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_MIGRATION_TIMEOUT', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -105,7 +117,7 @@ export type FerryErrorClass = new (message: string, options?: FerryErrorOptions)
 export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
-    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError,
+    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError,
   ] as const).map((C) => [new C('').code, C]),
 );
 
@@ -123,7 +135,10 @@ export function ferryCodeOf(err: unknown): string | undefined {
   return code.startsWith('ERR_FERRY_') ? code : undefined;
 }
 
-/** Whether `err` is a cancellation (by its code). */
+/** The codes of errors that end a migration `cancelled`: by the user, or by the policy's time budget. */
+const CANCELLATION_CODES: ReadonlySet<string> = new Set(['ERR_FERRY_CANCELLED', 'ERR_FERRY_MIGRATION_TIMEOUT']);
+
+/** Whether `err` is a cancellation (by its code): the user's (CancelledError) or the policy's (MigrationTimeoutError). */
 export function isCancelled(err: unknown): boolean {
-  return ferryCodeOf(err) === 'ERR_FERRY_CANCELLED';
+  return CANCELLATION_CODES.has(ferryCodeOf(err) ?? '');
 }

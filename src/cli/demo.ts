@@ -31,8 +31,8 @@ import { summaryTable } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
 
-/** The one migration parameter the demo takes. */
-const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs']);
+/** The migration parameters the demo takes; a time budget of 60 s (a showcase of a small guest) unless given. */
+const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs', 'timeoutMs'], { timeoutMs: 60_000 });
 
 export const DEMO_USAGE = `usage: ferry demo [options]
 
@@ -85,7 +85,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   checkRamSize(values.ram, ram, values.overcommit);
   const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
   const rate = parseNumber('--rate', values.rate, 1e-6, 1e9);
-  const downtimeLimitMs = PARAMETER_FLAGS.parse(values).downtimeLimitMs ?? DEFAULT_PARAMETERS.downtimeLimitMs;
+  const parameters = PARAMETER_FLAGS.parse(values);
+  const downtimeLimitMs = parameters.downtimeLimitMs ?? DEFAULT_PARAMETERS.downtimeLimitMs;
   const log = values.json ? () => {} : (s: string) => console.log(s);
 
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
@@ -123,7 +124,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const probe = await StallProbe.connect(srcControl);
     log(`migrating to ${uri} (downtime limit ${downtimeLimitMs} ms, verify on); probing the source's control socket every 5 ms`);
     const run = await followMigration(src, probe, {
-      to: uri, params: qmpArguments({ downtimeLimitMs }), verify: true, baselineMs: 1000,
+      to: uri, params: qmpArguments({ ...parameters, downtimeLimitMs }), verify: true, baselineMs: 1000,
       progress: new MigrationProgress(process.stdout, values.json),
     });
     probe.close();
@@ -156,7 +157,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         controlLatency: run.latency }, null, 2));
     }
     if (info.status === 'completed' && !withinLimit) log(`  downtime limit  EXCEEDED: ${info.downtime ?? '-'} ms against a limit of ${downtimeLimitMs} ms`);
-    log(ok ? 'demo passed' : 'demo FAILED');
+    const why = info.status === 'completed' ? '' : `: migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`;
+    log(ok ? 'demo passed' : `demo FAILED${why}`);
     await Promise.allSettled([src.execute('quit'), dst.execute('quit')]);
     return ok ? 0 : 1;
   } finally {

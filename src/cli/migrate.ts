@@ -16,13 +16,13 @@ import { MigrateInterrupts } from '../client/migrate-interrupts.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { followMigration } from '../client/follow-migration.js';
 import { parseNumber } from './options.js';
-import { parameterFlags, qmpArguments } from './parameter-flags.js';
+import { COMMAND_LINE_DEFAULTS, parameterFlags, qmpArguments } from './parameter-flags.js';
 import { MigrationProgress } from '../client/progress.js';
 import { renderReport } from '../client/html-report.js';
 import { summaryTable } from '../client/report.js';
 
-/** The source's migration parameters (--downtime-limit, ...), sent with migrate-set-parameters. */
-const PARAMETER_FLAGS = parameterFlags('source');
+/** The source's migration parameters (--downtime-limit, ...; --timeout 300 unless given), sent with migrate-set-parameters. */
+const PARAMETER_FLAGS = parameterFlags('source', undefined, COMMAND_LINE_DEFAULTS);
 
 export const MIGRATE_USAGE = `usage: ferry migrate --qmp CONTROL --to URI [options]
 
@@ -31,10 +31,10 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
   --qmp CONTROL        the guest's control socket: unix:PATH or tcp:HOST:PORT
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
 ${PARAMETER_FLAGS.usage(24)}
-                        (parameters not given keep the guest's settings)
+                        (parameters not given keep the guest's settings, but for --timeout)
   --verify             digest the pages sent and loaded; the destination resumes only if equal
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
-  --report FILE        write a self-contained HTML report with charts
+  --report FILE        write a self-contained HTML report with charts (however it ends)
   --json               print the final figures as JSON
   --force              let Ctrl-C/SIGTERM stop following past GO (the migration then ends on its own)
   -h, --help           this text
@@ -131,6 +131,8 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
     } else {
       for (const line of summaryTable(info, latency, run)) console.log(line);
       if (values.report !== undefined) console.log(`report written to ${values.report}`);
+      // The last lines say how it ended, when it did not complete (e.g. cancelled by --timeout, and why).
+      if (info.status !== 'completed') console.log(`ferry migrate: migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`);
       if (interrupts.signal !== null) console.log(`Migration: [${info.status}] after ${interrupts.signal}`);
     }
     return info.status === 'completed' ? 0 : 1;

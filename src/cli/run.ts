@@ -10,8 +10,9 @@ import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, workloadSpecs } from './options.js';
-import { parameterFlags } from './parameter-flags.js';
+import { COMMAND_LINE_DEFAULTS, parameterFlags } from './parameter-flags.js';
 import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
+import { ConvergenceNotes } from '../client/convergence-notes.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { formatBytes, parseSize } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
@@ -19,8 +20,8 @@ import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js'
 import { guardSourceSignals, waitCancelled } from '../client/source-interrupts.js';
 import type { TlsOptions } from '../transport/tls.js';
 
-/** The source's migration parameters (--downtime-limit, ...). */
-const PARAMETER_FLAGS = parameterFlags('source');
+/** The source's migration parameters (--downtime-limit, ...; --timeout 300 unless given). */
+const PARAMETER_FLAGS = parameterFlags('source', undefined, COMMAND_LINE_DEFAULTS);
 
 export const RUN_USAGE = `usage: ferry run [options]
 
@@ -119,7 +120,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
       const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls: tlsFrom(values) });
-      m.on('pass', (p) => log(passLine(p)));
+      const notes = new ConvergenceNotes();
+      m.on('pass', (p) => {
+        log(passLine(p));
+        const note = notes.note(p);
+        if (note !== null) log(note);
+      });
       const unguard = guardSourceSignals({
         migration: () => m, force: values.force, override: 'To end it anyway, start ferry run with --force.',
         say: (line) => console.error(line), end: (signal) => { interrupted = signal; },
@@ -128,7 +134,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       const cancelled = interrupted !== null && r.status !== 'completed';
       if (values.json && !cancelled) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
       else for (const line of summaryLines(r.status, r.stats, r.error)) log(line);
-      if (!cancelled) return r.status === 'completed' ? 0 : 1;
+      if (!cancelled) {
+        // The last line says how it ended, when it did not complete (e.g. cancelled by --timeout, and why).
+        if (r.status !== 'completed') log(`ferry run: migration ${r.status}${r.error === null ? '' : `: ${r.error}`}`);
+        return r.status === 'completed' ? 0 : 1;
+      }
       // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.
       log(`${interrupted}: the guest runs on here; checking it`);
     }

@@ -5,11 +5,13 @@
  * bandwidth estimate (each labelled: they can differ several-fold, see
  * figures.ts), remaining, dirty rate and expected downtime, drawn by
  * cli-progress. When stdout is not a terminal, plain lines instead: one
- * per finished pass.
+ * per finished pass. Either way, a line when the migration is seen not
+ * converging, and when that changes (convergence-notes.ts).
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
+import { ConvergenceNotes } from './convergence-notes.js';
 import { RULE_ESTIMATE } from './figures.js';
 import { passLine } from './report.js';
 import { formatBytes, formatRate } from './size.js';
@@ -26,6 +28,7 @@ export class MigrationProgress {
   private barStart: PassStart = { transferred: 0, atMs: 0 };
   private shown = 0;
   private readonly tty: boolean;
+  private readonly notes = new ConvergenceNotes();
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
   constructor(
@@ -39,6 +42,8 @@ export class MigrationProgress {
     for (; this.shown < passes.length; this.shown++) {
       if (this.tty) this.closeBar();
       this.out.write(`${passLine(passes[this.shown])}\n`);
+      const note = this.notes.note(passes[this.shown]);
+      if (note !== null) this.out.write(`${note}\n`);
     }
     const p = info['x-ferry-progress'];
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;

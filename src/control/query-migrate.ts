@@ -9,6 +9,7 @@ import type { IncomingStatus } from '../migration/incoming.js';
 import type { LoaderStats } from '../migration/messages.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
 import type { MigrationStatus } from '../migration/status.js';
+import type { Convergence } from '../migration/migration-policy.js';
 import { parseUri } from '../transport/uri.js';
 import type { GuestController } from './controller.js';
 
@@ -56,6 +57,8 @@ export interface MigrateInfo {
   'socket-address'?: SocketAddress[];
   'x-ferry-switchover'?: SwitchoverRecord;
   'x-ferry-progress'?: FerryProgress;
+  /** The policy's convergence observation after the last live pass, in words (migration-policy.ts). */
+  'x-ferry-convergence'?: Convergence;
   /** Destination only: the loader's counters. */
   'x-ferry-loader'?: LoaderStats;
 }
@@ -106,10 +109,13 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     'pages-per-second': Math.round(s.pagesPerSecond),
     'precopy-bytes': s.transferredBytes,
   };
-  if (m.status === 'failed' && m.lastError !== null) info['error-desc'] = m.lastError;
+  // A failure says why; so does a cancel by the policy (its time budget), not one by the user (as QEMU's).
+  if ((m.status === 'failed' || m.status === 'cancelled') && m.lastError !== null) info['error-desc'] = m.lastError;
   const code = ferryCodeOf(m.lastFailure);
-  if (m.status === 'failed' && code !== undefined) info['x-ferry-error-code'] = code;
+  if (info['error-desc'] !== undefined && code !== undefined) info['x-ferry-error-code'] = code;
   if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
+  const convergence = s.passes.at(-1)?.convergence;
+  if (convergence !== undefined && convergence !== null) info['x-ferry-convergence'] = convergence;
   // ferry's extras, for progress displays: where the current pass is, and the estimates.
   info['x-ferry-progress'] = {
     pass: s.pass,

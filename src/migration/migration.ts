@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, InvalidStateError, MigrationError, WorkerFailedError, isCancelled, type FerryError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, MigrationError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
@@ -33,7 +33,7 @@ export { prepareMigrationThread } from './migration-threads.js';
 export interface MigrationResult {
   readonly status: MigrationStatus;
   readonly stats: SourceStats;
-  /** What a failure says to the user (null when completed, or cancelled and the source resumed). */
+  /** What a failure, or the policy's cancel, says to the user (null when completed, or cancelled by the user and the source resumed). */
   readonly error: string | null;
   /** The error that ended a failed or cancelled migration, rebuilt as its class: branch on its `code`. */
   readonly failure: FerryError | null;
@@ -291,12 +291,13 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    * for switchover: in finish-migrate, or in postmigrate if this migration
    * committed but the migration thread reports that GO was never sent.
    * After GO nobody resumes it by itself. `failure`: what ended it (null
-   * when completed); only a failure's message becomes `error`.
+   * when completed); its message becomes `error`, except a cancel by the
+   * user (migrate_cancel needs no words; the policy's cancel says why).
    */
   private async end(status: 'completed' | 'failed' | 'cancelled', failure: FerryError | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
-    const error = status === 'failed' ? failure?.message ?? null : null;
+    const error = status === 'completed' || ferryCodeOf(failure) === 'ERR_FERRY_CANCELLED' ? null : failure?.message ?? null;
     this.error = error;
     this.failure = failure;
     const rs = this.guest.runState;

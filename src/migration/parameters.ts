@@ -38,6 +38,11 @@ export interface ParameterRow {
   /** Accepted values: integers in [min, max]. */
   readonly min: number;
   readonly max: number;
+  /**
+   * The flag's unit when it differs from `unit`: 's' reads whole seconds
+   * for an 'ms' row (min, max and default are then whole seconds too).
+   */
+  readonly flagUnit?: 's';
   /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
   readonly sides: { readonly source?: string; readonly destination?: string };
 }
@@ -69,6 +74,18 @@ export const PARAMETER_TABLE = {
     qmp: 'x-ferry-cpu-share', flag: 'cpu-share', unit: 'percent', default: 100, defaultMeans: 'none', min: 1, max: 100,
     origin: "ferry's choice: no cap (on 2 cores the migration thread competes with the vCPUs; a cap trades time for their CPU)",
     sides: { source: "cap on the migration thread's share of a core" },
+  },
+  /**
+   * Time budget of a migration, from `migrate`, ms; 0 is none. When it runs
+   * out before the switchover rule decided to switch over, the policy
+   * cancels the migration (migration-policy.ts). On the command line in
+   * seconds, as virsh migrate --timeout; the commands give it a default of
+   * their own (cli/parameter-flags.ts COMMAND_LINE_DEFAULTS).
+   */
+  timeoutMs: {
+    qmp: 'x-ferry-timeout', flag: 'timeout', flagUnit: 's', unit: 'ms', default: 0, defaultMeans: 'none', min: 0, max: 2_592_000_000,
+    origin: 'QEMU has no time budget (libvirt\'s virsh migrate --timeout is the management tool\'s); at most 30 days',
+    sides: { source: 'cancel the migration if it has not switched over after this long' },
   },
   /** Limit for the vCPUs to acknowledge the switchover pause, ms. */
   pauseTimeoutMs: {

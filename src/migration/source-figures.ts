@@ -13,6 +13,7 @@ import type { RamSender } from './ram-sender.js';
 import type { StreamOut } from './stream-out.js';
 import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
+import type { Convergence } from './migration-policy.js';
 import { monoMs, nowNs } from './waiter.js';
 
 /** The switchover rule's answer after a pass, with the dirty rate it was given. */
@@ -54,7 +55,7 @@ export class SourceFigures {
   }
 
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
-  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number): PassRecord {
+  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number, convergence: Convergence | null): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
     // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.
@@ -64,7 +65,7 @@ export class SourceFigures {
       pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
       dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
-      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why,
+      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why, convergence,
     };
     return this.last;
   }

@@ -1,16 +1,19 @@
 /**
  * The source side of one migration, run on the migration thread. It reads
  * as the algorithm does: connect and send the header, then pass after pass
- * send the dirty pages, decide (the switchover rule, after a fresh sync),
- * record the pass and the decision, until the rule says switch over; then
- * the two-phase switchover (switchover.ts). The main thread is asked only
+ * send the dirty pages, decide (the switchover rule, after a fresh sync;
+ * while it says iterate, the policy: migration-policy.ts), record the pass
+ * and the decisions, act on the policy's, until the rule says switch over;
+ * then the two-phase switchover (switchover.ts). The main thread is asked only
  * for what it owns (pausing the guest, its device sections, committing the
  * run state); vCPU state is read straight from the vCPUs' shared control
  * blocks, where each vCPU wrote it before acknowledging the pause. How the
  * steps of a pass are paced is the pacer's (pacing.ts); the channel, socket
- * or file, is transport's (channel.ts).
+ * or file, is transport's (channel.ts). Past 300 lines since the policy
+ * joined the loop: its steps stay short, and the rules themselves live in
+ * their own files.
  */
-import { CancelledError, MigrationError } from '../errors.js';
+import { CancelledError, MigrationError, MigrationTimeoutError } from '../errors.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
@@ -22,6 +25,7 @@ import { encodeHeader } from '../wire/format.js';
 import { recordBytes } from '../wire/frame-writer.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
+import { CONVERGENCE_WINDOW, decidePolicy, type PassFigures, type PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
 import { createPacer, type Pacer } from './pacing.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -67,6 +71,8 @@ export class SourceSession {
   private pass = 0;
   /** When the sync behind the last decision was taken. */
   private decidedAtMs = 0;
+  /** The last passes' figures, for the policy (at most CONVERGENCE_WINDOW). */
+  private readonly recent: PassFigures[] = [];
   private statsTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
@@ -98,8 +104,11 @@ export class SourceSession {
         const started = monoMs();
         const passMs = await this.sendPass();
         const decision = this.decide(passMs);
-        this.record(passMs, decision);
-        if (decision.switchover) break;
+        // Only while iterating: nothing is cancelled at or after the decision to switch over.
+        const policy = decision.switchover ? null : this.policy(decision);
+        this.record(passMs, decision, policy);
+        if (policy === null) break;
+        this.act(policy);
         await this.pace(started);
       }
       await this.switchOver();
@@ -152,6 +161,7 @@ export class SourceSession {
     this.sender.startPass(this.pass);
     for (;;) {
       this.abort.check();
+      if (!options.unlimited) this.checkBudget();
       const now = nowNs();
       this.bandwidth.tick(now);
       const allowance = options.unlimited ? Infinity : this.limiter.allowance(now);
@@ -195,9 +205,35 @@ export class SourceSession {
     return { ...decision, dirtyRate };
   }
 
-  /** Record the pass and its decision, and post the record (once: the main thread keeps the history). */
-  private record(passMs: number, decision: PassDecision): void {
-    const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes());
+  /**
+   * The policy (migration-policy.ts, a pure function) on the time taken and
+   * the last passes' figures, with this pass's `decision` if it ended one.
+   * Also asked within a live pass once the time budget has run out
+   * (checkBudget): a pass of a large guest on a slow link can take minutes.
+   */
+  private policy(decision?: PassDecision): PolicyDecision {
+    if (decision !== undefined) {
+      this.recent.push({ remainingBytes: decision.remainingPages * PAGE_SIZE, dirtyBytesPerSec: decision.dirtyRate * PAGE_SIZE, bandwidthBytesPerSec: decision.bandwidth });
+      if (this.recent.length > CONVERGENCE_WINDOW) this.recent.shift();
+    }
+    return decidePolicy({ elapsedMs: monoMs() - this.init.startedAtMs, timeoutMs: this.parameters.timeoutMs, recent: this.recent });
+  }
+
+  private checkBudget(): void {
+    const { timeoutMs } = this.parameters;
+    if (timeoutMs > 0 && monoMs() - this.init.startedAtMs >= timeoutMs) this.act(this.policy());
+  }
+
+  /** Do what the policy decided: continue, or cancel (through stop(): a failure that came first stays the reason). */
+  private act(policy: PolicyDecision): void {
+    if (policy.action.kind === 'continue') return;
+    this.stop(new MigrationTimeoutError(policy.action.reason));
+    this.abort.check();
+  }
+
+  /** Record the pass and its decisions, and post the record (once: the main thread keeps the history). */
+  private record(passMs: number, decision: PassDecision, policy: PolicyDecision | null): void {
+    const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes(), policy?.convergence ?? null);
     this.port.post({ type: 'pass', pass: record });
     this.port.post({ type: 'stats', stats: this.stats() });
   }

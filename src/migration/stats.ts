@@ -7,6 +7,8 @@
  * figures posted every 100 ms (SourceCounters) stay the same size however
  * many passes a migration that never converges runs.
  */
+import type { Convergence } from './migration-policy.js';
+
 export interface PassRecord {
   readonly pass: number;
   /** Pages sent with their data. */
@@ -29,6 +31,12 @@ export interface PassRecord {
   readonly guestPagesWritten: number;
   /** Why the migration did or did not switch over after this pass. */
   readonly decision: string;
+  /**
+   * The policy's convergence observation after this pass, with its words
+   * (migration-policy.ts); null after the pass that decided to switch over
+   * (the policy is not asked then).
+   */
+  readonly convergence: Convergence | null;
 }
 
 /**

@@ -12,7 +12,7 @@ fileLimit(import.meta.url, 180_000);
 function pass(n: number): PassRecord {
   return {
     pass: n, normalPages: 1000 * n, zeroPages: 10, bytes: 4e6 * n, durationMs: 100, dirtyFound: 900 * n, remainingPages: 500 / n, inflightBytes: 0,
-    dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 3e8, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate',
+    dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 3e8, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate', convergence: null,
   };
 }
 

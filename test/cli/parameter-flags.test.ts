@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { INCOMING_USAGE, parseIncomingArgs } from '../../src/cli/incoming.js';
 import { MIGRATE_USAGE, parseMigrateArgs } from '../../src/cli/migrate.js';
-import { parameterFlags, qmpArguments, sizeText } from '../../src/cli/parameter-flags.js';
+import { DEMO_USAGE } from '../../src/cli/demo.js';
+import { COMMAND_LINE_DEFAULTS, parameterFlags, qmpArguments, sizeText } from '../../src/cli/parameter-flags.js';
 import { RUN_USAGE, parseRunArgs } from '../../src/cli/run.js';
 import { PARAMETER_TABLE, type ParameterKey, type ParameterRow, type Side } from '../../src/migration/parameters.js';
 import { fileLimit } from '../waits.js';
@@ -18,6 +19,12 @@ const COMMANDS: Record<Side, { name: string; parse: Parse; usage: string }[]> = 
 };
 
 const isSize = (row: ParameterRow) => row.unit === 'bytes' || row.unit === 'bytes/s';
+/** A row's value as its flag writes it: seconds for a row whose flag is in seconds, else the row's unit. */
+const perFlag = (row: ParameterRow) => (row.flagUnit === 's' ? 1000 : 1);
+const asFlag = (row: ParameterRow, n: number) => String(n / perFlag(row));
+/** What a source command uses when the flag is absent: its own default, else none (the guest's or the library's). */
+const commandDefault = (side: Side, key: ParameterKey): number | undefined =>
+  side === 'source' ? (COMMAND_LINE_DEFAULTS as Partial<Record<ParameterKey, number>>)[key] : undefined;
 /** Every row with a flag, on every side it applies to: a new row is walked without touching this file. */
 const FLAG_ROWS = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][])
   .filter(([, row]) => row.flag !== null)
@@ -27,23 +34,26 @@ for (const { key, row, side, flag } of FLAG_ROWS) {
   for (const command of COMMANDS[side]) {
     test(`ferry ${command.name} ${flag}: its bounds are taken as ${key}, out of range is refused naming ${flag}, and its usage line shows the default`, () => {
       for (const value of [row.min, row.max, row.default]) {
-        assert.equal(command.parse([flag, String(value)]).parameters[key], value);
+        assert.equal(value % perFlag(row), 0, `${key}: ${value} is a whole number in the flag's unit`);
+        assert.equal(command.parse([flag, asFlag(row, value)]).parameters[key], value);
       }
       if (isSize(row) && row.default % 1024 === 0 && row.default > 0) {
         assert.equal(command.parse([flag, `${row.default / 1024}K`]).parameters[key], row.default);
       }
-      for (const bad of [row.min - 1, row.max + 1]) {
-        assert.throws(() => command.parse([`${flag}=${bad}`]), (err: Error & { code?: string }) => { // = lets a value start with -
+      for (const bad of [row.min - perFlag(row), row.max + perFlag(row)]) {
+        assert.throws(() => command.parse([`${flag}=${asFlag(row, bad)}`]), (err: Error & { code?: string }) => { // = lets a value start with -
           assert.equal(err.code, 'ERR_FERRY_INVALID_ARGUMENT');
           assert.ok(err.message.startsWith(`${flag}: `), err.message);
           return true;
         });
       }
-      assert.equal(command.parse([]).parameters[key], undefined, 'a flag not given is left to the default');
+      const own = commandDefault(side, key);
+      assert.equal(command.parse([]).parameters[key], own, own === undefined ? 'a flag not given is left to the default' : "a flag not given takes the command's default");
       const line = command.usage.split('\n').find((l) => l.trimStart().startsWith(`${flag} `));
       assert.ok(line !== undefined, `usage of ferry ${command.name} lists ${flag}`);
       assert.ok(line.includes(row.sides[side]!), line);
-      assert.ok(line.includes(`(default ${isSize(row) ? sizeText(row.default) : row.default}`), line);
+      const shown = own ?? row.default;
+      assert.ok(line.includes(`(default ${isSize(row) ? sizeText(shown) : asFlag(row, shown)}`), line);
     });
   }
 }
@@ -69,4 +79,18 @@ test('flags read sizes for sizes and rates, whole numbers for the rest; QMP name
     { 'downtime-limit': 50, 'max-bandwidth': 1, 'x-ferry-cpu-share': 30 });
   assert.deepEqual(qmpArguments({ maxGuestBytes: 1 }), {}, 'a row without a QMP name is not sent');
   assert.deepEqual([64 * 1024 ** 3, 16 * 1024 ** 2 + 4096, 1024 ** 2 + 4, 0, 100].map(sizeText), ['64G', '16M + 4K', '1M + 4', '0', '100']);
+});
+
+test('--timeout is in whole seconds (x-ferry-timeout in ms): 300 s unless given for ferry run and ferry migrate, 60 s for ferry demo; 0 is none', () => {
+  for (const parse of [parseRunArgs, parseMigrateArgs]) {
+    assert.equal(parse([]).parameters.timeoutMs, 300_000);
+    assert.equal(parse(['--timeout', '30']).parameters.timeoutMs, 30_000);
+    assert.equal(parse(['--timeout', '0']).parameters.timeoutMs, 0);
+    assert.throws(() => parse(['--timeout', '1.5']), { message: '--timeout: expected a whole number from 0 to 2592000, got "1.5"' });
+    assert.throws(() => parse(['--timeout', '30s']), { message: '--timeout: expected a whole number from 0 to 2592000, got "30s"' });
+  }
+  assert.deepEqual(qmpArguments({ timeoutMs: 30_000 }), { 'x-ferry-timeout': 30_000 });
+  assert.match(RUN_USAGE, /--timeout SECONDS +cancel the migration if it has not switched over after this long \(default 300; 0: none\)/);
+  assert.match(DEMO_USAGE, /--timeout SECONDS +cancel the migration if it has not switched over after this long \(default 60; 0: none\)/);
+  assert.match(DEMO_USAGE, /--downtime-limit MS/);
 });

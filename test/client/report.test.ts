@@ -25,7 +25,7 @@ const DECIMAL_UNIT = /\b\d+(?:\.\d+)?\s*(?:[kKMGT]B|[MG]bit)\b|\bMB\/s\b/;
 function pass(n: number, remainingPages = 8960): PassRecord {
   return {
     pass: n, normalPages: 10_240, zeroPages: 10, bytes: 40 * MiB, durationMs: 100, dirtyFound: 9000, remainingPages, inflightBytes: 0,
-    dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 50 * MiB, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate',
+    dirtyRatePagesPerSec: 5000, bandwidthBytesPerSec: 50 * MiB, expectedDowntimeMs: 40 / n, guestPagesWritten: 1e4 * n, decision: 'iterate', convergence: null,
   };
 }
 

@@ -42,6 +42,7 @@ test('every parameter row: its unit in its name, its default in its range, a sid
     assert.ok(Number.isSafeInteger(row.default) && row.min <= row.default && row.default <= row.max, `${key}: default ${row.default} in [${row.min}, ${row.max}]`);
     assert.ok(Object.keys(row.sides).length > 0, `${key} applies to some side`);
     assert.ok(row.origin.length > 0, `${key} says where its default comes from`);
+    if (row.flagUnit === 's') assert.equal(row.unit, 'ms', `${key}: a flag in seconds is for a row in ms`);
   }
   const qmp = ROWS.flatMap(([, row]) => (row.qmp === null ? [] : [row.qmp]));
   assert.equal(new Set(qmp).size, qmp.length, 'QMP names are unique');

@@ -1,0 +1,125 @@
+/**
+ * The migration policy: what to do about a migration that is still
+ * iterating, as a pure function of the time it has taken and of its recent
+ * passes. The source session calls it once per pass, right after the
+ * switchover rule (switchover-rule.ts), and only when that rule did not
+ * decide to switch over: so nothing is ever cancelled at or after the
+ * decision to switch over, and never after GO.
+ *
+ * Its answer is an action and an observation.
+ *
+ * Actions, the first rule that applies wins:
+ *
+ *   1. Time budget (`timeoutMs`, x-ferry-timeout, virsh migrate
+ *      --timeout; 0 is none, as in QEMU): when the time since `migrate`
+ *      has reached the budget, cancel, saying after how long and how the
+ *      migration was doing. virsh's --timeout suspends the guest instead
+ *      (the migration then finishes with the guest paused, for however long
+ *      the rest takes): ferry keeps its downtime limit a promise and
+ *      cancels; the source guest runs on, untouched.
+ *   2. Otherwise continue.
+ *
+ * Issue 14 (convergence) adds its remedies here, as further actions of this
+ * same function, tried before the time budget runs out: throttle the vCPUs
+ * (auto-converge), limit their dirty rate (dirty-limit), switch to
+ * post-copy. Nothing gets a second mechanism.
+ *
+ * The observation, information only (it never cancels: a guest on 2 cores
+ * sometimes slows down and converges): over the last CONVERGENCE_WINDOW
+ * passes the migration is *not converging* when
+ *
+ *   a. what remains did not shrink: the last pass left at least as much
+ *      as the first of the window (a guest that dirties what is sent as
+ *      fast as it is sent keeps the same remainder, give or take noise); or
+ *   b. the guest dirtied, in the last pass, at least as many bytes per
+ *      second as the bandwidth the switchover rule used: sending cannot
+ *      then shrink what remains.
+ *
+ * else it is *converging*; with fewer passes than the window it is too
+ * early to tell. It is said in words with the trend, in binary units:
+ * "not converging: remaining 410 → 398 → 412 MiB; the guest dirties
+ * 950 MiB/s against 610 MiB/s".
+ *
+ * The session asks after each pass that did not switch over, and within a
+ * live pass once the budget has run out (a pass of a large guest on a slow
+ * link can take minutes), never during the switchover. The observation
+ * ignores what the guest will do next: a trend of three passes is a
+ * description, not a forecast.
+ */
+
+/** Passes the convergence observation looks back over (the trend it shows). */
+export const CONVERGENCE_WINDOW = 3;
+
+/** One pass's figures, as the switchover rule saw them after the pass. */
+export interface PassFigures {
+  /** Dirty bytes left after the pass (with a fresh sync). */
+  readonly remainingBytes: number;
+  /** What the guest dirtied during the pass, bytes/s. */
+  readonly dirtyBytesPerSec: number;
+  /** The bandwidth the switchover rule used, bytes/s (0: none measured yet). */
+  readonly bandwidthBytesPerSec: number;
+}
+
+export interface PolicyInputs {
+  /** Time since the migration started (`migrate`), ms. */
+  readonly elapsedMs: number;
+  /** The time budget, ms; 0 is none. */
+  readonly timeoutMs: number;
+  /** The recent passes, oldest first, this pass last; only the last CONVERGENCE_WINDOW are read. */
+  readonly recent: readonly PassFigures[];
+}
+
+export type ConvergenceState = 'too-early' | 'converging' | 'not-converging';
+
+export interface Convergence {
+  readonly state: ConvergenceState;
+  /** The state and its trend in words, e.g. "not converging: remaining 410 → 398 → 412 MiB; ...". */
+  readonly words: string;
+}
+
+/** What the session does next. `code` names the rule that cancelled (the error's code follows from it). */
+export type PolicyAction =
+  | { readonly kind: 'continue' }
+  | { readonly kind: 'cancel'; readonly code: 'timeout'; readonly reason: string };
+
+export interface PolicyDecision {
+  readonly action: PolicyAction;
+  readonly convergence: Convergence;
+}
+
+export function decidePolicy(i: PolicyInputs): PolicyDecision {
+  const convergence = observeConvergence(i.recent);
+  if (i.timeoutMs > 0 && i.elapsedMs >= i.timeoutMs) {
+    const reason = `cancelled after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
+    return { action: { kind: 'cancel', code: 'timeout', reason }, convergence };
+  }
+  return { action: { kind: 'continue' }, convergence };
+}
+
+/** The convergence observation of the header, over the last CONVERGENCE_WINDOW passes of `recent`. */
+export function observeConvergence(recent: readonly PassFigures[]): Convergence {
+  const window = recent.slice(-CONVERGENCE_WINDOW);
+  if (window.length === 0) return { state: 'too-early', words: 'too early to tell: no pass has ended yet' };
+  const last = window[window.length - 1];
+  const trend = `remaining ${window.map((p) => mib(p.remainingBytes)).join(' → ')} MiB`;
+  const rates = last.bandwidthBytesPerSec > 0
+    ? `the guest dirties ${mib(last.dirtyBytesPerSec)} MiB/s against ${mib(last.bandwidthBytesPerSec)} MiB/s`
+    : `the guest dirties ${mib(last.dirtyBytesPerSec)} MiB/s; no bandwidth measured yet`;
+  if (window.length < CONVERGENCE_WINDOW) return { state: 'too-early', words: `too early to tell: ${trend}; ${rates}` };
+  const notShrinking = last.remainingBytes >= window[0].remainingBytes;
+  const outpaced = last.bandwidthBytesPerSec > 0 && last.dirtyBytesPerSec >= last.bandwidthBytesPerSec;
+  return notShrinking || outpaced
+    ? { state: 'not-converging', words: `not converging: ${trend}; ${rates}` }
+    : { state: 'converging', words: `converging: ${trend}; ${rates}` };
+}
+
+/** Bytes in MiB as people read a trend: whole numbers from 10 MiB, one decimal below. */
+function mib(bytes: number): string {
+  const n = bytes / 1024 ** 2;
+  return n >= 10 ? n.toFixed(0) : n.toFixed(1);
+}
+
+/** Milliseconds as seconds, to 0.1 s from 10 s and to the ms below ("300", "30.4", "2.532", "0.001"). */
+function seconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(ms < 10_000 ? 3 : 1)));
+}
