@@ -102,7 +102,7 @@ export class ReservationError extends FerryError {
  * The migration policy cancelled the migration because its time budget
  * (x-ferry-timeout, `--timeout`) ran out (migration-policy.ts). It ends the
  * migration `cancelled`, as migrate_cancel does, but says why: its message
- * is the error-desc ("cancelled after 300 s (timeout 300 s): not converging: ...").
+ * is the error-desc ("timed out after 300 s (timeout 300 s): not converging: ...").
  */
 export class MigrationTimeoutError extends FerryError {
   constructor(message: string, options?: FerryErrorOptions) {

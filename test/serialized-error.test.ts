@@ -71,7 +71,7 @@ test('a cause chain is cut at MAX_CAUSE_DEPTH links, so a cycle ends', () => {
 
 test('cancellation is recognised by code, never by message', () => {
   assert.equal(isCancelled(acrossThreads(new CancelledError('stopped by the user'))), true);
-  assert.equal(isCancelled(acrossThreads(new MigrationTimeoutError('cancelled after 300 s (timeout 300 s)'))), true, 'the policy cancels too');
+  assert.equal(isCancelled(acrossThreads(new MigrationTimeoutError('timed out after 300 s (timeout 300 s)'))), true, 'the policy cancels too');
   assert.equal(isCancelled(new Error('cancelled')), false);
   assert.equal(isCancelled(new MigrationError('cancelled')), false);
   assert.equal(isCancelled({ code: 'ERR_FERRY_CANCELLED' }), false, 'not an Error');

@@ -28,9 +28,11 @@
  * sometimes slows down and converges): over the last CONVERGENCE_WINDOW
  * passes the migration is *not converging* when
  *
- *   a. what remains did not shrink: the last pass left at least as much
- *      as the first of the window (a guest that dirties what is sent as
- *      fast as it is sent keeps the same remainder, give or take noise); or
+ *   a. what remains did not shrink: the last pass left more than
+ *      1 - CONVERGENCE_MARGIN (90%) of what the first of the window left
+ *      (a guest that dirties what is sent as fast as it is sent keeps the
+ *      same remainder, give or take noise: 470 → 476 → 459 MiB is flat,
+ *      not a trend); or
  *   b. the guest dirtied, in the last pass, at least as many bytes per
  *      second as the bandwidth the switchover rule used: sending cannot
  *      then shrink what remains.
@@ -49,6 +51,8 @@
 
 /** Passes the convergence observation looks back over (the trend it shows). */
 export const CONVERGENCE_WINDOW = 3;
+/** Share of the remainder that must go over the window for a trend to count as shrinking (less is noise). */
+export const CONVERGENCE_MARGIN = 0.1;
 
 /** One pass's figures, as the switchover rule saw them after the pass. */
 export interface PassFigures {
@@ -90,7 +94,7 @@ export interface PolicyDecision {
 export function decidePolicy(i: PolicyInputs): PolicyDecision {
   const convergence = observeConvergence(i.recent);
   if (i.timeoutMs > 0 && i.elapsedMs >= i.timeoutMs) {
-    const reason = `cancelled after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
+    const reason = `timed out after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
     return { action: { kind: 'cancel', code: 'timeout', reason }, convergence };
   }
   return { action: { kind: 'continue' }, convergence };
@@ -106,7 +110,7 @@ export function observeConvergence(recent: readonly PassFigures[]): Convergence 
     ? `the guest dirties ${mib(last.dirtyBytesPerSec)} MiB/s against ${mib(last.bandwidthBytesPerSec)} MiB/s`
     : `the guest dirties ${mib(last.dirtyBytesPerSec)} MiB/s; no bandwidth measured yet`;
   if (window.length < CONVERGENCE_WINDOW) return { state: 'too-early', words: `too early to tell: ${trend}; ${rates}` };
-  const notShrinking = last.remainingBytes >= window[0].remainingBytes;
+  const notShrinking = last.remainingBytes > window[0].remainingBytes * (1 - CONVERGENCE_MARGIN);
   const outpaced = last.bandwidthBytesPerSec > 0 && last.dirtyBytesPerSec >= last.bandwidthBytesPerSec;
   return notShrinking || outpaced
     ? { state: 'not-converging', words: `not converging: ${trend}; ${rates}` }

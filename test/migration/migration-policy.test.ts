@@ -30,19 +30,19 @@ const CASES: { name: string; inputs: PolicyInputs; action: 'continue' | 'cancel'
     name: 'the budget ran out: cancel, saying after how long and how it was doing',
     inputs: { elapsedMs: 300_000, timeoutMs: 300_000, recent: stuck },
     action: 'cancel', state: 'not-converging', words: 'not converging: remaining 410 → 398 → 412 MiB; the guest dirties 950 MiB/s against 610 MiB/s',
-    reason: 'cancelled after 300 s (timeout 300 s): not converging: remaining 410 → 398 → 412 MiB; the guest dirties 950 MiB/s against 610 MiB/s',
+    reason: 'timed out after 300 s (timeout 300 s): not converging: remaining 410 → 398 → 412 MiB; the guest dirties 950 MiB/s against 610 MiB/s',
   },
   {
     name: 'the budget ran out on a migration that converges: cancelled all the same (a budget is a budget)',
     inputs: { elapsedMs: 30_420, timeoutMs: 30_000, recent: shrinking },
     action: 'cancel', state: 'converging', words: 'converging: remaining 400 → 200 → 80 MiB; the guest dirties 100 MiB/s against 600 MiB/s',
-    reason: 'cancelled after 30.4 s (timeout 30 s): converging: remaining 400 → 200 → 80 MiB; the guest dirties 100 MiB/s against 600 MiB/s',
+    reason: 'timed out after 30.4 s (timeout 30 s): converging: remaining 400 → 200 → 80 MiB; the guest dirties 100 MiB/s against 600 MiB/s',
   },
   {
     name: 'the budget ran out within the first pass: no pass to describe',
     inputs: { elapsedMs: 1000, timeoutMs: 1000, recent: [] },
     action: 'cancel', state: 'too-early', words: 'too early to tell: no pass has ended yet',
-    reason: 'cancelled after 1 s (timeout 1 s): too early to tell: no pass has ended yet',
+    reason: 'timed out after 1 s (timeout 1 s): too early to tell: no pass has ended yet',
   },
   {
     name: 'fewer passes than the window: too early to tell, with what there is',
@@ -58,6 +58,16 @@ const CASES: { name: string; inputs: PolicyInputs; action: 'continue' | 'cancel'
     name: 'the guest slower than the link, but the remainder back where it was: not converging (rule a)',
     inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(100, 50, 600), pass(60, 50, 600), pass(100, 50, 600)] },
     action: 'continue', state: 'not-converging', words: 'not converging: remaining 100 → 60 → 100 MiB; the guest dirties 50 MiB/s against 600 MiB/s',
+  },
+  {
+    name: 'a remainder within 10% of where it was three passes ago is noise, not a trend: not converging (rule a)',
+    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(470, 249, 306), pass(476, 249, 306), pass(424, 249, 306)] },
+    action: 'continue', state: 'not-converging', words: 'not converging: remaining 470 → 476 → 424 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
+  },
+  {
+    name: 'a remainder that shrank by more than 10% over the window, the guest slower than the link: converging',
+    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(470, 249, 306), pass(476, 249, 306), pass(422, 249, 306)] },
+    action: 'continue', state: 'converging', words: 'converging: remaining 470 → 476 → 422 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
   },
   {
     name: 'only the last passes count: an old stall followed by a shrinking trend converges',

@@ -55,7 +55,7 @@ test('a migration that cannot converge is cancelled when its budget runs out: st
   const r = await bounded('the migration to end', m.done(), 60_000);
   assert.equal(r.status, 'cancelled');
   assert.equal(r.failure?.code, 'ERR_FERRY_MIGRATION_TIMEOUT');
-  assert.match(r.error ?? '', /^cancelled after \d+(\.\d+)? s \(timeout 2\.5 s\): (not converging|converging|too early to tell): remaining /);
+  assert.match(r.error ?? '', /^timed out after \d+(\.\d+)? s \(timeout 2\.5 s\): (not converging|converging|too early to tell): remaining /);
   assert.ok(r.stats.totalTimeMs >= 2500, `cancelled only once the budget ran out: after ${r.stats.totalTimeMs} ms`);
   assert.ok(r.stats.passes.length >= 1 && r.stats.passes.every((p) => p.convergence !== null), 'every live pass carries the observation');
   const info = queryMigrate(ctl) as MigrateInfo;
@@ -108,7 +108,7 @@ test('a budget that runs out within a long first pass cancels there, before any 
   assert.equal(r.status, 'cancelled');
   assert.equal(r.failure?.code, 'ERR_FERRY_MIGRATION_TIMEOUT');
   assert.equal(r.stats.passes.length, 0, 'no pass ended');
-  assert.match(r.error ?? '', /^cancelled after [\d.]+ s \(timeout 1 s\): too early to tell: no pass has ended yet$/);
+  assert.match(r.error ?? '', /^timed out after [\d.]+ s \(timeout 1 s\): too early to tell: no pass has ended yet$/);
   await bounded('the destination to end', incoming.done(), 30_000);
   await assertSourceUnharmed(src, ledger, 'timeout within a pass');
 });
