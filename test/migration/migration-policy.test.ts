@@ -60,14 +60,14 @@ const CASES: { name: string; inputs: PolicyInputs; action: 'continue' | 'cancel'
     action: 'continue', state: 'not-converging', words: 'not converging: remaining 100 → 60 → 100 MiB; the guest dirties 50 MiB/s against 600 MiB/s',
   },
   {
-    name: 'a remainder within 10% of where it was three passes ago is noise, not a trend: not converging (rule a)',
-    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(470, 249, 306), pass(476, 249, 306), pass(424, 249, 306)] },
-    action: 'continue', state: 'not-converging', words: 'not converging: remaining 470 → 476 → 424 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
+    name: 'a remainder within 25% of where it was three passes ago is noise, not a trend: not converging (rule a)',
+    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(500, 249, 306), pass(440, 249, 306), pass(376, 249, 306)] },
+    action: 'continue', state: 'not-converging', words: 'not converging: remaining 500 → 440 → 376 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
   },
   {
-    name: 'a remainder that shrank by more than 10% over the window, the guest slower than the link: converging',
-    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(470, 249, 306), pass(476, 249, 306), pass(422, 249, 306)] },
-    action: 'continue', state: 'converging', words: 'converging: remaining 470 → 476 → 422 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
+    name: 'a remainder that shed more than 25% over the window, the guest slower than the link: converging',
+    inputs: { elapsedMs: 10, timeoutMs: 0, recent: [pass(500, 249, 306), pass(440, 249, 306), pass(374, 249, 306)] },
+    action: 'continue', state: 'converging', words: 'converging: remaining 500 → 440 → 374 MiB; the guest dirties 249 MiB/s against 306 MiB/s',
   },
   {
     name: 'only the last passes count: an old stall followed by a shrinking trend converges',
