@@ -14,6 +14,8 @@ export interface FerryErrorOptions {
   readonly cause?: unknown;
   /** MigrationError only: whether the source had already committed (sent GO). */
   readonly afterGo?: boolean;
+  /** RefusedError only: the refusal's name (wire/refusals.ts), e.g. "ram-size". */
+  readonly refusal?: string;
 }
 
 export class FerryError extends Error {
@@ -110,6 +112,21 @@ export class MigrationTimeoutError extends FerryError {
   }
 }
 
+/**
+ * The destination refused the stream: not a broken stream or link, but its
+ * configuration or limits (RAM size, vCPUs, a size limit, the stream's
+ * version, TLS or not). Thrown on the destination, and on the source when
+ * the destination's REFUSED record arrives; `refusal` names the reason
+ * (wire/refusals.ts) so that a caller can act on it.
+ */
+export class RefusedError extends FerryError {
+  readonly refusal: string;
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_REFUSED', message, options);
+    this.refusal = options?.refusal ?? 'unknown';
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -117,7 +134,7 @@ export type FerryErrorClass = new (message: string, options?: FerryErrorOptions)
 export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
-    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError,
+    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, RefusedError,
   ] as const).map((C) => [new C('').code, C]),
 );
 

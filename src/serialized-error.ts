@@ -3,7 +3,7 @@
  * message and stack but drops its class and its `code`, so every message
  * between threads that reports a failure carries this plain form instead:
  *
- *   { name, code, message, stack?, afterGo?, cause?: { name, code, ... } }
+ *   { name, code, message, stack?, afterGo?, refusal?, cause?: { name, code, ... } }
  *
  * and the receiver rebuilds it as the class its code names (ERROR_CLASSES
  * in errors.ts): callers branch on `code` (or `instanceof`) on either side.
@@ -27,13 +27,15 @@ export interface SerializedError {
   readonly stack?: string;
   /** MigrationError's: whether the source had already committed (sent GO). */
   readonly afterGo?: boolean;
+  /** RefusedError's: the refusal's name. */
+  readonly refusal?: string;
   readonly cause?: SerializedError;
 }
 
 /** The plain form of anything thrown, to post to another thread. */
 export function serializeError(err: unknown, depth = 0): SerializedError {
   if (!(err instanceof Error)) return { name: 'Error', code: UNCODED_ERROR, message: String(err) };
-  const { code, afterGo } = err as { code?: unknown; afterGo?: unknown };
+  const { code, afterGo, refusal } = err as { code?: unknown; afterGo?: unknown; refusal?: unknown };
   const out: { -readonly [K in keyof SerializedError]: SerializedError[K] } = {
     name: err.name,
     code: typeof code === 'string' ? code : UNCODED_ERROR,
@@ -41,6 +43,7 @@ export function serializeError(err: unknown, depth = 0): SerializedError {
   };
   if (err.stack !== undefined) out.stack = err.stack;
   if (typeof afterGo === 'boolean') out.afterGo = afterGo;
+  if (typeof refusal === 'string') out.refusal = refusal;
   if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(err.cause, depth + 1);
   return out;
 }
@@ -50,6 +53,7 @@ export function rebuildError(s: SerializedError): FerryError {
   const options: { -readonly [K in keyof FerryErrorOptions]: FerryErrorOptions[K] } = {};
   if (s.cause !== undefined) options.cause = rebuildError(s.cause);
   if (s.afterGo !== undefined) options.afterGo = s.afterGo;
+  if (s.refusal !== undefined) options.refusal = s.refusal;
   const Known = ERROR_CLASSES.get(s.code);
   const err = Known === undefined ? new FerryError(s.code, s.message, options) : new Known(s.message, options);
   if (Known === undefined) err.name = s.name;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ERROR_CLASSES, FerryError, MigrationError, TransportError, WireError, isCancelled, ferryCodeOf, CancelledError, MigrationTimeoutError } from '../src/errors.js';
+import { ERROR_CLASSES, FerryError, MigrationError, RefusedError, TransportError, WireError, isCancelled, ferryCodeOf, CancelledError, MigrationTimeoutError } from '../src/errors.js';
 import { MAX_CAUSE_DEPTH, UNCODED_ERROR, rebuildError, serializeError } from '../src/serialized-error.js';
 import { fileLimit } from './waits.js';
 
@@ -14,7 +14,7 @@ test('every error class crosses a thread boundary as itself, with its code, mess
   for (const [code, C] of ERROR_CLASSES) {
     const root = new TransportError('the root', { cause: Object.assign(new Error('ECONNRESET at the bottom'), { code: 'ECONNRESET' }) });
     const middle = new WireError('the middle', { cause: root });
-    const original = new C(`a ${C.name}`, { cause: middle, afterGo: true });
+    const original = new C(`a ${C.name}`, { cause: middle, afterGo: true, refusal: 'ram-size' });
     const back = acrossThreads(original);
     assert.ok(back instanceof C, `${C.name} rebuilds as ${C.name}, got ${back.constructor.name}`);
     assert.equal(back.code, code);
@@ -22,6 +22,7 @@ test('every error class crosses a thread boundary as itself, with its code, mess
     assert.equal(back.message, `a ${C.name}`);
     assert.equal(back.stack, original.stack, `${C.name} keeps the stack of where it was thrown`);
     if (original instanceof MigrationError) assert.equal((back as MigrationError).afterGo, true, 'afterGo survives');
+    if (original instanceof RefusedError) assert.equal((back as RefusedError).refusal, 'ram-size', 'the refusal survives');
     const c1 = back.cause as FerryError;
     assert.ok(c1 instanceof WireError && c1.code === 'ERR_FERRY_WIRE' && c1.message === 'the middle', `${C.name}: first cause`);
     const c2 = c1.cause as FerryError;
@@ -30,6 +31,13 @@ test('every error class crosses a thread boundary as itself, with its code, mess
     assert.ok(c3 instanceof FerryError, 'a foreign error with a code rebuilds as a plain FerryError');
     assert.deepEqual([c3.code, c3.name, c3.message, c3.cause], ['ECONNRESET', 'Error', 'ECONNRESET at the bottom', undefined]);
   }
+});
+
+test('a RefusedError without a refusal name is an "unknown" refusal, also across threads', () => {
+  const back = acrossThreads(new RefusedError('no name'));
+  assert.ok(back instanceof RefusedError);
+  assert.equal(back.code, 'ERR_FERRY_REFUSED');
+  assert.equal(back.refusal, 'unknown');
 });
 
 test('MigrationError keeps afterGo false, and an error without a cause rebuilds without one', () => {

@@ -88,11 +88,14 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     if (to === 'running') say('running', { atMs: performance.timeOrigin + performance.now() }, 'guest running');
   });
   const incoming = await IncomingMigration.listen(values.listen, { ...options, onGuest });
+  incoming.on('rejected', (reason) => console.error(`ferry incoming: refused a source: ${reason}`));
   say('listening', { uri: incoming.uri }, `listening on ${incoming.uri}`);
   const result = await incoming.done();
   if (result.status !== 'resumed' || result.guest === null) {
     say('result', { status: result.status, error: result.error, stats: result.stats, check: null },
       `incoming migration ${result.status}: ${result.error ?? ''}`);
+    // Exiting at once would reset the connection before the source read why (REFUSED or ERROR).
+    await incoming.released();
     return 1;
   }
   const guest = result.guest;

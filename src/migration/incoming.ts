@@ -61,7 +61,7 @@ export interface IncomingResult {
   readonly stats: LoaderStats | null;
 }
 
-export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; guest: [Guest] }> {
+export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; guest: [Guest]; rejected: [string] }> {
   private readonly states = incomingStateMachine();
   private worker!: Worker;
   private guestValue: Guest | null = null;
@@ -71,6 +71,8 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private failure: FerryError | null = null;
   private statsValue: LoaderStats | null = null;
   private readonly finished = new Signal<IncomingResult>();
+  /** The loader thread ended (it let go of the connection). */
+  private readonly exited = new Signal();
   /** The address actually listened on (a tcp: port 0 becomes the real port). */
   uri = '';
 
@@ -131,6 +133,18 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     return r;
   }
 
+  /**
+   * Resolves once the loader thread let go of the connection and ended.
+   * After a failure it keeps reading until the source closes (for at most
+   * 2 s), so that the source reads why, REFUSED or ERROR, rather than a
+   * reset connection. A process about to exit after a failure waits for
+   * this; it holds the process open until then.
+   */
+  async released(): Promise<void> {
+    this.worker.ref();
+    await this.exited.promise;
+  }
+
   cancel(): void {
     if (isIncomingFinished(this.status)) return;
     this.post({ type: 'cancel' });
@@ -139,6 +153,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private async start(init: LoaderInit): Promise<void> {
     const listening = new Signal<string>();
     this.worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: init });
+    this.worker.on('exit', () => this.exited.resolve());
     let queue = Promise.resolve();
     this.worker.on('message', (m: FromLoader) => {
       if (m.type === 'listening') listening.resolve(m.uri);
@@ -160,6 +175,9 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
         break;
       case 'connected':
         this.states.transition('connected');
+        break;
+      case 'rejected':
+        this.emit('rejected', m.reason);
         break;
       case 'header':
         this.header = m.header;

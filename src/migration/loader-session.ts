@@ -13,7 +13,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type net from 'node:net';
-import { CancelledError, TimeoutError, TransportError, WireError } from '../errors.js';
+import { CancelledError, TimeoutError, TransportError, WireError, ferryCodeOf, type RefusedError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
@@ -22,6 +22,7 @@ import { formatUri, parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { RECORD, Rec, encodeRecord } from '../wire/records.js';
+import { REFUSALS, refusalCode, refused, type RefusalName } from '../wire/refusals.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { RamLoader } from './ram-loader.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
@@ -34,8 +35,14 @@ const ACK_EVERY_BYTES = 256 * 1024;
 const ACK_EVERY_MS = 10;
 /** Chunks smaller than this are acknowledged at once. */
 const SMALL_CHUNK_BYTES = 64 * 1024;
-/** How long a failed destination keeps reading after sending ERROR. */
+/** How long a failed destination keeps reading after sending ERROR or REFUSED. */
 const ERROR_LINGER_MS = 2000;
+const MiB = 1024 * 1024;
+
+/** A RAM size as messages write it: MiB when whole, else bytes. */
+function ramText(bytes: number): string {
+  return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
+}
 
 export interface LoaderPort {
   post(message: FromLoader): void;
@@ -82,8 +89,11 @@ export class LoaderSession {
         return;
       }
       const listener = await listenOnce(uri, {
-        tls: this.init.tls, allowInsecure: this.init.allowInsecure,
-        onRejected: (reason) => trace('refused a source: %s', reason),
+        tls: this.init.tls, allowInsecure: this.init.allowInsecure, refuse: refuseConnection,
+        onRejected: (reason) => {
+          trace('refused a source: %s', reason);
+          this.port.post({ type: 'rejected', reason });
+        },
       });
       this.stopListening = listener.close;
       if (this.finished) listener.close();
@@ -161,14 +171,14 @@ export class LoaderSession {
   private onHeader(h: StreamHeader): void {
     const bytes = h.blocks.reduce((n, b) => n + b.pages * PAGE_SIZE, 0);
     if (bytes > this.init.maxGuestBytes) {
-      throw new WireError(`header: guest of ${bytes} bytes exceeds this destination's limit of ${this.init.maxGuestBytes} bytes`);
+      throw refused('max-ram', `header: the guest has ${ramText(bytes)} of RAM; this destination accepts at most ${ramText(this.init.maxGuestBytes)} (--max-ram)`);
     }
     const expect = this.init.expect;
     if (expect?.ramBytes !== undefined && expect.ramBytes !== bytes) {
-      throw new WireError(`header: guest RAM of ${bytes} bytes, this destination was configured for ${expect.ramBytes}`);
+      throw refused('ram-size', `header: the guest has ${ramText(bytes)} of RAM; this destination expects ${ramText(expect.ramBytes)} (--ram)`);
     }
     if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
-      throw new WireError(`header: ${h.vcpus} vCPUs, this destination was configured for ${expect.vcpus}`);
+      throw refused('vcpus', `header: the guest has ${h.vcpus} vCPUs; this destination expects ${expect.vcpus} (--vcpus)`);
     }
     this.ram = new RamLoader(h);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
@@ -260,7 +270,11 @@ export class LoaderSession {
     });
   }
 
-  /** End the migration here for `err`: its message goes to the source in ERROR, the error itself to the main thread. */
+  /**
+   * End the migration here for `err`: its message goes to the source (in
+   * REFUSED for a refusal, refusals.ts; else in ERROR), the error itself to
+   * the main thread.
+   */
   private fail(err: unknown): void {
     const reason = err instanceof Error ? err.message : String(err);
     this.idle?.stop();
@@ -269,12 +283,15 @@ export class LoaderSession {
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.stopListening?.();
     try {
-      this.socket?.end(encodeRecord(RECORD.Error, { reason: reason.slice(0, 1000) }));
+      this.socket?.end(reasonRecord(err, reason.slice(0, 1000)));
     } catch {
       // the connection is already gone
     }
-    // Keep reading (and discarding) for a moment, so that the source reads
-    // ERROR and its reason rather than failing on a reset connection.
+    // Keep reading (and discarding: onData ignores bytes once finished) until
+    // the source closes, for at most ERROR_LINGER_MS, so that the source
+    // reads the reason. Closing with its bytes unread would reset the
+    // connection, and the source would see only `write EPIPE` or
+    // ECONNRESET: Node drops what is unread on a socket whose write failed.
     const socket = this.socket;
     if (socket !== null) setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
     this.answer?.reject(err instanceof Error ? err : new Error(reason));
@@ -289,4 +306,19 @@ export class LoaderSession {
       passes: this.stats.passes, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
     };
   }
+}
+
+/** The record that tells the source why: REFUSED with its code for a refusal this version names, else ERROR. */
+function reasonRecord(err: unknown, reason: string): Buffer {
+  const refusal = ferryCodeOf(err) === 'ERR_FERRY_REFUSED' ? (err as RefusedError).refusal : undefined;
+  if (refusal !== undefined && Object.hasOwn(REFUSALS, refusal)) return encodeRecord(RECORD.Refused, { code: refusalCode(refusal), reason });
+  return encodeRecord(RECORD.Error, { reason });
+}
+
+/** Turn a connection away with REFUSED, reading and discarding for a while as fail() does, so that the source reads why. */
+function refuseConnection(socket: net.Socket, name: RefusalName, reason: string): void {
+  socket.on('error', () => {});
+  socket.resume();
+  socket.end(encodeRecord(RECORD.Refused, { code: refusalCode(name), reason }));
+  setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
 }

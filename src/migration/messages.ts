@@ -77,6 +77,8 @@ export interface LoaderInit extends DestinationParameters {
 export type FromLoader =
   | { readonly type: 'listening'; readonly uri: string }
   | { readonly type: 'connected' }
+  /** A connection was turned away (a failed TLS handshake, plaintext to TLS, a second source); still listening. */
+  | { readonly type: 'rejected'; readonly reason: string }
   | { readonly type: 'header'; readonly header: StreamHeader; readonly ram: readonly RamBlockShared[] }
   | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats }
   | { readonly type: 'go'; readonly run: boolean }

@@ -1,13 +1,24 @@
 /**
  * The source's view of the return path: the destination's READY, ACK,
- * LOADED, RESUMED and ERROR records, decoded as they arrive, and the watch
- * on a destination that stops reading. A destination that stops reading
- * leaves bytes in flight and the source's send slots full (backpressure:
- * memory stays bounded, the migration thread waits); the watch ends that
- * wait after `idleTimeoutMs` without an acknowledgement.
+ * LOADED, RESUMED, ERROR and REFUSED records, decoded as they arrive, and
+ * the watch on a destination that stops reading. A destination that stops
+ * reading leaves bytes in flight and the source's send slots full
+ * (backpressure: memory stays bounded, the migration thread waits); the
+ * watch ends that wait after `idleTimeoutMs` without an acknowledgement.
+ *
+ * Why a refused migration reads as the destination's reason and not as
+ * `write EPIPE`: the destination writes ERROR or REFUSED, ends its side and
+ * keeps reading until this side closes (loader-session.ts). Were it to
+ * close with this side's bytes unread, its kernel would reset the
+ * connection, and a write failing here destroys the socket before Node
+ * reads what already arrived: no wait on this side could recover the
+ * reason then. A record read first wins (the first reason sticks).
  */
 import type net from 'node:net';
+import { RefusedError } from '../errors.js';
+import { explainTlsError } from '../transport/tls.js';
 import { RECORD, Rec } from '../wire/records.js';
+import { refusalName } from '../wire/refusals.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { IdleWatch, Signal, within } from './waiter.js';
 
@@ -18,6 +29,8 @@ export interface ReturnPathHooks {
   onResumed(): void;
   /** The migration must fail for `reason`. */
   fail(reason: string): void;
+  /** The destination refused the stream (REFUSED): the migration fails with this error. */
+  refused(err: RefusedError): void;
   /** Bytes sent and not yet acknowledged, now. */
   inflightBytes(): number;
   /** The current idle limit, ms (a parameter: it may change during the migration). */
@@ -43,10 +56,15 @@ export class ReturnPath {
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: hooks.onResumed(); break;
           case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
+          case Rec.Refused: hooks.refused(refusal(head)); break;
         }
       },
     }, { stream: false });
     socket.on('data', (chunk: Buffer) => {
+      if (decoder.bytes === 0 && !hooks.tls && speaksTls(chunk)) {
+        hooks.fail(`the destination speaks TLS and this side does not: ${TLS_HINT}`);
+        return;
+      }
       try {
         decoder.feed(chunk);
       } catch (err) {
@@ -56,7 +74,7 @@ export class ReturnPath {
     const refused = () => (this.ready.settled ? '' : hooks.tls
       ? ' before it was ready (with TLS: it did not accept the credentials this side presented)'
       : ' before it was ready');
-    socket.on('error', (err) => hooks.fail(`connection to the destination failed${refused()}: ${err.message}`));
+    socket.on('error', (err) => hooks.fail(`connection to the destination failed${refused()}: ${hooks.tls ? explainTlsError(err) : err.message}`));
     // 'end' (its side closed) is reported at once rather than at 'close', which waits for our own side
     // to shut down: a destination that died after LOADED must be seen before GO is sent. Records that came
     // first (RESUMED, ERROR) were handled above and win.
@@ -90,4 +108,24 @@ export class ReturnPath {
     this.idle?.stop();
     this.idle = null;
   }
+}
+
+/** The source's error for a REFUSED record: the destination's words, and the refusal's name (refusals.ts). */
+function refusal(head: Buffer): RefusedError {
+  const { code, reason } = RECORD.Refused.decode(head);
+  const name = refusalName(code);
+  return new RefusedError(`the destination refused the stream (${name === 'unknown' ? `refusal ${code}` : name}): ${reason}`, { refusal: name });
+}
+
+/** What a source without TLS options is to pass to a TLS destination. */
+const TLS_HINT = 'pass the TLS options it expects (--tls-ca, with --tls-cert and --tls-key if it asks for a client certificate; or --tls-psk-file)';
+
+/**
+ * Whether a plaintext source's first bytes back are TLS: a handshake
+ * record (0x16 0x03) or an alert (0x15 0x03), from a TLS server that is
+ * not ferry or that predates REFUSED. Said as such, rather than as an
+ * unknown return record.
+ */
+function speaksTls(first: Buffer): boolean {
+  return (first[0] === 0x16 || first[0] === 0x15) && first[1] === 0x03;
 }

@@ -142,11 +142,16 @@ export class SourceSession {
     if (this.channel.socket !== null) {
       this.back = new ReturnPath(this.channel.socket, {
         onAck: (bytes) => this.bandwidth.onAck(bytes), onResumed: () => this.resumed.resolve(), fail: (reason) => this.fail(reason),
+        refused: (err) => this.stop(err),
         inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
       });
+      // Without TLS the header goes at once, before READY: a TLS destination waits for its client to speak
+      // first, and ferry's magic where a ClientHello belongs is what lets it refuse in words at once
+      // (docs/wire-format.md, "Refusals"). With TLS the handshake spoke already; the header waits for READY.
+      if (this.init.tls === undefined) this.out.start(this.channel, header);
       await this.back.opened(this.parameters.switchoverTimeoutMs, this.abort.promise);
     }
-    this.out.start(this.channel, header);
+    if (!this.out.started) this.out.start(this.channel, header);
     this.figures.setupDoneMs = monoMs();
     this.pacer.start();
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).

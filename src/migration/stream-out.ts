@@ -21,6 +21,11 @@ export class StreamOut {
     this.writer.onRelease = () => this.room.resolve();
   }
 
+  /** Whether start() was called. */
+  get started(): boolean {
+    return this.channel !== null;
+  }
+
   /** Start the stream on `channel` with the stream header; before anything is flushed. */
   start(channel: OutgoingChannel, header: Uint8Array): void {
     this.channel = channel;

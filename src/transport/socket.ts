@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { InvalidArgumentError, TransportError } from '../errors.js';
 import { claimSocketPath } from './socket-path.js';
-import { clientTls, isLoopback, serverTls, type TlsOptions } from './tls.js';
+import { clientTls, explainTlsError, isLoopback, serverTls, type TlsOptions } from './tls.js';
 import type { MigrationUri } from './uri.js';
 
 /** Declared with the other classes (errors.ts), so that it crosses threads as itself; re-exported here where it is thrown. */
@@ -34,24 +34,69 @@ export function connect(uri: MigrationUri, timeoutMs: number, secure?: TlsOption
     socket.once('error', (err) => {
       clearTimeout(timer);
       const what = secure === undefined ? 'cannot reach the destination' : 'TLS with the destination failed';
-      reject(new TransportError(`${what} at ${describe(uri)}: ${err.message}`, { cause: err }));
+      reject(new TransportError(`${what} at ${describe(uri)}: ${secure === undefined ? err.message : explainTlsError(err)}`, { cause: err }));
     });
+  });
+}
+
+/** Turn a connection away: the caller writes its refusal (`name`: refusals.ts) for the source to read, then closes. */
+export type RefuseConnection = (socket: net.Socket, name: 'tls' | 'busy', reason: string) => void;
+
+export interface ListenOptions {
+  readonly tls?: TlsOptions;
+  readonly allowInsecure?: boolean;
+  /** A source was turned away (a failed TLS handshake, plaintext to TLS, a second source): why, in words. */
+  readonly onRejected?: (reason: string) => void;
+  /** How to turn a connection away with words (default: close it). */
+  readonly refuse?: RefuseConnection;
+}
+
+const PLAINTEXT_TO_TLS = 'this destination speaks TLS and the source sent plaintext (a ferry source without TLS options): ' +
+  'give the source the TLS options the destination expects (--tls-ca, with --tls-cert and --tls-key if it asks for a client certificate; or --tls-psk-file)';
+
+/**
+ * A TLS destination reads a connection's first bytes before TLS does, since
+ * a TLS server waits for its client to speak first (a plaintext ferry source
+ * sends its header at once for this). A ClientHello (a handshake record,
+ * first byte 0x16) goes on to the TLS server; anything else is turned away
+ * in plaintext, in words the source can read.
+ */
+function peekTls(raw: net.Socket, secure: tls.Server, refuse: RefuseConnection): void {
+  raw.on('error', () => {}); // errors before the handoff end the connection; after it, the TLS socket reports them
+  raw.once('readable', () => {
+    const first = raw.read() as Buffer | null;
+    if (first === null) {
+      raw.destroy();
+    } else if (first[0] === 0x16) {
+      raw.unshift(first);
+      secure.emit('connection', raw);
+    } else {
+      raw.unshift(first);
+      refuse(raw, 'tls', PLAINTEXT_TO_TLS);
+    }
   });
 }
 
 /** Listen on `uri`; `accepted` resolves with the first connection (later ones are refused). */
 export async function listenOnce(
   uri: MigrationUri,
-  options: { tls?: TlsOptions; allowInsecure?: boolean; onRejected?: (reason: string) => void } = {},
+  options: ListenOptions = {},
 ): Promise<{ address: MigrationUri; accepted: Promise<net.Socket>; close(): void }> {
   if (uri.kind === 'file') throw new InvalidArgumentError('listen: a file: URI is not a socket');
   if (uri.kind === 'tcp' && !isLoopback(uri.host) && options.tls === undefined && options.allowInsecure !== true) {
     throw new InvalidArgumentError(`refusing to listen on ${uri.host} without TLS: anyone who can reach it could send a guest; ` +
       'give TLS credentials, listen on loopback, or allow it explicitly (--insecure)');
   }
-  const server = options.tls === undefined ? net.createServer() : tls.createServer(serverTls(options.tls));
+  const refuse: RefuseConnection = (socket, name, reason) => {
+    options.onRejected?.(reason);
+    if (options.refuse === undefined) socket.destroy();
+    else options.refuse(socket, name, reason);
+  };
+  // With TLS, a plain server takes the connections and hands TLS ones to a TLS server that never listens itself (peekTls).
+  const server = net.createServer();
+  const secure = options.tls === undefined ? null : tls.createServer(serverTls(options.tls));
   // A TLS client that fails the handshake (untrusted, anonymous) is refused; keep listening for the right one.
-  server.on('tlsClientError', (err: Error) => options.onRejected?.(err.message));
+  secure?.on('tlsClientError', (err: Error) => options.onRejected?.(explainTlsError(err)));
   let resolveAccept!: (s: net.Socket) => void;
   let rejectAccept!: (e: Error) => void;
   const accepted = new Promise<net.Socket>((res, rej) => {
@@ -60,16 +105,18 @@ export async function listenOnce(
   });
   accepted.catch(() => {});
   let taken = false;
-  server.on(options.tls === undefined ? 'connection' : 'secureConnection', (socket: net.Socket) => {
+  const take = (socket: net.Socket) => {
     if (taken) {
-      socket.destroy();
+      refuse(socket, 'busy', 'this destination already has its source (it takes one connection)');
       return;
     }
     taken = true;
     socket.setNoDelay(true);
     server.close();
     resolveAccept(socket);
-  });
+  };
+  server.on('connection', (raw: net.Socket) => (secure === null ? take(raw) : peekTls(raw, secure, refuse)));
+  secure?.on('secureConnection', take);
   // Only a stale socket is removed; a file, a directory or a live socket is refused (socket-path.ts).
   if (uri.kind === 'unix') await claimSocketPath(uri.path, 'listen');
   await new Promise<void>((resolve, reject) => {

@@ -12,6 +12,9 @@
  *   clients are refused), as QEMU's tls-creds with verify-peer=on.
  * - PSK: both sides share `psk.key` under `psk.identity` (TLS 1.2 PSK
  *   cipher suites); no certificates involved.
+ *
+ * OpenSSL's and Node's TLS errors reach the user as a sentence saying what
+ * is wrong and what to change, with the raw text after it (explainTlsError).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -70,4 +73,48 @@ export function serverTls(o: TlsOptions): tls.TlsOptions {
 /** Whether a host name or address is a loopback one. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+const NO_TLS_PEER = 'the peer answered in plaintext, not TLS: a ferry destination started without TLS options does; give both sides TLS options, or neither';
+const PSK_DIFFERS = 'the two sides hold different pre-shared keys: give both the same --tls-psk-file';
+const NOTHING_SHARED = 'the two sides share no way to speak TLS: one uses a pre-shared key (--tls-psk-file), the other certificates';
+const UNTRUSTED_CA = "the destination's certificate is not signed by the CA this side trusts: pass the CA that signed it with --tls-ca";
+
+/**
+ * What each TLS error means for a migration, by its code (OpenSSL's
+ * ERR_SSL_*, X.509 verification's, Node's). Source-side codes speak of the
+ * destination, destination-side ones (the server's tlsClientError) of the source.
+ */
+const TLS_ERRORS: Readonly<Record<string, string>> = {
+  ERR_SSL_WRONG_VERSION_NUMBER: NO_TLS_PEER,
+  ERR_SSL_PACKET_LENGTH_TOO_LONG: NO_TLS_PEER,
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED_CA,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED_CA,
+  UNABLE_TO_GET_ISSUER_CERT: UNTRUSTED_CA,
+  SELF_SIGNED_CERT_IN_CHAIN: "the destination's certificate chain ends in a CA this side does not trust: pass that CA with --tls-ca",
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the destination presents a self-signed certificate this side does not trust: pass it with --tls-ca, or give the destination one signed by that CA',
+  CERT_HAS_EXPIRED: "the peer's certificate has expired: issue a new one",
+  CERT_NOT_YET_VALID: "the peer's certificate is not valid yet: check both hosts' clocks",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the destination's certificate does not carry the name this side expects: pass the name it carries with --tls-hostname, or issue one for this name",
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'the destination requires a client certificate: pass --tls-cert and --tls-key, signed by the CA it trusts',
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: "the peer does not trust this side's certificate: it was not signed by the CA the peer was given (--tls-ca)",
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: "the peer refused this side's certificate",
+  ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC: PSK_DIFFERS,
+  ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC: PSK_DIFFERS,
+  ERR_SSL_CIPHER_OPERATION_FAILED: PSK_DIFFERS,
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY: 'the destination does not know the pre-shared key identity this side sent: give both sides the same --tls-psk-identity',
+  ERR_SSL_PSK_IDENTITY_NOT_FOUND: 'the source sent a pre-shared key identity this destination does not know: give both sides the same --tls-psk-identity',
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: NOTHING_SHARED,
+  ERR_SSL_NO_SHARED_CIPHER: NOTHING_SHARED,
+  ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE: 'the source presented no certificate, and this destination requires one (it was given --tls-ca): give the source --tls-cert and --tls-key',
+  ERR_SSL_UNSUPPORTED_PROTOCOL: 'the two sides support no common TLS version',
+  ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: 'the two sides support no common TLS version',
+};
+
+/** A TLS error as a sentence, with the raw text after it; an error without a known code as its raw text. */
+export function explainTlsError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const raw = err.message.trim();
+  const sentence = code === undefined ? undefined : TLS_ERRORS[code];
+  return sentence === undefined ? raw : `${sentence} (${code}: ${raw})`;
 }

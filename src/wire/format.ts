@@ -27,6 +27,7 @@
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { WireError } from '../errors.js';
 import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
+import { refused } from './refusals.js';
 
 export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
 export const WIRE_VERSION = 3;
@@ -129,11 +130,20 @@ function checkVersion(version: number): void {
     : version === 1 ? `version 1's page check misses some bit flips: ${restore}`
       : version === 2 ? `version 2's VERIFY is a whole-RAM digest this ferry no longer computes: ${restore}`
         : 'no ferry wrote this version';
-  throw new WireError(`header: stream version ${version}, this destination reads ${reads} (${why})`);
+  throw refused('version', `header: stream version ${version}, this destination reads ${reads} (${why})`);
 }
 
-/** Check the fixed part (magic, then version, then sizes); returns the body length. */
+/**
+ * Check the fixed part (magic, then version, then sizes); returns the body
+ * length. A TLS handshake where the magic belongs (a record of type 0x16,
+ * version 3.x) is a source that speaks TLS to a destination that does not:
+ * refused as such, so that the message says what to change.
+ */
 export function decodeHeaderFixed(fixed: Buffer): number {
+  if (fixed[0] === 0x16 && fixed[1] === 0x03) {
+    throw refused('tls', 'header: the source speaks TLS (its first bytes are a TLS handshake) and this destination was started without TLS: ' +
+      'give the destination --tls-cert and --tls-key (or --tls-psk-file), or drop the TLS options on the source');
+  }
   if (!fixed.subarray(0, 8).equals(MAGIC)) {
     throw new WireError(`header: bad magic ${JSON.stringify(fixed.subarray(0, 8).toString('latin1'))}, expected "FERRYMIG"`);
   }

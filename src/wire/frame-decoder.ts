@@ -11,13 +11,14 @@
  * record's check is verified when the data is complete. Other records reach
  * the sink only after their check passed.
  */
-import { WireError } from '../errors.js';
+import { RefusedError, WireError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import {
   CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, crc32,
   decodeHeader, decodeHeaderFixed, type StreamHeader,
 } from './format.js';
 import { RECORD, Rec, recordRow, type Direction, type RecordRow } from './records.js';
+import { refused } from './refusals.js';
 
 export interface FrameSink {
   header?(h: StreamHeader): void;
@@ -92,6 +93,8 @@ export class FrameDecoder {
       while (at < chunk.length) at += this.consume(chunk, at);
     } catch (err) {
       this.state = 'closed';
+      // A refusal (refusals.ts) is about this destination, not about where in the stream: as it is.
+      if (err instanceof RefusedError) throw err;
       if (err instanceof WireError) {
         err.message = `${err.message} (at byte ${this.bytes + at})`;
         throw err;
@@ -197,7 +200,7 @@ export class FrameDecoder {
       throw new WireError(`${name}: page count ${pages}, expected 0`);
     }
     if (headLen + pages * PAGE_SIZE > this.maxRecordBytes) {
-      throw new WireError(`${name}: a record of ${headLen + pages * PAGE_SIZE} bytes exceeds the largest frame accepted here (${this.maxRecordBytes} bytes)`);
+      throw refused('max-frame', `${name}: a record of ${headLen + pages * PAGE_SIZE} bytes exceeds the largest frame accepted here (${this.maxRecordBytes} bytes)`);
     }
     if (row.perBlock) {
       if (block >= nblocks) throw new WireError(`${name}: block ${block}, the stream has ${nblocks}`);

@@ -41,6 +41,7 @@ export const enum Rec {
   Resumed = 0x43,
   Error = 0x44,
   Ready = 0x45,
+  Refused = 0x47,
 }
 
 /** 'stream': source -> destination; 'return': the destination's return path. */
@@ -206,6 +207,26 @@ export const RECORD = {
   }),
   /** The destination accepted the connection (and the TLS peer): the source streams only after it. */
   Ready: none({ tag: Rec.Ready, name: 'READY', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
+  /** Why the destination will not load this stream: u16 refusal code (refusals.ts, 1..65535), UTF-8 reason. */
+  Refused: variable<{ code: number; reason: string }>({
+    tag: Rec.Refused, name: 'REFUSED', direction: 'return',
+    maxHeadBytes: () => 2 + MAX_ERROR_BYTES,
+    sizeOf: (f) => {
+      if (!Number.isInteger(f.code) || f.code < 1 || f.code > 0xffff) throw new WireError(`REFUSED: code ${f.code}, expected 1..65535`);
+      const n = Buffer.byteLength(f.reason, 'utf8');
+      if (n > MAX_ERROR_BYTES) throw new WireError(`REFUSED: a reason of ${n} bytes exceeds ${MAX_ERROR_BYTES}`);
+      return 2 + n;
+    },
+    encode: (f, out, at) => {
+      out.writeUInt16LE(f.code, at);
+      out.write(f.reason, at + 2, 'utf8');
+    },
+    decode: (head) => {
+      const code = head.length >= 2 ? head.readUInt16LE(0) : 0;
+      if (code === 0) throw new WireError(`REFUSED: ${head.length < 2 ? `head of ${head.length} bytes has no code` : 'code 0 is never valid'}`);
+      return { code, reason: head.subarray(2).toString('utf8') };
+    },
+  }),
 } as const;
 
 /** Every row, in tag order. */
@@ -232,7 +253,6 @@ export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: st
   { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },
   { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
   { tag: 0x46, name: 'REQUEST', direction: 'return' },
-  { tag: 0x47, name: 'REFUSED', direction: 'return' },
 ];
 
 /** A head on its own (tests, and records too large for a send slot). */

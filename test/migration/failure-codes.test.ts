@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { CancelledError, type FerryError, InvalidArgumentError, MigrationError, TimeoutError, TransportError, WireError } from '../../src/errors.js';
+import { CancelledError, type FerryError, InvalidArgumentError, MigrationError, RefusedError, TimeoutError, TransportError } from '../../src/errors.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { bounded, fileLimit } from '../waits.js';
@@ -38,15 +38,16 @@ test('an unreachable destination: the migration rejects with a TransportError', 
   assert.equal(m.lastFailure, err);
 });
 
-test('a destination that refuses the stream: the source rejects with a MigrationError, the destination with a WireError', { timeout: 30_000 }, async () => {
+test('a destination that refuses the stream: both sides reject with a RefusedError naming the refusal', { timeout: 30_000 }, async () => {
   const src = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
   await src.cont();
   const incoming = await listen('tcp', { expect: { ramBytes: 8 * MiB } });
   const m = Migration.start(src, incoming.uri);
-  const err = await rejectsWith(m.completed(), MigrationError, 'ERR_FERRY_MIGRATION');
-  assert.match(err.message, /^the destination reported: header: guest RAM of 4194304 bytes, this destination was configured for 8388608 \(at byte 36\)$/);
-  assert.equal(err.afterGo, false);
-  const dest = await rejectsWith(incoming.resumed(), WireError, 'ERR_FERRY_WIRE');
+  const err = await rejectsWith(m.completed(), RefusedError, 'ERR_FERRY_REFUSED');
+  assert.match(err.message, /^the destination refused the stream \(ram-size\): header: the guest has 4 MiB of RAM; this destination expects 8 MiB \(--ram\)$/);
+  assert.equal(err.refusal, 'ram-size');
+  const dest = await rejectsWith(incoming.resumed(), RefusedError, 'ERR_FERRY_REFUSED');
+  assert.equal(dest.refusal, 'ram-size');
   assert.equal((await bounded('the destination\'s end', incoming.done(), ENDS_MS)).status, 'failed');
   assert.equal(incoming.lastFailure, dest);
   assert.equal(src.runState, 'running');

@@ -138,7 +138,7 @@ test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest
         if (end.type === 'failed') {
           counts.failed++;
           assert.match(end.error.message, CLEAR_REASON, 'a reason naming what was wrong');
-          assert.ok(['ERR_FERRY_WIRE', 'ERR_FERRY_INVALID_ARGUMENT'].includes(end.error.code), `a wire rule or a refused section: ${end.error.code}`);
+          assert.ok(['ERR_FERRY_WIRE', 'ERR_FERRY_INVALID_ARGUMENT', 'ERR_FERRY_REFUSED'].includes(end.error.code), `a wire rule, a refused section or a refused version: ${end.error.code}`);
           return;
         }
         assert.equal(end.type, 'done');

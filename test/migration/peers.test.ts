@@ -171,5 +171,5 @@ test('a record over the destination\'s largest frame is refused with a reason; a
   assert.equal(inc.status, 'failed');
   assert.match(inc.error ?? '', /DEVICE: a record of \d+ bytes exceeds the largest frame accepted here \(1048580 bytes\)/);
   src.devices.unregister('app/big');
-  await assertSourceRecovers(src, r, /the destination reported: DEVICE: a record/);
+  await assertSourceRecovers(src, r, /the destination refused the stream \(max-frame\): DEVICE: a record/);
 });

@@ -114,5 +114,7 @@ test(`a destination refuses the committed v${WIRE_VERSION - 1} file before loadi
   assert.equal(r.status, 'failed');
   assert.equal(r.guest, null);
   assert.match(r.error ?? '', REFUSAL);
+  assert.equal(r.failure?.code, 'ERR_FERRY_REFUSED', 'a refusal: the version is not read here');
+  assert.equal((r.failure as { refusal?: string } | null)?.refusal, 'version');
   assert.equal(r.stats?.normalPages ?? 0, 0);
 });

@@ -12,6 +12,7 @@ import { CHECK_BYTES, FRAME_HEADER_BYTES, crc32 } from '../../src/wire/format.js
 import { FrameDecoder } from '../../src/wire/frame-decoder.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { PLANNED_RECORDS, RECORD, RECORD_TABLE, encodeHead, encodeRecord, recordRow, type RecordRow } from '../../src/wire/records.js';
+import { REFUSALS, refusalCode, refusalName } from '../../src/wire/refusals.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -38,6 +39,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   RESUMED: [{}],
   ERROR: [{ reason: '' }, { reason: 'the destination refused: ünïcode' }, { reason: 'é'.repeat(2048) }],
   READY: [{}],
+  REFUSED: [{ code: 1, reason: '' }, { code: 3, reason: 'guest RAM of 256 MiB: ünïcode' }, { code: 0xffff, reason: 'é'.repeat(2048) }],
 };
 
 function samplesOf(row: RecordRow<unknown>): readonly unknown[] {
@@ -116,6 +118,10 @@ test('a head that cannot be encoded is refused with the record named', () => {
   assert.throws(() => encodeHead(RECORD.Device, { ...device, name: 'é'.repeat(128) }), /DEVICE: name .* must be 1-255 bytes/);
   assert.throws(() => encodeHead(RECORD.Error, { reason: 'x'.repeat(4097) }), /ERROR: a reason of 4097 bytes exceeds 4096/);
   assert.throws(() => encodeHead(RECORD.Verify, { digest: Buffer.alloc(32) }), /VERIFY: a digest of 32 bytes, expected 16/);
+  assert.throws(() => encodeHead(RECORD.Refused, { code: 0, reason: 'x' }), /REFUSED: code 0, expected 1\.\.65535/);
+  assert.throws(() => encodeHead(RECORD.Refused, { code: 1, reason: 'x'.repeat(4097) }), /REFUSED: a reason of 4097 bytes exceeds 4096/);
+  assert.throws(() => RECORD.Refused.decode(Buffer.alloc(1)), /REFUSED: head of 1 bytes has no code/);
+  assert.throws(() => RECORD.Refused.decode(Buffer.from([0, 0, 0x61])), /REFUSED: code 0 is never valid/);
   assert.throws(() => RECORD.End.decode(encodeHead(RECORD.End, { totals: [{ normal: 1, zero: 0 }] }), 2), /END: totals for 1 blocks, expected 2/);
   assert.throws(() => RECORD.Vcpu.decode(Buffer.alloc(1)), (err) => err instanceof WireError && /VCPU: head of 1 bytes/.test(err.message));
   assert.throws(() => RECORD.Device.decode(Buffer.from([4, 0x61])), /DEVICE: head of 2 bytes is too short for a name of 4/);
@@ -129,4 +135,18 @@ test('docs/wire-format.md lists every record type and every planned tag with its
     assert.equal(listed.get(row.name), `0x${row.tag.toString(16).padStart(2, '0')} ${row.direction}`, `${row.name} in the document's tables`);
   }
   assert.equal(listed.size, RECORD_TABLE.length + PLANNED_RECORDS.length, 'no record in the document that the code does not know');
+});
+
+test('the refusal table: codes unique and never 0, names and codes map both ways, an unknown code is "unknown"; the document lists each', () => {
+  const codes = new Set<number>();
+  for (const [name, row] of Object.entries(REFUSALS)) {
+    assert.ok(row.code >= 1 && row.code <= 0xffff && !codes.has(row.code), `${name}: code ${row.code} valid and used once`);
+    codes.add(row.code);
+    assert.equal(refusalName(refusalCode(name)), name);
+  }
+  assert.equal(refusalName(0xfffe), 'unknown');
+  assert.throws(() => refusalCode('nonsense'), /REFUSED: no refusal named "nonsense"/);
+  const doc = readFileSync(new URL('../../../docs/wire-format.md', import.meta.url), 'utf8');
+  const listed = [...doc.matchAll(/^\| (\d+) \| ([a-z-]+) \| /gm)].map((m) => [m[2], Number(m[1])]);
+  assert.deepEqual(listed, Object.entries(REFUSALS).map(([name, row]) => [name, row.code]), 'the document\'s refusal table is the code\'s');
 });
