@@ -1,7 +1,7 @@
 /** `ferry bench`'s command line; the suite itself is bench/suite.ts. */
-import { parseArgs } from 'node:util';
 import { runBench } from '../bench/suite.js';
-import { parseCount } from './options.js';
+import { parseCommandLine } from './options.js';
+import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 
 export const BENCH_USAGE = `usage: ferry bench [--quick] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
 
@@ -16,16 +16,13 @@ two ferry processes, with medians and ranges, targets met or not.
   -h, --help     this text`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      runs: { type: 'string' },
-      out: { type: 'string', default: 'bench-results.json' },
-      report: { type: 'string', default: 'bench-map.html' },
-      only: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values } = parseCommandLine(argv, {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    out: { type: 'string', default: 'bench-results.json' },
+    report: { type: 'string', default: 'bench-map.html' },
+    only: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     console.log(BENCH_USAGE);
@@ -34,7 +31,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const quick = values.quick;
   await runBench({
     quick,
-    runs: values.runs === undefined ? (quick ? 1 : 3) : parseCount('--runs', values.runs, 1, 100),
+    runs: values.runs === undefined ? (quick ? 1 : 3) : parseNumberFlag(COMMAND_FLAGS.runs, values.runs),
     out: values.out,
     report: values.report,
     only: values.only === undefined ? null : new Set(values.only.split(',')),

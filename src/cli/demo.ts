@@ -14,25 +14,25 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
 import { startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
 import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
-import { parseCount, parseNumber } from './options.js';
+import { parseCommandLine, workloadSpecs } from './options.js';
+import { COMMAND_FLAGS, DEMO_PARAMETERS, parseNumberFlag } from './number-flags.js';
 import { parameterFlags, qmpArguments } from './parameter-flags.js';
 import { checkRamSize, overcommitUsage } from './ram-limit.js';
 import { renderReport } from '../client/html-report.js';
 import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress } from '../client/progress.js';
 import { summaryTable } from '../client/report.js';
-import { formatBytes, parseSize } from '../client/size.js';
+import { formatBytes } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
 
-/** The migration parameters the demo takes; a time budget of 60 s (a showcase of a small guest) unless given. */
-const PARAMETER_FLAGS = parameterFlags('source', ['downtimeLimitMs', 'timeoutMs'], { timeoutMs: 60_000 });
+/** The migration parameters the demo takes (DEMO_PARAMETERS); a time budget of 60 s (a showcase of a small guest) unless given. */
+const PARAMETER_FLAGS = parameterFlags('source', [...DEMO_PARAMETERS], { timeoutMs: 60_000 });
 
 export const DEMO_USAGE = `usage: ferry demo [options]
 
@@ -40,7 +40,7 @@ Migrate a busy guest between two processes on loopback through their QMP
 sockets, verify it, measure the source's control latency, and let the
 guest run on at the destination.
 
-  --ram SIZE          guest RAM (default 256M)
+  --ram SIZE          guest RAM; a number alone is MiB (default 256M)
 ${overcommitUsage(22)}
   --vcpus N           vCPUs (default 2)
   --workload KIND     idle | stress | fill | sweep (default sweep)
@@ -60,31 +60,30 @@ interface SweepCheckAnswer {
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ram: { type: 'string', default: '256M' },
-      overcommit: { type: 'boolean', default: false },
-      vcpus: { type: 'string', default: '2' },
-      workload: { type: 'string', default: 'sweep' },
-      // 1 sweep/s of 256 MiB (65 k page writes/s, ~270 MB/s): busy, and within the 300 ms limit on this 2-core
-      // machine even beside other work. At 2/s the guest dirties nearly what the link carries, the rule switches
-      // over at an expected downtime just under the limit, and on a loaded machine 2 runs of 9 went 20-30 ms over.
-      rate: { type: 'string', default: '1' },
-      ...PARAMETER_FLAGS.options,
-      report: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values } = parseCommandLine(argv, {
+    ram: { type: 'string', default: '256M' },
+    overcommit: { type: 'boolean', default: false },
+    vcpus: { type: 'string', default: '2' },
+    workload: { type: 'string', default: 'sweep' },
+    // 1 sweep/s of 256 MiB (65 k page writes/s, ~270 MB/s): busy, and within the 300 ms limit on this 2-core
+    // machine even beside other work. At 2/s the guest dirties nearly what the link carries, the rule switches
+    // over at an expected downtime just under the limit, and on a loaded machine 2 runs of 9 went 20-30 ms over.
+    rate: { type: 'string', default: '1' },
+    ...PARAMETER_FLAGS.options,
+    report: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     console.log(DEMO_USAGE);
     return 0;
   }
-  const ram = parseSize(values.ram, '--ram');
+  // Every value is checked here, before a process starts: a bad one is one line and exit code 2.
+  const ram = parseNumberFlag(COMMAND_FLAGS.ram, values.ram);
   checkRamSize(values.ram, ram, values.overcommit);
-  const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
-  const rate = parseNumber('--rate', values.rate, 1e-6, 1e9);
+  const vcpus = parseNumberFlag(COMMAND_FLAGS.vcpus, values.vcpus);
+  const rate = parseNumberFlag(COMMAND_FLAGS.rate, values.rate);
+  workloadSpecs(values.workload, vcpus, ram / 4096, rate);
   const parameters = PARAMETER_FLAGS.parse(values);
   const downtimeLimitMs = parameters.downtimeLimitMs ?? DEFAULT_PARAMETERS.downtimeLimitMs;
   const log = values.json ? () => {} : (s: string) => console.log(s);

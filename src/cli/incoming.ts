@@ -5,14 +5,14 @@
  * After a migration the arrived guest is the one copy that runs, so by
  * default nothing but the user stops it.
  */
-import { parseArgs } from 'node:util';
 import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { IncomingMigration, type IncomingOptions } from '../migration/incoming.js';
-import { TLS_OPTIONS, TLS_USAGE, parseCount, parseNumber, tlsFrom } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, checkedTls, parseCommandLine } from './options.js';
+import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { parameterFlags } from './parameter-flags.js';
-import { parseSize } from '../client/size.js';
+import { parseControlUri, parseUri } from '../transport/uri.js';
 import { nextInterrupt, sleepUnlessInterrupted } from '../client/interrupts.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
@@ -29,7 +29,7 @@ for 'migrate-incoming' (QEMU's -incoming defer).
   --listen URI        tcp:HOST:PORT (port 0 picks a free port), unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT
 ${PARAMETER_FLAGS.usage(22)}
-  --ram SIZE          accept only a guest of exactly this RAM (default: any)
+  --ram SIZE          accept only a guest of exactly this RAM; a number alone is MiB (default: any)
   --vcpus N           accept only a guest with this many vCPUs (default: any)
   --seconds S         stop the migrated guest and check it after S seconds
                       (default: it runs until Ctrl-C or SIGTERM)
@@ -41,20 +41,17 @@ ${TLS_USAGE}
 
 /** `ferry incoming`'s command line, and the destination's limits on it (checked; errors name the flag). */
 export function parseIncomingArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      listen: { type: 'string' },
-      ...PARAMETER_FLAGS.options,
-      ram: { type: 'string' },
-      qmp: { type: 'string' },
-      insecure: { type: 'boolean', default: false },
-      ...TLS_OPTIONS,
-      vcpus: { type: 'string' },
-      seconds: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values } = parseCommandLine(argv, {
+    listen: { type: 'string' },
+    ...PARAMETER_FLAGS.options,
+    ram: { type: 'string' },
+    qmp: { type: 'string' },
+    insecure: { type: 'boolean', default: false },
+    ...TLS_OPTIONS,
+    vcpus: { type: 'string' },
+    seconds: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
 }
@@ -66,19 +63,19 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const expect = {
-    ramBytes: values.ram === undefined ? undefined : parseSize(values.ram, '--ram'),
-    vcpus: values.vcpus === undefined ? undefined : parseCount('--vcpus', values.vcpus, 0, 64),
+    ramBytes: values.ram === undefined ? undefined : parseNumberFlag(COMMAND_FLAGS.ram, values.ram),
+    vcpus: values.vcpus === undefined ? undefined : parseNumberFlag(COMMAND_FLAGS.expectVcpus, values.vcpus),
   };
-  const options: IncomingOptions = {
-    ...parameters,
-    expect, tls: tlsFrom(values), allowInsecure: values.insecure,
-  };
+  // Every option is checked before anything starts listening: addresses, TLS files and their combination.
+  const seconds = values.seconds === undefined ? undefined : parseNumberFlag(COMMAND_FLAGS.incomingSeconds, values.seconds);
+  if (values.qmp !== undefined) parseControlUri(values.qmp);
+  const tls = checkedTls(values, 'destination', values.listen === undefined ? undefined : parseUri(values.listen));
+  const options: IncomingOptions = { ...parameters, expect, tls, allowInsecure: values.insecure };
   if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen, options);
   if (values.listen === undefined) {
     console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
     return 2;
   }
-  const seconds = values.seconds === undefined ? undefined : parseNumber('--seconds', values.seconds, 0, 86_400);
   const say = (event: string, data: Record<string, unknown>, text: string) => {
     console.log(values.json ? JSON.stringify({ event, ...data }) : text);
   };

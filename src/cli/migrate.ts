@@ -6,7 +6,6 @@
  * from here by a stall probe before (baseline) and during the migration.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { QmpClient } from '../control/qmp-client.js';
 import { QmpError } from '../control/qmp-commands.js';
 import { isCancelled } from '../errors.js';
@@ -15,7 +14,9 @@ import { onInterrupt } from '../client/interrupts.js';
 import { MigrateInterrupts } from '../client/migrate-interrupts.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { followMigration } from '../client/follow-migration.js';
-import { parseNumber } from './options.js';
+import { parseCommandLine } from './options.js';
+import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
+import { parseControlUri, parseUri } from '../transport/uri.js';
 import { COMMAND_LINE_DEFAULTS, parameterFlags, qmpArguments } from './parameter-flags.js';
 import { MigrationProgress } from '../client/progress.js';
 import { renderReport } from '../client/html-report.js';
@@ -50,19 +51,16 @@ exit codes: 0 completed, 1 failed, cancelled (also by Ctrl-C/SIGTERM) or
 
 /** `ferry migrate`'s command line, and the migration parameters on it (checked; errors name the flag). */
 export function parseMigrateArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      qmp: { type: 'string' },
-      to: { type: 'string' },
-      ...PARAMETER_FLAGS.options,
-      verify: { type: 'boolean', default: false },
-      force: { type: 'boolean', default: false },
-      baseline: { type: 'string', default: '0.5' },
-      report: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values } = parseCommandLine(argv, {
+    qmp: { type: 'string' },
+    to: { type: 'string' },
+    ...PARAMETER_FLAGS.options,
+    verify: { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
+    baseline: { type: 'string', default: '0.5' },
+    report: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
 }
@@ -78,7 +76,10 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const params = qmpArguments(parameters);
-  const baselineMs = parseNumber('--baseline', values.baseline, 0, 3600) * 1000;
+  const baselineMs = parseNumberFlag(COMMAND_FLAGS.baseline, values.baseline) * 1000;
+  // Both addresses are checked before connecting: a bad --to is not found after parameters were sent.
+  parseControlUri(values.qmp);
+  parseUri(values.to);
 
   const qmp = await QmpClient.connect(values.qmp);
   try {

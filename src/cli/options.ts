@@ -1,8 +1,32 @@
-/** Option parsing shared by the `ferry` commands: numbers, workloads, TLS (migration parameters: parameter-flags.ts). */
+/** Option parsing shared by the `ferry` commands: the command line, numbers, workloads, TLS (migration parameters: parameter-flags.ts). */
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
-import type { TlsOptions } from '../transport/tls.js';
+import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
+import { formatUri, type MigrationUri } from '../transport/uri.js';
 import type { WorkloadSpec } from '../guest/index.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>;
+
+/**
+ * A command's argv as parseArgs reads it, except that a value starting with
+ * a dash and a digit (`--ram -1`, `--downtime-limit -5`) is the flag's
+ * value, as if written `--ram=-1`: parseArgs would call it an ambiguous
+ * option; the flag's own check then says what it accepts.
+ */
+export function parseCommandLine<O extends Options>(argv: readonly string[], options: O): Parsed<O> {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') && !argv[i].includes('=') ? argv[i].slice(2) : null;
+    if (name !== null && options[name]?.type === 'string' && /^-\.?\d/.test(argv[i + 1] ?? '')) {
+      args.push(`${argv[i]}=${argv[++i]}`);
+    } else {
+      args.push(argv[i]);
+    }
+  }
+  return parseArgs({ args, options, strict: true, allowPositionals: false });
+}
 
 export function parseCount(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
@@ -84,4 +108,19 @@ export function tlsFrom(values: Partial<Record<keyof typeof TLS_OPTIONS, string>
     hostname: values['tls-hostname'],
   };
   return Object.values(o).every((v) => v === undefined) ? undefined : o;
+}
+
+/**
+ * The TLS options, read and checked for `side` before anything starts (a
+ * file that cannot be read, a missing CA or key, TLS on a `file:` channel
+ * are refused here, not after the guest has run); undefined when none.
+ */
+export function checkedTls(values: Partial<Record<keyof typeof TLS_OPTIONS, string>>, side: 'source' | 'destination', channel?: MigrationUri): TlsOptions | undefined {
+  const tls = tlsFrom(values);
+  if (tls === undefined) return undefined;
+  if (channel?.kind === 'file') {
+    throw new InvalidArgumentError(`TLS applies to tcp: and unix: channels, not to ${formatUri(channel)}: drop the --tls-... options`);
+  }
+  checkTlsOptions(tls, side);
+  return tls;
 }

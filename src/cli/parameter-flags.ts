@@ -72,7 +72,7 @@ function usageLine(flag: string, row: ParameterRow, side: Side, column: number, 
 export function parseFlag(flag: string, row: ParameterRow, text: string): number {
   const per = perFlagUnit(row);
   if (!isSize(row)) return parseCount(`--${flag}`, text, Math.ceil(row.min / per), Math.floor(row.max / per)) * per;
-  const n = parseSize(text, `--${flag}`);
+  const n = parseSize(text, `--${flag}`, row.bareSize ?? 'bytes');
   if (n < row.min || n > row.max) {
     const range = row.max === Number.MAX_SAFE_INTEGER ? `of at least ${sizeText(row.min)}` : `from ${sizeText(row.min)} to ${sizeText(row.max)}`;
     throw new InvalidArgumentError(`--${flag}: expected a size ${range}, got ${JSON.stringify(text)}`);

@@ -3,22 +3,23 @@
  * it does; at the end pause it and check what can be checked (the sweep
  * checker for a `sweep` workload).
  */
-import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
 import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
-import { TLS_OPTIONS, TLS_USAGE, tlsFrom, parseCount, parseNumber, workloadSpecs } from './options.js';
+import { TLS_OPTIONS, TLS_USAGE, checkedTls, parseCommandLine, workloadSpecs } from './options.js';
+import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { COMMAND_LINE_DEFAULTS, parameterFlags } from './parameter-flags.js';
 import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
 import { ConvergenceNotes } from '../client/convergence-notes.js';
 import { passLine, summaryLines } from '../client/report.js';
-import { formatBytes, parseSize } from '../client/size.js';
+import { formatBytes } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
 import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js';
 import { guardSourceSignals, waitCancelled } from '../client/source-interrupts.js';
 import type { TlsOptions } from '../transport/tls.js';
+import { parseControlUri, parseUri } from '../transport/uri.js';
 
 /** The source's migration parameters (--downtime-limit, ...; --timeout 300 unless given). */
 const PARAMETER_FLAGS = parameterFlags('source', undefined, COMMAND_LINE_DEFAULTS);
@@ -27,7 +28,8 @@ export const RUN_USAGE = `usage: ferry run [options]
 
 Start a guest and run a workload on its vCPUs.
 
-  --ram SIZE          guest RAM, e.g. 256M, 4G (default 256M; blocks of at most 4 GiB)
+  --ram SIZE          guest RAM, e.g. 256M, 4G; a number alone is MiB, as QEMU's -m
+                      (default 256M; blocks of at most 4 GiB)
 ${overcommitUsage(22)}
   --vcpus N           number of vCPUs (default 1); each runs the workload on its own range
   --workload KIND     idle | stress | fill | sweep (default sweep)
@@ -56,27 +58,24 @@ exit codes: 0 completed (or the check passed), 1 failed or the check failed,
 
 /** `ferry run`'s command line, and the migration parameters on it (checked; errors name the flag). */
 export function parseRunArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ram: { type: 'string', default: '256M' },
-      overcommit: { type: 'boolean', default: false },
-      vcpus: { type: 'string', default: '1' },
-      workload: { type: 'string', default: 'sweep' },
-      rate: { type: 'string' },
-      'fill-data': { type: 'string', default: 'random' },
-      'then-zero': { type: 'boolean', default: false },
-      throttle: { type: 'string', default: '0' },
-      seconds: { type: 'string', default: '3' },
-      'migrate-to': { type: 'string' },
-      qmp: { type: 'string' },
-      ...PARAMETER_FLAGS.options,
-      ...TLS_OPTIONS,
-      verify: { type: 'boolean', default: false },
-      force: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values } = parseCommandLine(argv, {
+    ram: { type: 'string', default: '256M' },
+    overcommit: { type: 'boolean', default: false },
+    vcpus: { type: 'string', default: '1' },
+    workload: { type: 'string', default: 'sweep' },
+    rate: { type: 'string' },
+    'fill-data': { type: 'string', default: 'random' },
+    'then-zero': { type: 'boolean', default: false },
+    throttle: { type: 'string', default: '0' },
+    seconds: { type: 'string', default: '3' },
+    'migrate-to': { type: 'string' },
+    qmp: { type: 'string' },
+    ...PARAMETER_FLAGS.options,
+    ...TLS_OPTIONS,
+    verify: { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
 }
@@ -87,18 +86,21 @@ export async function runCommand(argv: string[]): Promise<number> {
     console.log(RUN_USAGE);
     return 0;
   }
-  const ram = parseSize(values.ram, '--ram');
+  const ram = parseNumberFlag(COMMAND_FLAGS.ram, values.ram);
   checkRamSize(values.ram, ram, values.overcommit);
-  const vcpus = parseCount('--vcpus', values.vcpus, 1, 64);
-  const seconds = parseNumber('--seconds', values.seconds, 0.01, 86_400);
-  const throttle = parseCount('--throttle', values.throttle, 0, 99);
-  const rate = values.rate === undefined ? undefined : parseNumber('--rate', values.rate, 1e-6, 1e9);
+  const vcpus = parseNumberFlag(COMMAND_FLAGS.vcpus, values.vcpus);
+  const seconds = parseNumberFlag(COMMAND_FLAGS.seconds, values.seconds);
+  const throttle = parseNumberFlag(COMMAND_FLAGS.throttle, values.throttle);
+  const rate = values.rate === undefined ? undefined : parseNumberFlag(COMMAND_FLAGS.rate, values.rate);
   const totalPages = ram / 4096;
   const fillData = values['fill-data'];
   if (fillData !== 'random' && fillData !== 'text' && fillData !== 'zero') {
     throw new InvalidArgumentError(`--fill-data: expected random, text or zero, got ${JSON.stringify(fillData)}`);
   }
   const specs = workloadSpecs(values.workload, vcpus, totalPages, rate, { data: fillData, thenZero: values['then-zero'] });
+  // Addresses and TLS are checked before the guest starts, not when it is time to migrate.
+  if (values.qmp !== undefined) parseControlUri(values.qmp);
+  const tls = checkedTls(values, 'source', values['migrate-to'] === undefined ? undefined : parseUri(values['migrate-to']));
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   if (values['migrate-to'] !== undefined) prepareMigrationThread();
@@ -107,7 +109,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
     guest.throttle(throttle);
     await guest.cont();
-    if (values.qmp !== undefined) return await serveQmp(guest, values.qmp, tlsFrom(values), values.force, log);
+    if (values.qmp !== undefined) return await serveQmp(guest, values.qmp, tls, values.force, log);
     const started = performance.now();
     let last = { t: started, pages: 0 };
     while (performance.now() - started < seconds * 1000) {
@@ -119,7 +121,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
-      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls: tlsFrom(values) });
+      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls });
       const notes = new ConvergenceNotes();
       m.on('pass', (p) => {
         log(passLine(p));

@@ -1,7 +1,11 @@
 /**
  * Sizes as people write them on a command line, QEMU-style: a number with
- * an optional binary suffix (K, M, G, T; KiB/MiB/... and lower case too).
- * "256M" is 268435456 bytes; a bare number is bytes.
+ * an optional binary suffix (K, M, G, T; KiB/MiB/... and lower case too;
+ * B for bytes). "256M" is 268435456 bytes. A number without a suffix is in
+ * the flag's own unit, as QEMU reads it: MiB for a guest's RAM (`-m 3000`)
+ * and for bandwidths (HMP's max-bandwidth and avail-switchover-bandwidth,
+ * qemu_strtosz_MiB), bytes for other sizes (visit_type_size). Which flag
+ * reads what is cli/number-flags.ts's table.
  *
  * And sizes as ferry prints them: one unit system, binary (B, KiB, MiB,
  * GiB, TiB, and the same per second), as QEMU's query-migrate fields count
@@ -12,15 +16,23 @@
 import { InvalidArgumentError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
 
-const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i;
+const UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+/** A number, then a binary suffix (K, KB, KiB, ...), or B for bytes, or nothing. */
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|(b))?$/i;
 
-export function parseSize(text: string, what = 'size'): number {
+/** What a number without a suffix counts. */
+export type BareSizeUnit = 'bytes' | 'MiB';
+
+/** `text` as bytes; a number without a suffix is in `bare` (bytes unless the flag reads MiB). */
+export function parseSize(text: string, what = 'size', bare: BareSizeUnit = 'bytes'): number {
   const m = SIZE_RE.exec(text.trim());
   if (m === null) {
-    throw new InvalidArgumentError(`${what}: cannot parse ${JSON.stringify(text)}; write e.g. 256M, 4G or 1048576`);
+    const example = bare === 'MiB' ? '3000 (MiB)' : '1048576 (bytes)';
+    const sign = text.trim().startsWith('-') ? ' (a size cannot be negative)' : '';
+    throw new InvalidArgumentError(`${what}: cannot parse ${JSON.stringify(text)}${sign}; write e.g. 256M, 4G or ${example}`);
   }
-  const bytes = Number(m[1]) * UNITS[m[2].toLowerCase()];
+  const unit = m[2] !== undefined ? UNITS[m[2].toLowerCase()] : m[3] !== undefined || bare === 'bytes' ? 1 : 1024 ** 2;
+  const bytes = Number(m[1]) * unit;
   if (!Number.isSafeInteger(bytes)) {
     throw new InvalidArgumentError(`${what}: ${JSON.stringify(text)} is not a whole number of bytes`);
   }

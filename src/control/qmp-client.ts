@@ -1,7 +1,7 @@
 /** A QMP client: connect, negotiate, execute commands, receive events. */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { parseUri } from '../transport/uri.js';
+import { parseControlUri } from '../transport/uri.js';
 import { TransportError } from '../transport/socket.js';
 import { JsonStreamSplitter } from './json-stream.js';
 import { QmpError } from './qmp-commands.js';
@@ -29,8 +29,7 @@ export class QmpClient extends EventEmitter<{ event: [name: string, data: unknow
 
   /** Connect to `unix:PATH` or `tcp:HOST:PORT`, read the greeting, negotiate capabilities. */
   static async connect(uri: string): Promise<QmpClient> {
-    const where = parseUri(uri);
-    if (where.kind === 'file') throw new TransportError('QMP: a control socket cannot be a file: URI');
+    const where = parseControlUri(uri);
     const socket = where.kind === 'tcp' ? net.connect({ host: where.host, port: where.port }) : net.connect({ path: where.path });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);

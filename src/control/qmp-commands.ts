@@ -86,9 +86,12 @@ export const COMMANDS: Record<string, Command> = {
   },
   'migrate-incoming': async (ctl, args) => {
     const uri = arg<string>(args, 'uri', 'string', true)!;
-    if (ctl.guest !== null || ctl.incoming !== null) {
-      throw new QmpError('GenericError', "The incoming migration has already been started");
+    // QEMU's two refusals: a guest not started with -incoming, and a second migrate-incoming.
+    if (ctl.incoming === null && ctl.guest !== null) {
+      throw new QmpError('GenericError', `'-incoming' was not specified on the command line: this guest runs here (it is ${ctl.guest.runState}) ` +
+        "and can only be a migration's source; start the destination with 'ferry incoming --qmp CONTROL' and send migrate-incoming there");
     }
+    if (ctl.incoming !== null) throw new QmpError('GenericError', 'The incoming migration has already been started');
     await ctl.migrateIncoming(uri).catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },

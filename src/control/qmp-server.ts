@@ -16,7 +16,7 @@ import { chmodSync } from 'node:fs';
 import net from 'node:net';
 import { InvalidArgumentError, TransportError } from '../errors.js';
 import { claimSocketPath } from '../transport/socket-path.js';
-import { parseUri } from '../transport/uri.js';
+import { parseControlUri } from '../transport/uri.js';
 import type { ControlEvent, GuestController } from './controller.js';
 import { JsonStreamSplitter } from './json-stream.js';
 import { COMMANDS, QmpError } from './qmp-commands.js';
@@ -125,8 +125,7 @@ export class QmpServer {
 
   /** Serve QMP on `unix:PATH` (created 0600) or `tcp:HOST:PORT` (loopback unless told otherwise). */
   static async listen(uri: string, ctl: GuestController, options: { allowNonLoopback?: boolean } = {}): Promise<QmpServer> {
-    const where = parseUri(uri);
-    if (where.kind === 'file') throw new InvalidArgumentError('QMP: a control socket cannot be a file: URI');
+    const where = parseControlUri(uri);
     if (where.kind === 'tcp' && options.allowNonLoopback !== true && !/^(127\.|::1$|localhost$)/.test(where.host)) {
       throw new InvalidArgumentError(`QMP: refusing to listen on ${where.host}, not a loopback address (the control socket has no authentication yet)`);
     }

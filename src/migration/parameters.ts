@@ -43,6 +43,12 @@ export interface ParameterRow {
    * for an 'ms' row (min, max and default are then whole seconds too).
    */
   readonly flagUnit?: 's';
+  /**
+   * A size flag's number without a suffix: MiB where QEMU reads MiB (-m,
+   * HMP's max-bandwidth and avail-switchover-bandwidth: qemu_strtosz_MiB);
+   * bytes when absent (QEMU's other sizes: visit_type_size).
+   */
+  readonly bareSize?: 'MiB';
   /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
   readonly sides: { readonly source?: string; readonly destination?: string };
 }
@@ -58,13 +64,13 @@ export const PARAMETER_TABLE = {
   },
   /** Bytes per second the stream may use, enforced per 100 ms window; 0 is unlimited. */
   maxBandwidthBytesPerSec: {
-    qmp: 'max-bandwidth', flag: 'max-bandwidth', unit: 'bytes/s', default: 0, defaultMeans: 'unlimited', min: 0, max: NO_MAX,
+    qmp: 'max-bandwidth', flag: 'max-bandwidth', unit: 'bytes/s', bareSize: 'MiB', default: 0, defaultMeans: 'unlimited', min: 0, max: NO_MAX,
     origin: "ferry's choice. QEMU 7.2's default is 128 MiB/s (MAX_THROTTLE), a limit from when migration shared a 1 Gbit/s link with the guest's traffic",
     sides: { source: 'per second, e.g. 100M' },
   },
   /** Bandwidth to assume for the switchover decision instead of the estimate, bytes/s; 0 uses the estimate. */
   availSwitchoverBandwidthBytesPerSec: {
-    qmp: 'avail-switchover-bandwidth', flag: 'avail-switchover-bandwidth', unit: 'bytes/s', default: 0, defaultMeans: 'use the estimate',
+    qmp: 'avail-switchover-bandwidth', flag: 'avail-switchover-bandwidth', unit: 'bytes/s', bareSize: 'MiB', default: 0, defaultMeans: 'use the estimate',
     min: 0, max: NO_MAX,
     origin: "QEMU's avail-switchover-bandwidth (8.2+), default 0",
     sides: { source: 'per second, assumed at switchover' },
@@ -101,7 +107,7 @@ export const PARAMETER_TABLE = {
   },
   /** Largest guest (bytes of RAM) the destination accepts. */
   maxGuestBytes: {
-    qmp: null, flag: 'max-ram', unit: 'bytes', default: 64 * 1024 ** 3, min: 1, max: NO_MAX,
+    qmp: null, flag: 'max-ram', unit: 'bytes', bareSize: 'MiB', default: 64 * 1024 ** 3, min: 1, max: NO_MAX,
     origin: "ferry's choice, not a measurement: a bound on the RAM a stream's header can make the destination allocate",
     sides: { destination: 'largest guest accepted' },
   },

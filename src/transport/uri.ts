@@ -1,6 +1,6 @@
 /**
  * Migration addresses, as QEMU writes them: `tcp:HOST:PORT` (IPv6 hosts in
- * brackets), `unix:PATH`, `file:PATH`.
+ * brackets), `unix:PATH`, `file:PATH`; and control sockets' (no `file:`).
  */
 import { InvalidArgumentError } from '../errors.js';
 
@@ -9,8 +9,9 @@ export type MigrationUri =
   | { readonly kind: 'unix'; readonly path: string }
   | { readonly kind: 'file'; readonly path: string };
 
-export function parseUri(text: string): MigrationUri {
-  if (typeof text !== 'string') throw new InvalidArgumentError(`migration URI must be a string, got ${String(text)}`);
+/** A migration address; errors call it `what` (a control socket's caller passes its own name: parseControlUri). */
+export function parseUri(text: string, what = 'migration URI'): MigrationUri {
+  if (typeof text !== 'string') throw new InvalidArgumentError(`${what} must be a string, got ${String(text)}`);
   const colon = text.indexOf(':');
   const scheme = colon < 0 ? '' : text.slice(0, colon);
   const rest = text.slice(colon + 1);
@@ -19,18 +20,27 @@ export function parseUri(text: string): MigrationUri {
       const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(rest);
       const port = m === null ? NaN : Number(m[3]);
       if (m === null || port > 65535) {
-        throw new InvalidArgumentError(`migration URI ${JSON.stringify(text)}: expected tcp:HOST:PORT with a port of 0-65535`);
+        throw new InvalidArgumentError(`${what} ${JSON.stringify(text)}: expected tcp:HOST:PORT with a port of 0-65535`);
       }
       return { kind: 'tcp', host: m[1] ?? (m[2] === '' ? '127.0.0.1' : m[2]), port };
     }
     case 'unix':
     case 'file':
-      if (rest === '') throw new InvalidArgumentError(`migration URI ${JSON.stringify(text)}: the path is empty`);
+      if (rest === '') throw new InvalidArgumentError(`${what} ${JSON.stringify(text)}: the path is empty`);
       return { kind: scheme, path: rest };
     default:
       throw new InvalidArgumentError(
-        `migration URI ${JSON.stringify(text)}: unknown transport ${JSON.stringify(scheme)}; use tcp:HOST:PORT, unix:PATH or file:PATH`);
+        `${what} ${JSON.stringify(text)}: unknown transport ${JSON.stringify(scheme)}; use ${what === CONTROL ? 'unix:PATH or tcp:HOST:PORT' : 'tcp:HOST:PORT, unix:PATH or file:PATH'}`);
   }
+}
+
+const CONTROL = 'control socket';
+
+/** A QMP control socket's address: `unix:PATH` or `tcp:HOST:PORT`, never a file; errors say "control socket". */
+export function parseControlUri(text: string): Exclude<MigrationUri, { kind: 'file' }> {
+  const uri = parseUri(text, CONTROL);
+  if (uri.kind === 'file') throw new InvalidArgumentError(`${CONTROL} ${JSON.stringify(text)}: a control socket is unix:PATH or tcp:HOST:PORT, not a file`);
+  return uri;
 }
 
 export function formatUri(uri: MigrationUri): string {
