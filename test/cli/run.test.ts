@@ -35,7 +35,7 @@ test('ferry run rejects bad options with exit code 2 and a message naming the op
     [['--ram', '12 parsecs'], /--ram: cannot parse/],
     [['--workload', 'dance'], /--workload: unknown workload "dance"/],
     [['--vcpus', '0'], /--vcpus: expected a whole number from 1 to 64/],
-    [['--ram', '5000'], /not a multiple of the 4096-byte page/],
+    [['--ram', '5000B'], /--ram: expected a size in whole 4 KiB pages/],
     [['--bogus'], /Unknown option '--bogus'/],
     // A migration parameter's flag, checked against the parameter table's range (parameter-flags.test.ts walks them all).
     [['--pause-timeout', '700000'], /--pause-timeout: expected a whole number from 1 to 600000, got "700000"/],
