@@ -13,19 +13,18 @@
  */
 import { createReadStream } from 'node:fs';
 import type net from 'node:net';
-import { CancelledError, TimeoutError, TransportError, WireError, ferryCodeOf, type RefusedError } from '../errors.js';
+import { CancelledError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
-import { PAGE_SIZE } from '../memory/page.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
 import { listenOnce } from '../transport/socket.js';
 import { formatUri, parseUri } from '../transport/uri.js';
 import type { StreamHeader } from '../wire/format.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { RECORD, Rec, encodeRecord } from '../wire/records.js';
-import { REFUSALS, refusalCode, refused, type RefusalName } from '../wire/refusals.js';
 import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
 import { RamLoader } from './ram-loader.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
+import { LINGER_MS, checkHeader, reasonRecord, refuseConnection } from './destination-refusals.js';
 import { createTracer } from '../trace.js';
 
 const trace = createTracer('incoming');
@@ -35,14 +34,6 @@ const ACK_EVERY_BYTES = 256 * 1024;
 const ACK_EVERY_MS = 10;
 /** Chunks smaller than this are acknowledged at once. */
 const SMALL_CHUNK_BYTES = 64 * 1024;
-/** How long a failed destination keeps reading after sending ERROR or REFUSED. */
-const ERROR_LINGER_MS = 2000;
-const MiB = 1024 * 1024;
-
-/** A RAM size as messages write it: MiB when whole, else bytes. */
-function ramText(bytes: number): string {
-  return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
-}
 
 export interface LoaderPort {
   post(message: FromLoader): void;
@@ -169,17 +160,7 @@ export class LoaderSession {
   }
 
   private onHeader(h: StreamHeader): void {
-    const bytes = h.blocks.reduce((n, b) => n + b.pages * PAGE_SIZE, 0);
-    if (bytes > this.init.maxGuestBytes) {
-      throw refused('max-ram', `header: the guest has ${ramText(bytes)} of RAM; this destination accepts at most ${ramText(this.init.maxGuestBytes)} (--max-ram)`);
-    }
-    const expect = this.init.expect;
-    if (expect?.ramBytes !== undefined && expect.ramBytes !== bytes) {
-      throw refused('ram-size', `header: the guest has ${ramText(bytes)} of RAM; this destination expects ${ramText(expect.ramBytes)} (--ram)`);
-    }
-    if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
-      throw refused('vcpus', `header: the guest has ${h.vcpus} vCPUs; this destination expects ${expect.vcpus} (--vcpus)`);
-    }
+    checkHeader(h, this.init);
     this.ram = new RamLoader(h);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
@@ -287,13 +268,10 @@ export class LoaderSession {
     } catch {
       // the connection is already gone
     }
-    // Keep reading (and discarding: onData ignores bytes once finished) until
-    // the source closes, for at most ERROR_LINGER_MS, so that the source
-    // reads the reason. Closing with its bytes unread would reset the
-    // connection, and the source would see only `write EPIPE` or
-    // ECONNRESET: Node drops what is unread on a socket whose write failed.
+    // Keep reading (and discarding: onData ignores bytes once finished) until the source
+    // closes, for at most LINGER_MS, so that it reads the reason (destination-refusals.ts).
     const socket = this.socket;
-    if (socket !== null) setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
+    if (socket !== null) setTimeout(() => socket.destroy(), LINGER_MS).unref();
     this.answer?.reject(err instanceof Error ? err : new Error(reason));
     this.port.post({ type: 'failed', error: serializeError(err), afterGo: this.goReceived, stats: this.snapshot() });
   }
@@ -308,17 +286,3 @@ export class LoaderSession {
   }
 }
 
-/** The record that tells the source why: REFUSED with its code for a refusal this version names, else ERROR. */
-function reasonRecord(err: unknown, reason: string): Buffer {
-  const refusal = ferryCodeOf(err) === 'ERR_FERRY_REFUSED' ? (err as RefusedError).refusal : undefined;
-  if (refusal !== undefined && Object.hasOwn(REFUSALS, refusal)) return encodeRecord(RECORD.Refused, { code: refusalCode(refusal), reason });
-  return encodeRecord(RECORD.Error, { reason });
-}
-
-/** Turn a connection away with REFUSED, reading and discarding for a while as fail() does, so that the source reads why. */
-function refuseConnection(socket: net.Socket, name: RefusalName, reason: string): void {
-  socket.on('error', () => {});
-  socket.resume();
-  socket.end(encodeRecord(RECORD.Refused, { code: refusalCode(name), reason }));
-  setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
-}
