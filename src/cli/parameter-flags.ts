@@ -85,7 +85,7 @@ export function parseFlag(flag: string, row: ParameterRow, text: string): number
  * them; `defaults`: the command's own defaults (checked here against their rows).
  */
 export function parameterFlags<S extends Side, K extends keyof ParametersOf<S> & ParameterKey>(
-  side: S, only?: readonly K[], defaults: Partial<Record<K, number>> = {},
+  side: S, only?: readonly K[], defaults: Partial<Record<NoInfer<K>, number>> = {},
 ): ParameterFlags<K> {
   const rows = parameterRows(side)
     .filter(([key, row]) => row.flag !== null && (only === undefined || only.includes(key as K)))
