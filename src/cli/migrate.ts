@@ -8,6 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { QmpClient } from '../control/qmp-client.js';
 import { QmpError } from '../control/qmp-commands.js';
+import type { MigrateInfo } from '../control/query-migrate.js';
+import { sleep } from '../migration/waiter.js';
 import { isCancelled } from '../errors.js';
 import { describeMigration, viewMigration } from '../client/cancel-migration.js';
 import { onInterrupt } from '../client/interrupts.js';
@@ -118,9 +120,9 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
       if (isCancelled(err) || err instanceof QmpError) return err as Error;
       throw err;
     });
-    if (run === null) return 1;
-    if (run instanceof Error) {
-      console.error(`ferry migrate: ${run.message}`);
+    if (run === null || run instanceof Error) {
+      if (run !== null) console.error(`ferry migrate: ${run.message}`);
+      if (values.report !== undefined) await reportUnfollowed(qmp, probe, values.report, to, run?.message ?? 'no longer followed');
       return 1;
     }
     const { info, passes, latency } = run;
@@ -143,4 +145,22 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
     await probe.stop().catch(() => {}); // still probing when the migration never started or was abandoned
     probe.close();
   }
+}
+
+/**
+ * The report of a migration not followed to its end (`migrate` refused, or
+ * following abandoned): the source's last query-migrate if it answers within
+ * a few seconds, with `why` as its error when it has none, and the latency
+ * samples taken so far.
+ */
+async function reportUnfollowed(qmp: QmpClient, probe: StallProbe, file: string, to: string, why: string): Promise<void> {
+  const asked = qmp.execute('query-migrate') as Promise<MigrateInfo>;
+  asked.catch(() => {});
+  const last = await Promise.race([asked, sleep(5000).then(() => null)]).catch(() => null);
+  const info: MigrateInfo = { ...(last ?? { status: 'failed' }) };
+  info['error-desc'] ??= why;
+  const now = probe.now();
+  const latency = { baseline: probe.between(0, now), during: probe.between(now, now) };
+  writeFileSync(file, renderReport({ title: `ferry migrate to ${to}`, info, passes: [], timeline: [], probe: probe.samples, migrateAtMs: now, latency }));
+  console.error(`report written to ${file}`);
 }

@@ -8,12 +8,23 @@
  */
 import type { Guest } from '../guest/guest.js';
 import type { Migration } from '../migration/migration.js';
+import { isFinished } from '../migration/status.js';
 
 const FORCE_CONT = '{"execute": "cont", "arguments": {"x-ferry-force": true}}';
 
-/** Why `cont` is refused on `guest` (null: allowed). Only a guest in postmigrate is refused; `m` is its last migration. */
-export function contRefusal(guest: Guest, m: Migration | null): string | null {
+/**
+ * Why `cont` is refused on `guest` (null: allowed). Only a guest in
+ * postmigrate is refused; `m` is its last migration. `force` overrides the
+ * refusal only once that migration has ended: while it still runs, the
+ * destination may yet be told GO, so nobody can know the other copy is gone.
+ */
+export function contRefusal(guest: Guest, m: Migration | null, force = false): string | null {
   if (guest.runState !== 'postmigrate') return null;
+  if (m !== null && !isFinished(m.status)) {
+    return `The migration to ${m.uri} is still in progress (${m.status}) and past its commit: the destination may yet run the guest, ` +
+      'so continuing it here is refused, even with x-ferry-force, until the migration has ended';
+  }
+  if (force) return null;
   const where = m === null ? 'elsewhere' : m.uri;
   let why: string;
   if (m === null) why = 'The guest has migrated away (postmigrate) and its other copy may be running';

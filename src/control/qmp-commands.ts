@@ -79,7 +79,7 @@ export const COMMANDS: Record<string, Command> = {
     noArgs(args, 'x-ferry-force');
     const force = arg<boolean>(args, 'x-ferry-force', 'boolean', false) === true;
     const g = guestOf(ctl);
-    const refusal = force ? null : contRefusal(g, ctl.migration);
+    const refusal = contRefusal(g, ctl.migration, force);
     if (refusal !== null) throw new QmpError('GenericError', refusal, 'ERR_FERRY_INVALID_STATE');
     await g.cont({ force }).catch((e: unknown) => { throw QmpError.from(e); });
     return {};
@@ -208,6 +208,10 @@ export const COMMANDS: Record<string, Command> = {
     const force = arg<boolean>(args, 'x-ferry-force', 'boolean', false) === true;
     const refusal = force ? null : quitRefusal(ctl.migration, 'To quit anyway: {"execute": "quit", "arguments": {"x-ferry-force": true}}');
     if (refusal !== null) throw new QmpError('GenericError', `Refusing to quit: ${refusal}`, 'ERR_FERRY_INVALID_STATE');
+    // A migration not yet committed is cancelled now, in this turn: were its commit handled before the
+    // process ends, this process would hold the only copy (the commit is refused once cancelling).
+    const m = ctl.migration;
+    if (m !== null && !m.mayHoldOnlyCopy) m.cancel();
     setImmediate(() => ctl.emit('quit'));
     return {};
   },

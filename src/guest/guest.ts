@@ -3,6 +3,9 @@
  * kept), its device-state registry and its run state. Nothing here knows
  * about migration; migration drives a guest through `pause`, `resume`,
  * `vcpuStates` and `loadVcpuStates`.
+ * Over 300 lines: the run-state transitions and the pause handshake share
+ * its state; the WebAssembly guests (issue 13) will move the vCPU start-up
+ * and the throttle into their own pieces.
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';

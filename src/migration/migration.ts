@@ -4,6 +4,9 @@
  * guest, save device sections, commit), owns the status machine, and keeps
  * the latest statistics for query-migrate. The main event loop never waits
  * on the migration thread.
+ * Over 300 lines: the status machine, the worker's messages and the
+ * one-copy guard (mayHoldOnlyCopy) read the same fields; the answers to
+ * the worker's messages are the next piece to move out.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';

@@ -18,12 +18,26 @@
 import { SLOT_BYTES } from '../wire/frame-writer.js';
 import type { MigrationParameters } from './parameters.js';
 import type { StepOutcome } from './ram-sender.js';
-import { nowNs, yieldToLoop } from './waiter.js';
+import { monoMs, nowNs, yieldToLoop } from './waiter.js';
 
 /** thread: longest stretch of sending before the thread yields to its event loop (socket I/O, messages). */
 export const STEP_NS = 5_000_000;
 /** mainloop: the period of QEMU 2010's migration timer. */
 export const MAINLOOP_TICK_MS = 100;
+
+/** Shortest time between the starts of two passes, ms (see restOfPass). */
+export const MIN_PASS_MS = 10;
+
+/**
+ * Between two passes, in either mode: a pass shorter than MIN_PASS_MS is
+ * followed by a wait for the rest (started at `startedMs`, monoMs): passes
+ * over a nearly clean guest would otherwise spin the thread (and flood the
+ * main thread with statistics) while nothing changes.
+ */
+export async function restOfPass(startedMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+  const left = MIN_PASS_MS - (monoMs() - startedMs);
+  if (left > 0) await sleep(left);
+}
 
 /** What a pacer may use of the session. */
 export interface PacerHost {

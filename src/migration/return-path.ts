@@ -83,9 +83,10 @@ export class ReturnPath {
   }
 
   /**
-   * Wait for READY, then watch the destination's acknowledgements. The
-   * source streams only once the destination said READY: a refusal (busy,
-   * or with TLS a certificate it does not accept: TLS 1.3 checks the
+   * Wait for READY, then watch the destination's acknowledgements. Pages
+   * go only once the destination said READY (without TLS the header goes
+   * before it, so that a TLS destination can refuse it in words): a refusal
+   * (busy, or with TLS a certificate it does not accept: TLS 1.3 checks the
    * client's after the client thinks it has connected) then reads as one,
    * not as EPIPE.
    */

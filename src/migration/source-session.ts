@@ -9,9 +9,8 @@
  * run state); vCPU state is read straight from the vCPUs' shared control
  * blocks, where each vCPU wrote it before acknowledging the pause. How the
  * steps of a pass are paced is the pacer's (pacing.ts); the channel, socket
- * or file, is transport's (channel.ts). Past 300 lines since the policy
- * joined the loop: its steps stay short, and the rules themselves live in
- * their own files.
+ * or file, is transport's (channel.ts); where the policy is asked is the
+ * policy gate's (policy-gate.ts).
  */
 import { CancelledError, MigrationError, MigrationTimeoutError } from '../errors.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
@@ -25,9 +24,10 @@ import { encodeHeader } from '../wire/format.js';
 import { recordBytes } from '../wire/frame-writer.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
-import { CONVERGENCE_WINDOW, decidePolicy, type PassFigures, type PolicyDecision } from './migration-policy.js';
+import type { PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
-import { createPacer, type Pacer } from './pacing.js';
+import { createPacer, restOfPass, type Pacer } from './pacing.js';
+import { PolicyGate } from './policy-gate.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
 import { ReturnPath } from './return-path.js';
@@ -40,8 +40,6 @@ import { Signal, StopSignal, monoMs, nowNs } from './waiter.js';
 
 /** How often the figures go to the main thread, ms. */
 const STATS_EVERY_MS = 100;
-/** Shortest time between the starts of two passes, ms (see `pace`). */
-const MIN_PASS_MS = 10;
 
 export interface SourcePort {
   post(message: FromSource): void;
@@ -71,8 +69,8 @@ export class SourceSession {
   private pass = 0;
   /** When the sync behind the last decision was taken. */
   private decidedAtMs = 0;
-  /** The last passes' figures, for the policy (at most CONVERGENCE_WINDOW). */
-  private readonly recent: PassFigures[] = [];
+  /** Where the policy is asked (policy-gate.ts). */
+  private readonly gate: PolicyGate;
   private statsTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly init: SourceInit, private readonly port: SourcePort) {
@@ -82,6 +80,7 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
+    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters);
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
       flush: () => this.out.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
@@ -105,11 +104,11 @@ export class SourceSession {
         const passMs = await this.sendPass();
         const decision = this.decide(passMs);
         // Only while iterating: nothing is cancelled at or after the decision to switch over.
-        const policy = decision.switchover ? null : this.policy(decision);
+        const policy = decision.switchover ? null : this.gate.afterPass(decision);
         this.record(passMs, decision, policy);
         if (policy === null) break;
         this.act(policy);
-        await this.pace(started);
+        await restOfPass(started, (ms) => this.abort.sleep(ms));
       }
       await this.switchOver();
       end = { type: 'completed', stats: this.stats() };
@@ -138,16 +137,14 @@ export class SourceSession {
     this.channel = await openChannel(parseUri(this.init.uri), {
       timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.abort.promise, onError: (reason) => this.fail(reason),
     });
-    // A save to file has no return path.
-    if (this.channel.socket !== null) {
+    if (this.channel.socket !== null) { // (a save to file has no return path)
       this.back = new ReturnPath(this.channel.socket, {
         onAck: (bytes) => this.bandwidth.onAck(bytes), onResumed: () => this.resumed.resolve(), fail: (reason) => this.fail(reason),
         refused: (err) => this.stop(err),
         inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
       });
-      // Without TLS the header goes at once, before READY: a TLS destination waits for its client to speak
-      // first, and ferry's magic where a ClientHello belongs is what lets it refuse in words at once
-      // (docs/wire-format.md, "Refusals"). With TLS the handshake spoke already; the header waits for READY.
+      // Without TLS the header goes at once, before READY, so that a TLS destination can refuse it in words
+      // (docs/wire-format.md, "Refusals"); with TLS the handshake spoke already and the header waits for READY.
       if (this.init.tls === undefined) this.out.start(this.channel, header);
       await this.back.opened(this.parameters.switchoverTimeoutMs, this.abort.promise);
     }
@@ -166,7 +163,7 @@ export class SourceSession {
     this.sender.startPass(this.pass);
     for (;;) {
       this.abort.check();
-      if (!options.unlimited) this.checkBudget();
+      if (!options.unlimited) this.act(this.gate.duringPass());
       const now = nowNs();
       this.bandwidth.tick(now);
       const allowance = options.unlimited ? Infinity : this.limiter.allowance(now);
@@ -210,28 +207,9 @@ export class SourceSession {
     return { ...decision, dirtyRate };
   }
 
-  /**
-   * The policy (migration-policy.ts, a pure function) on the time taken and
-   * the last passes' figures, with this pass's `decision` if it ended one.
-   * Also asked within a live pass once the time budget has run out
-   * (checkBudget): a pass of a large guest on a slow link can take minutes.
-   */
-  private policy(decision?: PassDecision): PolicyDecision {
-    if (decision !== undefined) {
-      this.recent.push({ remainingBytes: decision.remainingPages * PAGE_SIZE, dirtyBytesPerSec: decision.dirtyRate * PAGE_SIZE, bandwidthBytesPerSec: decision.bandwidth });
-      if (this.recent.length > CONVERGENCE_WINDOW) this.recent.shift();
-    }
-    return decidePolicy({ elapsedMs: monoMs() - this.init.startedAtMs, timeoutMs: this.parameters.timeoutMs, recent: this.recent });
-  }
-
-  private checkBudget(): void {
-    const { timeoutMs } = this.parameters;
-    if (timeoutMs > 0 && monoMs() - this.init.startedAtMs >= timeoutMs) this.act(this.policy());
-  }
-
   /** Do what the policy decided: continue, or cancel (through stop(): a failure that came first stays the reason). */
-  private act(policy: PolicyDecision): void {
-    if (policy.action.kind === 'continue') return;
+  private act(policy: PolicyDecision | null): void {
+    if (policy === null || policy.action.kind === 'continue') return;
     this.stop(new MigrationTimeoutError(policy.action.reason));
     this.abort.check();
   }
@@ -241,16 +219,6 @@ export class SourceSession {
     const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes(), policy?.convergence ?? null);
     this.port.post({ type: 'pass', pass: record });
     this.port.post({ type: 'stats', stats: this.stats() });
-  }
-
-  /**
-   * A pass shorter than MIN_PASS_MS is followed by a wait for the rest:
-   * passes over a nearly clean guest would otherwise spin the thread (and
-   * flood the main thread with statistics) while nothing changes.
-   */
-  private async pace(startedMs: number): Promise<void> {
-    const left = MIN_PASS_MS - (monoMs() - startedMs);
-    if (left > 0) await this.abort.sleep(left);
   }
 
   /** The two-phase switchover (switchover.ts), with what it needs of this session. */
@@ -297,6 +265,8 @@ export class SourceSession {
 
   /** How the migration ended, if not completed, for the main thread: a cancellation too (CancelledError's code tells). */
   private endOf(err: unknown): FromSource {
+    // Before GO the source runs on and its dirty pages remain: "0 remaining" holds only for a migration that ended at the destination.
+    if (!this.goSent) this.figures.finalPassSent = false;
     return { type: 'failed', error: serializeError(err), afterGo: this.goSent, stats: this.stats() };
   }
 
@@ -322,10 +292,7 @@ export class SourceSession {
   }
 
   stats(): SourceCounters {
-    return this.figures.snapshot({
-      sender: this.sender, out: this.out, bandwidth: this.bandwidth, pass: this.pass,
-      dirtyPages: () => this.clients.reduce((n, c) => n + c.dirtyPages, 0),
-      inflightBytes: () => this.inflightBytes(),
-    });
+    const dirtyPages = () => this.clients.reduce((n, c) => n + c.dirtyPages, 0);
+    return this.figures.snapshot({ sender: this.sender, out: this.out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
   }
 }

@@ -68,11 +68,25 @@ export async function claimSocketPath(path: string, what: string, timeoutMs = SO
     throw new TransportError(`${what}: ${path} is in use by a running process; refusing to replace it (stop that process or pick another path)`);
   }
   if (answer !== 'stale') throw new TransportError(`${what}: ${path} is a socket that may be in use (${answer}); refusing to replace it`);
+  // Another process may have replaced the stale socket with its live one while this one probed: remove only the file probed.
+  const now = lstatOrNull(path);
+  if (now === null) return;
+  if (now.ino !== st.ino || now.dev !== st.dev) {
+    throw new TransportError(`${what}: ${path} changed while it was checked (another process took it); refusing to replace it`);
+  }
   try {
     unlinkSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new TransportError(`${what}: cannot remove the stale socket ${path}: ${(err as Error).message}`, { cause: err });
     }
+  }
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
   }
 }

@@ -77,6 +77,27 @@ function peekTls(raw: net.Socket, secure: tls.Server, refuse: RefuseConnection):
   });
 }
 
+/**
+ * A plaintext connection counts as a source only once it has sent bytes (a
+ * source sends its header at once). One that closes first is dropped: a
+ * probe such as claimSocketPath's (is anyone listening here?) must not
+ * become this destination's source and fail it.
+ */
+function afterFirstBytes(raw: net.Socket, take: (socket: net.Socket) => void): void {
+  const ignore = () => {};
+  raw.on('error', ignore); // an error before the handoff just ends the connection
+  raw.once('readable', () => {
+    const first = raw.read() as Buffer | null;
+    if (first === null) {
+      raw.destroy();
+      return;
+    }
+    raw.unshift(first);
+    raw.off('error', ignore);
+    take(raw);
+  });
+}
+
 /** Listen on `uri`; `accepted` resolves with the first connection (later ones are refused). */
 export async function listenOnce(
   uri: MigrationUri,
@@ -115,7 +136,7 @@ export async function listenOnce(
     server.close();
     resolveAccept(socket);
   };
-  server.on('connection', (raw: net.Socket) => (secure === null ? take(raw) : peekTls(raw, secure, refuse)));
+  server.on('connection', (raw: net.Socket) => (secure === null ? afterFirstBytes(raw, take) : peekTls(raw, secure, refuse)));
   secure?.on('secureConnection', take);
   // Only a stale socket is removed; a file, a directory or a live socket is refused (socket-path.ts).
   if (uri.kind === 'unix') await claimSocketPath(uri.path, 'listen');

@@ -94,7 +94,7 @@ test('completed: exit 0 and the report written', async () => {
 });
 
 test('ferry run --migrate-to --timeout: cancelled, exit 1, the reason as the last line', async () => {
-  const args = [ferry, 'run', '--ram', '16M', '--workload', 'sweep', '--seconds', '0.1', '--migrate-to', `file:${join(dir, 'run.ferry')}`,
+  const args = [ferry, 'run', '--ram', '16M', '--workload', 'sweep', '--seconds', '0.5', '--migrate-to', `file:${join(dir, 'run.ferry')}`,
     '--max-bandwidth', '1M', '--timeout', '1'];
   const { code, stdout } = await bounded('ferry run to end', new Promise<{ code: number; stdout: string }>((resolve) => {
     execFile(process.execPath, args, (err, stdout) => resolve({ code: err === null ? 0 : Number((err as { code?: number }).code), stdout }));

@@ -90,7 +90,9 @@ test('quit is refused while the source may hold the only copy (past GO, before R
       assert.match(err.message, /"x-ferry-force": true/);
       return true;
     });
-    await assert.rejects(qmp.execute('cont'), /is past GO \(device\): the destination is taking the guest over; continuing it here would run two copies/);
+    await assert.rejects(qmp.execute('cont'), /is still in progress \(device\) and past its commit: the destination may yet run the guest/);
+    await assert.rejects(qmp.execute('cont', { 'x-ferry-force': true }), /refused, even with x-ferry-force, until the migration has ended/,
+      'the override is for a migration that has ended: this one may yet complete');
     assert.equal(quits, 0, 'the refused quit ended nothing');
     assert.equal(await status(qmp), 'postmigrate');
 

@@ -14,8 +14,9 @@ import { GuestController } from '../../src/control/controller.js';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
+import { Migration } from '../../src/migration/migration.js';
 import { claimSocketPath } from '../../src/transport/socket-path.js';
-import { MiB, destroyAll, guest } from '../migration/helpers.js';
+import { MiB, adopt, destroyAll, guest } from '../migration/helpers.js';
 import { bounded, fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -108,4 +109,22 @@ test('claimSocketPath: nothing there is free; a stale socket is removed', async 
   await staleSocket(stale);
   await claimSocketPath(stale, 'test');
   assert.throws(() => lstatSync(stale), { code: 'ENOENT' });
+});
+
+test('a destination waiting on a Unix socket is not taken by the probe of a refused second listener, and still takes its source', async () => {
+  const path = join(dir, 'waiting-destination.sock');
+  const incoming = await IncomingMigration.listen(`unix:${path}`);
+  try {
+    await assert.rejects(claimSocketPath(path, 'test'), { code: 'ERR_FERRY_TRANSPORT', message: /is in use by a running process/ });
+    const g = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle' }] });
+    await g.cont();
+    const m = Migration.start(g, `unix:${path}`);
+    const r = await bounded('the migration to the waiting destination', m.done(), 30_000);
+    assert.equal(r.status, 'completed', `the source says: ${r.error}`);
+    const arrived = await bounded('the destination to resume the guest', incoming.done(), 30_000);
+    adopt(arrived.guest);
+    assert.equal(arrived.status, 'resumed', `the destination says: ${arrived.error}`);
+  } finally {
+    incoming.cancel();
+  }
 });
