@@ -9,25 +9,18 @@
  * destination's copy passes the checker.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import type { Guest } from '../../src/guest/guest.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
 import { HeldLink } from '../migration/held-link.js';
-import { adopt, assertSweeps, destroyAll, listen } from '../migration/helpers.js';
+import { adopt, assertSweeps, listen } from '../migration/helpers.js';
 import { bounded, fileLimit, until } from '../waits.js';
-import { killLeftovers, spawnFerry, type FerryProcess } from './ferry-process.js';
+import { cliTestDir, spawnFerry, type FerryProcess } from './ferry-process.js';
 
 fileLimit(import.meta.url, 240_000);
-const dir = mkdtempSync(join(tmpdir(), 'ferry-cancel-'));
-after(async () => {
-  killLeftovers();
-  await destroyAll();
-  rmSync(dir, { recursive: true, force: true });
-});
+const dir = cliTestDir('ferry-cancel-');
 
 /** A source process serving QMP, a monitor connected to it, and a destination here that records whether its guest ever ran. */
 async function setup(name: string): Promise<{ control: string; source: FerryProcess; monitor: QmpClient; incoming: IncomingMigration; ran: () => boolean; dest: () => Guest | null; events: string[] }> {

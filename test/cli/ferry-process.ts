@@ -4,7 +4,12 @@
  * the file (`killLeftovers` in `after`), whatever failed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { destroyAll } from '../migration/helpers.js';
 import { bounded, until } from '../waits.js';
 
 export const FERRY = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -64,4 +69,19 @@ export function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * A temporary directory for the calling test file; after the file, every
+ * ferry process still alive is killed, every guest of test/migration/helpers
+ * destroyed, and the directory removed, whatever failed.
+ */
+export function cliTestDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(async () => {
+    killLeftovers();
+    await destroyAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }

@@ -7,25 +7,19 @@
  * fault matrix checks: the source is intact before GO, and one copy runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { HeldLink } from '../migration/held-link.js';
-import { MiB, RunLedger, adopt, assertSweeps, destroyAll, epochMs, guest, listen, sleep } from '../migration/helpers.js';
+import { MiB, RunLedger, adopt, assertSweeps, epochMs, guest, listen, sleep } from '../migration/helpers.js';
 import { bounded, fileLimit, until } from '../waits.js';
-import { killLeftovers, pidAlive, spawnFerry } from './ferry-process.js';
+import { cliTestDir, pidAlive, spawnFerry } from './ferry-process.js';
 
 fileLimit(import.meta.url, 240_000);
-const dir = mkdtempSync(join(tmpdir(), 'ferry-interrupts-'));
-after(async () => {
-  killLeftovers();
-  await destroyAll();
-  rmSync(dir, { recursive: true, force: true });
-});
+const dir = cliTestDir('ferry-interrupts-');
 
 /** A destination here that records whether its guest ever ran. */
 async function destination(): Promise<{ incoming: IncomingMigration; ran: () => boolean; dest: () => Guest | null }> {
