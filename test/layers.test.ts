@@ -26,6 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['control'],
   ['migration'],
   ['guest', 'wire', 'transport'],
+  ['wasm'],
   ['memory'],
   ['.', 'types'],
 ];
