@@ -37,6 +37,40 @@
  *   (guest/vcpu-control.ts); a sync after the acknowledgement therefore sees
  *   every write the vCPU made.
  *
+ * The mark map (mark-map.ts; a RAM block's option, for WebAssembly guests):
+ * a second producer, one byte per page, that a writer marks with a plain
+ * store. Every harvest (sync, take with sync, register) takes the map's
+ * words for the producer words it harvests, under the lock, before them.
+ * Why plain stores lose nothing there:
+ *
+ * - Writer: store the data, then store a non-zero byte at the page's map
+ *   byte, both plain stores in program order. V8 emits WebAssembly stores
+ *   in program order, and x86-64 does not reorder a store with an earlier
+ *   store (TSO): any thread that sees the mark sees the data too.
+ * - Harvester: per map word, a plain load, skip if 0, else
+ *   `Atomics.exchange(word, 0)` (a locked XCHG: a full barrier), then the
+ *   client reads the pages after the harvest. A mark the exchange returns
+ *   was stored after its data, so the data is visible to that read. A mark
+ *   stored after the exchange stays in the map for the next harvest; a
+ *   word skipped on a plain load of 0 loses nothing either (its mark, not
+ *   yet visible, is still there next time). This is the harvester's skip,
+ *   which is safe; the writer never loads its byte to skip the store.
+ * - Pause: the vCPU's acknowledgement is a locked store after its last
+ *   mark, which drains its store buffer: a harvest after the
+ *   acknowledgement sees every mark made before it.
+ * - The map holds one byte per page of the block, so a harvest can never
+ *   report a page past `pages` (the last 1-3 bytes are exchanged byte by
+ *   byte: a word there would reach past the map).
+ * - On a weakly ordered CPU (arm64) stores may become visible out of order:
+ *   the writer would need a release fence between data and mark, which the
+ *   WebAssembly rewriter does not emit. `markMapSupported()` says whether
+ *   this CPU is x86-64; a guest that marks through the map refuses to start
+ *   elsewhere.
+ *
+ * Over 300 lines: all Atomics code for the log stays in this module, its
+ * orderings argued beside it (STYLE.md habit 10); the map's word-level
+ * reading is mark-map.ts.
+ *
  * No summary level: a clean sync of a 1 TiB-sized bitmap (32 MiB) measured
  * well under a rate-limit window on this machine (BENCHMARKS.md, `npm run
  * bench:memory`), and a summary would cost writers a second locked RMW per
@@ -45,6 +79,7 @@
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.js';
 import { popcount32, popcountWords } from './bits.js';
+import { MarkMap } from './mark-map.js';
 import { wordsForPages } from './page.js';
 
 const LOCK = 0;
@@ -67,6 +102,14 @@ export interface DirtyLogShared {
   readonly producer: SharedArrayBuffer;
   readonly clients: SharedArrayBuffer;
   readonly control: SharedArrayBuffer;
+  /** A mark map (mark-map.ts): `pages` bytes at `byteOffset` of `buffer`, harvested with the producer. */
+  readonly marks?: MarkMapPlace;
+}
+
+/** Where a dirty log's mark map lives: a byte offset in a shared buffer (the block's memory). */
+export interface MarkMapPlace {
+  readonly buffer: SharedArrayBuffer;
+  readonly byteOffset: number;
 }
 
 /** Mark one page dirty. Call after the page's data is stored. */
@@ -105,8 +148,10 @@ export class DirtyLog {
   private readonly slotWords: Int32Array[];
   /** Per-slot bits added during one harvest, published once at its end. */
   private readonly added: Int32Array;
+  /** The mark map, harvested with the producer (see top), if the block has one. */
+  private readonly marks: MarkMap | null;
 
-  static create(pages: number, options: { maxClients?: number } = {}): DirtyLog {
+  static create(pages: number, options: { maxClients?: number; marks?: MarkMapPlace } = {}): DirtyLog {
     const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     if (!Number.isSafeInteger(pages) || pages <= 0) {
       throw new InvalidArgumentError(`dirty log: page count must be a positive integer, got ${pages}`);
@@ -122,6 +167,7 @@ export class DirtyLog {
       producer: new SharedArrayBuffer(words * 4),
       clients: new SharedArrayBuffer(words * 4 * slots),
       control: new SharedArrayBuffer((COUNT_BASE + slots) * 4),
+      ...(options.marks === undefined ? {} : { marks: options.marks }),
     });
   }
 
@@ -136,6 +182,7 @@ export class DirtyLog {
       this.slotWords.push(new Int32Array(shared.clients, s * this.words * 4, this.words));
     }
     this.added = new Int32Array(shared.slots);
+    this.marks = shared.marks === undefined ? null : new MarkMap(shared.marks.buffer, shared.marks.byteOffset, shared.pages);
   }
 
   toShared(): DirtyLogShared {
@@ -171,9 +218,10 @@ export class DirtyLog {
   }
 
   /**
-   * Fetch-and-clear the producer over [first, first+count) and OR it into
-   * every active client (ever-written included). Whole words are harvested:
-   * bits just outside the range reach the clients early, never lost.
+   * Fetch-and-clear the producer (and the mark map's bytes) over
+   * [first, first+count) and OR it into every active client (ever-written
+   * included). Whole words are harvested: bits just outside the range reach
+   * the clients early, never lost.
    */
   sync(first = 0, count = this.pages - first): void {
     this.checkRange(first, count);
@@ -239,14 +287,16 @@ export class DirtyLog {
    * Safe for the same reason a harvester may skip a clean word: a mark not
    * seen now stays in the producer (or, ORed in by another thread's sync, in
    * the client's bitmap) for the next pass. Makes a pass over clean memory
-   * lock-free, and one tight loop rather than a call per range.
+   * lock-free, and one tight loop rather than a call per range. With a mark
+   * map, its bytes for the word must read clean too.
    */
   nextMaybeDirty(slot: number, fromPage: number): number {
     const producer = this.producer;
     const bits = this.slotWords[slot];
     const words = this.words;
+    const marks = this.marks;
     for (let w = fromPage >>> 5; w < words; w++) {
-      if ((producer[w] | bits[w]) !== 0) return Math.max(fromPage, w << 5);
+      if ((producer[w] | bits[w]) !== 0 || marks?.any(w) === true) return Math.max(fromPage, w << 5);
     }
     return this.pages;
   }
@@ -328,19 +378,20 @@ export class DirtyLog {
     }
   }
 
-  /** Harvest producer words [fromWord, toWord) into every active slot. Lock held. */
+  /** Harvest producer words [fromWord, toWord), and the mark map's for them, into every active slot. Lock held. */
   private harvestLocked(fromWord: number, toWord: number): void {
     const producer = this.producer;
+    const marks = this.marks;
     const active = Atomics.load(this.control, ACTIVE) | (1 << EVER_WRITTEN_SLOT);
     const slots = this.slotWords;
     const nslots = slots.length;
     const added = this.added;
     added.fill(0);
     for (let w = fromWord; w < toWord; w++) {
+      let bits = marks === null ? 0 : marks.take(w);
       // Plain load first: a clean word costs no locked instruction, and a
       // mark missed here stays in the producer for the next sync (see top).
-      if (producer[w] === 0) continue;
-      const bits = Atomics.exchange(producer, w, 0);
+      if (producer[w] !== 0) bits |= Atomics.exchange(producer, w, 0);
       if (bits === 0) continue;
       for (let s = 0; s < nslots; s++) {
         if ((active & (1 << s)) === 0) continue;

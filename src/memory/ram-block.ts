@@ -10,11 +10,18 @@
  * Every write path marks the dirty log after storing data (dirty-log.ts):
  * `write` and `update` do it themselves; the raw `bytes` view is for reading
  * and for writers that take the `mark` duty (vCPU workloads, the loader).
+ *
+ * A block may have a reserved tail (block-tail.ts): memory past its pages,
+ * with a mark map (a second producer of its dirty log) and a size word
+ * (`visiblePages`: how much of the block is in use).
  */
-import { InvalidArgumentError, ReservationError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, ReservationError } from '../errors.js';
+import { NO_TAIL, checkTail, memoryPages, type BlockTail, type RamBlockOptions } from './block-tail.js';
 import { DirtyLog, type DirtyLogShared } from './dirty-log.js';
-import { MAX_BLOCK_BYTES, PAGE_SHIFT, PAGE_SIZE, WASM_PAGE_SIZE, pagesForBytes } from './page.js';
+import { MAX_BLOCK_BYTES, PAGE_SHIFT, PAGE_SIZE, pagesForBytes } from './page.js';
 import { zeroScannerFor, type ZeroScanner } from './zero-scan.js';
+
+export type { RamBlockOptions } from './block-tail.js';
 
 /** What a thread needs to attach to a RAM block (structured-cloneable). */
 export interface RamBlockShared {
@@ -22,6 +29,8 @@ export interface RamBlockShared {
   readonly pages: number;
   readonly memory: WebAssembly.Memory;
   readonly log: DirtyLogShared;
+  /** The reserved tail (absent: none). */
+  readonly tail?: BlockTail;
 }
 
 const NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -34,27 +43,34 @@ export class RamBlock {
   readonly log: DirtyLog;
   /** Raw bytes of the block. Writers must mark what they write (see top). */
   readonly bytes: Uint8Array;
+  /** The reserved tail: its size, the mark map, the size word (block-tail.ts). */
+  readonly tail: BlockTail;
+  /** The size word (one Int32 over it), if the block has one. */
+  private readonly sizeWord: Int32Array | null;
   private scanner: ZeroScanner | undefined;
 
-  static create(name: string, sizeBytes: number, options: { maxClients?: number } = {}): RamBlock {
+  static create(name: string, sizeBytes: number, options: RamBlockOptions = {}): RamBlock {
     if (typeof name !== 'string' || !NAME_RE.test(name)) {
       throw new InvalidArgumentError(
         `RAM block name must be 1-64 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(name)}`);
     }
-    const pages = pagesForBytes(`RAM block ${JSON.stringify(name)}`, sizeBytes, MAX_BLOCK_BYTES);
-    const wasmPages = Math.ceil(sizeBytes / WASM_PAGE_SIZE);
+    const what = `RAM block ${JSON.stringify(name)}`;
+    const pages = pagesForBytes(what, sizeBytes, MAX_BLOCK_BYTES);
+    const tail = checkTail(what, sizeBytes, options);
+    const wasmPages = memoryPages(sizeBytes, tail.tailBytes);
     let memory: WebAssembly.Memory;
     let log: DirtyLog;
     try {
       memory = new WebAssembly.Memory({ initial: wasmPages, maximum: wasmPages, shared: true });
-      log = DirtyLog.create(pages, options);
+      const marks = tail.markMap === null ? undefined : { buffer: memory.buffer as unknown as SharedArrayBuffer, byteOffset: tail.markMap.offset };
+      log = DirtyLog.create(pages, { maxClients: options.maxClients, marks });
     } catch (cause) {
       // A RangeError from the engine (the address space or a memory limit, e.g. ulimit -v): the host's refusal, said as such.
       if (!(cause instanceof RangeError)) throw cause;
       throw new ReservationError(
         `RAM block ${JSON.stringify(name)}: the host refused to reserve ${sizeBytes} bytes of shared memory (${cause.message})`, { cause });
     }
-    return new RamBlock({ name, pages, memory, log: log.toShared() });
+    return new RamBlock({ name, pages, memory, log: log.toShared(), tail });
   }
 
   constructor(shared: RamBlockShared) {
@@ -64,10 +80,42 @@ export class RamBlock {
     this.memory = shared.memory;
     this.log = new DirtyLog(shared.log);
     this.bytes = new Uint8Array(shared.memory.buffer, 0, this.byteLength);
+    this.tail = shared.tail ?? NO_TAIL;
+    const word = this.tail.sizeWord;
+    this.sizeWord = word === null ? null : new Int32Array(shared.memory.buffer, word.offset, 1);
   }
 
   toShared(): RamBlockShared {
-    return { name: this.name, pages: this.pages, memory: this.memory, log: this.log.toShared() };
+    return { name: this.name, pages: this.pages, memory: this.memory, log: this.log.toShared(), tail: this.tail };
+  }
+
+  /**
+   * The pages in use now: the size word's value in 4 KiB pages, at most
+   * `pages`; without a size word, all of them. Read with Atomics.load (the
+   * owner of the word may bump it from another thread at any time).
+   */
+  visiblePages(): number {
+    if (this.sizeWord === null) return this.pages;
+    const units = Atomics.load(this.sizeWord, 0) >>> 0;
+    return Math.min(this.pages, units * (this.tail.sizeWord!.unitBytes / PAGE_SIZE));
+  }
+
+  /**
+   * Set the size in use to `n` pages (a destination applying the source's
+   * size): a whole number of the size word's units, or all the block's
+   * pages. Without a size word only `pages` itself is possible.
+   */
+  setVisiblePages(n: number): void {
+    if (this.sizeWord === null) {
+      if (n === this.pages) return;
+      throw new InvalidStateError(`RAM block ${JSON.stringify(this.name)} has no size word: its size in use is its ${this.pages} pages, not ${n}`);
+    }
+    const unitPages = this.tail.sizeWord!.unitBytes / PAGE_SIZE;
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.pages || (n % unitPages !== 0 && n !== this.pages)) {
+      throw new InvalidArgumentError(
+        `RAM block ${JSON.stringify(this.name)}: a size in use of ${n} pages is not a whole number of ${unitPages}-page units within its ${this.pages} pages`);
+    }
+    Atomics.store(this.sizeWord, 0, Math.ceil(n / unitPages));
   }
 
   /** The zero-page scanner (WebAssembly SIMD, or the JS fallback). */
