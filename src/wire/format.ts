@@ -8,10 +8,12 @@
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   return   = frame*                        (destination -> source)
  *
- *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY)
- *           12 u32 page size | 16 u8[16] guest UUID | 32 u32 body length N
- *           36 body (N bytes): u16 blocks, u16 vcpus, per block:
- *              u8 name length, name (ASCII), u32 pages
+ *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,
+ *              bit 1: PROGRAM) | 12 u32 page size | 16 u8[16] guest UUID
+ *           32 u32 body length N
+ *           36 body (N bytes): u16 blocks, u16 vcpus, [PROGRAM: u8[32] the
+ *              program's identity, a SHA-256], per block: u8 name length,
+ *              name (ASCII), u32 pages, u32 pages in use (<= pages)
  *           36+N u32 CRC32 of bytes [0, 36+N)
  *
  *   frame:   0 u8 type (0 is invalid) | 1 u8 flags (0) | 2 u16 block
@@ -22,7 +24,8 @@
  *
  * Any incompatible change bumps WIRE_VERSION; a destination accepts
  * versions MIN_WIRE_VERSION..WIRE_VERSION (see `checkVersion` for why
- * version 1 is refused).
+ * versions 1 and 2 are refused). Version 3 has neither PROGRAM nor the
+ * pages in use (every block is in use to its end); this ferry reads it.
  */
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { WireError } from '../errors.js';
@@ -30,14 +33,22 @@ import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
 import { refused } from './refusals.js';
 
 export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
-export const WIRE_VERSION = 3;
+export const WIRE_VERSION = 4;
 export const MIN_WIRE_VERSION = 3;
 /**
  * Header flag: this stream ends with a VERIFY record (records.ts), so the
  * destination keeps the digest of what it loads from the first page on.
  */
 export const HEADER_FLAG_VERIFY = 0x0001;
-const KNOWN_HEADER_FLAGS = HEADER_FLAG_VERIFY;
+/**
+ * Header flag (version 4): the guest is a WebAssembly program, whose
+ * identity (PROGRAM_IDENTITY_BYTES) the body carries; the destination runs
+ * its own copy of the program and refuses a stream of another.
+ */
+export const HEADER_FLAG_PROGRAM = 0x0002;
+export const PROGRAM_IDENTITY_BYTES = 32;
+/** The flags each version knows; any other bit is refused. */
+const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = { 3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM };
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
 export const FRAME_HEADER_BYTES = 12;
@@ -49,7 +60,11 @@ export const MAX_VCPUS = 64;
 
 /** Caps of the variable record heads (records.ts), checked before allocating. */
 export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
-export const MAX_VCPU_STATE_RECORD_BYTES = 64 * 1024;
+/**
+ * 4 MiB since version 4 (64 KiB before): a WebAssembly guest's vCPU state
+ * carries its unwound stack, up to its unwind buffer (1 MiB by default).
+ */
+export const MAX_VCPU_STATE_RECORD_BYTES = 4 * 1024 * 1024;
 export const MAX_ERROR_BYTES = 4096;
 /** VERIFY's digest: 128 bits (ram-digest.ts). */
 export const DIGEST_BYTES = 16;
@@ -57,6 +72,12 @@ export const DIGEST_BYTES = 16;
 export interface BlockGeometry {
   readonly name: string;
   readonly pages: number;
+  /**
+   * Pages in use (0..pages) at the header: the block's size word
+   * (memory/block-tail.ts); GROW records raise it. Pages past it carry
+   * no record. Version 3: `pages`.
+   */
+  readonly visiblePages: number;
 }
 
 export interface StreamHeader {
@@ -67,24 +88,38 @@ export interface StreamHeader {
   readonly vcpus: number;
   /** HEADER_FLAG_VERIFY: a VERIFY record comes before END. */
   readonly verify: boolean;
+  /** HEADER_FLAG_PROGRAM: the WebAssembly program's identity, 64 lowercase hex characters; null for none. */
+  readonly program: string | null;
 }
+
+/** What encodeHeader takes: a block's pages in use default to its pages, and no program to none. */
+export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks'> & {
+  readonly verify?: boolean;
+  readonly program?: string | null;
+  readonly blocks: readonly (Omit<BlockGeometry, 'visiblePages'> & { readonly visiblePages?: number })[];
+};
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BLOCK_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const PROGRAM_IDENTITY_RE = /^[0-9a-f]{64}$/;
 
 /** CRC32 (zlib's), chainable: crc32(b, crc32(a, s)) === crc32(a ‖ b, s). */
 export function crc32(data: Uint8Array, seed = 0): number {
   return zlibCrc32(data, seed) >>> 0;
 }
 
-export function encodeHeader(h: Omit<StreamHeader, 'version' | 'verify'> & { readonly verify?: boolean }): Buffer {
+export function encodeHeader(h: HeaderFields): Buffer {
   if (!UUID_RE.test(h.uuid)) throw new WireError(`header: guest UUID ${JSON.stringify(h.uuid)} is not a UUID`);
+  const program = h.program ?? null;
+  if (program !== null && !PROGRAM_IDENTITY_RE.test(program)) {
+    throw new WireError(`header: program identity ${JSON.stringify(program)} is not ${PROGRAM_IDENTITY_BYTES * 2} lowercase hex characters`);
+  }
   const names = h.blocks.map((b) => Buffer.from(b.name, 'ascii'));
-  const bodyLen = 4 + names.reduce((n, name) => n + 1 + name.length + 4, 0);
+  const bodyLen = 4 + (program === null ? 0 : PROGRAM_IDENTITY_BYTES) + names.reduce((n, name) => n + 1 + name.length + 8, 0);
   const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
-  buf.writeUInt16LE(h.verify === true ? HEADER_FLAG_VERIFY : 0, 10);
+  buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM), 10);
   buf.writeUInt32LE(h.pageSize, 12);
   Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
@@ -92,12 +127,14 @@ export function encodeHeader(h: Omit<StreamHeader, 'version' | 'verify'> & { rea
   buf.writeUInt16LE(h.blocks.length, at);
   buf.writeUInt16LE(h.vcpus, at + 2);
   at += 4;
+  if (program !== null) at += buf.write(program, at, 'hex');
   h.blocks.forEach((b, i) => {
     buf.writeUInt8(names[i].length, at);
     names[i].copy(buf, at + 1);
     at += 1 + names[i].length;
     buf.writeUInt32LE(b.pages, at);
-    at += 4;
+    buf.writeUInt32LE(b.visiblePages ?? b.pages, at + 4);
+    at += 8;
   });
   buf.writeUInt32LE(crc32(buf.subarray(0, at)), at);
   return buf;
@@ -120,11 +157,14 @@ export function encodeHeader(h: Omit<StreamHeader, 'version' | 'verify'> & { rea
  *   it there would be after loading.
  *
  * An old file is restored by the ferry that saved it and saved again; a
- * live migration needs both ends at the same version.
+ * live migration needs a destination at least as new as its source.
+ * Version 3 is read: version 4 only added to it (the PROGRAM flag and its
+ * identity, each block's pages in use, the GROW record, a larger VCPU cap),
+ * and a version 3 stream means no program and every block in use to its end.
  */
 function checkVersion(version: number): void {
   if (version >= MIN_WIRE_VERSION && version <= WIRE_VERSION) return;
-  const reads = MIN_WIRE_VERSION === WIRE_VERSION ? `version ${WIRE_VERSION}` : `versions ${MIN_WIRE_VERSION}..${WIRE_VERSION}`;
+  const reads = `versions ${MIN_WIRE_VERSION}..${WIRE_VERSION}`;
   const restore = 'restore it with the ferry that saved it, and save it again with this one';
   const why = version > WIRE_VERSION ? 'a newer ferry wrote it'
     : version === 1 ? `version 1's page check misses some bit flips: ${restore}`
@@ -147,9 +187,10 @@ export function decodeHeaderFixed(fixed: Buffer): number {
   if (!fixed.subarray(0, 8).equals(MAGIC)) {
     throw new WireError(`header: bad magic ${JSON.stringify(fixed.subarray(0, 8).toString('latin1'))}, expected "FERRYMIG"`);
   }
-  checkVersion(fixed.readUInt16LE(8));
+  const version = fixed.readUInt16LE(8);
+  checkVersion(version);
   const flags = fixed.readUInt16LE(10);
-  if ((flags & ~KNOWN_HEADER_FLAGS) !== 0) throw new WireError(`header: unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~KNOWN_HEADER_FLAGS[version]) !== 0) throw new WireError(`header: unknown flags 0x${flags.toString(16)} in version ${version}`);
   const pageSize = fixed.readUInt32LE(12);
   if (pageSize !== PAGE_SIZE) throw new WireError(`header: page size ${pageSize}, expected ${PAGE_SIZE}`);
   const bodyLen = fixed.readUInt32LE(32);
@@ -166,6 +207,8 @@ export function decodeHeader(all: Buffer): StreamHeader {
   const check = all.readUInt32LE(end);
   const actual = crc32(all.subarray(0, end));
   if (check !== actual) throw new WireError(`header: checksum 0x${check.toString(16)}, computed 0x${actual.toString(16)}`);
+  const version = all.readUInt16LE(8);
+  const flags = all.readUInt16LE(10);
   const hex = all.subarray(16, 32).toString('hex');
   const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   let at = HEADER_FIXED_BYTES;
@@ -174,24 +217,39 @@ export function decodeHeader(all: Buffer): StreamHeader {
   at += 4;
   if (nblocks < 1 || nblocks > MAX_BLOCKS) throw new WireError(`header: ${nblocks} RAM blocks, expected 1..${MAX_BLOCKS}`);
   if (vcpus > MAX_VCPUS) throw new WireError(`header: ${vcpus} vCPUs, expected at most ${MAX_VCPUS}`);
+  let program: string | null = null;
+  if ((flags & HEADER_FLAG_PROGRAM) !== 0) {
+    if (at + PROGRAM_IDENTITY_BYTES > end) throw new WireError('header: body ends inside the program identity');
+    program = all.subarray(at, at + PROGRAM_IDENTITY_BYTES).toString('hex');
+    at += PROGRAM_IDENTITY_BYTES;
+  }
+  const blocks = decodeBlocks(all, at, end, nblocks, version >= 4);
+  const verify = (flags & HEADER_FLAG_VERIFY) !== 0;
+  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program };
+}
+
+/** The body's blocks from `at` to `end`; `inUse`: each carries its pages in use (version 4). */
+function decodeBlocks(all: Buffer, at: number, end: number, nblocks: number, inUse: boolean): BlockGeometry[] {
   const blocks: BlockGeometry[] = [];
   const seen = new Set<string>();
+  const sizes = inUse ? 8 : 4;
   for (let i = 0; i < nblocks; i++) {
     if (at + 1 > end) throw new WireError(`header: body ends inside block ${i}`);
     const len = all.readUInt8(at);
-    if (at + 1 + len + 4 > end) throw new WireError(`header: body ends inside block ${i}`);
+    if (at + 1 + len + sizes > end) throw new WireError(`header: body ends inside block ${i}`);
     const name = all.subarray(at + 1, at + 1 + len).toString('latin1');
     if (!BLOCK_NAME_RE.test(name)) throw new WireError(`header: block ${i} has an invalid name ${JSON.stringify(name)}`);
     if (seen.has(name)) throw new WireError(`header: block name ${JSON.stringify(name)} appears twice`);
     seen.add(name);
     const pages = all.readUInt32LE(at + 1 + len);
     if (pages < 1 || pages > MAX_BLOCK_PAGES) throw new WireError(`header: block ${name} has ${pages} pages, expected 1..${MAX_BLOCK_PAGES}`);
-    blocks.push({ name, pages });
-    at += 1 + len + 4;
+    const visiblePages = inUse ? all.readUInt32LE(at + 5 + len) : pages;
+    if (visiblePages > pages) throw new WireError(`header: block ${name} is in use to ${visiblePages} pages, past its ${pages}`);
+    blocks.push({ name, pages, visiblePages });
+    at += 1 + len + sizes;
   }
   if (at !== end) throw new WireError(`header: ${end - at} bytes left over in the body`);
-  const verify = (all.readUInt16LE(10) & HEADER_FLAG_VERIFY) !== 0;
-  return { version: all.readUInt16LE(8), pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify };
+  return blocks;
 }
 
 /** Write a frame header at `at` of `view`. */

@@ -61,6 +61,8 @@ export class FrameDecoder {
   private sawEnd = false;
   private sawVerify = false;
   private lastPass = 0;
+  /** Per block: the pages in use (the header's, then each GROW's); no PAGES or ZERO past them. */
+  private visible: number[] = [];
   private readonly vcpusSeen = new Set<number>();
   private sawGo = false;
   /** Bytes consumed so far (for acknowledgements and error positions). */
@@ -123,6 +125,7 @@ export class FrameDecoder {
         const n = this.gather(chunk, at, this.unit.length);
         if (this.unitLen === this.unit.length) {
           this.header = decodeHeader(this.unit);
+          this.visible = this.header.blocks.map((b) => b.visiblePages);
           this.sink.header?.(this.header);
           this.startFrame();
         }
@@ -185,7 +188,9 @@ export class FrameDecoder {
     if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
     if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
-    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass)) throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
+    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass || type === Rec.Grow)) {
+      throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
+    }
     const block = f.readUInt16LE(2);
     const headLen = f.readUInt32LE(4);
     const pages = f.readUInt32LE(8);
@@ -224,6 +229,7 @@ export class FrameDecoder {
       if (first >= blockPages || this.pages > blockPages - first) {
         throw new WireError(`PAGES: pages ${first}..${first + this.pages - 1} are outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
       }
+      this.checkInUse('PAGES', first, this.pages);
       this.pageOffset = first * PAGE_SIZE;
       this.pageBytesLeft = this.pages * PAGE_SIZE;
       this.startUnit('pages');
@@ -246,6 +252,14 @@ export class FrameDecoder {
     this.sink.record(type, block, head, pages);
   }
 
+  /** Pages [first, first+count) of the current block must be in use (the header's size, or a GROW's since). */
+  private checkInUse(name: string, first: number, count: number): void {
+    const inUse = this.visible[this.block];
+    if (first + count > inUse) {
+      throw new WireError(`${name}: pages ${first}..${first + count - 1} are past block ${this.header!.blocks[this.block].name}'s ${inUse} pages in use`);
+    }
+  }
+
   /** What a record must agree with besides its frame: the stream's geometry and the records before it. */
   private checkRecordRules(): void {
     switch (this.type) {
@@ -255,6 +269,16 @@ export class FrameDecoder {
         if (count < 1 || first >= blockPages || count > blockPages - first) {
           throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
         }
+        this.checkInUse('ZERO', first, count);
+        break;
+      }
+      case Rec.Grow: {
+        const { pages } = RECORD.Grow.decode(this.head);
+        const { name, pages: blockPages } = this.header!.blocks[this.block];
+        const now = this.visible[this.block];
+        if (pages <= now) throw new WireError(`GROW: block ${name} to ${pages} pages, in use to ${now} already (a block never shrinks)`);
+        if (pages > blockPages) throw new WireError(`GROW: block ${name} to ${pages} pages, past its ${blockPages}`);
+        this.visible[this.block] = pages;
         break;
       }
       case Rec.Vcpu: {

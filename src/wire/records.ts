@@ -36,6 +36,7 @@ export const enum Rec {
   End = 6,
   Go = 7,
   Verify = 8,
+  Grow = 0x0a,
   Ack = 0x41,
   Loaded = 0x42,
   Resumed = 0x43,
@@ -185,6 +186,16 @@ export const RECORD = {
     },
     decode: (head) => ({ digest: Buffer.from(head) }),
   }),
+  /**
+   * Block `block` is now in use to `pages` pages (u32; its size word, as a
+   * WebAssembly guest's memory.grow moved it): more than before, at most the
+   * block's pages, before any page of the new range, never after VERIFY.
+   */
+  Grow: fixed<{ pages: number }>({
+    tag: Rec.Grow, name: 'GROW', direction: 'stream', perBlock: true, headBytes: 4,
+    encode: (f, out, at) => { out.writeUInt32LE(f.pages, at); },
+    decode: (head) => ({ pages: head.readUInt32LE(0) }),
+  }),
   /** Stream bytes read and loaded so far, u64. */
   Ack: fixed<{ bytes: number }>({
     tag: Rec.Ack, name: 'ACK', direction: 'return', headBytes: 8,
@@ -247,7 +258,6 @@ export function recordRow(tag: number): RecordRow<unknown> | undefined {
  */
 export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: string; readonly direction: Direction }[] = [
   { tag: 0x09, name: 'MODULE', direction: 'stream' },
-  { tag: 0x0a, name: 'GROW', direction: 'stream' },
   { tag: 0x0b, name: 'CHANNEL', direction: 'stream' },
   { tag: 0x0c, name: 'SYNC', direction: 'stream' },
   { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },

@@ -27,6 +27,8 @@ export const REFUSALS = {
   tls: { code: 6, means: 'one side speaks TLS and the other does not' },
   /** The destination already has its source (it takes one connection). */
   busy: { code: 7, means: 'the destination already has its source' },
+  /** The stream's WebAssembly program (its identity in the header) is not the destination's, or one side has none. */
+  program: { code: 8, means: "the stream's WebAssembly program is not the one the destination runs" },
 } as const satisfies Record<string, { readonly code: number; readonly means: string }>;
 
 export type RefusalName = keyof typeof REFUSALS;

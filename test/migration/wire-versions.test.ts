@@ -1,8 +1,9 @@
 /**
  * Wire versions across releases, against streams committed in
- * test/fixtures (README.md there says how each was made): the current
- * version's saved guest loads, and every older version's is refused at
- * the header, before any page, with both versions named.
+ * test/fixtures (README.md there says how each was made): the saved guest
+ * of every version read (MIN_WIRE_VERSION..WIRE_VERSION) loads, and every
+ * older version's is refused at the header, before any page, with both
+ * versions named.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
-import { HEADER_FIXED_BYTES, WIRE_VERSION, crc32 } from '../../src/wire/format.js';
+import { HEADER_FIXED_BYTES, MIN_WIRE_VERSION, WIRE_VERSION, crc32 } from '../../src/wire/format.js';
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { Rec } from '../../src/wire/records.js';
@@ -25,11 +26,12 @@ fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
-const CURRENT = fixture(`stream-v${WIRE_VERSION}.ferry`);
-const PREVIOUS = fixture(`stream-v${WIRE_VERSION - 1}.ferry`);
-const OLDER = Array.from({ length: WIRE_VERSION - 1 }, (_, i) => i + 1);
-const refusal = (v: number) => new RegExp(`header: stream version ${v}, this destination reads version ${WIRE_VERSION} \\(`);
-const REFUSAL = refusal(WIRE_VERSION - 1);
+/** Versions this destination reads, and the older ones it refuses. */
+const READ = Array.from({ length: WIRE_VERSION - MIN_WIRE_VERSION + 1 }, (_, i) => MIN_WIRE_VERSION + i);
+const OLDER = Array.from({ length: MIN_WIRE_VERSION - 1 }, (_, i) => i + 1);
+const NEWEST_REFUSED = MIN_WIRE_VERSION - 1;
+const refusal = (v: number) => new RegExp(`header: stream version ${v}, this destination reads versions ${MIN_WIRE_VERSION}\\.\\.${WIRE_VERSION} \\(`);
+const REFUSAL = refusal(NEWEST_REFUSED);
 
 /** Decode `bytes` into a RAM of the fixture's size; returns the record types delivered and any error. */
 function decode(bytes: Buffer): { types: number[]; pageWrites: number; error: Error | null } {
@@ -49,14 +51,16 @@ function decode(bytes: Buffer): { types: number[]; pageWrites: number; error: Er
   }
 }
 
-test(`the current version's committed stream (v${WIRE_VERSION}) decodes record by record to GO`, () => {
-  const bytes = readFileSync(CURRENT);
-  assert.equal(bytes.readUInt16LE(8), WIRE_VERSION);
-  const { types, error } = decode(bytes);
-  assert.equal(error, null);
-  for (const t of [Rec.Pass, Rec.Pages, Rec.Zero, Rec.Verify, Rec.Vcpu, Rec.Device, Rec.End]) assert.ok(types.includes(t), `record ${t} in the fixture`);
-  assert.equal(types.at(-1), Rec.Go);
-});
+for (const v of READ) {
+  test(`a committed stream of a version read here (v${v}) decodes record by record to GO`, () => {
+    const bytes = readFileSync(fixture(`stream-v${v}.ferry`));
+    assert.equal(bytes.readUInt16LE(8), v);
+    const { types, error } = decode(bytes);
+    assert.equal(error, null);
+    for (const t of [Rec.Pass, Rec.Pages, Rec.Zero, Rec.Verify, Rec.Vcpu, Rec.Device, Rec.End]) assert.ok(types.includes(t), `record ${t} in the fixture`);
+    assert.equal(types.at(-1), Rec.Go);
+  });
+}
 
 for (const v of OLDER) {
   test(`an older version's stream (v${v}) is refused at the header, before any page, naming both versions`, () => {
@@ -69,9 +73,9 @@ for (const v of OLDER) {
   });
 }
 
-test(`why version 1 is refused: read as version ${WIRE_VERSION}, its first page record fails its check (the page sum changed)`, () => {
+test(`why version 1 is refused: read as version ${MIN_WIRE_VERSION}, its first page record fails its check (the page sum changed)`, () => {
   const bytes = Buffer.from(readFileSync(fixture('stream-v1.ferry')));
-  bytes.writeUInt16LE(WIRE_VERSION, 8);
+  bytes.writeUInt16LE(MIN_WIRE_VERSION, 8);
   const end = HEADER_FIXED_BYTES + bytes.readUInt32LE(32);
   bytes.writeUInt32LE(crc32(bytes.subarray(0, end)), end);
   const { types, error } = decode(bytes);
@@ -79,9 +83,9 @@ test(`why version 1 is refused: read as version ${WIRE_VERSION}, its first page 
   assert.deepEqual(types, [Rec.Pass], 'only the PASS before it was delivered');
 });
 
-test('why version 2 is refused at the header: read as version 3, its VERIFY (a whole-RAM SHA-256) fails only after every page', () => {
+test(`why version 2 is refused at the header: read as version ${MIN_WIRE_VERSION}, its VERIFY (a whole-RAM SHA-256) fails only after every page`, () => {
   const bytes = Buffer.from(readFileSync(fixture('stream-v2.ferry')));
-  bytes.writeUInt16LE(WIRE_VERSION, 8);
+  bytes.writeUInt16LE(MIN_WIRE_VERSION, 8);
   const end = HEADER_FIXED_BYTES + bytes.readUInt32LE(32);
   bytes.writeUInt32LE(crc32(bytes.subarray(0, end)), end);
   const { types, pageWrites, error } = decode(bytes);
@@ -89,10 +93,16 @@ test('why version 2 is refused at the header: read as version 3, its VERIFY (a w
   assert.ok(types.includes(Rec.Pages) && pageWrites > 0, 'pages were loaded before the refusal: too late for one');
 });
 
-test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device section, digest`, async () => {
+for (const v of READ) {
+  test(`a destination restores the committed v${v} file: RAM, device section, digest`, async () => {
+    await restoresFixture(v);
+  });
+}
+
+async function restoresFixture(v: number): Promise<void> {
   const loaded: { data?: string } = {};
-  const m = await IncomingMigration.listen(`file:${CURRENT}`, { onGuest: (g) => g.devices.register(fixtureDevice(loaded)) });
-  const r = await bounded(`the restore of the v${WIRE_VERSION} file`, m.done(), 60_000);
+  const m = await IncomingMigration.listen(`file:${fixture(`stream-v${v}.ferry`)}`, { onGuest: (g) => g.devices.register(fixtureDevice(loaded)) });
+  const r = await bounded(`the restore of the v${v} file`, m.done(), 60_000);
   const g = adopt(r.guest);
   assert.equal(r.status, 'resumed', r.error ?? '');
   assert.equal(r.stats?.verified, true);
@@ -105,11 +115,11 @@ test(`a destination restores the committed v${WIRE_VERSION} file: RAM, device se
     const expected = p < FIXTURE_DATA_PAGES ? fixturePage(p) : new Uint8Array(PAGE_SIZE);
     assert.ok(Buffer.from(ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)).equals(expected), `page ${p}`);
   }
-});
+}
 
-test(`a destination refuses the committed v${WIRE_VERSION - 1} file before loading any page, and no guest runs`, async () => {
-  const m = await IncomingMigration.listen(`file:${PREVIOUS}`, { onGuest: (g) => g.devices.register(fixtureDevice()) });
-  const r = await bounded(`the refusal of the v${WIRE_VERSION - 1} file`, m.done(), 60_000);
+test(`a destination refuses the committed v${NEWEST_REFUSED} file before loading any page, and no guest runs`, async () => {
+  const m = await IncomingMigration.listen(`file:${fixture(`stream-v${NEWEST_REFUSED}.ferry`)}`, { onGuest: (g) => g.devices.register(fixtureDevice()) });
+  const r = await bounded(`the refusal of the v${NEWEST_REFUSED} file`, m.done(), 60_000);
   adopt(r.guest);
   assert.equal(r.status, 'failed');
   assert.equal(r.guest, null);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { WIRE_VERSION, crc32, decodeHeader, encodeHeader } from '../../src/wire/format.js';
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
+import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { RECORD, Rec, encodeHead, encodeRecord } from '../../src/wire/records.js';
 import { UUID, buildStream } from './stream-fixture.js';
@@ -27,15 +28,18 @@ function collector(pages: number) {
 
 test('the header round-trips, and its checks name both values', () => {
   const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
-  assert.deepEqual(decodeHeader(h), { version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }], verify: false });
+  assert.deepEqual(decodeHeader(h), {
+    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null,
+    blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 1, visiblePages: 1 }],
+  });
   const verifying = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], verify: true });
   assert.equal(decodeHeader(verifying).verify, true, 'the VERIFY flag round-trips');
-  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0003, 10);
-  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x3/ });
+  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0005, 10);
+  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x5 in version 4/ });
   const badMagic = Buffer.from(h); badMagic[0] = 0x58;
   assert.throws(() => decodeHeader(badMagic), { code: 'ERR_FERRY_WIRE', message: /bad magic "XERRYMIG", expected "FERRYMIG"/ });
   const badVersion = Buffer.from(h); badVersion.writeUInt16LE(9, 8);
-  assert.throws(() => decodeHeader(badVersion), { message: new RegExp(`stream version 9, this destination reads version ${WIRE_VERSION} \\(a newer ferry wrote it\\)`) });
+  assert.throws(() => decodeHeader(badVersion), { message: new RegExp(`stream version 9, this destination reads versions 3\\.\\.${WIRE_VERSION} \\(a newer ferry wrote it\\)`) });
   const badPage = Buffer.from(h); badPage.writeUInt32LE(8192, 12);
   assert.throws(() => decodeHeader(badPage), { message: /page size 8192, expected 4096/ });
   const badCheck = Buffer.from(h); badCheck[40] ^= 1;
@@ -173,4 +177,87 @@ test('fuzz: truncated and bit-flipped streams never crash, never write outside R
     if (complete) assert.ok(mutated.length === bytes.length && !d.closed, 'GO only from a stream that decoded cleanly');
   }
   assert.ok(rejected > runs * 0.9, `most mutations are rejected (${rejected} of ${runs})`);
+});
+
+/** A version 3 header, laid out by hand (blocks without their pages in use); `flags` as given. */
+function v3Header(blocks: { name: string; pages: number }[], flags = 0): Buffer {
+  const body = Buffer.concat([Buffer.from([blocks.length, 0, 1, 0]), ...blocks.map((b) => {
+    const entry = Buffer.alloc(1 + b.name.length + 4);
+    entry.writeUInt8(b.name.length, 0);
+    entry.write(b.name, 1, 'ascii');
+    entry.writeUInt32LE(b.pages, 1 + b.name.length);
+    return entry;
+  })]);
+  const fixed = Buffer.alloc(36);
+  fixed.write('FERRYMIG', 0, 'ascii');
+  fixed.writeUInt16LE(3, 8);
+  fixed.writeUInt16LE(flags, 10);
+  fixed.writeUInt32LE(PAGE_SIZE, 12);
+  Buffer.from(UUID.replaceAll('-', ''), 'hex').copy(fixed, 16);
+  fixed.writeUInt32LE(body.length, 32);
+  const all = Buffer.concat([fixed, body, Buffer.alloc(4)]);
+  all.writeUInt32LE(crc32(all.subarray(0, 36 + body.length)), 36 + body.length);
+  return all;
+}
+
+const IDENTITY = 'c0ffee'.repeat(10).concat('0123');
+
+test('version 4\'s header: the program identity and each block\'s pages in use round-trip, and their rules name the values', () => {
+  const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, program: IDENTITY, blocks: [{ name: 'ram0', pages: 64, visiblePages: 16 }, { name: 'b', pages: 3 }] });
+  assert.equal(h.readUInt16LE(10), 0x0002, 'the PROGRAM flag');
+  const d = decodeHeader(h);
+  assert.equal(d.program, IDENTITY);
+  assert.deepEqual(d.blocks, [{ name: 'ram0', pages: 64, visiblePages: 16 }, { name: 'b', pages: 3, visiblePages: 3 }]);
+  assert.throws(() => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, program: 'ABC', blocks: [{ name: 'a', pages: 1 }] }),
+    { code: 'ERR_FERRY_WIRE', message: /header: program identity "ABC" is not 64 lowercase hex characters/ });
+  assert.throws(() => decodeHeader(encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 10, visiblePages: 11 }] })),
+    /header: block ram0 is in use to 11 pages, past its 10/);
+  const short = Buffer.from(encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'a', pages: 1 }] }));
+  short.writeUInt16LE(0x0002, 10);
+  short.writeUInt32LE(crc32(short.subarray(0, short.length - 4)), short.length - 4);
+  assert.throws(() => decodeHeader(short), /header: body ends inside the program identity/);
+});
+
+test('a version 3 header still decodes (no program, every block in use to its end); version 3 knows no PROGRAM flag', () => {
+  assert.deepEqual(decodeHeader(v3Header([{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 2 }])), {
+    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null,
+    blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 2, visiblePages: 2 }],
+  });
+  assert.equal(decodeHeader(v3Header([{ name: 'ram0', pages: 1 }], 1)).verify, true);
+  assert.throws(() => decodeHeader(v3Header([{ name: 'ram0', pages: 1 }], 2)), /header: unknown flags 0x2 in version 3/);
+});
+
+test('GROW and the pages in use: no page past them, growth only up to the block, never down, never after VERIFY', () => {
+  const header = (verify = false) => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify, blocks: [{ name: 'ram0', pages: 64, visiblePages: 16 }] });
+  const ram = new Uint8Array(64 * PAGE_SIZE).fill(3);
+  const frames = (fill: (w: FrameWriter) => void) => {
+    const out: Buffer[] = [];
+    const w = new FrameWriter((chunk, release) => { out.push(Buffer.from(chunk)); release(); }, 2);
+    fill(w);
+    w.flush();
+    return Buffer.concat(out);
+  };
+  const grow = (pages: number, block = 0) => encodeRecord(RECORD.Grow, { pages }, block);
+  expectReject(Buffer.concat([header(), frames((w) => w.appendPages(0, 15, 2, ram))]), /PAGES: pages 15\.\.16 are past block ram0's 16 pages in use/);
+  expectReject(Buffer.concat([header(), encodeRecord(RECORD.Zero, { first: 10, count: 7 })]), /ZERO: pages 10\.\.16 are past block ram0's 16 pages in use/);
+  expectReject(Buffer.concat([header(), grow(16)]), /GROW: block ram0 to 16 pages, in use to 16 already \(a block never shrinks\)/);
+  expectReject(Buffer.concat([header(), grow(32), grow(20)]), /GROW: block ram0 to 20 pages, in use to 32 already/);
+  expectReject(Buffer.concat([header(), grow(65)]), /GROW: block ram0 to 65 pages, past its 64/);
+  expectReject(Buffer.concat([header(), grow(32, 1)]), /GROW: block 1, the stream has 1/);
+  expectReject(Buffer.concat([header(true), encodeRecord(RECORD.Verify, { digest: Buffer.alloc(16) }), grow(32)]), /GROW: after VERIFY/);
+  const c = collector(64);
+  const d = new FrameDecoder(c.sink, { stream: true });
+  d.feed(Buffer.concat([header(), grow(32), frames((w) => w.appendPages(0, 16, 16, ram)), encodeRecord(RECORD.Zero, { first: 0, count: 32 }), grow(64),
+    frames((w) => w.appendPages(0, 63, 1, ram))]));
+  assert.deepEqual(c.records.map(([t]) => t), [Rec.Grow, Rec.Pages, Rec.Zero, Rec.Grow, Rec.Pages]);
+  assert.ok(d.atBoundary && !d.closed);
+});
+
+test('a VCPU record may carry 4 MiB of state (an unwound WebAssembly stack), not a byte more', () => {
+  const header = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 1 }] });
+  const c = collector(1);
+  new FrameDecoder(c.sink, { stream: true }).feed(Buffer.concat([header, encodeRecord(RECORD.Vcpu, { index: 0, state: new Uint8Array(4 * 1024 * 1024) })]));
+  assert.deepEqual(c.records, [[Rec.Vcpu, 4 * 1024 * 1024 + 2]]);
+  const over = encodeRecord(RECORD.Vcpu, { index: 0, state: new Uint8Array(4 * 1024 * 1024 + 1) });
+  expectReject(Buffer.concat([header, over]), /VCPU: head length 4194307, expected at most 4194306/);
 });

@@ -17,6 +17,10 @@ export interface StreamChanges {
   readonly devices?: readonly { name: string; version: number; data: string }[];
   /** The header announces VERIFY, and a VERIFY record carries this digest ('correct': the digest of the RAM sent). */
   readonly verify?: Buffer | 'correct';
+  /** The header carries this program identity (flag PROGRAM). */
+  readonly program?: string;
+  /** The header says the block is in use to 4 pages, and a GROW to all of it comes before page 4. */
+  readonly grow?: boolean;
 }
 
 /** The verify digest of `ram` (block 0), as a source that sent all of it would have it. */
@@ -28,12 +32,13 @@ export function digestOf(ram: Uint8Array): Buffer {
   return digest.value();
 }
 
-/** A stream: header, a pass with data pages and a zero run, a vCPU state, a device, END, GO. */
+/** A stream: header, a pass with data pages and a zero run [a GROW among them], a vCPU state, a device, END, GO. */
 export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: Buffer; ram: Uint8Array } {
   const ram = new Uint8Array(pages * PAGE_SIZE);
   for (let p = 0; p < pages; p += 2) ram.fill((p % 251) + 1, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
   const verify = changes.verify === undefined ? undefined : changes.verify === 'correct' ? digestOf(ram) : changes.verify;
-  const chunks: Buffer[] = [encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: changes.vcpus ?? 1, blocks: [{ name: 'ram0', pages }], verify: verify !== undefined })];
+  const blocks = [{ name: 'ram0', pages, visiblePages: changes.grow === true ? 4 : pages }];
+  const chunks: Buffer[] = [encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: changes.vcpus ?? 1, blocks, verify: verify !== undefined, program: changes.program })];
   const writer = new FrameWriter((chunk, release) => {
     chunks.push(Buffer.from(chunk));
     release();
@@ -43,6 +48,7 @@ export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: B
   writer.append(RECORD.Zero, { first: 1, count: 1 });
   writer.appendPages(0, 2, 1, ram);
   writer.append(RECORD.Zero, { first: 3, count: 1 });
+  if (changes.grow === true) writer.append(RECORD.Grow, { pages }, 0);
   writer.appendPages(0, 4, pages - 4, ram);
   if (verify !== undefined) writer.append(RECORD.Verify, { digest: verify });
   writer.append(RECORD.Vcpu, { index: 0, state: Buffer.from('{"guestNs":0}') });
