@@ -22,10 +22,12 @@ import { REFUSALS, refusalCode, refused, type RefusalName } from '../wire/refusa
 export const LINGER_MS = 2000;
 const MiB = 1024 * 1024;
 
-/** What a destination accepts: its limit, and what it was started for (absent: anything). */
+/** What a destination accepts: its limit, and what it was started for (absent: anything; no program: none). */
 export interface HeaderLimits {
   readonly maxGuestBytes: number;
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
+  /** The WebAssembly program this destination runs: the stream's identity must be its own. */
+  readonly program?: { readonly identity: string };
 }
 
 /** A RAM size as messages write it: MiB when whole, else bytes. */
@@ -33,8 +35,9 @@ function ramText(bytes: number): string {
   return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
 }
 
-/** Refuse a header over the RAM limit, or not of the RAM size or vCPU count expected (a RefusedError). */
+/** Refuse a header of another program, over the RAM limit, or not of the RAM size or vCPU count expected (a RefusedError). */
 export function checkHeader(h: StreamHeader, limits: HeaderLimits): void {
+  checkProgram(h.program, limits.program?.identity ?? null);
   const bytes = h.blocks.reduce((n, b) => n + b.pages * PAGE_SIZE, 0);
   if (bytes > limits.maxGuestBytes) {
     throw refused('max-ram', `header: the guest has ${ramText(bytes)} of RAM; this destination accepts at most ${ramText(limits.maxGuestBytes)} (--max-ram)`);
@@ -46,6 +49,25 @@ export function checkHeader(h: StreamHeader, limits: HeaderLimits): void {
   if (expect?.vcpus !== undefined && expect.vcpus !== h.vcpus) {
     throw refused('vcpus', `header: the guest has ${h.vcpus} vCPUs; this destination expects ${expect.vcpus} (--vcpus)`);
   }
+}
+
+/** An identity as messages name it: its first 12 hex characters, or "none". */
+function identityText(identity: string | null): string {
+  return identity === null ? 'none' : identity.slice(0, 12);
+}
+
+/**
+ * The program is the destination's own, never the stream's (DESIGN.md
+ * section 7): the header carries only its identity, which must be this
+ * destination's, before any page. A stream with a program to a destination
+ * without one, the reverse, or two different programs, is refused.
+ */
+function checkProgram(stream: string | null, here: string | null): void {
+  if (stream === here) return;
+  const hint = here === null ? 'start the destination with the same WebAssembly program'
+    : stream === null ? 'the source runs no WebAssembly program'
+      : 'both sides need the same module, built with the same instrumentation';
+  throw refused('program', `header: the stream's program is ${identityText(stream)}, this destination's is ${identityText(here)} (${hint})`);
 }
 
 /** The record that tells the source why: REFUSED with its code for a refusal this version names, else ERROR. */

@@ -14,14 +14,15 @@ import { rebuildError, serializeError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
-import { MAX_VCPUS, type StreamHeader } from '../wire/format.js';
+import { MAX_VCPUS, PROGRAM_IDENTITY_RE, type StreamHeader } from '../wire/format.js';
 import { prepareVcpuThreads } from '../guest/vcpu-threads.js';
 import { incomingStateMachine, isIncomingFinished, type IncomingStatus } from './incoming-status.js';
-import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.js';
+import type { FromLoader, LoaderInit, LoaderStats, ProgramExpectation, ToLoader } from './messages.js';
 import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
 
 export type { IncomingStatus } from './incoming-status.js';
+export type { ProgramExpectation } from './messages.js';
 
 const trace = createTracer('incoming');
 
@@ -49,6 +50,13 @@ export interface IncomingOptions extends Partial<DestinationParameters> {
   readonly prestartVcpus?: number;
   /** Called with the new guest before any section is loaded: register device sections here. */
   readonly onGuest?: (guest: Guest) => void;
+  /**
+   * The WebAssembly program this destination runs: the stream must carry
+   * its identity (else it is refused, before any page, as `program`), and
+   * its RAM blocks are built with `ram` (the reserved tail, the mark map,
+   * the size word). Without it, a stream that carries a program is refused.
+   */
+  readonly program?: ProgramExpectation;
 }
 
 export interface IncomingResult {
@@ -82,11 +90,12 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     const { maxGuestBytes, maxFrameBytes, idleTimeoutMs } = options;
     const limits = withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes, maxFrameBytes, idleTimeoutMs });
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
+    if (options.program !== undefined) checkProgram(options.program);
     const prestart = options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS;
     if (!Number.isSafeInteger(prestart) || prestart < 0) throw new InvalidArgumentError(`prestartVcpus must be an integer of at least 0, got ${String(prestart)}`);
     const m = new IncomingMigration(options);
     prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
-    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure });
+    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program: options.program });
     return m;
   }
 
@@ -251,6 +260,14 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private post(m: ToLoader): void {
     this.worker.postMessage(m);
   }
+}
+
+/** A destination's program: an identity as the header carries it, and RAM options (checked when the blocks are made). */
+function checkProgram(program: ProgramExpectation): void {
+  if (typeof program.identity !== 'string' || !PROGRAM_IDENTITY_RE.test(program.identity)) {
+    throw new InvalidArgumentError(`program.identity must be 64 lowercase hex characters (a SHA-256), got ${JSON.stringify(program.identity)}`);
+  }
+  if (typeof program.ram !== 'object' || program.ram === null) throw new InvalidArgumentError('program.ram must be the RAM block options of the program\'s layout');
 }
 
 /** Why listening failed: a ferry error as it is (its code tells), anything else as a TransportError. */

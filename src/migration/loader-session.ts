@@ -161,7 +161,7 @@ export class LoaderSession {
 
   private onHeader(h: StreamHeader): void {
     checkHeader(h, this.init);
-    this.ram = new RamLoader(h);
+    this.ram = new RamLoader(h, this.init.program?.ram);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
   }
@@ -176,6 +176,7 @@ export class LoaderSession {
         break;
       }
       case Rec.Pass: this.stats.passes++; break;
+      case Rec.Grow: this.ram!.grow(block, RECORD.Grow.decode(head).pages); break;
       case Rec.Device: {
         const section = RECORD.Device.decode(head);
         if (this.devices.some((d) => d.name === section.name)) throw new WireError(`DEVICE: section ${section.name} arrived twice`);

@@ -7,7 +7,7 @@
  */
 import type { SerializedError } from '../serialized-error.js';
 import type { SavedSection } from '../guest/device-state.js';
-import type { RamBlockShared } from '../memory/ram-block.js';
+import type { RamBlockOptions, RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { StreamHeader } from '../wire/format.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
@@ -23,6 +23,8 @@ export interface SourceInit {
   readonly uuid: string;
   /** Send a digest of RAM at pause; the destination checks it before LOADED. */
   readonly verify: boolean;
+  /** A WebAssembly guest's program identity (64 hex characters), sent in the header; the destination must run the same. */
+  readonly programIdentity?: string;
   /** TLS for the channel (tcp: and unix:). */
   readonly tls?: TlsOptions;
   /**
@@ -71,6 +73,19 @@ export interface LoaderInit extends DestinationParameters {
   readonly allowInsecure?: boolean;
   /** When given, the stream's geometry must match: total RAM bytes and vCPU count. */
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
+  /** The WebAssembly program this destination runs (IncomingOptions.program): the stream's must be it. */
+  readonly program?: ProgramExpectation;
+}
+
+/**
+ * A destination's WebAssembly program: its identity (64 lowercase hex
+ * characters, the header's PROGRAM identity) and how its RAM blocks are
+ * built (the reserved tail, the mark map, the size word: wasm/layout.ts
+ * maps the program's layout onto these).
+ */
+export interface ProgramExpectation {
+  readonly identity: string;
+  readonly ram: RamBlockOptions;
 }
 
 /** Loader worker -> main. */

@@ -18,6 +18,7 @@ import { rebuildError, serializeError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
+import { PROGRAM_IDENTITY_RE } from '../wire/format.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters, SourceStats } from './stats.js';
@@ -70,6 +71,12 @@ export interface MigrationOptions extends OlderParameterOptions {
   readonly mode?: 'thread' | 'mainloop';
   /** TLS for the migration channel (see transport/tls.ts). */
   readonly tls?: TlsOptions;
+  /**
+   * The guest is this WebAssembly program (its identity: 64 lowercase hex
+   * characters, a SHA-256): sent in the header, and a destination that does
+   * not run the same program refuses the stream before any page.
+   */
+  readonly programIdentity?: string;
 }
 
 export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [PassRecord]; stats: [SourceStats] }> {
@@ -113,6 +120,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (options.tls !== undefined) {
       if (this.isFile) throw new InvalidArgumentError('TLS applies to tcp: and unix: channels, not to file:');
       checkTlsOptions(options.tls, 'source');
+    }
+    if (options.programIdentity !== undefined && !PROGRAM_IDENTITY_RE.test(options.programIdentity)) {
+      throw new InvalidArgumentError(`programIdentity must be 64 lowercase hex characters (a SHA-256), got ${JSON.stringify(options.programIdentity)}`);
     }
     if (guest.runState !== 'running' && guest.runState !== 'paused' && guest.runState !== 'prelaunch') {
       throw new InvalidStateError(`cannot migrate a guest that is ${guest.runState}`);
@@ -199,6 +209,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       vcpuControls: this.guest.vcpuControlBuffers(),
       uuid: randomUUID(),
       verify: this.options.verify === true,
+      programIdentity: this.options.programIdentity,
       mode: this.options.mode ?? 'thread',
       tls: this.options.tls,
       startedAtMs: monoMs(),

@@ -6,11 +6,15 @@
  * before, the ever-written marks, the per-block counts that END's totals
  * must match, and, when the header announced VERIFY, the digest of what was
  * loaded (ram-digest.ts), kept page by page from RAM as each record lands.
+ * A WebAssembly guest's blocks are built as its program lays them out (the
+ * reserved tail, the mark map, the size word), and each block's pages in
+ * use (its size word) are set from the header, then from each GROW, before
+ * the pages that follow (the decoder refuses a page past them).
  */
 import { WireError } from '../errors.js';
 import { nextSetBit } from '../memory/bits.js';
 import { PAGE_SIZE } from '../memory/page.js';
-import { RamBlock, type RamBlockShared } from '../memory/ram-block.js';
+import { RamBlock, type RamBlockOptions, type RamBlockShared } from '../memory/ram-block.js';
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
@@ -31,9 +35,14 @@ export class RamLoader {
   readonly digest: RamDigest | null;
   private readonly hashers: PageHasher[];
 
-  /** Fresh, zero blocks of the geometry `header` declares (checked against this side's limits by the caller). */
-  constructor(header: StreamHeader) {
-    this.blocks = header.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE));
+  /**
+   * Fresh, zero blocks of the geometry `header` declares (checked against
+   * this side's limits by the caller), built with `ram` (a program's
+   * layout), each in use as far as the header says.
+   */
+  constructor(header: StreamHeader, ram: RamBlockOptions = {}) {
+    this.blocks = header.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE, ram));
+    for (const [i, b] of header.blocks.entries()) this.setInUse('header', i, b.visiblePages);
     this.summers = this.blocks.map((b) => pageSummer(b.memory));
     this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
     this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
@@ -44,6 +53,20 @@ export class RamLoader {
   /** The blocks, to share with the main thread (the guest is created around them). */
   shared(): RamBlockShared[] {
     return this.blocks.map((b) => b.toShared());
+  }
+
+  /** GROW: block `block` is in use to `pages` now (the decoder checked it grows, within the block). */
+  grow(block: number, pages: number): void {
+    this.setInUse('GROW', block, pages);
+  }
+
+  /** Set a block's size word; a size it cannot hold (no size word, not whole units) is the stream's error. */
+  private setInUse(what: string, block: number, pages: number): void {
+    try {
+      this.blocks[block].setVisiblePages(pages);
+    } catch (cause) {
+      throw new WireError(`${what}: block ${this.blocks[block].name} in use to ${pages} pages: ${(cause as Error).message}`, { cause });
+    }
   }
 
   /** Bytes of a PAGES record's data, `offset` bytes into `block` (the decoder has checked the range). */

@@ -13,6 +13,18 @@
  * pages become one ZERO record; other pages go as PAGES records of up to
  * 256 pages, copied once into the writer's slots. With verify, each page
  * sent updates the digest (ram-digest.ts) from that copy, the bytes sent.
+ *
+ * Growth: a block with a size word (memory/block-tail.ts; a WebAssembly
+ * guest's memory.size) is walked only up to its pages in use, read once at
+ * the start of each pass, before the pass syncs any range of the log. When
+ * that grew since the stream last said (the header, or a GROW), a GROW
+ * record goes right after PASS, before any page of the pass. So a page in
+ * the grown range is sent only after its GROW: written before the read, it
+ * is walked this pass, after the GROW; written after it, it stays dirty for
+ * the next pass, whose read sees the new size. Pages past the size in use
+ * are not sent (the destination refuses them): the program cannot see them
+ * without growing, and a mark there waits in the client until a GROW
+ * covers it.
  */
 import { nextClearBit, nextSetBit } from '../memory/bits.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
@@ -42,6 +54,7 @@ export interface PassCounters {
 }
 
 const ZERO_RECORD_BYTES = recordBytes(RECORD.Zero.headBytes);
+const GROW_RECORD_BYTES = recordBytes(RECORD.Grow.headBytes);
 
 export class RamSender {
   readonly totals: BlockTotals[];
@@ -53,6 +66,10 @@ export class RamSender {
   private rangeBase = 0;
   private rangeLen = 0;
   private pos = 0;
+  /** Per block: the pages in use the stream has said (the header's, then each GROW's). */
+  readonly announced: number[];
+  /** Per block: the pages in use read at the start of this pass; the pass walks up to here. */
+  private readonly visible: number[];
   /** The ZERO head's fields, reused (a record per zero page in the 2010 reproduction). */
   private readonly zeroRun = { first: 0, count: 0 };
   /** With verify: the digest of what was sent, and the hash over the writer's slots. */
@@ -74,27 +91,45 @@ export class RamSender {
     verify = false,
   ) {
     this.totals = blocks.map(() => ({ normal: 0, zero: 0 }));
+    this.announced = blocks.map((b) => b.visiblePages());
+    this.visible = [...this.announced];
     this.digest = verify ? new RamDigest(blocks.map((b) => b.pages)) : null;
     this.hash = verify ? pageHasher(writer.memory) : null;
   }
 
-  /** Start pass `n`: a PASS record, counters reset, cursor at the first block. */
+  /** Wire bytes startPass may append: PASS, and a GROW per block. */
+  get startPassBytes(): number {
+    return recordBytes(RECORD.Pass.headBytes) + this.blocks.length * GROW_RECORD_BYTES;
+  }
+
+  /**
+   * Start pass `n`: a PASS record, each block's pages in use read (and a
+   * GROW for each that grew: see top), counters reset, cursor at the first
+   * block. The writer must have room for `startPassBytes`.
+   */
   startPass(n: number): void {
     this.pass = { normalPages: 0, zeroPages: 0, bytes: 0, budgetBytes: 0, dirtyFound: 0 };
     this.block = 0;
     this.nextPage = 0;
     this.rangeLen = 0;
     this.charge(this.writer.append(RECORD.Pass, { pass: n }));
+    this.blocks.forEach((b, i) => {
+      const visible = b.visiblePages();
+      this.visible[i] = visible;
+      if (visible <= this.announced[i]) return;
+      this.charge(this.writer.append(RECORD.Grow, { pages: visible }, i));
+      this.announced[i] = visible;
+    });
   }
 
   /** How far the current pass has walked through RAM, 0 to 1 (monotonic within a pass). */
   get passFraction(): number {
     let done = 0;
     let total = 0;
-    this.blocks.forEach((b, i) => {
-      total += b.pages;
-      if (i < this.block) done += b.pages;
-      else if (i === this.block) done += Math.min(this.nextPage, b.pages);
+    this.visible.forEach((pages, i) => {
+      total += pages;
+      if (i < this.block) done += pages;
+      else if (i === this.block) done += Math.min(this.nextPage, pages);
     });
     return total === 0 ? 1 : done / total;
   }
@@ -162,11 +197,11 @@ export class RamSender {
     this.pass.budgetBytes += wireBytes;
   }
 
-  /** Sync and take the next range with anything dirty; false at the end of the pass. */
+  /** Sync and take the next range with anything dirty, within the pages in use; false at the end of the pass. */
   private takeNextRange(): boolean {
     while (this.block < this.blocks.length) {
-      const block = this.blocks[this.block];
-      if (this.nextPage >= block.pages) {
+      const end = this.visible[this.block];
+      if (this.nextPage >= end) {
         this.block++;
         this.nextPage = 0;
         continue;
@@ -174,12 +209,12 @@ export class RamSender {
       const client = this.clients[this.block];
       // Clean memory: skip to the first range that may hold a dirty page, lock-free, in one loop.
       const next = client.nextMaybeDirty(this.nextPage);
-      if (next >= block.pages) {
-        this.nextPage = block.pages;
+      if (next >= end) {
+        this.nextPage = end;
         continue;
       }
       this.nextPage = Math.max(this.nextPage, next - (next % RANGE_PAGES));
-      const count = Math.min(RANGE_PAGES, block.pages - this.nextPage);
+      const count = Math.min(RANGE_PAGES, end - this.nextPage);
       this.rangeBase = this.nextPage;
       this.nextPage += count;
       const found = client.syncAndTake(this.rangeBase, count, this.taken);

@@ -21,7 +21,6 @@ import { rebuildError, serializeError } from '../serialized-error.js';
 import { openChannel, type OutgoingChannel } from '../transport/channel.js';
 import { parseUri } from '../transport/uri.js';
 import { encodeHeader } from '../wire/format.js';
-import { recordBytes } from '../wire/frame-writer.js';
 import { BandwidthEstimator } from './bandwidth.js';
 import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { PolicyDecision } from './migration-policy.js';
@@ -131,8 +130,9 @@ export class SourceSession {
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     const header = encodeHeader({
-      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify,
-      blocks: this.blocks.map((b) => ({ name: b.name, pages: b.pages })),
+      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
+      // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
+      blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: this.sender.announced[i] })),
     });
     this.channel = await openChannel(parseUri(this.init.uri), {
       timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.abort.promise, onError: (reason) => this.fail(reason),
@@ -159,7 +159,7 @@ export class SourceSession {
   /** One pass over RAM within the byte budget (not the switchover pass: `unlimited`) and the pacer's; its duration, ms. */
   private async sendPass(options: { unlimited?: boolean } = {}): Promise<number> {
     const started = monoMs();
-    await this.out.waitRoom(recordBytes(4));
+    await this.out.waitRoom(this.sender.startPassBytes);
     this.sender.startPass(this.pass);
     for (;;) {
       this.abort.check();

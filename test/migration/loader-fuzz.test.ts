@@ -21,10 +21,10 @@ import { DeviceRegistry, type SavedSection } from '../../src/guest/device-state.
 import { RamBlock } from '../../src/memory/ram-block.js';
 import { MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
 import { LoaderSession } from '../../src/migration/loader-session.js';
-import type { FromLoader, ToLoader } from '../../src/migration/messages.js';
+import type { FromLoader, ProgramExpectation, ToLoader } from '../../src/migration/messages.js';
 import { serializeError, type SerializedError } from '../../src/serialized-error.js';
 import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
-import { PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
+import { FUZZ_PROGRAM, PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 0) / 500));
@@ -32,30 +32,34 @@ fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
 /** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
-const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|PASS|DEVICE|VCPU|VERIFY|END|GO)\b|ended before the migration completed|device section|vCPU/;
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO)\b|ended before the migration completed|device section|vCPU/;
+/** The fuzzed stream's program (stream-mutations.ts), and its block's layout here: a size word in 4 KiB units after its pages. */
+const PROGRAM: ProgramExpectation = { identity: FUZZ_PROGRAM, ram: { tailBytes: 4096, sizeWord: { offset: PAGES * 4096, unitBytes: 4096 } } };
 
 interface Outcome {
   readonly ended: FromLoader[];
   readonly went: boolean;
   readonly ram: Uint8Array | null;
+  /** The block's pages in use at the end (its size word, set from the header and GROW). */
+  readonly visible: number | null;
   readonly devices: readonly SavedSection[];
   readonly vcpus: readonly Uint8Array[];
 }
 
-async function restore(path: string): Promise<Outcome> {
+async function restore(path: string, program?: ProgramExpectation): Promise<Outcome> {
   let onMessage: (m: ToLoader) => void = () => {};
   const ended: FromLoader[] = [];
   let went = false;
-  let ram: Uint8Array | null = null;
+  let block: RamBlock | null = null;
   let devices: readonly SavedSection[] = [];
   let vcpus: readonly Uint8Array[] = [];
-  const session = new LoaderSession({ uri: `file:${path}`, maxGuestBytes: MAX_GUEST_BYTES, maxFrameBytes: MIN_FRAME_BYTES, idleTimeoutMs: 10_000 }, {
+  const session = new LoaderSession({ uri: `file:${path}`, maxGuestBytes: MAX_GUEST_BYTES, maxFrameBytes: MIN_FRAME_BYTES, idleTimeoutMs: 10_000, program }, {
     onMessage: (fn) => { onMessage = fn; },
     post: (m) => {
       switch (m.type) {
         case 'header':
           assert.ok(m.ram.reduce((n, b) => n + b.pages * 4096, 0) <= MAX_GUEST_BYTES, 'RAM within the limit');
-          ram = new RamBlock(m.ram[0]).bytes;
+          block = new RamBlock(m.ram[0]);
           break;
         case 'loaded': {
           // As the destination's main thread: the sections it registered, all of them, and nothing else.
@@ -85,7 +89,8 @@ async function restore(path: string): Promise<Outcome> {
     },
   });
   await session.run();
-  return { ended, went, ram, devices, vcpus };
+  const b = block as RamBlock | null;
+  return { ended, went, ram: b?.bytes ?? null, visible: b?.visiblePages() ?? null, devices, vcpus };
 }
 
 test('each loader rule is enforced with a clear error, and the guest is never run', async () => {
@@ -93,7 +98,12 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
   // The code too: a wire rule is the loader's WireError; a device section the main thread refused comes back as its InvalidArgumentError.
   const wire = 'ERR_FERRY_WIRE';
   const refused = 'ERR_FERRY_INVALID_ARGUMENT';
-  const cases: [string, StreamChanges, RegExp, string][] = [
+  const program = 'ERR_FERRY_REFUSED';
+  const cases: [string, StreamChanges, RegExp, string, ProgramExpectation?][] = [
+    ['a program\'s stream at a destination without one', { program: FUZZ_PROGRAM }, /^header: the stream's program is f0f0f0f0f0f0, this destination's is none \(start the destination with the same WebAssembly program\)$/, program],
+    ['a stream without a program at a program\'s destination', {}, /^header: the stream's program is none, this destination's is f0f0f0f0f0f0 \(the source runs no WebAssembly program\)$/, program, PROGRAM],
+    ['another program', { program: 'ab'.repeat(32) }, /^header: the stream's program is abababababab, this destination's is f0f0f0f0f0f0 \(both sides need the same module/, program, PROGRAM],
+    ['a block in use to part of it, at a destination without a size word', { grow: true }, /^header: block ram0 in use to 4 pages: RAM block "ram0" has no size word/, wire],
     ['END totals that differ from what arrived', { end: { normal: PAGES - 3, zero: 2 } }, /END: block ram0 totals 13 data \+ 2 zero pages, received 14 \+ 2/, wire],
     ['a vCPU without state at END', { vcpus: 2 }, /END: no state for vCPU 1/, wire],
     ['a device section twice', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/x', version: 2, data: 'b' }] }, /DEVICE: section app\/x arrived twice/, wire],
@@ -103,10 +113,10 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
     ['a RAM digest that differs', { verify: Buffer.alloc(16, 1) }, /verify: RAM digest [0-9a-f]{32} of the pages loaded differs from the source's (01){16} of the pages sent/, wire],
   ];
   try {
-    for (const [what, changes, reason, code] of cases) {
+    for (const [what, changes, reason, code, expected] of cases) {
       const path = join(dir, 'case');
       writeFileSync(path, buildStream(PAGES, changes).bytes);
-      const o = await restore(path);
+      const o = await restore(path, expected);
       assert.equal(o.ended.length, 1, what);
       assert.equal(o.ended[0].type, 'failed', `${what}: refused`);
       const { error } = o.ended[0] as { error: SerializedError };
@@ -124,14 +134,15 @@ test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest
   const counts = { runs: 0, failed: 0, resumed: 0 };
   // The unmutated stream restores (the harness can tell success from failure).
   writeFileSync(join(dir, 'valid'), VALID);
-  const valid = await restore(join(dir, 'valid'));
+  const valid = await restore(join(dir, 'valid'), PROGRAM);
   assert.equal(valid.ended[0]?.type, 'done', JSON.stringify(valid.ended));
+  assert.equal(valid.visible, PAGES, 'in use to 4 pages at the header, to all 16 after its GROW');
   try {
     await fc.assert(
       fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
         const path = join(dir, `s${counts.runs++}`);
         writeFileSync(path, mutate(mutations));
-        const o = await restore(path);
+        const o = await restore(path, PROGRAM);
         rmSync(path);
         assert.equal(o.ended.length, 1, `the session ends exactly once: ${JSON.stringify(o.ended)}`);
         const end = o.ended[0];
@@ -146,6 +157,7 @@ test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest
         counts.resumed++;
         // It would run: it must be the guest that was sent.
         assert.ok(o.ram !== null && Buffer.compare(o.ram.subarray(0, VALID_RAM.length), VALID_RAM) === 0, 'RAM is the RAM sent');
+        assert.equal(o.visible, PAGES, 'in use as far as the source said');
         assert.deepEqual(o.devices.map((d) => [d.name, d.version, Buffer.from(d.data).toString()]), [['app/x', 2, 'hello']]);
         assert.deepEqual(o.vcpus.map((v) => Buffer.from(v).toString()), ['{"guestNs":0}']);
       }),

@@ -9,7 +9,9 @@ import { FRAME_HEADER_BYTES, HEADER_FIXED_BYTES } from '../../src/wire/format.js
 import { buildStream } from './stream-fixture.js';
 
 export const PAGES = 16;
-export const { bytes: VALID, ram: VALID_RAM } = buildStream(PAGES);
+/** The valid stream is a program's, whose block grows in its pass: identity, pages in use and GROW are fuzzed too. */
+export const FUZZ_PROGRAM = 'f0'.repeat(32);
+export const { bytes: VALID, ram: VALID_RAM } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true });
 
 /** Offsets of every frame in the valid stream (after the header). */
 function frameOffsets(stream: Buffer): number[] {
