@@ -127,6 +127,18 @@ export class RefusedError extends FerryError {
   }
 }
 
+/**
+ * A WebAssembly program's saved system-interface state (the WASI device
+ * section) is malformed: too large, a wrong magic, version or checksum, or
+ * contents that contradict themselves (a descriptor of a file that does not
+ * exist). The message names what was wrong.
+ */
+export class WasiStateError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_WASI_STATE', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -135,6 +147,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, RefusedError,
+    WasiStateError,
   ] as const).map((C) => [new C('').code, C]),
 );
 
