@@ -253,7 +253,6 @@ export class MemoryFs {
   }
 
   private resize(file: FileNode, size: number): void {
-    if (size > MAX_FS_BYTES) fail(Errno.FBIG);
     if (this.usedBytes - file.size + size > MAX_FS_BYTES) fail(Errno.NOSPC);
     if (size > file.data.length) {
       const grown = new Uint8Array(Math.min(MAX_FS_BYTES, Math.max(size, file.data.length * 2, 256)));

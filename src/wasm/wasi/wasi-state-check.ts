@@ -167,7 +167,7 @@ function checkLinks(nodes: Map<number, Inode>, open: FdTable): void {
  * parents lead to a root, without a loop.
  */
 function checkDir(ino: number, dir: DirNode, namedBy: readonly number[], nodes: Map<number, Inode>): void {
-  const named = namedBy.length === 1 && namedBy[0] === dir.parent && dir.nlink === 1;
+  const named = namedBy.length === 1 && namedBy[0] === dir.parent && dir.parent !== ino && dir.nlink === 1;
   const unnamed = namedBy.length === 0 && dir.parent === ino;
   if (!named && !unnamed) refuse(`inode ${ino}`, `a directory named by [${namedBy.join(', ')}] with parent ${dir.parent} and nlink ${dir.nlink}`);
   let cur = ino;
