@@ -10,7 +10,7 @@ import { crc32 } from 'node:zlib';
 import { ERROR_CLASSES, WasiStateError } from '../../src/errors.js';
 import { rebuildError, serializeError } from '../../src/serialized-error.js';
 import { MAX_WASI_STATE_BYTES, WasiDevice } from '../../src/wasm/wasi/wasi-device.js';
-import { OFlags, Rights } from '../../src/wasm/wasi/wasi-abi.js';
+import { Errno, OFlags, Rights } from '../../src/wasm/wasi/wasi-abi.js';
 import { fileLimit } from '../waits.js';
 import { Direct } from './wasi-harness.js';
 
@@ -178,4 +178,55 @@ test('WasiStateError keeps its class and code across a thread boundary', () => {
   const back = rebuildError(serializeError(new WasiStateError('WASI device state: version 2, expected 1')));
   assert.ok(back instanceof WasiStateError);
   assert.equal(back.message, 'WASI device state: version 2, expected 1');
+});
+
+test('a device filled to its caps (nodes, names, file bytes, stdin, descriptors) saves under the section cap and restores', () => {
+  const d = Direct.fresh({ stdin: new Uint8Array(4 * 1024 * 1024), preopens: [{ guestPath: '/data', files: new Map() }] });
+  const big = d.open('big', OFlags.CREAT, RW);
+  assert.equal(d.wasi.fd_allocate(big, 0n, BigInt(8 * 1024 * 1024)), 0);
+  let files = 0;
+  for (;;) {
+    const len = d.put(1000, `${'f'.repeat(200)}-${files}`);
+    const errno = d.wasi.path_open(3, 0, 1000, len, OFlags.CREAT, RW, 0n, 0, 1500);
+    if (errno !== 0) {
+      assert.equal(errno, Errno.NOSPC);
+      break;
+    }
+    d.wasi.fd_close(d.u32(1500));
+    files++;
+  }
+  assert.equal(files, 4096 - 2, 'nodes: the root, big, and the rest');
+  let links = 0;
+  for (; links < 10_000; links++) {
+    const from = d.put(1000, 'big');
+    const to = d.put(2000, `${'l'.repeat(200)}-${links}`);
+    const errno = d.wasi.path_link(3, 0, 1000, from, 3, 2000, to);
+    if (errno !== 0) {
+      assert.equal(errno, Errno.NOSPC);
+      break;
+    }
+  }
+  assert.equal(links, 8192 - 4095, 'names: the cap less those the files have');
+  let opened = 0;
+  for (; opened < 2000 && d.wasi.path_open(3, 0, 1000, d.put(1000, 'big'), 0, RW, 0n, 0, 1500) === 0; opened++);
+  assert.equal(d.wasi.path_open(3, 0, 1000, 3, 0, RW, 0n, 0, 1500), Errno.MFILE);
+  assert.equal(opened, 1024 - 5, 'descriptors: 0-2, the preopen, big, and the rest');
+  const saved = d.device.save();
+  assert.ok(saved.length < MAX_WASI_STATE_BYTES, `${saved.length} bytes`);
+  assert.deepEqual(WasiDevice.restore(saved).save(), saved);
+});
+
+test('what a program passes never makes a state that cannot be restored: odd flags, endless deadlines, NUL in names', () => {
+  const d = Direct.fresh({ preopens: [{ guestPath: '/data', files: new Map() }] });
+  const len = d.put(1000, 'f');
+  assert.equal(d.wasi.path_open(3, 0, 1000, len, OFlags.CREAT, RW, 0n, 0x100, 1500), Errno.INVAL, 'fdflags beyond those defined');
+  assert.equal(d.wasi.path_open(3, 0, 1000, d.put(1000, 'a\0b'), OFlags.CREAT, RW, 0n, 0, 1500), Errno.INVAL, 'a NUL in a name');
+  d.spy.view.setBigUint64(3000 + 16, 1n, true); // clock 1 (monotonic)
+  d.spy.view.setBigUint64(3000 + 24, (1n << 64n) - 1n, true); // the longest relative timeout
+  d.host.sleepPlan.push({ pausedAtNs: 5n });
+  assert.equal(d.wasi.poll_oneoff(3000, 4000, 1, 5000), 0);
+  assert.equal(d.device.pendingSleepNs, (1n << 64n) - 1n, 'the deadline stops at 2^64 - 1');
+  assert.equal(d.wasi.poll_oneoff(3000, 4000, 4097, 5000), Errno.INVAL, 'more than 4096 subscriptions');
+  const restored = WasiDevice.restore(d.device.save());
+  assert.equal(restored.pendingSleepNs, (1n << 64n) - 1n);
 });

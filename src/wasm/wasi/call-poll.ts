@@ -27,6 +27,17 @@ import { Clock, Errno, EVENT_BYTES, EventType, SUBCLOCK_ABSTIME, SUBSCRIPTION_BY
 import { fail } from './wasi-errno.js';
 import type { PendingSleep } from './wasi-state.js';
 
+/**
+ * Subscriptions one call may pass (INVAL beyond, as poll(2) past its limit
+ * of descriptors): a pending sleep lists its due subscriptions in the
+ * device state, which must stay small.
+ */
+export const MAX_SUBSCRIPTIONS = 4096;
+
+const U64_MAX = (1n << 64n) - 1n;
+/** A deadline past 2^64 - 1 ns (585 years) is never reached: it is that. */
+const capped = (ns: bigint): bigint => (ns > U64_MAX ? U64_MAX : ns);
+
 interface Subscription {
   readonly userdata: bigint;
   readonly type: number;
@@ -46,9 +57,9 @@ function readSubscription(ctx: CallContext, at: number, now: bigint): Subscripti
   const timeout = mem.u64(at + 24);
   const absolute = (mem.u16(at + 40) & SUBCLOCK_ABSTIME) !== 0;
   const clockTime = clockNow(ctx, id); // INVAL for an unknown clock
-  if (!absolute) return { userdata, type, deadlineNs: now + timeout, fd: 0 };
+  if (!absolute) return { userdata, type, deadlineNs: capped(now + timeout), fd: 0 };
   const left = timeout - clockTime;
-  if (id === Clock.REALTIME) return { userdata, type, deadlineNs: now + (left > 0n ? left : 0n), fd: 0 };
+  if (id === Clock.REALTIME) return { userdata, type, deadlineNs: capped(now + (left > 0n ? left : 0n)), fd: 0 };
   return { userdata, type, deadlineNs: timeout, fd: 0 };
 }
 
@@ -89,7 +100,7 @@ function readable(ctx: CallContext, fd: number): number {
 
 function pollOneoff(ctx: CallContext, inPtr: number, outPtr: number, count: number, countPtr: number): number {
   const { host, mem, state } = ctx;
-  if (count === 0) fail(Errno.INVAL);
+  if (count === 0 || count > MAX_SUBSCRIPTIONS) fail(Errno.INVAL);
   mem.check(inPtr, count * SUBSCRIPTION_BYTES);
   mem.check(outPtr, count * EVENT_BYTES);
   mem.check(countPtr, 4);

@@ -8,7 +8,7 @@
 import { type CallContext, type WasiCall, u64 } from './call-context.js';
 import { filestat, setTimes } from './calls-fd-meta.js';
 import type { Lookup } from './memory-fs.js';
-import { Errno, FILESTAT_BYTES, OFlags, Rights } from './wasi-abi.js';
+import { ALL_FD_FLAGS, Errno, FILESTAT_BYTES, OFlags, Rights } from './wasi-abi.js';
 import { fail } from './wasi-errno.js';
 
 /** Where `path` (in guest memory) leads from directory descriptor `fd`. */
@@ -40,6 +40,7 @@ function target(ctx: CallContext, where: Lookup, oflags: number): number {
 function open(ctx: CallContext, fd: number, path: number, length: number, oflags: number,
   base: bigint, inheriting: bigint, fdflags: number, out: number): number {
   const dir = ctx.state.fds.get(fd);
+  if ((fdflags & ~ALL_FD_FLAGS) !== 0) fail(Errno.INVAL);
   ctx.mem.check(out, 4);
   const where = at(ctx, fd, path, length);
   const rightsBase = Number(u64(base) & BigInt(dir.rightsInheriting));

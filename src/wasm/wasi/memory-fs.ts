@@ -18,6 +18,8 @@ import { type DirNode, type FileNode, type Inode, MAX_NAME_BYTES, MAX_PATH_BYTES
 export const MAX_FS_BYTES = 8 * 1024 * 1024;
 /** Files and directories together, preopen roots included. */
 export const MAX_INODES = 4096;
+/** Names (directory entries) at most: a hard link adds a name, not a node. */
+export const MAX_NAMES = 2 * MAX_INODES;
 
 /** Where a path leads: `ino` the node it names (if any); `parent`/`name` the entry, null for "." and "..". */
 export interface Lookup {
@@ -32,6 +34,8 @@ const utf8 = new TextEncoder();
 
 export class MemoryFs {
   usedBytes = 0;
+  /** Directory entries in all directories (derived). */
+  names = 0;
   /** The clock of timestamps: the host's wall clock (set when bound to a host). */
   now: () => bigint = hostWallNowNs;
 
@@ -41,7 +45,10 @@ export class MemoryFs {
     /** Whether an fd refers to `ino` (an unlinked file lives on while one does). */
     private readonly isOpen: (ino: number) => boolean,
   ) {
-    for (const node of inodes.values()) if (node.kind === 'file') this.usedBytes += node.size;
+    for (const node of inodes.values()) {
+      if (node.kind === 'file') this.usedBytes += node.size;
+      else this.names += node.entries.size;
+    }
   }
 
   node(ino: number): Inode {
@@ -84,6 +91,7 @@ export class MemoryFs {
   lookup(start: number, path: string): Lookup {
     if (path === '') fail(Errno.NOENT);
     if (path.startsWith('/')) fail(Errno.NOTCAPABLE);
+    if (path.includes('\0')) fail(Errno.INVAL); // a C string cannot hold it, and a saved name may not
     if (utf8.encode(path).length > MAX_PATH_BYTES) fail(Errno.NAMETOOLONG);
     const parts = path.split('/').filter((p) => p !== '');
     const stack = [start];
@@ -124,6 +132,7 @@ export class MemoryFs {
   private liveDir(ino: number): DirNode {
     const dir = this.dir(ino);
     if (dir.nlink === 0) fail(Errno.NOENT);
+    if (this.names >= MAX_NAMES) fail(Errno.NOSPC);
     return dir;
   }
 
@@ -142,7 +151,9 @@ export class MemoryFs {
 
   private enter(parent: number, name: string, ino: number): number {
     const dir = this.dir(parent);
+    if (this.names >= MAX_NAMES) fail(Errno.NOSPC);
     dir.entries.set(name, ino);
+    this.names++;
     dir.mtim = dir.ctim = this.now();
     return ino;
   }
@@ -152,6 +163,7 @@ export class MemoryFs {
     const dir = this.dir(parent);
     const ino = dir.entries.get(name)!;
     dir.entries.delete(name);
+    this.names--;
     dir.mtim = dir.ctim = this.now();
     const node = this.node(ino);
     if (node.kind === 'dir') {
@@ -215,6 +227,7 @@ export class MemoryFs {
     if (to.ino !== undefined) this.remove(to.parent, to.name);
     const source = this.dir(from.parent);
     source.entries.delete(from.name);
+    this.names--;
     source.mtim = source.ctim = this.now();
     this.enter(to.parent, to.name, ino);
     if (node.kind === 'dir') node.parent = to.parent;

@@ -4,6 +4,7 @@
  * value is refused with a message naming it, before anything runs.
  */
 import { InvalidArgumentError } from '../../errors.js';
+import { MAX_PATH_BYTES } from './fs-nodes.js';
 import { MAX_FS_BYTES } from './memory-fs.js';
 
 export interface WasiPreopen {
@@ -58,8 +59,8 @@ function checkPreopens(preopens: readonly WasiPreopen[]): void {
   if (preopens.length > MAX_PREOPENS) bad(`${preopens.length} preopened directories, at most ${MAX_PREOPENS}`);
   let total = 0;
   for (const p of preopens) {
-    if (typeof p.guestPath !== 'string' || p.guestPath === '' || p.guestPath.includes('\0')) {
-      bad(`a preopened directory needs a name without NUL, got ${JSON.stringify(p.guestPath)}`);
+    if (typeof p.guestPath !== 'string' || p.guestPath === '' || p.guestPath.includes('\0') || Buffer.byteLength(p.guestPath) > MAX_PATH_BYTES) {
+      bad(`a preopened directory needs a name without NUL, of 1 to ${MAX_PATH_BYTES} bytes, got ${JSON.stringify(p.guestPath).slice(0, 80)}`);
     }
     if (!(p.files instanceof Map)) bad(`preopen ${p.guestPath}: files must be a Map of relative path to Uint8Array`);
     for (const [path, data] of p.files) {

@@ -11,7 +11,8 @@ import { WasiStateError } from '../../errors.js';
 import { FdTable, type FdEntry, type FdKind, MAX_FDS } from './fd-table.js';
 import type { DirNode, FileNode, Inode } from './fs-nodes.js';
 import { MAX_NAME_BYTES } from './fs-nodes.js';
-import { MAX_FS_BYTES, MAX_INODES } from './memory-fs.js';
+import { MAX_FS_BYTES, MAX_INODES, MAX_NAMES } from './memory-fs.js';
+import { MAX_SUBSCRIPTIONS } from './call-poll.js';
 import { SeededRandom } from './seeded-random.js';
 import { ALL_FD_FLAGS, ALL_RIGHTS } from './wasi-abi.js';
 import { MAX_ARGS_ENV_BYTES, MAX_STDIN_BYTES } from './wasi-config.js';
@@ -86,12 +87,12 @@ function inode(v: unknown, where: string, blob: BlobReader): [number, Inode] {
   const ino = int(o.ino, `${where}.ino`, 1, 2 ** 32);
   if (o.kind === 'file') {
     const data = blob.take(o.data, `${where}.data`, MAX_FS_BYTES);
-    const file: FileNode = { kind: 'file', nlink: int(o.nlink, `${where}.nlink`, 0, MAX_INODES), data, size: data.length, ...times(o, where) };
+    const file: FileNode = { kind: 'file', nlink: int(o.nlink, `${where}.nlink`, 0, MAX_NAMES), data, size: data.length, ...times(o, where) };
     return [ino, file];
   }
   if (o.kind !== 'dir') refuse(`${where}.kind`, `${JSON.stringify(o.kind)}, expected "file" or "dir"`);
   const entries = new Map<string, number>();
-  arr(o.entries, `${where}.entries`, MAX_INODES).forEach((e, i) => {
+  arr(o.entries, `${where}.entries`, MAX_NAMES).forEach((e, i) => {
     const [name, child] = arr(e, `${where}.entries[${i}]`, 2);
     const n = entryName(name, `${where}.entries[${i}][0]`);
     if (entries.has(n)) refuse(`${where}.entries[${i}]`, `name ${JSON.stringify(n)} twice`);
@@ -146,11 +147,13 @@ function fds(v: unknown, nodes: Map<number, Inode>): Map<number, FdEntry> {
 /** The links agree: entries name existing nodes, link counts match, every unnamed node is a root or held open. */
 function checkLinks(nodes: Map<number, Inode>, open: FdTable): void {
   const names = new Map<number, number[]>();
+  let total = 0;
   for (const [ino, node] of nodes) {
     if (node.kind !== 'dir') continue;
     for (const [name, child] of node.entries) {
       if (!nodes.has(child)) refuse(`inode ${ino}`, `entry ${JSON.stringify(name)} names node ${child}, which does not exist`);
       names.set(child, [...(names.get(child) ?? []), ino]);
+      if (++total > MAX_NAMES) refuse(`inode ${ino}`, `more than ${MAX_NAMES} names in all`);
     }
   }
   for (const [ino, node] of nodes) {
@@ -183,7 +186,7 @@ function checkDir(ino: number, dir: DirNode, namedBy: readonly number[], nodes: 
 function pendingSleep(v: unknown): WasiState['pendingSleep'] {
   if (v === null) return null;
   const o = obj(v, 'pendingSleep');
-  const due = arr(o.due, 'pendingSleep.due', 2 ** 16).map((x, i) => int(x, `pendingSleep.due[${i}]`, 0, 2 ** 32 - 1));
+  const due = arr(o.due, 'pendingSleep.due', MAX_SUBSCRIPTIONS).map((x, i) => int(x, `pendingSleep.due[${i}]`, 0, MAX_SUBSCRIPTIONS - 1));
   return { deadlineNs: u64(o.deadlineNs, 'pendingSleep.deadlineNs'), due };
 }
 

@@ -30,8 +30,11 @@ export const WASI_STATE_VERSION = 1;
  * Largest saved state: the device section cap of the migration stream
  * (MAX_DEVICE_DATA_BYTES, src/wire/format.ts, 16 MiB), restated here
  * because wasm/ may not import wire/. The parts' own caps keep a save
- * below it: files 8 MiB, stdin 4 MiB, args and env 256 KiB, 4096 nodes
- * and 1024 descriptors of metadata (at most ~2.5 MiB of JSON).
+ * below it: files 8 MiB, stdin 4 MiB, args and env 256 KiB, then 4096
+ * nodes, 8192 names and 1024 descriptors (about 3 MiB of JSON with
+ * ordinary names). Only names full of characters that JSON escapes could
+ * pass it: save() then throws WasiStateError, and the program, which
+ * nothing has touched, keeps running.
  */
 export const MAX_WASI_STATE_BYTES = 16 * 1024 * 1024;
 const HEAD_BYTES = 16;
