@@ -175,7 +175,7 @@ test('fd_write to stdout and stderr: one synchronous host.write per call with al
   assert.equal(d.host.writes, 1);
   assert.equal(d.wasi.fd_write(2, 100, 1, 500), 0);
   assert.equal(d.host.out(), 'abcdefg');
-  assert.equal(Buffer.from(d.host.stderr).toString(), 'abc');
+  assert.equal(d.host.stderr.toString(), 'abc');
   assert.equal(d.wasi.fd_write(0, 100, 1, 500), Errno.BADF, 'stdin is not writable');
   d.iovecs(100, [[600, 5], [700, 3]]);
   assert.equal(d.wasi.fd_read(0, 100, 2, 500), 0);
@@ -318,4 +318,51 @@ test('a bad configuration is refused with a message naming what is wrong', () =>
     assert.throws(() => WasiDevice.fresh({ ...base, ...change }), (err: Error & { code?: string }) =>
       err.code === 'ERR_FERRY_INVALID_ARGUMENT' && message.test(err.message), String(message));
   }
+});
+
+/** xoshiro256** and splitmix64 as their authors define them, on bigints: the reference. */
+function referenceRandom(seed: bigint): () => bigint {
+  const M = (1n << 64n) - 1n;
+  const rotl = (x: bigint, k: bigint) => ((x << k) | (x >> (64n - k))) & M;
+  let x = seed;
+  const split = () => {
+    x = (x + 0x9e3779b97f4a7c15n) & M;
+    let z = x;
+    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+    return z ^ (z >> 31n);
+  };
+  const s = [split(), split(), split(), split()];
+  return () => {
+    const result = (rotl((s[1] * 5n) & M, 7n) * 9n) & M;
+    const t = (s[1] << 17n) & M;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45n);
+    return result;
+  };
+}
+
+test('random_get is xoshiro256** seeded by splitmix64: the reference outputs, little-endian, a request of n bytes taking ceil(n / 8)', () => {
+  for (const seed of [0n, 1n, 42n, (1n << 64n) - 1n]) {
+    const d = Direct.fresh({ seed });
+    const next = referenceRandom(seed);
+    const expected = new DataView(new ArrayBuffer(8 * 300));
+    for (let i = 0; i < 300; i++) expected.setBigUint64(8 * i, next(), true);
+    assert.equal(d.wasi.random_get(0, 8 * 299), 0);
+    assert.equal(d.wasi.random_get(8 * 299, 3), 0, 'a short request takes a whole output');
+    assert.deepEqual(d.bytes.subarray(0, 8 * 299 + 3), new Uint8Array(expected.buffer, 0, 8 * 299 + 3), `seed ${seed}`);
+    assert.equal(d.wasi.random_get(5000, 8), 0);
+    assert.equal(d.u64(5000), next(), 'the cut output\'s rest is dropped');
+  }
+});
+
+test('fd_write takes at most 16 MiB per call (a short write, as Linux caps one) and at most 1024 iovecs', () => {
+  const d = new Direct(WasiDevice.fresh({ args: [], env: [], seed: 1n }));
+  d.memory.grow(300); // about 19 MiB
+  d.iovecs(100, Array.from({ length: 3 }, () => [4096, 8 * 1024 * 1024] as [number, number]));
+  assert.equal(d.wasi.fd_write(1, 100, 3, 500), 0);
+  assert.equal(d.u32(500), 16 * 1024 * 1024, 'two iovecs of three');
+  assert.equal(d.host.writes, 1);
+  assert.equal(d.host.stdout.length, 16 * 1024 * 1024);
+  assert.equal(d.wasi.fd_write(1, 100, 1025, 500), Errno.INVAL);
+  assert.equal(d.wasi.fd_read(0, 100, 1025, 500), Errno.INVAL);
 });

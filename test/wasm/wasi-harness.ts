@@ -30,8 +30,8 @@ export class SpyMemory implements WasiMemory {
 export class FakeHost implements WasiHost {
   clockNs = 1_000_000n;
   wallNs = 1_700_000_000_000_000_000n;
-  stdout: number[] = [];
-  stderr: number[] = [];
+  /** What host.write received, call by call. */
+  readonly chunks: { fd: 1 | 2; bytes: Uint8Array }[] = [];
   /** Each sleepUntil's deadline, in order. */
   readonly sleeps: bigint[] = [];
   /** What the next sleeps end with: 'elapsed' (the clock jumps to the deadline) or a pause at a given clock. */
@@ -54,12 +54,14 @@ export class FakeHost implements WasiHost {
   }
   write(fd: 1 | 2, bytes: Uint8Array): void {
     this.writes++;
-    (fd === 1 ? this.stdout : this.stderr).push(...bytes);
+    this.chunks.push({ fd, bytes: bytes.slice() });
   }
+  get stdout(): Buffer { return Buffer.concat(this.chunks.filter((c) => c.fd === 1).map((c) => c.bytes)); }
+  get stderr(): Buffer { return Buffer.concat(this.chunks.filter((c) => c.fd === 2).map((c) => c.bytes)); }
   rewinding(): boolean { return this.rewind; }
   stopRewind(): void { this.asyncify.push('stopRewind'); this.rewind = false; }
   startUnwind(): void { this.asyncify.push('startUnwind'); }
-  out(): string { return Buffer.from(this.stdout).toString(); }
+  out(): string { return this.stdout.toString(); }
 }
 
 export interface ProgramRun {
@@ -110,7 +112,7 @@ export function runProgram(module: WebAssembly.Module, device: WasiDevice, optio
     if (!(err instanceof WasiExit)) throw err;
     exitCode = err.code;
   }
-  return { stdout: Buffer.from(host.stdout), stderr: Buffer.from(host.stderr), exitCode, device: current, host };
+  return { stdout: host.stdout, stderr: host.stderr, exitCode, device: current, host };
 }
 
 export interface ReferenceRun {

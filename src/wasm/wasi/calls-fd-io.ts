@@ -24,13 +24,22 @@ function seekable(entry: FdEntry): void {
   if (entry.kind !== 'file') fail(Errno.SPIPE);
 }
 
+/**
+ * Bytes one fd_write takes at most: more is a short write (the count says
+ * how much), which libc's loops continue, as Linux caps a write at 2 GiB.
+ * It bounds the copy a program can make the host allocate (1024 iovecs of
+ * the whole memory each would be terabytes).
+ */
+export const MAX_WRITE_BYTES = 16 * 1024 * 1024;
+
 function gather(ctx: CallContext, iovs: readonly Iovec[]): Uint8Array {
-  const total = iovs.reduce((n, v) => n + v.len, 0);
+  const total = Math.min(MAX_WRITE_BYTES, iovs.reduce((n, v) => n + v.len, 0));
   const out = new Uint8Array(total);
   let at = 0;
   for (const v of iovs) {
-    out.set(ctx.mem.read(v.buf, v.len), at);
-    at += v.len;
+    const length = Math.min(v.len, total - at);
+    out.set(ctx.mem.read(v.buf, length), at);
+    at += length;
   }
   return out;
 }

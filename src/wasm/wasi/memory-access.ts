@@ -19,6 +19,9 @@ export interface Iovec {
   readonly len: number;
 }
 
+/** iovecs per call at most (wasi-libc's and Linux's IOV_MAX). */
+export const IOV_MAX = 1024;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
 
@@ -70,8 +73,9 @@ export class MemoryAccess {
     }
   }
 
-  /** `count` iovecs from `addr`, each buffer checked. */
+  /** `count` iovecs from `addr`, each buffer checked; more than IOV_MAX is INVAL (readv(2)). */
   iovecs(addr: number, count: number): Iovec[] {
+    if (count > IOV_MAX) throw new ErrnoError(Errno.INVAL);
     this.check(addr, count * IOVEC_BYTES);
     const out: Iovec[] = [];
     for (let i = 0; i < count; i++) {
