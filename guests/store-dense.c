@@ -7,7 +7,8 @@
  * Each round writes every byte of an array of MIB MiB (a[i] = i + 31 r,
  * one byte store per iteration), then every other 32-bit word
  * (w[j] = j * 2654435761 + r, j even). At the end it reads the array back
- * into a checksum (ck = rotl(ck, 5) ^ w[j] over all words) and prints it.
+ * into a checksum (FNV-1a over its 32-bit words: ck = (ck ^ w[j]) * 16777619)
+ * and prints it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,8 +27,8 @@ static void word_pass(uint32_t *w, size_t words, uint32_t round) {
 }
 
 static uint32_t checksum(const uint32_t *w, size_t words) {
-  uint32_t ck = 0;
-  for (size_t j = 0; j < words; j++) ck = ((ck << 5) | (ck >> 27)) ^ w[j];
+  uint32_t ck = 2166136261u;
+  for (size_t j = 0; j < words; j++) ck = (ck ^ w[j]) * 16777619u;
   return ck;
 }
 
