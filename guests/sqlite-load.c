@@ -266,6 +266,7 @@ static void model_init(struct model *m, int64_t rows) {
 }
 
 int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* each progress line is written when it is made */
   if (argc < 3 || argc > 4) usage_exit(USAGE, "expected 2 or 3 arguments");
   int64_t rows = (int64_t)parse_arg(USAGE, "ROWS", argv[1], 1, 50000000);
   uint64_t prng = parse_arg(USAGE, "SEED", argv[2], 0, UINT64_MAX);

@@ -163,6 +163,7 @@ static uint64_t decompress_all(const struct buffer *frame, uint64_t seed, XXH64_
 }
 
 int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* each chunk's line is written when it is made */
   if (argc != 4) usage_exit(USAGE, "expected 3 arguments");
   uint64_t mib = parse_arg(USAGE, "MIB", argv[1], 1, 1024);
   int level = (int)parse_arg(USAGE, "LEVEL", argv[2], 1, (uint64_t)ZSTD_maxCLevel());
