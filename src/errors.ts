@@ -139,6 +139,17 @@ export class WasiStateError extends FerryError {
   }
 }
 
+/**
+ * A WebAssembly program that ferry cannot run as a guest: not WebAssembly,
+ * not a WASI command, an import ferry does not provide, a feature the
+ * rewrite (src/wasm/) or Node 20 cannot handle. The message names what.
+ */
+export class WasmModuleError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_WASM_MODULE', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -147,7 +158,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, RefusedError,
-    WasiStateError,
+    WasiStateError, WasmModuleError,
   ] as const).map((C) => [new C('').code, C]),
 );
 
