@@ -164,9 +164,31 @@ export function validationErrors(module: BinaryenModule, features: number): stri
   }
 }
 
-/** Read a binary module with every feature allowed (the checks come after, with messages of ours). */
+/**
+ * What Binaryen printed to stderr without a newline: its instance buffers a
+ * line until the newline (the reader's "[parse exception: ...]" has none).
+ * Validating a one-function invalid module prints a line, which flushes it.
+ */
+function pendingStderr(): string {
+  const probe = new binaryen.Module();
+  try {
+    probe.addFunction('probe', binaryen.none, binaryen.i32, [], probe.nop());
+    const { printed } = capturingStderr(() => probe.validate());
+    const end = printed.indexOf('[wasm-validator');
+    return (end < 0 ? '' : printed.slice(0, end)).trim();
+  } finally {
+    probe.dispose();
+  }
+}
+
+/** Read a binary module with every feature allowed (the checks come after, with messages of ours); a failure names Binaryen's reason. */
 export function readModule(bytes: Uint8Array): BinaryenModule {
-  return binaryen.readBinary(bytes, binaryen.Features.All);
+  try {
+    return binaryen.readBinary(bytes, binaryen.Features.All);
+  } catch (err) {
+    const detail = pendingStderr();
+    throw new Error(detail === '' ? binaryenMessage(err) : `${binaryenMessage(err)}: ${detail}`, { cause: err });
+  }
 }
 
 export interface FunctionView {

@@ -68,12 +68,12 @@ function storeKind(expr: ExpressionRef, id: number): StoreKind | undefined {
   return STORES.get(id);
 }
 
-/** Scratch locals of one function, one per (type, nesting depth). */
+/** Scratch locals of one function, one per (role, type, nesting depth): a pointer and a result never share one. */
 class Scratch {
   private readonly locals = new Map<string, number>();
   constructor(private readonly func: FunctionRef) {}
-  get(type: Type, depth: number): number {
-    const key = `${type}:${depth}`;
+  get(role: 'pointer' | 'result', type: Type, depth: number): number {
+    const key = `${role}:${type}:${depth}`;
     let index = this.locals.get(key);
     if (index === undefined) {
       index = addLocal(this.func, type);
@@ -95,14 +95,14 @@ function markAt(ctx: RewriteContext, pointer: number, offset: number): Expressio
 function markedStore(ctx: RewriteContext, scratch: Scratch, expr: ExpressionRef, kind: StoreKind, depth: number): ExpressionRef {
   const m = ctx.module;
   const type = b.getExpressionType(expr);
-  const pointer = scratch.get(b.i32, depth);
+  const pointer = scratch.get('pointer', b.i32, depth);
   const setPointer = m.local.set(pointer, kind.getPtr(expr));
   kind.setPtr(expr, m.local.get(pointer, b.i32));
   const bytes = kind.bytes(expr);
   const offset = kind.offset(expr);
   const marks = bytes > 1 ? [markAt(ctx, pointer, offset), markAt(ctx, pointer, offset + bytes - 1)] : [markAt(ctx, pointer, offset)];
   if (type === b.none) return m.block(null, [setPointer, expr, ...marks], b.none);
-  const result = scratch.get(type, depth);
+  const result = scratch.get('result', type, depth);
   return m.block(null, [setPointer, m.local.set(result, expr), ...marks, m.local.get(result, type)], type);
 }
 

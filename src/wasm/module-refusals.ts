@@ -45,10 +45,15 @@ class Found {
   constructor(readonly message: string) {}
 }
 
+/** The instruction of `expr` as text, without its operands: "table.set $t". */
+function instructionName(expr: number): string {
+  return b.emitText(expr).split('\n')[0].trim().replace(/^\(/, '').replace(/\)$/, '');
+}
+
 /** Why `expr` (kind `id`, in function `name`) is refused, or undefined. */
 function refusal(expr: number, id: number, name: string): string | undefined {
   const what = REFUSED.get(id);
-  if (what !== undefined) return `uses ${what} (${b.emitText(expr).split('\n')[0].trim()} in function ${name})`;
+  if (what !== undefined) return `uses ${what} (${instructionName(expr)} in function ${name})`;
   if ((id === b.CallId && b.Call.isReturn(expr)) || (id === b.CallIndirectId && b.CallIndirect.isReturn(expr))) {
     return `uses tail calls (return_call in function ${name}), which Asyncify does not support`;
   }
