@@ -57,19 +57,34 @@ export interface RunOptions {
   readonly onYield?: (run: Run) => void;
   /** Virtual size to write before anything runs (default: the program's initial pages; not written when `memory` is given). */
   readonly sizePages?: number;
+  /** The wasi_snapshot_preview1 imports (default: a proc_exit that throws). */
+  readonly wasi?: Record<string, (...args: number[]) => number | bigint | undefined>;
 }
 
-/** Instantiate `result` over a fresh shared memory (or `options.memory`). */
-export function instantiate(result: RewriteResult, options: RunOptions = {}): Run {
-  const { layout } = result;
-  const memory = options.memory ?? new WebAssembly.Memory({ initial: layout.totalPages, maximum: layout.totalPages, shared: true });
+/** An instrumented program: the rewrite's result, or loadProgram's. */
+export interface Instrumented {
+  readonly layout: WasmLayout;
+  readonly initialPages: number;
+  readonly wasm?: Uint8Array;
+  readonly module?: WebAssembly.Module;
+}
+
+/** A fresh shared memory of the layout's size. */
+export function ferryMemory(layout: WasmLayout): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: layout.totalPages, maximum: layout.totalPages, shared: true });
+}
+
+/** Instantiate `program` over a fresh shared memory (or `options.memory`). */
+export function instantiate(program: Instrumented, options: RunOptions = {}): Run {
+  const { layout } = program;
+  const memory = options.memory ?? ferryMemory(layout);
   const view = new DataView(memory.buffer);
-  if (options.memory === undefined || options.sizePages !== undefined) view.setUint32(layout.sizeOffset, options.sizePages ?? result.initialPages, true);
+  if (options.memory === undefined || options.sizePages !== undefined) view.setUint32(layout.sizeOffset, options.sizePages ?? program.initialPages, true);
   const run = { memory, u8: new Uint8Array(memory.buffer), view, layout, yields: 0 } as Run & { instance: WebAssembly.Instance; exports: Run['exports'] };
-  const module = new WebAssembly.Module(result.wasm);
+  const module = program.module ?? new WebAssembly.Module(program.wasm as Uint8Array);
   run.instance = new WebAssembly.Instance(module, {
     ferry: { memory, yield: () => { run.yields++; options.onYield?.(run); } },
-    wasi_snapshot_preview1: { proc_exit: (code: number) => { throw new Error(`proc_exit(${code})`); } },
+    wasi_snapshot_preview1: options.wasi ?? { proc_exit: (code: number) => { throw new Error(`proc_exit(${code})`); } },
   });
   run.exports = run.instance.exports as Run['exports'];
   return run;
