@@ -16,8 +16,11 @@ const PROGRAM = program(`
  (table 2 funcref)
  (elem (i32.const 0) $target)
  (func (export "_start"))
- ;; Spins, calling nothing, until the word at 0 is non-zero.
- (func (export "spin") (loop $l (br_if $l (i32.eqz (i32.load (i32.const 0))))))
+ ;; Spins, calling nothing, until the word at 0 is non-zero (or 50 million rounds, so that a broken poll fails instead of hanging).
+ (func (export "spin") (local $n i32)
+   (loop $l
+     (local.set $n (i32.add (local.get $n) (i32.const 1)))
+     (br_if $l (i32.and (i32.eqz (i32.load (i32.const 0))) (i32.lt_u (local.get $n) (i32.const 50000000))))))
  (func (export "count") (param $n i32) (loop $l (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n))))
  (func $leaf (export "leaf") (result i32) (i32.const 7))
  (func $fact (export "fact") (param $n i32) (result i32)
@@ -55,6 +58,7 @@ test('a loop that calls nothing sees the poll word: the pause request reaches it
   run.view.setInt32(run.layout.pollOffset, 1, true);
   run.exports.spin();
   assert.equal(run.yields, 1);
+  assert.equal(run.view.getInt32(0, true), 1, 'the loop ended because the pause reached it');
   run.yields = 0;
   run.view.setInt32(run.layout.pollOffset, 0, true);
   run.exports.count(1000);

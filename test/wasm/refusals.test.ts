@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError, WasmModuleError } from '../../src/errors.js';
 import { loadProgram } from '../../src/wasm/instrument.js';
+import { wasmLayout } from '../../src/wasm/layout.js';
+import { largestGuestPages, resolveMemory } from '../../src/wasm/memory-limits.js';
 import { rewriteProgram } from '../../src/wasm/rewrite.js';
 import { fileLimit } from '../waits.js';
 import { SMALL, program, wat } from './harness.js';
@@ -79,6 +81,20 @@ test('a binary Binaryen cannot read, or an invalid module, is refused as not val
   const badTypes = Uint8Array.from(good);
   badTypes[at + 2] = 0x45; // i32.eqz: leaves a value the function does not return
   refuses(badTypes, /not a valid WebAssembly module/);
+});
+
+test('a data segment outside the initial memory is refused (the original would not instantiate)', () => {
+  refuses(wat(program('(data (i32.const 65530) "0123456789") (func (export "_start"))')),
+    /data segment 0 .* of 10 bytes at offset 65530 lies outside its initial memory of 65536 bytes/);
+});
+
+test('without a declared maximum or an option, the maximum is the largest that leaves room for the reserved region', () => {
+  const limits = { initialPages: 1, shared: false, memory64: false, customPageSize: false };
+  const { options, layout } = resolveMemory(limits, { unwindBufferBytes: 65536 });
+  assert.equal(options.maxMemoryBytes, largestGuestPages(65536) * 65536);
+  assert.ok(layout.totalPages <= 65536, 'the whole memory fits in 4 GiB');
+  assert.throws(() => wasmLayout(layout.guestMaxPages + 1, 65536), /leaves no room/, 'one page more would not');
+  assert.equal(resolveMemory({ ...limits, maximumPages: 7 }).options.maxMemoryBytes, 7 * 65536, 'a declared maximum is taken as it is');
 });
 
 test('bad options name the option and the limit they break', () => {
