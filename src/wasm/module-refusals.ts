@@ -12,7 +12,8 @@
  *   - a parameter or local that is not a number or v128 (Asyncify saves
  *     locals as bytes and aborts on references), and a mutable global of a
  *     type the runner cannot save (v128, references);
- *   - a `_start` that takes or returns values;
+ *   - a `_start` that takes or returns values, and a start function (the
+ *     start section: it runs at every instantiation, so at a destination too);
  *   - last, anything else Node 20 cannot run (the validator again, with
  *     Node 20's features only).
  */
@@ -88,6 +89,9 @@ function checkFunctions(module: BinaryenModule): void {
     }
     const refused = refusedInstruction(f.ref, f.name);
     if (refused !== undefined) throw new WasmModuleError(`the module ${refused}`);
+  }
+  if (module.getStart() !== 0) {
+    throw new WasmModuleError(`the module has a start function (${b.Function.getName(module.getStart())}), which runs at every instantiation: it would run again at a destination`);
   }
   const start = module.getFunction(b.getExportInfo(module.getExport('_start')).value);
   if (b.Function.getParams(start) !== b.none || b.Function.getResults(start) !== b.none) {

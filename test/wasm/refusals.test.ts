@@ -52,10 +52,11 @@ test('memories ferry cannot take: none, several, 64-bit, shared, a maximum too l
   refuses(wat(program(START, '1 65536')), /declares a maximum memory of 4294967296 bytes, which leaves no room .* at most \d+ bytes/, {});
 });
 
-test('not a WASI command: no _start, no exported memory, a _start with values, a name ferry reserves', () => {
+test('not a WASI command: no _start, no exported memory, a _start with values, a start function, a name ferry reserves', () => {
   refuses(wat('(module (memory 1) (export "memory" (memory 0)) (func (export "main")))'), /not a WASI command: it exports no _start/);
   refuses(wat(`(module (memory 1) ${START})`), /does not export its memory as "memory"/);
   refuses(wat(program('(func (export "_start") (param i32))')), /_start takes or returns values/);
+  refuses(wat(program(`${START} (func $init) (start $init)`)), /has a start function \(init\), which runs at every instantiation/);
   refuses(wat(program(`${START} (func (export "__ferry_init_data"))`)), /exports __ferry_init_data: names that start with __ferry_/);
 });
 
@@ -63,6 +64,7 @@ test('code ferry cannot instrument is refused naming the instruction and its fun
   refuses(wat(program(`(tag $e) (func $f (export "_start") (throw $e))`)), /uses exception handling, which Asyncify cannot unwind through \(throw \$e in function f\)/);
   refuses(wat(program('(func $f (export "_start") (return_call $f))')), /uses tail calls \(return_call in function f\)/);
   refuses(wat(program('(type $s (struct (field i32))) (func $f (export "_start") (drop (struct.new $s (i32.const 1))))')), /garbage collection \(GC\)/);
+  refuses(wat(program('(func $f (export "_start") (drop (string.const "x")))')), /stringref strings, which ferry does not support \(string.const/);
   refuses(wat(program('(table $t 1 funcref) (func $f (export "_start") (table.set $t (i32.const 0) (ref.null func)))')),
     /a table mutated at run time.*\(table\.set \$t in function f\)/);
   refuses(wat(program('(func $f (export "_start") (local funcref))')), /function f has a local of type funcref, which Asyncify cannot save/);
