@@ -29,8 +29,8 @@
  * traps out of bounds (state still 1) or finishes with cur > end and
  * asyncify_stop_unwind traps. The runner tells it apart: a trap while
  * asyncify_get_state() is 1, or cur > end, is an overflow of the buffer,
- * to be reported naming its size (--wasm-unwind-buffer... of
- * layout.unwindBufferBytes bytes).
+ * to be reported naming its size (layout.unwindBufferBytes) and the option
+ * that sets it (InstrumentOptions.unwindBufferBytes).
  */
 import { WasmModuleError } from '../errors.js';
 import { binaryen, typeName } from './binaryen.js';

@@ -17,16 +17,17 @@
  *
  * Why no write made before a pause is acknowledged escapes the harvester:
  * the data store comes first and the mark after it, both plain stores, in
- * program order. V8 emits wasm stores in program order (it reorders no
- * memory access of a shared memory past another), and x86-64 makes a
- * core's stores visible in the order it issued them (TSO), so a thread
- * that reads the mark as 1 and then the page reads the data. The
- * harvester clears a mark before it reads the page: a store whose mark it
+ * program order. V8 keeps wasm stores in program order (each is a node on
+ * its effect chain; no optimization moves one store past another, nor does
+ * Binaryen's optimizer, which Asyncify runs), and x86-64 makes a core's
+ * stores visible in the order it issued them (TSO), so a thread that reads
+ * the mark as 1 and then the page reads the data. The harvester clears
+ * a mark with an atomic exchange (a locked instruction: its later reads of
+ * the page cannot pass it) before it reads the page: a store whose mark it
  * cleared was visible (store then mark); a store that lands after the
  * clear marks again and is seen by the next harvest. A mark is never
- * missing for a changed page; extra marks happen (a store of the bytes
- * that were there, both marks of a store that does not straddle are one
- * page, twice).
+ * missing for a changed page; a mark is extra only when a store wrote the
+ * bytes that were already there.
  *
  * Cost, measured here (Node 20, 2 cores shared with other work): a loop
  * of one store per iteration, 4 Mi iterations per call, the median of the
