@@ -23,6 +23,7 @@ import { RequestKind, Stat, VcpuControl, newControlBuffer } from './vcpu-control
 import { decodeVcpuState, encodeVcpuState } from './vcpu-loop.js';
 import type { VcpuInit, VcpuMessage, VcpuState } from './vcpu-messages.js';
 import { takeVcpuThread } from './vcpu-threads.js';
+import { checkProgramVcpuState, programRamSpec, programVcpu, ringDoorbell, wasiSection, type GuestProgram } from './wasm-program.js';
 import { createWorkload, restoreWorkload, type WorkloadSpec } from './workloads/index.js';
 
 export interface RamBlockSpec {
@@ -32,7 +33,7 @@ export interface RamBlockSpec {
 
 export interface GuestOptions {
   /** RAM blocks, or a total size split into blocks of at most 4 GiB named ram0, ram1, ... */
-  readonly ram: number | readonly RamBlockSpec[];
+  readonly ram?: number | readonly RamBlockSpec[];
   /** Use these existing blocks as the guest's RAM instead (a destination's loader made them). */
   readonly adoptRam?: readonly RamBlockShared[];
   /** One workload per vCPU (default: one idle vCPU; [] for none). */
@@ -41,6 +42,8 @@ export interface GuestOptions {
   readonly incoming?: boolean;
   /** Default limit for a pause to be acknowledged by every vCPU (default 1000 ms). */
   readonly pauseTimeoutMs?: number;
+  /** Run a WebAssembly program on one vCPU over one RAM block (wasm-program.ts); `ram` and `vcpus` are then ignored. */
+  readonly program?: GuestProgram;
 }
 
 export interface VcpuStats {
@@ -77,13 +80,17 @@ interface Vcpu {
   readonly worker: Worker;
 }
 
-export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunState]; error: [Error] }> {
+export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunState]; error: [Error]; exit: [code: number] }> {
   readonly blocks: readonly RamBlock[];
   /** Raw page view of RAM (reading, checkers); writes go through `ram`. */
   readonly memory: GuestMemory;
   readonly ram: GuestRam;
   readonly devices = new DeviceRegistry();
   readonly pauseTimeoutMs: number;
+  /** The WebAssembly program this guest runs, if any. */
+  readonly program: GuestProgram | null;
+  /** The program's exit status once it has exited (its vCPU then idles; the guest can still migrate). */
+  exitCode: number | null = null;
   private readonly states: StateMachine<RunState>;
   private readonly vcpus: Vcpu[] = [];
   private failure: Error | null = null;
@@ -91,7 +98,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   static async create(options: GuestOptions): Promise<Guest> {
     const guest = new Guest(options);
     try {
-      await guest.startVcpus(options.vcpus ?? [{ kind: 'idle' }]);
+      await guest.startVcpus(options.program !== undefined ? [] : options.vcpus ?? [{ kind: 'idle' }]);
     } catch (err) {
       await guest.destroy();
       throw err;
@@ -101,7 +108,9 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
 
   private constructor(options: GuestOptions) {
     super();
-    const specs = typeof options.ram === 'number' ? splitRam(options.ram) : options.ram;
+    this.program = options.program ?? null;
+    const program = this.program === null ? null : programRamSpec(this.program);
+    const specs = program !== null ? [program] : typeof options.ram === 'number' ? splitRam(options.ram) : options.ram ?? [];
     if (!Array.isArray(specs) || specs.length === 0) {
       throw new InvalidArgumentError('guest RAM: give a total size or at least one block');
     }
@@ -111,7 +120,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       names.add(s.name);
     }
     this.pauseTimeoutMs = checkTimeout(options.pauseTimeoutMs ?? 1000);
-    this.blocks = options.adoptRam !== undefined ? options.adoptRam.map((s) => new RamBlock(s)) : reserveBlocks(specs);
+    this.blocks = options.adoptRam !== undefined ? options.adoptRam.map((s) => new RamBlock(s))
+      : program !== null ? [RamBlock.create(program.name, program.size, program.options)] : reserveBlocks(specs);
     this.memory = new GuestMemory(this.blocks);
     this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
     this.states.on('change', (to, from) => this.emit('runstate', to, from));
@@ -175,7 +185,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       throw new InvalidStateError(`guest: cannot pause into '${to}' from '${this.runState}'`);
     }
     if (this.runState === 'running') {
-      const requests = this.vcpus.map((v) => v.control.post(RequestKind.Pause));
+      const requests = this.post(RequestKind.Pause);
       const deadline = performance.now() + timeoutMs;
       const acked = await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
       this.checkAlive();
@@ -222,6 +232,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
 
   /** The vCPUs' own saved states; the guest must be paused. */
   vcpuStates(): VcpuState[] {
+    if (this.program !== null) throw new InvalidStateError('guest: a WebAssembly vCPU\'s state is binary (vcpuStateBytes)');
     return this.vcpuStateBytes().map(decodeVcpuState);
   }
 
@@ -239,6 +250,10 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     }
     const encoded = states.map((s) => (s instanceof Uint8Array ? s : encodeVcpuState(s)));
     for (const bytes of encoded) {
+      if (this.program !== null) {
+        checkProgramVcpuState(this.program, bytes);
+        continue;
+      }
       const state = decodeVcpuState(bytes);
       if (typeof state.guestNs !== 'number' || !(state.guestNs >= 0)) {
         throw new InvalidArgumentError(`guest: vCPU state has no valid guest clock`);
@@ -276,11 +291,18 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   /** Stop the vCPU threads for good. */
   async destroy(): Promise<void> {
     if (this.runState === 'shutdown') return;
-    const requests = this.vcpus.map((v) => v.control.post(RequestKind.Exit));
+    const requests = this.post(RequestKind.Exit);
     const deadline = performance.now() + 2000;
     await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
     await Promise.all(this.vcpus.map((v) => v.worker.terminate()));
     this.states.transition('shutdown');
+  }
+
+  /** Post a request to every vCPU (a program's also gets its doorbell rung). Returns the requests. */
+  private post(kind: RequestKind): number[] {
+    const requests = this.vcpus.map((v) => v.control.post(kind));
+    if (this.program !== null) ringDoorbell(this.blocks[0], this.program.instrumented.layout);
+    return requests;
   }
 
   private async startVcpus(specs: readonly WorkloadSpec[]): Promise<void> {
@@ -289,30 +311,44 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     }
     for (const spec of specs) createWorkload(spec, this.memory.totalPages); // clear errors before any thread starts
     const ram = this.blocks.map((b) => b.toShared());
-    // All threads start at once (each start costs ~30 ms of CPU; spares from vcpu-threads.ts cost nothing here).
-    const started: Promise<boolean>[] = [];
-    for (const [index, workload] of specs.entries()) {
-      const control = new VcpuControl(newControlBuffer());
-      const first = control.post(RequestKind.Pause); // start paused: the worker acks when ready
-      const init: VcpuInit = { index, control: control.buffer, ram, workload };
-      const worker = takeVcpuThread(init);
-      worker.unref();
-      worker.on('message', (m: VcpuMessage) => {
-        // The text shows where the vCPU threw (its stack), as it always did; the error itself is the cause.
-        this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.error.stack ?? m.error.message}`, { cause: rebuildError(m.error) }));
-      });
-      worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
-      worker.on('exit', (code) => {
-        if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
-      });
-      this.vcpus.push({ index, control, worker });
-      started.push(control.waitAck(first, performance.now() + START_TIMEOUT_MS));
+    const inits: { init: Omit<VcpuInit, 'control'>; stateBytes?: number }[] = specs.map((workload, index) => ({ init: { index, ram, workload } }));
+    if (this.program !== null) {
+      const p = programVcpu(this.program, this.blocks);
+      this.devices.register(wasiSection(p.area));
+      inits.push({ init: { index: 0, ram, workload: { kind: 'idle' }, wasm: p.init }, stateBytes: p.stateBytes });
     }
+    // All threads start at once (each start costs ~30 ms of CPU; spares from vcpu-threads.ts cost nothing here).
+    const started = inits.map(({ init, stateBytes }) => {
+      const control = new VcpuControl(newControlBuffer(stateBytes));
+      const first = control.post(RequestKind.Pause); // start paused: the worker acks when ready
+      this.vcpus.push({ index: init.index, control, worker: this.startThread({ ...init, control: control.buffer }) });
+      return control.waitAck(first, performance.now() + START_TIMEOUT_MS);
+    });
     const acks = await Promise.all(started);
     this.checkAlive();
     const late = acks.indexOf(false);
     if (late >= 0) throw new TimeoutError(`guest: vCPU ${late} did not start within ${START_TIMEOUT_MS} ms`);
-    trace('started %d vCPUs over %d bytes of RAM', specs.length, this.ram.size);
+    trace('started %d vCPUs over %d bytes of RAM', inits.length, this.ram.size);
+  }
+
+  private startThread(init: VcpuInit): Worker {
+    const { index } = init;
+    const worker = takeVcpuThread(init);
+    worker.unref();
+    worker.on('message', (m: VcpuMessage) => {
+      if (m.type === 'exited') {
+        this.exitCode = m.code;
+        this.emit('exit', m.code);
+        return;
+      }
+      // The text shows where the vCPU threw (its stack), as it always did; the error itself is the cause.
+      this.fail(new WorkerFailedError(`vCPU ${m.index} failed: ${m.error.stack ?? m.error.message}`, { cause: rebuildError(m.error) }));
+    });
+    worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
+    worker.on('exit', (code) => {
+      if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
+    });
+    return worker;
   }
 
   private fail(err: Error): void {

@@ -72,11 +72,11 @@ const STAT_COUNT = 9;
 
 const STATS_OFFSET = INT_FIELDS * 4;
 const STATE_OFFSET = STATS_OFFSET + STAT_COUNT * 8;
-/** Room for a vCPU's saved state (workload state as JSON, clock). */
+/** Room for a synthetic vCPU's saved state (workload state as JSON, clock); a WebAssembly vCPU's holds its unwound stack too. */
 export const MAX_VCPU_STATE_BYTES = 64 * 1024;
 
-export function newControlBuffer(): SharedArrayBuffer {
-  return new SharedArrayBuffer(STATE_OFFSET + MAX_VCPU_STATE_BYTES);
+export function newControlBuffer(stateBytes = MAX_VCPU_STATE_BYTES): SharedArrayBuffer {
+  return new SharedArrayBuffer(STATE_OFFSET + stateBytes);
 }
 
 export function requestKind(request: number): RequestKind {
@@ -91,7 +91,7 @@ export class VcpuControl {
   constructor(readonly buffer: SharedArrayBuffer) {
     this.i32 = new Int32Array(buffer, 0, INT_FIELDS);
     this.f64 = new Float64Array(buffer, STATS_OFFSET, STAT_COUNT);
-    this.state = new Uint8Array(buffer, STATE_OFFSET, MAX_VCPU_STATE_BYTES);
+    this.state = new Uint8Array(buffer, STATE_OFFSET);
   }
 
   // ---- main thread side ----
@@ -169,8 +169,8 @@ export class VcpuControl {
   }
 
   saveState(bytes: Uint8Array): void {
-    if (bytes.length > MAX_VCPU_STATE_BYTES) {
-      throw new RangeError(`vCPU state of ${bytes.length} bytes exceeds ${MAX_VCPU_STATE_BYTES}`);
+    if (bytes.length > this.state.length) {
+      throw new RangeError(`vCPU state of ${bytes.length} bytes exceeds its ${this.state.length}-byte room`);
     }
     this.state.set(bytes);
     Atomics.store(this.i32, STATE_LEN, bytes.length);

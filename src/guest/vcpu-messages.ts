@@ -1,14 +1,17 @@
 /** Data passed to a vCPU worker thread at start, and what it posts back (typed in one place). */
 import type { RamBlockShared } from '../memory/ram-block.js';
 import type { SerializedError } from '../serialized-error.js';
+import type { WasmVcpuInit } from './wasm-vcpu.js';
 import type { WorkloadSpec, WorkloadState } from './workloads/index.js';
 
 export interface VcpuInit {
   readonly index: number;
   readonly control: SharedArrayBuffer;
   readonly ram: readonly RamBlockShared[];
-  /** The workload to start with (ignored if a state is loaded before the first run). */
+  /** The workload to start with (ignored if a state is loaded before the first run, and for a program). */
   readonly workload: WorkloadSpec;
+  /** Run this WebAssembly program instead of a workload. */
+  readonly wasm?: WasmVcpuInit;
 }
 
 /** A vCPU's saved state: its guest clock and its workload's state. */
@@ -17,5 +20,7 @@ export interface VcpuState {
   readonly workload: WorkloadState;
 }
 
-/** Messages a vCPU worker posts to the main thread (only on failure: the error, serialized). */
-export type VcpuMessage = { readonly type: 'failed'; readonly index: number; readonly error: SerializedError };
+/** Messages a vCPU worker posts to the main thread: a failure (the error, serialized), or a program's exit. */
+export type VcpuMessage =
+  | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError }
+  | { readonly type: 'exited'; readonly index: number; readonly code: number };

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, TransportError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
 import { Guest } from '../guest/guest.js';
+import { programRamOptions, type GuestProgram } from '../guest/wasm-program.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
@@ -57,6 +58,8 @@ export interface IncomingOptions extends Partial<DestinationParameters> {
    * the size word). Without it, a stream that carries a program is refused.
    */
   readonly program?: ProgramExpectation;
+  /** The WebAssembly program the guest runs (wasm-program.ts); it gives `program` (its identity and RAM layout) when that is not given. */
+  readonly wasm?: GuestProgram;
 }
 
 export interface IncomingResult {
@@ -90,12 +93,13 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     const { maxGuestBytes, maxFrameBytes, idleTimeoutMs } = options;
     const limits = withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes, maxFrameBytes, idleTimeoutMs });
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
-    if (options.program !== undefined) checkProgram(options.program);
+    const program = options.program ?? (options.wasm === undefined ? undefined : programExpectation(options.wasm));
+    if (program !== undefined) checkProgram(program);
     const prestart = options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS;
     if (!Number.isSafeInteger(prestart) || prestart < 0) throw new InvalidArgumentError(`prestartVcpus must be an integer of at least 0, got ${String(prestart)}`);
     const m = new IncomingMigration(options);
     prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
-    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program: options.program });
+    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program });
     return m;
   }
 
@@ -196,6 +200,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
             ram: m.header.blocks.map((b) => ({ name: b.name, size: b.pages * 4096 })),
             adoptRam: m.ram,
             vcpus: Array.from({ length: m.header.vcpus }, () => ({ kind: 'idle' as const })),
+            program: this.options.wasm,
             incoming: true,
           });
           this.guestValue = guest;
@@ -260,6 +265,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private post(m: ToLoader): void {
     this.worker.postMessage(m);
   }
+}
+
+/** What the stream of a guest running `program` must carry, and how its RAM is laid out. */
+function programExpectation(program: GuestProgram): ProgramExpectation {
+  return { identity: program.instrumented.identity, ram: programRamOptions(program.instrumented.layout) };
 }
 
 /** A destination's program: an identity as the header carries it, and RAM options (checked when the blocks are made). */

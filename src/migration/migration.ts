@@ -209,7 +209,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       vcpuControls: this.guest.vcpuControlBuffers(),
       uuid: randomUUID(),
       verify: this.options.verify === true,
-      programIdentity: this.options.programIdentity,
+      programIdentity: this.options.programIdentity ?? this.guest.program?.instrumented.identity,
       mode: this.options.mode ?? 'thread',
       tls: this.options.tls,
       startedAtMs: monoMs(),

@@ -188,6 +188,7 @@ test('a vCPU thread that fails reports its error, rebuilt on the main thread as 
   try {
     const [m] = (await bounded('the failing vCPU thread\'s message', once(worker, 'message'), 20_000)) as [VcpuMessage];
     assert.equal(m.index, 3);
+    if (m.type !== 'failed') throw new Error(`expected a failure, got ${m.type}`);
     const err = rebuildError(m.error);
     assert.ok(err instanceof InvalidArgumentError, `rebuilt as its class: ${err.name}`);
     assert.equal(err.code, 'ERR_FERRY_INVALID_ARGUMENT');
