@@ -13,6 +13,7 @@
  *                          through an indirect call at each level, with a wasm local and a
  *                          stack array (in linear memory) live across the call and checked
  *                          after it; a line and 2^18 iterations of work at the bottom
+ *   moments growslow N MS  as grow, sleeping MS ms after each block: memory grows all through a migration
  *   moments grow N         N blocks of 64 KiB + 4 KiB i, kept, filled (memory.fill), partly
  *                          copied from the block before (memory.copy); memory grows each time;
  *                          at the end every block is checked again
@@ -32,7 +33,7 @@
 
 #include "common.h"
 
-#define USAGE "moments loop N | sleep N MS | output N | deep DEPTH N | grow N | files DIR N | random N"
+#define USAGE "moments loop N | sleep N MS | output N | deep DEPTH N | grow N | growslow N MS | files DIR N | random N"
 
 static void die(const char *what, uint64_t detail) {
   fprintf(stderr, "moments: %s (%" PRIu64 ")\n", what, detail);
@@ -70,6 +71,11 @@ static void mode_sleep(uint64_t n, uint64_t ms) {
     ck = fnv1a64_u64(ck, i);
   }
   printf("checksum %016" PRIx64 "\n", ck);
+}
+
+static void sleep_ms(uint64_t ms) {
+  struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+  if (nanosleep(&ts, NULL) != 0) die("nanosleep failed", ms);
 }
 
 /* ---- output: many small writes ------------------------------------------ */
@@ -130,7 +136,7 @@ static void mode_deep(uint64_t depth, uint64_t n) {
 
 static uint64_t block_hash(const uint8_t *b, size_t size) { return fnv1a64(FNV64_OFFSET, b, size); }
 
-static void mode_grow(uint64_t n) {
+static void mode_grow(uint64_t n, uint64_t ms) {
   uint8_t **blocks = calloc(n, sizeof *blocks);
   uint64_t *hashes = calloc(n, sizeof *hashes), total = 0, ck = FNV64_OFFSET;
   if (!blocks || !hashes) die("out of memory for the block table", n);
@@ -146,6 +152,7 @@ static void mode_grow(uint64_t n) {
     ck = fnv1a64_u64(ck, hashes[i]);
     printf("grow %" PRIu64 "/%" PRIu64 ": +%zu bytes, total %" PRIu64 ", memory %zu pages, %016" PRIx64 "\n",
            i + 1, n, size, total, __builtin_wasm_memory_size(0), hashes[i]);
+    if (ms > 0) sleep_ms(ms);
   }
   for (uint64_t i = 0; i < n; i++) {
     if (block_hash(blocks[i], 65536 + (size_t)i * 4096) != hashes[i]) mismatch("a block changed", i);
@@ -214,7 +221,7 @@ static void mode_random(uint64_t n) {
 
 /* The modes and how many arguments each takes after its name. */
 static const struct { const char *name; int args; } MODES[] = {
-  {"loop", 1}, {"sleep", 2}, {"output", 1}, {"deep", 2}, {"grow", 1}, {"files", 2}, {"random", 1},
+  {"loop", 1}, {"sleep", 2}, {"output", 1}, {"deep", 2}, {"grow", 1}, {"growslow", 2}, {"files", 2}, {"random", 1},
 };
 
 static uint64_t arg(char **argv, int i, const char *what, uint64_t min, uint64_t max) {
@@ -233,7 +240,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(mode, "sleep")) mode_sleep(arg(argv, 2, "N", 1, UINT32_MAX), arg(argv, 3, "MS", 0, 3600000));
   else if (!strcmp(mode, "output")) mode_output(arg(argv, 2, "N", 1, UINT32_MAX));
   else if (!strcmp(mode, "deep")) mode_deep(arg(argv, 2, "DEPTH", 1, 500), arg(argv, 3, "N", 1, UINT32_MAX));
-  else if (!strcmp(mode, "grow")) mode_grow(arg(argv, 2, "N", 1, 100000));
+  else if (!strcmp(mode, "grow")) mode_grow(arg(argv, 2, "N", 1, 100000), 0);
+  else if (!strcmp(mode, "growslow")) mode_grow(arg(argv, 2, "N", 1, 100000), arg(argv, 3, "MS", 1, 10000));
   else if (!strcmp(mode, "files")) mode_files(argv[2], arg(argv, 3, "N", 1, 9999));
   else mode_random(arg(argv, 2, "N", 1, UINT32_MAX));
   return 0;
