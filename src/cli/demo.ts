@@ -30,6 +30,8 @@ import { MigrationProgress } from '../client/progress.js';
 import { summaryTable } from '../client/report.js';
 import { formatBytes } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
+import { DEMO_PROGRAM, DEMO_PROGRAM_ARGS, demoWasm } from './demo-wasm.js';
+import { splitProgramArgs } from './wasm-program.js';
 
 /** The migration parameters the demo takes (DEMO_PARAMETERS); a time budget of 60 s (a showcase of a small guest) unless given. */
 const PARAMETER_FLAGS = parameterFlags('source', [...DEMO_PARAMETERS], { timeoutMs: 60_000 });
@@ -46,6 +48,8 @@ ${overcommitUsage(22)}
   --workload KIND     idle | stress | fill | sweep (default sweep)
   --rate N            sweeps per second (sweep) or MiB/s (stress) (default 1)
 ${PARAMETER_FLAGS.usage(22)}
+  --wasm              migrate a real program instead: SQLite under write load (guests/sqlite-load.wasm),
+                      or --program FILE [-- ARGS...]; its output must equal an unmigrated run's
   --report FILE       write a self-contained HTML report with charts
   --json              print the final figures as JSON
   -h, --help          this text
@@ -60,7 +64,8 @@ interface SweepCheckAnswer {
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandLine(argv, {
+  const split = splitProgramArgs(argv);
+  const { values } = parseCommandLine(split.ferry, {
     ram: { type: 'string', default: '256M' },
     overcommit: { type: 'boolean', default: false },
     vcpus: { type: 'string', default: '2' },
@@ -72,11 +77,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
     ...PARAMETER_FLAGS.options,
     report: { type: 'string' },
     json: { type: 'boolean', default: false },
+    wasm: { type: 'boolean', default: false },
+    program: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     console.log(DEMO_USAGE);
     return 0;
+  }
+  if (values.wasm) {
+    const parameters = PARAMETER_FLAGS.parse(values);
+    const log = values.json ? () => {} : (s: string) => console.log(s);
+    const args = values.program === undefined && split.program.length === 0 ? DEMO_PROGRAM_ARGS : split.program;
+    return demoWasm(values.program ?? DEMO_PROGRAM, args, { ...parameters, downtimeLimitMs: parameters.downtimeLimitMs ?? DEFAULT_PARAMETERS.downtimeLimitMs }, { json: values.json, log });
   }
   // Every value is checked here, before a process starts: a bad one is one line and exit code 2.
   const ram = parseNumberFlag(COMMAND_FLAGS.ram, values.ram);

@@ -14,6 +14,7 @@ import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { parameterFlags } from './parameter-flags.js';
 import { parseControlUri, parseUri } from '../transport/uri.js';
 import { nextInterrupt, sleepUnlessInterrupted } from '../client/interrupts.js';
+import { WASM_OPTIONS, loadGuestProgram } from './wasm-program.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');
@@ -35,6 +36,9 @@ ${PARAMETER_FLAGS.usage(22)}
                       (default: it runs until Ctrl-C or SIGTERM)
   --insecure          allow listening on a non-loopback address without TLS
 ${TLS_USAGE}
+  --wasm PROGRAM      the WebAssembly program the source runs (the same file: its identity
+                      is checked before any page); runs until it exits, and exits with its status
+  --wasm-max-memory SIZE, --wasm-unwind-buffer SIZE  as given to the source's ferry run
   --json              print JSON lines: {"event":"listening",...}, {"event":"running","atMs":...}
                       when the guest starts running here, then {"event":"result",...}
   -h, --help          this text`;
@@ -51,6 +55,9 @@ export function parseIncomingArgs(argv: string[]) {
     vcpus: { type: 'string' },
     seconds: { type: 'string' },
     json: { type: 'boolean', default: false },
+    wasm: WASM_OPTIONS.wasm,
+    'wasm-max-memory': WASM_OPTIONS['wasm-max-memory'],
+    'wasm-unwind-buffer': WASM_OPTIONS['wasm-unwind-buffer'],
     help: { type: 'boolean', short: 'h', default: false },
   });
   return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
@@ -70,14 +77,16 @@ export async function incomingCommand(argv: string[]): Promise<number> {
   const seconds = values.seconds === undefined ? undefined : parseNumberFlag(COMMAND_FLAGS.incomingSeconds, values.seconds);
   if (values.qmp !== undefined) parseControlUri(values.qmp);
   const tls = checkedTls(values, 'destination', values.listen === undefined ? undefined : parseUri(values.listen));
-  const options: IncomingOptions = { ...parameters, expect, tls, allowInsecure: values.insecure };
+  const program = values.wasm === undefined ? undefined : (await loadGuestProgram(values, [])).program;
+  const options: IncomingOptions = { ...parameters, expect, tls, allowInsecure: values.insecure, wasm: program };
   if (values.qmp !== undefined) return serveIncoming(values.qmp, values.listen, options);
   if (values.listen === undefined) {
     console.error(`ferry incoming: --listen URI is required\n\n${INCOMING_USAGE}`);
     return 2;
   }
   const say = (event: string, data: Record<string, unknown>, text: string) => {
-    console.log(values.json ? JSON.stringify({ event, ...data }) : text);
+    // A program owns standard output: ferry's own lines then go to standard error.
+    (program === undefined ? console.log : console.error)(values.json ? JSON.stringify({ event, ...data }) : text);
   };
   // The moment the guest starts running here, on the epoch clock (ms, microsecond resolution), so that
   // a watcher can check that two copies never run at once (DESIGN.md invariant 6).
@@ -96,6 +105,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const guest = result.guest;
+  if (program !== undefined) return runProgramHere(guest, values.json);
   const interrupt = nextInterrupt();
   try {
     if (!values.json) console.log(`guest resumed here; running it ${seconds === undefined ? 'until Ctrl-C (SIGINT) or SIGTERM' : `for ${seconds} s`}`);
@@ -110,6 +120,17 @@ export async function incomingCommand(argv: string[]): Promise<number> {
     return ok ? 0 : 1;
   } finally {
     interrupt.dispose();
+    await guest.destroy();
+  }
+}
+
+/** A program that arrived runs here until it exits; this process exits with its status (ferry's lines go to standard error). */
+async function runProgramHere(guest: Guest, json: boolean): Promise<number> {
+  try {
+    const code = guest.exitCode ?? await new Promise<number>((resolve) => guest.once('exit', resolve));
+    if (!json) console.error(`ferry incoming: the program exited with status ${code}`);
+    return code;
+  } finally {
     await guest.destroy();
   }
 }

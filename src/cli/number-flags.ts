@@ -51,6 +51,8 @@ export const COMMAND_FLAGS = {
   incomingSeconds: { flag: 'seconds', commands: ['incoming'], kind: 'number', unit: 's', min: 0, max: 86_400, zeroMeans: 'check the guest at once' },
   baseline: { flag: 'baseline', commands: ['migrate'], kind: 'number', unit: 's', min: 0, max: 3600, zeroMeans: 'no baseline' },
   runs: { flag: 'runs', commands: ['bench'], kind: 'whole', unit: 'runs', min: 1, max: 100 },
+  wasmMaxMemory: { flag: 'wasm-max-memory', commands: ['run', 'incoming'], kind: 'size', unit: 'MiB', min: 65_536, max: 4 * 1024 ** 3 },
+  wasmUnwindBuffer: { flag: 'wasm-unwind-buffer', commands: ['run', 'incoming'], kind: 'size', unit: 'bytes', min: PAGE_SIZE, max: 3 * 1024 ** 2, pages: true },
 } as const satisfies Record<string, NumberFlag>;
 
 /** A migration parameter's flag as a row of this table. */

@@ -4,29 +4,27 @@
  * checker for a `sweep` workload).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { checkSweep, type Guest, type SweepState } from '../guest/index.js';
-import { GuestController } from '../control/controller.js';
-import { QmpServer } from '../control/qmp-server.js';
-import { Migration, prepareMigrationThread } from '../migration/migration.js';
+import { checkSweep, type SweepState } from '../guest/index.js';
+import { prepareMigrationThread } from '../migration/migration.js';
+import { migrateGuest, serveQmp } from './run-source.js';
 import { TLS_OPTIONS, TLS_USAGE, checkedTls, parseCommandLine, workloadSpecs } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { COMMAND_LINE_DEFAULTS, parameterFlags } from './parameter-flags.js';
 import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
-import { ConvergenceNotes } from '../client/convergence-notes.js';
-import { passLine, summaryLines } from '../client/report.js';
+import { runWasmCommand } from './run-wasm.js';
+import { WASM_OPTIONS, WASM_USAGE, splitProgramArgs } from './wasm-program.js';
 import { formatBytes } from '../client/size.js';
 import { sleep } from '../migration/waiter.js';
 import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js';
-import { guardSourceSignals, waitCancelled } from '../client/source-interrupts.js';
-import type { TlsOptions } from '../transport/tls.js';
 import { parseControlUri, parseUri } from '../transport/uri.js';
 
 /** The source's migration parameters (--downtime-limit, ...; --timeout 300 unless given). */
 const PARAMETER_FLAGS = parameterFlags('source', undefined, COMMAND_LINE_DEFAULTS);
 
 export const RUN_USAGE = `usage: ferry run [options]
+       ferry run --wasm PROGRAM [options] [-- ARGS...]
 
-Start a guest and run a workload on its vCPUs.
+Start a guest and run a workload on its vCPUs, or a WebAssembly program.
 
   --ram SIZE          guest RAM, e.g. 256M, 4G; a number alone is MiB, as QEMU's -m
                       (default 256M; blocks of at most 4 GiB)
@@ -38,6 +36,7 @@ ${overcommitUsage(22)}
   --then-zero         fill: zero the same pages again afterwards
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
   --seconds S         how long to run before migrating or stopping (default 3)
+${WASM_USAGE}
   --migrate-to URI    then migrate the guest to tcp:HOST:PORT, unix:PATH or file:PATH
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
@@ -58,7 +57,8 @@ exit codes: 0 completed (or the check passed), 1 failed or the check failed,
 
 /** `ferry run`'s command line, and the migration parameters on it (checked; errors name the flag). */
 export function parseRunArgs(argv: string[]) {
-  const { values } = parseCommandLine(argv, {
+  const split = splitProgramArgs(argv);
+  const { values } = parseCommandLine(split.ferry, {
     ram: { type: 'string', default: '256M' },
     overcommit: { type: 'boolean', default: false },
     vcpus: { type: 'string', default: '1' },
@@ -75,17 +75,22 @@ export function parseRunArgs(argv: string[]) {
     verify: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    ...WASM_OPTIONS,
     help: { type: 'boolean', short: 'h', default: false },
   });
-  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
+  if (values.wasm === undefined && split.program.length > 0) {
+    throw new InvalidArgumentError(`arguments after -- are a program's: give the program with --wasm (got ${split.program.join(' ')})`);
+  }
+  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values), programArgs: split.program };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, parameters } = parseRunArgs(argv);
+  const { values, parameters, programArgs } = parseRunArgs(argv);
   if (values.help) {
     console.log(RUN_USAGE);
     return 0;
   }
+  if (values.wasm !== undefined) return runWasmCommand(values, parameters, programArgs);
   const ram = parseNumberFlag(COMMAND_FLAGS.ram, values.ram);
   checkRamSize(values.ram, ram, values.overcommit);
   const vcpus = parseNumberFlag(COMMAND_FLAGS.vcpus, values.vcpus);
@@ -121,26 +126,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
-      const m = Migration.start(guest, values['migrate-to'], parameters, { verify: values.verify, tls });
-      const notes = new ConvergenceNotes();
-      m.on('pass', (p) => {
-        log(passLine(p));
-        const note = notes.note(p);
-        if (note !== null) log(note);
-      });
-      const unguard = guardSourceSignals({
-        migration: () => m, force: values.force, override: 'To end it anyway, start ferry run with --force.',
-        say: (line) => console.error(line), end: (signal) => { interrupted = signal; },
-      });
-      const r = await m.done().finally(unguard);
-      const cancelled = interrupted !== null && r.status !== 'completed';
-      if (values.json && !cancelled) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
-      else for (const line of summaryLines(r.status, r.stats, r.error)) log(line);
-      if (!cancelled) {
-        // The last line says how it ended, when it did not complete (e.g. cancelled by --timeout, and why).
-        if (r.status !== 'completed') log(`ferry run: migration ${r.status}${r.error === null ? '' : `: ${r.error}`}`);
-        return r.status === 'completed' ? 0 : 1;
-      }
+      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, tls, force: values.force, json: values.json, log });
+      if (m.interrupted === null) return m.code;
+      interrupted = m.interrupted;
       // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.
       log(`${interrupted}: the guest runs on here; checking it`);
     }
@@ -175,40 +163,3 @@ export async function runCommand(argv: string[]): Promise<number> {
     await guest.destroy();
   }
 }
-
-/**
- * Serve QMP until 'quit' or Ctrl-C/SIGTERM. Either cancels a migration in
- * progress and waits (bounded) for it to end; both are refused while this
- * source may hold the only copy of the guest (source-interrupts.ts,
- * control/one-copy.ts). Exit code 0 after quit, 128 + the signal's number
- * after a signal.
- */
-async function serveQmp(guest: Guest, control: string, tls: TlsOptions | undefined, force: boolean, log: (s: string) => void): Promise<number> {
-  prepareMigrationThread();
-  const ctl = new GuestController(guest, { tls });
-  const server = await QmpServer.listen(control, ctl);
-  log(`QMP control socket on ${server.uri}; 'quit' ends this guest`);
-  let signal: InterruptSignal | null = null;
-  let unguard = () => {};
-  try {
-    await new Promise<void>((resolve) => {
-      ctl.once('quit', resolve);
-      unguard = guardSourceSignals({
-        migration: () => ctl.migration, force, say: (line) => console.error(line),
-        override: 'To end it anyway: QMP quit with "x-ferry-force": true, or start ferry run with --force.',
-        end: (s) => { signal = s; resolve(); },
-      });
-    });
-    // A migration still running is cancelled first (a signal already did), so that the process ends now.
-    const code = signal === null ? 0 : SIGNAL_EXIT_CODE[signal];
-    const m = ctl.migration;
-    if (m?.mayHoldOnlyCopy === true) process.exit(code); // quit with x-ferry-force past GO: nothing to cancel or wait for
-    m?.cancel();
-    await waitCancelled(m, (line) => console.error(line));
-    return code;
-  } finally {
-    unguard();
-    server.close();
-  }
-}
-

@@ -38,7 +38,10 @@ export async function stopAllFerries(graceMs = STOP_GRACE_MS): Promise<void> {
 export interface FerryChild {
   readonly process: ChildProcess;
   readonly pid: number;
+  /** Every line of its standard output and error, as they came. */
   readonly output: string[];
+  /** Its standard output alone, byte for byte (a WebAssembly program's output). */
+  readonly stdout: Buffer[];
   stop(): Promise<void>;
 }
 
@@ -53,6 +56,8 @@ export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_0
   live.add(child);
   child.once('exit', () => live.delete(child));
   const output: string[] = [];
+  const stdout: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => stdout.push(d));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       void stopChild(child, STOP_GRACE_MS); // not left running
@@ -76,6 +81,7 @@ export async function startFerry(args: string[], ready: RegExp, timeoutMs = 20_0
     process: child,
     pid: child.pid!,
     output,
+    stdout,
     stop: () => stopChild(child, STOP_GRACE_MS),
   };
 }

@@ -33,6 +33,8 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const ferry = join(root, 'dist/src/cli/main.js');
 /** The longest any one foreground command may run: the slowest measured here took ~25 s alone, ~40 s beside other builds. */
 const COMMAND_LIMIT_MS = 180_000;
+/** The longest a background command may take to say it is ready: a WebAssembly destination instruments its program first (cold: Binaryen's Asyncify, ~1 min for SQLite here). */
+const BACKGROUND_READY_MS = 180_000;
 
 interface Ending {
   readonly exit: number;
@@ -81,6 +83,13 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry cancel --qmp unix:/tmp/guest.qmp': {
     run: 'foreground', ends: [{ exit: 1, last: /^ferry cancel: no migration in progress \(the last one ended (cancelled|completed)\); guest (running|postmigrate)$/ }],
   },
+  // WebAssembly programs: the committed guests/ programs; the destination prints the program's output after the move.
+  'npx ferry run --wasm guests/moments.wasm -- loop 128': { run: 'foreground', ends: [{ exit: 0, last: /^checksum [0-9a-f]{16}$/ }] },
+  'npx ferry incoming --wasm guests/sqlite-load.wasm --listen tcp:127.0.0.1:4446 &': { run: 'background', ready: /listening on tcp:/ },
+  'npx ferry run --wasm guests/sqlite-load.wasm --seconds 1 --migrate-to tcp:127.0.0.1:4446 -- 60000 7': {
+    run: 'foreground', ends: [{ exit: 0, last: /^(rows|join at rows) \d+: / }], output: [/^migration completed$/m],
+  },
+  'npx ferry demo --wasm': { run: 'foreground', ends: [{ exit: 0, last: /^demo passed$/ }] },
   // Two hosts, securely: host B's destination runs beside host A's source, both on loopback here.
   'npx ferry incoming --listen tcp:0.0.0.0:4444 --tls-cert b.pem --tls-key b.key --tls-ca ca.pem': { run: 'background', ready: /^listening on tcp:/ },
   'npx ferry run --ram 1G --workload stress --rate 50 --seconds 5 --migrate-to tcp:192.0.2.20:4444 --tls-ca ca.pem --tls-cert a.pem --tls-key a.key --tls-hostname host-b.example --verify': {
@@ -108,7 +117,8 @@ async function freePort(): Promise<number> {
 
 /** `line`'s arguments for this machine: /tmp/ paths into `dir`, other hosts to loopback, each port to a free one. */
 async function localArgs(line: string, dir: string, ports: Map<string, number>): Promise<string[]> {
-  let text = line.replace(/^npx ferry /, '').replace(/ &$/, '').replaceAll('/tmp/', `${dir}/`).replaceAll('host-b.example', 'localhost');
+  let text = line.replace(/^npx ferry /, '').replace(/ &$/, '').replaceAll('/tmp/', `${dir}/`).replaceAll('host-b.example', 'localhost')
+    .replaceAll(' guests/', ` ${root}guests/`);
   for (const [, port] of text.matchAll(/tcp:[\w.]+:(\d+)/g)) if (!ports.has(port)) ports.set(port, await freePort());
   text = text.replace(/tcp:[\w.]+:(\d+)/g, (_, port: string) => `tcp:127.0.0.1:${ports.get(port)}`);
   assert.doesNotMatch(text, /["'$`|;<>]/, `a README command this test can split on spaces: ${line}`);
@@ -175,7 +185,7 @@ async function runBlock(commands: readonly string[]): Promise<void> {
       await until(`\`${line}\` to say it is ready`, () => {
         assert.equal(child.process.exitCode, null, `\`${line}\` exited early:\n${tail(child.output())}`);
         return e.ready.test(child.output());
-      }, 30_000);
+      }, BACKGROUND_READY_MS);
     }
   } finally {
     for (const c of background) if (c.process.exitCode === null) c.process.kill('SIGKILL');
