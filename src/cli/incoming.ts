@@ -14,7 +14,7 @@ import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { parameterFlags } from './parameter-flags.js';
 import { parseControlUri, parseUri } from '../transport/uri.js';
 import { nextInterrupt, sleepUnlessInterrupted } from '../client/interrupts.js';
-import { WASM_OPTIONS, loadGuestProgram } from './wasm-program.js';
+import { WASM_OPTIONS, loadGuestProgram, programEnd } from './wasm-program.js';
 
 /** The destination's limits (--max-ram, --max-frame, --idle-timeout). */
 const PARAMETER_FLAGS = parameterFlags('destination');
@@ -38,7 +38,8 @@ ${PARAMETER_FLAGS.usage(22)}
 ${TLS_USAGE}
   --wasm PROGRAM      the WebAssembly program the source runs (the same file: its identity
                       is checked before any page); runs until it exits, and exits with its status
-  --wasm-max-memory SIZE, --wasm-unwind-buffer SIZE  as given to the source's ferry run
+  --wasm-max-memory SIZE  as given to the source's ferry run (part of the program's identity)
+  --wasm-unwind-buffer SIZE  as given to the source's ferry run (part of the program's identity)
   --json              print JSON lines: {"event":"listening",...}, {"event":"running","atMs":...}
                       when the guest starts running here, then {"event":"result",...}
   -h, --help          this text`;
@@ -127,7 +128,7 @@ export async function incomingCommand(argv: string[]): Promise<number> {
 /** A program that arrived runs here until it exits; this process exits with its status (ferry's lines go to standard error). */
 async function runProgramHere(guest: Guest, json: boolean): Promise<number> {
   try {
-    const code = guest.exitCode ?? await new Promise<number>((resolve) => guest.once('exit', resolve));
+    const code = await programEnd(guest);
     if (!json) console.error(`ferry incoming: the program exited with status ${code}`);
     return code;
   } finally {

@@ -20,7 +20,7 @@ import type { TlsOptions } from '../transport/tls.js';
  * runs on here).
  */
 export async function migrateGuest(guest: Guest, uri: string, parameters: Partial<MigrationParameters>,
-  o: { verify: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
+  o: { verify: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void; out?: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
   let interrupted: InterruptSignal | null = null;
   const m = Migration.start(guest, uri, parameters, { verify: o.verify, tls: o.tls });
   const notes = new ConvergenceNotes();
@@ -35,7 +35,7 @@ export async function migrateGuest(guest: Guest, uri: string, parameters: Partia
   });
   const r = await m.done().finally(unguard);
   const cancelled = interrupted !== null && r.status !== 'completed';
-  if (o.json && !cancelled) console.log(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
+  if (o.json && !cancelled) (o.out ?? console.log)(JSON.stringify({ status: r.status, error: r.error, stats: r.stats }, null, 2));
   else for (const line of summaryLines(r.status, r.stats, r.error)) o.log(line);
   if (cancelled) return { code: 1, interrupted };
   // The last line says how it ended, when it did not complete (e.g. cancelled by --timeout, and why).

@@ -15,7 +15,7 @@ import { parseControlUri, parseUri } from '../transport/uri.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { type TLS_OPTIONS, checkedTls } from './options.js';
 import { migrateGuest, serveQmp } from './run-source.js';
-import { loadGuestProgram, type WasmValues } from './wasm-program.js';
+import { loadGuestProgram, programEnd, type WasmValues } from './wasm-program.js';
 
 interface RunWasmValues extends WasmValues, Partial<Record<keyof typeof TLS_OPTIONS, string>> {
   readonly seconds: string;
@@ -35,7 +35,7 @@ export async function runWasmCommand(values: RunWasmValues, parameters: Partial<
   if (uri !== undefined) prepareMigrationThread();
   const { program, seed } = await loadGuestProgram(values, programArgs);
   const guest = await Guest.create({ program });
-  const exited = new Promise<number>((resolve) => guest.once('exit', resolve));
+  const exited = programEnd(guest, log);
   try {
     log(`ferry: running ${values.wasm} (module ${program.instrumented.identity.slice(0, 12)}, seed ${seed})`);
     await guest.cont();
@@ -46,7 +46,7 @@ export async function runWasmCommand(values: RunWasmValues, parameters: Partial<
       log(`ferry: the program exited (status ${early}) before the migration was due`);
       return early;
     }
-    const m = await migrateGuest(guest, uri, parameters, { verify: values.verify, tls, force: values.force, json: values.json, log });
+    const m = await migrateGuest(guest, uri, parameters, { verify: values.verify, tls, force: values.force, json: values.json, log, out: (s) => console.error(s) });
     if (m.interrupted === null) return m.code;
     log(`ferry: ${m.interrupted}: the migration was cancelled; the program stops here`);
     return SIGNAL_EXIT_CODE[m.interrupted];

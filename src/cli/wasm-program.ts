@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import type { Guest } from '../guest/guest.js';
 import type { GuestProgram } from '../guest/wasm-program.js';
 import { loadProgram } from '../wasm/instrument.js';
 import type { WasiConfig } from '../wasm/wasi/wasi-device.js';
@@ -32,13 +33,36 @@ export const WASM_USAGE = `  --wasm PROGRAM      run this WebAssembly (WASI prev
   --wasm-max-memory SIZE  the most linear memory it may grow to (default: its own maximum,
                       or the most that fits with ferry's reserved region in 4 GiB)
   --wasm-unwind-buffer SIZE  room for its stack when it is paused (default 1M)
-  --seed N            random_get's seed, a 64-bit number (default: a random one, printed)
+  --seed SEED         random_get's seed, a whole number below 2^64 (default: a random one, printed)
   --env KEY=VALUE     an environment variable for the program (repeat for more)
   --dir HOST[::GUEST] copy a host directory into the program's file system at GUEST
                       (default the same path); capped, and never written back`;
 
 /** Most bytes copied from host directories into the guest's file system. */
 const MAX_DIR_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The program's exit status once it exits; 1 if its vCPU fails instead (a
+ * trap, an unwritable standard output), said on standard error.
+ */
+export function programEnd(guest: Guest, say: (s: string) => void = (s) => console.error(s)): Promise<number> {
+  if (guest.exitCode !== null) return Promise.resolve(guest.exitCode);
+  if (guest.runState === 'internal-error') {
+    say('ferry: the program failed (its vCPU stopped with an error)');
+    return Promise.resolve(1);
+  }
+  return new Promise<number>((resolve) => {
+    const failed = (err: Error) => {
+      say(`ferry: the program failed: ${err.message}`);
+      resolve(1);
+    };
+    guest.once('exit', (code) => {
+      guest.off('error', failed);
+      resolve(code);
+    });
+    guest.once('error', failed);
+  });
+}
 
 /** Split a command line at its first `--`: ferry's flags before it, the program's arguments after. */
 export function splitProgramArgs(argv: readonly string[]): { ferry: string[]; program: string[] } {

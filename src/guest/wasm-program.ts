@@ -11,7 +11,7 @@ import type { RamBlock, RamBlockOptions } from '../memory/ram-block.js';
 import { WASM_PAGE_SIZE } from '../memory/page.js';
 import type { InstrumentedModule } from '../wasm/instrument.js';
 import type { WasmLayout } from '../wasm/layout.js';
-import type { WasiConfig } from '../wasm/wasi/wasi-device.js';
+import { WasiDevice, type WasiConfig } from '../wasm/wasi/wasi-device.js';
 import type { DeviceSection } from './device-state.js';
 import { DeviceArea, newDeviceArea } from './wasm-device-area.js';
 import { decodeWasmVcpuState } from './wasm-vcpu-state.js';
@@ -67,7 +67,14 @@ export function programVcpu(program: GuestProgram, blocks: readonly RamBlock[]):
 
 /** The system interface as a device section: saved by the vCPU at each pause, loaded before its next run. */
 export function wasiSection(area: DeviceArea): DeviceSection {
-  return { name: WASI_SECTION, version: 1, save: () => area.saved(), load: (data) => area.load(data) };
+  return {
+    name: WASI_SECTION, version: 1, save: () => area.saved(),
+    // Checked whole here, before the destination acknowledges LOADED: a bad section fails the migration while the source can still resume.
+    load: (data) => {
+      WasiDevice.restore(data);
+      area.load(data);
+    },
+  };
 }
 
 /** Check a migrated vCPU state against the program before any vCPU sees it. */

@@ -142,11 +142,10 @@ export class WasmVcpu {
         ex.asyncify_start_rewind(this.layout.unwindDataOffset);
         ex._start();
       }
-      if (ex.asyncify_get_state() === Asyncify.Unwinding) {
-        ex.asyncify_stop_unwind();
-      } else {
-        this.exited(0);
-      }
+      const state = ex.asyncify_get_state();
+      if (state === Asyncify.Unwinding) ex.asyncify_stop_unwind();
+      else if (state === Asyncify.Normal) this.exited(0);
+      else throw new Error('the program returned from _start while rewinding: its stack did not lead back to where it paused');
     } catch (err) {
       if (!(err instanceof WasiExit)) throw this.explain(err);
       this.exited(err.code);
@@ -199,7 +198,8 @@ export class WasmVcpu {
   /** A trap or an unwind past the buffer, said as such. */
   private explain(err: unknown): Error {
     const e = err instanceof Error ? err : new Error(String(err));
-    if (this.exports.asyncify_get_state() === Asyncify.Unwinding && this.unwoundLength() >= this.layout.unwindBufferBytes) {
+    // Asyncify's stop_unwind traps on cur > end after resetting its state: either sign means the buffer was too small.
+    if (this.exports.asyncify_get_state() === Asyncify.Unwinding || this.unwoundLength() > this.layout.unwindBufferBytes) {
       return new Error(`the program's stack did not fit the ${this.layout.unwindBufferBytes}-byte unwind buffer (raise --wasm-unwind-buffer)`, { cause: e });
     }
     return new Error(`the program trapped: ${e.message}`, { cause: e });

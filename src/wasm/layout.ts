@@ -17,10 +17,13 @@
  *   the rest, to a 64 KiB boundary: unused
  *
  * The reserved region is not guest RAM: the RAM block's pages end at
- * reservedBase, so it is never sent, digested or compared, and the program
- * cannot address it without first growing past its maximum (which fails).
- * A store by the program to an address between its memory.size and its
- * maximum does not trap, as it would unvirtualised (DESIGN.md section 7).
+ * reservedBase, so it is never sent, digested or compared. Stores are not
+ * bounds-checked against the virtual size (that would cost a compare per
+ * store): a store between the program's memory.size and its maximum does
+ * not trap, as it would unvirtualised, and a store above its maximum lands
+ * in this region instead of trapping. Only a faulty program does either,
+ * and it harms only itself (its own marks, poll word or saved stack), never
+ * the host or ferry's other state (DESIGN.md section 7).
  */
 import { InvalidArgumentError } from '../errors.js';
 import { PAGE_SIZE, WASM_PAGE_SIZE } from '../memory/page.js';
@@ -29,6 +32,8 @@ import { PAGE_SIZE, WASM_PAGE_SIZE } from '../memory/page.js';
 export const MAX_WASM_MEMORY_BYTES = 4 * 1024 ** 3;
 /** Default size of the unwind buffer (Asyncify's saved frames and locals). */
 export const DEFAULT_UNWIND_BUFFER_BYTES = 1024 * 1024;
+/** Largest unwind buffer: the unwound stack travels in a VCPU record, at most 4 MiB with the rest of the vCPU's state. */
+export const MAX_UNWIND_BUFFER_BYTES = 3 * 1024 * 1024;
 
 const POLL = 0;
 const SIZE = 64;
@@ -60,8 +65,10 @@ export function wasmLayout(guestMaxPages: number, unwindBufferBytes = DEFAULT_UN
   if (!Number.isSafeInteger(guestMaxPages) || guestMaxPages < 1) {
     throw new InvalidArgumentError(`WebAssembly memory: the maximum must be at least one 64 KiB page, got ${guestMaxPages}`);
   }
-  if (!Number.isSafeInteger(unwindBufferBytes) || unwindBufferBytes < PAGE_SIZE || unwindBufferBytes % PAGE_SIZE !== 0) {
-    throw new InvalidArgumentError(`WebAssembly unwind buffer: ${unwindBufferBytes} bytes must be a positive multiple of ${PAGE_SIZE}`);
+  if (!Number.isSafeInteger(unwindBufferBytes) || unwindBufferBytes < PAGE_SIZE || unwindBufferBytes % PAGE_SIZE !== 0 ||
+    unwindBufferBytes > MAX_UNWIND_BUFFER_BYTES) {
+    throw new InvalidArgumentError(
+      `WebAssembly unwind buffer: ${unwindBufferBytes} bytes must be a multiple of ${PAGE_SIZE} from ${PAGE_SIZE} to ${MAX_UNWIND_BUFFER_BYTES}`);
   }
   const reservedBase = guestMaxPages * WASM_PAGE_SIZE;
   const marksBytes = reservedBase / PAGE_SIZE;
