@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { fileLimit, until } from '../waits.js';
-import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, scratch } from './program-harness.js';
+import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, saveAndRestore, scratch } from './program-harness.js';
 
 fileLimit(import.meta.url, 240_000);
 const { dir, cache } = scratch();
@@ -121,4 +121,54 @@ test('a client copying dirty pages while the program runs holds its memory exact
     client.unregister();
     await g.guest.destroy();
   }
+});
+
+test('migrated twice (A to B to C), a program prints what it prints unmigrated', async () => {
+  const module = await instrumentedProgram('moments', cache);
+  const args = ['loop', '1600'];
+  const ref = await referenceOutput('moments', args);
+  const a = await programGuest(module, 'moments', args, dir);
+  await a.guest.cont();
+  await until('moments to print at A', () => a.out.read().length > 0, 30_000, 2);
+  const b = await migrateProgram(a.guest, a.program, dir);
+  await until('moments to print at B', () => b.out.read().length > 0, 30_000, 2);
+  const c = await migrateProgram(b.guest, b.program, dir);
+  assert.equal(await c.exited, 0);
+  assert.ok(a.out.read().length > 0 && b.out.read().length > 0, 'each of A and B ran part of it');
+  assert.equal(a.out.read() + b.out.read() + c.out.read(), ref.stdout);
+  await Promise.all([a.guest.destroy(), b.guest.destroy(), c.guest.destroy()]);
+});
+
+test('saved to a file mid-run and restored from it, a program prints what it prints unmigrated', async () => {
+  const module = await instrumentedProgram('moments', cache);
+  const args = ['sleep', '120', '5'];
+  const ref = await referenceOutput('moments', args);
+  const src = await programGuest(module, 'moments', args, dir);
+  await src.guest.cont();
+  await until('moments to print', () => src.out.read().length > 0, 30_000, 2);
+  const restored = await saveAndRestore(src.guest, src.program, dir);
+  assert.equal(src.guest.runState, 'postmigrate');
+  assert.equal(await restored.exited, 0);
+  assert.ok(src.out.read().length < ref.stdout.length, 'it finished before it was saved');
+  assert.equal(src.out.read() + restored.out.read(), ref.stdout);
+  await Promise.all([src.guest.destroy(), restored.guest.destroy()]);
+});
+
+test('at resume the destination\'s memory, data segments included, equals the source\'s; then it continues', async () => {
+  const module = await instrumentedProgram('moments', cache);
+  const args = ['deep', '120', '600'];
+  const ref = await referenceOutput('moments', args);
+  const src = await programGuest(module, 'moments', args, dir);
+  await src.guest.cont();
+  await until('moments to print', () => src.out.read().length > 0, 30_000, 2);
+  await src.guest.stop(); // migrated while stopped, it arrives stopped: both memories can be compared at rest
+  const dst = await migrateProgram(src.guest, src.program, dir);
+  assert.equal(dst.guest.runState, 'paused');
+  const [a, b] = [src.guest.blocks[0], dst.guest.blocks[0]];
+  assert.equal(b.visiblePages(), a.visiblePages());
+  assert.ok(Buffer.from(a.bytes).equals(Buffer.from(b.bytes)), 'the destination\'s memory differs from the source\'s');
+  await dst.guest.cont();
+  assert.equal(await dst.exited, 0);
+  assert.equal(src.out.read() + dst.out.read(), ref.stdout);
+  await Promise.all([src.guest.destroy(), dst.guest.destroy()]);
 });

@@ -75,7 +75,7 @@ export async function programGuest(module: InstrumentedModule, name: string, arg
  * Migrate `guest` live to a destination in this process, whose program
  * writes to its own file. Resolves with the destination's guest and output.
  */
-export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string): Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number }> {
+export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string): Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number; program: GuestProgram }> {
   const out = outputFile(dir);
   const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { wasm: { ...program, stdio: { stdout: out.fd } } });
   let arrived: Guest | null = null;
@@ -91,5 +91,19 @@ export async function migrateProgram(guest: Guest, program: GuestProgram, dir: s
   }
   after(() => d.guest?.destroy());
   if (arrived !== d.guest) throw new Error('the destination announced another guest');
-  return { guest: d.guest, out, exited, downtimeMs: r.stats.downtimeMs ?? 0 };
+  return { guest: d.guest, out, exited, downtimeMs: r.stats.downtimeMs ?? 0, program: { ...program, stdio: { stdout: out.fd } } };
+}
+
+/** Save a running program to a file (a live save: `file:`), then restore it from there into a new guest of this process. */
+export async function saveAndRestore(guest: Guest, program: GuestProgram, dir: string): Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number> }> {
+  const path = join(dir, `saved-${files++}.ferry`);
+  const r = await bounded('the save to end', Migration.start(guest, `file:${path}`, { downtimeLimitMs: 300 }).done(), 60_000);
+  if (r.status !== 'completed') throw new Error(`save ${r.status}: ${r.error}`);
+  const out = outputFile(dir);
+  const incoming = await IncomingMigration.listen(`file:${path}`, { wasm: { ...program, stdio: { stdout: out.fd } } });
+  const exited = new Promise<number>((resolve) => incoming.once('guest', (g) => g.once('exit', resolve)));
+  const d = await bounded('the restore to end', incoming.done(), 60_000);
+  if (d.status !== 'resumed' || d.guest === null) throw new Error(`restore ${d.status}: ${d.error}`);
+  after(() => d.guest?.destroy());
+  return { guest: d.guest, out, exited };
 }
