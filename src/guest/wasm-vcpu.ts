@@ -53,7 +53,8 @@ interface ProgramExports {
   readonly asyncify_stop_unwind: () => void;
   readonly asyncify_start_rewind: (data: number) => void;
   readonly asyncify_stop_rewind: () => void;
-  readonly asyncify_get_state: () => number;
+  /** Absent only in a benchmark's module built without Asyncify (asyncifyState). */
+  readonly asyncify_get_state?: () => number;
   readonly [name: string]: unknown;
 }
 
@@ -142,7 +143,7 @@ export class WasmVcpu {
         ex.asyncify_start_rewind(this.layout.unwindDataOffset);
         ex._start();
       }
-      const state = ex.asyncify_get_state();
+      const state = this.asyncifyState();
       if (state === Asyncify.Unwinding) ex.asyncify_stop_unwind();
       else if (state === Asyncify.Normal) this.exited(0);
       else throw new Error('the program returned from _start while rewinding: its stack did not lead back to where it paused');
@@ -161,7 +162,7 @@ export class WasmVcpu {
   /** `ferry.yield`: the program saw the poll word set, or a rewind reached the call that unwound. */
   private onYield(): void {
     const ex = this.exports;
-    if (ex.asyncify_get_state() === Asyncify.Rewinding) {
+    if (this.asyncifyState() === Asyncify.Rewinding) {
       ex.asyncify_stop_rewind();
       return;
     }
@@ -171,6 +172,11 @@ export class WasmVcpu {
       if (this.ctl.request() === this.serving) return; // nothing asked: the word was stale
     }
     this.startUnwind();
+  }
+
+  /** Asyncify's state; Normal in a benchmark's module built without Asyncify (InstrumentOptions.steps), which runs but is never paused. */
+  private asyncifyState(): number {
+    return this.exports.asyncify_get_state === undefined ? Asyncify.Normal : this.exports.asyncify_get_state();
   }
 
   private startUnwind(): void {
@@ -199,7 +205,7 @@ export class WasmVcpu {
   private explain(err: unknown): Error {
     const e = err instanceof Error ? err : new Error(String(err));
     // Asyncify's stop_unwind traps on cur > end after resetting its state: either sign means the buffer was too small.
-    if (this.exports.asyncify_get_state() === Asyncify.Unwinding || this.unwoundLength() > this.layout.unwindBufferBytes) {
+    if (this.asyncifyState() === Asyncify.Unwinding || this.unwoundLength() > this.layout.unwindBufferBytes) {
       return new Error(`the program's stack did not fit the ${this.layout.unwindBufferBytes}-byte unwind buffer (raise --wasm-unwind-buffer)`, { cause: e });
     }
     return new Error(`the program trapped: ${e.message}`, { cause: e });
@@ -225,7 +231,7 @@ export class WasmVcpu {
       guestNowNs: () => BigInt(Math.round(this.guestAtStartNs + (nowNs() - this.runStartNs))),
       sleepUntil: (deadlineNs: bigint) => this.sleepUntil(deadlineNs),
       write: (fd: 1 | 2, bytes: Uint8Array) => writeAll(fd === 1 ? this.init.stdout : this.init.stderr, bytes),
-      rewinding: () => ex().asyncify_get_state() === Asyncify.Rewinding,
+      rewinding: () => this.asyncifyState() === Asyncify.Rewinding,
       stopRewind: () => ex().asyncify_stop_rewind(),
       startUnwind: () => this.startUnwind(),
     };

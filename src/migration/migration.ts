@@ -94,6 +94,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
 
   /** Start migrating `guest` to `uri` (tcp:HOST:PORT or unix:PATH). */
   static start(guest: Guest, uri: string, parameters: Partial<MigrationParameters> = {}, options: MigrationOptions = {}): Migration {
+    const partial = guest.program?.instrumented.partial;
+    if (partial !== undefined) {
+      throw new InvalidArgumentError(`this guest runs a benchmark's partially instrumented program (steps ${JSON.stringify(partial)}): it cannot be migrated`);
+    }
     const running = active.get(guest);
     if (running !== undefined && !isFinished(running.status)) {
       throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);

@@ -14,7 +14,7 @@ import type { RewriteAnswer, RewriteRequest } from './rewrite-in-worker.js';
 const request = workerData as RewriteRequest;
 let answer: RewriteAnswer;
 try {
-  const result = rewriteProgram(request.bytes, request.options);
+  const result = rewriteProgram(request.bytes, request.options, request.steps);
   answer = { ok: true, wasm: result.wasm, mutableGlobals: result.mutableGlobals };
 } catch (err) {
   const refusal = err instanceof FerryError ? err : new WasmModuleError(`Binaryen could not instrument the module: ${binaryenMessage(err)}`, { cause: err });

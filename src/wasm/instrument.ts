@@ -34,6 +34,7 @@ import { readModuleHeader } from './module-header.js';
 import { programIdentity } from './program-identity.js';
 import { checkProgramHeader } from './refusals.js';
 import { rewriteInWorker } from './rewrite-in-worker.js';
+import type { RewriteSteps } from './rewrite.js';
 
 const trace = createTracer('wasm');
 
@@ -43,6 +44,16 @@ export interface InstrumentOptions {
   readonly maxMemoryBytes?: number;
   /** Bytes of the unwind buffer (layout.ts); default DEFAULT_UNWIND_BUFFER_BYTES. */
   readonly unwindBufferBytes?: number;
+  /**
+   * Benchmark only (bench/wasm.ts measures what each step costs): which
+   * rewrite steps run; default all. A partial module is a different module:
+   * the steps switched off are part of its identity, so the cache never
+   * mixes it with the full one. It may be run (never paused: without
+   * Asyncify a pause cannot unwind, without polls it is never seen), but it
+   * must never be migrated: without marks the dirty log misses its writes.
+   * Migration.start refuses a guest running one.
+   */
+  readonly steps?: RewriteSteps;
 }
 
 export interface InstrumentedModule {
@@ -55,6 +66,14 @@ export interface InstrumentedModule {
   /** Names of the wasi_snapshot_preview1 functions the program imports. */
   readonly wasiImports: readonly string[];
   readonly mutableGlobals: readonly { readonly exportName: string; readonly type: 'i32' | 'i64' | 'f32' | 'f64' }[];
+  /** Set only on a benchmark's partial module (InstrumentOptions.steps): the steps that ran. Such a module is never migrated. */
+  readonly partial?: Required<RewriteSteps>;
+}
+
+/** The steps in force when some are switched off, else undefined (all run: the identity is the full module's). */
+export function partialSteps(steps: RewriteSteps | undefined): Required<RewriteSteps> | undefined {
+  const all = { marks: steps?.marks !== false, polls: steps?.polls !== false, asyncify: steps?.asyncify !== false };
+  return all.marks && all.polls && all.asyncify ? undefined : all;
 }
 
 /** WebAssembly.compile (async: V8 compiles off the event loop), which @types/node leaves out. */
@@ -68,13 +87,13 @@ function cacheDir(cache: { readonly dir: string } | null | undefined): string | 
 }
 
 /** The cached entry, or a fresh rewrite (stored in the cache when there is one; a failure to store is traced, not thrown). */
-async function instrumented(bytes: Uint8Array, identity: string, options: Parameters<typeof rewriteInWorker>[0]['options'], dir: string | null): Promise<CacheEntry> {
+async function instrumented(bytes: Uint8Array, identity: string, request: Omit<Parameters<typeof rewriteInWorker>[0], 'bytes'>, dir: string | null): Promise<CacheEntry> {
   if (dir !== null) {
     const cached = await readCacheEntry(dir, identity);
     if (cached !== undefined) return cached;
   }
   const started = performance.now();
-  const fresh = await rewriteInWorker({ bytes, options });
+  const fresh = await rewriteInWorker({ bytes, ...request });
   trace('instrumented %s in %d ms', identity.slice(0, 12), Math.round(performance.now() - started));
   if (dir !== null) {
     await writeCacheEntry(dir, identity, fresh).catch((err: Error) => trace('cannot cache %s in %s: %s', identity.slice(0, 12), dir, err.message));
@@ -88,13 +107,14 @@ export async function loadProgram(
 ): Promise<InstrumentedModule> {
   const program = checkProgramHeader(readModuleHeader(bytes));
   const resolved = resolveMemory(program.memory, options);
-  const identity = programIdentity(bytes, resolved.options);
-  const entry = await instrumented(bytes, identity, resolved.options, cacheDir(cache));
+  const partial = partialSteps(options.steps);
+  const identity = programIdentity(bytes, { ...resolved.options, steps: partial });
+  const entry = await instrumented(bytes, identity, { options: resolved.options, steps: partial }, cacheDir(cache));
   const module = await compile(entry.wasm);
   trace('program %s: %d KiB initial, at most %d KiB', identity.slice(0, 12), (program.memory.initialPages * WASM_PAGE_SIZE) / 1024,
     resolved.options.maxMemoryBytes / 1024);
   return {
     module, identity, layout: resolved.layout, initialPages: program.memory.initialPages,
-    wasiImports: program.wasiImports, mutableGlobals: entry.mutableGlobals,
+    wasiImports: program.wasiImports, mutableGlobals: entry.mutableGlobals, ...(partial !== undefined ? { partial } : {}),
   };
 }

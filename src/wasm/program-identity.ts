@@ -9,6 +9,9 @@
  *     u64le length of the original bytes, the original bytes
  *     u32le length of the options JSON, the options JSON: the options in
  *       force (memory-limits.ts), keys sorted, with `rewrite`: REWRITE_VERSION
+ *       and, for a benchmark's partial module only, `steps` (the rewrite
+ *       steps that ran; absent for the full module, whose identity it
+ *       leaves unchanged)
  *     the Binaryen version (its package.json), UTF-8
  *
  * The lengths keep one field from running into the next. REWRITE_VERSION
@@ -20,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ResolvedOptions } from './memory-limits.js';
+import type { RewriteSteps } from './rewrite.js';
 
 /** Version of ferry's rewrite (src/wasm/): bump it when the instrumented output changes. */
 export const REWRITE_VERSION = 1;
@@ -48,8 +52,9 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** The identity of `bytes` instrumented with `options` by Binaryen `version`. */
-export function programIdentity(bytes: Uint8Array, options: ResolvedOptions, version = binaryenVersion()): string {
-  const json = Buffer.from(canonicalJson({ maxMemoryBytes: options.maxMemoryBytes, unwindBufferBytes: options.unwindBufferBytes, rewrite: REWRITE_VERSION }));
+export function programIdentity(bytes: Uint8Array, options: ResolvedOptions & { readonly steps?: RewriteSteps }, version = binaryenVersion()): string {
+  const { maxMemoryBytes, unwindBufferBytes, steps } = options;
+  const json = Buffer.from(canonicalJson({ maxMemoryBytes, unwindBufferBytes, rewrite: REWRITE_VERSION, steps }));
   const lengths = Buffer.alloc(12);
   lengths.writeBigUInt64LE(BigInt(bytes.length), 0);
   lengths.writeUInt32LE(json.length, 8);

@@ -14,10 +14,13 @@ import { WasmModuleError } from '../errors.js';
 import { rebuildError, type SerializedError } from '../serialized-error.js';
 import type { CachedGlobal } from './module-cache.js';
 import type { ResolvedOptions } from './memory-limits.js';
+import type { RewriteSteps } from './rewrite.js';
 
 export interface RewriteRequest {
   readonly bytes: Uint8Array;
   readonly options: ResolvedOptions;
+  /** Benchmark only: the steps that run (InstrumentOptions.steps); default all. */
+  readonly steps?: RewriteSteps;
 }
 
 export type RewriteAnswer =
