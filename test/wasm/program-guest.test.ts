@@ -11,10 +11,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
 import { fileLimit, until } from '../waits.js';
-import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, saveAndRestore, scratch } from './program-harness.js';
+import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, saveAndRestore, scratch, sharedCache } from './program-harness.js';
 
 fileLimit(import.meta.url, 240_000);
-const { dir, cache } = scratch();
+const { dir } = scratch();
+const cache = sharedCache();
 
 /** The moments this file migrates at: each mode, long enough to be caught mid-run, short enough for a test. */
 const MOMENTS: readonly (readonly string[])[] = [

@@ -7,6 +7,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 import { Guest } from '../../src/guest/guest.js';
 import type { GuestProgram } from '../../src/guest/wasm-program.js';
@@ -42,6 +43,11 @@ export function instrumentedProgram(name: string, cache: { dir: string }): Promi
     instrumented.set(name, p);
   }
   return p;
+}
+
+/** A cache of instrumented modules shared by the test files (node_modules/.cache: SQLite's instrumentation is about a minute cold). */
+export function sharedCache(): { dir: string } {
+  return { dir: fileURLToPath(new URL('../../../node_modules/.cache/ferry-wasm-tests/', import.meta.url)) };
 }
 
 let files = 0;
