@@ -10,7 +10,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { fileLimit, until } from '../waits.js';
+import { IncomingMigration } from '../../src/migration/incoming.js';
+import { Migration } from '../../src/migration/migration.js';
+import { bounded, fileLimit, until } from '../waits.js';
 import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, saveAndRestore, scratch, sharedCache } from './program-harness.js';
 
 fileLimit(import.meta.url, 240_000);
@@ -172,4 +174,23 @@ test('at resume the destination\'s memory, data segments included, equals the so
   assert.equal(await dst.exited, 0);
   assert.equal(src.out.read() + dst.out.read(), ref.stdout);
   await Promise.all([src.guest.destroy(), dst.guest.destroy()]);
+});
+
+test('a migration refused by a destination running another program leaves the program running here, to the same output', async () => {
+  const module = await instrumentedProgram('moments', cache);
+  const other = await instrumentedProgram('call-dense', cache);
+  const args = ['sleep', '60', '5'];
+  const ref = await referenceOutput('moments', args);
+  const src = await programGuest(module, 'moments', args, dir);
+  await src.guest.cont();
+  await until('moments to print', () => src.out.read().length > 0, 30_000, 2);
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { wasm: { instrumented: other, wasi: { args: ['call-dense', '1'], env: [], seed: 1n } } });
+  const r = await bounded('the refused migration to end', Migration.start(src.guest, incoming.uri, {}).done(), 30_000);
+  assert.equal(r.status, 'failed');
+  assert.match(r.error ?? '', /refused.*program/);
+  await bounded('the destination to end', incoming.done(), 30_000);
+  assert.equal(src.guest.runState, 'running', 'the source runs on');
+  assert.equal(await src.exited, 0);
+  assert.equal(src.out.read(), ref.stdout, 'its output is whole, as if nothing happened');
+  await src.guest.destroy();
 });
