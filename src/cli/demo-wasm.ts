@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpClient } from '../control/qmp-client.js';
 import { StallProbe } from '../client/stall-probe.js';
-import { startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
+import { releaseChildren, startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
 import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
 import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress } from '../client/progress.js';
@@ -111,9 +111,7 @@ export async function demoWasm(program: string, args: readonly string[], paramet
     o.log(ok ? 'demo passed' : `demo FAILED${info.status === 'completed' ? '' : `: migration ${info.status}`}`);
     return ok ? 0 : 1;
   } finally {
-    for (const c of clients) c.close();
-    await Promise.all(children.map((c) => c.stop()));
-    rmSync(dir, { recursive: true, force: true });
+    await releaseChildren(children, clients, dir);
     unguard();
   }
 }

@@ -18,7 +18,7 @@ import { QmpClient } from '../control/qmp-client.js';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import { StallProbe } from '../client/stall-probe.js';
 import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
-import { startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
+import { releaseChildren, startFerry, stopAllFerries, type FerryChild } from '../client/children.js';
 import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
 import { parseCommandLine, workloadSpecs } from './options.js';
 import { COMMAND_FLAGS, DEMO_PARAMETERS, parseNumberFlag } from './number-flags.js';
@@ -174,9 +174,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await Promise.allSettled([src.execute('quit'), dst.execute('quit')]);
     return ok ? 0 : 1;
   } finally {
-    for (const c of clients) c.close();
-    await Promise.all(children.map((c) => c.stop()));
-    rmSync(dir, { recursive: true, force: true });
+    await releaseChildren(children, clients, dir);
     unguard();
   }
 }

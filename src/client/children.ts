@@ -8,6 +8,7 @@
  * stop them all (stopAllFerries), also one still starting.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -28,6 +29,17 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   if (await Promise.race([exited.then(() => false), late])) child.kill('SIGKILL');
   clearTimeout(timer);
   await exited;
+}
+
+/**
+ * The end of a command that started children and talked to them: close its
+ * connections, stop the children (each as stop() does) and remove its
+ * working directory. Whatever happened, in a `finally`.
+ */
+export async function releaseChildren(children: readonly FerryChild[], connections: readonly { close(): void }[], dir: string): Promise<void> {
+  for (const c of connections) c.close();
+  await Promise.all(children.map((c) => c.stop()));
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** Stop every child started here that has not exited (an interrupted `ferry demo`). */
