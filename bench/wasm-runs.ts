@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Guest } from '../src/guest/guest.js';
+import { newProbeBuffer, probeSiteNames, readProbe, type ProbeFigures } from '../src/guest/poll-probe.js';
 import type { InstrumentedModule } from '../src/wasm/instrument.js';
 
 export const GUESTS_DIR = fileURLToPath(new URL('../../guests/', import.meta.url));
@@ -41,9 +42,13 @@ export function runNodeWasi(name: string, args: readonly string[], dir: string):
   }));
 }
 
-/** A ferry guest running `name args`, its output to `fd`, and its exit. */
-async function startGuest(module: InstrumentedModule, name: string, args: readonly string[], fd: number): Promise<{ guest: Guest; exited: Promise<number> }> {
-  const guest = await Guest.create({ program: { instrumented: module, wasi: { args: [name, ...args], env: [], seed: 1n }, stdio: { stdout: fd, stderr: fd } } });
+/** A ferry guest running `name args`, its output to `fd`, and its exit (a probed module's figures into `probe`). */
+async function startGuest(
+  module: InstrumentedModule, name: string, args: readonly string[], fd: number, probe?: SharedArrayBuffer,
+): Promise<{ guest: Guest; exited: Promise<number> }> {
+  const guest = await Guest.create({
+    program: { instrumented: module, wasi: { args: [name, ...args], env: [], seed: 1n }, stdio: { stdout: fd, stderr: fd }, ...(probe ? { probe } : {}) },
+  });
   const exited = new Promise<number>((resolve) => guest.once('exit', resolve));
   return { guest, exited };
 }
@@ -59,6 +64,25 @@ export function runFerry(module: InstrumentedModule, name: string, args: readonl
       const ms = performance.now() - t0;
       if (code !== 0) throw new Error(`${name} ${args.join(' ')} exited ${code} as a ferry guest`);
       return ms;
+    } finally {
+      await guest.destroy();
+    }
+  });
+}
+
+/** A probed module's run to its exit: the stretches between its polls (poll-probe.ts), with the longest ones' functions named. */
+export function probedRun(module: InstrumentedModule, name: string, args: readonly string[], dir: string): Promise<ProbeFigures & { sites: string[] }> {
+  return withOutput(dir, async (fd) => {
+    const buffer = newProbeBuffer();
+    const { guest, exited } = await startGuest(module, name, args, fd, buffer);
+    try {
+      await guest.cont();
+      const code = await exited;
+      if (code !== 0) throw new Error(`${name} ${args.join(' ')} exited ${code} as a probed ferry guest`);
+      const figures = readProbe(buffer);
+      const names = probeSiteNames(module.module);
+      const site = (n: number) => (n === -1 ? '(start)' : n === -2 ? '(sleep)' : names[n] ?? `site ${n}`);
+      return { ...figures, sites: figures.longest.map((l) => `${site(l.from)} -> ${site(l.to)}`) };
     } finally {
       await guest.destroy();
     }

@@ -2,7 +2,7 @@
  * WebAssembly guests' benchmark (issue 13): what the instrumentation costs.
  *
  *   npm run bench:wasm                    every section
- *   node dist/bench/wasm.js [instrument] [runtime] [pause] [migration] [--runs N] [--cache DIR]
+ *   node dist/bench/wasm.js [instrument] [runtime] [pause] [stretches] [migration] [--runs N] [--cache DIR]
  *
  * Sections:
  *   instrument  loadProgram's time per program and variant: cold (an empty
@@ -15,9 +15,15 @@
  *               and system interface), from cont() to exit.
  *   pause       wall time from a pause request to its acknowledgement
  *               (Guest.pause resolving), at random moments, for programs
- *               and beside a sweep workload in the same run. This is wall
- *               time through the main thread, not the vCPU's CPU time
- *               between polls (there is no poll counter to read).
+ *               and beside a sweep workload in the same run; then the
+ *               stretches between polls themselves: each program built with
+ *               the probe (RewriteSteps.probe: every poll first calls the
+ *               runner, which times the stretch since the previous one on
+ *               the vCPU's thread, src/guest/poll-probe.ts) and run to its
+ *               exit (section `stretches`). Its figures are per stretch (p50/p99/max), and by time
+ *               (what a pause asked at a random moment waits); CPU/wall says
+ *               whether the thread's wall time stood for its CPU time.
+ *   stretches   see pause (its second half, its own section)
  *   migration   a program growing past 256 MiB (moments growslow 500 15, 7 s into its run), migrated
  *               between two ferry processes (ferry incoming --wasm, ferry
  *               run --wasm --migrate-to).
@@ -33,7 +39,7 @@ import { fmt, summarize, type Sample } from '../src/bench/stats.js';
 import { DEFAULT_PARAMETERS } from '../src/migration/parameters.js';
 import { loadProgram, type InstrumentedModule } from '../src/wasm/instrument.js';
 import type { RewriteSteps } from '../src/wasm/rewrite.js';
-import { GUESTS_DIR, migrateBetweenProcesses, pauseLatency, runFerry, runNodeWasi, type MigrationFigures } from './wasm-runs.js';
+import { GUESTS_DIR, migrateBetweenProcesses, pauseLatency, probedRun, runFerry, runNodeWasi, type MigrationFigures } from './wasm-runs.js';
 
 const PROGRAMS: readonly { name: string; args: string[] }[] = [
   { name: 'sqlite-load', args: ['200000', '7'] },
@@ -55,7 +61,7 @@ const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const RUNS = Number(flag('--runs') ?? 3);
 const named = argv.filter((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--'));
-const sections = new Set(named.length > 0 ? named : ['instrument', 'runtime', 'pause', 'migration']);
+const sections = new Set(named.length > 0 ? named : ['instrument', 'runtime', 'pause', 'stretches', 'migration']);
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, runs: RUNS };
 const scratch = mkdtempSync(join(tmpdir(), 'ferry-bench-wasm-'));
 /** --cache DIR: keep the instrumented modules there (a later run's "cold" is then warm); default this run's own, removed after it. */
@@ -138,6 +144,32 @@ async function pause(): Promise<void> {
   results.pause = out;
 }
 
+/** The programs probed (smaller runs: a probe call at every poll slows tight loops several times). */
+const PROBED: readonly { name: string; args: string[] }[] = [
+  { name: 'sqlite-load', args: ['50000', '7'] },
+  { name: 'zstd-roundtrip', args: ['4', '3', '1'] },
+  { name: 'store-dense', args: ['64', '10'] },
+  { name: 'call-dense', args: ['20000000'] },
+  { name: 'moments', args: ['loop', '1000'] },
+];
+
+/** Time between polls, from probed modules run to their exit. */
+async function pollStretches(): Promise<void> {
+  const out: Record<string, unknown> = {};
+  const us = (ns: number) => (ns / 1000).toFixed(1);
+  say('\n### Stretches between polls: vCPU CPU time from one poll to the next (an upper bound each), probed modules run to exit (us)\n');
+  say('| program | stretches | p50 | p99 | max | max\'s wall | p99 by time | time in stretches > 1 ms | thread CPU/wall | longest (functions) |');
+  say('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const p of PROBED) {
+    const bytes = readFileSync(join(GUESTS_DIR, `${p.name}.wasm`));
+    const module = await loadProgram(bytes, { maxMemoryBytes: MAX_MEMORY, steps: { probe: true } }, cache);
+    const f = await probedRun(module, p.name, p.args, scratch);
+    out[p.name] = { args: p.args, ...f };
+    say(`| ${p.name} ${p.args.join(' ')} | ${f.count} | ${us(f.p50Ns)} | ${us(f.p99Ns)} | ${us(f.maxNs)} | ${us(f.longest[0]?.wallNs ?? Number.NaN)} | ${us(f.timeP99Ns)} | ${(100 * f.overOneMs).toFixed(2)} % | ${f.cpuPerWall.toFixed(3)} | ${f.sites.slice(0, 3).join('; ')} |`);
+  }
+  results.stretches = out;
+}
+
 /** A program growing past 256 MiB, migrated between two processes, RUNS times. */
 async function migration(): Promise<void> {
   const args = ['growslow', '500', '15'];
@@ -158,6 +190,7 @@ try {
   if (sections.has('instrument') || sections.has('runtime') || sections.has('pause')) await instrumentAll();
   if (sections.has('runtime')) await runtime();
   if (sections.has('pause')) await pause();
+  if (sections.has('stretches')) await pollStretches();
   if (sections.has('migration')) await migration();
 } finally {
   rmSync(scratch, { recursive: true, force: true });

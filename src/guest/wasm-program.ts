@@ -23,6 +23,8 @@ export interface GuestProgram {
   readonly wasi: WasiConfig;
   /** Where the program's standard output and error go: file descriptors of this process (default 1 and 2). */
   readonly stdio?: { readonly stdout?: number; readonly stderr?: number };
+  /** Benchmark only, with a probed module (InstrumentOptions.steps.probe): the buffer of poll-probe.ts the vCPU times its stretches between polls into. */
+  readonly probe?: SharedArrayBuffer;
 }
 
 /** The name of the program's RAM block. */
@@ -61,6 +63,7 @@ export function programVcpu(program: GuestProgram, blocks: readonly RamBlock[]):
     module: m.module, memory: blocks[0].memory, layout: m.layout, initialPages: m.initialPages,
     globals: m.mutableGlobals, wasi: program.wasi, devices: area.buffer,
     stdout: program.stdio?.stdout ?? 1, stderr: program.stdio?.stderr ?? 2,
+    ...(program.probe !== undefined ? { probe: program.probe } : {}),
   };
   return { init, stateBytes: m.layout.unwindBufferBytes + STATE_HEAD_ROOM, area };
 }

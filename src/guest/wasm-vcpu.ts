@@ -25,6 +25,7 @@ import { writeSync } from 'node:fs';
 import type { WasmLayout } from '../wasm/layout.js';
 import type { WasiConfig, WasiDevice as WasiDeviceType, WasiHost } from '../wasm/wasi/wasi-device.js';
 import { WasiDevice, WasiExit } from '../wasm/wasi/wasi-device.js';
+import { PollProbe } from './poll-probe.js';
 import { DeviceArea } from './wasm-device-area.js';
 import { decodeWasmVcpuState, encodeWasmVcpuState, type WasmGlobalType, type WasmVcpuMode } from './wasm-vcpu-state.js';
 import { RequestKind, Stat, VcpuControl, requestKind } from './vcpu-control.js';
@@ -41,6 +42,8 @@ export interface WasmVcpuInit {
   /** File descriptors of the program's standard output and error. */
   readonly stdout: number;
   readonly stderr: number;
+  /** Benchmark only: where a probed module's stretches between polls are timed (poll-probe.ts). */
+  readonly probe?: SharedArrayBuffer;
 }
 
 /** Asyncify's states (binaryen src/passes/Asyncify.cpp): 0 normal, 1 unwinding, 2 rewinding. */
@@ -59,6 +62,8 @@ interface ProgramExports {
 }
 
 const nowNs = (): number => performance.now() * 1e6;
+/** The probe's site number for a sleep's start (poll-probe.ts): a stretch ends there, and the next starts when the sleep ends. */
+const SLEEP_SITE = -2;
 
 type WasiImports = ReturnType<WasiDeviceType['imports']>;
 
@@ -78,6 +83,7 @@ export class WasmVcpu {
   private inInit = false;
   private runStartNs = 0;
   private guestAtStartNs = 0;
+  private readonly probe: PollProbe | null;
 
   constructor(private readonly init: WasmVcpuInit, control: SharedArrayBuffer, private readonly onExit: (code: number) => void) {
     this.ctl = new VcpuControl(control);
@@ -86,12 +92,13 @@ export class WasmVcpu {
     this.i32 = new Int32Array(init.memory.buffer);
     this.area = new DeviceArea(init.devices);
     this.device = WasiDevice.fresh(init.wasi);
+    this.probe = init.probe === undefined ? null : new PollProbe(init.probe);
     const host = this.host();
     this.wasi = this.device.imports(host);
     const wasiImports: WasiImports = {};
     for (const name of Object.keys(this.wasi)) wasiImports[name] = (...args: never[]) => this.wasi[name](...args);
     const instance = new WebAssembly.Instance(init.module, {
-      ferry: { memory: init.memory, yield: () => this.onYield() },
+      ferry: { memory: init.memory, yield: () => this.onYield(), probe: (site: number) => this.probe?.hit(site) },
       wasi_snapshot_preview1: wasiImports,
     });
     this.exports = instance.exports as unknown as ProgramExports;
@@ -129,6 +136,7 @@ export class WasmVcpu {
     this.serving = request;
     this.runStartNs = nowNs();
     this.guestAtStartNs = this.ctl.stat(Stat.GuestNs);
+    this.probe?.runStarts();
     const ex = this.exports;
     try {
       if (this.mode === 'fresh') {
@@ -152,6 +160,7 @@ export class WasmVcpu {
       this.exited(err.code);
     } finally {
       this.inInit = false;
+      this.probe?.runEnds();
       const ran = nowNs() - this.runStartNs;
       this.ctl.addStat(Stat.BusyNs, ran);
       this.ctl.addStat(Stat.Slices, 1);
@@ -239,6 +248,7 @@ export class WasmVcpu {
 
   /** Sleep on the request word until the guest clock reaches the deadline, or a request interrupts. */
   private sleepUntil(deadlineNs: bigint): 'elapsed' | 'paused' {
+    this.probe?.hit(SLEEP_SITE);
     for (;;) {
       const now = this.guestAtStartNs + (nowNs() - this.runStartNs);
       const leftMs = (Number(deadlineNs) - now) / 1e6;
@@ -246,6 +256,7 @@ export class WasmVcpu {
       const t = nowNs();
       this.ctl.waitChange(this.serving, leftMs);
       this.ctl.addStat(Stat.IdleNs, nowNs() - t);
+      this.probe?.restart();
       if (this.ctl.request() !== this.serving) return 'paused';
     }
   }

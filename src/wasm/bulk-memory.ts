@@ -85,7 +85,7 @@ function chunkLoop(ctx: RewriteContext, label: string, chunked: Chunked): Expres
     m.atomic.fence(),
     markRange(ctx, chunked.dst, () => get(C)),
     ...chunked.after,
-    m.if(get(N), pollExpression(ctx)),
+    m.if(get(N), pollExpression(ctx, `ferry ${label}`)),
     m.br(`${label}_next`),
   ], binaryen.none))], binaryen.none);
 }

@@ -66,13 +66,17 @@ export interface InstrumentedModule {
   /** Names of the wasi_snapshot_preview1 functions the program imports. */
   readonly wasiImports: readonly string[];
   readonly mutableGlobals: readonly { readonly exportName: string; readonly type: 'i32' | 'i64' | 'f32' | 'f64' }[];
-  /** Set only on a benchmark's partial module (InstrumentOptions.steps): the steps that ran. Such a module is never migrated. */
-  readonly partial?: Required<RewriteSteps>;
+  /** Set only on a benchmark's partial or probed module (InstrumentOptions.steps): the steps that ran. Such a module is never migrated. */
+  readonly partial?: PartialSteps;
 }
 
-/** The steps in force when some are switched off, else undefined (all run: the identity is the full module's). */
-export function partialSteps(steps: RewriteSteps | undefined): Required<RewriteSteps> | undefined {
+/** The steps of a module that is not the full one: some switched off, or the probe on. */
+export type PartialSteps = { readonly marks: boolean; readonly polls: boolean; readonly asyncify: boolean; readonly probe?: true };
+
+/** The steps in force when some are switched off or the probe is on, else undefined (the identity is the full module's). */
+export function partialSteps(steps: RewriteSteps | undefined): PartialSteps | undefined {
   const all = { marks: steps?.marks !== false, polls: steps?.polls !== false, asyncify: steps?.asyncify !== false };
+  if (steps?.probe === true) return { ...all, probe: true };
   return all.marks && all.polls && all.asyncify ? undefined : all;
 }
 

@@ -33,15 +33,23 @@ import { functionsOnCycles } from './call-graph.js';
 import { programFunctions, type RewriteContext } from './rewrite-context.js';
 import { rewriteFunction } from './walk.js';
 
-/** `if (i32.atomic.load pollOffset) call ferry.yield`. */
-export function pollExpression(ctx: RewriteContext): ExpressionRef {
+/**
+ * `if (i32.atomic.load pollOffset) call ferry.yield`; in a benchmark's
+ * probed module preceded by `call ferry.probe(site)` (the vCPU times the
+ * stretches between polls: poll-probe.ts). `where` names the function the
+ * poll is in.
+ */
+export function pollExpression(ctx: RewriteContext, where: string): ExpressionRef {
   const m = ctx.module;
-  return m.if(m.i32.atomic.load(ctx.layout.pollOffset, m.i32.const(0)), m.call(ctx.yieldName, [], binaryen.none));
+  const poll = m.if(m.i32.atomic.load(ctx.layout.pollOffset, m.i32.const(0)), m.call(ctx.yieldName, [], binaryen.none));
+  if (ctx.probe === undefined) return poll;
+  const site = ctx.probe.sites.push(where) - 1;
+  return m.block(null, [m.call(ctx.probe.name, [m.i32.const(site)], binaryen.none), poll], binaryen.none);
 }
 
 /** `[poll, expr]` as a block of expr's type. */
-function polledFirst(ctx: RewriteContext, expr: ExpressionRef): ExpressionRef {
-  return ctx.module.block(null, [pollExpression(ctx), expr], binaryen.getExpressionType(expr));
+function polledFirst(ctx: RewriteContext, expr: ExpressionRef, where: string): ExpressionRef {
+  return ctx.module.block(null, [pollExpression(ctx, where), expr], binaryen.getExpressionType(expr));
 }
 
 /** The names of functions the module's element segments put in tables. */
@@ -64,7 +72,7 @@ function pollLoops(ctx: RewriteContext): { calls: Map<string, Set<string>>; indi
       leave: (expr, id) => {
         if (id === binaryen.CallId) callees.add(binaryen.Call.getTarget(expr));
         else if (id === binaryen.CallIndirectId) indirect.add(f.name);
-        else if (id === binaryen.LoopId) binaryen.Loop.setBody(expr, polledFirst(ctx, binaryen.Loop.getBody(expr)));
+        else if (id === binaryen.LoopId) binaryen.Loop.setBody(expr, polledFirst(ctx, binaryen.Loop.getBody(expr), f.name));
         return expr;
       },
     });
@@ -81,7 +89,7 @@ export function addPolls(ctx: RewriteContext): { readonly entryPolled: ReadonlyS
   for (const f of programFunctions(ctx)) {
     if (!onCycles.has(f.name) && !indirect.has(f.name) && !inTable.has(f.name)) continue;
     const body = binaryen.Function.getBody(f.ref);
-    binaryen.Function.setBody(f.ref, polledFirst(ctx, body));
+    binaryen.Function.setBody(f.ref, polledFirst(ctx, body, f.name));
     entryPolled.add(f.name);
   }
   return { entryPolled };

@@ -16,14 +16,29 @@ export interface RewriteContext {
   readonly yieldName: string;
   /** Functions ferry added, by internal name. */
   readonly ferryFunctions: Set<string>;
+  /**
+   * Benchmark only (RewriteSteps.probe): the internal name of the import
+   * `ferry.probe` ([i32] -> []), which every poll calls first with its site
+   * number, and per site the name of the function it is in. Absent in
+   * every module that is run for real.
+   */
+  readonly probe?: { readonly name: string; readonly sites: string[] };
 }
 
-/** A context for `module`, with the `ferry.yield` import added. */
-export function createRewriteContext(module: BinaryenModule, layout: WasmLayout, initialPages: number): RewriteContext {
+/** A context for `module`, with the `ferry.yield` import added (and `ferry.probe`, for a benchmark's probed module). */
+export function createRewriteContext(module: BinaryenModule, layout: WasmLayout, initialPages: number, probe = false): RewriteContext {
   const yieldName = freshFunctionName(module, '__ferry_yield');
   module.addFunctionImport(yieldName, 'ferry', 'yield', binaryen.none, binaryen.none);
-  return { module, layout, initialPages, yieldName, ferryFunctions: new Set([yieldName]) };
+  const ferryFunctions = new Set([yieldName]);
+  if (!probe) return { module, layout, initialPages, yieldName, ferryFunctions };
+  const probeName = freshFunctionName(module, '__ferry_probe');
+  module.addFunctionImport(probeName, 'ferry', 'probe', binaryen.i32, binaryen.none);
+  ferryFunctions.add(probeName);
+  return { module, layout, initialPages, yieldName, ferryFunctions, probe: { name: probeName, sites: [] } };
 }
+
+/** The custom section of a probed module naming each probe site's function, one per line. */
+export const PROBE_SITES_SECTION = 'ferry.probe-sites';
 
 /** Add a function of ferry's own; its internal name (`base`, or `base_2`... if taken). */
 export function addFerryFunction(

@@ -27,7 +27,7 @@ import { readModuleHeader } from './module-header.js';
 import { checkProgramModule, firstLines } from './module-refusals.js';
 import { addPolls } from './polls.js';
 import { checkProgramHeader } from './refusals.js';
-import { createRewriteContext, type RewriteContext } from './rewrite-context.js';
+import { createRewriteContext, PROBE_SITES_SECTION, type RewriteContext } from './rewrite-context.js';
 import { importFerryMemory, virtualizeMemorySize } from './virtual-memory.js';
 
 export interface RewriteResult {
@@ -44,6 +44,8 @@ export interface RewriteSteps {
   readonly marks?: boolean;
   readonly polls?: boolean;
   readonly asyncify?: boolean;
+  /** Every poll first calls `ferry.probe(site)`, for the benchmark that times the stretches between polls (default off). */
+  readonly probe?: boolean;
 }
 
 /** Read `bytes` with Binaryen, refusing with a clear message what it cannot read. */
@@ -77,8 +79,9 @@ export function rewriteProgram(
   try {
     checkProgramModule(module);
     module.setFeatures(NODE20_FEATURES);
-    const ctx = createRewriteContext(module, layout, program.memory.initialPages);
+    const ctx = createRewriteContext(module, layout, program.memory.initialPages, steps.probe === true);
     const mutableGlobals = rewriteSteps(ctx, steps);
+    if (ctx.probe !== undefined) module.addCustomSection(PROBE_SITES_SECTION, new TextEncoder().encode(ctx.probe.sites.join('\n')));
     const invalid = validationErrors(module, NODE20_FEATURES);
     if (invalid !== undefined) throw new Error(`ferry's rewrite produced an invalid module (a bug in src/wasm/): ${firstLines(invalid, 6)}`);
     return { wasm: module.emitBinary(), layout, initialPages: program.memory.initialPages, wasiImports: program.wasiImports, mutableGlobals };
