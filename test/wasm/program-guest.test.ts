@@ -3,20 +3,34 @@
  * exactly what it prints under node:wasi; paused and resumed, or migrated
  * live mid-run (between two in-process sides), at moments inside a tight
  * loop, a sleep, heavy output, a deep recursion through indirect calls and
- * memory growth, it still prints exactly that (DESIGN.md invariant 8). A
- * client copying dirty pages while the program runs holds an exact copy of
- * its memory after a last sync (invariant 1 for WebAssembly writers).
+ * memory growth, it still prints exactly that (DESIGN.md invariant 8), and
+ * at no moment do two copies run: the source prints nothing once its
+ * destination runs (invariant 6). A client copying dirty pages while a
+ * program runs holds an exact copy of its memory after a last sync, and at
+ * every pause (invariant 1 for WebAssembly writers): the program's stores,
+ * memory.fill, memory.copy and growth, and the system interface's host
+ * writes (fd_read of files and standard input, random_get), run straight
+ * through and paused and resumed (Asyncify unwinding and rewinding) while
+ * the client copies. A host write the program itself never overwrites is
+ * what host-writer (WebAssembly text, below) offers: in moments a later
+ * store of the program to the same page can hide an unmarked host write.
  */
 import assert from 'node:assert/strict';
+import binaryen from 'binaryen';
 import { test } from 'node:test';
-import { PAGE_SIZE } from '../../src/memory/page.js';
+import type { Guest } from '../../src/guest/guest.js';
+import { decodeWasmVcpuState } from '../../src/guest/wasm-vcpu-state.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
+import { loadProgram, type InstrumentedModule } from '../../src/wasm/instrument.js';
 import { bounded, fileLimit, until } from '../waits.js';
+import { program } from './harness.js';
+import { OneCopy } from './one-copy.js';
+import { pageCopy, sameBytes } from './page-copy.js';
 import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, saveAndRestore, scratch, sharedCache } from './program-harness.js';
 
 fileLimit(import.meta.url, 240_000);
-const { dir } = scratch();
+const { dir, cache: scratchCache } = scratch();
 const cache = sharedCache();
 
 /** The moments this file migrates at: each mode, long enough to be caught mid-run, short enough for a test. */
@@ -68,77 +82,161 @@ test('paused and resumed at moments mid-run, a program prints the same', async (
   }
 });
 
-test('migrated live mid-run, the source\'s output and then the destination\'s are the program\'s', async () => {
+test('migrated live mid-run, the source\'s output and then the destination\'s are the program\'s; one copy runs at a time', async () => {
   const module = await instrumentedProgram('moments', cache);
   for (const args of MIGRATION_MOMENTS) {
+    const what = `moments ${args.join(' ')}`;
     const ref = await referenceOutput('moments', args);
     const src = await programGuest(module, 'moments', args, dir);
+    const once = new OneCopy('source', src.guest);
     await src.guest.cont();
     // Wait until the program has printed something: it is then mid-run.
-    await until(`moments ${args.join(' ')} to print`, () => src.out.read().length > 0, 30_000, 2);
-    const dst = await migrateProgram(src.guest, src.program, dir).catch((err: Error) => {
-      throw new Error(`moments ${args.join(' ')}: ${err.message}`, { cause: err });
+    await until(`${what} to print`, () => src.out.read().length > 0, 30_000, 2);
+    const dst = await migrateProgram(src.guest, src.program, dir, once.destination('source', src.out, 'destination')).catch((err: Error) => {
+      throw new Error(`${what}: ${err.message}`, { cause: err });
     });
     assert.equal(src.guest.runState, 'postmigrate');
-    assert.equal(await dst.exited, 0, `moments ${args.join(' ')} at the destination`);
+    assert.equal(await dst.exited, 0, `${what} at the destination`);
     const source = src.out.read();
-    assert.ok(source.length < ref.stdout.length, `moments ${args.join(' ')} finished before it migrated`);
-    assert.equal(source + dst.out.read(), ref.stdout, `moments ${args.join(' ')}`);
+    assert.ok(source.length < ref.stdout.length, `${what} finished before it migrated`);
+    assert.equal(source + dst.out.read(), ref.stdout, what);
+    once.check(what);
     await Promise.all([src.guest.destroy(), dst.guest.destroy()]);
   }
 });
 
-test('a client copying dirty pages while the program runs holds its memory exactly after a last sync', async () => {
-  const module = await instrumentedProgram('moments', cache);
-  const g = await programGuest(module, 'moments', ['grow', '64'], dir);
-  const block = g.guest.blocks[0];
-  const client = block.log.register();
-  const copy = new Uint8Array(block.byteLength);
-  const bits = new Int32Array(Math.ceil(block.pages / 32));
-  const harvest = (): number => {
-    const taken = client.syncAndTake(0, block.pages, bits);
-    for (let w = 0; w < bits.length; w++) {
-      for (let b = 0; b < 32; b++) {
-        if ((bits[w] & (1 << b)) === 0) continue;
-        const p = w * 32 + b;
-        copy.set(block.bytes.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
-      }
-    }
-    return taken;
-  };
+/**
+ * A program whose pages only the system interface writes (it stores only
+ * its iovec, on page 0): each round random_get fills one of the 4 KiB pages
+ * from 128 KiB (its first 256 rounds grow memory by 64 KiB every 16 and
+ * write into the newest part) and fd_read fills one of the pages from
+ * 64 KiB with standard input, until its end. Nothing else ever writes those
+ * pages: a host write left unmarked is lost from the copy for good, where
+ * in moments a later store of the program to the same page may hide it.
+ */
+const HOST_WRITER = program(`
+ (func (export "_start") (local $i i32)
+  (loop $round
+   (if (i32.and (i32.lt_u (local.get $i) (i32.const 256)) (i32.eqz (i32.and (local.get $i) (i32.const 15))))
+    (then (drop (memory.grow (i32.const 1)))))
+   (drop (call $random_get (i32.add (i32.const 131072) (i32.shl (i32.and (local.get $i) (i32.const 255)) (i32.const 12))) (i32.const 4096)))
+   (i32.store (i32.const 0) (i32.add (i32.const 65536) (i32.shl (i32.and (local.get $i) (i32.const 15)) (i32.const 12))))
+   (i32.store (i32.const 4) (i32.const 4096))
+   (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+   (local.set $i (i32.add (local.get $i) (i32.const 1)))
+   (br_if $round (i32.lt_u (local.get $i) (i32.const 6000)))))`, '2',
+`(import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))`);
+
+/** The binary of a module in WebAssembly text, with Binaryen's default features (as a compiler for ferry's targets writes one). */
+function mvpBinary(text: string): Uint8Array {
+  const m = binaryen.parseText(text);
   try {
-    await g.guest.cont();
-    let copied = 0;
-    let done = false;
-    void g.exited.then(() => { done = true; });
-    while (!done) {
-      copied += harvest();
+    return m.emitBinary();
+  } finally {
+    m.dispose();
+  }
+}
+
+/**
+ * The writers invariant 1 is checked on (DESIGN.md section 4), each run
+ * straight through and again paused and resumed every few syncs while the
+ * client copies (each pause unwinds the stack with Asyncify, each resume
+ * rewinds it): the program's own stores with memory.fill, memory.copy and
+ * growth; and the system interface's host writes, which mark their pages
+ * through the vCPU's host view (wasm-vcpu.ts): fd_read's file contents and
+ * standard input, random_get's bytes.
+ */
+const WRITERS: readonly { readonly name: string; readonly args: readonly string[]; readonly grows: boolean }[] = [
+  { name: 'moments', args: ['grow', '64'], grows: true },
+  { name: 'moments', args: ['files', '/work', '60'], grows: false },
+  { name: 'moments', args: ['random', '1500'], grows: false },
+  { name: 'host-writer', args: [], grows: true },
+];
+const WRITER_WASI = {
+  preopens: [{ guestPath: '/work', files: new Map<string, Uint8Array>() }],
+  stdin: Uint8Array.from({ length: 1024 * 1024 }, (_, i) => (Math.imul(i, 2654435761) >>> 24) | 1),
+};
+
+/** Bytes of the stack a paused program's vCPU unwound. */
+function unwoundBytes(m: InstrumentedModule, guest: Guest): number {
+  const [state] = guest.vcpuStateBytes();
+  const limits = { maxPages: m.layout.guestMaxPages, unwindBytes: m.layout.unwindBufferBytes };
+  return decodeWasmVcpuState(state, m.mutableGlobals.map((x) => x.type), limits).unwound.length;
+}
+
+/**
+ * Run a writer while a client copies its dirty pages (pausing and resuming
+ * it at once and every 4 syncs if `pauses`, the copy checked at each
+ * pause); after it ends and a last sync the copy is the whole block.
+ */
+async function copyWhileRunning(module: InstrumentedModule, w: (typeof WRITERS)[number], pauses: boolean): Promise<string> {
+  const what = `${[w.name, ...w.args].join(' ')}${pauses ? ', paused and resumed' : ''}`;
+  const g = await programGuest(module, w.name, w.args, dir, 1n, WRITER_WASI);
+  const block = g.guest.blocks[0];
+  // The client registers with the program stopped just after it started (its memory at its initial size), then copies while it runs.
+  await g.guest.cont();
+  await g.guest.pause();
+  const c = pageCopy(block);
+  await g.guest.resume();
+  let [paused, unwound, syncs, copied, done] = [0, 0, 0, 0, false];
+  void g.exited.then(() => { done = true; });
+  try {
+    for (; !done; syncs++) {
+      copied += c.harvest();
+      if (pauses && syncs % 4 === 0) {
+        await g.guest.pause();
+        copied += c.harvest(); // the writers are stopped: the copy is exact after this sync
+        assert.ok(sameBytes(c.copy, block, 0, block.visiblePages()), `${what}: the copy differs from memory at pause ${++paused}`);
+        if (unwoundBytes(module, g.guest) > 0) unwound++;
+        await g.guest.resume();
+      }
       await new Promise((r) => setImmediate(r));
     }
+    assert.equal(await g.exited, 0, `${what}: exit status`);
     await g.guest.pause();
-    copied += harvest();
-    assert.ok(copied > 0);
-    assert.ok(block.log.everWrittenCount > 0);
-    assert.ok(Buffer.from(copy).equals(Buffer.from(block.bytes)), 'the copy differs from the program\'s memory');
+    copied += c.harvest();
+    const end = block.visiblePages();
+    if (pauses) assert.ok(unwound > 0, `${what}: no pause caught it with a stack to unwind (${paused} pauses)`);
+    if (w.grows) {
+      assert.ok(end > c.registeredPages, `${what}: memory did not grow past its ${c.registeredPages} pages at registration`);
+      assert.ok(sameBytes(c.copy, block, c.registeredPages, end), `${what}: the copy differs from memory grown after registration`);
+    }
+    assert.ok(sameBytes(c.copy, block, 0, block.pages), `${what}: the copy differs from the program's memory`);
+    return `${what}: ${syncs} syncs copied ${copied} pages, ${paused} pauses (${unwound} unwound a stack), ${c.registeredPages} -> ${end} pages in use`;
   } finally {
-    client.unregister();
+    c.release();
     await g.guest.destroy();
+  }
+}
+
+test('a client copying dirty pages while a program writes memory (stores, bulk memory, growth, host writes) holds it exactly at each pause and after a last sync', async (t) => {
+  const modules = {
+    moments: await instrumentedProgram('moments', cache),
+    'host-writer': await loadProgram(mvpBinary(HOST_WRITER), { maxMemoryBytes: 4 * 1024 * 1024 }, scratchCache),
+  };
+  for (const pauses of [false, true]) {
+    for (const w of WRITERS) {
+      await t.test(`${[w.name, ...w.args].join(' ')}${pauses ? ', paused and resumed' : ''}`, async (s) => s.diagnostic(await copyWhileRunning(modules[w.name as keyof typeof modules], w, pauses)));
+    }
   }
 });
 
-test('migrated twice (A to B to C), a program prints what it prints unmigrated', async () => {
+test('migrated twice (A to B to C), a program prints what it prints unmigrated; one copy runs at a time', async () => {
   const module = await instrumentedProgram('moments', cache);
   const args = ['loop', '1600'];
   const ref = await referenceOutput('moments', args);
   const a = await programGuest(module, 'moments', args, dir);
+  const once = new OneCopy('A', a.guest);
   await a.guest.cont();
   await until('moments to print at A', () => a.out.read().length > 0, 30_000, 2);
-  const b = await migrateProgram(a.guest, a.program, dir);
+  const b = await migrateProgram(a.guest, a.program, dir, once.destination('A', a.out, 'B'));
   await until('moments to print at B', () => b.out.read().length > 0, 30_000, 2);
-  const c = await migrateProgram(b.guest, b.program, dir);
+  const c = await migrateProgram(b.guest, b.program, dir, once.destination('B', b.out, 'C'));
   assert.equal(await c.exited, 0);
   assert.ok(a.out.read().length > 0 && b.out.read().length > 0, 'each of A and B ran part of it');
   assert.equal(a.out.read() + b.out.read() + c.out.read(), ref.stdout);
+  once.check('A to B to C');
   await Promise.all([a.guest.destroy(), b.guest.destroy(), c.guest.destroy()]);
 });
 

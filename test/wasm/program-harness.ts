@@ -14,6 +14,7 @@ import type { GuestProgram } from '../../src/guest/wasm-program.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { loadProgram, type InstrumentedModule } from '../../src/wasm/instrument.js';
+import type { WasiConfig } from '../../src/wasm/wasi/wasi-config.js';
 import { bounded } from '../waits.js';
 import { runWasi } from '../guests/wasi-run.js';
 
@@ -66,11 +67,11 @@ export async function referenceOutput(name: string, args: readonly string[]): Pr
   return { stdout: run.stdout, code: run.code };
 }
 
-/** A ferry guest running `name args`, its standard output in a file. */
-export async function programGuest(module: InstrumentedModule, name: string, args: readonly string[], dir: string, seed = 1n):
-  Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; program: GuestProgram }> {
+/** A ferry guest running `name args`, its standard output in a file; `wasi` adds directories and standard input (none by default). */
+export async function programGuest(module: InstrumentedModule, name: string, args: readonly string[], dir: string, seed = 1n,
+  wasi: Pick<WasiConfig, 'preopens' | 'stdin'> = {}): Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; program: GuestProgram }> {
   const out = outputFile(dir);
-  const program: GuestProgram = { instrumented: module, wasi: { args: [name, ...args], env: [], seed }, stdio: { stdout: out.fd } };
+  const program: GuestProgram = { instrumented: module, wasi: { args: [name, ...args], env: [], seed, ...wasi }, stdio: { stdout: out.fd } };
   const guest = await Guest.create({ program });
   after(() => guest.destroy());
   const exited = new Promise<number>((resolve) => guest.once('exit', resolve));
@@ -79,11 +80,14 @@ export async function programGuest(module: InstrumentedModule, name: string, arg
 
 /**
  * Migrate `guest` live to a destination in this process, whose program
- * writes to its own file. Resolves with the destination's guest and output.
+ * writes to its own file. Resolves with the destination's guest and output;
+ * `onGuest` sees the destination's guest as soon as it is made, before it
+ * loads or runs (to watch its run states).
  */
-export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string): Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number; program: GuestProgram }> {
+export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string, onGuest?: (g: Guest) => void):
+  Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number; program: GuestProgram }> {
   const out = outputFile(dir);
-  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { wasm: { ...program, stdio: { stdout: out.fd } } });
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { wasm: { ...program, stdio: { stdout: out.fd } }, onGuest });
   let arrived: Guest | null = null;
   const exited = new Promise<number>((resolve) => incoming.once('guest', (g) => {
     arrived = g;
