@@ -89,6 +89,20 @@ export function probedRun(module: InstrumentedModule, name: string, args: readon
   });
 }
 
+/** The probe's baseline: `hits` probe calls from a JavaScript loop on a thread of its own (probe-baseline-worker.ts). */
+export function probeBaseline(hits: number): Promise<ProbeFigures & { sites: string[] }> {
+  return new Promise((resolve, reject) => {
+    const buffer = newProbeBuffer();
+    const worker = new Worker(new URL('./probe-baseline-worker.js', import.meta.url), { workerData: { buffer, hits } });
+    worker.once('message', () => {
+      void worker.terminate();
+      const f = readProbe(buffer);
+      resolve({ ...f, sites: f.longest.map((l) => `${l.from} -> ${l.to}`) });
+    });
+    worker.once('error', reject);
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Pause and resume `guest` `count` times at random moments (1-10 ms apart); the wall time of each pause, request to acknowledgement, ms. */

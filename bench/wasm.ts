@@ -39,7 +39,7 @@ import { fmt, summarize, type Sample } from '../src/bench/stats.js';
 import { DEFAULT_PARAMETERS } from '../src/migration/parameters.js';
 import { loadProgram, type InstrumentedModule } from '../src/wasm/instrument.js';
 import type { RewriteSteps } from '../src/wasm/rewrite.js';
-import { GUESTS_DIR, migrateBetweenProcesses, pauseLatency, probedRun, runFerry, runNodeWasi, type MigrationFigures } from './wasm-runs.js';
+import { GUESTS_DIR, migrateBetweenProcesses, pauseLatency, probeBaseline, probedRun, runFerry, runNodeWasi, type MigrationFigures } from './wasm-runs.js';
 
 const PROGRAMS: readonly { name: string; args: string[] }[] = [
   { name: 'sqlite-load', args: ['200000', '7'] },
@@ -153,19 +153,25 @@ const PROBED: readonly { name: string; args: string[] }[] = [
   { name: 'moments', args: ['loop', '1000'] },
 ];
 
-/** Time between polls, from probed modules run to their exit. */
+/** The baseline's probe calls: about as many as the programs' in about as long. */
+const BASELINE_HITS = 100_000_000;
+
+/** Time between polls, from probed modules run to their exit, and the same-run baseline (no program: probe-baseline-worker.ts). */
 async function pollStretches(): Promise<void> {
   const out: Record<string, unknown> = {};
   const us = (ns: number) => (ns / 1000).toFixed(1);
   say('\n### Stretches between polls: vCPU CPU time from one poll to the next (an upper bound each), probed modules run to exit (us)\n');
-  say('| program | stretches | p50 | p99 | max | max\'s wall | p99 by time | time in stretches > 1 ms | thread CPU/wall | longest (functions) |');
-  say('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-  for (const p of PROBED) {
-    const bytes = readFileSync(join(GUESTS_DIR, `${p.name}.wasm`));
-    const module = await loadProgram(bytes, { maxMemoryBytes: MAX_MEMORY, steps: { probe: true } }, cache);
-    const f = await probedRun(module, p.name, p.args, scratch);
+  say('| program | stretches | p50 | p99 | max | max\'s wall | p99 by time | time in stretches > 1 ms | thread CPU/wall | GCs on the vCPU (max us) | longest (functions) |');
+  say('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const p of [...PROBED, { name: 'baseline', args: [String(BASELINE_HITS)] }]) {
+    let f: Awaited<ReturnType<typeof probedRun>>;
+    if (p.name === 'baseline') f = await probeBaseline(BASELINE_HITS);
+    else {
+      const bytes = readFileSync(join(GUESTS_DIR, `${p.name}.wasm`));
+      f = await probedRun(await loadProgram(bytes, { maxMemoryBytes: MAX_MEMORY, steps: { probe: true } }, cache), p.name, p.args, scratch);
+    }
     out[p.name] = { args: p.args, ...f };
-    say(`| ${p.name} ${p.args.join(' ')} | ${f.count} | ${us(f.p50Ns)} | ${us(f.p99Ns)} | ${us(f.maxNs)} | ${us(f.longest[0]?.wallNs ?? Number.NaN)} | ${us(f.timeP99Ns)} | ${(100 * f.overOneMs).toFixed(2)} % | ${f.cpuPerWall.toFixed(3)} | ${f.sites.slice(0, 3).join('; ')} |`);
+    say(`| ${p.name} ${p.args.join(' ')} | ${f.count} | ${us(f.p50Ns)} | ${us(f.p99Ns)} | ${us(f.maxNs)} | ${us(f.longest[0]?.wallNs ?? Number.NaN)} | ${us(f.timeP99Ns)} | ${(100 * f.overOneMs).toFixed(2)} % | ${f.cpuPerWall.toFixed(3)} | ${f.gcCount} (${us(f.gcMaxNs)}) | ${f.sites.slice(0, 3).join('; ')} |`);
   }
   results.stretches = out;
 }

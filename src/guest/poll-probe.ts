@@ -9,32 +9,43 @@
  * and keeps the figures in a shared buffer the benchmark reads.
  *
  * CPU time, not wall time: a thread descheduled mid-stretch (by another
- * process, or V8's own compiler threads on a 2-core machine) must not count
- * as a long stretch, and Node 20 has no clock of a thread's CPU time. So
- * each stretch's figure is an upper bound of the vCPU's CPU time in it:
- * its wall time, or, for a stretch longer than CHECK_NS, the process's CPU
- * time (process.cpuUsage: every thread's, so at least this one's) since a
- * checkpoint taken at most CHECK_NS of wall time before the stretch began,
- * if that is less. Checkpoints cost about 1 us each and are taken at most
- * once per CHECK_NS. The thread's own CPU time over whole runs (Linux's
- * /proc/thread-self/schedstat, exact to a scheduler tick) is kept beside
- * its wall time, so a reader sees how much of the run the thread was off
- * its CPU. Time the vCPU sleeps (poll_oneoff) or is paused is not a
- * stretch: the clock restarts after each.
+ * process, or V8's own threads on a 2-core machine) must not count as a
+ * long stretch, and Node 20 has no clock of a thread's CPU time. So each
+ * stretch's figure is an upper bound of the vCPU's CPU time in it: its
+ * wall time; or, for a stretch longer than CHECK_NS, whichever is less of
+ * two bounds over the window since a checkpoint taken at most CHECK_NS of
+ * wall time before the stretch began: the process's CPU time
+ * (process.cpuUsage, every thread's, so at least this one's), and the
+ * window's wall time less the time this thread waited on a run queue
+ * (Linux's /proc/thread-self/schedstat run delay, which the kernel adds
+ * when the thread is back on its CPU). Checkpoints cost about 12 us and
+ * are taken at most once per CHECK_NS. The thread's own CPU time over
+ * whole runs (schedstat again, exact to a scheduler tick) is kept beside
+ * its wall time, and so are the garbage collections on the vCPU's thread
+ * (v8.GCProfiler): the probe itself allocates (performance.now boxes its
+ * result, about 130 bytes a call), so scavenges of a fraction of a
+ * millisecond land in some stretches that the unprobed program never
+ * has. Time the vCPU sleeps (poll_oneoff) or is paused is not a stretch:
+ * the clock restarts after each.
  *
- * The buffer (Float64Array): COUNT, TOTAL_NS, CPU_NS, WALL_NS, then per
- * histogram bucket the stretches' count and their summed ns (buckets are
- * eighths of a power of two of ns: resolution about 9 %), then the LONGEST
- * stretches as (ns, wall ns, site before, site after).
+ * The buffer (Float64Array): COUNT, TOTAL_NS, CPU_NS, WALL_NS, GC_COUNT,
+ * GC_NS, GC_MAX_NS, then per histogram bucket the stretches' count and
+ * their summed ns (buckets are eighths of a power of two of ns: resolution
+ * about 9 %), then the LONGEST stretches as (ns, wall ns, site before,
+ * site after).
  */
 import { readFileSync } from 'node:fs';
+import { GCProfiler } from 'node:v8';
 import { PROBE_SITES_SECTION } from '../wasm/rewrite-context.js';
 
 const COUNT = 0;
 const TOTAL_NS = 1;
 const CPU_NS = 2;
 const WALL_NS = 3;
-const HEAD = 4;
+const GC_COUNT = 4;
+const GC_NS = 5;
+const GC_MAX_NS = 6;
+const HEAD = 7;
 const STEPS_PER_OCTAVE = 8;
 const BUCKETS = 48 * STEPS_PER_OCTAVE; // up to 2^48 ns: 3 days
 const LONGEST = 8;
@@ -53,20 +64,32 @@ const bucketOf = (ns: number): number => Math.min(BUCKETS - 1, Math.max(0, Math.
 /** The upper bound of a bucket, ns. */
 const bucketTop = (b: number): number => 2 ** ((b + 1) / STEPS_PER_OCTAVE);
 
-/** The process's CPU time (all threads), ns. */
-const processCpuNs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-};
+/** The clocks the recorder reads (a test gives its own), ns. */
+export interface ProbeClocks {
+  wall(): number;
+  /** The process's CPU time, all threads. */
+  processCpu(): number;
+  /** This thread's CPU time and the time it waited on a run queue (NaN each where they cannot be read). */
+  thread(): { readonly cpu: number; readonly runDelay: number };
+}
 
-/** This thread's CPU time, ns (Linux), or NaN where it cannot be read. */
-function threadCpuNs(): number {
+function threadSchedstat(): { cpu: number; runDelay: number } {
   try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+    const [cpu, runDelay] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return { cpu, runDelay };
   } catch {
-    return Number.NaN;
+    return { cpu: Number.NaN, runDelay: Number.NaN };
   }
 }
+
+export const SYSTEM_CLOCKS: ProbeClocks = {
+  wall: () => performance.now() * 1e6,
+  processCpu: () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) * 1000;
+  },
+  thread: threadSchedstat,
+};
 
 /** The recorder, on the vCPU's thread. */
 export class PollProbe {
@@ -77,29 +100,25 @@ export class PollProbe {
   private floor = 0;
   private runWall = 0;
   private runCpu = 0;
-  private checkWall = 0;
-  private checkCpu = 0;
+  /** The last checkpoint: wall, process CPU and this thread's run delay then. */
+  private check = { wall: 0, cpu: 0, runDelay: 0 };
+  private gc: GCProfiler | null = null;
 
-  constructor(
-    buffer: SharedArrayBuffer,
-    private readonly now: () => number = () => performance.now() * 1e6,
-    private readonly cpuNow: () => number = processCpuNs,
-  ) {
+  constructor(buffer: SharedArrayBuffer, private readonly clocks: ProbeClocks = SYSTEM_CLOCKS) {
     this.f = new Float64Array(buffer);
   }
 
   /** The program reached a poll (`site` names it). */
   hit(site: number): void {
-    const t = this.now();
+    const t = this.clocks.wall();
     if (this.last >= 0) {
       const wall = t - this.last;
       let ns = wall;
-      if (t - this.checkWall > CHECK_NS) {
-        const cpu = this.cpuNow();
-        // A stretch this long began after the last checkpoint (taken at most CHECK_NS before it): the CPU since bounds the stretch's.
-        if (wall > CHECK_NS) ns = Math.min(wall, cpu - this.checkCpu);
-        this.checkWall = t;
-        this.checkCpu = cpu;
+      if (t - this.check.wall > CHECK_NS) {
+        const was = this.check;
+        this.checkpoint(t);
+        // A stretch this long began after the last checkpoint (at most CHECK_NS before it): what the window since allows bounds it.
+        if (wall > CHECK_NS) ns = Math.min(wall, this.check.cpu - was.cpu, t - was.wall - (this.check.runDelay - was.runDelay) || wall);
       }
       this.record(ns, wall, site);
     }
@@ -109,24 +128,35 @@ export class PollProbe {
 
   /** Time not spent running the program (a sleep, a pause) ends here: the next stretch starts now. */
   restart(): void {
-    this.last = this.now();
+    this.last = this.clocks.wall();
     this.lastSite = -1;
-    this.checkWall = this.last;
-    this.checkCpu = this.cpuNow();
+    this.checkpoint(this.last);
   }
 
-  /** A run of the program starts (execute): the clock restarts, and the thread's CPU time is noted. */
+  /** A run of the program starts (execute): the clock restarts, the thread's CPU time is noted, garbage collections are watched. */
   runStarts(): void {
     this.restart();
-    this.runWall = this.now();
-    this.runCpu = threadCpuNs();
+    this.runWall = this.clocks.wall();
+    this.runCpu = this.clocks.thread().cpu;
+    this.gc = new GCProfiler();
+    this.gc.start();
   }
 
-  /** A run ends: its wall and CPU time join the totals; the stretch open now is not one (it ends in an unwind or an exit). */
+  /** A run ends: its wall and CPU time and its collections join the totals; the stretch open now is not one (it ends in an unwind or an exit). */
   runEnds(): void {
-    this.f[WALL_NS] += this.now() - this.runWall;
-    this.f[CPU_NS] += threadCpuNs() - this.runCpu;
+    this.f[WALL_NS] += this.clocks.wall() - this.runWall;
+    this.f[CPU_NS] += this.clocks.thread().cpu - this.runCpu;
     this.last = -1;
+    for (const g of this.gc?.stop()?.statistics ?? []) {
+      this.f[GC_COUNT]++;
+      this.f[GC_NS] += g.cost * 1000;
+      this.f[GC_MAX_NS] = Math.max(this.f[GC_MAX_NS], g.cost * 1000);
+    }
+    this.gc = null;
+  }
+
+  private checkpoint(wall: number): void {
+    this.check = { wall, cpu: this.clocks.processCpu(), runDelay: this.clocks.thread().runDelay };
   }
 
   private record(ns: number, wall: number, site: number): void {
@@ -167,6 +197,9 @@ export interface ProbeFigures {
   readonly overOneMs: number;
   /** The thread's CPU time over its wall time while it ran the program (NaN off Linux). */
   readonly cpuPerWall: number;
+  /** Garbage collections on the vCPU's thread while it ran (the probe's own allocations, mostly): how many, and the longest, ns. */
+  readonly gcCount: number;
+  readonly gcMaxNs: number;
   /** The longest stretches, longest first: CPU bound and wall time, ns, and the sites before and after (-1: a run's start or a sleep's end; -2 a sleep's start). */
   readonly longest: readonly { readonly ns: number; readonly wallNs: number; readonly from: number; readonly to: number }[];
 }
@@ -199,7 +232,7 @@ export function readProbe(buffer: SharedArrayBuffer): ProbeFigures {
   longest.sort((a, b) => b.ns - a.ns);
   return {
     count, p50Ns: byCount(0.5), p99Ns: byCount(0.99), maxNs: longest[0]?.ns ?? Number.NaN, timeP99Ns,
-    overOneMs: total > 0 ? long / total : 0, cpuPerWall: f[CPU_NS] / f[WALL_NS], longest,
+    overOneMs: total > 0 ? long / total : 0, cpuPerWall: f[CPU_NS] / f[WALL_NS], gcCount: f[GC_COUNT], gcMaxNs: f[GC_MAX_NS], longest,
   };
 }
 

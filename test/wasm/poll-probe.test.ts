@@ -25,11 +25,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('the recorder bounds each stretch between polls by CPU time, leaves out what restart() excludes, and keeps the longest with their sites', () => {
   let t = 0; // wall clock, ns
   let cpu = 0; // the process's CPU clock, ns
+  let delay = 0; // the vCPU thread's time waiting on a run queue, ns
   const buffer = newProbeBuffer();
-  const probe = new PollProbe(buffer, () => t, () => cpu);
+  const probe = new PollProbe(buffer, { wall: () => t, processCpu: () => cpu, thread: () => ({ cpu: t, runDelay: delay }) });
   probe.runStarts();
   const run = (ns: number) => { t += ns; cpu += ns; };
-  // 99 stretches of 1 us; then one of 5 ms wall from site 7 to 8 in which the thread ran only 1 ms (descheduled 4 ms);
+  // 99 stretches of 1 us; then one of 5 ms wall from site 7 to 8 in which the thread ran only 1 ms: it waited 4 ms
+  // on a run queue while another thread of the process ran (so the process's CPU time does not tell);
   // a sleep of 1 s (not a stretch); one of 2 ms on the CPU throughout.
   for (let i = 0; i < 99; i++) {
     run(1_000);
@@ -37,6 +39,8 @@ test('the recorder bounds each stretch between polls by CPU time, leaves out wha
   }
   run(1_000_000);
   t += 4_000_000;
+  cpu += 4_000_000;
+  delay += 4_000_000;
   probe.hit(8);
   t += 1e9;
   probe.restart();
@@ -48,7 +52,7 @@ test('the recorder bounds each stretch between polls by CPU time, leaves out wha
   assert.ok(f.p50Ns >= 1_000 && f.p50Ns < 1_100, `p50 ${f.p50Ns}`);
   const [first, second] = f.longest;
   assert.deepEqual(first, { ns: 2_000_000, wallNs: 2_000_000, from: -1, to: 9 });
-  // The descheduled stretch counts its CPU time, bounded with at most CHECK_NS of what ran before it.
+  // The descheduled stretch counts its time on the CPU, bounded with at most CHECK_NS of what ran before it.
   assert.equal(second.wallNs, 5_000_000);
   assert.deepEqual([second.from, second.to], [7, 8]);
   assert.ok(second.ns >= 1_000_000 && second.ns <= 1_000_000 + CHECK_NS, `CPU bound ${second.ns}`);
@@ -57,6 +61,7 @@ test('the recorder bounds each stretch between polls by CPU time, leaves out wha
   // By time, the two long stretches hold 97 % of the run: a pause at a random moment waits up to 2 ms, p99.
   assert.ok(f.timeP99Ns >= 2_000_000 && f.timeP99Ns < 2_200_000, `time-weighted p99 ${f.timeP99Ns}`);
   assert.ok(f.overOneMs > 0.95 && f.overOneMs < 0.99, `share over 1 ms ${f.overOneMs}`);
+  assert.ok(f.gcCount >= 0 && f.cpuPerWall === 1);
 });
 
 test('a probed module probes at every poll, names the sites, runs to its exit with figures, and is never migrated', async () => {
