@@ -21,31 +21,28 @@
  * when the thread is back on its CPU). Checkpoints cost about 12 us and
  * are taken at most once per CHECK_NS. The thread's own CPU time over
  * whole runs (schedstat again, exact to a scheduler tick) is kept beside
- * its wall time, and so are the garbage collections on the vCPU's thread
- * (v8.GCProfiler): the probe itself allocates (performance.now boxes its
- * result, about 130 bytes a call), so scavenges of a fraction of a
- * millisecond land in some stretches that the unprobed program never
- * has. Time the vCPU sleeps (poll_oneoff) or is paused is not a stretch:
+ * its wall time. Not taken out: the probe's own garbage collections (it
+ * allocates: performance.now boxes its result, about 130 bytes a call, so
+ * scavenges of a fraction of a millisecond land in some stretches that
+ * the unprobed program never has; v8.GCProfiler, tried for counting them,
+ * reported none on pooled vCPU threads that --trace-gc showed collecting).
+ * Time the vCPU sleeps (poll_oneoff) or is paused is not a stretch:
  * the clock restarts after each.
  *
- * The buffer (Float64Array): COUNT, TOTAL_NS, CPU_NS, WALL_NS, GC_COUNT,
- * GC_NS, GC_MAX_NS, then per histogram bucket the stretches' count and
+ * The buffer (Float64Array): COUNT, TOTAL_NS, CPU_NS, WALL_NS, then per
+ * histogram bucket the stretches' count and
  * their summed ns (buckets are eighths of a power of two of ns: resolution
  * about 9 %), then the LONGEST stretches as (ns, wall ns, site before,
  * site after).
  */
 import { readFileSync } from 'node:fs';
-import { GCProfiler } from 'node:v8';
 import { PROBE_SITES_SECTION } from '../wasm/rewrite-context.js';
 
 const COUNT = 0;
 const TOTAL_NS = 1;
 const CPU_NS = 2;
 const WALL_NS = 3;
-const GC_COUNT = 4;
-const GC_NS = 5;
-const GC_MAX_NS = 6;
-const HEAD = 7;
+const HEAD = 4;
 const STEPS_PER_OCTAVE = 8;
 const BUCKETS = 48 * STEPS_PER_OCTAVE; // up to 2^48 ns: 3 days
 const LONGEST = 8;
@@ -102,7 +99,6 @@ export class PollProbe {
   private runCpu = 0;
   /** The last checkpoint: wall, process CPU and this thread's run delay then. */
   private check = { wall: 0, cpu: 0, runDelay: 0 };
-  private gc: GCProfiler | null = null;
 
   constructor(buffer: SharedArrayBuffer, private readonly clocks: ProbeClocks = SYSTEM_CLOCKS) {
     this.f = new Float64Array(buffer);
@@ -133,26 +129,18 @@ export class PollProbe {
     this.checkpoint(this.last);
   }
 
-  /** A run of the program starts (execute): the clock restarts, the thread's CPU time is noted, garbage collections are watched. */
+  /** A run of the program starts (execute): the clock restarts, and the thread's CPU time is noted. */
   runStarts(): void {
     this.restart();
     this.runWall = this.clocks.wall();
     this.runCpu = this.clocks.thread().cpu;
-    this.gc = new GCProfiler();
-    this.gc.start();
   }
 
-  /** A run ends: its wall and CPU time and its collections join the totals; the stretch open now is not one (it ends in an unwind or an exit). */
+  /** A run ends: its wall and CPU time join the totals; the stretch open now is not one (it ends in an unwind or an exit). */
   runEnds(): void {
     this.f[WALL_NS] += this.clocks.wall() - this.runWall;
     this.f[CPU_NS] += this.clocks.thread().cpu - this.runCpu;
     this.last = -1;
-    for (const g of this.gc?.stop()?.statistics ?? []) {
-      this.f[GC_COUNT]++;
-      this.f[GC_NS] += g.cost * 1000;
-      this.f[GC_MAX_NS] = Math.max(this.f[GC_MAX_NS], g.cost * 1000);
-    }
-    this.gc = null;
   }
 
   private checkpoint(wall: number): void {
@@ -197,9 +185,6 @@ export interface ProbeFigures {
   readonly overOneMs: number;
   /** The thread's CPU time over its wall time while it ran the program (NaN off Linux). */
   readonly cpuPerWall: number;
-  /** Garbage collections on the vCPU's thread while it ran (the probe's own allocations, mostly): how many, and the longest, ns. */
-  readonly gcCount: number;
-  readonly gcMaxNs: number;
   /** The longest stretches, longest first: CPU bound and wall time, ns, and the sites before and after (-1: a run's start or a sleep's end; -2 a sleep's start). */
   readonly longest: readonly { readonly ns: number; readonly wallNs: number; readonly from: number; readonly to: number }[];
 }
@@ -232,7 +217,7 @@ export function readProbe(buffer: SharedArrayBuffer): ProbeFigures {
   longest.sort((a, b) => b.ns - a.ns);
   return {
     count, p50Ns: byCount(0.5), p99Ns: byCount(0.99), maxNs: longest[0]?.ns ?? Number.NaN, timeP99Ns,
-    overOneMs: total > 0 ? long / total : 0, cpuPerWall: f[CPU_NS] / f[WALL_NS], gcCount: f[GC_COUNT], gcMaxNs: f[GC_MAX_NS], longest,
+    overOneMs: total > 0 ? long / total : 0, cpuPerWall: f[CPU_NS] / f[WALL_NS], longest,
   };
 }
 
