@@ -36,6 +36,8 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
 ${PARAMETER_FLAGS.usage(24)}
                         (parameters not given keep the guest's settings, but for --timeout)
   --verify             digest the pages sent and loaded; the destination resumes only if equal
+  --auto-converge      throttle the vCPUs while the guest dirties faster than the migration sends
+                       (QEMU's auto-converge; tuned by the --cpu-throttle-* flags)
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts (however it ends)
   --json               print the final figures as JSON
@@ -58,6 +60,7 @@ export function parseMigrateArgs(argv: string[]) {
     to: { type: 'string' },
     ...PARAMETER_FLAGS.options,
     verify: { type: 'boolean', default: false },
+    'auto-converge': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     baseline: { type: 'string', default: '0.5' },
     report: { type: 'string' },
@@ -105,14 +108,14 @@ export async function migrateCommand(argv: string[]): Promise<number> {
 type MigrateValues = ReturnType<typeof parseMigrateArgs>['values'];
 
 /** Start the migration and follow it to its end, Ctrl-C/SIGTERM cancelling it (migrate-interrupts.ts); print the figures. */
-async function follow(qmp: QmpClient, values: MigrateValues, params: Record<string, number>, baselineMs: number): Promise<number> {
+async function follow(qmp: QmpClient, values: MigrateValues, params: Record<string, number | boolean>, baselineMs: number): Promise<number> {
   const to = values.to!;
   const probe = await StallProbe.connect(values.qmp!);
   const interrupts = new MigrateInterrupts(qmp, values.force, (line) => console.error(line));
   const unguard = onInterrupt((signal) => void interrupts.handle(signal));
   try {
     const following = followMigration(qmp, probe, {
-      to, params, verify: values.verify, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      to, params, verify: values.verify, autoConverge: values['auto-converge'], baselineMs, progress: new MigrationProgress(process.stdout, values.json),
       onMigrate: async () => interrupts.beforeMigrate(),
     });
     following.catch(() => {}); // when abandoned, its next query fails on the closed connection

@@ -37,7 +37,9 @@ export interface ParameterFlags<K extends ParameterKey> {
   parse(values: Readonly<Record<string, unknown>>): Partial<Record<K, number>>;
 }
 
-const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT' };
+const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT', bool: 'on|off' };
+/** What a 'bool' row's flag reads. */
+const SWITCH: Readonly<Record<string, number>> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
 const isSize = (row: ParameterRow) => row.unit === 'bytes' || row.unit === 'bytes/s';
 /** Row units per flag unit: a flag in seconds holds 1000 of an 'ms' row's units. */
 const PER_FLAG_UNIT = { s: 1000 } as const;
@@ -57,6 +59,7 @@ export function sizeText(bytes: number): string {
 
 /** A row's value `n` as its flag writes it (a size, seconds, a whole number). */
 export function flagText(row: ParameterRow, n: number): string {
+  if (row.unit === 'bool') return n === 0 ? 'off' : 'on';
   return isSize(row) ? sizeText(n) : String(n / perFlagUnit(row));
 }
 
@@ -71,6 +74,11 @@ function usageLine(flag: string, row: ParameterRow, side: Side, column: number, 
 /** `text` given for `--flag`, as the flag's unit reads it and within its range; in the row's unit. */
 export function parseFlag(flag: string, row: ParameterRow, text: string): number {
   const per = perFlagUnit(row);
+  if (row.unit === 'bool') {
+    const n = SWITCH[text.toLowerCase()];
+    if (n === undefined) throw new InvalidArgumentError(`--${flag}: expected on or off, got ${JSON.stringify(text)}`);
+    return n;
+  }
   if (!isSize(row)) return parseCount(`--${flag}`, text, Math.ceil(row.min / per), Math.floor(row.max / per)) * per;
   const n = parseSize(text, `--${flag}`, row.bareSize ?? 'bytes');
   if (n < row.min || n > row.max) {
@@ -106,12 +114,12 @@ export function parameterFlags<S extends Side, K extends keyof ParametersOf<S> &
   };
 }
 
-/** Parameters by their QMP names, for migrate-set-parameters (rows without a QMP name are left out). */
-export function qmpArguments(parameters: Partial<Record<ParameterKey, number>>): Record<string, number> {
-  const out: Record<string, number> = {};
+/** Parameters by their QMP names, for migrate-set-parameters (rows without a QMP name are left out; 'bool' rows as booleans). */
+export function qmpArguments(parameters: Partial<Record<ParameterKey, number>>): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
   for (const [key, value] of Object.entries(parameters) as [ParameterKey, number | undefined][]) {
-    const qmp = PARAMETER_TABLE[key].qmp;
-    if (qmp !== null && value !== undefined) out[qmp] = value;
+    const row: ParameterRow = PARAMETER_TABLE[key];
+    if (row.qmp !== null && value !== undefined) out[row.qmp] = row.unit === 'bool' ? value !== 0 : value;
   }
   return out;
 }

@@ -22,6 +22,7 @@ interface RunWasmValues extends WasmValues, Partial<Record<keyof typeof TLS_OPTI
   readonly 'migrate-to'?: string;
   readonly qmp?: string;
   readonly verify: boolean;
+  readonly 'auto-converge': boolean;
   readonly force: boolean;
   readonly json: boolean;
 }
@@ -46,7 +47,9 @@ export async function runWasmCommand(values: RunWasmValues, parameters: Partial<
       log(`ferry: the program exited (status ${early}) before the migration was due`);
       return early;
     }
-    const m = await migrateGuest(guest, uri, parameters, { verify: values.verify, tls, force: values.force, json: values.json, log, out: (s) => console.error(s) });
+    const m = await migrateGuest(guest, uri, parameters, {
+      verify: values.verify, autoConverge: values['auto-converge'], tls, force: values.force, json: values.json, log, out: (s) => console.error(s),
+    });
     if (m.interrupted === null) return m.code;
     log(`ferry: ${m.interrupted}: the migration was cancelled; the program stops here`);
     return SIGNAL_EXIT_CODE[m.interrupted];

@@ -43,6 +43,7 @@ ${WASM_USAGE}
 ${PARAMETER_FLAGS.usage(24)}
 ${TLS_USAGE}
   --verify            digest the pages sent and loaded; the destination resumes only if equal
+  --auto-converge     throttle the vCPUs while the guest dirties faster than the migration sends
   --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
                       hold the only copy of the guest (refused without it)
   --json              print the final figures as JSON
@@ -73,6 +74,7 @@ export function parseRunArgs(argv: string[]) {
     ...PARAMETER_FLAGS.options,
     ...TLS_OPTIONS,
     verify: { type: 'boolean', default: false },
+    'auto-converge': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     ...WASM_OPTIONS,
@@ -126,7 +128,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
-      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, tls, force: values.force, json: values.json, log });
+      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, autoConverge: values['auto-converge'], tls, force: values.force, json: values.json, log });
       if (m.interrupted === null) return m.code;
       interrupted = m.interrupted;
       // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.

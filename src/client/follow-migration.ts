@@ -28,10 +28,12 @@ export interface MigrationRun {
 export async function followMigration(
   qmp: QmpClient,
   probe: LatencyProbe,
-  o: { to: string; params: Record<string, number>; verify: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
+  o: { to: string; params: Record<string, number | boolean>; verify: boolean; autoConverge?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }] });
+  await qmp.execute('migrate-set-capabilities', {
+    capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, { capability: 'auto-converge', state: o.autoConverge === true }],
+  });
   probe.start();
   await sleep(o.baselineMs);
   await o.onMigrate?.();

@@ -6,7 +6,8 @@
  * figures.ts), remaining, dirty rate and expected downtime, drawn by
  * cli-progress. When stdout is not a terminal, plain lines instead: one
  * per finished pass. Either way, a line when the migration is seen not
- * converging, and when that changes (convergence-notes.ts).
+ * converging, and when that changes (convergence-notes.ts), and a line
+ * each time auto-converge changes the vCPUs' throttle.
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
@@ -29,6 +30,7 @@ export class MigrationProgress {
   private shown = 0;
   private readonly tty: boolean;
   private readonly notes = new ConvergenceNotes();
+  private throttle = 0;
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
   constructor(
@@ -44,6 +46,12 @@ export class MigrationProgress {
       this.out.write(`${passLine(passes[this.shown])}\n`);
       const note = this.notes.note(passes[this.shown]);
       if (note !== null) this.out.write(`${note}\n`);
+    }
+    const throttle = info['cpu-throttle-percentage'] ?? 0;
+    if (throttle !== this.throttle && (info.status === 'active' || throttle > 0)) {
+      if (this.tty) this.closeBar();
+      this.out.write(`auto-converge: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
+      this.throttle = throttle;
     }
     const p = info['x-ferry-progress'];
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;

@@ -8,7 +8,7 @@ import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
 import { isCapability, type CapabilityName } from '../migration/capabilities.js';
-import { checkParameter, parameterRows, type MigrationParameters } from '../migration/parameters.js';
+import { checkParameter, PARAMETER_TABLE, parameterRows, type MigrationParameters } from '../migration/parameters.js';
 import type { GuestController } from './controller.js';
 import { contRefusal, quitRefusal } from './one-copy.js';
 import { queryMigrate } from './query-migrate.js';
@@ -125,6 +125,11 @@ export const COMMANDS: Record<string, Command> = {
     for (const [name, value] of Object.entries(args)) {
       const ours = PARAMETERS.get(name);
       if (ours === undefined) throw new QmpError('GenericError', `Parameter '${name}' is unexpected`);
+      if (PARAMETER_TABLE[ours].unit === 'bool') {
+        if (typeof value !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: boolean`);
+        changes[ours] = value ? 1 : 0;
+        continue;
+      }
       if (typeof value !== 'number' || !Number.isInteger(value)) {
         throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: integer`);
       }
@@ -135,7 +140,10 @@ export const COMMANDS: Record<string, Command> = {
   },
   'query-migrate-parameters': (ctl, args) => {
     noArgs(args);
-    return Object.fromEntries([...PARAMETERS].map(([qmp, ours]) => [qmp, ctl.parameters[ours]]));
+    return Object.fromEntries([...PARAMETERS].map(([qmp, ours]) => {
+      const value = ctl.parameters[ours];
+      return [qmp, PARAMETER_TABLE[ours].unit === 'bool' ? value !== 0 : value];
+    }));
   },
   /** All or nothing, as migrate-set-parameters; refused while a migration runs (capabilities are fixed for one). */
   'migrate-set-capabilities': (ctl, args) => {

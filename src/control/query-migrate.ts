@@ -49,6 +49,8 @@ export interface MigrateInfo {
   'setup-time'?: number;
   downtime?: number;
   'expected-downtime'?: number;
+  /** auto-converge's throttle of the vCPUs, percent: present while one is on (QEMU's cpu-throttle-percentage). */
+  'cpu-throttle-percentage'?: number;
   ram?: RamInfo;
   'error-desc'?: string;
   /** Beside error-desc: the code of the ferry error behind it (see errors.ts). */
@@ -94,6 +96,7 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
   info['setup-time'] = Math.round(s.setupTimeMs);
   if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
   else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
+  if (m.cpuThrottlePercentage > 0) info['cpu-throttle-percentage'] = m.cpuThrottlePercentage;
   info.ram = {
     transferred: s.transferredBytes,
     remaining: s.remainingBytes,

@@ -23,7 +23,7 @@ import { RequestKind, Stat, VcpuControl, newControlBuffer } from './vcpu-control
 import { decodeVcpuState, encodeVcpuState } from './vcpu-loop.js';
 import type { VcpuInit, VcpuMessage, VcpuState } from './vcpu-messages.js';
 import { takeVcpuThread } from './vcpu-threads.js';
-import { checkProgramVcpuState, programRamSpec, programVcpu, ringDoorbell, wasiSection, type GuestProgram } from './wasm-program.js';
+import { checkProgramVcpuState, programRamSpec, programVcpu, ringDoorbell, ThrottleBell, wasiSection, type GuestProgram } from './wasm-program.js';
 import { createWorkload, restoreWorkload, type WorkloadSpec } from './workloads/index.js';
 
 export interface RamBlockSpec {
@@ -93,6 +93,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   exitCode: number | null = null;
   private readonly states: StateMachine<RunState>;
   private readonly vcpus: Vcpu[] = [];
+  /** A program's throttle doorbell (null: not a program). */
+  private readonly bell: ThrottleBell | null;
   private failure: Error | null = null;
 
   static async create(options: GuestOptions): Promise<Guest> {
@@ -123,6 +125,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     this.blocks = options.adoptRam !== undefined ? options.adoptRam.map((s) => new RamBlock(s))
       : program !== null ? [RamBlock.create(program.name, program.size, program.options)] : reserveBlocks(specs);
     this.memory = new GuestMemory(this.blocks);
+    this.bell = this.program === null ? null : new ThrottleBell(this.blocks[0], this.program.instrumented.layout);
     this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
     this.states.on('change', (to, from) => this.emit('runstate', to, from));
     this.ram = new GuestRam(this.blocks, () => this.states.state);
@@ -222,12 +225,13 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     this.states.transition(to);
   }
 
-  /** Each vCPU sleeps `percent` of every slice (0 to 99). */
+  /** Each vCPU sleeps `percent` of every slice (0 to 99); a program's at its polls, its doorbell rung every slice meanwhile. */
   throttle(percent: number): void {
     if (!Number.isInteger(percent) || percent < 0 || percent > 99) {
       throw new InvalidArgumentError(`guest: throttle must be an integer percent in [0, 99], got ${String(percent)}`);
     }
     for (const v of this.vcpus) v.control.setThrottle(percent);
+    this.bell?.ring(percent > 0 && this.runState !== 'shutdown');
   }
 
   /** The vCPUs' own saved states; the guest must be paused. */
@@ -291,6 +295,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   /** Stop the vCPU threads for good. */
   async destroy(): Promise<void> {
     if (this.runState === 'shutdown') return;
+    this.bell?.ring(false);
     const requests = this.post(RequestKind.Exit);
     const deadline = performance.now() + 2000;
     await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));

@@ -90,12 +90,15 @@ function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, reques
   ctl.addStat(Stat.Slices, 1);
   ctl.setStat(Stat.GuestNs, guestStart + (now - start));
 
-  // Throttle: sleep so that sleep / (busy + sleep) = percent / 100. The
-  // guest clock keeps running while throttled (a descheduled vCPU's clock
-  // does), so paced workloads catch up only within their 1 ms credit cap.
+  // Throttle, as QEMU's: the vCPU works at most 100 - percent % of the
+  // time. Sleep so that sleep / (busy + sleep) = percent / 100, less the
+  // time it waited anyway in this slice (a paced workload's idle wait:
+  // QEMU's throttle sleep overlaps a halted vCPU's idle time too). The guest clock keeps
+  // running while throttled (a descheduled vCPU's clock does), so paced
+  // workloads catch up only within their 1 ms credit cap.
   const percent = ctl.throttle();
-  if (percent > 0 && busy > 0 && ctl.request() === request) {
-    const sleepNs = (busy * percent) / (100 - percent);
+  const sleepNs = percent > 0 ? (busy * percent) / (100 - percent) - (now - start - busy) : 0;
+  if (sleepNs > 0 && ctl.request() === request) {
     ctl.addStat(Stat.ThrottleAskedNs, sleepNs);
     ctl.waitChange(request, sleepNs / 1e6);
     const slept = nowNs() - now;

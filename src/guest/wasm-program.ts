@@ -86,6 +86,30 @@ export function checkProgramVcpuState(program: GuestProgram, bytes: Uint8Array):
   decodeWasmVcpuState(bytes, m.mutableGlobals.map((g) => g.type), { maxPages: m.layout.guestMaxPages, unwindBytes: m.layout.unwindBufferBytes });
 }
 
+/** How often a throttled program's doorbell rings, ms: QEMU's throttle slice (CPU_THROTTLE_TIMESLICE_NS, 10 ms). */
+export const THROTTLE_SLICE_MS = 10;
+
+/**
+ * A throttled program's doorbell, rung every THROTTLE_SLICE_MS: a program
+ * looks at nothing but its poll word, so the throttle reaches it there
+ * (its vCPU sleeps its share at the poll that sees the bell: wasm-vcpu.ts).
+ */
+export class ThrottleBell {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly block: RamBlock, private readonly layout: WasmLayout) {}
+
+  ring(on: boolean): void {
+    if (on && this.timer === null) {
+      this.timer = setInterval(() => ringDoorbell(this.block, this.layout), THROTTLE_SLICE_MS);
+      this.timer.unref();
+    } else if (!on && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+}
+
 /** Ring the program's doorbell: it polls this word and comes to its vCPU loop when it is set. */
 export function ringDoorbell(block: RamBlock, layout: WasmLayout): void {
   Atomics.store(new Int32Array(block.memory.buffer, layout.pollOffset, 1), 0, 1);

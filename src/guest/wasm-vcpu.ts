@@ -83,6 +83,10 @@ export class WasmVcpu {
   private inInit = false;
   private runStartNs = 0;
   private guestAtStartNs = 0;
+  /** Since when the program has run without a throttle sleep or a sleep of its own, ns. */
+  private runningSinceNs = 0;
+  /** Time of this run spent asleep (poll_oneoff, the throttle), ns: not busy. */
+  private offCpuNs = 0;
   private readonly probe: PollProbe | null;
 
   constructor(private readonly init: WasmVcpuInit, control: SharedArrayBuffer, private readonly onExit: (code: number) => void) {
@@ -135,6 +139,8 @@ export class WasmVcpu {
   private execute(request: number): void {
     this.serving = request;
     this.runStartNs = nowNs();
+    this.runningSinceNs = this.runStartNs;
+    this.offCpuNs = 0;
     this.guestAtStartNs = this.ctl.stat(Stat.GuestNs);
     this.probe?.runStarts();
     const ex = this.exports;
@@ -162,7 +168,7 @@ export class WasmVcpu {
       this.inInit = false;
       this.probe?.runEnds();
       const ran = nowNs() - this.runStartNs;
-      this.ctl.addStat(Stat.BusyNs, ran);
+      this.ctl.addStat(Stat.BusyNs, ran - this.offCpuNs);
       this.ctl.addStat(Stat.Slices, 1);
       this.ctl.setStat(Stat.GuestNs, this.guestAtStartNs + ran);
     }
@@ -178,9 +184,28 @@ export class WasmVcpu {
     if (this.inInit) return; // the data segments are applied whole: the pause waits for _start
     if (this.ctl.request() === this.serving) {
       Atomics.store(this.i32, this.layout.pollOffset >>> 2, 0);
-      if (this.ctl.request() === this.serving) return; // nothing asked: the word was stale
+      // Nothing asked: the throttle's bell (guest.ts), or a stale word. A pause asked during the throttle's sleep unwinds.
+      if (this.ctl.request() === this.serving) this.throttleSleep();
+      if (this.ctl.request() === this.serving) return;
     }
     this.startUnwind();
+  }
+
+  /** The throttle (vcpu-loop.ts's rule): sleep so that sleep / (run + sleep) is its percent, over the run since the last sleep (the program's own sleeps count as throttle sleep). */
+  private throttleSleep(): void {
+    const percent = this.ctl.throttle();
+    const now = nowNs();
+    const ran = now - this.runningSinceNs;
+    if (percent > 0 && ran > 0) {
+      const askedNs = (ran * percent) / (100 - percent);
+      this.ctl.addStat(Stat.ThrottleAskedNs, askedNs);
+      this.ctl.waitChange(this.serving, askedNs / 1e6);
+      const slept = nowNs() - now;
+      this.ctl.addStat(Stat.ThrottleNs, slept);
+      this.offCpuNs += slept;
+      this.probe?.restart();
+    }
+    this.runningSinceNs = nowNs();
   }
 
   /** Asyncify's state; Normal in a benchmark's module built without Asyncify (InstrumentOptions.steps), which runs but is never paused. */
@@ -256,6 +281,8 @@ export class WasmVcpu {
       const t = nowNs();
       this.ctl.waitChange(this.serving, leftMs);
       this.ctl.addStat(Stat.IdleNs, nowNs() - t);
+      this.offCpuNs += nowNs() - t;
+      this.runningSinceNs = nowNs();
       this.probe?.restart();
       if (this.ctl.request() !== this.serving) return 'paused';
     }

@@ -17,6 +17,10 @@ export interface CapabilityRow {
 }
 
 export const CAPABILITY_TABLE = {
+  'auto-converge': {
+    default: false, origin: "QEMU's default (migration/options.c)",
+    help: 'throttle the vCPUs while the guest dirties memory faster than the migration sends it (throttle-trigger-threshold, cpu-throttle-*, max-cpu-throttle)',
+  },
   events: {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',

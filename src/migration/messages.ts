@@ -37,6 +37,8 @@ export interface SourceInit {
   readonly mode: 'thread' | 'mainloop';
   /** The main thread's monotonic clock at `migrate` (ms, performance.timeOrigin-relative). */
   readonly startedAtMs: number;
+  /** The capability auto-converge: throttle the vCPUs when the guest outpaces the migration (auto-converge.ts). */
+  readonly autoConverge?: boolean;
 }
 
 /** Main -> source worker. */
@@ -55,6 +57,8 @@ export type ToSource =
  */
 export type FromSource =
   | { readonly type: 'active' }
+  /** auto-converge: throttle every vCPU by `percent` (the main thread owns the guest; the throttle ends with the migration). */
+  | { readonly type: 'throttle'; readonly percent: number; readonly why: string }
   | { readonly type: 'pass'; readonly pass: PassRecord }
   | { readonly type: 'stats'; readonly stats: SourceCounters }
   | { readonly type: 'pause' }

@@ -17,12 +17,15 @@
  *      (the migration then finishes with the guest paused, for however long
  *      the rest takes): ferry keeps its downtime limit a promise and
  *      cancels; the source guest runs on, untouched.
- *   2. Otherwise continue.
+ *   2. auto-converge (the capability), at the end of each period of at
+ *      least a second: throttle the vCPUs, or throttle them more, by
+ *      QEMU's rule (auto-converge.ts, which keeps its state in the answer).
+ *   3. Otherwise continue.
  *
- * Issue 14 (convergence) adds its remedies here, as further actions of this
- * same function, tried before the time budget runs out: throttle the vCPUs
- * (auto-converge), limit their dirty rate (dirty-limit), switch to
- * post-copy. Nothing gets a second mechanism.
+ * Issue 14 (convergence) adds its further remedies here, as actions of
+ * this same function, tried before the time budget runs out: limit the
+ * vCPUs' dirty rate (dirty-limit), switch to post-copy. Nothing gets a
+ * second mechanism.
  *
  * The observation, information only (it never cancels: a guest on 2 cores
  * sometimes slows down and converges): over the last CONVERGENCE_WINDOW
@@ -50,6 +53,8 @@
  * description, not a forecast.
  */
 
+import { autoConvergeStep, type AutoConvergeParameters, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
+
 /** Passes the convergence observation looks back over (the trend it shows). */
 export const CONVERGENCE_WINDOW = 3;
 /** Share of the remainder that must go over the window for a trend to count as shrinking (less is noise). */
@@ -72,6 +77,12 @@ export interface PolicyInputs {
   readonly timeoutMs: number;
   /** The recent passes, oldest first, this pass last; only the last CONVERGENCE_WINDOW are read. */
   readonly recent: readonly PassFigures[];
+  /** auto-converge, when the capability is on: its parameters, its state, and the period that just ended (null: none ended). */
+  readonly autoConverge?: {
+    readonly parameters: AutoConvergeParameters;
+    readonly state: AutoConvergeState;
+    readonly period: ThrottlePeriod | null;
+  } | null;
 }
 
 export type ConvergenceState = 'too-early' | 'converging' | 'not-converging';
@@ -85,20 +96,30 @@ export interface Convergence {
 /** What the session does next. `code` names the rule that cancelled (the error's code follows from it). */
 export type PolicyAction =
   | { readonly kind: 'continue' }
-  | { readonly kind: 'cancel'; readonly code: 'timeout'; readonly reason: string };
+  | { readonly kind: 'cancel'; readonly code: 'timeout'; readonly reason: string }
+  | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string };
 
 export interface PolicyDecision {
   readonly action: PolicyAction;
   readonly convergence: Convergence;
+  /** auto-converge's state after this decision (its input's when no period ended); absent when the capability is off. */
+  readonly autoConverge?: AutoConvergeState;
 }
 
 export function decidePolicy(i: PolicyInputs): PolicyDecision {
   const convergence = observeConvergence(i.recent);
+  const ac = i.autoConverge ?? null;
+  const kept = ac === null ? {} : { autoConverge: ac.state };
   if (i.timeoutMs > 0 && i.elapsedMs >= i.timeoutMs) {
     const reason = `timed out after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
-    return { action: { kind: 'cancel', code: 'timeout', reason }, convergence };
+    return { action: { kind: 'cancel', code: 'timeout', reason }, convergence, ...kept };
   }
-  return { action: { kind: 'continue' }, convergence };
+  if (ac !== null && ac.period !== null) {
+    const step = autoConvergeStep(ac.state, ac.period, ac.parameters);
+    const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'throttle', percent: step.state.percent, reason: step.why };
+    return { action, convergence, autoConverge: step.state };
+  }
+  return { action: { kind: 'continue' }, convergence, ...kept };
 }
 
 /** The convergence observation of the header, over the last CONVERGENCE_WINDOW passes of `recent`. */

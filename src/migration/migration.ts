@@ -55,6 +55,8 @@ type OlderParameterOptions = Partial<Pick<MigrationParameters, 'mainloopStepCapM
 export interface MigrationOptions extends OlderParameterOptions {
   /** Digest RAM in each process at switchover; the destination resumes only if they match. */
   readonly verify?: boolean;
+  /** QEMU's capability auto-converge: throttle the vCPUs while the guest dirties faster than the migration sends (auto-converge.ts). */
+  readonly autoConverge?: boolean;
   /**
    * Called when the destination has answered LOADED, before the source
    * commits and sends GO: the last point at which a failure still resumes
@@ -111,6 +113,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   }
 
   private committed = false;
+  private throttlePercent = 0;
   /** Set when end() begins: only one end runs, whatever reports it. */
   private ending = false;
   private readonly isFile: boolean;
@@ -175,6 +178,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.committed && this.guest.runState === 'postmigrate' && this.status !== 'completed';
   }
 
+  /** The CPU throttle auto-converge put on the guest's vCPUs, percent; 0 when none (query-migrate's cpu-throttle-percentage). */
+  get cpuThrottlePercentage(): number {
+    return this.throttlePercent;
+  }
+
   get currentParameters(): MigrationParameters {
     return this.parameters;
   }
@@ -217,6 +225,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       mode: this.options.mode ?? 'thread',
       tls: this.options.tls,
       startedAtMs: monoMs(),
+      autoConverge: this.options.autoConverge === true,
     };
     // Handle messages one at a time, in order: a failure reported while the
     // guest is being paused must see the pause finished, to undo it.
@@ -260,6 +269,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         break;
       case 'stats':
         this.updateStats(m.stats);
+        break;
+      case 'throttle':
+        if (isFinished(this.status) || this.ending) break; // the throttle ends with the migration
+        trace('auto-converge: %s', m.why);
+        this.guest.throttle(m.percent);
+        this.throttlePercent = m.percent;
         break;
       case 'pause':
         await this.pauseForSwitchover();
@@ -315,6 +330,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private async end(status: 'completed' | 'failed' | 'cancelled', failure: FerryError | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
+    if (this.throttlePercent > 0) this.guest.throttle(0); // whatever the outcome (QEMU: cpu_throttle_stop)
+    this.throttlePercent = 0;
     const error = status === 'completed' || ferryCodeOf(failure) === 'ERR_FERRY_CANCELLED' ? null : failure?.message ?? null;
     this.error = error;
     this.failure = failure;

@@ -21,8 +21,12 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD } from '../wire/format.js';
 
 export type Side = 'source' | 'destination';
-/** Sizes and rates are written as sizes on the command line (256M); the rest as whole numbers. */
-export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent';
+/**
+ * Sizes and rates are written as sizes on the command line (256M); 'bool'
+ * rows hold 0 or 1, are true/false in QMP and on/off on the command line;
+ * the rest are whole numbers.
+ */
+export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool';
 
 export interface ParameterRow {
   /** Name in migrate-set-parameters and query-migrate-parameters; null: not a QMP parameter. */
@@ -80,6 +84,37 @@ export const PARAMETER_TABLE = {
     qmp: 'x-ferry-cpu-share', flag: 'cpu-share', unit: 'percent', default: 100, defaultMeans: 'none', min: 1, max: 100,
     origin: "ferry's choice: no cap (on 2 cores the migration thread competes with the vCPUs; a cap trades time for their CPU)",
     sides: { source: "cap on the migration thread's share of a core" },
+  },
+  /*
+   * auto-converge (capability): when the guest dirties more than this share
+   * of what a period sent, twice, the vCPUs are throttled, then more
+   * (auto-converge.ts). QEMU's names, defaults and ranges (migration/options.c).
+   */
+  throttleTriggerThresholdPercent: {
+    qmp: 'throttle-trigger-threshold', flag: 'throttle-trigger-threshold', unit: 'percent', default: 50, min: 1, max: 100,
+    origin: "QEMU's default (DEFAULT_MIGRATE_THROTTLE_TRIGGER_THRESHOLD)",
+    sides: { source: 'auto-converge: throttle when a period dirties more than this share of what it sent' },
+  },
+  cpuThrottleInitialPercent: {
+    qmp: 'cpu-throttle-initial', flag: 'cpu-throttle-initial', unit: 'percent', default: 20, min: 1, max: 99,
+    origin: "QEMU's default (DEFAULT_MIGRATE_CPU_THROTTLE_INITIAL)",
+    sides: { source: "auto-converge: the throttle's first step" },
+  },
+  cpuThrottleIncrementPercent: {
+    qmp: 'cpu-throttle-increment', flag: 'cpu-throttle-increment', unit: 'percent', default: 10, min: 1, max: 99,
+    origin: "QEMU's default (DEFAULT_MIGRATE_CPU_THROTTLE_INCREMENT)",
+    sides: { source: "auto-converge: each later step" },
+  },
+  /** 1: each later step adds only what should bring the dirty rate to the trigger, if less (QEMU's cpu-throttle-tailslow). */
+  cpuThrottleTailslow: {
+    qmp: 'cpu-throttle-tailslow', flag: 'cpu-throttle-tailslow', unit: 'bool', default: 0, min: 0, max: 1,
+    origin: "QEMU's default (off)",
+    sides: { source: 'auto-converge: later steps only as large as the dirty rate asks' },
+  },
+  maxCpuThrottlePercent: {
+    qmp: 'max-cpu-throttle', flag: 'max-cpu-throttle', unit: 'percent', default: 99, min: 1, max: 99,
+    origin: "QEMU's default (DEFAULT_MIGRATE_MAX_CPU_THROTTLE)",
+    sides: { source: 'auto-converge: the most the vCPUs are throttled' },
   },
   /**
    * Time budget of a migration, from `migrate`, ms; 0 is none. When it runs

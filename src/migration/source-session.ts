@@ -79,7 +79,7 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
-    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters);
+    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true);
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
       flush: () => this.out.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
@@ -103,7 +103,7 @@ export class SourceSession {
         const passMs = await this.sendPass();
         const decision = this.decide(passMs);
         // Only while iterating: nothing is cancelled at or after the decision to switch over.
-        const policy = decision.switchover ? null : this.gate.afterPass(decision);
+        const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes);
         this.record(passMs, decision, policy);
         if (policy === null) break;
         this.act(policy);
@@ -207,10 +207,11 @@ export class SourceSession {
     return { ...decision, dirtyRate };
   }
 
-  /** Do what the policy decided: continue, or cancel (through stop(): a failure that came first stays the reason). */
+  /** Do what the policy decided: continue, throttle (the main thread applies it), or cancel (through stop(): a failure that came first stays the reason). */
   private act(policy: PolicyDecision | null): void {
-    if (policy === null || policy.action.kind === 'continue') return;
-    this.stop(new MigrationTimeoutError(policy.action.reason));
+    const action = policy?.action;
+    if (action?.kind === 'throttle') this.port.post({ type: 'throttle', percent: action.percent, why: action.reason });
+    if (action?.kind === 'cancel') this.stop(new MigrationTimeoutError(action.reason));
     this.abort.check();
   }
 

@@ -83,6 +83,11 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry cancel --qmp unix:/tmp/guest.qmp': {
     run: 'foreground', ends: [{ exit: 1, last: /^ferry cancel: no migration in progress \(the last one ended (cancelled|completed)\); guest (running|postmigrate)$/ }],
   },
+  // auto-converge: the sweep outpaces loopback against 10 ms until throttled.
+  'npx ferry incoming --listen tcp:127.0.0.1:4447 --seconds 1 &': { run: 'background', ready: /^listening on tcp:/ },
+  'npx ferry run --ram 32M --workload sweep --rate 40 --seconds 1 --migrate-to tcp:127.0.0.1:4447 --downtime-limit 10 --auto-converge --cpu-throttle-initial 50 --cpu-throttle-increment 49': {
+    run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
+  },
   // WebAssembly programs: the committed guests/ programs; the destination prints the program's output after the move.
   'npx ferry run --wasm guests/moments.wasm -- loop 128': { run: 'foreground', ends: [{ exit: 0, last: /^checksum [0-9a-f]{16}$/ }] },
   'npx ferry incoming --wasm guests/sqlite-load.wasm --listen tcp:127.0.0.1:4446 &': { run: 'background', ready: /listening on tcp:/ },

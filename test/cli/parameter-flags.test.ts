@@ -33,6 +33,13 @@ const FLAG_ROWS = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRo
 for (const { key, row, side, flag } of FLAG_ROWS) {
   for (const command of COMMANDS[side]) {
     test(`ferry ${command.name} ${flag}: its bounds are taken as ${key}, out of range is refused naming ${flag}, and its usage line shows the default`, () => {
+      if (row.unit === 'bool') {
+        for (const [text, value] of [['on', 1], ['off', 0], ['true', 1], ['no', 0]] as const) assert.equal(command.parse([flag, text]).parameters[key], value);
+        for (const bad of ['1', 'maybe']) assert.throws(() => command.parse([flag, bad]), { message: `${flag}: expected on or off, got "${bad}"` });
+        const line = command.usage.split('\n').find((l) => l.trimStart().startsWith(`${flag} on|off`));
+        assert.ok(line?.includes(`(default ${row.default === 0 ? 'off' : 'on'}`), line);
+        return;
+      }
       for (const value of [row.min, row.max, row.default]) {
         assert.equal(value % perFlag(row), 0, `${key}: ${value} is a whole number in the flag's unit`);
         assert.equal(command.parse([flag, asFlag(row, value)]).parameters[key], value);

@@ -41,13 +41,33 @@ test('query-migrate-parameters answers every QMP row of the table, in table orde
   try {
     const answer = (await qmp.execute('query-migrate-parameters')) as Record<string, number>;
     assert.deepEqual(Object.keys(answer), QMP_ROWS.map(([, row]) => row.qmp));
-    for (const [, row] of QMP_ROWS) assert.equal(answer[row.qmp!], row.default, row.qmp!);
+    for (const [, row] of QMP_ROWS) assert.equal(answer[row.qmp!], row.unit === 'bool' ? row.default !== 0 : row.default, row.qmp!);
   } finally {
     close();
   }
 });
 
-for (const [key, row] of QMP_ROWS) {
+for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit === 'bool')) {
+  const name = row.qmp!;
+  test(`QMP ${name}: a switch, set both ways and queried back as a boolean; a number is refused by its QMP name and nothing changes`, async () => {
+    const { ctl, qmp, close } = await serve();
+    const query = async () => ((await qmp.execute('query-migrate-parameters')) as Record<string, unknown>)[name];
+    try {
+      for (const value of [true, false]) {
+        assert.deepEqual(await qmp.execute('migrate-set-parameters', { [name]: value }), {});
+        assert.equal(await query(), value);
+        assert.equal((ctl.parameters as Record<string, number>)[key], value ? 1 : 0);
+      }
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: 1 }), { message: `Invalid parameter type for '${name}', expected: boolean` });
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: true, 'no-such-parameter': 1 }), /Parameter 'no-such-parameter' is unexpected/);
+      assert.equal(await query(), row.default !== 0);
+    } finally {
+      close();
+    }
+  });
+}
+
+for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit !== 'bool')) {
   const name = row.qmp!;
   test(`QMP ${name}: set to its bounds and queried back; out of range or not an integer, refused by its QMP name and nothing changes`, async () => {
     const { ctl, qmp, close } = await serve();

@@ -33,8 +33,10 @@ async function slowMainloopSave(name: string, parameters: Parameters<typeof Migr
 }
 
 const ROWS = Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][];
-/** STYLE.md habit 8: the unit is in the name. */
-const UNIT_SUFFIX: Record<ParameterRow['unit'], RegExp> = { ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/ };
+/** STYLE.md habit 8: the unit is in the name (a switch has none). */
+const UNIT_SUFFIX: Record<ParameterRow['unit'], RegExp> = {
+  ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/, bool: /^(?!.*(Ms|Bytes|BytesPerSec|Percent)$)/,
+};
 
 test('every parameter row: its unit in its name, its default in its range, a side, and names that are unique', () => {
   for (const [key, row] of ROWS) {
