@@ -115,7 +115,7 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
   const unguard = onInterrupt((signal) => void interrupts.handle(signal));
   try {
     const following = followMigration(qmp, probe, {
-      to, params, verify: values.verify, autoConverge: values['auto-converge'], baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      to, params, verify: values.verify, autoConverge: values['auto-converge'] ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
       onMigrate: async () => interrupts.beforeMigrate(),
     });
     following.catch(() => {}); // when abandoned, its next query fails on the closed connection

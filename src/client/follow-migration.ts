@@ -31,9 +31,9 @@ export async function followMigration(
   o: { to: string; params: Record<string, number | boolean>; verify: boolean; autoConverge?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
-  await qmp.execute('migrate-set-capabilities', {
-    capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, { capability: 'auto-converge', state: o.autoConverge === true }],
-  });
+  // auto-converge only when asked: a capability set over QMP beforehand stays as it is (capabilities persist, as QEMU's).
+  const autoConverge = o.autoConverge === undefined ? [] : [{ capability: 'auto-converge', state: o.autoConverge }];
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, ...autoConverge] });
   probe.start();
   await sleep(o.baselineMs);
   await o.onMigrate?.();
