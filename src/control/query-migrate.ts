@@ -49,7 +49,7 @@ export interface MigrateInfo {
   'setup-time'?: number;
   downtime?: number;
   'expected-downtime'?: number;
-  /** auto-converge's throttle of the vCPUs, percent: present while one is on (QEMU's cpu-throttle-percentage). */
+  /** auto-converge's throttle of the vCPUs, percent: present while a migration with the capability runs, 0 included (QEMU's cpu-throttle-percentage). */
   'cpu-throttle-percentage'?: number;
   ram?: RamInfo;
   'error-desc'?: string;
@@ -96,7 +96,7 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
   info['setup-time'] = Math.round(s.setupTimeMs);
   if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
   else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
-  if (m.cpuThrottlePercentage > 0) info['cpu-throttle-percentage'] = m.cpuThrottlePercentage;
+  if (m.cpuThrottlePercentage !== null) info['cpu-throttle-percentage'] = m.cpuThrottlePercentage;
   info.ram = {
     transferred: s.transferredBytes,
     remaining: s.remainingBytes,

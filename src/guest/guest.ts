@@ -225,6 +225,11 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     this.states.transition(to);
   }
 
+  /** The throttle in force, percent (the first vCPU's: throttle() sets them all alike). */
+  get throttlePercent(): number {
+    return this.vcpus[0]?.control.throttle() ?? 0;
+  }
+
   /** Each vCPU sleeps `percent` of every slice (0 to 99); a program's at its polls, its doorbell rung every slice meanwhile. */
   throttle(percent: number): void {
     if (!Number.isInteger(percent) || percent < 0 || percent > 99) {

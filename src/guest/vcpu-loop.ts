@@ -90,17 +90,18 @@ function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, reques
   ctl.addStat(Stat.Slices, 1);
   ctl.setStat(Stat.GuestNs, guestStart + (now - start));
 
-  // Throttle, as QEMU's: the vCPU works at most 100 - percent % of the
-  // time. Sleep so that sleep / (busy + sleep) = percent / 100, less the
-  // time it waited anyway in this slice (a paced workload's idle wait:
-  // QEMU's throttle sleep overlaps a halted vCPU's idle time too). The guest clock keeps
-  // running while throttled (a descheduled vCPU's clock does), so paced
-  // workloads catch up only within their 1 ms credit cap.
+  // Throttle, as QEMU's (cpu_throttle_thread: a vCPU sleeps
+  // percent / (100 - percent) of each timeslice, working or idle): sleep so
+  // that sleep / (slice + sleep) = percent / 100, the slice's idle wait
+  // included. The guest clock keeps running while throttled (a descheduled
+  // vCPU's clock does), so paced workloads catch up only within their 1 ms
+  // credit cap. Slept in pieces of at most 10 ms that re-read the throttle.
   const percent = ctl.throttle();
-  const sleepNs = percent > 0 ? (busy * percent) / (100 - percent) - (now - start - busy) : 0;
+  const sleepNs = percent > 0 ? ((now - start) * percent) / (100 - percent) : 0;
   if (sleepNs > 0 && ctl.request() === request) {
     ctl.addStat(Stat.ThrottleAskedNs, sleepNs);
-    ctl.waitChange(request, sleepNs / 1e6);
+    const until = now + sleepNs;
+    for (let t = now; t < until && ctl.throttle() > 0 && ctl.request() === request; t = nowNs()) ctl.waitChange(request, Math.min(10, (until - t) / 1e6));
     const slept = nowNs() - now;
     ctl.addStat(Stat.ThrottleNs, slept);
     ctl.setStat(Stat.GuestNs, ctl.stat(Stat.GuestNs) + slept);

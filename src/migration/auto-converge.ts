@@ -2,7 +2,8 @@
  * auto-converge (QEMU's capability of that name): slow every vCPU down
  * when the guest dirties memory faster than the migration can send it, a
  * little more each time it still does. A pure rule over periods of the
- * migration; the session applies its answer to the vCPUs (throttle.ts).
+ * migration; the main thread applies its answer to the guest
+ * (migration.ts, Guest.throttle).
  *
  * QEMU's rule (migration/ram.c, migration_trigger_throttle and
  * mig_throttle_guest_down), with its parameters and defaults:
@@ -24,12 +25,15 @@
  *
  * QEMU counts high periods without requiring them to be consecutive (a
  * period below the threshold does not reset the count); ferry does the
- * same. The throttle itself is QEMU's: each vCPU works at most 100 - p %
- * of the time, sleeping p / (100 - p) of the time it worked, less what it
- * waited anyway (vCPU slices: vcpu-loop.ts; a WebAssembly vCPU at its
- * polls: wasm-vcpu.ts), and it ends when the migration ends. A paced
- * workload that needs little CPU is slowed only once 100 - p is below
- * its need, as a mostly idle VM under QEMU.
+ * same. One deviation: the first step is capped at max-cpu-throttle too
+ * (QEMU sets cpu-throttle-initial as it is, even above the maximum).
+ *
+ * The throttle itself is QEMU's (cpu_throttle_thread): each vCPU sleeps
+ * p / (100 - p) of every slice of its time, working or idle (vCPU slices:
+ * vcpu-loop.ts; a WebAssembly vCPU at its polls, rung every 10 ms:
+ * wasm-vcpu.ts), and it ends when the migration ends; a throttle the user
+ * set (Guest.throttle, ferry run --throttle) is kept under it and given
+ * back after.
  */
 
 /** Shortest period between two checks, ms (QEMU: a bitmap sync at least 1000 ms after the last check). */

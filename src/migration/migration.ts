@@ -114,6 +114,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
 
   private committed = false;
   private throttlePercent = 0;
+  /** The throttle the guest had before auto-converge first stepped (null: it never did). */
+  private userThrottle: number | null = null;
   /** Set when end() begins: only one end runs, whatever reports it. */
   private ending = false;
   private readonly isFile: boolean;
@@ -178,9 +180,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.committed && this.guest.runState === 'postmigrate' && this.status !== 'completed';
   }
 
-  /** The CPU throttle auto-converge put on the guest's vCPUs, percent; 0 when none (query-migrate's cpu-throttle-percentage). */
-  get cpuThrottlePercentage(): number {
-    return this.throttlePercent;
+  /** auto-converge's CPU throttle, percent (query-migrate's cpu-throttle-percentage); null when the capability is off or the migration ended. */
+  get cpuThrottlePercentage(): number | null {
+    return this.options.autoConverge === true && !isFinished(this.status) ? this.throttlePercent : null;
   }
 
   get currentParameters(): MigrationParameters {
@@ -273,7 +275,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       case 'throttle':
         if (isFinished(this.status) || this.ending) break; // the throttle ends with the migration
         trace('auto-converge: %s', m.why);
-        this.guest.throttle(m.percent);
+        this.userThrottle ??= this.guest.throttlePercent; // the user's own throttle is kept under, and given back after
+        this.guest.throttle(Math.max(m.percent, this.userThrottle));
         this.throttlePercent = m.percent;
         break;
       case 'pause':
@@ -330,7 +333,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private async end(status: 'completed' | 'failed' | 'cancelled', failure: FerryError | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
-    if (this.throttlePercent > 0) this.guest.throttle(0); // whatever the outcome (QEMU: cpu_throttle_stop)
+    if (this.userThrottle !== null) this.guest.throttle(this.userThrottle); // whatever the outcome (QEMU: cpu_throttle_stop)
     this.throttlePercent = 0;
     const error = status === 'completed' || ferryCodeOf(failure) === 'ERR_FERRY_CANCELLED' ? null : failure?.message ?? null;
     this.error = error;

@@ -18,22 +18,41 @@ export class PolicyGate {
   private readonly recent: PassFigures[] = [];
   /** auto-converge's state, or null when the capability is off. */
   private throttle: AutoConvergeState | null;
-  private period = { ms: 0, dirtiedBytes: 0, sentBytes: 0 };
+  private period: ThrottlePeriod = { dirtiedBytes: 0, sentBytes: 0 };
+  /** When the period being gathered began (monoMs); null before the first pass ended. */
+  private periodStartMs: number | null = null;
+  /** Dirty pages left after the last pass (null before the first: its pages found were all of RAM's written pages). */
+  private remainingPages: number | null = null;
 
   /** `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live ones. */
   constructor(private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean) {
     this.throttle = autoConverge ? NO_THROTTLE : null;
   }
 
-  /** After a pass whose switchover rule said iterate: the pass took `passMs` and sent `sentBytes`. */
-  afterPass(decision: PassDecision, passMs: number, sentBytes: number): PolicyDecision {
+  /**
+   * After a pass whose switchover rule said iterate: it took `passMs`, sent
+   * `sentBytes`, and took `dirtyFound` dirty pages from the log as it went.
+   * What the guest dirtied during it, as QEMU's period counts (every page
+   * dirtied since the last sync): the pages found beyond those dirty at its
+   * start (dirtied ahead of the cursor, and sent in this same pass), and
+   * those left dirty after it. A period is wall time, waits between passes
+   * included.
+   */
+  afterPass(decision: PassDecision, passMs: number, sentBytes: number, dirtyFound: number): PolicyDecision {
     const figures = { remainingBytes: decision.remainingPages * PAGE_SIZE, dirtyBytesPerSec: decision.dirtyRate * PAGE_SIZE, bandwidthBytesPerSec: decision.bandwidth };
     this.recent.push(figures);
     if (this.recent.length > CONVERGENCE_WINDOW) this.recent.shift();
+    const now = monoMs();
+    this.periodStartMs ??= now - passMs;
+    const dirtiedPages = (this.remainingPages === null ? 0 : Math.max(0, dirtyFound - this.remainingPages)) + decision.remainingPages;
+    this.remainingPages = decision.remainingPages;
     const p = this.period;
-    this.period = { ms: p.ms + passMs, dirtiedBytes: p.dirtiedBytes + (figures.dirtyBytesPerSec * passMs) / 1000, sentBytes: p.sentBytes + sentBytes };
-    const ended = this.period.ms >= PERIOD_MS ? this.period : null;
-    if (ended !== null) this.period = { ms: 0, dirtiedBytes: 0, sentBytes: 0 };
+    this.period = { dirtiedBytes: p.dirtiedBytes + dirtiedPages * PAGE_SIZE, sentBytes: p.sentBytes + sentBytes };
+    const ended = now - this.periodStartMs >= PERIOD_MS ? this.period : null;
+    if (ended !== null) {
+      this.period = { dirtiedBytes: 0, sentBytes: 0 };
+      this.periodStartMs = now;
+    }
     return this.ask(ended);
   }
 

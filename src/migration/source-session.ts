@@ -103,7 +103,7 @@ export class SourceSession {
         const passMs = await this.sendPass();
         const decision = this.decide(passMs);
         // Only while iterating: nothing is cancelled at or after the decision to switch over.
-        const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes);
+        const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes, this.sender.pass.dirtyFound);
         this.record(passMs, decision, policy);
         if (policy === null) break;
         this.act(policy);

@@ -74,11 +74,14 @@ test('throttle: each vCPU sleeps the asked share of its slices, by its own accou
   await g.pause();
   const s = g.vcpuStats()[0];
   const busy = s.busyNs - before.busyNs;
+  const idle = s.idleNs - before.idleNs;
   const asked = s.throttleAskedNs - before.throttleAskedNs;
   const slept = s.throttleNs - before.throttleNs;
-  // Every slice asks for 60 % of its time as sleep, but the last, cut short by the pause, may ask for none.
-  const share = asked / (busy + asked);
-  assert.ok(share > 0.5 && share <= 0.6 + 1e-9, `throttle share asked ${share.toFixed(3)} for 60 %`);
+  // Every slice asks for 60 % of its wall time as sleep (QEMU's throttle: working or idle), but the last, cut
+  // short by the pause, may ask for none. A slice's wall time is its work and idle wait plus the loop's own
+  // few instructions between steps, which no stat counts: so the share comes out at 60 % or a little above.
+  const share = asked / (busy + idle + asked);
+  assert.ok(share > 0.5 && share <= 0.61, `throttle share asked ${share.toFixed(3)} for 60 %`);
   // A sleep ends on time or late (a loaded machine), never early; only the last, one slice's worth, may be
   // cut short by the pause.
   assert.ok(slept >= asked / 2, `slept ${slept / 1e6} ms of the ${asked / 1e6} ms asked`);

@@ -17,31 +17,43 @@ fileLimit(import.meta.url, 120_000);
 const { dir } = scratch();
 const cache = sharedCache();
 
-test('a throttled program sleeps its share at its polls, prints the same, pauses, and runs free again at 0', async () => {
+test('a throttled program sleeps its share at its polls, prints the same, answers a pause mid-sleep, and runs free again at 0', async () => {
   const module = await instrumentedProgram('moments', cache);
-  const args = ['loop', '400'];
+  const args = ['loop', '1200'];
   const ref = await referenceOutput('moments', args);
   const g = await programGuest(module, 'moments', args, dir);
-  await g.guest.cont();
-  g.guest.throttle(75);
   let done = false;
   void g.exited.then(() => { done = true; });
-  // Sleep is asked for 3 times what ran: at 75 %, sleep / (run + sleep) = 0.75.
   const stats = () => g.guest.vcpuStats()[0];
-  await until('the throttled vCPU to sleep', () => stats().throttleAskedNs > 50e6 || done, 30_000);
+  await g.guest.cont();
+  // Throttled after it has run a while: its first sleep answers for its last 20 ms at most, not for all it ran.
+  await until('the program to print 3 lines', () => g.out.read().split('\n').length > 3 || done, 60_000);
+  await g.guest.pause(); // (the vCPU's busy time is counted when it stops running)
+  const s0 = stats();
+  g.guest.throttle(75);
+  await g.guest.resume();
+  await until('the first throttle sleep', () => stats().throttleAskedNs > 0 || done, 60_000);
+  assert.ok(stats().throttleAskedNs <= 3 * 20e6 * 1.01, `the first sleep asked ${stats().throttleAskedNs / 1e6} ms (at most 3 x 20 ms)`);
+  // At 75 % each sleep asked is 3 times the run before it (capped at 20 ms of run): asked / (asked + busy) = 0.75,
+  // counted from the vCPU's own accounting (what was asked, whatever cut a sleep short).
+  await until('the throttled vCPU to ask for 200 ms of sleep', () => stats().throttleAskedNs > 200e6 || done, 60_000);
   assert.ok(!done, 'the program ended before the throttle was seen: give it more work');
-  for (let i = 0; i < 5 && !done; i++) {
-    await g.guest.pause();
-    const s = stats();
-    const share = s.throttleNs / (s.throttleNs + s.busyNs);
-    assert.ok(share > 0.5 && share < 0.9, `the throttle's share of the vCPU's time is ${share.toFixed(2)} (asked 0.75)`);
-    await g.guest.resume();
-    await new Promise((r) => setTimeout(r, 30));
-  }
+  await g.guest.pause();
+  const s = stats();
+  const share = s.throttleAskedNs / (s.throttleAskedNs + s.busyNs - s0.busyNs);
+  assert.ok(share > 0.6 && share < 0.8, `the throttle's share of the vCPU's time is ${share.toFixed(2)} (asked 0.75)`);
+  // At 99 % a sleep is about 2 s (99 times a 20 ms run): a pause asked during one ends it, so less is slept than asked.
+  g.guest.throttle(99);
+  await g.guest.resume();
+  // A sleep is under way when more has been asked than slept (a sleep's slept time is counted when it ends).
+  const owed = () => stats().throttleAskedNs - stats().throttleNs;
+  const before = owed();
+  await until('a 99 % throttle sleep of over 0.5 s to be under way', () => owed() - before > 0.5e9 || done, 60_000);
+  await bounded('a pause during a throttle sleep', g.guest.pause(), 10_000);
+  assert.ok(owed() - before > 0.3e9, `the pause cut the sleep short: ${(owed() - before) / 1e6} ms asked and not slept`);
+  // Throttle 0 also ends a sleep under way: the program then runs to its end at full speed.
+  await g.guest.resume();
   g.guest.throttle(0);
-  const asked = stats().throttleAskedNs;
-  await new Promise((r) => setTimeout(r, 100));
-  assert.ok(stats().throttleAskedNs - asked < 20e6, 'throttle 0: the vCPU stops sleeping (at most the sleep already under way)');
-  assert.equal(await bounded('the program to exit', g.exited, 60_000), 0);
+  assert.equal(await bounded('the program to exit once free', g.exited, 60_000), 0);
   assert.equal(g.out.read(), ref.stdout, 'throttled and paused, the program prints what it prints unthrottled');
 });
