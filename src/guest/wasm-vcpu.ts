@@ -20,6 +20,11 @@
  * rewinds into `_start`, every frame is re-entered with its locals, and the
  * call that unwound (`ferry.yield` or `poll_oneoff`) finishes the rewind
  * and returns as if nothing happened.
+ *
+ * Longer than 300 lines: the request loop, the run, the yield (pause or
+ * throttle), the host view and the state save share one set of fields
+ * (the request served, the run's clocks, Asyncify's data); splitting them
+ * would pass those around. The probe is its own module (poll-probe.ts).
  */
 import { writeSync } from 'node:fs';
 import type { WasmLayout } from '../wasm/layout.js';

@@ -42,7 +42,8 @@ const MOMENTS: readonly (readonly string[])[] = [
   ['grow', '200'],
 ];
 /** The same, with growth paced so that a migration catches it growing in every pass (94 MiB over ~3 s). */
-const MIGRATION_MOMENTS = MOMENTS.map((m) => (m[0] === 'grow' ? ['growslow', '200', '10'] : m));
+// deep runs five times longer here: on a loaded machine 600 rounds (about 1 s) ended before a migration began.
+const MIGRATION_MOMENTS = MOMENTS.map((m) => (m[0] === 'grow' ? ['growslow', '200', '10'] : m[0] === 'deep' ? ['deep', '120', '3000'] : m));
 
 test('a program run by ferry prints what it prints under node:wasi', async () => {
   const module = await instrumentedProgram('moments', cache);
