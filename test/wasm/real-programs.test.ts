@@ -17,7 +17,8 @@ const { dir } = scratch();
 
 /** The programs, their arguments, and after how many lines of output each migration starts. */
 const PROGRAMS = [
-  { name: 'sqlite-load', args: ['60000', '7'], afterLines: [1, 3, 8, 14, 20, 27, 33, 40, 47, 55] },
+  // Its moments stop at half its ~70 lines: on CI's loaded machine, one at 55 came after the program had ended.
+  { name: 'sqlite-load', args: ['60000', '7'], afterLines: [1, 3, 6, 10, 14, 18, 22, 26, 30, 35] },
   { name: 'zstd-roundtrip', args: ['16', '3', '7'], afterLines: [1, 3, 8, 14, 20, 27, 33, 40, 47, 55] },
 ] as const;
 
