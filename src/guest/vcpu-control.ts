@@ -162,6 +162,18 @@ export class VcpuControl {
     return Atomics.load(this.i32, THROTTLE);
   }
 
+  /**
+   * A throttle sleep of `ms`: slept in pieces of at most 10 ms that re-read
+   * the throttle, so throttle 0 ends it within one piece, and a request
+   * other than `request` ends it at once.
+   */
+  throttleSleep(request: number, ms: number): void {
+    const until = performance.now() + ms;
+    for (let t = performance.now(); t < until && this.throttle() > 0 && this.request() === request; t = performance.now()) {
+      this.waitChange(request, Math.min(10, until - t));
+    }
+  }
+
   /** The state the main thread placed, if any (clears the LOAD flag). */
   takeLoad(): Uint8Array | null {
     if (Atomics.exchange(this.i32, LOAD, 0) === 0) return null;

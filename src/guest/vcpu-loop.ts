@@ -95,13 +95,12 @@ function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, reques
   // that sleep / (slice + sleep) = percent / 100, the slice's idle wait
   // included. The guest clock keeps running while throttled (a descheduled
   // vCPU's clock does), so paced workloads catch up only within their 1 ms
-  // credit cap. Slept in pieces of at most 10 ms that re-read the throttle.
+  // credit cap.
   const percent = ctl.throttle();
   const sleepNs = percent > 0 ? ((now - start) * percent) / (100 - percent) : 0;
   if (sleepNs > 0 && ctl.request() === request) {
     ctl.addStat(Stat.ThrottleAskedNs, sleepNs);
-    const until = now + sleepNs;
-    for (let t = now; t < until && ctl.throttle() > 0 && ctl.request() === request; t = nowNs()) ctl.waitChange(request, Math.min(10, (until - t) / 1e6));
+    ctl.throttleSleep(request, sleepNs / 1e6);
     const slept = nowNs() - now;
     ctl.addStat(Stat.ThrottleNs, slept);
     ctl.setStat(Stat.GuestNs, ctl.stat(Stat.GuestNs) + slept);

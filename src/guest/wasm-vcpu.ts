@@ -69,8 +69,6 @@ interface ProgramExports {
 const nowNs = (): number => performance.now() * 1e6;
 /** The longest run one throttle sleep answers for, ns: two of the throttle bell's 10 ms slices (wasm-program.ts). */
 const THROTTLE_WINDOW_NS = 20_000_000;
-/** A throttle sleep is slept in pieces this long at most, ms, each re-reading the throttle. */
-const THROTTLE_PIECE_MS = 10;
 /** The probe's site number for a sleep's start (poll-probe.ts): a stretch ends there, and the next starts when the sleep ends. */
 const SLEEP_SITE = -2;
 
@@ -204,8 +202,8 @@ export class WasmVcpu {
    * The throttle (vcpu-loop.ts's rule, QEMU's): sleep so that sleep / (run
    * + sleep) is its percent, over the run since the last sleep, at most
    * THROTTLE_WINDOW_NS of it (a throttle set late never charges the run
-   * before it). Slept in pieces that re-read the throttle: throttle 0, or
-   * any request, ends it within one piece.
+   * before it). VcpuControl.throttleSleep ends it early on throttle 0 or
+   * a request.
    */
   private throttleSleep(): void {
     const now = nowNs();
@@ -214,10 +212,7 @@ export class WasmVcpu {
     if (percent > 0 && ran > 0) {
       const askedNs = (ran * percent) / (100 - percent);
       this.ctl.addStat(Stat.ThrottleAskedNs, askedNs);
-      const until = now + askedNs;
-      for (let t = now; t < until && this.ctl.throttle() > 0 && this.ctl.request() === this.serving; t = nowNs()) {
-        this.ctl.waitChange(this.serving, Math.min(THROTTLE_PIECE_MS, (until - t) / 1e6));
-      }
+      this.ctl.throttleSleep(this.serving, askedNs / 1e6);
       const slept = nowNs() - now;
       this.ctl.addStat(Stat.ThrottleNs, slept);
       this.offCpuNs += slept;
