@@ -113,6 +113,19 @@ export class MigrationTimeoutError extends FerryError {
 }
 
 /**
+ * The migration policy's remedy ladder cancelled the migration: it made no
+ * progress, or ran over its completion budget, and no allowed remedy was
+ * left (remedies.ts). Ends the migration `cancelled`, saying why: the
+ * trigger, what was tried, and what the user could allow ("gave up after
+ * 42 s: no progress in 30 s at the most throttle (99 %); ...").
+ */
+export class MigrationGaveUpError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_MIGRATION_GAVE_UP', message, options);
+  }
+}
+
+/**
  * The destination refused the stream: not a broken stream or link, but its
  * configuration or limits (RAM size, vCPUs, a size limit, the stream's
  * version, TLS or not). Thrown on the destination, and on the source when
@@ -157,7 +170,7 @@ export type FerryErrorClass = new (message: string, options?: FerryErrorOptions)
 export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
-    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, RefusedError,
+    WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, MigrationGaveUpError, RefusedError,
     WasiStateError, WasmModuleError,
   ] as const).map((C) => [new C('').code, C]),
 );
@@ -176,10 +189,10 @@ export function ferryCodeOf(err: unknown): string | undefined {
   return code.startsWith('ERR_FERRY_') ? code : undefined;
 }
 
-/** The codes of errors that end a migration `cancelled`: by the user, or by the policy's time budget. */
-const CANCELLATION_CODES: ReadonlySet<string> = new Set(['ERR_FERRY_CANCELLED', 'ERR_FERRY_MIGRATION_TIMEOUT']);
+/** The codes of errors that end a migration `cancelled`: by the user, or by the policy (its time budget, its remedy ladder). */
+const CANCELLATION_CODES: ReadonlySet<string> = new Set(['ERR_FERRY_CANCELLED', 'ERR_FERRY_MIGRATION_TIMEOUT', 'ERR_FERRY_MIGRATION_GAVE_UP']);
 
-/** Whether `err` is a cancellation (by its code): the user's (CancelledError) or the policy's (MigrationTimeoutError). */
+/** Whether `err` is a cancellation (by its code): the user's (CancelledError) or the policy's (MigrationTimeoutError, MigrationGaveUpError). */
 export function isCancelled(err: unknown): boolean {
   return CANCELLATION_CODES.has(ferryCodeOf(err) ?? '');
 }

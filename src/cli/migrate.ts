@@ -19,6 +19,7 @@ import { followMigration } from '../client/follow-migration.js';
 import { parseCommandLine } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 import { parseControlUri, parseUri } from '../transport/uri.js';
+import { parsePolicy, policyUsage } from './policy-flag.js';
 import { COMMAND_LINE_DEFAULTS, parameterFlags, qmpArguments } from './parameter-flags.js';
 import { MigrationProgress } from '../client/progress.js';
 import { renderReport } from '../client/html-report.js';
@@ -34,6 +35,7 @@ Migrate the guest behind a QMP control socket (any guest serving QMP).
   --qmp CONTROL        the guest's control socket: unix:PATH or tcp:HOST:PORT
   --to URI             where to: tcp:HOST:PORT, unix:PATH or file:PATH
 ${PARAMETER_FLAGS.usage(24)}
+${policyUsage(24)}
                         (parameters not given keep the guest's settings, but for --timeout)
   --verify             digest the pages sent and loaded; the destination resumes only if equal
   --auto-converge      throttle the vCPUs while the guest dirties faster than the migration sends
@@ -59,6 +61,7 @@ export function parseMigrateArgs(argv: string[]) {
     qmp: { type: 'string' },
     to: { type: 'string' },
     ...PARAMETER_FLAGS.options,
+    policy: { type: 'string' },
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
@@ -67,7 +70,7 @@ export function parseMigrateArgs(argv: string[]) {
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
-  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values) };
+  return { values, parameters: values.help ? {} : { ...PARAMETER_FLAGS.parse(values), ...parsePolicy(values.policy) } };
 }
 
 export async function migrateCommand(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@ import { prepareMigrationThread } from '../migration/migration.js';
 import { migrateGuest, serveQmp } from './run-source.js';
 import { TLS_OPTIONS, TLS_USAGE, checkedTls, parseCommandLine, workloadSpecs } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
+import { parsePolicy, policyUsage } from './policy-flag.js';
 import { COMMAND_LINE_DEFAULTS, parameterFlags } from './parameter-flags.js';
 import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
 import { runWasmCommand } from './run-wasm.js';
@@ -41,6 +42,7 @@ ${WASM_USAGE}
   --qmp CONTROL       serve QMP on unix:PATH or tcp:127.0.0.1:PORT and run until 'quit'
                       (then 'ferry migrate --qmp CONTROL --to URI' migrates it)
 ${PARAMETER_FLAGS.usage(24)}
+${policyUsage(24)}
 ${TLS_USAGE}
   --verify            digest the pages sent and loaded; the destination resumes only if equal
   --auto-converge     throttle the vCPUs while the guest dirties faster than the migration sends
@@ -72,6 +74,7 @@ export function parseRunArgs(argv: string[]) {
     'migrate-to': { type: 'string' },
     qmp: { type: 'string' },
     ...PARAMETER_FLAGS.options,
+    policy: { type: 'string' },
     ...TLS_OPTIONS,
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
@@ -83,7 +86,7 @@ export function parseRunArgs(argv: string[]) {
   if (values.wasm === undefined && split.program.length > 0) {
     throw new InvalidArgumentError(`arguments after -- are a program's: give the program with --wasm (got ${split.program.join(' ')})`);
   }
-  return { values, parameters: values.help ? {} : PARAMETER_FLAGS.parse(values), programArgs: split.program };
+  return { values, parameters: values.help ? {} : { ...PARAMETER_FLAGS.parse(values), ...parsePolicy(values.policy) }, programArgs: split.program };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {

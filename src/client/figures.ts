@@ -46,9 +46,18 @@ export function downtimeRows(info: MigrateInfo, limitMs: number | undefined): Ro
   const sw = info['x-ferry-switchover'];
   if (sw !== undefined) rows.push(['expected downtime', `${ms(sw.expectedMs, 1)} (the switchover rule's, at its decision)`]);
   else if (info['expected-downtime'] !== undefined) rows.push(['expected downtime', ms(info['expected-downtime'])]);
-  if (info.downtime !== undefined) rows.push(['downtime', `${ms(info.downtime)}${sw === undefined ? '' : ', of which:'}`]);
+  const finish = info['x-ferry-pause-and-finish'];
+  const exempt = finish === undefined ? '' : ' (pause-and-finish: exempt from the downtime limit)';
+  if (info.downtime !== undefined) rows.push(['downtime', `${ms(info.downtime)}${exempt}${sw === undefined ? '' : ', of which:'}`]);
   if (sw !== undefined) rows.push(...switchoverRows(sw));
   return rows;
+}
+
+/** The policy's remedy, when one was engaged, and why; pause-and-finish says it was chosen. */
+function policyRows(info: MigrateInfo): Row[] {
+  const remedy = info['x-ferry-remedy'];
+  if (remedy === undefined || remedy.name === 'none') return [];
+  return [['policy remedy', `${remedy.name}: ${remedy.why}`]];
 }
 
 /** x-ferry-switchover: the phases of the downtime, each with its time, and the final pass's pages apart. */
@@ -104,6 +113,7 @@ export function migrationRows(info: MigrateInfo, ctx: FigureContext = {}): Row[]
     ['status', info.status + error],
     ['total time', `${ms(info['total-time'])} (setup ${ms(info['setup-time'])})`],
     ...downtimeRows(info, ctx.downtimeLimitMs),
+    ...policyRows(info),
     ...ramRows(info),
     ...bandwidthRows(ctx.passes ?? []),
   ];

@@ -6,8 +6,9 @@
  * figures.ts), remaining, dirty rate and expected downtime, drawn by
  * cli-progress. When stdout is not a terminal, plain lines instead: one
  * per finished pass. Either way, a line when the migration is seen not
- * converging, and when that changes (convergence-notes.ts), and a line
- * each time auto-converge changes the vCPUs' throttle.
+ * converging, and when that changes (convergence-notes.ts), with the
+ * prediction of the time to converge; a line each time the policy engages
+ * a remedy, and each time the vCPUs' throttle changes.
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
@@ -31,6 +32,7 @@ export class MigrationProgress {
   private readonly tty: boolean;
   private readonly notes = new ConvergenceNotes();
   private throttle = 0;
+  private remedy = 'none';
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
   constructor(
@@ -44,13 +46,18 @@ export class MigrationProgress {
     for (; this.shown < passes.length; this.shown++) {
       if (this.tty) this.closeBar();
       this.out.write(`${passLine(passes[this.shown])}\n`);
-      const note = this.notes.note(passes[this.shown]);
-      if (note !== null) this.out.write(`${note}\n`);
+      const pass = passes[this.shown];
+      const note = this.notes.note(pass);
+      if (note !== null) this.out.write(`${note}${pass.prediction == null ? '' : `; ${pass.prediction}`}\n`);
+      if (pass.remedy != null && pass.remedy.name !== this.remedy) {
+        this.out.write(`policy: ${pass.remedy.name} (${pass.remedy.why})\n`);
+        this.remedy = pass.remedy.name;
+      }
     }
     const throttle = info['cpu-throttle-percentage'] ?? 0;
     if (throttle !== this.throttle && (info.status === 'active' || throttle > 0)) {
       if (this.tty) this.closeBar();
-      this.out.write(`auto-converge: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
+      this.out.write(`throttle: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
       this.throttle = throttle;
     }
     const p = info['x-ferry-progress'];

@@ -16,13 +16,16 @@ export function summaryLines(status: string, s: SourceStats, error: string | nul
   const lines = [
     `migration ${status}${error === null ? '' : `: ${error}`}`,
     `  total time      ${s.totalTimeMs.toFixed(1)} ms (setup ${s.setupTimeMs.toFixed(1)} ms)`,
-    `  downtime        ${s.downtimeMs === null ? '-' : `${s.downtimeMs.toFixed(2)} ms`}${s.verifyMs > 0 ? ` (of which verify ${s.verifyMs.toFixed(2)} ms)` : ''}`,
+    `  downtime        ${s.downtimeMs === null ? '-' : `${s.downtimeMs.toFixed(2)} ms`}${s.verifyMs > 0 ? ` (of which verify ${s.verifyMs.toFixed(2)} ms)` : ''}` +
+      `${s.pauseAndFinish === null ? '' : ' (pause-and-finish: exempt from the downtime limit)'}`,
     `  transferred     ${formatBytes(s.transferredBytes)} in ${s.passes.length + (s.downtimeMs === null ? 0 : 1)} passes, ` +
       `average ${formatRate((s.transferredBytes * 1000) / Math.max(s.totalTimeMs, 1e-3))}`,
     `  remaining       ${formatBytes(s.remainingBytes)}`,
     `  pages           ${s.normalPages} with data, ${s.duplicatePages} zero`,
   ];
   if (last !== undefined) lines.push(`  last live pass  ${last.pass}: ${bandwidthText(last)}`);
+  const remedy = s.passes.findLast((p) => p.remedy != null)?.remedy;
+  if (remedy != null && remedy.name !== 'none') lines.push(`  policy remedy   ${remedy.name}: ${remedy.why}`);
   if (sw !== null) lines.push(`  final pass      ${formatPages(sw.finalPages)} in ${sw.finalPassMs.toFixed(1)} ms`);
   lines.push(`  guest progress  ${s.guestPagesWritten - s.guestPagesWrittenAtStart} page writes during migration`);
   return lines;

@@ -61,6 +61,12 @@ export interface MigrateInfo {
   'x-ferry-progress'?: FerryProgress;
   /** The policy's convergence observation after the last live pass, in words (migration-policy.ts). */
   'x-ferry-convergence'?: Convergence;
+  /** The policy's remedy in force after the last live pass and why it was engaged (remedies.ts; name 'none', why '' before any). */
+  'x-ferry-remedy'?: { name: string; why: string };
+  /** The time to converge at the last live pass's rates, in words (convergence-prediction.ts). */
+  'x-ferry-prediction'?: string;
+  /** Set when the policy switched over by pause-and-finish: why. The downtime is then exempt from downtime-limit. */
+  'x-ferry-pause-and-finish'?: string;
   /** Destination only: the loader's counters. */
   'x-ferry-loader'?: LoaderStats;
 }
@@ -119,6 +125,11 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
   if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;
   const convergence = s.passes.at(-1)?.convergence;
   if (convergence !== undefined && convergence !== null) info['x-ferry-convergence'] = convergence;
+  const policed = s.passes.findLast((p) => p.remedy != null);
+  if (policed?.remedy != null) info['x-ferry-remedy'] = { ...policed.remedy };
+  const prediction = policed?.prediction;
+  if (prediction != null) info['x-ferry-prediction'] = prediction;
+  if (s.pauseAndFinish !== null) info['x-ferry-pause-and-finish'] = s.pauseAndFinish;
   // ferry's extras, for progress displays: where the current pass is, and the estimates.
   info['x-ferry-progress'] = {
     pass: s.pass,

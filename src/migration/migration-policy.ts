@@ -16,16 +16,25 @@
  *      migration was doing. virsh's --timeout suspends the guest instead
  *      (the migration then finishes with the guest paused, for however long
  *      the rest takes): ferry keeps its downtime limit a promise and
- *      cancels; the source guest runs on, untouched.
- *   2. auto-converge (the capability), at the end of each period of at
- *      least a second: throttle the vCPUs, or throttle them more, by
- *      QEMU's rule (auto-converge.ts, which keeps its state in the answer).
- *   3. Otherwise continue.
+ *      cancels; the source guest runs on, untouched. (Pause-and-finish is
+ *      a remedy of the ladder, opt-in.)
+ *   2. The remedy ladder (remedies.ts): no progress for progress-timeout,
+ *      or over the completion budget per GiB, engages the next allowed
+ *      remedy (throttle, then pause-and-finish if allowed), and cancels
+ *      with its reason when none is left. Engaging the throttle starts
+ *      auto-converge's rule at its first step, capability or not.
+ *   3. auto-converge, while it is on (the capability, or engaged by the
+ *      ladder), at the end of each period of at least a second: throttle
+ *      the vCPUs, or throttle them more, by QEMU's rule (auto-converge.ts,
+ *      which keeps its state in the answer).
+ *   4. Otherwise continue.
  *
- * Issue 14 (convergence) adds its further remedies here, as actions of
- * this same function, tried before the time budget runs out: limit the
- * vCPUs' dirty rate (dirty-limit), switch to post-copy. Nothing gets a
+ * Issue 14 (convergence) adds its further remedies to the ladder: limit
+ * the vCPUs' dirty rate (dirty-limit), switch to post-copy. Nothing gets a
  * second mechanism.
+ *
+ * With each pass's answer goes a prediction of the time to converge at that
+ * pass's rates (convergence-prediction.ts), information only.
  *
  * The observation, information only (it never cancels: a guest on 2 cores
  * sometimes slows down and converges): over the last CONVERGENCE_WINDOW
@@ -54,6 +63,8 @@
  */
 
 import { autoConvergeStep, type AutoConvergeParameters, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
+import { predictConvergence, type Prediction } from './convergence-prediction.js';
+import { climbLadder, type LadderState, type Remedy, type RemedySettings } from './remedies.js';
 
 /** Passes the convergence observation looks back over (the trend it shows). */
 export const CONVERGENCE_WINDOW = 3;
@@ -77,12 +88,21 @@ export interface PolicyInputs {
   readonly timeoutMs: number;
   /** The recent passes, oldest first, this pass last; only the last CONVERGENCE_WINDOW are read. */
   readonly recent: readonly PassFigures[];
-  /** auto-converge, when the capability is on: its parameters, its state, and the period that just ended (null: none ended). */
+  /** auto-converge, while it is on (the capability, or engaged by the ladder): its parameters, its state, and the period that just ended (null: none ended). */
   readonly autoConverge?: {
     readonly parameters: AutoConvergeParameters;
     readonly state: AutoConvergeState;
     readonly period: ThrottlePeriod | null;
   } | null;
+  /** The remedy ladder: its settings and state, the remainder after the pass that just ended (null within a pass), the guest's RAM. */
+  readonly ladder?: {
+    readonly settings: RemedySettings & AutoConvergeParameters;
+    readonly state: LadderState;
+    readonly remainingBytes: number | null;
+    readonly ramBytes: number;
+  } | null;
+  /** For the prediction: the downtime limit and the switchover's fixed cost, ms. */
+  readonly switchover?: { readonly downtimeLimitMs: number; readonly fixedCostMs: number } | null;
 }
 
 export type ConvergenceState = 'too-early' | 'converging' | 'not-converging';
@@ -96,30 +116,62 @@ export interface Convergence {
 /** What the session does next. `code` names the rule that cancelled (the error's code follows from it). */
 export type PolicyAction =
   | { readonly kind: 'continue' }
-  | { readonly kind: 'cancel'; readonly code: 'timeout'; readonly reason: string }
-  | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string };
+  | { readonly kind: 'cancel'; readonly code: 'timeout' | 'no-progress'; readonly reason: string }
+  | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string }
+  | { readonly kind: 'pause-and-finish'; readonly reason: string };
 
 export interface PolicyDecision {
   readonly action: PolicyAction;
   readonly convergence: Convergence;
-  /** auto-converge's state after this decision (its input's when no period ended); absent when the capability is off. */
+  /** auto-converge's state after this decision (its input's when no period ended); absent while it is off. */
   readonly autoConverge?: AutoConvergeState;
+  /** The ladder's state after this decision; absent without a ladder. */
+  readonly ladder?: LadderState;
+  /** The remedy in force and why ('none', '' before any). */
+  readonly remedy: { readonly name: Remedy; readonly why: string };
+  /** The time to converge at the last pass's rates; absent before a pass or without the switchover's figures. */
+  readonly prediction?: Prediction;
 }
 
 export function decidePolicy(i: PolicyInputs): PolicyDecision {
   const convergence = observeConvergence(i.recent);
+  const last = i.recent.at(-1);
+  const prediction = last === undefined || !i.switchover ? undefined : predictConvergence({ ...i.switchover, ...last });
+  const l = i.ladder ?? null;
+  const base = {
+    convergence, ...(prediction && { prediction }), ...(l && { ladder: l.state }),
+    remedy: { name: l?.state.remedy ?? 'none', why: l?.state.why ?? '' },
+  };
   const ac = i.autoConverge ?? null;
-  const kept = ac === null ? {} : { autoConverge: ac.state };
   if (i.timeoutMs > 0 && i.elapsedMs >= i.timeoutMs) {
     const reason = `timed out after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
-    return { action: { kind: 'cancel', code: 'timeout', reason }, convergence, ...kept };
+    return { ...base, ...(ac && { autoConverge: ac.state }), action: { kind: 'cancel', code: 'timeout', reason } };
   }
-  if (ac !== null && ac.period !== null) {
-    const step = autoConvergeStep(ac.state, ac.period, ac.parameters);
-    const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'throttle', percent: step.state.percent, reason: step.why };
-    return { action, convergence, autoConverge: step.state };
+  // auto-converge's step first: the ladder then sees the throttle this period left.
+  const throttled = autoConverge(ac);
+  if (l === null) return { ...base, ...throttled };
+  const { state, step } = climbLadder(l.state, {
+    elapsedMs: i.elapsedMs, remainingBytes: l.remainingBytes, ramBytes: l.ramBytes, settings: l.settings,
+    throttlePercent: throttled.autoConverge?.percent ?? 0, maxThrottlePercent: l.settings.maxCpuThrottlePercent, trend: convergence.words,
+  });
+  const moved = { ...base, ...throttled, ladder: state, remedy: { name: state.remedy, why: state.why } };
+  if (step.kind === 'cancel') return { ...moved, action: { kind: 'cancel', code: 'no-progress', reason: step.reason } };
+  if (step.kind === 'pause-and-finish') return { ...moved, action: { kind: 'pause-and-finish', reason: step.reason } };
+  // Engaging the throttle when auto-converge already throttles changes nothing: its rule goes on.
+  if (step.kind === 'throttle' && (throttled.autoConverge?.percent ?? 0) === 0) {
+    const percent = Math.min(l.settings.cpuThrottleInitialPercent, l.settings.maxCpuThrottlePercent);
+    return { ...moved, autoConverge: { percent, highPeriods: 0 }, action: { kind: 'throttle', percent, reason: `policy: ${step.reason}: CPU throttle 0 % -> ${percent} %` } };
   }
-  return { action: { kind: 'continue' }, convergence, ...kept };
+  return moved;
+}
+
+/** auto-converge's answer, while it is on: a step at the end of a period, else its state as it was. */
+function autoConverge(ac: PolicyInputs['autoConverge']): { action: PolicyAction; autoConverge?: AutoConvergeState } {
+  if (ac == null) return { action: { kind: 'continue' } };
+  if (ac.period === null) return { action: { kind: 'continue' }, autoConverge: ac.state };
+  const step = autoConvergeStep(ac.state, ac.period, ac.parameters);
+  const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'throttle', percent: step.state.percent, reason: step.why };
+  return { action, autoConverge: step.state };
 }
 
 /** The convergence observation of the header, over the last CONVERGENCE_WINDOW passes of `recent`. */

@@ -180,9 +180,14 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return this.committed && this.guest.runState === 'postmigrate' && this.status !== 'completed';
   }
 
-  /** auto-converge's CPU throttle, percent (query-migrate's cpu-throttle-percentage); null when the capability is off or the migration ended. */
+  /**
+   * auto-converge's CPU throttle, percent (query-migrate's
+   * cpu-throttle-percentage); null when it is off (the capability is off
+   * and the policy has not engaged it) or the migration ended.
+   */
   get cpuThrottlePercentage(): number | null {
-    return this.options.autoConverge === true && !isFinished(this.status) ? this.throttlePercent : null;
+    const on = this.options.autoConverge === true || this.userThrottle !== null;
+    return on && !isFinished(this.status) ? this.throttlePercent : null;
   }
 
   get currentParameters(): MigrationParameters {
@@ -274,7 +279,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         break;
       case 'throttle':
         if (isFinished(this.status) || this.ending) break; // the throttle ends with the migration
-        trace('auto-converge: %s', m.why);
+        trace('throttle: %s', m.why);
         this.userThrottle ??= this.guest.throttlePercent; // the user's own throttle is kept under, and given back after
         this.guest.throttle(Math.max(m.percent, this.userThrottle));
         this.throttlePercent = m.percent;

@@ -128,6 +128,35 @@ export const PARAMETER_TABLE = {
     origin: 'QEMU has no time budget (libvirt\'s virsh migrate --timeout is the management tool\'s); at most 30 days',
     sides: { source: 'cancel the migration if it has not switched over after this long' },
   },
+  /*
+   * The policy's remedy ladder (remedies.ts), in the manner of KubeVirt's
+   * migration policies; on the command line as `--policy KEY=VALUE,...`
+   * (cli/policy-flag.ts), so no flags of their own.
+   */
+  /** No new low of what remains after a pass for this long is no progress, ms; 0: never. */
+  progressTimeoutMs: {
+    qmp: 'x-ferry-progress-timeout', flag: null, unit: 'ms', default: 30_000, min: 0, max: 2_592_000_000,
+    origin: "ferry's choice: KubeVirt's progressTimeout is 150 s for guests of many GiB on shared links; a pass of ferry's guests here takes seconds (512 MiB at 0.3 GB/s: 1.7 s), so 30 s is ten passes or more without a new low",
+    sides: { source: 'no progress for this long engages the next remedy' },
+  },
+  /** Time allowed per GiB of guest RAM (rounded up to whole GiB), ms; 0: none. */
+  completionBudgetPerGiBMs: {
+    qmp: 'x-ferry-completion-budget-per-gib', flag: null, unit: 'ms', default: 150_000, min: 0, max: 2_592_000_000,
+    origin: "KubeVirt's completionTimeoutPerGiB default (150 s), over the guest's RAM rounded up to whole GiB as KubeVirt rounds it",
+    sides: { source: 'over this per GiB of RAM engages the next remedy' },
+  },
+  /** 1: the ladder may throttle the vCPUs (auto-converge's rule). */
+  policyThrottle: {
+    qmp: 'x-ferry-policy-throttle', flag: null, unit: 'bool', default: 1, min: 0, max: 1,
+    origin: "ferry's default policy: throttle, then cancel (KubeVirt's allowAutoConverge defaults to off: it cancels at once)",
+    sides: { source: 'the first remedy: throttle the vCPUs' },
+  },
+  /** 1: the ladder may pause the guest and send the rest, with no downtime limit. */
+  pauseAndFinish: {
+    qmp: 'x-ferry-pause-and-finish', flag: null, unit: 'bool', default: 0, min: 0, max: 1,
+    origin: "opt-in, as KubeVirt's allowWorkloadDisruption and virsh migrate --timeout-suspend: the pause can be long",
+    sides: { source: 'a later remedy: pause the guest and send the rest (no downtime limit)' },
+  },
   /** Limit for the vCPUs to acknowledge the switchover pause, ms. */
   pauseTimeoutMs: {
     qmp: 'x-ferry-pause-timeout', flag: 'pause-timeout', unit: 'ms', default: 1000, min: 1, max: 600_000,

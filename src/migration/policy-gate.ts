@@ -3,29 +3,41 @@
  * function): after each pass that did not switch over, with that pass's
  * figures, and within a live pass once the time budget has run out (a pass
  * of a large guest on a slow link can take minutes). Keeps the last
- * CONVERGENCE_WINDOW passes' figures the policy reads, and, with
- * auto-converge, the period being gathered (passes until PERIOD_MS) and
- * the rule's state between periods.
+ * CONVERGENCE_WINDOW passes' figures the policy reads, the remedy ladder's
+ * state (remedies.ts; it moves only when a pass ends, where the remainder
+ * is known and a pause-and-finish can start cleanly), and, while
+ * auto-converge is on (the capability, or engaged by the ladder), the
+ * period being gathered (passes until PERIOD_MS) and the rule's state
+ * between periods.
  */
 import { PAGE_SIZE } from '../memory/page.js';
 import { NO_THROTTLE, PERIOD_MS, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
 import { CONVERGENCE_WINDOW, decidePolicy, type PassFigures, type PolicyDecision } from './migration-policy.js';
+import { LADDER_START, type LadderState } from './remedies.js';
 import type { MigrationParameters } from './parameters.js';
 import type { PassDecision } from './source-figures.js';
 import { monoMs } from './waiter.js';
 
 export class PolicyGate {
   private readonly recent: PassFigures[] = [];
-  /** auto-converge's state, or null when the capability is off. */
+  /** auto-converge's state, or null while it is off (the capability is off and the ladder has not engaged it). */
   private throttle: AutoConvergeState | null;
+  private ladder: LadderState = LADDER_START;
   private period: ThrottlePeriod = { dirtiedBytes: 0, sentBytes: 0 };
   /** When the period being gathered began (monoMs); null before the first pass ended. */
   private periodStartMs: number | null = null;
   /** Dirty pages left after the last pass (null before the first: its pages found were all of RAM's written pages). */
   private remainingPages: number | null = null;
 
-  /** `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live ones. */
-  constructor(private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean) {
+  /**
+   * `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live
+   * ones; `ramBytes`: the guest's RAM (the completion budget is per GiB of
+   * it); `fixedCostMs`: the switchover's fixed cost (for the prediction).
+   */
+  constructor(
+    private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean,
+    private readonly ramBytes: number, private readonly fixedCostMs: number,
+  ) {
     this.throttle = autoConverge ? NO_THROTTLE : null;
   }
 
@@ -53,20 +65,26 @@ export class PolicyGate {
       this.period = { dirtiedBytes: 0, sentBytes: 0 };
       this.periodStartMs = now;
     }
-    return this.ask(ended);
+    return this.ask(ended, figures.remainingBytes);
   }
 
   /** Within a live pass: the policy's decision once the time budget has run out, else null (nothing to ask yet). */
   duringPass(): PolicyDecision | null {
     const { timeoutMs } = this.parameters();
-    return timeoutMs > 0 && monoMs() - this.startedAtMs >= timeoutMs ? this.ask(null) : null;
+    return timeoutMs > 0 && monoMs() - this.startedAtMs >= timeoutMs ? this.ask(null, null) : null;
   }
 
-  private ask(period: ThrottlePeriod | null): PolicyDecision {
+  /** `remainingBytes`: after the pass that just ended; null within a pass (the ladder then stays where it is). */
+  private ask(period: ThrottlePeriod | null, remainingBytes: number | null): PolicyDecision {
     const p = this.parameters();
     const autoConverge = this.throttle === null ? null : { parameters: p, state: this.throttle, period };
-    const decision = decidePolicy({ elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge });
+    const ladder = remainingBytes === null ? null : { settings: p, state: this.ladder, remainingBytes, ramBytes: this.ramBytes };
+    const decision = decidePolicy({
+      elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, ladder,
+      switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.fixedCostMs },
+    });
     if (decision.autoConverge !== undefined) this.throttle = decision.autoConverge;
+    if (decision.ladder !== undefined) this.ladder = decision.ladder;
     return decision;
   }
 }

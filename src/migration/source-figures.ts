@@ -13,7 +13,7 @@ import type { RamSender } from './ram-sender.js';
 import type { StreamOut } from './stream-out.js';
 import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
-import type { Convergence } from './migration-policy.js';
+import type { PolicyDecision } from './migration-policy.js';
 import { monoMs, nowNs } from './waiter.js';
 
 /** The switchover rule's answer after a pass, with the dirty rate it was given. */
@@ -48,6 +48,8 @@ export class SourceFigures {
   capSleepNs = 0;
   expectedDowntimeMs = 0;
   dirtySyncs = 0;
+  /** Why the policy's ladder chose pause-and-finish (null: it did not): the downtime is then exempt from its limit. */
+  pauseAndFinish: string | null = null;
   private readonly guestPagesAtStart: number;
 
   constructor(private readonly startedAtMs: number, private readonly blocks: readonly RamBlock[], private readonly vcpus: readonly VcpuControl[]) {
@@ -55,7 +57,7 @@ export class SourceFigures {
   }
 
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
-  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number, convergence: Convergence | null): PassRecord {
+  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number, policy: PolicyDecision | null): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
     // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.
@@ -65,7 +67,8 @@ export class SourceFigures {
       pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
       dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
-      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why, convergence,
+      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why, convergence: policy?.convergence ?? null,
+      remedy: policy?.remedy ?? null, prediction: policy?.prediction?.words ?? null,
     };
     return this.last;
   }
@@ -104,6 +107,7 @@ export class SourceFigures {
       threadCapSleepMs: this.capSleepNs / 1e6,
       guestPagesWrittenAtStart: this.guestPagesAtStart,
       guestPagesWritten: this.guestPagesWritten(),
+      pauseAndFinish: this.pauseAndFinish,
     };
   }
 

@@ -12,7 +12,7 @@
  * or file, is transport's (channel.ts); where the policy is asked is the
  * policy gate's (policy-gate.ts).
  */
-import { CancelledError, MigrationError, MigrationTimeoutError } from '../errors.js';
+import { CancelledError, MigrationError, MigrationGaveUpError, MigrationTimeoutError } from '../errors.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
@@ -79,7 +79,8 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
-    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true);
+    const ramBytes = this.blocks.reduce((n, b) => n + b.byteLength, 0);
+    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true, ramBytes, DEFAULT_FIXED_SWITCHOVER_MS);
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
       flush: () => this.out.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
@@ -106,6 +107,11 @@ export class SourceSession {
         const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes, this.sender.pass.dirtyFound);
         this.record(passMs, decision, policy);
         if (policy === null) break;
+        if (policy.action.kind === 'pause-and-finish') {
+          // The ladder's remedy: switch over now, however long the rest takes (exempt from the downtime limit, and labelled so).
+          this.figures.pauseAndFinish = policy.action.reason;
+          break;
+        }
         this.act(policy);
         await restOfPass(started, (ms) => this.abort.sleep(ms));
       }
@@ -207,17 +213,17 @@ export class SourceSession {
     return { ...decision, dirtyRate };
   }
 
-  /** Do what the policy decided: continue, throttle (the main thread applies it), or cancel (through stop(): a failure that came first stays the reason). */
+  /** Do what the policy decided within or after a pass: continue, throttle (the main thread applies it), or cancel (through stop(): a failure that came first stays the reason). */
   private act(policy: PolicyDecision | null): void {
     const action = policy?.action;
     if (action?.kind === 'throttle') this.port.post({ type: 'throttle', percent: action.percent, why: action.reason });
-    if (action?.kind === 'cancel') this.stop(new MigrationTimeoutError(action.reason));
+    if (action?.kind === 'cancel') this.stop(action.code === 'timeout' ? new MigrationTimeoutError(action.reason) : new MigrationGaveUpError(action.reason));
     this.abort.check();
   }
 
   /** Record the pass and its decisions, and post the record (once: the main thread keeps the history). */
   private record(passMs: number, decision: PassDecision, policy: PolicyDecision | null): void {
-    const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes(), policy?.convergence ?? null);
+    const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes(), policy);
     this.port.post({ type: 'pass', pass: record });
     this.port.post({ type: 'stats', stats: this.stats() });
   }

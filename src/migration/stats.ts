@@ -8,6 +8,7 @@
  * many passes a migration that never converges runs.
  */
 import type { Convergence } from './migration-policy.js';
+import type { Remedy } from './remedies.js';
 
 export interface PassRecord {
   readonly pass: number;
@@ -37,6 +38,10 @@ export interface PassRecord {
    * (the policy is not asked then).
    */
   readonly convergence: Convergence | null;
+  /** The policy's remedy in force after this pass, and why it was engaged (remedies.ts); null when the policy was not asked, absent from an older ferry. */
+  readonly remedy?: { readonly name: Remedy; readonly why: string } | null;
+  /** The time to converge at this pass's rates, in words (convergence-prediction.ts); null when none was made, absent from an older ferry. */
+  readonly prediction?: string | null;
 }
 
 /**
@@ -97,6 +102,11 @@ export interface SourceStats {
   /** Guest pages written before migration started, and since. */
   readonly guestPagesWrittenAtStart: number;
   readonly guestPagesWritten: number;
+  /**
+   * Set when the policy's ladder switched over by pause-and-finish, why:
+   * the downtime is then exempt from its limit, and every report says so.
+   */
+  readonly pauseAndFinish: string | null;
 }
 
 /** What the migration thread posts: every figure but the pass history. */
@@ -107,6 +117,6 @@ export function emptyStats(totalRamBytes = 0): SourceStats {
     totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
     dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null, verifyMs: 0,
     expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passFraction: 0, passes: [], switchover: null, threadBusyMs: 0, threadCapSleepMs: 0,
-    guestPagesWrittenAtStart: 0, guestPagesWritten: 0,
+    guestPagesWrittenAtStart: 0, guestPagesWritten: 0, pauseAndFinish: null,
   };
 }

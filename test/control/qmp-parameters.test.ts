@@ -53,14 +53,15 @@ for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit === 'bool')) {
     const { ctl, qmp, close } = await serve();
     const query = async () => ((await qmp.execute('query-migrate-parameters')) as Record<string, unknown>)[name];
     try {
-      for (const value of [true, false]) {
+      const dflt = row.default !== 0;
+      for (const value of [!dflt, dflt]) { // both ways, ending at the default
         assert.deepEqual(await qmp.execute('migrate-set-parameters', { [name]: value }), {});
         assert.equal(await query(), value);
         assert.equal((ctl.parameters as Record<string, number>)[key], value ? 1 : 0);
       }
       await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: 1 }), { message: `Invalid parameter type for '${name}', expected: boolean` });
       await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: true, 'no-such-parameter': 1 }), /Parameter 'no-such-parameter' is unexpected/);
-      assert.equal(await query(), row.default !== 0);
+      assert.equal(await query(), dflt);
     } finally {
       close();
     }
