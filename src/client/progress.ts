@@ -7,11 +7,13 @@
  * cli-progress. When stdout is not a terminal, plain lines instead: one
  * per finished pass. Either way, a line when the migration is seen not
  * converging, and when that changes (convergence-notes.ts), and a line
- * each time auto-converge changes the vCPUs' throttle.
+ * each time auto-converge changes the vCPUs' throttle, and when dirty-limit
+ * engages or moves a vCPU's throttle (dirty-limit-notes.ts).
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
+import { DirtyLimitNotes } from './dirty-limit-notes.js';
 import { ConvergenceNotes } from './convergence-notes.js';
 import { RULE_ESTIMATE } from './figures.js';
 import { passLine } from './report.js';
@@ -31,6 +33,7 @@ export class MigrationProgress {
   private readonly tty: boolean;
   private readonly notes = new ConvergenceNotes();
   private throttle = 0;
+  private readonly limits = new DirtyLimitNotes();
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
   constructor(
@@ -52,6 +55,11 @@ export class MigrationProgress {
       if (this.tty) this.closeBar();
       this.out.write(`auto-converge: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
       this.throttle = throttle;
+    }
+    const limit = this.limits.note(info['x-ferry-vcpu-dirty-limit']);
+    if (limit !== null) {
+      if (this.tty) this.closeBar();
+      this.out.write(`${limit}\n`);
     }
     const p = info['x-ferry-progress'];
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;

@@ -20,6 +20,10 @@
  *   2. auto-converge (the capability), at the end of each period of at
  *      least a second: throttle the vCPUs, or throttle them more, by
  *      QEMU's rule (auto-converge.ts, which keeps its state in the answer).
+ *   2'. dirty-limit (the capability; never with auto-converge, as in QEMU),
+ *      at the same moments and on the same trigger: limit every vCPU's
+ *      dirty rate to vcpu-dirty-limit (dirty-limit.ts); the main thread
+ *      then throttles each vCPU by its own measured rate.
  *   3. Otherwise continue.
  *
  * Issue 14 (convergence) adds its further remedies here, as actions of
@@ -54,6 +58,7 @@
  */
 
 import { autoConvergeStep, type AutoConvergeParameters, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
+import { dirtyLimitTrigger, type DirtyLimitParameters, type DirtyLimitState } from './dirty-limit.js';
 
 /** Passes the convergence observation looks back over (the trend it shows). */
 export const CONVERGENCE_WINDOW = 3;
@@ -83,6 +88,12 @@ export interface PolicyInputs {
     readonly state: AutoConvergeState;
     readonly period: ThrottlePeriod | null;
   } | null;
+  /** dirty-limit, when the capability is on: as autoConverge. */
+  readonly dirtyLimit?: {
+    readonly parameters: DirtyLimitParameters;
+    readonly state: DirtyLimitState;
+    readonly period: ThrottlePeriod | null;
+  } | null;
 }
 
 export type ConvergenceState = 'too-early' | 'converging' | 'not-converging';
@@ -97,13 +108,16 @@ export interface Convergence {
 export type PolicyAction =
   | { readonly kind: 'continue' }
   | { readonly kind: 'cancel'; readonly code: 'timeout'; readonly reason: string }
-  | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string };
+  | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string }
+  | { readonly kind: 'dirty-limit'; readonly quotaMBPerSec: number; readonly reason: string };
 
 export interface PolicyDecision {
   readonly action: PolicyAction;
   readonly convergence: Convergence;
   /** auto-converge's state after this decision (its input's when no period ended); absent when the capability is off. */
   readonly autoConverge?: AutoConvergeState;
+  /** dirty-limit's state after this decision, likewise. */
+  readonly dirtyLimit?: DirtyLimitState;
 }
 
 export function decidePolicy(i: PolicyInputs): PolicyDecision {
@@ -119,7 +133,13 @@ export function decidePolicy(i: PolicyInputs): PolicyDecision {
     const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'throttle', percent: step.state.percent, reason: step.why };
     return { action, convergence, autoConverge: step.state };
   }
-  return { action: { kind: 'continue' }, convergence, ...kept };
+  const dl = i.dirtyLimit ?? null;
+  if (dl !== null && dl.period !== null) {
+    const step = dirtyLimitTrigger(dl.state, dl.period, dl.parameters);
+    const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'dirty-limit', quotaMBPerSec: step.state.quotaMBPerSec, reason: step.why };
+    return { action, convergence, dirtyLimit: step.state };
+  }
+  return { action: { kind: 'continue' }, convergence, ...kept, ...(dl === null ? {} : { dirtyLimit: dl.state }) };
 }
 
 /** The convergence observation of the header, over the last CONVERGENCE_WINDOW passes of `recent`. */

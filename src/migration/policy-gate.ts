@@ -4,11 +4,12 @@
  * figures, and within a live pass once the time budget has run out (a pass
  * of a large guest on a slow link can take minutes). Keeps the last
  * CONVERGENCE_WINDOW passes' figures the policy reads, and, with
- * auto-converge, the period being gathered (passes until PERIOD_MS) and
- * the rule's state between periods.
+ * auto-converge or dirty-limit, the period being gathered (passes until
+ * PERIOD_MS) and the rule's state between periods.
  */
 import { PAGE_SIZE } from '../memory/page.js';
 import { NO_THROTTLE, PERIOD_MS, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
+import { NOT_LIMITED, type DirtyLimitState } from './dirty-limit.js';
 import { CONVERGENCE_WINDOW, decidePolicy, type PassFigures, type PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
 import type { PassDecision } from './source-figures.js';
@@ -18,6 +19,8 @@ export class PolicyGate {
   private readonly recent: PassFigures[] = [];
   /** auto-converge's state, or null when the capability is off. */
   private throttle: AutoConvergeState | null;
+  /** dirty-limit's state, or null when the capability is off. */
+  private limit: DirtyLimitState | null;
   private period: ThrottlePeriod = { dirtiedBytes: 0, sentBytes: 0 };
   /** When the period being gathered began (monoMs); null before the first pass ended. */
   private periodStartMs: number | null = null;
@@ -25,8 +28,9 @@ export class PolicyGate {
   private remainingPages: number | null = null;
 
   /** `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live ones. */
-  constructor(private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean) {
+  constructor(private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean, dirtyLimit = false) {
     this.throttle = autoConverge ? NO_THROTTLE : null;
+    this.limit = dirtyLimit ? NOT_LIMITED : null;
   }
 
   /**
@@ -65,8 +69,10 @@ export class PolicyGate {
   private ask(period: ThrottlePeriod | null): PolicyDecision {
     const p = this.parameters();
     const autoConverge = this.throttle === null ? null : { parameters: p, state: this.throttle, period };
-    const decision = decidePolicy({ elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge });
+    const dirtyLimit = this.limit === null ? null : { parameters: p, state: this.limit, period };
+    const decision = decidePolicy({ elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, dirtyLimit });
     if (decision.autoConverge !== undefined) this.throttle = decision.autoConverge;
+    if (decision.dirtyLimit !== undefined) this.limit = decision.dirtyLimit;
     return decision;
   }
 }

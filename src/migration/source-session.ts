@@ -79,7 +79,7 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
-    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true);
+    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true, init.dirtyLimit === true);
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
       flush: () => this.out.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
@@ -211,6 +211,7 @@ export class SourceSession {
   private act(policy: PolicyDecision | null): void {
     const action = policy?.action;
     if (action?.kind === 'throttle') this.port.post({ type: 'throttle', percent: action.percent, why: action.reason });
+    if (action?.kind === 'dirty-limit') this.port.post({ type: 'dirty-limit', quotaMBPerSec: action.quotaMBPerSec, why: action.reason });
     if (action?.kind === 'cancel') this.stop(new MigrationTimeoutError(action.reason));
     this.abort.check();
   }
