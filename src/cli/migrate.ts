@@ -40,6 +40,8 @@ ${policyUsage(24)}
   --verify             digest the pages sent and loaded; the destination resumes only if equal
   --auto-converge      throttle the vCPUs while the guest dirties faster than the migration sends
                        (QEMU's auto-converge; tuned by the --cpu-throttle-* flags)
+  --dirty-limit        throttle only the vCPUs that dirty faster than --vcpu-dirty-limit, each by its own rate
+                       (QEMU 8.1's dirty-limit, same trigger; not with --auto-converge)
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts (however it ends)
   --json               print the final figures as JSON
@@ -64,6 +66,7 @@ export function parseMigrateArgs(argv: string[]) {
     policy: { type: 'string' },
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
+    'dirty-limit': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     baseline: { type: 'string', default: '0.5' },
     report: { type: 'string' },
@@ -118,7 +121,8 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
   const unguard = onInterrupt((signal) => void interrupts.handle(signal));
   try {
     const following = followMigration(qmp, probe, {
-      to, params, verify: values.verify, autoConverge: values['auto-converge'] ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      to, params, verify: values.verify, autoConverge: values['auto-converge'] ? true : undefined,
+      dirtyLimit: values['dirty-limit'] ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
       onMigrate: async () => interrupts.beforeMigrate(),
     });
     following.catch(() => {}); // when abandoned, its next query fails on the closed connection

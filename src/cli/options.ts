@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { formatUri, type MigrationUri } from '../transport/uri.js';
 import type { WorkloadSpec } from '../guest/index.js';
@@ -61,8 +62,9 @@ export function workloadSpecs(kind: string, vcpus: number, totalPages: number, r
       case 'stress': return { kind: 'stress', firstPage, pages: per, rateMiBps: rate, order: 'random' };
       case 'fill': return { kind: 'fill', firstPage, fraction: per / (totalPages - firstPage), data: fill.data ?? 'random', thenZero: fill.thenZero };
       case 'sweep': return { kind: 'sweep', firstPage, pages: per, sweepsPerSec: rate };
+      case 'read': return { kind: 'read', firstPage, pages: per, pagesPerSec: rate === undefined ? undefined : (rate * 1024 ** 2) / PAGE_SIZE };
       default:
-        throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill or sweep`);
+        throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill, sweep or read`);
     }
   });
 }

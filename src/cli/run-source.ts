@@ -8,6 +8,7 @@ import { GuestController } from '../control/controller.js';
 import { QmpServer } from '../control/qmp-server.js';
 import { Migration, prepareMigrationThread } from '../migration/migration.js';
 import type { MigrationParameters } from '../migration/parameters.js';
+import { DirtyLimitNotes } from '../client/dirty-limit-notes.js';
 import { ConvergenceNotes } from '../client/convergence-notes.js';
 import { passLine, summaryLines } from '../client/report.js';
 import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js';
@@ -20,14 +21,19 @@ import type { TlsOptions } from '../transport/tls.js';
  * runs on here).
  */
 export async function migrateGuest(guest: Guest, uri: string, parameters: Partial<MigrationParameters>,
-  o: { verify: boolean; autoConverge?: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void; out?: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
+  o: { verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void; out?: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
   let interrupted: InterruptSignal | null = null;
-  const m = Migration.start(guest, uri, parameters, { verify: o.verify, autoConverge: o.autoConverge === true, tls: o.tls });
+  const m = Migration.start(guest, uri, parameters, { verify: o.verify, autoConverge: o.autoConverge === true, dirtyLimit: o.dirtyLimit === true, tls: o.tls });
   const notes = new ConvergenceNotes();
+  const limits = new DirtyLimitNotes();
   m.on('pass', (p) => {
     o.log(passLine(p));
     const note = notes.note(p);
     if (note !== null) o.log(note);
+  });
+  m.on('stats', () => {
+    const limit = limits.note(m.dirtyLimitFigures?.vcpus);
+    if (limit !== null) o.log(limit);
   });
   const unguard = guardSourceSignals({
     migration: () => m, force: o.force, override: 'To end it anyway, start ferry run with --force.',

@@ -31,8 +31,8 @@ Start a guest and run a workload on its vCPUs, or a WebAssembly program.
                       (default 256M; blocks of at most 4 GiB)
 ${overcommitUsage(22)}
   --vcpus N           number of vCPUs (default 1); each runs the workload on its own range
-  --workload KIND     idle | stress | fill | sweep (default sweep)
-  --rate N            stress: MiB/s; sweep: sweeps per second (default: full speed)
+  --workload KIND     idle | stress | fill | sweep | read (default sweep)
+  --rate N            stress, read: MiB/s; sweep: sweeps per second (default: full speed)
   --fill-data KIND    fill: random | text | zero (default random)
   --then-zero         fill: zero the same pages again afterwards
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
@@ -46,6 +46,7 @@ ${policyUsage(24)}
 ${TLS_USAGE}
   --verify            digest the pages sent and loaded; the destination resumes only if equal
   --auto-converge     throttle the vCPUs while the guest dirties faster than the migration sends
+  --dirty-limit       throttle only the vCPUs that dirty faster than --vcpu-dirty-limit (not with --auto-converge)
   --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
                       hold the only copy of the guest (refused without it)
   --json              print the final figures as JSON
@@ -78,6 +79,7 @@ export function parseRunArgs(argv: string[]) {
     ...TLS_OPTIONS,
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
+    'dirty-limit': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     ...WASM_OPTIONS,
@@ -131,7 +133,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
-      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, autoConverge: values['auto-converge'], tls, force: values.force, json: values.json, log });
+      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], tls, force: values.force, json: values.json, log });
       if (m.interrupted === null) return m.code;
       interrupted = m.interrupted;
       // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.

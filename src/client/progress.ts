@@ -8,11 +8,13 @@
  * per finished pass. Either way, a line when the migration is seen not
  * converging, and when that changes (convergence-notes.ts), with the
  * prediction of the time to converge; a line each time the policy engages
- * a remedy, and each time the vCPUs' throttle changes.
+ * a remedy, each time auto-converge changes the vCPUs' throttle, and when
+ * dirty-limit engages or moves a vCPU's throttle (dirty-limit-notes.ts).
  */
 import cliProgress from 'cli-progress';
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
+import { DirtyLimitNotes } from './dirty-limit-notes.js';
 import { ConvergenceNotes } from './convergence-notes.js';
 import { RULE_ESTIMATE } from './figures.js';
 import { passLine } from './report.js';
@@ -33,6 +35,7 @@ export class MigrationProgress {
   private readonly notes = new ConvergenceNotes();
   private throttle = 0;
   private remedy = 'none';
+  private readonly limits = new DirtyLimitNotes();
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
   constructor(
@@ -59,6 +62,11 @@ export class MigrationProgress {
       if (this.tty) this.closeBar();
       this.out.write(`throttle: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
       this.throttle = throttle;
+    }
+    const limit = this.limits.note(info['x-ferry-vcpu-dirty-limit']);
+    if (limit !== null) {
+      if (this.tty) this.closeBar();
+      this.out.write(`${limit}\n`);
     }
     const p = info['x-ferry-progress'];
     if (!this.tty || p === undefined || (info.status !== 'active' && info.status !== 'device')) return;

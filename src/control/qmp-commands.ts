@@ -7,8 +7,8 @@ import type { Guest } from '../guest/guest.js';
 import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
-import { isCapability, type CapabilityName } from '../migration/capabilities.js';
-import { checkParameter, PARAMETER_TABLE, parameterRows, type MigrationParameters } from '../migration/parameters.js';
+import { capabilityConflict, isCapability, type CapabilityName } from '../migration/capabilities.js';
+import { checkParameter, PARAMETER_TABLE, parameterRows, type MigrationParameters, type ParameterRow } from '../migration/parameters.js';
 import type { GuestController } from './controller.js';
 import { contRefusal, quitRefusal } from './one-copy.js';
 import { queryMigrate } from './query-migrate.js';
@@ -133,6 +133,10 @@ export const COMMANDS: Record<string, Command> = {
       if (typeof value !== 'number' || !Number.isInteger(value)) {
         throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: integer`);
       }
+      const row: ParameterRow = PARAMETER_TABLE[ours];
+      if (row.qmpRefusal !== undefined && (value < row.min || (value > row.max && row.max < Number.MAX_SAFE_INTEGER))) {
+        throw new QmpError('GenericError', row.qmpRefusal);
+      }
       changes[ours] = checkParameter(ours, value, `Parameter '${name}'`); // its error reaches the client as a GenericError
     }
     ctl.setParameters(changes);
@@ -160,6 +164,8 @@ export const COMMANDS: Record<string, Command> = {
     }
     const m = ctl.migration;
     if (changes.length > 0 && m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
+    const conflict = capabilityConflict({ ...ctl.capabilities, ...Object.fromEntries(changes) });
+    if (conflict !== null) throw new QmpError('GenericError', conflict);
     for (const [capability, state] of changes) ctl.capabilities[capability] = state;
     return {};
   },

@@ -5,6 +5,7 @@
  * migration the answer is `{}`, as QEMU's.
  */
 import { ferryCodeOf } from '../errors.js';
+import type { VcpuDirtyLimit } from '../migration/dirty-limit-controller.js';
 import type { IncomingStatus } from '../migration/incoming.js';
 import type { LoaderStats } from '../migration/messages.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
@@ -51,6 +52,15 @@ export interface MigrateInfo {
   'expected-downtime'?: number;
   /** auto-converge's throttle of the vCPUs, percent: present while a migration with the capability runs, 0 included (QEMU's cpu-throttle-percentage). */
   'cpu-throttle-percentage'?: number;
+  /**
+   * dirty-limit, while it is engaged (QEMU 8.1's names, microseconds; what
+   * ferry's figures are: migration/dirty-limit-controller.ts): the longest
+   * throttle sleep per round, and the time a vCPU runs between sleeps.
+   */
+  'dirty-limit-throttle-time-per-round'?: number;
+  'dirty-limit-ring-full-time'?: number;
+  /** dirty-limit, while it is engaged: each vCPU's quota, measured rate (MB/s) and throttle (QEMU's query-vcpu-dirty-limit, plus the throttle). */
+  'x-ferry-vcpu-dirty-limit'?: readonly VcpuDirtyLimit[];
   ram?: RamInfo;
   'error-desc'?: string;
   /** Beside error-desc: the code of the ferry error behind it (see errors.ts). */
@@ -103,6 +113,12 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
   if (m.status === 'completed' && s.downtimeMs !== null) info.downtime = Math.round(s.downtimeMs);
   else if (s.expectedDowntimeMs >= 0) info['expected-downtime'] = Math.round(s.expectedDowntimeMs);
   if (m.cpuThrottlePercentage !== null) info['cpu-throttle-percentage'] = m.cpuThrottlePercentage;
+  const limit = m.dirtyLimitFigures;
+  if (limit !== null) {
+    info['dirty-limit-throttle-time-per-round'] = limit.throttleTimePerRoundUs;
+    info['dirty-limit-ring-full-time'] = limit.ringFullTimeUs;
+    info['x-ferry-vcpu-dirty-limit'] = limit.vcpus;
+  }
   info.ram = {
     transferred: s.transferredBytes,
     remaining: s.remainingBytes,

@@ -54,6 +54,10 @@ export interface VcpuStats {
   readonly idleNs: number;
   readonly guestNs: number;
   readonly pagesWritten: number;
+  /** Pages this vCPU's marks found clean: its own dirty count (vcpu-control.ts Stat.PagesDirtied; 0 for a WebAssembly vCPU). */
+  readonly pagesDirtied: number;
+  /** Pages read by a `read` workload. */
+  readonly pagesRead: number;
   readonly slices: number;
   readonly pauses: number;
 }
@@ -239,6 +243,23 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     this.bell?.ring(percent > 0 && this.runState !== 'shutdown');
   }
 
+  /** Each vCPU's throttle in force, percent, by vCPU index. */
+  get vcpuThrottles(): number[] {
+    return this.vcpus.map((v) => v.control.throttle());
+  }
+
+  /** vCPU `index` alone sleeps `percent` of every slice (0 to 99); the others keep theirs (dirty-limit throttles each vCPU by its own rate). */
+  throttleVcpu(index: number, percent: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.vcpus.length) {
+      throw new InvalidArgumentError(`guest: vCPU index must be an integer in [0, ${this.vcpus.length - 1}], got ${String(index)}`);
+    }
+    if (!Number.isInteger(percent) || percent < 0 || percent > 99) {
+      throw new InvalidArgumentError(`guest: throttle must be an integer percent in [0, 99], got ${String(percent)}`);
+    }
+    this.vcpus[index].control.setThrottle(percent);
+    this.bell?.ring(this.vcpus.some((v) => v.control.throttle() > 0) && this.runState !== 'shutdown');
+  }
+
   /** The vCPUs' own saved states; the guest must be paused. */
   vcpuStates(): VcpuState[] {
     if (this.program !== null) throw new InvalidStateError('guest: a WebAssembly vCPU\'s state is binary (vcpuStateBytes)');
@@ -282,6 +303,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       idleNs: c.stat(Stat.IdleNs),
       guestNs: c.stat(Stat.GuestNs),
       pagesWritten: c.stat(Stat.PagesWritten),
+      pagesDirtied: c.stat(Stat.PagesDirtied),
+      pagesRead: c.stat(Stat.PagesRead),
       slices: c.stat(Stat.Slices),
       pauses: c.stat(Stat.Pauses),
     }));

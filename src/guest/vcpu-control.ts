@@ -6,7 +6,7 @@
  *   Int32 fields                       written by   read by
  *   REQUEST   (epoch << 2) | kind      main         vCPU (checked every chunk)
  *   ACK       last REQUEST acted upon  vCPU         main (pause/resume wait)
- *   THROTTLE  percent 0..99            main         vCPU (each slice)
+ *   THROTTLE  percent 0..99            main         vCPU (each slice; set per vCPU)
  *   STATE_LEN bytes of saved state     vCPU/loader  vCPU/main
  *   LOAD      1: load state at RUN     main/loader  vCPU
  *   FAILED    1: the vCPU threw        vCPU         main
@@ -67,8 +67,17 @@ export const enum Stat {
    * more on a loaded machine, where a sleep ends late).
    */
   ThrottleAskedNs = 8,
+  /**
+   * Pages this vCPU's marks found clean (newly dirty since the last harvest
+   * of their word, like the entries a vCPU adds to a KVM dirty ring): its
+   * own dirty count, from which dirty-limit measures its dirty rate. A
+   * WebAssembly vCPU (plain-store mark map) does not count them.
+   */
+  PagesDirtied = 9,
+  /** Pages read by a workload that only reads (`read`): its progress. */
+  PagesRead = 10,
 }
-const STAT_COUNT = 9;
+const STAT_COUNT = 11;
 
 const STATS_OFFSET = INT_FIELDS * 4;
 const STATE_OFFSET = STATS_OFFSET + STAT_COUNT * 8;

@@ -86,7 +86,8 @@ function runSlice(ctl: VcpuControl, mem: GuestMemory, workload: Workload, reques
     }
   }
   ctl.addStat(Stat.BusyNs, busy);
-  ctl.addStat(Stat.PagesWritten, pages);
+  ctl.addStat(workload.readsOnly === true ? Stat.PagesRead : Stat.PagesWritten, pages);
+  ctl.addStat(Stat.PagesDirtied, mem.takeNewlyDirtied());
   ctl.addStat(Stat.Slices, 1);
   ctl.setStat(Stat.GuestNs, guestStart + (now - start));
 

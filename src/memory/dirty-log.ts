@@ -112,9 +112,18 @@ export interface MarkMapPlace {
   readonly byteOffset: number;
 }
 
-/** Mark one page dirty. Call after the page's data is stored. */
-export function markPage(producer: Int32Array, page: number): void {
-  Atomics.or(producer, page >>> 5, 1 << (page & 31));
+/**
+ * Mark one page dirty. Call after the page's data is stored. Returns 1 when
+ * this mark set the page's bit from 0 (the page is newly dirty since the
+ * last harvest of its word, as an entry of a KVM dirty ring is), else 0:
+ * `Atomics.or` returns the word it replaced, so the count costs no second
+ * access. A writer that counts its own newly dirty pages measures its own
+ * dirty rate (dirty-limit); the count is a statistic only, never a reason
+ * to skip a mark.
+ */
+export function markPage(producer: Int32Array, page: number): number {
+  const bit = 1 << (page & 31);
+  return (Atomics.or(producer, page >>> 5, bit) & bit) === 0 ? 1 : 0;
 }
 
 /** Mark `count` pages from `first` dirty. Call after the data is stored. */

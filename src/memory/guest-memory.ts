@@ -3,6 +3,11 @@
  * memory slots), addressed by a global page number. This is the writer's
  * view used by vCPU workloads: each method stores data, then marks the page
  * (dirty-log.ts explains the order). Single writer per page at a time.
+ *
+ * Each instance belongs to one vCPU (one thread) and counts the pages its
+ * marks found clean (`newlyDirtied`): the vCPU's own dirty count, read and
+ * reset by the vCPU loop each slice (dirty-limit measures each vCPU's dirty
+ * rate from it).
  */
 import { InvalidArgumentError } from '../errors.js';
 import { markPage } from './dirty-log.js';
@@ -19,6 +24,8 @@ export class GuestMemory {
   private readonly u32: Uint32Array[] = [];
   private readonly producer: Int32Array[] = [];
   private hit = 0;
+  /** Pages this view's marks found clean since the last takeNewlyDirtied(). */
+  private dirtied = 0;
 
   static attach(shared: readonly RamBlockShared[]): GuestMemory {
     return new GuestMemory(shared.map((s) => new RamBlock(s)));
@@ -51,6 +58,13 @@ export class GuestMemory {
     return b;
   }
 
+  /** Pages newly dirtied by this view's marks since the last call (their bit was 0), and start counting again. */
+  takeNewlyDirtied(): number {
+    const n = this.dirtied;
+    this.dirtied = 0;
+    return n;
+  }
+
   /** Block-relative page number of global page `page` in block `b`. */
   localPage(b: number, page: number): number {
     return page - this.first[b];
@@ -66,7 +80,7 @@ export class GuestMemory {
     const b = this.blockOf(page);
     const local = page - this.first[b];
     this.u32[b][local * WORDS_PER_PAGE + word] = value;
-    markPage(this.producer[b], local);
+    this.dirtied += markPage(this.producer[b], local);
   }
 
   /** Store several words at `stride`-word spacing from `word`, then mark. */
@@ -76,7 +90,7 @@ export class GuestMemory {
     const u32 = this.u32[b];
     let at = local * WORDS_PER_PAGE + word;
     for (let i = 0; i < values.length; i++, at += stride) u32[at] = values[i];
-    markPage(this.producer[b], local);
+    this.dirtied += markPage(this.producer[b], local);
   }
 
   /** Copy a whole page from `src` (1024 words), then mark it. */
@@ -84,7 +98,7 @@ export class GuestMemory {
     const b = this.blockOf(page);
     const local = page - this.first[b];
     this.u32[b].set(src.subarray(0, WORDS_PER_PAGE), local * WORDS_PER_PAGE);
-    markPage(this.producer[b], local);
+    this.dirtied += markPage(this.producer[b], local);
   }
 
   /** Zero a whole page, then mark it (it was written: it is now zero). */
@@ -93,6 +107,6 @@ export class GuestMemory {
     const local = page - this.first[b];
     const at = local * WORDS_PER_PAGE;
     this.u32[b].fill(0, at, at + WORDS_PER_PAGE);
-    markPage(this.producer[b], local);
+    this.dirtied += markPage(this.producer[b], local);
   }
 }

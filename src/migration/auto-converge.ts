@@ -72,10 +72,15 @@ export interface ThrottleStep {
   readonly why?: string;
 }
 
+/** Whether a period is high: the guest dirtied more than `thresholdPercent` of what it sent (dirty-limit triggers on it too). */
+export function periodIsHigh(period: ThrottlePeriod, thresholdPercent: number): boolean {
+  return period.dirtiedBytes > (period.sentBytes * thresholdPercent) / 100;
+}
+
 /** The rule, after one period. */
 export function autoConvergeStep(state: AutoConvergeState, period: ThrottlePeriod, p: AutoConvergeParameters): ThrottleStep {
   const thresholdBytes = (period.sentBytes * p.throttleTriggerThresholdPercent) / 100;
-  if (period.dirtiedBytes <= thresholdBytes) return { state };
+  if (!periodIsHigh(period, p.throttleTriggerThresholdPercent)) return { state };
   const highPeriods = state.highPeriods + 1;
   if (highPeriods < HIGH_PERIODS_TO_STEP) return { state: { ...state, highPeriods } };
   const percent = nextPercent(state.percent, period.dirtiedBytes, thresholdBytes, p);

@@ -21,6 +21,10 @@ export const CAPABILITY_TABLE = {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'throttle the vCPUs while the guest dirties memory faster than the migration sends it (throttle-trigger-threshold, cpu-throttle-*, max-cpu-throttle)',
   },
+  'dirty-limit': {
+    default: false, origin: "QEMU 8.1's default (migration/options.c)",
+    help: "limit each vCPU's dirty rate to vcpu-dirty-limit while the guest dirties memory faster than the migration sends it (not with auto-converge)",
+  },
   events: {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',
@@ -46,4 +50,16 @@ export function isCapability(name: string): name is CapabilityName {
 /** A fresh set of capabilities at their defaults, in table order (query-migrate-capabilities keeps it). */
 export function defaultCapabilities(): MigrationCapabilities {
   return Object.fromEntries(Object.entries(CAPABILITY_TABLE).map(([name, row]) => [name, row.default])) as MigrationCapabilities;
+}
+
+/**
+ * QEMU's refusal of capabilities set together (migration/options.c
+ * migrate_caps_check), in its words, or null when they go together.
+ * Deviation: QEMU also refuses dirty-limit without KVM's dirty ring
+ * ("dirty-limit requires KVM with accelerator property 'dirty-ring-size'
+ * set"); ferry's vCPUs count their own newly dirty pages, so it needs none.
+ */
+export function capabilityConflict(c: Partial<Record<CapabilityName, boolean>>): string | null {
+  if (c['dirty-limit'] === true && c['auto-converge'] === true) return 'dirty-limit conflicts with auto-converge either of then available currently';
+  return null;
 }

@@ -39,6 +39,8 @@ export interface SourceInit {
   readonly startedAtMs: number;
   /** The capability auto-converge: throttle the vCPUs when the guest outpaces the migration (auto-converge.ts). */
   readonly autoConverge?: boolean;
+  /** The capability dirty-limit: limit each vCPU's dirty rate when the guest outpaces the migration (dirty-limit.ts). */
+  readonly dirtyLimit?: boolean;
 }
 
 /** Main -> source worker. */
@@ -59,6 +61,8 @@ export type FromSource =
   | { readonly type: 'active' }
   /** auto-converge: throttle every vCPU by `percent` (the main thread owns the guest; the throttle ends with the migration). */
   | { readonly type: 'throttle'; readonly percent: number; readonly why: string }
+  /** dirty-limit: limit every vCPU to `quotaMBPerSec` (the main thread throttles each by its own rate; it ends with the migration). */
+  | { readonly type: 'dirty-limit'; readonly quotaMBPerSec: number; readonly why: string }
   | { readonly type: 'pass'; readonly pass: PassRecord }
   | { readonly type: 'stats'; readonly stats: SourceCounters }
   | { readonly type: 'pause' }

@@ -22,11 +22,17 @@
  *      or over the completion budget per GiB, engages the next allowed
  *      remedy (throttle, then pause-and-finish if allowed), and cancels
  *      with its reason when none is left. Engaging the throttle starts
- *      auto-converge's rule at its first step, capability or not.
+ *      the throttle the user chose: dirty-limit when its capability is on
+ *      (at its quota at once), else auto-converge's rule at its first step,
+ *      capability or not.
  *   3. auto-converge, while it is on (the capability, or engaged by the
  *      ladder), at the end of each period of at least a second: throttle
  *      the vCPUs, or throttle them more, by QEMU's rule (auto-converge.ts,
  *      which keeps its state in the answer).
+ *   3'. dirty-limit (the capability; never with auto-converge, as in QEMU),
+ *      at the same moments and on the same trigger: limit every vCPU's
+ *      dirty rate to vcpu-dirty-limit (dirty-limit.ts); the main thread
+ *      then throttles each vCPU by its own measured rate.
  *   4. Otherwise continue.
  *
  * Issue 14 (convergence) adds its further remedies to the ladder: limit
@@ -65,6 +71,7 @@
 import { autoConvergeStep, type AutoConvergeParameters, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
 import { predictConvergence, type Prediction } from './convergence-prediction.js';
 import { climbLadder, type LadderState, type Remedy, type RemedySettings } from './remedies.js';
+import { dirtyLimitTrigger, type DirtyLimitParameters, type DirtyLimitState } from './dirty-limit.js';
 
 /** Passes the convergence observation looks back over (the trend it shows). */
 export const CONVERGENCE_WINDOW = 3;
@@ -103,6 +110,12 @@ export interface PolicyInputs {
   } | null;
   /** For the prediction: the downtime limit and the switchover's fixed cost, ms. */
   readonly switchover?: { readonly downtimeLimitMs: number; readonly fixedCostMs: number } | null;
+  /** dirty-limit, when the capability is on: as autoConverge. */
+  readonly dirtyLimit?: {
+    readonly parameters: DirtyLimitParameters;
+    readonly state: DirtyLimitState;
+    readonly period: ThrottlePeriod | null;
+  } | null;
 }
 
 export type ConvergenceState = 'too-early' | 'converging' | 'not-converging';
@@ -118,6 +131,7 @@ export type PolicyAction =
   | { readonly kind: 'continue' }
   | { readonly kind: 'cancel'; readonly code: 'timeout' | 'no-progress'; readonly reason: string }
   | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string }
+  | { readonly kind: 'dirty-limit'; readonly quotaMBPerSec: number; readonly reason: string }
   | { readonly kind: 'pause-and-finish'; readonly reason: string };
 
 export interface PolicyDecision {
@@ -131,6 +145,8 @@ export interface PolicyDecision {
   readonly remedy: { readonly name: Remedy; readonly why: string };
   /** The time to converge at the last pass's rates; absent before a pass or without the switchover's figures. */
   readonly prediction?: Prediction;
+  /** dirty-limit's state after this decision, likewise. */
+  readonly dirtyLimit?: DirtyLimitState;
 }
 
 export function decidePolicy(i: PolicyInputs): PolicyDecision {
@@ -138,40 +154,60 @@ export function decidePolicy(i: PolicyInputs): PolicyDecision {
   const last = i.recent.at(-1);
   const prediction = last === undefined || !i.switchover ? undefined : predictConvergence({ ...i.switchover, ...last });
   const l = i.ladder ?? null;
+  const ac = i.autoConverge ?? null;
+  const dl = i.dirtyLimit ?? null;
   const base = {
     convergence, ...(prediction && { prediction }), ...(l && { ladder: l.state }),
     remedy: { name: l?.state.remedy ?? 'none', why: l?.state.why ?? '' },
   };
-  const ac = i.autoConverge ?? null;
   if (i.timeoutMs > 0 && i.elapsedMs >= i.timeoutMs) {
     const reason = `timed out after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
-    return { ...base, ...(ac && { autoConverge: ac.state }), action: { kind: 'cancel', code: 'timeout', reason } };
+    return { ...base, ...(ac && { autoConverge: ac.state }), ...(dl && { dirtyLimit: dl.state }), action: { kind: 'cancel', code: 'timeout', reason } };
   }
-  // auto-converge's step first: the ladder then sees the throttle this period left.
-  const throttled = autoConverge(ac);
+  // The throttles' own steps first: the ladder then sees the throttle this period left.
+  const throttled: Throttled = dl === null ? autoConverge(ac) : dirtyLimit(dl);
   if (l === null) return { ...base, ...throttled };
+  // dirty-limit sets each vCPU's throttle on the main thread: once engaged, the ladder counts it as at its most.
+  const percent = dl === null ? (throttled.autoConverge?.percent ?? 0) : (throttled.dirtyLimit?.quotaMBPerSec ?? 0) > 0 ? l.settings.maxCpuThrottlePercent : 0;
   const { state, step } = climbLadder(l.state, {
     elapsedMs: i.elapsedMs, remainingBytes: l.remainingBytes, ramBytes: l.ramBytes, settings: l.settings,
-    throttlePercent: throttled.autoConverge?.percent ?? 0, maxThrottlePercent: l.settings.maxCpuThrottlePercent, trend: convergence.words,
+    throttlePercent: percent, maxThrottlePercent: l.settings.maxCpuThrottlePercent, trend: convergence.words,
   });
   const moved = { ...base, ...throttled, ladder: state, remedy: { name: state.remedy, why: state.why } };
   if (step.kind === 'cancel') return { ...moved, action: { kind: 'cancel', code: 'no-progress', reason: step.reason } };
   if (step.kind === 'pause-and-finish') return { ...moved, action: { kind: 'pause-and-finish', reason: step.reason } };
-  // Engaging the throttle when auto-converge already throttles changes nothing: its rule goes on.
-  if (step.kind === 'throttle' && (throttled.autoConverge?.percent ?? 0) === 0) {
-    const percent = Math.min(l.settings.cpuThrottleInitialPercent, l.settings.maxCpuThrottlePercent);
-    return { ...moved, autoConverge: { percent, highPeriods: 0 }, action: { kind: 'throttle', percent, reason: `policy: ${step.reason}: CPU throttle 0 % -> ${percent} %` } };
+  // Engaging the throttle when one already throttles changes nothing: its rule goes on.
+  if (step.kind !== 'throttle' || percent > 0) return moved;
+  if (dl !== null) {
+    const quotaMBPerSec = dl.parameters.vcpuDirtyLimitMBPerSec;
+    return { ...moved, dirtyLimit: { quotaMBPerSec, highPeriods: 0 }, action: { kind: 'dirty-limit', quotaMBPerSec, reason: `policy: ${step.reason}: every vCPU limited to ${quotaMBPerSec} MB/s` } };
   }
-  return moved;
+  const initial = Math.min(l.settings.cpuThrottleInitialPercent, l.settings.maxCpuThrottlePercent);
+  return { ...moved, autoConverge: { percent: initial, highPeriods: 0 }, action: { kind: 'throttle', percent: initial, reason: `policy: ${step.reason}: CPU throttle 0 % -> ${initial} %` } };
+}
+
+/** A throttle's answer: its action, and its state after it. */
+interface Throttled {
+  readonly action: PolicyAction;
+  readonly autoConverge?: AutoConvergeState;
+  readonly dirtyLimit?: DirtyLimitState;
 }
 
 /** auto-converge's answer, while it is on: a step at the end of a period, else its state as it was. */
-function autoConverge(ac: PolicyInputs['autoConverge']): { action: PolicyAction; autoConverge?: AutoConvergeState } {
+function autoConverge(ac: PolicyInputs['autoConverge']): Throttled {
   if (ac == null) return { action: { kind: 'continue' } };
   if (ac.period === null) return { action: { kind: 'continue' }, autoConverge: ac.state };
   const step = autoConvergeStep(ac.state, ac.period, ac.parameters);
   const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'throttle', percent: step.state.percent, reason: step.why };
   return { action, autoConverge: step.state };
+}
+
+/** dirty-limit's answer, likewise: its trigger at the end of a period. */
+function dirtyLimit(dl: NonNullable<PolicyInputs['dirtyLimit']>): Throttled {
+  if (dl.period === null) return { action: { kind: 'continue' }, dirtyLimit: dl.state };
+  const step = dirtyLimitTrigger(dl.state, dl.period, dl.parameters);
+  const action: PolicyAction = step.why === undefined ? { kind: 'continue' } : { kind: 'dirty-limit', quotaMBPerSec: step.state.quotaMBPerSec, reason: step.why };
+  return { action, dirtyLimit: step.state };
 }
 
 /** The convergence observation of the header, over the last CONVERGENCE_WINDOW passes of `recent`. */

@@ -26,6 +26,7 @@ import { emptyStats } from './stats.js';
 import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
 import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.js';
 import { SourceSession } from './source-session.js';
+import { DirtyLimitController, refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
 import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
@@ -57,6 +58,12 @@ export interface MigrationOptions extends OlderParameterOptions {
   readonly verify?: boolean;
   /** QEMU's capability auto-converge: throttle the vCPUs while the guest dirties faster than the migration sends (auto-converge.ts). */
   readonly autoConverge?: boolean;
+  /**
+   * QEMU 8.1's capability dirty-limit: on the same trigger, limit each vCPU's
+   * dirty rate to vcpu-dirty-limit, throttling each by its own measured rate
+   * (dirty-limit.ts, dirty-limit-controller.ts). Not with autoConverge.
+   */
+  readonly dirtyLimit?: boolean;
   /**
    * Called when the destination has answered LOADED, before the source
    * commits and sends GO: the last point at which a failure still resumes
@@ -104,6 +111,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (running !== undefined && !isFinished(running.status)) {
       throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);
     }
+    if (options.dirtyLimit === true) refuseDirtyLimit(guest, options.autoConverge === true);
     const { mainloopStepCapMs, zeroPageBudgetBytes } = options;
     const asOptions = withParameters(DEFAULT_PARAMETERS, { mainloopStepCapMs, zeroPageBudgetBytes });
     const m = new Migration(guest, uri, withParameters(asOptions, parameters), options);
@@ -116,6 +124,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private throttlePercent = 0;
   /** The throttle the guest had before auto-converge first stepped (null: it never did). */
   private userThrottle: number | null = null;
+  /** dirty-limit's control loop, once the policy engaged it (null: it never did). */
+  private dirtyLimit: DirtyLimitController | null = null;
   /** Set when end() begins: only one end runs, whatever reports it. */
   private ending = false;
   private readonly isFile: boolean;
@@ -190,6 +200,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     return on && !isFinished(this.status) ? this.throttlePercent : null;
   }
 
+  /** dirty-limit's figures of the last period (query-migrate); null unless it is engaged and the migration runs. */
+  get dirtyLimitFigures(): DirtyLimitFigures | null {
+    return isFinished(this.status) ? null : this.dirtyLimit?.figures ?? null;
+  }
+
   get currentParameters(): MigrationParameters {
     return this.parameters;
   }
@@ -233,6 +248,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       tls: this.options.tls,
       startedAtMs: monoMs(),
       autoConverge: this.options.autoConverge === true,
+      dirtyLimit: this.options.dirtyLimit === true,
     };
     // Handle messages one at a time, in order: a failure reported while the
     // guest is being paused must see the pause finished, to undo it.
@@ -283,6 +299,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         this.userThrottle ??= this.guest.throttlePercent; // the user's own throttle is kept under, and given back after
         this.guest.throttle(Math.max(m.percent, this.userThrottle));
         this.throttlePercent = m.percent;
+        break;
+      case 'dirty-limit':
+        if (isFinished(this.status) || this.ending) break; // the limit ends with the migration
+        trace('dirty-limit: %s', m.why);
+        this.dirtyLimit ??= new DirtyLimitController(this.guest, () => this.parameters.vcpuDirtyLimitPeriodMs);
+        this.dirtyLimit.engage(m.quotaMBPerSec);
         break;
       case 'pause':
         await this.pauseForSwitchover();
@@ -339,6 +361,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
     if (this.userThrottle !== null) this.guest.throttle(this.userThrottle); // whatever the outcome (QEMU: cpu_throttle_stop)
+    this.dirtyLimit?.stop(); // likewise (QEMU: cancel-vcpu-dirty-limit)
     this.throttlePercent = 0;
     const error = status === 'completed' || ferryCodeOf(failure) === 'ERR_FERRY_CANCELLED' ? null : failure?.message ?? null;
     this.error = error;
@@ -374,3 +397,4 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.sendToSource(m);
   }
 }
+

@@ -24,9 +24,9 @@ export type Side = 'source' | 'destination';
 /**
  * Sizes and rates are written as sizes on the command line (256M); 'bool'
  * rows hold 0 or 1, are true/false in QMP and on/off on the command line;
- * the rest are whole numbers.
+ * the rest are whole numbers ('MB/s': QEMU's dirty rates, MiB per second).
  */
-export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool';
+export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool' | 'MB/s';
 
 export interface ParameterRow {
   /** Name in migrate-set-parameters and query-migrate-parameters; null: not a QMP parameter. */
@@ -53,6 +53,12 @@ export interface ParameterRow {
    * bytes when absent (QEMU's other sizes: visit_type_size).
    */
   readonly bareSize?: 'MiB';
+  /**
+   * QEMU's own words for a value outside [min, max] in migrate-set-parameters,
+   * where ferry answers as QEMU does (a value above a max QEMU does not
+   * check gets ferry's words).
+   */
+  readonly qmpRefusal?: string;
   /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
   readonly sides: { readonly source?: string; readonly destination?: string };
 }
@@ -115,6 +121,26 @@ export const PARAMETER_TABLE = {
     qmp: 'max-cpu-throttle', flag: 'max-cpu-throttle', unit: 'percent', default: 99, min: 1, max: 99,
     origin: "QEMU's default (DEFAULT_MIGRATE_MAX_CPU_THROTTLE)",
     sides: { source: 'auto-converge: the most the vCPUs are throttled' },
+  },
+  /*
+   * dirty-limit (capability, QEMU 8.1): once triggered (auto-converge's
+   * trigger), every vCPU's dirty rate is limited to vcpu-dirty-limit, each
+   * vCPU's throttle adjusted every x-vcpu-dirty-limit-period to its own
+   * measured rate (dirty-limit.ts). QEMU 8.1's names, defaults, ranges and
+   * refusals (migration/options.c migrate_params_check).
+   */
+  vcpuDirtyLimitPeriodMs: {
+    qmp: 'x-vcpu-dirty-limit-period', flag: 'x-vcpu-dirty-limit-period', unit: 'ms', default: 1000, min: 1, max: 1000,
+    origin: "QEMU 8.1's default (DEFAULT_MIGRATE_VCPU_DIRTY_LIMIT_PERIOD) and range",
+    qmpRefusal: "Parameter 'x-vcpu-dirty-limit-period' expects a value between 1 and 1000",
+    sides: { source: "dirty-limit: how often each vCPU's throttle follows its own dirty rate" },
+  },
+  vcpuDirtyLimitMBPerSec: {
+    qmp: 'vcpu-dirty-limit', flag: 'vcpu-dirty-limit', unit: 'MB/s', default: 1, min: 1, max: NO_MAX,
+    origin: "QEMU 8.1's default (DEFAULT_MIGRATE_VCPU_DIRTY_LIMIT)",
+    // QEMU 8.1's words, its underscore and grammar included.
+    qmpRefusal: "Parameter 'vcpu_dirty_limit' expects is invalid, it must greater then 1 MB/s",
+    sides: { source: "dirty-limit: each vCPU's dirty-rate quota once triggered" },
   },
   /**
    * Time budget of a migration, from `migrate`, ms; 0 is none. When it runs

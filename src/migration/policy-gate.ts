@@ -6,12 +6,13 @@
  * CONVERGENCE_WINDOW passes' figures the policy reads, the remedy ladder's
  * state (remedies.ts; it moves only when a pass ends, where the remainder
  * is known and a pause-and-finish can start cleanly), and, while
- * auto-converge is on (the capability, or engaged by the ladder), the
- * period being gathered (passes until PERIOD_MS) and the rule's state
- * between periods.
+ * auto-converge or dirty-limit is on (its capability, or engaged by the
+ * ladder), the period being gathered (passes until PERIOD_MS) and the
+ * rule's state between periods.
  */
 import { PAGE_SIZE } from '../memory/page.js';
 import { NO_THROTTLE, PERIOD_MS, type AutoConvergeState, type ThrottlePeriod } from './auto-converge.js';
+import { NOT_LIMITED, type DirtyLimitState } from './dirty-limit.js';
 import { CONVERGENCE_WINDOW, decidePolicy, type PassFigures, type PolicyDecision } from './migration-policy.js';
 import { LADDER_START, type LadderState } from './remedies.js';
 import type { MigrationParameters } from './parameters.js';
@@ -22,6 +23,8 @@ export class PolicyGate {
   private readonly recent: PassFigures[] = [];
   /** auto-converge's state, or null while it is off (the capability is off and the ladder has not engaged it). */
   private throttle: AutoConvergeState | null;
+  /** dirty-limit's state, or null when the capability is off. */
+  private limit: DirtyLimitState | null;
   private ladder: LadderState = LADDER_START;
   private period: ThrottlePeriod = { dirtiedBytes: 0, sentBytes: 0 };
   /** When the period being gathered began (monoMs); null before the first pass ended. */
@@ -31,14 +34,17 @@ export class PolicyGate {
 
   /**
    * `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live
-   * ones; `ramBytes`: the guest's RAM (the completion budget is per GiB of
-   * it); `fixedCostMs`: the switchover's fixed cost (for the prediction).
+   * ones; `o.ramBytes`: the guest's RAM (the completion budget is per GiB
+   * of it); `o.fixedCostMs`: the switchover's fixed cost (for the
+   * prediction); the capabilities auto-converge and dirty-limit (never both).
    */
   constructor(
-    private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters, autoConverge: boolean,
-    private readonly ramBytes: number, private readonly fixedCostMs: number,
+    private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters,
+    private readonly o: { readonly autoConverge: boolean; readonly dirtyLimit: boolean; readonly ramBytes: number; readonly fixedCostMs: number },
   ) {
+    const { autoConverge, dirtyLimit } = o;
     this.throttle = autoConverge ? NO_THROTTLE : null;
+    this.limit = dirtyLimit ? NOT_LIMITED : null;
   }
 
   /**
@@ -78,12 +84,14 @@ export class PolicyGate {
   private ask(period: ThrottlePeriod | null, remainingBytes: number | null): PolicyDecision {
     const p = this.parameters();
     const autoConverge = this.throttle === null ? null : { parameters: p, state: this.throttle, period };
-    const ladder = remainingBytes === null ? null : { settings: p, state: this.ladder, remainingBytes, ramBytes: this.ramBytes };
+    const dirtyLimit = this.limit === null ? null : { parameters: p, state: this.limit, period };
+    const ladder = remainingBytes === null ? null : { settings: p, state: this.ladder, remainingBytes, ramBytes: this.o.ramBytes };
     const decision = decidePolicy({
-      elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, ladder,
-      switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.fixedCostMs },
+      elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, dirtyLimit, ladder,
+      switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.o.fixedCostMs },
     });
     if (decision.autoConverge !== undefined) this.throttle = decision.autoConverge;
+    if (decision.dirtyLimit !== undefined) this.limit = decision.dirtyLimit;
     if (decision.ladder !== undefined) this.ladder = decision.ladder;
     return decision;
   }

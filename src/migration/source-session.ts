@@ -79,8 +79,10 @@ export class SourceSession {
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
-    const ramBytes = this.blocks.reduce((n, b) => n + b.byteLength, 0);
-    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, init.autoConverge === true, ramBytes, DEFAULT_FIXED_SWITCHOVER_MS);
+    this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, {
+      autoConverge: init.autoConverge === true, dirtyLimit: init.dirtyLimit === true,
+      ramBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0), fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
+    });
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
       flush: () => this.out.writer.flush(), heldBack: () => this.bandwidth.onHeldBack(),
@@ -217,6 +219,7 @@ export class SourceSession {
   private act(policy: PolicyDecision | null): void {
     const action = policy?.action;
     if (action?.kind === 'throttle') this.port.post({ type: 'throttle', percent: action.percent, why: action.reason });
+    if (action?.kind === 'dirty-limit') this.port.post({ type: 'dirty-limit', quotaMBPerSec: action.quotaMBPerSec, why: action.reason });
     if (action?.kind === 'cancel') this.stop(action.code === 'timeout' ? new MigrationTimeoutError(action.reason) : new MigrationGaveUpError(action.reason));
     this.abort.check();
   }

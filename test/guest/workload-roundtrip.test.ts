@@ -25,6 +25,7 @@ function progress(s: WorkloadState): string {
     case 'stress': return `stress ${String(s.counter)} ${String(s.cursor)} ${String(s.rng)}`;
     case 'fill': return `fill ${String(s.phase)} ${String(s.cursor)}`;
     case 'sweep': return `sweep ${String(s.value)} ${String(s.position)}`;
+    case 'read': return `read ${String(s.reads)} ${String(s.cursor)} ${String(s.sum)}`;
   }
 }
 
@@ -35,6 +36,7 @@ const cases: [string, WorkloadSpec][] = [
   ['fill, random then zero', { kind: 'fill', data: 'random', thenZero: true, fraction: 1 }],
   ['fill, text', { kind: 'fill', data: 'text', fraction: 0.5 }],
   ['sweep', { kind: 'sweep', firstPage: 16 }],
+  ['read', { kind: 'read', firstPage: 16, pages: 1000 }],
 ];
 
 for (const [name, spec] of cases) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { forEachSetBit } from '../../src/memory/bits.js';
 import { DirtyLog } from '../../src/memory/dirty-log.js';
+import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { RamBlock } from '../../src/memory/ram-block.js';
 import { fileLimit } from '../waits.js';
 
@@ -133,4 +134,25 @@ test('nextMaybeDirty skips only words where neither the producer nor the client 
   assert.equal(c.nextMaybeDirty(0), 4096, 'taken: clean again');
   log.markPage(4095);
   assert.equal(c.nextMaybeDirty(1000), 4064);
+});
+
+test("a writer's newly dirtied count: a mark that sets its page's bit counts once, again only after a harvest took the bit", () => {
+  const block = RamBlock.create('ram0', 64 * 4096);
+  const mem = new GuestMemory([block]);
+  const client = block.log.register();
+  mem.storeU32(3, 0, 1);
+  mem.storeU32(3, 1, 2); // the same page, still dirty: no new count
+  mem.storeWords(40, 0, 1, new Uint32Array([7, 8]));
+  mem.writePage(41, new Uint32Array(1024).fill(9));
+  mem.zeroPage(63);
+  assert.equal(mem.takeNewlyDirtied(), 4, 'four pages newly dirty, page 3 counted once');
+  assert.equal(mem.takeNewlyDirtied(), 0, 'taking resets the count');
+  mem.storeU32(40, 0, 1);
+  assert.equal(mem.takeNewlyDirtied(), 0, 'a page not yet harvested is not new');
+  block.log.sync();
+  mem.storeU32(40, 0, 2);
+  mem.storeU32(3, 0, 3);
+  assert.equal(mem.takeNewlyDirtied(), 2, 'after the harvest, a write dirties its page anew');
+  block.log.sync();
+  assert.equal(client.dirtyPages, 4, 'every page written reached the client, whatever the count said');
 });

@@ -35,7 +35,7 @@ async function slowMainloopSave(name: string, parameters: Parameters<typeof Migr
 const ROWS = Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][];
 /** STYLE.md habit 8: the unit is in the name (a switch has none). */
 const UNIT_SUFFIX: Record<ParameterRow['unit'], RegExp> = {
-  ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/, bool: /^(?!.*(Ms|Bytes|BytesPerSec|Percent)$)/,
+  ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/, bool: /^(?!.*(Ms|Bytes|BytesPerSec|Percent)$)/, 'MB/s': /MBPerSec$/,
 };
 
 test('every parameter row: its unit in its name, its default in its range, a side, and names that are unique', () => {

@@ -2,12 +2,13 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { FillWorkload } from './fill.js';
 import { IdleWorkload } from './idle.js';
+import { ReadWorkload } from './read.js';
 import { StressWorkload } from './stress.js';
 import { SweepWorkload } from './sweep.js';
 import { WORKLOAD_KINDS, type Workload, type WorkloadSpec, type WorkloadState } from './workload.js';
 
 export * from './workload.js';
-export { FillWorkload, IdleWorkload, StressWorkload, SweepWorkload };
+export { FillWorkload, IdleWorkload, ReadWorkload, StressWorkload, SweepWorkload };
 export type { SweepState } from './sweep.js';
 
 function checkKind(kind: unknown): void {
@@ -27,6 +28,7 @@ export function createWorkload(spec: WorkloadSpec, totalPages: number): Workload
     case 'stress': return StressWorkload.create(spec, totalPages);
     case 'fill': return FillWorkload.create(spec, totalPages);
     case 'sweep': return SweepWorkload.create(spec, totalPages);
+    case 'read': return ReadWorkload.create(spec, totalPages);
   }
 }
 
@@ -41,5 +43,6 @@ export function restoreWorkload(state: WorkloadState, totalPages: number): Workl
     case 'stress': return StressWorkload.restore(state, totalPages);
     case 'fill': return FillWorkload.restore(state, totalPages);
     case 'sweep': return SweepWorkload.restore(state, totalPages);
+    case 'read': return ReadWorkload.restore(state, totalPages);
   }
 }

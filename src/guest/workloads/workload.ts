@@ -7,8 +7,8 @@
 import { InvalidArgumentError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 
-export type WorkloadKind = 'idle' | 'stress' | 'fill' | 'sweep';
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['idle', 'stress', 'fill', 'sweep'];
+export type WorkloadKind = 'idle' | 'stress' | 'fill' | 'sweep' | 'read';
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['idle', 'stress', 'fill', 'sweep', 'read'];
 
 export interface IdleSpec {
   kind: 'idle';
@@ -49,7 +49,16 @@ export interface SweepSpec {
   pagesPerSec?: number;
 }
 
-export type WorkloadSpec = IdleSpec | StressSpec | FillSpec | SweepSpec;
+export interface ReadSpec {
+  kind: 'read';
+  firstPage?: number;
+  /** Pages read over and over, in order (default: the rest of RAM from firstPage). */
+  pages?: number;
+  /** Pace in pages per second of guest time; omitted: full speed. */
+  pagesPerSec?: number;
+}
+
+export type WorkloadSpec = IdleSpec | StressSpec | FillSpec | SweepSpec | ReadSpec;
 
 /** A workload's saved state: JSON, with its kind and parameters inside. */
 export interface WorkloadState {
@@ -66,6 +75,8 @@ export interface Workload {
    */
   step(mem: GuestMemory, nowNs: number, maxPages: number): number;
   save(): WorkloadState;
+  /** True for a workload that writes nothing: `step` then returns pages read, counted as Stat.PagesRead. */
+  readonly readsOnly?: boolean;
 }
 
 /** Validation helpers shared by the workload modules. */
