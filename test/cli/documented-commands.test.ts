@@ -88,6 +88,12 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry run --ram 32M --workload sweep --rate 40 --seconds 1 --migrate-to tcp:127.0.0.1:4447 --downtime-limit 10 --auto-converge --cpu-throttle-initial 50 --cpu-throttle-increment 49': {
     run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
   },
+  // The policy: the same sweep, finished paused once it makes no progress.
+  'npx ferry incoming --listen tcp:127.0.0.1:4448 --seconds 1 &': { run: 'background', ready: /^listening on tcp:/ },
+  'npx ferry run --ram 32M --workload sweep --rate 40 --seconds 1 --migrate-to tcp:127.0.0.1:4448 --downtime-limit 10 --policy progress-timeout=2s,throttle=off,pause-and-finish=on': {
+    run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }],
+    output: [/^migration completed$/m, /^ {2}downtime +[\d.]+ ms \(pause-and-finish: exempt from the downtime limit\)$/m, /^ {2}policy remedy +pause-and-finish: no progress in /m],
+  },
   // WebAssembly programs: the committed guests/ programs; the destination prints the program's output after the move.
   'npx ferry run --wasm guests/moments.wasm -- loop 128': { run: 'foreground', ends: [{ exit: 0, last: /^checksum [0-9a-f]{16}$/ }] },
   'npx ferry incoming --wasm guests/sqlite-load.wasm --listen tcp:127.0.0.1:4446 &': { run: 'background', ready: /listening on tcp:/ },
