@@ -27,7 +27,8 @@ export interface ScenarioSpec {
   /** Migrate once the guest has written at least this many pages (a fill done); 0: at once. */
   readonly readyPages: number;
   /** Migration parameters, by QMP name. */
-  readonly params: Readonly<Record<string, number>>;
+  /** QMP migrate-set-parameters arguments (switches as booleans, as QMP takes them). */
+  readonly params: Readonly<Record<string, number | boolean>>;
   /** Capabilities to turn on (QMP names). */
   readonly capabilities?: readonly string[];
   /** Control-latency baseline before `migrate`, ms. */
@@ -66,6 +67,8 @@ export interface RunResult {
   readonly destinationCpuMs: number;
   /** Bandwidth measured by the source at the end, bytes/s. */
   readonly bandwidthBytesPerSec: number;
+  /** The policy's remedy at the end and why (x-ferry-remedy), and the throttle at the last query (null: none reported). */
+  readonly remedy: { readonly name: string; readonly why: string } | null;
   /** Bytes left when the source decided to switch over: dirty pages and bytes in flight after the last live pass. */
   readonly remainingAtSwitchoverBytes: number;
   /** Where the switchover's time went (completed runs). */
@@ -174,6 +177,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       bandwidthBytesPerSec: info['x-ferry-progress']?.['bandwidth-bytes-per-sec'] ?? 0,
       remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
       switchover: info['x-ferry-switchover'] ?? null,
+      remedy: info['x-ferry-remedy'] ?? null,
     };
   } finally {
     probe?.close();

@@ -84,6 +84,18 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
       ['--vcpus', '1', '--workload', 'sweep', '--rate', quick ? '20' : '3'],
       { params: { 'downtime-limit': 30, ...params }, capabilities: ['auto-converge'], cancelAfterMs: quick ? 10_000 : 60_000 });
   }
+  // One remedy at a time beside it: dirty-limit (QEMU's defaults, 1 MB/s per vCPU), and the default policy
+  // (no capability: 30 s without progress engages auto-converge's rule); then the 256 MiB guest at 4 sweeps/s.
+  const remedies = (ram: number, rate: string) => {
+    const sweep = ['--vcpus', '1', '--workload', 'sweep', '--rate', rate];
+    const what = `sweep ${size(ram)} at ${rate} sweeps/s, downtime-limit 30 ms`;
+    if (ram !== sweepRam) add('converge', `auto-converge (QEMU's defaults): ${what}`, ram, sweep, { params: { 'downtime-limit': 30 }, capabilities: ['auto-converge'], cancelAfterMs: 60_000 });
+    add('converge', `dirty-limit (QEMU's defaults): ${what}`, ram, sweep, { params: { 'downtime-limit': 30 }, capabilities: ['dirty-limit'], cancelAfterMs: quick ? 10_000 : 60_000 });
+    add('converge', `default policy (throttle after 30 s without progress, then cancel): ${what}`, ram, sweep,
+      { params: { 'downtime-limit': 30 }, cancelAfterMs: quick ? 10_000 : 150_000, ...(quick && { params: { 'downtime-limit': 30, 'x-ferry-progress-timeout': 2000 } }) });
+  };
+  remedies(sweepRam, quick ? '20' : '3');
+  if (!quick) remedies(256 * MiB, '4');
 
   const fillZero = ['--vcpus', '1', '--workload', 'fill', '--fill-data', 'zero'];
   const thread2010 = { 'max-bandwidth': 32 * MiB, 'x-ferry-zero-page-budget': 9 };
@@ -115,6 +127,12 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
   return out;
 }
 
+/** A scenario's downtime limit, ms (QEMU's default when it sets none). */
+function limitOf(scenario: Scenario): number {
+  const limit = scenario.spec.params['downtime-limit'];
+  return typeof limit === 'number' ? limit : 300;
+}
+
 /**
  * The dirty rate a pre-copy must beat to converge, in distinct pages per
  * second: the guest's page writes per second, but no more than its RAM per
@@ -131,7 +149,7 @@ function convergenceDirtyRate(r: RunResult, ramBytes: number, limitMs: number): 
 
 /** Bandwidth over that dirty rate, per run. */
 function convergenceRatio(r: RunResult, scenario: Scenario): number {
-  const limitMs = scenario.spec.params['downtime-limit'] ?? 300;
+  const limitMs = limitOf(scenario);
   return r.bandwidthBytesPerSec / Math.max(convergenceDirtyRate(r, scenario.ramBytes, limitMs) * PAGE, 1);
 }
 
@@ -162,7 +180,7 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
     if (!quick) v.push({ target: `${o.scenario.spec.name}: faster than QEMU 7.2 (6.99 s)`, measured: `${(o.totalMs.median / 1000).toFixed(2)} s`, met: o.totalMs.median < 6990, why: '' });
   }
   for (const o of of('sweep')) {
-    const limit = o.scenario.spec.params['downtime-limit'];
+    const limit = limitOf(o.scenario);
     // Judged run by run: each run whose ratio is at least 1.3 owes convergence.
     const converged = o.runs.filter((r) => r.status === 'completed');
     const ratios = o.runs.map((r) => convergenceRatio(r, o.scenario));
@@ -180,7 +198,7 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
     });
   }
   for (const o of of('netns')) {
-    const limit = o.scenario.spec.params['downtime-limit'];
+    const limit = limitOf(o.scenario);
     const left = summarize(o.runs.map((r) => r.remainingAtSwitchoverBytes / 1e6));
     const bw = summarize(o.runs.map((r) => r.bandwidthBytesPerSec / 1e6));
     const ok = o.runs.every((r) => r.status === 'completed' && r.downtimeMs <= limit);
@@ -294,7 +312,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
     verdicts: v, notes,
   }, null, 2));
   const map: MapPoint[] = outcomes.filter((o) => o.scenario.group === 'map').flatMap((o) => o.runs.map((r) => ({
-    name: o.scenario.spec.name, dirtyMBps: (convergenceDirtyRate(r, o.scenario.ramBytes, o.scenario.spec.params['downtime-limit'] ?? 300) * PAGE) / 1e6, bandwidthMBps: r.bandwidthBytesPerSec / 1e6,
+    name: o.scenario.spec.name, dirtyMBps: (convergenceDirtyRate(r, o.scenario.ramBytes, limitOf(o.scenario)) * PAGE) / 1e6, bandwidthMBps: r.bandwidthBytesPerSec / 1e6,
     converged: r.status === 'completed', passes: r.passes, downtimeMs: r.downtimeMs,
   })));
   writeFileSync(options.report, renderMapReport(`ferry convergence map (${quick ? 'quick' : 'full'} run)`, map));
