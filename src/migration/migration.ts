@@ -26,7 +26,8 @@ import { emptyStats } from './stats.js';
 import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
 import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.js';
 import { SourceSession } from './source-session.js';
-import { DirtyLimitController, refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
+import { refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
+import { MigrationThrottles } from './migration-throttles.js';
 import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
@@ -121,11 +122,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   }
 
   private committed = false;
-  private throttlePercent = 0;
-  /** The throttle the guest had before auto-converge first stepped (null: it never did). */
-  private userThrottle: number | null = null;
-  /** dirty-limit's control loop, once the policy engaged it (null: it never did). */
-  private dirtyLimit: DirtyLimitController | null = null;
+  /** auto-converge's and dirty-limit's throttles on the guest (migration-throttles.ts). */
+  private readonly throttles: MigrationThrottles;
   /** Set when end() begins: only one end runs, whatever reports it. */
   private ending = false;
   private readonly isFile: boolean;
@@ -148,6 +146,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     }
     this.uri = uri;
     this.parameters = parameters;
+    this.throttles = new MigrationThrottles(guest, options.autoConverge === true, () => this.parameters.vcpuDirtyLimitPeriodMs);
     this.latest = emptyStats(guest.ramSize);
     this.finished = new Promise((resolve) => { this.finish = resolve; });
     this.states.on('change', (to) => this.emit('status', to));
@@ -196,13 +195,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    * and the policy has not engaged it) or the migration ended.
    */
   get cpuThrottlePercentage(): number | null {
-    const on = this.options.autoConverge === true || this.userThrottle !== null;
-    return on && !isFinished(this.status) ? this.throttlePercent : null;
+    return isFinished(this.status) ? null : this.throttles.cpuThrottlePercentage;
   }
 
   /** dirty-limit's figures of the last period (query-migrate); null unless it is engaged and the migration runs. */
   get dirtyLimitFigures(): DirtyLimitFigures | null {
-    return isFinished(this.status) ? null : this.dirtyLimit?.figures ?? null;
+    return isFinished(this.status) ? null : this.throttles.dirtyLimitFigures;
   }
 
   get currentParameters(): MigrationParameters {
@@ -296,15 +294,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       case 'throttle':
         if (isFinished(this.status) || this.ending) break; // the throttle ends with the migration
         trace('throttle: %s', m.why);
-        this.userThrottle ??= this.guest.throttlePercent; // the user's own throttle is kept under, and given back after
-        this.guest.throttle(Math.max(m.percent, this.userThrottle));
-        this.throttlePercent = m.percent;
+        this.throttles.throttle(m.percent);
         break;
       case 'dirty-limit':
         if (isFinished(this.status) || this.ending) break; // the limit ends with the migration
         trace('dirty-limit: %s', m.why);
-        this.dirtyLimit ??= new DirtyLimitController(this.guest, () => this.parameters.vcpuDirtyLimitPeriodMs);
-        this.dirtyLimit.engage(m.quotaMBPerSec);
+        this.throttles.limitDirtyRate(m.quotaMBPerSec);
         break;
       case 'pause':
         await this.pauseForSwitchover();
@@ -360,9 +355,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private async end(status: 'completed' | 'failed' | 'cancelled', failure: FerryError | null, afterGo: boolean): Promise<void> {
     if (isFinished(this.status) || this.ending) return;
     this.ending = true;
-    if (this.userThrottle !== null) this.guest.throttle(this.userThrottle); // whatever the outcome (QEMU: cpu_throttle_stop)
-    this.dirtyLimit?.stop(); // likewise (QEMU: cancel-vcpu-dirty-limit)
-    this.throttlePercent = 0;
+    this.throttles.end(); // whatever the outcome (QEMU: cpu_throttle_stop, cancel-vcpu-dirty-limit)
     const error = status === 'completed' || ferryCodeOf(failure) === 'ERR_FERRY_CANCELLED' ? null : failure?.message ?? null;
     this.error = error;
     this.failure = failure;
