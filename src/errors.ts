@@ -163,6 +163,19 @@ export class WasmModuleError extends FerryError {
   }
 }
 
+/**
+ * Post-copy (a guest running before all its pages have arrived) cannot
+ * serve this guest or this access: a WebAssembly program guest (its loads
+ * and stores are not checked), or a library-API read or write of a missing
+ * page (the main thread must never block waiting for it). The message says
+ * which and why.
+ */
+export class PostcopyUnsupportedError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_POSTCOPY_UNSUPPORTED', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -171,7 +184,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, MigrationGaveUpError, RefusedError,
-    WasiStateError, WasmModuleError,
+    WasiStateError, WasmModuleError, PostcopyUnsupportedError,
   ] as const).map((C) => [new C('').code, C]),
 );
 

@@ -4,16 +4,19 @@
  * written). Writes are refused unless the guest may change (running or not
  * yet started): while it is paused, for switchover or otherwise, the RAM
  * must stay as its vCPUs left it.
+ * In post-copy, an access of a page that has not arrived is refused
+ * (guest-pages.ts): the main thread never waits for a page.
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.js';
 import type { RamBlock } from '../memory/ram-block.js';
+import type { GuestPages } from './guest-pages.js';
 import type { RunState } from './run-state.js';
 
 export class GuestRam {
   readonly size: number;
   private readonly starts: number[] = [];
 
-  constructor(readonly blocks: readonly RamBlock[], private readonly runState: () => RunState) {
+  constructor(readonly blocks: readonly RamBlock[], private readonly runState: () => RunState, private readonly pages?: GuestPages) {
     let at = 0;
     for (const b of blocks) {
       this.starts.push(at);
@@ -25,6 +28,7 @@ export class GuestRam {
   /** Copy `length` bytes from guest address `addr`. */
   read(addr: number, length: number): Uint8Array {
     this.checkSpan(addr, length);
+    this.pages?.checkLibraryAccess('reads', addr, length);
     const out = new Uint8Array(length);
     this.eachPiece(addr, length, (block, offset, done, n) => out.set(block.bytes.subarray(offset, offset + n), done));
     return out;
@@ -34,6 +38,7 @@ export class GuestRam {
   write(addr: number, data: Uint8Array): void {
     this.checkWritable();
     this.checkSpan(addr, data.length);
+    this.pages?.checkLibraryAccess('writes', addr, data.length);
     this.eachPiece(addr, data.length, (block, offset, done, n) => block.write(offset, data.subarray(done, done + n)));
   }
 
@@ -44,6 +49,7 @@ export class GuestRam {
   update<T>(addr: number, length: number, fn: (view: Uint8Array) => T): T {
     this.checkWritable();
     this.checkSpan(addr, length);
+    this.pages?.checkLibraryAccess('writes', addr, length);
     const b = this.blockAt(addr);
     const offset = addr - this.starts[b];
     if (offset + length > this.blocks[b].byteLength) {

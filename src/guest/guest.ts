@@ -16,6 +16,7 @@ import { RamBlock, reserveBlocks, type RamBlockShared } from '../memory/ram-bloc
 import { rebuildError } from '../serialized-error.js';
 import { createTracer } from '../trace.js';
 import { DeviceRegistry } from './device-state.js';
+import { GuestPages } from './guest-pages.js';
 import { GuestRam } from './guest-ram.js';
 import { runStateMachine, type RunState } from './run-state.js';
 import type { StateMachine } from '../state-machine.js';
@@ -52,6 +53,9 @@ export interface VcpuStats {
   readonly throttleNs: number;
   readonly throttleAskedNs: number;
   readonly idleNs: number;
+  /** Post-copy: time blocked waiting for missing pages, ns, and the number of waits (guest-pages.ts). */
+  readonly pageWaitNs: number;
+  readonly pageWaits: number;
   readonly guestNs: number;
   readonly pagesWritten: number;
   /** Pages this vCPU's marks found clean: its own dirty count (vcpu-control.ts Stat.PagesDirtied; 0 for a WebAssembly vCPU). */
@@ -89,6 +93,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   /** Raw page view of RAM (reading, checkers); writes go through `ram`. */
   readonly memory: GuestMemory;
   readonly ram: GuestRam;
+  /** Post-copy: missing pages, installs, the vCPUs' requests and the figures (guest-pages.ts). */
+  readonly pages: GuestPages;
   readonly devices = new DeviceRegistry();
   readonly pauseTimeoutMs: number;
   /** The WebAssembly program this guest runs, if any. */
@@ -132,7 +138,12 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     this.bell = this.program === null ? null : new ThrottleBell(this.blocks[0], this.program.instrumented.layout);
     this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');
     this.states.on('change', (to, from) => this.emit('runstate', to, from));
-    this.ram = new GuestRam(this.blocks, () => this.states.state);
+    const workloads = options.vcpus ?? [{ kind: 'idle' }];
+    const vcpus = this.program !== null || !Array.isArray(workloads) ? 0 : Math.min(MAX_VCPUS, workloads.length);
+    this.pages = new GuestPages(this.blocks, vcpus, {
+      runState: () => this.states.state, program: this.program !== null, vcpuWaits: () => this.vcpuStats(),
+    });
+    this.ram = new GuestRam(this.blocks, () => this.states.state, this.pages);
   }
 
   get runState(): RunState {
@@ -301,6 +312,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       throttleNs: c.stat(Stat.ThrottleNs),
       throttleAskedNs: c.stat(Stat.ThrottleAskedNs),
       idleNs: c.stat(Stat.IdleNs),
+      pageWaitNs: c.stat(Stat.PageWaitNs),
+      pageWaits: c.stat(Stat.PageWaits),
       guestNs: c.stat(Stat.GuestNs),
       pagesWritten: c.stat(Stat.PagesWritten),
       pagesDirtied: c.stat(Stat.PagesDirtied),
@@ -334,6 +347,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   /** Post a request to every vCPU (a program's also gets its doorbell rung). Returns the requests. */
   private post(kind: RequestKind): number[] {
     const requests = this.vcpus.map((v) => v.control.post(kind));
+    this.pages.kickAll(); // a vCPU waiting for a page sees the request at once (page-waits.ts)
     if (this.program !== null) ringDoorbell(this.blocks[0], this.program.instrumented.layout);
     return requests;
   }
@@ -344,7 +358,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     }
     for (const spec of specs) createWorkload(spec, this.memory.totalPages); // clear errors before any thread starts
     const ram = this.blocks.map((b) => b.toShared());
-    const inits: { init: Omit<VcpuInit, 'control'>; stateBytes?: number }[] = specs.map((workload, index) => ({ init: { index, ram, workload } }));
+    const pages = this.pages.vcpuShared();
+    const inits: { init: Omit<VcpuInit, 'control'>; stateBytes?: number }[] = specs.map((workload, index) => ({ init: { index, ram, workload, pages } }));
     if (this.program !== null) {
       const p = programVcpu(this.program, this.blocks);
       this.devices.register(wasiSection(p.area));

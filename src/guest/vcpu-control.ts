@@ -76,8 +76,12 @@ export const enum Stat {
   PagesDirtied = 9,
   /** Pages read by a workload that only reads (`read`): its progress. */
   PagesRead = 10,
+  /** Nanoseconds blocked waiting for missing pages (post-copy; page-waits.ts). */
+  PageWaitNs = 11,
+  /** Waits for a missing page (a wait interrupted by a pause and resumed counts twice). */
+  PageWaits = 12,
 }
-const STAT_COUNT = 11;
+const STAT_COUNT = 13;
 
 const STATS_OFFSET = INT_FIELDS * 4;
 const STATE_OFFSET = STATS_OFFSET + STAT_COUNT * 8;

@@ -1,4 +1,6 @@
 /** Data passed to a vCPU worker thread at start, and what it posts back (typed in one place). */
+import type { PageWaitsShared } from '../memory/page-waits.js';
+import type { PresenceMapShared } from '../memory/presence-map.js';
 import type { RamBlockShared } from '../memory/ram-block.js';
 import type { SerializedError } from '../serialized-error.js';
 import type { WasmVcpuInit } from './wasm-vcpu.js';
@@ -12,6 +14,8 @@ export interface VcpuInit {
   readonly workload: WorkloadSpec;
   /** Run this WebAssembly program instead of a workload. */
   readonly wasm?: WasmVcpuInit;
+  /** Post-copy: which pages are here, and where this vCPU (slot `index`) waits for the others (guest-pages.ts). */
+  readonly pages?: { readonly presence: PresenceMapShared; readonly waits: PageWaitsShared };
 }
 
 /** A vCPU's saved state: its guest clock and its workload's state. */

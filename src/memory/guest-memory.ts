@@ -8,10 +8,21 @@
  * marks found clean (`newlyDirtied`): the vCPU's own dirty count, read and
  * reset by the vCPU loop each slice (dirty-limit measures each vCPU's dirty
  * rate from it).
+ *
+ * Post-copy (presence-map.ts): every access, read or write, first loads the
+ * page's present bit and, if it is clear, throws a MissingPage signal before
+ * touching anything; the vCPU loop waits for the page and retries. A write
+ * of a whole page waits too (the simplest rule: it could be installed over
+ * the arriving copy instead, but the bytes must then not be written twice).
+ * Without a presence map every page is present (a local map of ones: the
+ * same load and branch, so the access path is one shape either way); that
+ * is the raw view the main thread reads with (checkers), which never waits.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { markPage } from './dirty-log.js';
-import { PAGE_SIZE } from './page.js';
+import { MissingPage } from './missing-page.js';
+import { PAGE_SIZE, wordsForPages } from './page.js';
+import { PresenceMap, type PresenceMapShared } from './presence-map.js';
 import { RamBlock, type RamBlockShared } from './ram-block.js';
 
 const WORDS_PER_PAGE = PAGE_SIZE / 4;
@@ -23,15 +34,17 @@ export class GuestMemory {
   private readonly end: number[] = [];
   private readonly u32: Uint32Array[] = [];
   private readonly producer: Int32Array[] = [];
+  /** Present bits (presence-map.ts), or all ones without a presence map. */
+  private readonly present: Int32Array;
   private hit = 0;
   /** Pages this view's marks found clean since the last takeNewlyDirtied(). */
   private dirtied = 0;
 
-  static attach(shared: readonly RamBlockShared[]): GuestMemory {
-    return new GuestMemory(shared.map((s) => new RamBlock(s)));
+  static attach(shared: readonly RamBlockShared[], presence?: PresenceMapShared): GuestMemory {
+    return new GuestMemory(shared.map((s) => new RamBlock(s)), presence === undefined ? undefined : new PresenceMap(presence));
   }
 
-  constructor(blocks: readonly RamBlock[]) {
+  constructor(blocks: readonly RamBlock[], presence?: PresenceMap) {
     if (blocks.length === 0) throw new InvalidArgumentError('guest memory needs at least one RAM block');
     this.blocks = blocks;
     let page = 0;
@@ -43,6 +56,15 @@ export class GuestMemory {
       this.producer.push(b.log.producer);
     }
     this.totalPages = page;
+    if (presence !== undefined && presence.pages !== page) {
+      throw new InvalidArgumentError(`guest memory: a presence map of ${presence.pages} pages for ${page} pages of RAM`);
+    }
+    this.present = presence?.present ?? new Int32Array(wordsForPages(page)).fill(-1);
+  }
+
+  /** Throw MissingPage if `page` (in range: blockOf checked it) has not arrived. */
+  private check(page: number): void {
+    if ((Atomics.load(this.present, page >>> 5) & (1 << (page & 31))) === 0) throw new MissingPage(page);
   }
 
   /** Index of the block holding global page `page` (last hit cached). */
@@ -72,12 +94,14 @@ export class GuestMemory {
 
   readU32(page: number, word: number): number {
     const b = this.blockOf(page);
+    this.check(page);
     return this.u32[b][(page - this.first[b]) * WORDS_PER_PAGE + word];
   }
 
   /** Store a 32-bit word into a page, then mark the page. */
   storeU32(page: number, word: number, value: number): void {
     const b = this.blockOf(page);
+    this.check(page);
     const local = page - this.first[b];
     this.u32[b][local * WORDS_PER_PAGE + word] = value;
     this.dirtied += markPage(this.producer[b], local);
@@ -86,6 +110,7 @@ export class GuestMemory {
   /** Store several words at `stride`-word spacing from `word`, then mark. */
   storeWords(page: number, word: number, stride: number, values: Uint32Array): void {
     const b = this.blockOf(page);
+    this.check(page);
     const local = page - this.first[b];
     const u32 = this.u32[b];
     let at = local * WORDS_PER_PAGE + word;
@@ -96,6 +121,7 @@ export class GuestMemory {
   /** Copy a whole page from `src` (1024 words), then mark it. */
   writePage(page: number, src: Uint32Array): void {
     const b = this.blockOf(page);
+    this.check(page);
     const local = page - this.first[b];
     this.u32[b].set(src.subarray(0, WORDS_PER_PAGE), local * WORDS_PER_PAGE);
     this.dirtied += markPage(this.producer[b], local);
@@ -104,6 +130,7 @@ export class GuestMemory {
   /** Zero a whole page, then mark it (it was written: it is now zero). */
   zeroPage(page: number): void {
     const b = this.blockOf(page);
+    this.check(page);
     const local = page - this.first[b];
     const at = local * WORDS_PER_PAGE;
     this.u32[b].fill(0, at, at + WORDS_PER_PAGE);

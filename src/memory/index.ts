@@ -6,3 +6,8 @@ export * from './ram-block.js';
 export * from './guest-memory.js';
 export * from './block-tail.js';
 export * from './mark-map.js';
+export * from './missing-page.js';
+export * from './presence-map.js';
+export * from './page-waits.js';
+export * from './page-installer.js';
+export * from './page-requests.js';

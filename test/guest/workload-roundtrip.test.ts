@@ -26,6 +26,7 @@ function progress(s: WorkloadState): string {
     case 'fill': return `fill ${String(s.phase)} ${String(s.cursor)}`;
     case 'sweep': return `sweep ${String(s.value)} ${String(s.position)}`;
     case 'read': return `read ${String(s.reads)} ${String(s.cursor)} ${String(s.sum)}`;
+    case 'touch': return `touch ${String(s.done)} ${String(s.rng)}`;
   }
 }
 
@@ -37,6 +38,7 @@ const cases: [string, WorkloadSpec][] = [
   ['fill, text', { kind: 'fill', data: 'text', fraction: 0.5 }],
   ['sweep', { kind: 'sweep', firstPage: 16 }],
   ['read', { kind: 'read', firstPage: 16, pages: 1000 }],
+  ['touch', { kind: 'touch', firstPage: 8, pages: 5000, lane: 3, seed: 9 }],
 ];
 
 for (const [name, spec] of cases) {

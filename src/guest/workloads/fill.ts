@@ -32,6 +32,7 @@ const WORD_BYTES = WORDS.map((w) => TEXT.encode(`${w} `));
 
 export class FillWorkload implements Workload {
   readonly kind = 'fill';
+  pagesDone = 0;
   private readonly page = new Uint32Array(PAGE_SIZE / 4);
   private readonly pageBytes = new Uint8Array(this.page.buffer);
   private constructor(private readonly s: FillState) {}
@@ -61,19 +62,23 @@ export class FillWorkload implements Workload {
   step(mem: GuestMemory, _nowNs: number, maxPages: number): number {
     const s = this.s;
     let n = 0;
-    while (n < maxPages && s.phase !== 'done') {
-      const page = s.first + s.cursor;
-      if (s.phase === 'fill' && s.data !== 'zero') {
-        this.generate(page);
-        mem.writePage(page, this.page);
-      } else {
-        mem.zeroPage(page);
+    try {
+      while (n < maxPages && s.phase !== 'done') {
+        const page = s.first + s.cursor;
+        if (s.phase === 'fill' && s.data !== 'zero') {
+          this.generate(page); // into a scratch page: no state changes before the write
+          mem.writePage(page, this.page);
+        } else {
+          mem.zeroPage(page);
+        }
+        n++;
+        if (++s.cursor === s.pages) {
+          s.cursor = 0;
+          s.phase = s.phase === 'fill' && s.thenZero ? 'zero' : 'done';
+        }
       }
-      n++;
-      if (++s.cursor === s.pages) {
-        s.cursor = 0;
-        s.phase = s.phase === 'fill' && s.thenZero ? 'zero' : 'done';
-      }
+    } finally {
+      this.pagesDone += n;
     }
     return n;
   }

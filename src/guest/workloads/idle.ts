@@ -12,6 +12,7 @@ interface IdleState extends WorkloadState {
 
 export class IdleWorkload implements Workload {
   readonly kind = 'idle';
+  pagesDone = 0;
   private constructor(private readonly s: IdleState) {}
 
   static create(spec: IdleSpec, totalPages: number): IdleWorkload {
@@ -32,8 +33,10 @@ export class IdleWorkload implements Workload {
 
   step(mem: GuestMemory, nowNs: number): number {
     if (nowNs < this.s.nextNs) return 0;
-    this.s.beats = (this.s.beats + 1) >>> 0;
-    mem.storeU32(this.s.heartbeatPage, 0, this.s.beats);
+    const beats = (this.s.beats + 1) >>> 0;
+    mem.storeU32(this.s.heartbeatPage, 0, beats); // the beat counts once stored (restartable)
+    this.s.beats = beats;
+    this.pagesDone++;
     this.s.nextNs = Math.max(this.s.nextNs + this.s.intervalNs, nowNs);
     return 1;
   }

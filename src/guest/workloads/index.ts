@@ -5,10 +5,12 @@ import { IdleWorkload } from './idle.js';
 import { ReadWorkload } from './read.js';
 import { StressWorkload } from './stress.js';
 import { SweepWorkload } from './sweep.js';
+import { TouchWorkload } from './touch.js';
 import { WORKLOAD_KINDS, type Workload, type WorkloadSpec, type WorkloadState } from './workload.js';
 
 export * from './workload.js';
-export { FillWorkload, IdleWorkload, ReadWorkload, StressWorkload, SweepWorkload };
+export { FillWorkload, IdleWorkload, ReadWorkload, StressWorkload, SweepWorkload, TouchWorkload };
+export { replayTouches } from './touch.js';
 export type { SweepState } from './sweep.js';
 
 function checkKind(kind: unknown): void {
@@ -29,6 +31,7 @@ export function createWorkload(spec: WorkloadSpec, totalPages: number): Workload
     case 'fill': return FillWorkload.create(spec, totalPages);
     case 'sweep': return SweepWorkload.create(spec, totalPages);
     case 'read': return ReadWorkload.create(spec, totalPages);
+    case 'touch': return TouchWorkload.create(spec, totalPages);
   }
 }
 
@@ -44,5 +47,6 @@ export function restoreWorkload(state: WorkloadState, totalPages: number): Workl
     case 'fill': return FillWorkload.restore(state, totalPages);
     case 'sweep': return SweepWorkload.restore(state, totalPages);
     case 'read': return ReadWorkload.restore(state, totalPages);
+    case 'touch': return TouchWorkload.restore(state, totalPages);
   }
 }

@@ -16,6 +16,11 @@ export function newPacer(pagesPerSec: number, nowNs: number): PacerState {
   return { pagesPerSec, credit: 0, lastNs: nowNs };
 }
 
+/** Give back the credit of `n` pages taken but not written (a step stopped at a missing page). */
+export function pacerRefund(p: PacerState, n: number): void {
+  p.credit += n;
+}
+
 /** How many pages may be written now, at most `max`; spends them. */
 export function pacerTake(p: PacerState, nowNs: number, max: number): number {
   if (nowNs > p.lastNs) {

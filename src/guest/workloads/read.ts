@@ -8,7 +8,7 @@
  * the state only as the reads' witness, never checked.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { newPacer, pacerTake, type PacerState } from './pacer.js';
+import { newPacer, pacerRefund, pacerTake, type PacerState } from './pacer.js';
 import { checkRange, checkRate, type ReadSpec, type Workload, type WorkloadState } from './workload.js';
 
 const WORDS = 16;
@@ -30,6 +30,7 @@ interface ReadState extends WorkloadState {
 export class ReadWorkload implements Workload {
   readonly kind = 'read';
   readonly readsOnly = true;
+  pagesDone = 0;
   private constructor(private readonly s: ReadState) {}
 
   static create(spec: ReadSpec, totalPages: number): ReadWorkload {
@@ -47,14 +48,21 @@ export class ReadWorkload implements Workload {
   step(mem: GuestMemory, nowNs: number, maxPages: number): number {
     const s = this.s;
     const n = s.pacer === null ? maxPages : pacerTake(s.pacer, nowNs, maxPages);
-    let sum = s.sum;
-    for (let i = 0; i < n; i++) {
-      const page = s.first + s.cursor;
-      for (let w = 0; w < 1024; w += STRIDE) sum = (sum + mem.readU32(page, w)) >>> 0;
-      s.cursor = s.cursor + 1 === s.pages ? 0 : s.cursor + 1;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        // A page's reads, then its cursor, sum and count (restartable: a missing page stops the first read).
+        const page = s.first + s.cursor;
+        let sum = s.sum;
+        for (let w = 0; w < 1024; w += STRIDE) sum = (sum + mem.readU32(page, w)) >>> 0;
+        s.cursor = s.cursor + 1 === s.pages ? 0 : s.cursor + 1;
+        s.sum = sum;
+        s.reads = (s.reads + 1) >>> 0;
+      }
+    } finally {
+      this.pagesDone += i;
+      if (i < n && s.pacer !== null) pacerRefund(s.pacer, n - i);
     }
-    s.sum = sum;
-    s.reads = (s.reads + n) >>> 0;
     return n;
   }
 

@@ -6,7 +6,7 @@
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { PAGE_SIZE } from '../../memory/page.js';
-import { newPacer, pacerTake, type PacerState } from './pacer.js';
+import { newPacer, pacerRefund, pacerTake, type PacerState } from './pacer.js';
 import { mix32, seedFrom, xorshift32 } from './prng.js';
 import { checkOneOf, checkRange, checkRate, type StressSpec, type Workload, type WorkloadState } from './workload.js';
 
@@ -28,6 +28,7 @@ interface StressState extends WorkloadState {
 
 export class StressWorkload implements Workload {
   readonly kind = 'stress';
+  pagesDone = 0;
   private readonly words = new Uint32Array(WORDS);
   private constructor(private readonly s: StressState) {}
 
@@ -56,20 +57,32 @@ export class StressWorkload implements Workload {
     const s = this.s;
     const n = s.pacer === null ? maxPages : pacerTake(s.pacer, nowNs, maxPages);
     const words = this.words;
-    for (let i = 0; i < n; i++) {
-      let page: number;
-      if (s.order === 'sequential') {
-        page = s.first + s.cursor;
-        s.cursor = s.cursor + 1 === s.pages ? 0 : s.cursor + 1;
-      } else {
-        s.rng = xorshift32(s.rng);
-        page = s.first + (s.rng % s.pages);
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        // The next cursor, generator and counter are committed only after the store (restartable).
+        let page: number;
+        let cursor = s.cursor;
+        let rng = s.rng;
+        if (s.order === 'sequential') {
+          page = s.first + cursor;
+          cursor = cursor + 1 === s.pages ? 0 : cursor + 1;
+        } else {
+          rng = xorshift32(rng);
+          page = s.first + (rng % s.pages);
+        }
+        const counter = (s.counter + 1) >>> 0;
+        const base = Math.imul(counter, WORDS);
+        for (let w = 0; w < WORDS; w++) words[w] = mix32(base + w);
+        words[0] = counter | 0x80000000;
+        mem.storeWords(page, 0, STRIDE, words);
+        s.cursor = cursor;
+        s.rng = rng;
+        s.counter = counter;
       }
-      s.counter = (s.counter + 1) >>> 0;
-      const base = Math.imul(s.counter, WORDS);
-      for (let w = 0; w < WORDS; w++) words[w] = mix32(base + w);
-      words[0] = s.counter | 0x80000000;
-      mem.storeWords(page, 0, STRIDE, words);
+    } finally {
+      this.pagesDone += i;
+      if (i < n && s.pacer !== null) pacerRefund(s.pacer, n - i);
     }
     return n;
   }

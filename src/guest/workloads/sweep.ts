@@ -7,7 +7,7 @@
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { PAGE_SIZE } from '../../memory/page.js';
-import { newPacer, pacerTake, type PacerState } from './pacer.js';
+import { newPacer, pacerRefund, pacerTake, type PacerState } from './pacer.js';
 import { checkRange, checkRate, type SweepSpec, type Workload, type WorkloadState } from './workload.js';
 import { InvalidArgumentError } from '../../errors.js';
 
@@ -27,6 +27,7 @@ export interface SweepState extends WorkloadState {
 
 export class SweepWorkload implements Workload {
   readonly kind = 'sweep';
+  pagesDone = 0;
   private readonly pair = new Uint32Array(2);
   private constructor(private readonly s: SweepState) {}
 
@@ -57,14 +58,20 @@ export class SweepWorkload implements Workload {
     const n = s.pacer === null ? maxPages : pacerTake(s.pacer, nowNs, maxPages);
     const pair = this.pair;
     pair[0] = pair[1] = s.value + 1;
-    for (let i = 0; i < n; i++) {
-      // Words 0 and LAST_WORD in one store-then-mark.
-      mem.storeWords(s.first + s.position, 0, LAST_WORD, pair);
-      if (++s.position === s.pages) {
-        s.position = 0;
-        s.value = pair[0];
-        pair[0] = pair[1] = s.value + 1;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        // Words 0 and LAST_WORD in one store-then-mark; the position moves after it (restartable).
+        mem.storeWords(s.first + s.position, 0, LAST_WORD, pair);
+        if (++s.position === s.pages) {
+          s.position = 0;
+          s.value = pair[0];
+          pair[0] = pair[1] = s.value + 1;
+        }
       }
+    } finally {
+      this.pagesDone += i;
+      if (i < n && s.pacer !== null) pacerRefund(s.pacer, n - i);
     }
     return n;
   }

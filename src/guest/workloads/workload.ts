@@ -3,12 +3,21 @@
  * returns everything needed, and `restoreWorkload(save())` in another guest
  * continues exactly where it stopped. Contents written depend only on the
  * state, never on timing; timing decides only how many pages a step writes.
+ *
+ * Steps are restartable (post-copy, DESIGN.md invariant 7): any GuestMemory
+ * access may throw a MissingPage signal before it touches its page, and the
+ * vCPU loop then waits for the page and calls `step` again. So a step
+ * changes its saved state for a page only after that page's last access
+ * (compute the next cursor, generator or counter in locals; commit them
+ * after the store), and counts in `pagesDone` the pages it wrote (or read)
+ * before the signal (a `finally`). Pacing credit taken for pages not written is given
+ * back (pacerRefund).
  */
 import { InvalidArgumentError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 
-export type WorkloadKind = 'idle' | 'stress' | 'fill' | 'sweep' | 'read';
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['idle', 'stress', 'fill', 'sweep', 'read'];
+export type WorkloadKind = 'idle' | 'stress' | 'fill' | 'sweep' | 'read' | 'touch';
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['idle', 'stress', 'fill', 'sweep', 'read', 'touch'];
 
 export interface IdleSpec {
   kind: 'idle';
@@ -58,7 +67,18 @@ export interface ReadSpec {
   pagesPerSec?: number;
 }
 
-export type WorkloadSpec = IdleSpec | StressSpec | FillSpec | SweepSpec | ReadSpec;
+export interface TouchSpec {
+  kind: 'touch';
+  firstPage?: number;
+  pages?: number;
+  /** Which eighth of each page's words this vCPU owns (0..7, default 0): vCPUs of different lanes may share pages. */
+  lane?: number;
+  /** Stop after this many touches (default: never). */
+  touches?: number;
+  seed?: number;
+}
+
+export type WorkloadSpec = IdleSpec | StressSpec | FillSpec | SweepSpec | ReadSpec | TouchSpec;
 
 /** A workload's saved state: JSON, with its kind and parameters inside. */
 export interface WorkloadState {
@@ -74,6 +94,8 @@ export interface Workload {
    * due yet, or nothing left to do).
    */
   step(mem: GuestMemory, nowNs: number, maxPages: number): number;
+  /** Pages written (read, if `readsOnly`) by this instance so far, a step stopped by a MissingPage signal included. */
+  readonly pagesDone: number;
   save(): WorkloadState;
   /** True for a workload that writes nothing: `step` then returns pages read, counted as Stat.PagesRead. */
   readonly readsOnly?: boolean;
