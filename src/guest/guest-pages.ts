@@ -54,9 +54,9 @@ export class GuestPages {
   private readonly installer: PageInstaller;
   private stream: PageRequests | null = null;
 
-  constructor(private readonly blocks: readonly RamBlock[], vcpus: number, private readonly host: GuestPagesHost) {
+  constructor(private readonly blocks: readonly RamBlock[], vcpus: number, private readonly host: GuestPagesHost, safetyMs?: number) {
     this.presence = PresenceMap.create(blocks.reduce((n, b) => n + b.pages, 0));
-    this.waits = PageWaits.create(vcpus);
+    this.waits = PageWaits.create(vcpus, safetyMs);
     this.installer = new PageInstaller(blocks, this.presence, this.waits);
   }
 

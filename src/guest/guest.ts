@@ -45,6 +45,8 @@ export interface GuestOptions {
   readonly pauseTimeoutMs?: number;
   /** Run a WebAssembly program on one vCPU over one RAM block (wasm-program.ts); `ram` and `vcpus` are then ignored. */
   readonly program?: GuestProgram;
+  /** Post-copy: how often a vCPU waiting for a page re-checks it and its requests, a safety net (default 100 ms; page-waits.ts). */
+  readonly pageWaitSafetyMs?: number;
 }
 
 export interface VcpuStats {
@@ -142,7 +144,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     const vcpus = this.program !== null || !Array.isArray(workloads) ? 0 : Math.min(MAX_VCPUS, workloads.length);
     this.pages = new GuestPages(this.blocks, vcpus, {
       runState: () => this.states.state, program: this.program !== null, vcpuWaits: () => this.vcpuStats(),
-    });
+    }, options.pageWaitSafetyMs);
     this.ram = new GuestRam(this.blocks, () => this.states.state, this.pages);
   }
 

@@ -4,7 +4,7 @@
  * all-blocked accounting (QEMU's postcopy-blocktime) and the request
  * latencies. One SharedArrayBuffer; all Atomics code for it lives here.
  *
- *   Int32   LOCK BLOCKED DOORBELL VCPUS      header
+ *   Int32   LOCK BLOCKED DOORBELL VCPUS SAFETY_MS - - -   header
  *   BigInt64 EPOCH                           process.hrtime at creation: the shared clock's zero
  *   BigInt64 ALL_SINCE ALL_TOTAL             ns: start of the all-blocked period now (0: none), total
  *   per vCPU, Int32 x 8:
@@ -28,7 +28,8 @@
  *   (vcpu-control.ts), then `kick`s its WAKE. The vCPU loads w before it
  *   loads the request word; if it missed the new request, the kick follows
  *   its load of w: the same argument. A wait is also bounded (the safety
- *   net, SAFETY_MS), never the mechanism.
+ *   net, `safetyMs`), never the mechanism; tests set it to minutes, so
+ *   that only a wake can end their waits.
  * - The consumer: a request's PAGE and REQUEST_NS are stored before SEQ's
  *   and DOORBELL's seq-cst adds; the consumer loads DOORBELL (d), then scans
  *   SEQ then PAGE of each slot, then waits on DOORBELL == d. A request made
@@ -48,11 +49,12 @@ const LOCK = 0;
 const BLOCKED = 1;
 const DOORBELL = 2;
 const VCPUS = 3;
-const HEADER_INTS = 4;
-const EPOCH = 2; // BigInt64 index (byte 16)
-const ALL_SINCE = 3;
-const ALL_TOTAL = 4;
-const HEADER_BYTES = 40;
+const SAFETY = 4;
+const HEADER_INTS = 8;
+const EPOCH = 4; // BigInt64 indices: bytes 32, 40, 48 (after the Int32 header)
+const ALL_SINCE = 5;
+const ALL_TOTAL = 6;
+const HEADER_BYTES = 56;
 
 const PAGE = 0;
 const SEQ = 1;
@@ -64,8 +66,9 @@ const SLOT_INTS = 8;
 
 /** Latency samples a vCPU keeps until the consumer takes them (more are counted as dropped). */
 export const LATENCY_RING = 1024;
-/** A wait re-checks its page and its vCPU's requests at least this often (a safety net, not the mechanism). */
+/** By default a wait re-checks its page and its vCPU's requests at least this often (a safety net, not the mechanism). */
 export const SAFETY_MS = 100;
+const MAX_SAFETY_MS = 600_000;
 /** Most vCPUs a board serves (as the guest's limit). */
 const MAX_SLOTS = 64;
 
@@ -92,6 +95,7 @@ export interface WaitOutcome {
 export class PageWaits {
   readonly vcpus: number;
   readonly buffer: SharedArrayBuffer;
+  readonly safetyMs: number;
   private readonly head: Int32Array;
   private readonly clock: BigInt64Array;
   private readonly slots: Int32Array;
@@ -99,13 +103,19 @@ export class PageWaits {
   private readonly rings: Float64Array;
   private readonly epoch: bigint;
 
-  static create(vcpus: number): PageWaits {
+  /** A board for `vcpus` vCPUs whose waits re-check every `safetyMs` (tests make it long: then only a wake ends a wait). */
+  static create(vcpus: number, safetyMs = SAFETY_MS): PageWaits {
     if (!Number.isInteger(vcpus) || vcpus < 0 || vcpus > MAX_SLOTS) {
       throw new InvalidArgumentError(`page waits: vCPU count must be an integer in [0, ${MAX_SLOTS}], got ${String(vcpus)}`);
     }
+    if (!Number.isInteger(safetyMs) || safetyMs < 1 || safetyMs > MAX_SAFETY_MS) {
+      throw new InvalidArgumentError(`page waits: the safety re-check must be an integer of milliseconds in [1, ${MAX_SAFETY_MS}], got ${String(safetyMs)}`);
+    }
     const bytes = HEADER_BYTES + vcpus * (SLOT_INTS * 4 + 8 + LATENCY_RING * 8);
     const buffer = new SharedArrayBuffer(Math.ceil(bytes / 8) * 8);
-    new Int32Array(buffer, 0, HEADER_INTS)[VCPUS] = vcpus;
+    const head = new Int32Array(buffer, 0, HEADER_INTS);
+    head[VCPUS] = vcpus;
+    head[SAFETY] = safetyMs;
     new BigInt64Array(buffer, 0, HEADER_BYTES / 8)[EPOCH] = process.hrtime.bigint();
     return new PageWaits({ vcpus, buffer });
   }
@@ -120,6 +130,7 @@ export class PageWaits {
     this.requestNs = new Float64Array(shared.buffer, f64, shared.vcpus);
     this.rings = new Float64Array(shared.buffer, f64 + shared.vcpus * 8, shared.vcpus * LATENCY_RING);
     this.epoch = this.clock[EPOCH];
+    this.safetyMs = this.head[SAFETY];
   }
 
   toShared(): PageWaitsShared {
@@ -136,7 +147,7 @@ export class PageWaits {
   /**
    * Wait until `page` is present or `interrupted()` (the vCPU has a new
    * request): publish the request, ring the doorbell, sleep on WAKE in
-   * pieces of at most SAFETY_MS. Counts the all-blocked time; a wait that
+   * pieces of at most `safetyMs`. Counts the all-blocked time; a wait that
    * ends with the page present leaves its latency in the vCPU's ring.
    */
   wait(slot: number, page: number, presence: PresenceMap, interrupted: () => boolean): WaitOutcome {
@@ -156,7 +167,7 @@ export class PageWaits {
         break;
       }
       if (interrupted()) break;
-      Atomics.wait(this.slots, s + WAKE, w, SAFETY_MS);
+      Atomics.wait(this.slots, s + WAKE, w, this.safetyMs);
     }
     Atomics.store(this.slots, s + PAGE, 0);
     const end = this.nowNs();

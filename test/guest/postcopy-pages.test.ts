@@ -26,6 +26,8 @@ import { bounded, fileLimit, until } from '../waits.js';
 fileLimit(import.meta.url, 60_000);
 
 const PAGES = 2048;
+/** The waits' safety re-check: long, so that only an install's or a request's wake can end a wait here. */
+const NO_SAFETY_NET = 600_000;
 const guests: Guest[] = [];
 after(async () => {
   await Promise.all(guests.map((g) => g.destroy()));
@@ -43,7 +45,7 @@ const refPage = (page: number) => REFERENCE.subarray(page * PAGE_SIZE, (page + 1
 
 /** A destination: pages for which `missing` holds are missing and hold stale bytes; the rest hold the reference. */
 async function destination(vcpus: TouchSpec[], missing: (page: number) => boolean): Promise<Guest> {
-  const g = await Guest.create({ ram: PAGES * PAGE_SIZE, vcpus, incoming: true });
+  const g = await Guest.create({ ram: PAGES * PAGE_SIZE, vcpus, incoming: true, pageWaitSafetyMs: NO_SAFETY_NET });
   guests.push(g);
   const bytes = g.blocks[0].bytes;
   bytes.set(REFERENCE);

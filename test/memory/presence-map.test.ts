@@ -140,3 +140,15 @@ test('a wait for a present page ends at once with one latency sample; the consum
   assert.deepEqual(requests.takeLatencies(), []);
   assert.equal(waits.blocked, 0);
 });
+
+test('the board\'s settings and clock reach a second view of it; bad settings are refused', () => {
+  const waits = PageWaits.create(3, 600_000);
+  const other = new PageWaits(waits.toShared());
+  assert.equal(other.vcpus, 3);
+  assert.equal(other.safetyMs, 600_000);
+  const a = waits.nowNs();
+  const b = other.nowNs();
+  assert.ok(a >= 0 && b >= a && b - a < 60e9, 'one clock, from the board\'s creation');
+  assert.throws(() => PageWaits.create(65), { code: 'ERR_FERRY_INVALID_ARGUMENT', message: /vCPU count must be an integer in \[0, 64\], got 65/ });
+  assert.throws(() => PageWaits.create(1, 0), { code: 'ERR_FERRY_INVALID_ARGUMENT', message: /safety re-check .* got 0/ });
+});
