@@ -2,8 +2,8 @@
  * Every workload's step is restartable (workload.ts): run over RAM whose
  * pages are missing, each step that stops at a MissingPage signal is run
  * again after the page is installed, and the RAM, the saved state and the
- * count of pages written end exactly as in a run with every page present.
- * In one thread: the vCPU loop's catch-and-retry, done by hand.
+ * count of pages done (written, or read) end exactly as in a run with
+ * every page present. In one thread: the vCPU loop's catch-and-retry, done by hand.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -36,9 +36,9 @@ function run(spec: WorkloadSpec, missing: boolean) {
   const installer = new PageInstaller([block], presence, PageWaits.create(1));
   const w = createWorkload(spec, PAGES);
   let stops = 0;
-  for (let now = 1e12; w.written < writes; now += 1e9) {
+  for (let now = 1e12; w.pagesDone < writes; now += 1e9) {
     try {
-      w.step(mem, now, Math.min(64, writes - w.written));
+      w.step(mem, now, Math.min(64, writes - w.pagesDone));
     } catch (e) {
       if (!(e instanceof MissingPage)) throw e;
       stops++;
@@ -47,7 +47,7 @@ function run(spec: WorkloadSpec, missing: boolean) {
   }
   // The state but its clocks (the stopped run's clock ran on while it stopped): pacing credit, the next beat.
   const { pacer: _p, nextNs: _n, ...progress } = w.save();
-  return { bytes: block.bytes, state: JSON.stringify(progress), written: w.written, stops };
+  return { bytes: block.bytes, state: JSON.stringify(progress), pagesDone: w.pagesDone, stops };
 }
 
 const specs: WorkloadSpec[] = [
@@ -57,6 +57,7 @@ const specs: WorkloadSpec[] = [
   { kind: 'fill', data: 'random', thenZero: true, fraction: 1 },
   { kind: 'sweep', firstPage: 5, pagesPerSec: 1e9 },
   { kind: 'touch', seed: 3, lane: 2 },
+  { kind: 'read', firstPage: 2, pages: 250, pagesPerSec: 1e9 },
 ];
 
 for (const spec of specs) {
@@ -64,7 +65,7 @@ for (const spec of specs) {
     const plain = run(spec, false);
     const stopped = run(spec, true);
     assert.ok(spec.kind === 'idle' ? stopped.stops === 1 : stopped.stops > 10, `the steps stopped (${stopped.stops} times)`);
-    assert.equal(stopped.written, plain.written);
+    assert.equal(stopped.pagesDone, plain.pagesDone);
     assert.equal(stopped.state, plain.state);
     assert.equal(Buffer.compare(stopped.bytes, plain.bytes), 0, 'the same RAM');
   });
