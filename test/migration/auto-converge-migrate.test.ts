@@ -8,37 +8,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import type { Guest } from '../../src/guest/guest.js';
-import { VcpuControl } from '../../src/guest/vcpu-control.js';
 import { Migration, type MigrationOptions } from '../../src/migration/migration.js';
 import type { MigrationParameters } from '../../src/migration/parameters.js';
 import { bounded, fileLimit, until } from '../waits.js';
-import { adopt, assertSweeps, destroyAll, guest, listen, MiB } from './helpers.js';
+import { adopt, assertSweeps, busyGuest, destroyAll, listen, throttleOf } from './helpers.js';
 
 fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
-/**
- * 32 MiB swept 40 times a second (1.25 GiB/s of pages dirtied) over
- * loopback with a 10 ms downtime limit: without a throttle most of RAM is
- * dirty again after every pass and never fits; at 50 % its pacing makes up
- * the sleep (a 1 ms sleep after each 1 ms slice is within its 1 ms
- * catch-up credit), so it is barely slowed; at 99 % it runs 1 % of the
- * time and dirties a few % of what it did.
- */
-async function busyGuest(): Promise<Guest> {
-  const g = await guest({ ram: 32 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 40 }] });
-  await g.cont();
-  return g;
-}
 const SLOW: Partial<MigrationParameters> = {
   downtimeLimitMs: 10,
   // Steps from 50 % to 99 % in two (QEMU's defaults take nine, 2 s each, to get there).
   cpuThrottleInitialPercent: 50, cpuThrottleIncrementPercent: 49,
 };
 const AUTO: MigrationOptions = { autoConverge: true, verify: true };
-
-const throttleOf = (g: Guest) => Math.max(...g.vcpuControlBuffers().map((b) => new VcpuControl(b).throttle()));
 
 test('a guest that outpaces the link completes with auto-converge: the throttle steps up, is reported, and ends with the migration', async () => {
   const src = await busyGuest();

@@ -10,28 +10,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import type { Guest } from '../../src/guest/guest.js';
-import { VcpuControl } from '../../src/guest/vcpu-control.js';
 import { Migration } from '../../src/migration/migration.js';
 import type { MigrationParameters } from '../../src/migration/parameters.js';
 import { ferryCodeOf } from '../../src/errors.js';
 import { bounded, fileLimit } from '../waits.js';
-import { adopt, assertSweeps, destroyAll, guest, listen, MiB } from './helpers.js';
+import { adopt, assertSweeps, busyGuest, destroyAll, listen, throttleOf } from './helpers.js';
 
 fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
-/** 32 MiB swept 40 times a second: most of it dirty again after every pass (auto-converge-migrate.test.ts has the figures). */
-async function busyGuest(): Promise<Guest> {
-  const g = await guest({ ram: 32 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 40 }] });
-  await g.cont();
-  return g;
-}
 /** A stall is concluded after 2 s without a new low; the throttle, once engaged, steps 50 % then 99 %. */
 const STUCK: Partial<MigrationParameters> = {
   downtimeLimitMs: 10, progressTimeoutMs: 2000, cpuThrottleInitialPercent: 50, cpuThrottleIncrementPercent: 49,
 };
-const throttleOf = (g: Guest) => Math.max(...g.vcpuControlBuffers().map((b) => new VcpuControl(b).throttle()));
 
 test('the default policy: no progress engages the throttle (capability off), reported with its reason; the migration completes and the throttle ends', async () => {
   const src = await busyGuest();
