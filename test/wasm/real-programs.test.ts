@@ -24,10 +24,10 @@ const { dir } = scratch();
 /** The source's throttle from the moment it is caught until it has migrated (see the header). */
 const SLOWED_PERCENT = 90;
 
-/** The programs, their arguments, and after how many lines of output each migration starts. */
+/** The programs, their arguments, and after how many lines of output each migration starts (six moments each: ten made the suite's longest file). */
 const PROGRAMS = [
-  { name: 'sqlite-load', args: ['60000', '7'], afterLines: [1, 3, 8, 14, 20, 27, 33, 40, 47, 55] },
-  { name: 'zstd-roundtrip', args: ['16', '3', '7'], afterLines: [1, 3, 8, 14, 20, 27, 33, 40, 47, 55] },
+  { name: 'sqlite-load', args: ['60000', '7'], afterLines: [1, 8, 20, 33, 47, 55] },
+  { name: 'zstd-roundtrip', args: ['16', '3', '7'], afterLines: [1, 8, 20, 33, 47, 55] },
 ] as const;
 
 for (const p of PROGRAMS) {
