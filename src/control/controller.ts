@@ -52,7 +52,7 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
     if (this.guestValue === null) throw new Error('there is no guest here to migrate');
     const m = Migration.start(this.guestValue, uri, this.parameters, {
       verify: this.capabilities['x-ferry-verify'], tls: this.options.tls, autoConverge: this.capabilities['auto-converge'],
-      dirtyLimit: this.capabilities['dirty-limit'],
+      dirtyLimit: this.capabilities['dirty-limit'], postcopy: this.capabilities['postcopy-ram'],
       mode: this.capabilities['x-ferry-mainloop'] ? 'mainloop' : 'thread',
     });
     this.migration = m;

@@ -116,7 +116,26 @@ export const COMMANDS: Record<string, Command> = {
   },
   migrate_cancel: (ctl, args) => {
     noArgs(args);
-    ctl.migration?.cancel();
+    try {
+      ctl.migration?.cancel();
+    } catch (e) {
+      throw QmpError.from(e); // in post-copy: QEMU's refusal
+    }
+    return {};
+  },
+  /** QEMU's errors: the capability off, or no migration started (migration.ts startPostcopy). */
+  'migrate-start-postcopy': (ctl, args) => {
+    noArgs(args);
+    const m = ctl.migration;
+    if (!ctl.capabilities['postcopy-ram'] || (m !== null && !isFinished(m.status) && !m.postcopyCapability)) {
+      throw new QmpError('GenericError', 'Enable postcopy with migrate_set_capability before the start of migration');
+    }
+    if (m === null) throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
+    try {
+      m.startPostcopy();
+    } catch (e) {
+      throw QmpError.from(e);
+    }
     return {};
   },
   /** All or nothing: every value is checked, and refused by its QMP name, before any is set. */

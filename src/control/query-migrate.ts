@@ -29,6 +29,9 @@ export interface RamInfo {
   'page-size': number;
   'pages-per-second': number;
   'precopy-bytes': number;
+  /** Post-copy (QEMU's names): bytes sent after GO, and pages the destination asked for. */
+  'postcopy-bytes'?: number;
+  'postcopy-requests'?: number;
 }
 
 /** Where a destination listens (QEMU's SocketAddress). */
@@ -79,11 +82,20 @@ export interface MigrateInfo {
   'x-ferry-pause-and-finish'?: string;
   /** Destination only: the loader's counters. */
   'x-ferry-loader'?: LoaderStats;
+  /**
+   * Destination, with the capability postcopy-blocktime (QEMU's names, ms):
+   * time all vCPUs waited for pages at once, and each vCPU's time waiting.
+   */
+  'postcopy-blocktime'?: number;
+  'postcopy-vcpu-blocktime'?: number[];
+  /** Destination in post-copy: request to page latency, ms, and how many waits it covers. */
+  'x-ferry-postcopy-latency'?: { p50: number | null; p99: number | null; samples: number };
 }
 
 /** The destination's status in QEMU's names. */
 const INCOMING_STATUS: Readonly<Record<IncomingStatus, MigrationStatus>> = {
-  listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', resumed: 'completed', failed: 'failed', cancelled: 'cancelled',
+  listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', 'postcopy-active': 'postcopy-active', resumed: 'completed',
+  failed: 'failed', cancelled: 'cancelled',
 };
 
 /** The destination's view, as QEMU answers query-migrate on an incoming side. */
@@ -95,6 +107,14 @@ function incomingInfo(ctl: GuestController): MigrateInfo {
   else if (where.kind === 'unix') info['socket-address'] = [{ type: 'unix', path: where.path }];
   const stats = inc.stats;
   if (stats !== null) info['x-ferry-loader'] = stats;
+  const pc = stats?.postcopy;
+  if (pc != null) info['x-ferry-postcopy-latency'] = { p50: pc.latencyP50Ms, p99: pc.latencyP99Ms, samples: pc.latencySamples };
+  const g = ctl.guest;
+  if (ctl.capabilities['postcopy-blocktime'] && g !== null && (inc.status === 'postcopy-active' || pc != null)) {
+    const f = g.pages.figures();
+    info['postcopy-blocktime'] = Math.round(f.allBlockedNs / 1e6);
+    info['postcopy-vcpu-blocktime'] = f.vcpus.map((v) => Math.round(v.pageWaitNs / 1e6));
+  }
   if (inc.lastError !== null) info['error-desc'] = inc.lastError;
   const code = ferryCodeOf(inc.lastFailure);
   if (code !== undefined) info['x-ferry-error-code'] = code;
@@ -132,8 +152,12 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     'dirty-sync-count': s.dirtySyncCount,
     'page-size': 4096,
     'pages-per-second': Math.round(s.pagesPerSecond),
-    'precopy-bytes': s.transferredBytes,
+    'precopy-bytes': s.transferredBytes - (s.postcopy?.bytes ?? 0),
   };
+  if (s.postcopy != null) {
+    info.ram['postcopy-bytes'] = s.postcopy.bytes;
+    info.ram['postcopy-requests'] = s.postcopy.requests;
+  }
   // A failure says why; so does a cancel by the policy (its time budget), not one by the user (as QEMU's).
   if ((m.status === 'failed' || m.status === 'cancelled') && m.lastError !== null) info['error-desc'] = m.lastError;
   const code = ferryCodeOf(m.lastFailure);

@@ -25,6 +25,14 @@ export const CAPABILITY_TABLE = {
     default: false, origin: "QEMU 8.1's default (migration/options.c)",
     help: "limit each vCPU's dirty rate to vcpu-dirty-limit while the guest dirties memory faster than the migration sends it (not with auto-converge)",
   },
+  'postcopy-ram': {
+    default: false, origin: "QEMU's default (migration/options.c): opt-in, as in libvirt and KubeVirt, because the guest is lost if either side dies during post-copy",
+    help: 'allow migrate-start-postcopy: the guest then runs at the destination before all its pages have arrived, which asks for the missing ones',
+  },
+  'postcopy-blocktime': {
+    default: false, origin: "QEMU's default (migration/options.c)",
+    help: "on the destination: report in query-migrate how long vCPUs waited for post-copy pages (postcopy-blocktime, postcopy-vcpu-blocktime)",
+  },
   events: {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',
@@ -61,5 +69,17 @@ export function defaultCapabilities(): MigrationCapabilities {
  */
 export function capabilityConflict(c: Partial<Record<CapabilityName, boolean>>): string | null {
   if (c['dirty-limit'] === true && c['auto-converge'] === true) return 'dirty-limit conflicts with auto-converge either of then available currently';
+  if (c['postcopy-ram'] === true) return postcopyConflict(c['x-ferry-verify'] === true, c['x-ferry-mainloop'] === true);
+  return null;
+}
+
+/**
+ * ferry's own refusals of postcopy-ram with its extras (QEMU has neither):
+ * verify compares digests before GO, when post-copy's pages have not been
+ * sent; the 2010 main-loop mode reproduces pre-copy only.
+ */
+export function postcopyConflict(verify: boolean, mainloop: boolean): string | null {
+  if (verify) return 'Postcopy is not compatible with x-ferry-verify: its digests are compared before GO, and in post-copy most pages are sent after it';
+  if (mainloop) return 'Postcopy is not compatible with x-ferry-mainloop: the 2010 main-loop mode reproduces pre-copy only';
   return null;
 }

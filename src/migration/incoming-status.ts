@@ -4,22 +4,26 @@
  * state-machine.ts's:
  *
  *   listening -> connected -> loading -> loaded -> resumed
- *   any of the first four -> failed | cancelled
+ *   loaded -> postcopy-active -> resumed
+ *   any but resumed -> failed | cancelled
  *
  * connected: a source connected (or the file opened); loading: its header
  * was accepted and the guest is being created around the RAM; loaded: END
- * checked and every section accepted (LOADED sent); resumed: GO obeyed.
+ * checked and every section accepted (LOADED sent); postcopy-active: GO
+ * obeyed with pages still missing (post-copy), until every page is here;
+ * resumed: GO obeyed and every page here.
  */
 import { StateMachine } from '../state-machine.js';
 import { createTracer } from '../trace.js';
 
-export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'resumed' | 'failed' | 'cancelled';
+export type IncomingStatus = 'listening' | 'connected' | 'loading' | 'loaded' | 'postcopy-active' | 'resumed' | 'failed' | 'cancelled';
 
 const ALLOWED: Readonly<Record<IncomingStatus, readonly IncomingStatus[]>> = {
   listening: ['connected', 'failed', 'cancelled'],
   connected: ['loading', 'failed', 'cancelled'],
   loading: ['loaded', 'failed', 'cancelled'],
-  loaded: ['resumed', 'failed', 'cancelled'],
+  loaded: ['resumed', 'postcopy-active', 'failed', 'cancelled'],
+  'postcopy-active': ['resumed', 'failed', 'cancelled'],
   resumed: [],
   failed: [],
   cancelled: [],

@@ -4,7 +4,10 @@
  * (vCPU workers start while pages arrive, so resuming costs no worker
  * start), loads device sections and vCPU states at the end, and resumes the
  * guest on GO. The guest stays in 'inmigrate' until then and is discarded
- * if anything fails.
+ * if anything fails. In post-copy it marks the missing pages before GO and
+ * resumes with them missing (postcopy-active) until every page is here; a
+ * failure then loses the guest: it is paused (it could not run on) and the
+ * failure says so.
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -216,8 +219,10 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
           const guest = await this.guestReady.promise;
           guest.devices.loadAll(m.devices);
           guest.loadVcpuStates(m.vcpus);
+          // Post-copy: before the vCPUs first run (invariant 7); the loader installs through the same map.
+          for (let i = 0; m.missing !== null && i < m.missing.length; i += 2) guest.pages.markRangeMissing(m.missing[i], m.missing[i + 1]);
           this.states.transition('loaded');
-          this.post({ type: 'load-ok' });
+          this.post({ type: 'load-ok', pages: m.missing === null ? undefined : guest.pages.installerShared() });
         } catch (err) {
           this.post({ type: 'load-failed', error: serializeError(err) });
         }
@@ -226,6 +231,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
         try {
           if (m.run) await this.guestValue!.resume();
           else this.guestValue!.setRunState('paused');
+          if (m.postcopy) this.states.transition('postcopy-active');
           this.post({ type: 'resumed' });
         } catch (err) {
           this.post({ type: 'resume-failed', error: serializeError(err) });
@@ -253,6 +259,10 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     if (status !== 'resumed' && this.guestValue !== null && this.guestValue.runState === 'inmigrate') {
       await this.guestValue.destroy(); // never resumed on partial state: discard it
       this.guestValue = null;
+    }
+    if (status !== 'resumed' && this.status === 'postcopy-active' && this.guestValue?.runState === 'running') {
+      // Pages it needs will never come: stop it rather than leave its vCPUs waiting as if it ran.
+      await this.guestValue.pause().catch(() => {});
     }
     this.states.transition(status);
     // The loader thread ends by itself once its connection closes (after a

@@ -9,11 +9,15 @@
  * It never resumes on partial state: the main thread resumes only on GO,
  * which the source sends only after this side answered LOADED, which it
  * does only after END's per-block totals matched what arrived and the main
- * thread accepted every section.
+ * thread accepted every section. In post-copy the main thread marks the
+ * pages MISSING named before LOADED, resumes on GO, and the rest arrives
+ * after it through postcopy-loader.ts, which says DONE at the end.
+ * Over 300 lines: post-copy's hooks share the exchanges and the failure
+ * path; the record dispatch is the next piece to move out.
  */
 import { createReadStream } from 'node:fs';
 import type net from 'node:net';
-import { CancelledError, TimeoutError, TransportError, WireError } from '../errors.js';
+import { CancelledError, MigrationError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
 import { listenOnce } from '../transport/socket.js';
@@ -25,6 +29,9 @@ import type { FromLoader, LoaderInit, LoaderStats, ToLoader } from './messages.j
 import { RamLoader } from './ram-loader.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
 import { LINGER_MS, checkHeader, reasonRecord, refuseConnection } from './destination-refusals.js';
+import { PostcopyLoader } from './postcopy-loader.js';
+import type { PageInstallerShared } from '../memory/page-installer.js';
+import { refused } from '../wire/refusals.js';
 import { createTracer } from '../trace.js';
 
 const trace = createTracer('incoming');
@@ -58,13 +65,18 @@ export class LoaderSession {
   private stats = { records: 0, passes: 0, verified: null as boolean | null, verifyMs: 0 };
   private expectedDigest: Buffer | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** Post-copy: MISSING's ranges so far, (first, count) pairs of global pages; null before any MISSING. */
+  private missing: number[] | null = null;
+  /** Post-copy, from LOADED on. */
+  private postcopy: PostcopyLoader | null = null;
+  private isFile = false;
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
     this.decoder = new FrameDecoder({
       header: (h) => this.onHeader(h),
       pageData: (block, offset, data) => this.ram!.pageData(block, offset, data),
       pageSum: (block, first, count) => this.ram!.pageSum(block, first, count),
-      record: (type, block, head, pages) => this.onRecord(type, block, head, pages),
+      record: (type, block, head, pages, data) => this.onRecord(type, block, head, pages, data),
     }, { stream: true, maxRecordBytes: init.maxFrameBytes });
     port.onMessage((m) => {
       if (m.type === 'cancel') this.fail(new CancelledError('cancelled on the destination'));
@@ -76,6 +88,7 @@ export class LoaderSession {
     try {
       const uri = parseUri(this.init.uri);
       if (uri.kind === 'file') {
+        this.isFile = true;
         await this.restoreFrom(uri.path);
         return;
       }
@@ -161,14 +174,22 @@ export class LoaderSession {
 
   private onHeader(h: StreamHeader): void {
     checkHeader(h, this.init);
+    if (h.postcopy && this.isFile) throw refused('postcopy', 'header: the stream may switch to post-copy, which a file cannot carry (it needs a return path to ask for pages)');
+    if (h.postcopy && this.init.program !== undefined) {
+      throw refused('postcopy', 'header: the stream may switch to post-copy (postcopy-ram), and post-copy is not supported for WebAssembly program guests: ' +
+        'their loads and stores are not checked');
+    }
     this.ram = new RamLoader(h, this.init.program?.ram);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
   }
 
-  private onRecord(type: Rec, block: number, head: Buffer, pages: number): void {
+  private onRecord(type: Rec, block: number, head: Buffer, pages: number, data: Uint8Array | null): void {
     this.stats.records++;
     switch (type) {
+      case Rec.Missing: this.onMissing(block, head); break;
+      case Rec.PcPages: this.postcopy!.onPages(block, head, data!); break;
+      case Rec.Pend: this.postcopy!.onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
@@ -208,17 +229,50 @@ export class LoaderSession {
       this.stats.verified = true;
       this.stats.verifyMs = monoMs() - t;
     }
-    this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot() }, (answer) => {
+    const pairs = this.missing === null ? null : Uint32Array.from(this.missing);
+    this.exchange({ type: 'loaded', devices: this.devices, vcpus: this.vcpus as Uint8Array[], stats: this.snapshot(), missing: pairs }, (answer) => {
       if (answer.type !== 'load-ok') throw answer.type === 'load-failed' ? rebuildError(answer.error) : new Error(`unexpected ${answer.type}`);
+      if (pairs !== null) this.startPostcopy(answer.pages);
       this.socket?.write(encodeRecord(RECORD.Loaded, {}));
+    });
+  }
+
+  /** MISSING: gather its ranges as global pages (the main thread marks them before GO). */
+  private onMissing(block: number, head: Buffer): void {
+    const { ranges } = RECORD.Missing.decode(head);
+    const start = this.ram!.blocks.slice(0, block).reduce((n, b) => n + b.pages, 0);
+    this.missing ??= [];
+    for (let i = 0; i < ranges.length; i += 2) this.missing.push(start + ranges[i], ranges[i + 1]);
+  }
+
+  /** The guest's pages are marked missing: install and ask through them from now on. */
+  private startPostcopy(pages: PageInstallerShared | undefined): void {
+    if (pages === undefined) throw new MigrationError('post-copy: the main thread gave no access to the guest\'s pages');
+    this.postcopy = new PostcopyLoader(pages, this.ram!.blocks.map((b) => b.pages), {
+      send: (record) => this.socket?.write(record),
+      fail: (err) => this.fail(err),
+      done: () => {
+        this.finished = true;
+        if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+        this.idle?.stop();
+        this.socket?.end(encodeRecord(RECORD.Done, {}));
+        this.port.post({ type: 'done', stats: this.snapshot() });
+      },
     });
   }
 
   /** GO: take over the guest, running it if it ran on the source (as QEMU's global run state). */
   private onGo(run: boolean): void {
     this.goReceived = true;
-    this.exchange({ type: 'go', run }, (answer) => {
+    const postcopy = this.postcopy;
+    this.exchange({ type: 'go', run, postcopy: postcopy !== null }, (answer) => {
       if (answer.type !== 'resumed') throw answer.type === 'resume-failed' ? rebuildError(answer.error) : new Error(`unexpected ${answer.type}`);
+      if (postcopy !== null) {
+        // The guest runs with pages missing: RESUMED ends the downtime; the pages follow, and DONE ends it all.
+        this.socket?.write(encodeRecord(RECORD.Resumed, {}));
+        void postcopy.serve().catch((err: unknown) => this.fail(err));
+        return;
+      }
       this.finished = true;
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.idle?.stop();
@@ -257,11 +311,12 @@ export class LoaderSession {
    * REFUSED for a refusal, refusals.ts; else in ERROR), the error itself to
    * the main thread.
    */
-  private fail(err: unknown): void {
-    const reason = err instanceof Error ? err.message : String(err);
+  private fail(failure: unknown): void {
     this.idle?.stop();
     if (this.finished) return;
     this.finished = true;
+    const err = this.postcopy === null || !this.goReceived ? failure : this.lost(failure);
+    const reason = err instanceof Error ? err.message : String(err);
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.stopListening?.();
     try {
@@ -277,12 +332,22 @@ export class LoaderSession {
     this.port.post({ type: 'failed', error: serializeError(err), afterGo: this.goReceived, stats: this.snapshot() });
   }
 
+  /** A failure during post-copy loses the guest (DESIGN.md section 7): say so, and stop asking for pages. */
+  private lost(failure: unknown): Error {
+    const pc = this.postcopy!;
+    pc.stop();
+    const reason = failure instanceof Error ? failure.message : String(failure);
+    return new MigrationError(`${reason} (during post-copy, with ${pc.missingPages} pages still at the source: the guest is lost here; it cannot run without them)`,
+      { cause: failure, afterGo: true });
+  }
+
   private snapshot(): LoaderStats {
     const ram = this.ram;
     return {
       bytes: this.decoder.bytes, records: this.stats.records,
       normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0,
       passes: this.stats.passes, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
+      postcopy: this.postcopy?.stats() ?? null,
     };
   }
 }

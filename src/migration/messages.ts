@@ -7,6 +7,7 @@
  */
 import type { SerializedError } from '../serialized-error.js';
 import type { SavedSection } from '../guest/device-state.js';
+import type { PageInstallerShared } from '../memory/page-installer.js';
 import type { RamBlockOptions, RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { StreamHeader } from '../wire/format.js';
@@ -41,6 +42,10 @@ export interface SourceInit {
   readonly autoConverge?: boolean;
   /** The capability dirty-limit: limit each vCPU's dirty rate when the guest outpaces the migration (dirty-limit.ts). */
   readonly dirtyLimit?: boolean;
+  /** The capability postcopy-ram: announced in the header; migrate-start-postcopy may then switch to post-copy. */
+  readonly postcopy?: boolean;
+  /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination must ask again). */
+  readonly corruptPostcopyPages?: number;
 }
 
 /** Main -> source worker. */
@@ -50,6 +55,8 @@ export type ToSource =
   | { readonly type: 'committed' }
   | { readonly type: 'commit-failed'; readonly error: SerializedError }
   | { readonly type: 'cancel' }
+  /** migrate-start-postcopy: switch to post-copy at the next chance (postcopy-ram is on). */
+  | { readonly type: 'start-postcopy' }
   | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
 
 /**
@@ -65,7 +72,8 @@ export type FromSource =
   | { readonly type: 'dirty-limit'; readonly quotaMBPerSec: number; readonly why: string }
   | { readonly type: 'pass'; readonly pass: PassRecord }
   | { readonly type: 'stats'; readonly stats: SourceCounters }
-  | { readonly type: 'pause' }
+  /** Pause the guest for switchover; `postcopy`: for post-copy's (the status becomes postcopy-active). */
+  | { readonly type: 'pause'; readonly postcopy: boolean }
   | { readonly type: 'commit' }
   | { readonly type: 'completed'; readonly stats: SourceCounters }
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO was sent. */
@@ -103,15 +111,18 @@ export type FromLoader =
   /** A connection was turned away (a failed TLS handshake, plaintext to TLS, a second source); still listening. */
   | { readonly type: 'rejected'; readonly reason: string }
   | { readonly type: 'header'; readonly header: StreamHeader; readonly ram: readonly RamBlockShared[] }
-  | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats }
-  | { readonly type: 'go'; readonly run: boolean }
+  /** END checked; `missing`: post-copy's missing pages, (first, count) pairs of global page numbers, to mark before GO (null: pre-copy). */
+  | { readonly type: 'loaded'; readonly devices: readonly SavedSection[]; readonly vcpus: readonly Uint8Array[]; readonly stats: LoaderStats; readonly missing: Uint32Array | null }
+  /** GO; `postcopy`: pages are still missing (the guest runs while they arrive). */
+  | { readonly type: 'go'; readonly run: boolean; readonly postcopy: boolean }
   | { readonly type: 'done'; readonly stats: LoaderStats }
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO had arrived. */
   | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: LoaderStats };
 
 /** Main -> loader worker. */
 export type ToLoader =
-  | { readonly type: 'load-ok' }
+  /** `pages`: in post-copy, where the loader installs pages and reads the vCPUs' requests. */
+  | { readonly type: 'load-ok'; readonly pages?: PageInstallerShared }
   | { readonly type: 'load-failed'; readonly error: SerializedError }
   | { readonly type: 'resumed' }
   | { readonly type: 'resume-failed'; readonly error: SerializedError }
@@ -127,4 +138,22 @@ export interface LoaderStats {
   /** Verify mode: whether the RAM digests matched (null: not asked), and what computing ours cost. */
   readonly verified: boolean | null;
   readonly verifyMs: number;
+  /** Post-copy's figures (null: pre-copy only). */
+  readonly postcopy: PostcopyLoaderStats | null;
+}
+
+export interface PostcopyLoaderStats {
+  /** Pages missing when GO came. */
+  readonly missingAtGo: number;
+  /** Pages received after GO: installed, already here (refused, not written), bad (their check failed: asked again). */
+  readonly received: number;
+  readonly installed: number;
+  readonly present: number;
+  readonly bad: number;
+  /** Pages asked for in REQUEST records (a page asked again counts again). */
+  readonly requested: number;
+  /** Request to page seen, ms, over the waits that ended with their page (p50, p99; null before any). */
+  readonly latencyP50Ms: number | null;
+  readonly latencyP99Ms: number | null;
+  readonly latencySamples: number;
 }

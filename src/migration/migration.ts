@@ -11,7 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, InvalidStateError, MigrationError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
+import {
+  InvalidArgumentError, InvalidStateError, MigrationError, PostcopyUnsupportedError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError,
+} from '../errors.js';
+import { postcopyConflict } from './capabilities.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
@@ -32,6 +35,17 @@ import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
 const active = new WeakMap<Guest, Migration>();
+
+/** What cannot work with post-copy, refused at `migrate` with why (the destination refuses the rest at the header). */
+function refusePostcopy(guest: Guest, uri: string, options: MigrationOptions): void {
+  if (parseUri(uri).kind === 'file') throw new InvalidArgumentError('postcopy-ram cannot be used with file: it needs a return path for the destination to ask for pages');
+  if (guest.program !== null) {
+    throw new PostcopyUnsupportedError('post-copy is not supported for WebAssembly program guests: their loads and stores are not checked ' +
+      '(a check would cost the source too, as the code is the same on both sides)');
+  }
+  const conflict = postcopyConflict(options.verify === true, options.mode === 'mainloop');
+  if (conflict !== null) throw new InvalidArgumentError(conflict);
+}
 
 /** Kept here, where callers found it (migration-threads.ts holds the spare). */
 export { prepareMigrationThread } from './migration-threads.js';
@@ -65,6 +79,15 @@ export interface MigrationOptions extends OlderParameterOptions {
    * (dirty-limit.ts, dirty-limit-controller.ts). Not with autoConverge.
    */
   readonly dirtyLimit?: boolean;
+  /**
+   * QEMU's capability postcopy-ram: announced in the header (a destination
+   * that cannot take post-copy refuses at once); startPostcopy() may then
+   * switch to post-copy. Not over file:, not for WebAssembly program
+   * guests, not with verify or the main-loop mode.
+   */
+  readonly postcopy?: boolean;
+  /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination asks again). */
+  readonly corruptPostcopyPages?: number;
   /**
    * Called when the destination has answered LOADED, before the source
    * commits and sends GO: the last point at which a failure still resumes
@@ -113,6 +136,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       throw new InvalidStateError(`a migration of this guest to ${running.uri} is already ${running.status}`);
     }
     if (options.dirtyLimit === true) refuseDirtyLimit(guest, options.autoConverge === true);
+    if (options.postcopy === true) refusePostcopy(guest, uri, options);
     const { mainloopStepCapMs, zeroPageBudgetBytes } = options;
     const asOptions = withParameters(DEFAULT_PARAMETERS, { mainloopStepCapMs, zeroPageBudgetBytes });
     const m = new Migration(guest, uri, withParameters(asOptions, parameters), options);
@@ -224,9 +248,30 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     this.post({ type: 'set-parameters', parameters: this.parameters });
   }
 
-  /** Cancel: works in every status, twice, and after the end (a no-op then). */
+  /** Whether this migration has postcopy-ram (fixed at its start). */
+  get postcopyCapability(): boolean {
+    return this.options.postcopy === true;
+  }
+
+  /**
+   * migrate-start-postcopy (QEMU's words for its refusals): switch to
+   * post-copy at the next chance (within the pass being sent). Not an
+   * error once the migration ended (QEMU: that would race with the command).
+   */
+  startPostcopy(): void {
+    if (this.options.postcopy !== true) throw new InvalidStateError('Enable postcopy with migrate_set_capability before the start of migration');
+    if (this.status === 'none') throw new InvalidStateError('Postcopy must be started after migration has been started');
+    if (!isFinished(this.status)) this.post({ type: 'start-postcopy' });
+  }
+
+  /**
+   * Cancel: works in every status, twice, and after the end (a no-op then),
+   * except in post-copy, where it is refused with QEMU's words (9.1 and
+   * later; 7.2 obeyed it and lost the guest): the source cannot resume.
+   */
   cancel(): void {
     const s = this.status;
+    if (s === 'postcopy-active') throw new InvalidStateError('Postcopy migration in progress, cannot cancel.');
     if (isFinished(s) || s === 'cancelling' || s === 'none') return;
     this.states.transition('cancelling');
     this.post({ type: 'cancel' });
@@ -247,6 +292,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       startedAtMs: monoMs(),
       autoConverge: this.options.autoConverge === true,
       dirtyLimit: this.options.dirtyLimit === true,
+      postcopy: this.options.postcopy === true,
+      corruptPostcopyPages: this.options.corruptPostcopyPages,
     };
     // Handle messages one at a time, in order: a failure reported while the
     // guest is being paused must see the pause finished, to undo it.
@@ -302,12 +349,12 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
         this.throttles.limitDirtyRate(m.quotaMBPerSec);
         break;
       case 'pause':
-        await this.pauseForSwitchover();
+        await this.pauseForSwitchover(m.postcopy);
         break;
       case 'commit':
         try {
           await this.options.onLoaded?.();
-          if (this.status !== 'device') throw new MigrationError(`commit asked while ${this.status}`);
+          if (this.status !== 'device' && this.status !== 'postcopy-active') throw new MigrationError(`commit asked while ${this.status}`);
           this.guest.setRunState('postmigrate');
           this.committed = true;
           this.post({ type: 'committed' });
@@ -329,7 +376,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     }
   }
 
-  private async pauseForSwitchover(): Promise<void> {
+  private async pauseForSwitchover(postcopy: boolean): Promise<void> {
     const pausedAtMs = monoMs();
     try {
       if (this.status !== 'active') throw new MigrationError(`switchover asked while ${this.status}`);
@@ -337,7 +384,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       await this.guest.pause('finish-migrate', { timeoutMs: this.parameters.pauseTimeoutMs });
       const ackedAtMs = monoMs();
       const devices = this.guest.devices.saveAll();
-      this.states.transition('device');
+      this.states.transition(postcopy ? 'postcopy-active' : 'device');
       this.post({ type: 'paused', devices, pausedAtMs, ackedAtMs, wasRunning: this.stateBeforePause === 'running' });
     } catch (err) {
       this.post({ type: 'pause-failed', error: serializeError(err) });
@@ -372,7 +419,11 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     }
     trace('migration %s%s', status, error === null ? '' : `: ${error}`);
     if (status === 'cancelled' && this.status !== 'cancelling') this.states.transition('cancelling');
-    if (status === 'failed' && afterGo) this.error = `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
+    if (status === 'failed' && afterGo) {
+      this.error = this.status === 'postcopy-active'
+        ? `${error} (during post-copy: the guest is lost; the destination lacks pages that only this side held, and this side stays paused, never to resume by itself)`
+        : `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
+    }
     this.states.transition(status);
     void this.worker?.terminate();
     if (status !== 'completed') prepareAgainIfWanted(); // ready for the next attempt

@@ -144,6 +144,26 @@ export class RamSender {
     return n;
   }
 
+  /**
+   * Post-copy, the guest paused: every page not sent since it was last
+   * dirtied, per block (bit set: missing at the destination): the range in
+   * hand from where the pass stopped, and each client's dirty pages after a
+   * last sync (taken: the clients are empty afterwards). The range is dropped.
+   */
+  takeMissing(): Int32Array[] {
+    const out = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
+    this.clients.forEach((c, i) => c.syncAndTake(0, this.blocks[i].pages, out[i]));
+    if (this.rangeLen > 0) {
+      const bits = out[this.block];
+      for (let p = nextSetBit(this.taken, this.pos, this.rangeLen); p < this.rangeLen; p = nextSetBit(this.taken, p + 1, this.rangeLen)) {
+        const g = this.rangeBase + p;
+        bits[g >>> 5] |= 1 << (g & 31);
+      }
+      this.rangeLen = 0;
+    }
+    return out;
+  }
+
   /** Send until the pass ends, `deadlineNs` passes, `byteBudget` is spent or the writer is full. */
   step(deadlineNs: number, byteBudget: number, nowNs: () => number): StepOutcome {
     const startBytes = this.pass.budgetBytes;

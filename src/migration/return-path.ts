@@ -1,6 +1,6 @@
 /**
  * The source's view of the return path: the destination's READY, ACK,
- * LOADED, RESUMED, ERROR and REFUSED records, decoded as they arrive, and
+ * LOADED, RESUMED, ERROR and REFUSED records, and post-copy's REQUEST and DONE, decoded as they arrive, and
  * the watch on a destination that stops reading. A destination that stops
  * reading leaves bytes in flight and the source's send slots full
  * (backpressure: memory stays bounded, the migration thread waits); the
@@ -31,6 +31,10 @@ export interface ReturnPathHooks {
   fail(reason: string): void;
   /** The destination refused the stream (REFUSED): the migration fails with this error. */
   refused(err: RefusedError): void;
+  /** Post-copy: the destination's vCPUs wait for these global pages (REQUEST; REQUEST_AGAIN marks a page asked again). */
+  onRequest(pages: ArrayLike<number>): void;
+  /** Post-copy: the destination holds every page (DONE; called at once, as RESUMED). */
+  onDone(): void;
   /** Bytes sent and not yet acknowledged, now. */
   inflightBytes(): number;
   /** The current idle limit, ms (a parameter: it may change during the migration). */
@@ -55,6 +59,8 @@ export class ReturnPath {
           case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: hooks.onResumed(); break;
+          case Rec.Request: hooks.onRequest(RECORD.Request.decode(head).pages); break;
+          case Rec.Done: hooks.onDone(); break;
           case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
           case Rec.Refused: hooks.refused(refusal(head)); break;
         }

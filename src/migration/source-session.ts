@@ -10,7 +10,11 @@
  * blocks, where each vCPU wrote it before acknowledging the pause. How the
  * steps of a pass are paced is the pacer's (pacing.ts); the channel, socket
  * or file, is transport's (channel.ts); where the policy is asked is the
- * policy gate's (policy-gate.ts).
+ * policy gate's (policy-gate.ts); post-copy's sending after GO is
+ * postcopy-source.ts's.
+ * Over 300 lines: the return path's hooks and the two switchovers read the
+ * same signals (running, resumed, the post-copy sender); they are the next
+ * piece to move out.
  */
 import { CancelledError, MigrationError, MigrationGaveUpError, MigrationTimeoutError } from '../errors.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
@@ -27,6 +31,7 @@ import type { PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
 import { createPacer, restOfPass, type Pacer } from './pacing.js';
 import { PolicyGate } from './policy-gate.js';
+import { PostcopySource } from './postcopy-source.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
 import { ReturnPath } from './return-path.js';
@@ -61,8 +66,14 @@ export class SourceSession {
   private readonly abort = new StopSignal();
   /** The return path (sockets only); a save to file has none. */
   private back: ReturnPath | null = null;
-  /** RESUMED arrived, or the file is synced: nothing can fail the migration any more. */
+  /** RESUMED arrived (DONE in post-copy), or the file is synced: nothing can fail the migration any more. */
   private readonly resumed = new Signal();
+  /** RESUMED arrived: the destination runs the guest. */
+  private readonly running = new Signal();
+  /** migrate-start-postcopy came (with postcopy-ram on): switch to post-copy at the next chance. */
+  private postcopyWanted = false;
+  /** Post-copy's sender, from its switchover on. */
+  private postcopy: PostcopySource | null = null;
   /** Set once the rule said switch over. */
   private switchover: Switchover | null = null;
   private pass = 0;
@@ -104,6 +115,7 @@ export class SourceSession {
       for (this.pass = 1; ; this.pass++) {
         const started = monoMs();
         const passMs = await this.sendPass();
+        if (this.postcopyWanted) break; // within the pass or at its end: the pages not sent go as missing
         const decision = this.decide(passMs);
         // Only while iterating: nothing is cancelled at or after the decision to switch over.
         const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes, this.sender.pass.dirtyFound);
@@ -117,7 +129,8 @@ export class SourceSession {
         this.act(policy);
         await restOfPass(started, (ms) => this.abort.sleep(ms));
       }
-      await this.switchOver();
+      if (this.postcopyWanted) await this.postcopySwitchOver();
+      else await this.switchOver();
       end = { type: 'completed', stats: this.stats() };
     } catch (err) {
       end = this.endOf(err);
@@ -139,6 +152,7 @@ export class SourceSession {
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     const header = encodeHeader({
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
+      postcopy: this.init.postcopy === true,
       // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
       blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: this.sender.announced[i] })),
     });
@@ -147,7 +161,24 @@ export class SourceSession {
     });
     if (this.channel.socket !== null) { // (a save to file has no return path)
       this.back = new ReturnPath(this.channel.socket, {
-        onAck: (bytes) => this.bandwidth.onAck(bytes), onResumed: () => this.resumed.resolve(), fail: (reason) => this.fail(reason),
+        onAck: (bytes) => {
+          this.bandwidth.onAck(bytes);
+          this.postcopy?.onAck();
+        },
+        onResumed: () => {
+          this.running.resolve();
+          if (this.postcopy === null) this.resumed.resolve();
+        },
+        onRequest: (pages) => {
+          if (this.postcopy === null) this.fail('the destination asked for pages (REQUEST) outside post-copy');
+          else this.postcopy.onRequest(pages);
+        },
+        onDone: () => {
+          if (this.postcopy === null) return this.fail('the destination said DONE outside post-copy');
+          this.resumed.resolve();
+          this.postcopy.onDone();
+        },
+        fail: (reason) => this.fail(reason),
         refused: (err) => this.stop(err),
         inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
       });
@@ -171,6 +202,7 @@ export class SourceSession {
     this.sender.startPass(this.pass);
     for (;;) {
       this.abort.check();
+      if (!options.unlimited && this.postcopyWanted) break;
       if (!options.unlimited) this.act(this.gate.duringPass());
       const now = nowNs();
       this.bandwidth.tick(now);
@@ -233,16 +265,36 @@ export class SourceSession {
 
   /** The two-phase switchover (switchover.ts), with what it needs of this session. */
   private async switchOver(): Promise<void> {
-    this.switchover = new Switchover({
+    this.switchover = this.newSwitchover();
+    await this.switchover.run();
+  }
+
+  private newSwitchover(): Switchover {
+    return new Switchover({
       post: (m) => this.port.post(m), parameters: () => this.parameters, abort: this.abort.promise,
       out: this.out, channel: this.channel!, sender: this.sender, vcpus: this.vcpus, figures: this.figures,
-      loaded: this.back?.loaded.promise ?? null, resumed: this.resumed,
+      loaded: this.back?.loaded.promise ?? null, resumed: this.resumed, running: this.running,
       finalPass: async () => {
         this.pass++;
         await this.sendPass({ unlimited: true });
       },
     }, this.decidedAtMs);
-    await this.switchover.run();
+  }
+
+  /**
+   * Post-copy's switchover (switchover.ts runPostcopy), then serving and
+   * pushing the missing pages until DONE (postcopy-source.ts).
+   */
+  private async postcopySwitchOver(): Promise<void> {
+    this.switchover = this.newSwitchover();
+    const measured = this.bandwidth.measured ? this.bandwidth.forSwitchover(nowNs()) : 0;
+    await this.switchover.runPostcopy((missing) => {
+      this.postcopy = new PostcopySource({
+        blocks: this.blocks, out: this.out, parameters: () => this.parameters, abort: this.abort,
+        inflightBytes: () => this.inflightBytes(), measuredBytesPerSec: measured, corruptPages: this.init.corruptPostcopyPages ?? 0,
+      }, missing);
+      return this.postcopy;
+    });
   }
 
   // ---- plumbing ----
@@ -260,6 +312,9 @@ export class SourceSession {
       case 'cancel':
         // Past GO the destination owns the guest: too late to cancel.
         if (!this.goSent) this.stop(new CancelledError('cancelled'));
+        break;
+      case 'start-postcopy':
+        if (this.init.postcopy === true) this.postcopyWanted = true;
         break;
       case 'set-parameters':
         this.parameters = m.parameters;
@@ -303,6 +358,8 @@ export class SourceSession {
 
   stats(): SourceCounters {
     const dirtyPages = () => this.clients.reduce((n, c) => n + c.dirtyPages, 0);
-    return this.figures.snapshot({ sender: this.sender, out: this.out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
+    const s = this.figures.snapshot({ sender: this.sender, out: this.out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
+    const postcopy = this.postcopy?.counters ?? null;
+    return postcopy === null ? s : { ...s, postcopy, remainingBytes: postcopy.unsentPages * PAGE_SIZE };
   }
 }

@@ -8,6 +8,7 @@
  * many passes a migration that never converges runs.
  */
 import type { Convergence } from './migration-policy.js';
+import type { PostcopySourceCounters } from './postcopy-source.js';
 import type { Remedy } from './remedies.js';
 
 export interface PassRecord {
@@ -107,6 +108,8 @@ export interface SourceStats {
    * the downtime is then exempt from its limit, and every report says so.
    */
   readonly pauseAndFinish: string | null;
+  /** Post-copy's counters once it began (postcopy-source.ts); absent or null before. */
+  readonly postcopy?: PostcopySourceCounters | null;
 }
 
 /** What the migration thread posts: every figure but the pass history. */

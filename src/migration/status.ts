@@ -6,13 +6,15 @@ import { StateMachine } from '../state-machine.js';
 import { createTracer } from '../trace.js';
 
 export type MigrationStatus =
-  | 'none' | 'setup' | 'active' | 'device' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
+  | 'none' | 'setup' | 'active' | 'device' | 'postcopy-active' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
 
 const ALLOWED: Readonly<Record<MigrationStatus, readonly MigrationStatus[]>> = {
   none: ['setup'],
   setup: ['active', 'failed', 'cancelling'],
-  active: ['device', 'failed', 'cancelling'],
+  active: ['device', 'postcopy-active', 'failed', 'cancelling'],
   device: ['completed', 'failed', 'cancelling'],
+  // Post-copy: from the pause for it on. Not cancelling: migrate_cancel is refused (migration.ts).
+  'postcopy-active': ['completed', 'failed'],
   cancelling: ['cancelled', 'failed', 'completed'],
   completed: [],
   failed: [],

@@ -17,6 +17,9 @@
  * 'failed' that is not after GO); after GO the destination owns the guest
  * and nobody resumes by itself. A save to file has no LOADED or RESUMED:
  * it commits, appends GO and waits for the file to be synced to disk.
+ * Post-copy's switchover (runPostcopy) has no final pass: the pages dirty
+ * at the pause go as MISSING ranges before END, and after RESUMED they are
+ * served and pushed (postcopy-source.ts, which draws that exchange).
  */
 import { MigrationError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
@@ -24,9 +27,11 @@ import type { VcpuControl } from '../guest/vcpu-control.js';
 import { rebuildError } from '../serialized-error.js';
 import type { OutgoingChannel } from '../transport/channel.js';
 import { recordBytes } from '../wire/frame-writer.js';
+import { MAX_MISSING_RANGES } from '../wire/format.js';
 import { RECORD } from '../wire/records.js';
 import type { FromSource, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
+import { missingRanges } from './postcopy-source.js';
 import type { RamSender } from './ram-sender.js';
 import type { SourceFigures } from './source-figures.js';
 import type { StreamOut } from './stream-out.js';
@@ -61,8 +66,10 @@ export interface SwitchoverParts {
   readonly figures: SourceFigures;
   /** LOADED on the return path; null for a file (nothing comes back). */
   readonly loaded: Promise<void> | null;
-  /** RESUMED arrived (or the file is synced: this side resolves it). */
+  /** RESUMED arrived (or the file is synced: this side resolves it); in post-copy, DONE arrived. */
   readonly resumed: Signal;
+  /** RESUMED arrived: the destination runs the guest (in post-copy, before it has every page). */
+  readonly running: Signal;
   /** Send the final pass: every dirty page left, without limits (the guest is paused). */
   finalPass(): Promise<void>;
 }
@@ -139,9 +146,56 @@ export class Switchover {
     };
   }
 
-  /** Ask the main thread to pause the guest; resolves with its device sections. */
-  private pause(): Promise<readonly SavedSection[]> {
-    this.s.post({ type: 'pause' });
+  /**
+   * Post-copy's switchover: pause, take the pages not sent since they were
+   * last dirtied (no final pass), MISSING, the state, END, LOADED, commit,
+   * GO, RESUMED (the downtime ends here); then the server `prepare` made
+   * of those pages (before GO: a request may follow RESUMED at once) sends
+   * them until the destination says DONE.
+   */
+  async runPostcopy(prepare: (missing: Int32Array[]) => { run(): Promise<void> }): Promise<void> {
+    const pagesAtDecision = this.s.sender.remainingPages;
+    const devices = await this.pause(true);
+    const missing = this.s.sender.takeMissing();
+    await this.sendMissing(missing);
+    const server = prepare(missing);
+    this.s.figures.finalPassSent = true;
+    await this.sendState(devices);
+    const endSentMs = monoMs();
+    await this.wait(this.s.loaded!, 'waiting for the destination to load (LOADED)');
+    const loadedMs = monoMs();
+    await this.commit();
+    await this.sendGo();
+    const goMs = monoMs();
+    await this.wait(this.s.running.promise, 'waiting for the destination to resume (RESUMED)');
+    const resumedMs = monoMs();
+    const f = this.s.figures;
+    f.downtimeMs = resumedMs - this.pausedAtMs;
+    f.switchover = {
+      decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
+      pagesAtDecision, finalPages: 0, finalBytes: 0, finalPassMs: 0, verifyMs: 0,
+      loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
+      expectedMs: f.expectedDowntimeMs, downtimeMs: f.downtimeMs,
+    };
+    await server.run();
+  }
+
+  /** MISSING: per block, its missing pages as ranges (a block with none sends an empty one: the stream is post-copy from the first). */
+  private async sendMissing(missing: readonly Int32Array[]): Promise<void> {
+    const out = this.s.out;
+    for (const [b, bits] of missing.entries()) {
+      const records = missingRanges(bits, bits.length * 32, MAX_MISSING_RANGES);
+      if (records.length === 0) records.push(new Uint32Array(0));
+      for (const ranges of records) {
+        await out.waitRoom(recordBytes(RECORD.Missing.sizeOf({ ranges })));
+        out.writer.append(RECORD.Missing, { ranges }, b);
+      }
+    }
+  }
+
+  /** Ask the main thread to pause the guest (for post-copy: its status becomes postcopy-active); resolves with its device sections. */
+  private pause(postcopy = false): Promise<readonly SavedSection[]> {
+    this.s.post({ type: 'pause', postcopy });
     return within(this.paused.promise, this.s.parameters().pauseTimeoutMs + this.limitMs, 'pausing the guest', this.s.abort);
   }
 

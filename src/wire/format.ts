@@ -6,10 +6,11 @@
  * little-endian.
  *
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
+ *   post-copy: header frame* MISSING+ END GO PCPAGES* PEND PCPAGES*
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,
- *              bit 1: PROGRAM) | 12 u32 page size | 16 u8[16] guest UUID
+ *              bit 1: PROGRAM, bit 2: POSTCOPY) | 12 u32 page size | 16 u8[16] guest UUID
  *           32 u32 body length N
  *           36 body (N bytes): u16 blocks, u16 vcpus, [PROGRAM: u8[32] the
  *              program's identity, a SHA-256], per block: u8 name length,
@@ -47,8 +48,18 @@ export const HEADER_FLAG_VERIFY = 0x0001;
  */
 export const HEADER_FLAG_PROGRAM = 0x0002;
 export const PROGRAM_IDENTITY_BYTES = 32;
+/**
+ * Header flag (version 4, added without a version bump: a reader of
+ * version 4 without it refuses the flag as unknown, before any page): the
+ * source has the capability postcopy-ram, so the stream may switch to
+ * post-copy (MISSING before END, page records after GO). A destination that
+ * cannot take post-copy refuses it at the header (REFUSED `postcopy`).
+ */
+export const HEADER_FLAG_POSTCOPY = 0x0004;
 /** The flags each version knows; any other bit is refused. */
-const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = { 3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM };
+const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = {
+  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY,
+};
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
 export const FRAME_HEADER_BYTES = 12;
@@ -58,6 +69,12 @@ export const MAX_PAGES_PER_RECORD = 256;
 export const MAX_BLOCKS = 1024;
 export const MAX_VCPUS = 64;
 
+/** Most pages in one post-copy PCPAGES record (each with its own check in the head): 64 KiB, small enough that a request is not held up behind one. */
+export const MAX_POSTCOPY_PAGES_PER_RECORD = 16;
+/** Most ranges in one MISSING record (8 bytes each: 32 KiB). */
+export const MAX_MISSING_RANGES = 4096;
+/** Most pages in one REQUEST record (4 bytes each). */
+export const MAX_REQUEST_PAGES = 1024;
 /** Caps of the variable record heads (records.ts), checked before allocating. */
 export const MAX_DEVICE_DATA_BYTES = 16 * 1024 * 1024;
 /**
@@ -90,11 +107,14 @@ export interface StreamHeader {
   readonly verify: boolean;
   /** HEADER_FLAG_PROGRAM: the WebAssembly program's identity, 64 lowercase hex characters; null for none. */
   readonly program: string | null;
+  /** HEADER_FLAG_POSTCOPY: the stream may switch to post-copy. */
+  readonly postcopy: boolean;
 }
 
 /** What encodeHeader takes: a block's pages in use default to its pages, and no program to none. */
-export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks'> & {
+export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy'> & {
   readonly verify?: boolean;
+  readonly postcopy?: boolean;
   readonly program?: string | null;
   readonly blocks: readonly (Omit<BlockGeometry, 'visiblePages'> & { readonly visiblePages?: number })[];
 };
@@ -119,7 +139,8 @@ export function encodeHeader(h: HeaderFields): Buffer {
   const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
-  buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM), 10);
+  buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM) |
+    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0), 10);
   buf.writeUInt32LE(h.pageSize, 12);
   Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
@@ -225,7 +246,8 @@ export function decodeHeader(all: Buffer): StreamHeader {
   }
   const blocks = decodeBlocks(all, at, end, nblocks, version >= 4);
   const verify = (flags & HEADER_FLAG_VERIFY) !== 0;
-  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program };
+  const postcopy = (flags & HEADER_FLAG_POSTCOPY) !== 0;
+  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy };
 }
 
 /** The body's blocks from `at` to `end`; `inUse`: each carries its pages in use (version 4). */

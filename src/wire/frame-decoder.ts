@@ -9,12 +9,15 @@
  * Page data is not buffered: it is handed to the sink piece by piece at its
  * place in the block (the loader copies it straight into RAM), and the
  * record's check is verified when the data is complete. Other records reach
- * the sink only after their check passed.
+ * the sink only after their check passed. Post-copy's PCPAGES are the
+ * exception (records.ts `pageChecks`): their data is gathered here, into
+ * one reused buffer, and handed over with the record, whose head holds a
+ * check per page for the sink to verify before it installs anything.
  */
 import { RefusedError, WireError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import {
-  CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, crc32,
+  CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, MAX_POSTCOPY_PAGES_PER_RECORD, crc32,
   decodeHeader, decodeHeaderFixed, type StreamHeader,
 } from './format.js';
 import { RECORD, Rec, recordRow, type Direction, type RecordRow } from './records.js';
@@ -26,8 +29,12 @@ export interface FrameSink {
   pageData?(block: number, offset: number, data: Uint8Array): void;
   /** The page sum over a PAGES record's data as the sink holds it now. */
   pageSum?(block: number, firstPage: number, count: number): number;
-  /** A record whose check passed (for PAGES, after all its data). */
-  record(type: Rec, block: number, head: Buffer, pages: number): void;
+  /**
+   * A record whose check passed (for PAGES, after all its data). `data`:
+   * a PCPAGES record's page data, valid only during the call (the buffer is
+   * reused); null for every other record.
+   */
+  record(type: Rec, block: number, head: Buffer, pages: number, data: Uint8Array | null): void;
 }
 
 type ReadState = 'header-fixed' | 'header-body' | 'frame' | 'head' | 'pages' | 'check' | 'closed';
@@ -65,6 +72,11 @@ export class FrameDecoder {
   private visible: number[] = [];
   private readonly vcpusSeen = new Set<number>();
   private sawGo = false;
+  /** A MISSING arrived: the stream switched to post-copy, and PCPAGES and PEND follow GO. */
+  private sawMissing = false;
+  private sawPend = false;
+  /** Where a PCPAGES record's data is gathered (reused). */
+  private readonly checkedData = new Uint8Array(MAX_POSTCOPY_PAGES_PER_RECORD * PAGE_SIZE);
   /** Bytes consumed so far (for acknowledgements and error positions). */
   bytes = 0;
   records = 0;
@@ -132,7 +144,7 @@ export class FrameDecoder {
         return n;
       }
       case 'frame': {
-        if (this.sawGo) throw new WireError('stream: data after GO');
+        if (this.sawGo && !this.sawMissing) throw new WireError('stream: data after GO');
         const n = this.gather(chunk, at, FRAME_HEADER_BYTES);
         if (this.unitLen === FRAME_HEADER_BYTES) this.beginRecord();
         return n;
@@ -144,7 +156,8 @@ export class FrameDecoder {
       }
       case 'pages': {
         const n = Math.min(this.pageBytesLeft, chunk.length - at);
-        this.sink.pageData?.(this.block, this.pageOffset, chunk.subarray(at, at + n));
+        if (this.row!.pageChecks) this.checkedData.set(chunk.subarray(at, at + n), this.pageOffset - this.firstPage * PAGE_SIZE);
+        else this.sink.pageData?.(this.block, this.pageOffset, chunk.subarray(at, at + n));
         this.pageOffset += n;
         this.pageBytesLeft -= n;
         if (this.pageBytesLeft === 0) this.startUnit('check');
@@ -186,8 +199,9 @@ export class FrameDecoder {
     const name = row?.name ?? `type ${type}`;
     if (row === undefined || row.direction !== this.direction) throw new WireError(`frame: unknown record ${name} here`);
     if (f.readUInt8(1) !== 0) throw new WireError(`${name}: unknown flags 0x${f.readUInt8(1).toString(16)}`);
-    if (this.sawEnd && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
+    if (this.sawEnd && !this.sawGo && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
+    this.checkPostcopyOrder(name, type);
     if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass || type === Rec.Grow)) {
       throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     }
@@ -200,7 +214,9 @@ export class FrameDecoder {
       throw new WireError(`${name}: head length ${headLen}, expected ${fixed !== null ? fixed : `at most ${row.maxHeadBytes(nblocks)}`}`);
     }
     if (row.pageData) {
-      if (pages < 1 || pages > MAX_PAGES_PER_RECORD) throw new WireError(`${name}: page count ${pages}, expected 1..${MAX_PAGES_PER_RECORD}`);
+      const max = row.pageChecks ? MAX_POSTCOPY_PAGES_PER_RECORD : MAX_PAGES_PER_RECORD;
+      if (pages < 1 || pages > max) throw new WireError(`${name}: page count ${pages}, expected 1..${max}`);
+      if (row.pageChecks && headLen !== 4 + 4 * pages) throw new WireError(`${name}: head length ${headLen}, expected ${4 + 4 * pages} for ${pages} pages`);
     } else if (pages !== 0) {
       throw new WireError(`${name}: page count ${pages}, expected 0`);
     }
@@ -222,14 +238,14 @@ export class FrameDecoder {
   }
 
   private afterHead(): void {
-    if (this.type === Rec.Pages) {
-      const first = RECORD.Pages.decode(this.head).first;
+    if (this.type === Rec.Pages || this.type === Rec.PcPages) {
+      const first = this.head.readUInt32LE(0); // PAGES' and PCPAGES' first page
       this.firstPage = first;
       const blockPages = this.header!.blocks[this.block].pages;
       if (first >= blockPages || this.pages > blockPages - first) {
-        throw new WireError(`PAGES: pages ${first}..${first + this.pages - 1} are outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+        throw new WireError(`${this.row!.name}: pages ${first}..${first + this.pages - 1} are outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
       }
-      this.checkInUse('PAGES', first, this.pages);
+      this.checkInUse(this.row!.name, first, this.pages);
       this.pageOffset = first * PAGE_SIZE;
       this.pageBytesLeft = this.pages * PAGE_SIZE;
       this.startUnit('pages');
@@ -249,7 +265,20 @@ export class FrameDecoder {
     this.records++;
     const { type, block, head, pages } = this;
     this.startFrame();
-    this.sink.record(type, block, head, pages);
+    this.sink.record(type, block, head, pages, this.row!.pageChecks ? this.checkedData.subarray(0, pages * PAGE_SIZE) : null);
+  }
+
+  /**
+   * Post-copy's order (format.ts): MISSING only in a stream whose header
+   * announced POSTCOPY, before END; PCPAGES and PEND only after GO of a
+   * stream that sent MISSING; PEND once; nothing but those after GO.
+   */
+  private checkPostcopyOrder(name: string, type: number): void {
+    if (type === Rec.Missing && !this.header!.postcopy) throw new WireError('MISSING: the header did not announce post-copy (flag POSTCOPY)');
+    const postcopyOnly = type === Rec.PcPages || type === Rec.Pend;
+    if (postcopyOnly && !this.sawGo) throw new WireError(`${name}: before GO (post-copy pages come after it)`);
+    if (this.sawGo && !postcopyOnly) throw new WireError(`${name}: after GO of a post-copy stream (only PCPAGES and PEND may follow)`);
+    if (type === Rec.Pend && this.sawPend) throw new WireError('PEND: arrived twice');
   }
 
   /** Pages [first, first+count) of the current block must be in use (the header's size, or a GROW's since). */
@@ -304,6 +333,24 @@ export class FrameDecoder {
         this.sawEnd = true;
         break;
       case Rec.Go: this.sawGo = true; break;
+      case Rec.Missing: this.checkMissing(); break;
+      case Rec.Pend: this.sawPend = true; break;
     }
+  }
+
+  /** MISSING's ranges lie in the block, in order, and do not overlap. */
+  private checkMissing(): void {
+    const { ranges } = RECORD.Missing.decode(this.head);
+    const { name, pages } = this.header!.blocks[this.block];
+    let end = 0;
+    for (let i = 0; i < ranges.length; i += 2) {
+      const first = ranges[i];
+      const count = ranges[i + 1];
+      if (count < 1 || first < end || first + count > pages) {
+        throw new WireError(`MISSING: range ${first}+${count} of block ${name} (${pages} pages) is empty, out of order or outside it`);
+      }
+      end = first + count;
+    }
+    this.sawMissing = true;
   }
 }

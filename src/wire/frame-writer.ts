@@ -90,6 +90,32 @@ export class FrameWriter {
     return size;
   }
 
+  /**
+   * Append a post-copy PCPAGES record copying `count` pages (1..16) from
+   * `src`: the copy's CRC32 per page goes in the head; the frame's check
+   * covers frame and head. `corrupt` (tests only): flip a byte of the copy
+   * of page index `corrupt` after its check was taken. Returns wire bytes.
+   */
+  appendCheckedPages(block: number, first: number, count: number, src: Uint8Array, corrupt = -1): number {
+    const row = RECORD.PcPages;
+    const headLen = 4 + 4 * count;
+    const size = recordBytes(headLen, count);
+    const at = this.reserve(size);
+    writeFrameHeader(this.view, at, row.tag, block, headLen, count);
+    const head = at + FRAME_HEADER_BYTES;
+    const data = head + headLen;
+    this.bytes.set(src.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE), data);
+    this.view.setUint32(head, first, true);
+    for (let i = 0; i < count; i++) {
+      const page = data + i * PAGE_SIZE;
+      this.view.setUint32(head + 4 + 4 * i, crc32(this.u8.subarray(page, page + PAGE_SIZE)), true);
+    }
+    if (corrupt >= 0 && corrupt < count) this.u8[data + corrupt * PAGE_SIZE + 100] ^= 0x40;
+    this.view.setUint32(data + count * PAGE_SIZE, crc32(this.u8.subarray(at, data)), true);
+    this.fill += size;
+    return size;
+  }
+
   /** Append a record without page data (`block`: for a per-block record). Returns wire bytes. */
   append<F>(row: RecordRow<F>, fields: F, block = 0): number {
     if (row.pageData) throw new Error(`${row.name} carries page data: use appendPages`); // no string built per record

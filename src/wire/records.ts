@@ -21,8 +21,8 @@
  */
 import { WireError } from '../errors.js';
 import {
-  CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_VCPU_STATE_RECORD_BYTES,
-  crc32, writeFrameHeader, type BlockTotals,
+  CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_MISSING_RANGES, MAX_POSTCOPY_PAGES_PER_RECORD,
+  MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, crc32, writeFrameHeader, type BlockTotals,
 } from './format.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
@@ -37,12 +37,17 @@ export const enum Rec {
   Go = 7,
   Verify = 8,
   Grow = 0x0a,
+  Missing = 0x0f,
+  PcPages = 0x10,
+  Pend = 0x11,
   Ack = 0x41,
   Loaded = 0x42,
   Resumed = 0x43,
   Error = 0x44,
   Ready = 0x45,
+  Request = 0x46,
   Refused = 0x47,
+  Done = 0x48,
 }
 
 /** 'stream': source -> destination; 'return': the destination's return path. */
@@ -56,6 +61,13 @@ export interface RecordRow<F> {
   readonly perBlock: boolean;
   /** P = 1..MAX_PAGES_PER_RECORD pages of data follow the head; otherwise P must be 0. */
   readonly pageData: boolean;
+  /**
+   * With pageData: each page's CRC32 is in the head (post-copy's PCPAGES).
+   * The decoder gathers the data instead of handing it to RAM, the frame's
+   * check covers the frame and head only, and a page whose own check fails
+   * is the receiver's to ask for again: the framing stays trustworthy.
+   */
+  readonly pageChecks: boolean;
   /** The head's exact size, bytes; null for a variable head of at most `maxHeadBytes`. */
   readonly headBytes: number | null;
   /** Largest head accepted in a stream of `blocks` RAM blocks, checked before allocating. */
@@ -73,15 +85,38 @@ export interface FixedRecordRow<F> extends RecordRow<F> {
   readonly headBytes: number;
 }
 
-type RowBase<F> = Pick<RecordRow<F>, 'tag' | 'name' | 'direction' | 'encode' | 'decode'> & { perBlock?: boolean; pageData?: boolean };
+type RowBase<F> = Pick<RecordRow<F>, 'tag' | 'name' | 'direction' | 'encode' | 'decode'> & { perBlock?: boolean; pageData?: boolean; pageChecks?: boolean };
 
 function fixed<F>(row: RowBase<F> & { headBytes: number }): FixedRecordRow<F> {
-  return { perBlock: false, pageData: false, ...row, maxHeadBytes: () => row.headBytes, sizeOf: () => row.headBytes };
+  return { perBlock: false, pageData: false, pageChecks: false, ...row, maxHeadBytes: () => row.headBytes, sizeOf: () => row.headBytes };
 }
 
 function variable<F>(row: RowBase<F> & Pick<RecordRow<F>, 'maxHeadBytes' | 'sizeOf'>): RecordRow<F> {
-  return { perBlock: false, pageData: false, headBytes: null, ...row };
+  return { perBlock: false, pageData: false, pageChecks: false, headBytes: null, ...row };
 }
+
+/** A list of u32 as a head, with its cap (MISSING, PCPAGES, REQUEST). */
+function u32List(name: string, max: number, what: string) {
+  return {
+    sizeOf: (n: number) => {
+      if (!Number.isInteger(n) || n < 1 || n > max) throw new WireError(`${name}: ${n} ${what}, expected 1..${max}`);
+      return 4 * n;
+    },
+    read: (head: Buffer): Uint32Array => {
+      if (head.length % 4 !== 0 || head.length === 0) throw new WireError(`${name}: head of ${head.length} bytes is not a list of ${what}`);
+      const out = new Uint32Array(head.length / 4);
+      for (let i = 0; i < out.length; i++) out[i] = head.readUInt32LE(4 * i);
+      return out;
+    },
+    write: (list: ArrayLike<number>, out: Buffer, at: number) => {
+      for (let i = 0; i < list.length; i++) out.writeUInt32LE(list[i], at + 4 * i);
+    },
+  };
+}
+const MISSING_LIST = u32List('MISSING', 2 * MAX_MISSING_RANGES, 'u32 (first, count pairs)');
+const REQUEST_LIST = u32List('REQUEST', MAX_REQUEST_PAGES, 'pages');
+/** A REQUEST entry's top bit: the copy that arrived was bad, send it again (else a page already sent is not sent twice). */
+export const REQUEST_AGAIN = 0x8000_0000;
 
 type Empty = Record<string, never>;
 const none = fixed<Empty>;
@@ -196,6 +231,51 @@ export const RECORD = {
     encode: (f, out, at) => { out.writeUInt32LE(f.pages, at); },
     decode: (head) => ({ pages: head.readUInt32LE(0) }),
   }),
+  /**
+   * Post-copy, before END: pages of block `block` the destination must treat
+   * as missing (dirty at the source when it paused for post-copy): pairs of
+   * u32 first page, u32 count, in order, at most MAX_MISSING_RANGES. Marks
+   * the stream as post-copy (a MISSING with ranges or not comes first).
+   */
+  Missing: variable<{ ranges: ArrayLike<number> }>({
+    tag: Rec.Missing, name: 'MISSING', direction: 'stream', perBlock: true,
+    maxHeadBytes: () => 8 * MAX_MISSING_RANGES,
+    sizeOf: (f) => (f.ranges.length === 0 ? 0 : MISSING_LIST.sizeOf(f.ranges.length)),
+    encode: (f, out, at) => { MISSING_LIST.write(f.ranges, out, at); },
+    decode: (head) => {
+      if (head.length === 0) return { ranges: new Uint32Array(0) };
+      const ranges = MISSING_LIST.read(head);
+      if (ranges.length % 2 !== 0) throw new WireError(`MISSING: ${ranges.length} numbers, expected (first, count) pairs`);
+      return { ranges };
+    },
+  }),
+  /**
+   * Post-copy pages, after GO: u32 first page of block `block`, then the
+   * CRC32 of each of the P pages (1..MAX_POSTCOPY_PAGES_PER_RECORD), then
+   * their data. The frame's check covers frame and head; each page's own
+   * check is verified before it is installed (a bad page is asked again).
+   */
+  PcPages: variable<{ first: number; checks: ArrayLike<number> }>({
+    tag: Rec.PcPages, name: 'PCPAGES', direction: 'stream', perBlock: true, pageData: true, pageChecks: true,
+    maxHeadBytes: () => 4 + 4 * MAX_POSTCOPY_PAGES_PER_RECORD,
+    sizeOf: (f) => 4 + 4 * f.checks.length,
+    encode: (f, out, at) => {
+      out.writeUInt32LE(f.first, at);
+      for (let i = 0; i < f.checks.length; i++) out.writeUInt32LE(f.checks[i], at + 4 + 4 * i);
+    },
+    decode: (head) => {
+      if (head.length < 8 || head.length % 4 !== 0) throw new WireError(`PCPAGES: head of ${head.length} bytes, expected a first page and one check per page`);
+      const checks = new Uint32Array((head.length - 4) / 4);
+      for (let i = 0; i < checks.length; i++) checks[i] = head.readUInt32LE(4 + 4 * i);
+      return { first: head.readUInt32LE(0), checks };
+    },
+  }),
+  /** Post-copy: the source has pushed every missing page; u64 post-copy pages sent before this record (the totals check). */
+  Pend: fixed<{ sent: number }>({
+    tag: Rec.Pend, name: 'PEND', direction: 'stream', headBytes: 8,
+    encode: (f, out, at) => { out.writeBigUInt64LE(BigInt(f.sent), at); },
+    decode: (head) => ({ sent: Number(head.readBigUInt64LE(0)) }),
+  }),
   /** Stream bytes read and loaded so far, u64. */
   Ack: fixed<{ bytes: number }>({
     tag: Rec.Ack, name: 'ACK', direction: 'return', headBytes: 8,
@@ -216,6 +296,21 @@ export const RECORD = {
     encode: (f, out, at) => { out.write(f.reason, at, 'utf8'); },
     decode: (head) => ({ reason: head.toString('utf8') }),
   }),
+  /**
+   * Post-copy: pages the destination's vCPUs wait for, to be sent before the
+   * background push: u32 global page numbers (the presence map's), 1..
+   * MAX_REQUEST_PAGES; the top bit (REQUEST_AGAIN) asks again for a page
+   * whose copy failed its check.
+   */
+  Request: variable<{ pages: ArrayLike<number> }>({
+    tag: Rec.Request, name: 'REQUEST', direction: 'return',
+    maxHeadBytes: () => 4 * MAX_REQUEST_PAGES,
+    sizeOf: (f) => REQUEST_LIST.sizeOf(f.pages.length),
+    encode: (f, out, at) => { REQUEST_LIST.write(f.pages, out, at); },
+    decode: (head) => ({ pages: REQUEST_LIST.read(head) }),
+  }),
+  /** Post-copy: the destination holds every page and checked the totals: the migration is complete. */
+  Done: none({ tag: Rec.Done, name: 'DONE', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
   /** The destination accepted the connection (and the TLS peer): the source streams only after it. */
   Ready: none({ tag: Rec.Ready, name: 'READY', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
   /** Why the destination will not load this stream: u16 refusal code (refusals.ts, 1..65535), UTF-8 reason. */
@@ -262,7 +357,6 @@ export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: st
   { tag: 0x0c, name: 'SYNC', direction: 'stream' },
   { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },
   { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
-  { tag: 0x46, name: 'REQUEST', direction: 'return' },
 ];
 
 /** A head on its own (tests, and records too large for a send slot). */

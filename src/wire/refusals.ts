@@ -29,6 +29,8 @@ export const REFUSALS = {
   busy: { code: 7, means: 'the destination already has its source' },
   /** The stream's WebAssembly program (its identity in the header) is not the destination's, or one side has none. */
   program: { code: 8, means: "the stream's WebAssembly program is not the one the destination runs" },
+  /** The stream may switch to post-copy and this destination cannot take it (a WebAssembly program guest, a file). */
+  postcopy: { code: 9, means: 'the destination cannot take post-copy' },
 } as const satisfies Record<string, { readonly code: number; readonly means: string }>;
 
 export type RefusalName = keyof typeof REFUSALS;
