@@ -152,7 +152,7 @@ export class RamSender {
    */
   takeMissing(): Int32Array[] {
     const out = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
-    this.clients.forEach((c, i) => c.syncAndTake(0, this.blocks[i].pages, out[i]));
+    for (const [i, c] of this.clients.entries()) c.syncAndTake(0, this.blocks[i].pages, out[i]);
     if (this.rangeLen > 0) {
       const bits = out[this.block];
       for (let p = nextSetBit(this.taken, this.pos, this.rangeLen); p < this.rangeLen; p = nextSetBit(this.taken, p + 1, this.rangeLen)) {

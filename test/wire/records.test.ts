@@ -40,6 +40,11 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   RESUMED: [{}],
   ERROR: [{ reason: '' }, { reason: 'the destination refused: ünïcode' }, { reason: 'é'.repeat(2048) }],
   READY: [{}],
+  MISSING: [{ ranges: new Uint32Array(0) }, { ranges: Uint32Array.from([0, 5, 10, 0xffffffff]) }],
+  PCPAGES: [{ first: 3, checks: Uint32Array.from([1]) }, { first: 0xffffffff, checks: Uint32Array.from([0, 0xffffffff, 7]) }],
+  PEND: [{ sent: 0 }, { sent: Number.MAX_SAFE_INTEGER }],
+  REQUEST: [{ pages: Uint32Array.from([0]) }, { pages: Uint32Array.from([5, 0x80000007, 0x7fffffff]) }],
+  DONE: [{}],
   REFUSED: [{ code: 1, reason: '' }, { code: 3, reason: 'guest RAM of 256 MiB: ünïcode' }, { code: 0xffff, reason: 'é'.repeat(2048) }],
 };
 
