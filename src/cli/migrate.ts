@@ -42,6 +42,8 @@ ${policyUsage(24)}
                        (QEMU's auto-converge; tuned by the --cpu-throttle-* flags)
   --dirty-limit        throttle only the vCPUs that dirty faster than --vcpu-dirty-limit, each by its own rate
                        (QEMU 8.1's dirty-limit, same trigger; not with --auto-converge)
+  --postcopy           allow post-copy (QEMU's postcopy-ram): started by the policy (--policy postcopy=on or
+                       postcopy-after=S) or over QMP (migrate-start-postcopy); if either side dies then, the guest is lost
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
   --report FILE        write a self-contained HTML report with charts (however it ends)
   --json               print the final figures as JSON
@@ -67,6 +69,7 @@ export function parseMigrateArgs(argv: string[]) {
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
     'dirty-limit': { type: 'boolean', default: false },
+    postcopy: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     baseline: { type: 'string', default: '0.5' },
     report: { type: 'string' },
@@ -122,7 +125,7 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
   try {
     const following = followMigration(qmp, probe, {
       to, params, verify: values.verify, autoConverge: values['auto-converge'] ? true : undefined,
-      dirtyLimit: values['dirty-limit'] ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      dirtyLimit: values['dirty-limit'] ? true : undefined, postcopy: values.postcopy ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
       onMigrate: async () => interrupts.beforeMigrate(),
     });
     following.catch(() => {}); // when abandoned, its next query fails on the closed connection

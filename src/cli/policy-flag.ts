@@ -8,25 +8,27 @@
  *   progress-timeout=30s      no new low of what remains for this long (0: never)
  *   budget-per-gib=150s       time allowed per GiB of RAM (0: none)
  *   throttle=on|off           the first remedy: throttle the vCPUs
+ *   postcopy=on|off           then switch to post-copy (with --postcopy)
+ *   postcopy-after=S          switch to post-copy this long after migrate (with --postcopy)
  *   pause-and-finish=on|off   then pause the guest and send the rest
  *
  * Durations read "30s", "500ms", "2m", or a bare number of seconds.
- * Post-copy is not built yet: its keys are refused, saying so.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { PARAMETER_TABLE, checkParameter, type ParameterKey } from '../migration/parameters.js';
+import { PARAMETER_TABLE, checkParameter, type ParameterKey, type ParameterRow } from '../migration/parameters.js';
 
 /** The keys, the row each sets, and how its value reads. */
 const KEYS = {
   'progress-timeout': { key: 'progressTimeoutMs', reads: 'duration' },
   'budget-per-gib': { key: 'completionBudgetPerGiBMs', reads: 'duration' },
   throttle: { key: 'policyThrottle', reads: 'switch' },
+  postcopy: { key: 'policyPostcopy', reads: 'switch' },
+  'postcopy-after': { key: 'postcopyAfterMs', reads: 'duration' },
   'pause-and-finish': { key: 'pauseAndFinish', reads: 'switch' },
 } as const satisfies Record<string, { key: ParameterKey; reads: 'duration' | 'switch' }>;
 
 export type PolicyKey = (typeof KEYS)[keyof typeof KEYS]['key'];
 
-const NOT_YET: ReadonlySet<string> = new Set(['postcopy', 'postcopy-after']);
 const SWITCH: Readonly<Record<string, number>> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
 const PER_UNIT: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -37,7 +39,8 @@ export function policyUsage(column: number): string {
   for (const [name, { key, reads }] of Object.entries(KEYS)) {
     const row = PARAMETER_TABLE[key];
     const value = reads === 'switch' ? `${name}=on|off` : `${name}=S`;
-    const dflt = reads === 'switch' ? (row.default === 1 ? 'on' : 'off') : `${row.default / 1000}s`;
+    const means: ParameterRow = row;
+    const dflt = reads === 'switch' ? (row.default === 1 ? 'on' : 'off') : `${row.default / 1000}s${means.defaultMeans === undefined ? '' : `: ${means.defaultMeans}`}`;
     lines.push(`${' '.repeat(column)}${value.padEnd(25)}${row.sides.source} (default ${dflt})`);
   }
   lines.push(`${' '.repeat(column)}with no remedy left, the migration is cancelled, saying why`);
@@ -52,7 +55,6 @@ export function parsePolicy(text: string | undefined): Partial<Record<PolicyKey,
     const at = item.indexOf('=');
     const name = (at < 0 ? item : item.slice(0, at)).trim();
     const value = at < 0 ? '' : item.slice(at + 1).trim();
-    if (NOT_YET.has(name)) throw new InvalidArgumentError(`--policy: ${name}: post-copy is not available in this ferry yet`);
     const spec = Object.hasOwn(KEYS, name) ? KEYS[name as keyof typeof KEYS] : undefined;
     if (spec === undefined) {
       throw new InvalidArgumentError(`--policy: unknown key ${JSON.stringify(name)}; known: ${Object.keys(KEYS).join(', ')}`);

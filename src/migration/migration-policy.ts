@@ -18,9 +18,11 @@
  *      the rest takes): ferry keeps its downtime limit a promise and
  *      cancels; the source guest runs on, untouched. (Pause-and-finish is
  *      a remedy of the ladder, opt-in.)
- *   2. The remedy ladder (remedies.ts): no progress for progress-timeout,
+ *   2. postcopy-after (x-ferry-postcopy-after, with postcopy-ram on): that
+ *      long after `migrate`, switch to post-copy, whatever else holds.
+ *   2'. The remedy ladder (remedies.ts): no progress for progress-timeout,
  *      or over the completion budget per GiB, engages the next allowed
- *      remedy (throttle, then pause-and-finish if allowed), and cancels
+ *      remedy (throttle, then post-copy or pause-and-finish if allowed), and cancels
  *      with its reason when none is left. Engaging the throttle starts
  *      the throttle the user chose: dirty-limit when its capability is on
  *      (at its quota at once), else auto-converge's rule at its first step,
@@ -35,9 +37,8 @@
  *      then throttles each vCPU by its own measured rate.
  *   4. Otherwise continue.
  *
- * Issue 14 (convergence) adds its further remedies to the ladder: limit
- * the vCPUs' dirty rate (dirty-limit), switch to post-copy. Nothing gets a
- * second mechanism.
+ * Every remedy is an action of this one function (dirty-limit, auto-converge,
+ * post-copy, pause-and-finish, cancel): nothing gets a second mechanism.
  *
  * With each pass's answer goes a prediction of the time to converge at that
  * pass's rates (convergence-prediction.ts), information only.
@@ -108,6 +109,8 @@ export interface PolicyInputs {
     readonly remainingBytes: number | null;
     readonly ramBytes: number;
   } | null;
+  /** Post-copy: whether the migration has the capability postcopy-ram, and x-ferry-postcopy-after (ms, 0: never). */
+  readonly postcopy?: { readonly capability: boolean; readonly afterMs: number } | null;
   /** For the prediction: the downtime limit and the switchover's fixed cost, ms. */
   readonly switchover?: { readonly downtimeLimitMs: number; readonly fixedCostMs: number } | null;
   /** dirty-limit, when the capability is on: as autoConverge. */
@@ -132,6 +135,7 @@ export type PolicyAction =
   | { readonly kind: 'cancel'; readonly code: 'timeout' | 'no-progress'; readonly reason: string }
   | { readonly kind: 'throttle'; readonly percent: number; readonly reason: string }
   | { readonly kind: 'dirty-limit'; readonly quotaMBPerSec: number; readonly reason: string }
+  | { readonly kind: 'postcopy'; readonly reason: string }
   | { readonly kind: 'pause-and-finish'; readonly reason: string };
 
 export interface PolicyDecision {
@@ -164,6 +168,12 @@ export function decidePolicy(i: PolicyInputs): PolicyDecision {
     const reason = `timed out after ${seconds(i.elapsedMs)} s (timeout ${seconds(i.timeoutMs)} s): ${convergence.words}`;
     return { ...base, ...(ac && { autoConverge: ac.state }), ...(dl && { dirtyLimit: dl.state }), action: { kind: 'cancel', code: 'timeout', reason } };
   }
+  const pc = i.postcopy ?? null;
+  if (pc !== null && pc.capability && pc.afterMs > 0 && i.elapsedMs >= pc.afterMs && base.remedy.name !== 'postcopy') {
+    const reason = `postcopy-after ${seconds(pc.afterMs)} s: ${seconds(i.elapsedMs)} s since migrate`;
+    const ladder = l === null ? {} : { ladder: { ...l.state, remedy: 'postcopy' as const, why: reason, engagedAtMs: i.elapsedMs } };
+    return { ...base, ...ladder, remedy: { name: 'postcopy', why: reason }, action: { kind: 'postcopy', reason } };
+  }
   // The throttles' own steps first: the ladder then sees the throttle this period left.
   const throttled: Throttled = dl === null ? autoConverge(ac) : dirtyLimit(dl);
   if (l === null) return { ...base, ...throttled };
@@ -172,10 +182,11 @@ export function decidePolicy(i: PolicyInputs): PolicyDecision {
   const { state, step } = climbLadder(l.state, {
     elapsedMs: i.elapsedMs, remainingBytes: l.remainingBytes, ramBytes: l.ramBytes, settings: l.settings,
     throttlePercent: percent, maxThrottlePercent: l.settings.maxCpuThrottlePercent, trend: convergence.words,
+    postcopyCapability: pc?.capability === true,
   });
   const moved = { ...base, ...throttled, ladder: state, remedy: { name: state.remedy, why: state.why } };
   if (step.kind === 'cancel') return { ...moved, action: { kind: 'cancel', code: 'no-progress', reason: step.reason } };
-  if (step.kind === 'pause-and-finish') return { ...moved, action: { kind: 'pause-and-finish', reason: step.reason } };
+  if (step.kind === 'pause-and-finish' || step.kind === 'postcopy') return { ...moved, action: { kind: step.kind, reason: step.reason } };
   // Engaging the throttle when one already throttles changes nothing: its rule goes on.
   if (step.kind !== 'throttle' || percent > 0) return moved;
   if (dl !== null) {

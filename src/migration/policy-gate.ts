@@ -40,7 +40,9 @@ export class PolicyGate {
    */
   constructor(
     private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters,
-    private readonly o: { readonly autoConverge: boolean; readonly dirtyLimit: boolean; readonly ramBytes: number; readonly fixedCostMs: number },
+    private readonly o: {
+      readonly autoConverge: boolean; readonly dirtyLimit: boolean; readonly postcopy: boolean; readonly ramBytes: number; readonly fixedCostMs: number;
+    },
   ) {
     const { autoConverge, dirtyLimit } = o;
     this.throttle = autoConverge ? NO_THROTTLE : null;
@@ -74,10 +76,16 @@ export class PolicyGate {
     return this.ask(ended, figures.remainingBytes);
   }
 
-  /** Within a live pass: the policy's decision once the time budget has run out, else null (nothing to ask yet). */
+  /**
+   * Within a live pass: the policy's decision once the time budget has run
+   * out, or once postcopy-after has come (with postcopy-ram), else null
+   * (nothing to ask yet).
+   */
   duringPass(): PolicyDecision | null {
-    const { timeoutMs } = this.parameters();
-    return timeoutMs > 0 && monoMs() - this.startedAtMs >= timeoutMs ? this.ask(null, null) : null;
+    const { timeoutMs, postcopyAfterMs } = this.parameters();
+    const elapsed = monoMs() - this.startedAtMs;
+    const postcopyDue = this.o.postcopy && postcopyAfterMs > 0 && elapsed >= postcopyAfterMs && this.ladder.remedy !== 'postcopy';
+    return (timeoutMs > 0 && elapsed >= timeoutMs) || postcopyDue ? this.ask(null, null) : null;
   }
 
   /** `remainingBytes`: after the pass that just ended; null within a pass (the ladder then stays where it is). */
@@ -88,11 +96,13 @@ export class PolicyGate {
     const ladder = remainingBytes === null ? null : { settings: p, state: this.ladder, remainingBytes, ramBytes: this.o.ramBytes };
     const decision = decidePolicy({
       elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, dirtyLimit, ladder,
+      postcopy: { capability: this.o.postcopy, afterMs: p.postcopyAfterMs },
       switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.o.fixedCostMs },
     });
     if (decision.autoConverge !== undefined) this.throttle = decision.autoConverge;
     if (decision.dirtyLimit !== undefined) this.limit = decision.dirtyLimit;
     if (decision.ladder !== undefined) this.ladder = decision.ladder;
+    else if (decision.action.kind === 'postcopy') this.ladder = { ...this.ladder, remedy: 'postcopy', why: decision.action.reason }; // postcopy-after within a pass
     return decision;
   }
 }

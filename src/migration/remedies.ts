@@ -23,22 +23,25 @@
  *      (the default). It keeps its place while it still rises: it gives way
  *      only when there is no progress at the most throttle, or when the
  *      budget has run out and the throttle has had a progress-timeout;
- *   2. pause-and-finish (stop-and-copy), only when the user allowed it: the
+ *   2. post-copy, only when the user allowed it and the migration has the
+ *      capability postcopy-ram (opt-in, as in libvirt and KubeVirt: if
+ *      either side dies during it the guest is lost): the guest runs at the
+ *      destination at once, its missing pages fetched on demand;
+ *   3. pause-and-finish (stop-and-copy), only when the user allowed it: the
  *      guest is paused and everything left is sent, however long that
  *      takes. It is exempt from the downtime limit and labelled so in
  *      every report (libvirt's virsh migrate --timeout-suspend);
- *   3. cancel, saying why: the trigger, the trend, what was tried, and
+ *   4. cancel, saying why: the trigger, the trend, what was tried, and
  *      what the user could allow.
  *
- * Post-copy joins the ladder after the throttle, opt-in as in libvirt and
- * KubeVirt, when it is built (issue 14). A progress-timeout or budget of 0
+ * A progress-timeout or budget of 0
  * turns that trigger off; with both off the ladder never moves.
  */
 
 /** Share of the last low that a pass's remainder must go below to count as progress. */
 export const PROGRESS_MARGIN = 0.01;
 
-export type Remedy = 'none' | 'throttle' | 'pause-and-finish';
+export type Remedy = 'none' | 'throttle' | 'postcopy' | 'pause-and-finish';
 
 export interface RemedySettings {
   /** No new low of the remainder for this long is no progress, ms; 0: never. */
@@ -47,6 +50,8 @@ export interface RemedySettings {
   readonly completionBudgetPerGiBMs: number;
   /** 1: the throttle may be engaged. */
   readonly policyThrottle: number;
+  /** 1: post-copy may be engaged (it is only when the migration has the capability postcopy-ram). */
+  readonly policyPostcopy: number;
   /** 1: pause-and-finish may be engaged. */
   readonly pauseAndFinish: number;
 }
@@ -76,6 +81,8 @@ export interface LadderInputs {
   readonly throttlePercent: number;
   readonly maxThrottlePercent: number;
   readonly settings: RemedySettings;
+  /** Whether the migration has the capability postcopy-ram (post-copy is possible at all). */
+  readonly postcopyCapability: boolean;
   /** The convergence observation in words, for the reasons. */
   readonly trend: string;
 }
@@ -83,17 +90,17 @@ export interface LadderInputs {
 /** What the ladder asks for now: nothing, engage a remedy, or cancel. */
 export type LadderStep =
   | { readonly kind: 'none' }
-  | { readonly kind: 'throttle' | 'pause-and-finish'; readonly reason: string }
+  | { readonly kind: 'throttle' | 'postcopy' | 'pause-and-finish'; readonly reason: string }
   | { readonly kind: 'cancel'; readonly reason: string };
 
 export function climbLadder(state: LadderState, i: LadderInputs): { readonly state: LadderState; readonly step: LadderStep } {
   const s = observe(state, i);
   const trigger = triggerOf(s, i);
   if (trigger === null) return { state: s, step: { kind: 'none' } };
-  const next = nextRemedy(s.remedy, i.settings);
+  const next = nextRemedy(s.remedy, i.settings, i.postcopyCapability);
   if (next === null) {
     const tried = s.remedy === 'none' ? 'no remedy was allowed' : `${s.remedy} did not finish it`;
-    const reason = `gave up after ${seconds(i.elapsedMs)} s: ${trigger}; ${tried}${allowNext(s.remedy, i.settings)}; ${i.trend}`;
+    const reason = `gave up after ${seconds(i.elapsedMs)} s: ${trigger}; ${tried}${allowNext(s.remedy, i.settings, i.postcopyCapability)}; ${i.trend}`;
     return { state: s, step: { kind: 'cancel', reason } };
   }
   const reason = `${trigger}; ${i.trend}`;
@@ -133,22 +140,24 @@ function triggerOf(s: LadderState, i: LadderInputs): string | null {
     if (overBudget && i.elapsedMs - s.engagedAtMs >= progressTimeoutMs) return `${budget}, the throttle at ${i.throttlePercent} %`;
     return null;
   }
-  if (s.remedy !== 'none') return null; // pause-and-finish ends the migration by itself
+  if (s.remedy !== 'none') return null; // post-copy and pause-and-finish end the migration by themselves
   if (stalled) return noProgress;
   if (overBudget) return budget;
   return null;
 }
 
-function nextRemedy(now: Remedy, settings: RemedySettings): Remedy | null {
+function nextRemedy(now: Remedy, settings: RemedySettings, postcopyCapability: boolean): Remedy | null {
   if (now === 'none' && settings.policyThrottle !== 0) return 'throttle';
-  if (now !== 'pause-and-finish' && settings.pauseAndFinish !== 0) return 'pause-and-finish';
+  if ((now === 'none' || now === 'throttle') && settings.policyPostcopy !== 0 && postcopyCapability) return 'postcopy';
+  if (now !== 'pause-and-finish' && now !== 'postcopy' && settings.pauseAndFinish !== 0) return 'pause-and-finish';
   return null;
 }
 
 /** What the user could allow next, for a cancel's reason. */
-function allowNext(now: Remedy, settings: RemedySettings): string {
+function allowNext(now: Remedy, settings: RemedySettings, postcopyCapability: boolean): string {
   const more: string[] = [];
   if (now === 'none' && settings.policyThrottle === 0) more.push('throttle=on');
+  if (settings.policyPostcopy === 0 || !postcopyCapability) more.push('postcopy=on (with --postcopy)');
   if (settings.pauseAndFinish === 0) more.push('pause-and-finish=on');
   return more.length === 0 ? '' : ` (not allowed: ${more.join(', ')} in --policy)`;
 }

@@ -91,7 +91,7 @@ export class SourceSession {
     this.bandwidth = new BandwidthEstimator(nowNs());
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
     this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, {
-      autoConverge: init.autoConverge === true, dirtyLimit: init.dirtyLimit === true,
+      autoConverge: init.autoConverge === true, dirtyLimit: init.dirtyLimit === true, postcopy: init.postcopy === true,
       ramBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0), fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
     });
     this.pacer = createPacer(init.mode, {
@@ -127,6 +127,7 @@ export class SourceSession {
           break;
         }
         this.act(policy);
+        if (this.postcopyWanted) break; // the policy's post-copy
         await restOfPass(started, (ms) => this.abort.sleep(ms));
       }
       if (this.postcopyWanted) await this.postcopySwitchOver();
@@ -247,11 +248,17 @@ export class SourceSession {
     return { ...decision, dirtyRate };
   }
 
-  /** Do what the policy decided within or after a pass: continue, throttle (the main thread applies it), or cancel (through stop(): a failure that came first stays the reason). */
+  /**
+   * Do what the policy decided within or after a pass: continue, throttle
+   * or limit the dirty rate (the main thread applies it), switch to
+   * post-copy (as migrate-start-postcopy), or cancel (through stop(): a
+   * failure that came first stays the reason).
+   */
   private act(policy: PolicyDecision | null): void {
     const action = policy?.action;
     if (action?.kind === 'throttle') this.port.post({ type: 'throttle', percent: action.percent, why: action.reason });
     if (action?.kind === 'dirty-limit') this.port.post({ type: 'dirty-limit', quotaMBPerSec: action.quotaMBPerSec, why: action.reason });
+    if (action?.kind === 'postcopy' && this.init.postcopy === true) this.postcopyWanted = true; // the pass ends at its next step
     if (action?.kind === 'cancel') this.stop(action.code === 'timeout' ? new MigrationTimeoutError(action.reason) : new MigrationGaveUpError(action.reason));
     this.abort.check();
   }

@@ -69,9 +69,47 @@ test('no remedy allowed: cancelled after progress-timeout, saying why and what c
   const m = Migration.start(src, incoming.uri, { ...STUCK, policyThrottle: 0 }, { verify: true });
   const result = await bounded('the migration to give up', m.done(), 60_000);
   assert.equal(result.status, 'cancelled');
-  assert.match(result.error ?? '', /^gave up after [\d.]+ s: no progress in [\d.]+ s \(progress-timeout 2 s\); no remedy was allowed \(not allowed: throttle=on, pause-and-finish=on in --policy\); not converging/);
+  assert.match(result.error ?? '', /^gave up after [\d.]+ s: no progress in [\d.]+ s \(progress-timeout 2 s\); no remedy was allowed \(not allowed: throttle=on, postcopy=on \(with --postcopy\), pause-and-finish=on in --policy\); not converging/);
   assert.equal(ferryCodeOf(m.lastFailure), 'ERR_FERRY_MIGRATION_GAVE_UP');
   assert.equal(src.runState, 'running');
   assert.equal(src.vcpuStats()[0].throttleNs, 0);
   await incoming.done().catch(() => {});
+});
+
+test('post-copy from the policy: allowed with postcopy-ram and the throttle not, the stuck guest switches to post-copy and arrives whole', async () => {
+  const src = await busyGuest();
+  const incoming = await listen('tcp');
+  const m = Migration.start(src, incoming.uri, { ...STUCK, policyThrottle: 0, policyPostcopy: 1 }, { postcopy: true });
+  const result = await bounded('the migration to end in post-copy', m.done(), 60_000);
+  assert.equal(result.status, 'completed', result.error ?? '');
+  assert.equal(result.stats.passes.at(-1)?.remedy?.name, 'postcopy');
+  assert.match(result.stats.passes.at(-1)?.remedy?.why ?? '', /^no progress in [\d.]+ s \(progress-timeout 2 s\)/);
+  assert.equal(src.vcpuStats()[0].throttleNs, 0, 'never throttled');
+  const dest = await incoming.done();
+  assert.equal(dest.status, 'resumed', dest.error ?? '');
+  const g = adopt(dest.guest)!;
+  await g.pause();
+  assertSweeps(g, 'destination after the policy chose post-copy');
+});
+
+test('postcopy-after: post-copy that long after migrate, within the pass under way; without postcopy-ram it is never started', async () => {
+  for (const capability of [true, false]) {
+    const src = await busyGuest();
+    const incoming = await listen('tcp');
+    const params = { ...STUCK, progressTimeoutMs: 0, postcopyAfterMs: 300, timeoutMs: capability ? 0 : 3000 };
+    const m = Migration.start(src, incoming.uri, params, { postcopy: capability });
+    const result = await bounded('the migration to end', m.done(), 60_000);
+    if (!capability) {
+      assert.equal(result.status, 'cancelled', 'without postcopy-ram the time budget ends it');
+      assert.equal(src.runState, 'running');
+      await incoming.done().catch(() => {});
+      continue;
+    }
+    assert.equal(result.status, 'completed', result.error ?? '');
+    const dest = await incoming.done();
+    assert.equal(dest.status, 'resumed', dest.error ?? '');
+    const g = adopt(dest.guest)!;
+    await g.pause();
+    assertSweeps(g, 'destination after postcopy-after');
+  }
 });

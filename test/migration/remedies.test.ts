@@ -18,17 +18,17 @@ const GiB = 2 ** 30;
 const DEFAULTS: RemedySettings = DEFAULT_PARAMETERS;
 
 /** Run the ladder over passes `[elapsed s, remaining MiB, throttle %]` until it ends the migration; the steps taken, with when. */
-function climb(settings: RemedySettings, passes: readonly (readonly [number, number | null, number?])[], ramBytes = 512 * MiB) {
+function climb(settings: RemedySettings, passes: readonly (readonly [number, number | null, number?])[], ramBytes = 512 * MiB, postcopyCapability = false) {
   let state: LadderState = LADDER_START;
   const steps: (LadderStep & { at: number })[] = [];
   for (const [s, remaining, throttle = 0] of passes) {
     const r = climbLadder(state, {
       elapsedMs: s * 1000, remainingBytes: remaining === null ? null : remaining * MiB, ramBytes,
-      throttlePercent: throttle, maxThrottlePercent: 99, settings, trend: 'TREND',
+      throttlePercent: throttle, maxThrottlePercent: 99, settings, trend: 'TREND', postcopyCapability,
     });
     state = r.state;
     if (r.step.kind !== 'none') steps.push({ ...r.step, at: s });
-    if (r.step.kind === 'cancel' || r.step.kind === 'pause-and-finish') break; // either ends the migration
+    if (r.step.kind === 'cancel' || r.step.kind === 'pause-and-finish' || r.step.kind === 'postcopy') break; // each ends the migration
   }
   return { state, steps };
 }
@@ -44,7 +44,7 @@ test('the default ladder: 30 s without a new low engages the throttle; no progre
   // The throttle reached 99 % at 42 s: a change of the throttle is progress, so the clock ran from there.
   assert.equal(steps[1].kind !== 'none' && steps[1].reason,
     'gave up after 72 s: no progress in 30 s (progress-timeout 30 s) at the most throttle (99 %); throttle did not finish it' +
-    ' (not allowed: pause-and-finish=on in --policy); TREND');
+    ' (not allowed: postcopy=on (with --postcopy), pause-and-finish=on in --policy); TREND');
   // Below the most throttle the throttle keeps its place: auto-converge's rule still has steps to take.
   const below = climb(DEFAULTS, [...flat(1, 31, 400), ...flat(32, 149, 400, 50)]).steps; // (the budget, 150 s, not yet spent)
   assert.deepEqual(below.map((s) => [s.kind, s.at]), [['throttle', 31]]);
@@ -74,7 +74,29 @@ test('remedies the user did not allow are skipped; with none left the cancel say
   const none = climb({ ...noThrottle, pauseAndFinish: 0 }, flat(1, 10, 400)).steps;
   assert.deepEqual(none.map((s) => [s.kind, s.at]), [['cancel', 6]]);
   assert.equal(none[0].kind !== 'none' && none[0].reason,
-    'gave up after 6 s: no progress in 5 s (progress-timeout 5 s); no remedy was allowed (not allowed: throttle=on, pause-and-finish=on in --policy); TREND');
+    'gave up after 6 s: no progress in 5 s (progress-timeout 5 s); no remedy was allowed (not allowed: throttle=on, postcopy=on (with --postcopy), pause-and-finish=on in --policy); TREND');
+});
+
+test('post-copy comes after the throttle and before pause-and-finish, only when allowed and the migration has postcopy-ram', () => {
+  const settings = { ...DEFAULTS, progressTimeoutMs: 5_000, policyPostcopy: 1, pauseAndFinish: 1 };
+  const passes = [...flat(1, 6, 400), ...flat(7, 20, 400, 99)];
+  assert.deepEqual(climb(settings, passes, 512 * MiB, true).steps.map((s) => [s.kind, s.at]), [['throttle', 6], ['postcopy', 12]]);
+  // Without the capability it is skipped: pause-and-finish is next.
+  assert.deepEqual(climb(settings, passes, 512 * MiB, false).steps.map((s) => [s.kind, s.at]), [['throttle', 6], ['pause-and-finish', 12]]);
+  const onlyPostcopy = climb({ ...settings, policyThrottle: 0, pauseAndFinish: 0 }, flat(1, 10, 400), 512 * MiB, true).steps;
+  assert.deepEqual(onlyPostcopy.map((s) => [s.kind, s.at]), [['postcopy', 6]]);
+  assert.equal(onlyPostcopy[0].kind !== 'none' && onlyPostcopy[0].reason, 'no progress in 5 s (progress-timeout 5 s); TREND');
+});
+
+test('postcopy-after switches to post-copy that long after migrate, with postcopy-ram only; once', () => {
+  const inputs = { ...base, elapsedMs: 1200, postcopy: { capability: true, afterMs: 1000 } };
+  const d = decidePolicy(inputs);
+  assert.deepEqual(d.action, { kind: 'postcopy', reason: 'postcopy-after 1 s: 1.2 s since migrate' });
+  assert.equal(d.remedy.name, 'postcopy');
+  assert.equal(decidePolicy({ ...inputs, elapsedMs: 900 }).action.kind, 'continue');
+  assert.equal(decidePolicy({ ...inputs, postcopy: { capability: false, afterMs: 1000 } }).action.kind, 'continue');
+  const ladder = { settings: DEFAULT_PARAMETERS, state: d.ladder ?? { ...LADDER_START, remedy: 'postcopy' as const }, remainingBytes: null, ramBytes: MiB };
+  assert.equal(decidePolicy({ ...inputs, ladder }).action.kind, 'continue', 'not again once in post-copy');
 });
 
 test('with both triggers off the ladder never moves; within a pass (no remainder yet) no progress is never concluded', () => {
