@@ -169,7 +169,7 @@ export function decidePolicy(i: PolicyInputs): PolicyDecision {
     return { ...base, ...(ac && { autoConverge: ac.state }), ...(dl && { dirtyLimit: dl.state }), action: { kind: 'cancel', code: 'timeout', reason } };
   }
   const pc = i.postcopy ?? null;
-  if (pc !== null && pc.capability && pc.afterMs > 0 && i.elapsedMs >= pc.afterMs && base.remedy.name !== 'postcopy') {
+  if (pc?.capability && pc.afterMs > 0 && i.elapsedMs >= pc.afterMs && base.remedy.name !== 'postcopy') {
     const reason = `postcopy-after ${seconds(pc.afterMs)} s: ${seconds(i.elapsedMs)} s since migrate`;
     const ladder = l === null ? {} : { ladder: { ...l.state, remedy: 'postcopy' as const, why: reason, engagedAtMs: i.elapsedMs } };
     return { ...base, ...ladder, remedy: { name: 'postcopy', why: reason }, action: { kind: 'postcopy', reason } };
