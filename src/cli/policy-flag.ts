@@ -60,7 +60,7 @@ export function parsePolicy(text: string | undefined): Partial<Record<PolicyKey,
       throw new InvalidArgumentError(`--policy: unknown key ${JSON.stringify(name)}; known: ${Object.keys(KEYS).join(', ')}`);
     }
     if (at < 0 || value === '') throw new InvalidArgumentError(`--policy: ${name} needs a value (${name}=...)`);
-    const n = spec.reads === 'switch' ? SWITCH[value.toLowerCase()] : duration(value);
+    const n = spec.reads === 'switch' ? (Object.hasOwn(SWITCH, value.toLowerCase()) ? SWITCH[value.toLowerCase()] : undefined) : duration(value);
     if (n === undefined || Number.isNaN(n)) {
       const wanted = spec.reads === 'switch' ? 'on or off' : 'a duration such as 30s, 500ms or 2m';
       throw new InvalidArgumentError(`--policy: ${name} must be ${wanted}, got ${JSON.stringify(value)}`);

@@ -188,8 +188,8 @@ export class LoaderSession {
     this.stats.records++;
     switch (type) {
       case Rec.Missing: this.onMissing(block, head); break;
-      case Rec.PcPages: this.postcopy!.onPages(block, head, data!); break;
-      case Rec.Pend: this.postcopy!.onPend(RECORD.Pend.decode(head).sent); break;
+      case Rec.PcPages: this.inPostcopy('PCPAGES').onPages(block, head, data!); break;
+      case Rec.Pend: this.inPostcopy('PEND').onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
@@ -298,11 +298,25 @@ export class LoaderSession {
     });
   }
 
-  /** A source that goes silent before GO (hung, or its link dropped without a reset) fails the migration here. */
+  /** Post-copy's loader, for a record that belongs to post-copy: one before it began (GO's answer) is a broken stream. */
+  private inPostcopy(what: string): PostcopyLoader {
+    if (this.postcopy === null) throw new WireError(`${what}: arrived before post-copy began (before this side loaded and resumed)`);
+    return this.postcopy;
+  }
+
+  /**
+   * A source that goes silent before GO (hung, or its link dropped without
+   * a reset) fails the migration here; so does one silent in post-copy
+   * before every page arrived (its vCPUs would wait for ever).
+   */
   private watchIdle(): void {
     const limit = this.init.idleTimeoutMs;
     this.idle = new IdleWatch(() => limit, (idleMs) => {
-      if (!this.goReceived && idleMs > limit) this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`));
+      if (idleMs <= limit) return;
+      if (!this.goReceived) this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`));
+      else if (this.postcopy !== null && !this.finished) {
+        this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms in post-copy with pages still missing (idle timeout ${limit} ms)`));
+      }
     });
   }
 

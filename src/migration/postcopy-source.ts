@@ -42,6 +42,8 @@ import { Signal, type StopSignal, nowNs } from './waiter.js';
 
 /** Bytes the push may have unacknowledged (see top). */
 export const PUSH_INFLIGHT_BYTES = 2 * 1024 * 1024;
+/** Times one page may be asked for again (its check failed at the destination) before the link is taken for broken. */
+export const MAX_ASKS_AGAIN = 8;
 /** Share of the measured bandwidth the push uses when max-postcopy-bandwidth is 0 (see top). */
 export const PUSH_SHARE = 0.9;
 
@@ -77,6 +79,10 @@ export class PostcopySource {
   private readonly starts: number[] = [];
   private readonly totalPages: number;
   private readonly queue: number[] = [];
+  /** Pages in the queue (a page asked twice before it is served is queued once: the queue is bounded by RAM). */
+  private readonly queued: Int32Array;
+  /** Pages asked for again, and how often. */
+  private readonly asksAgain = new Map<number, number>();
   private readonly limiter = new RateLimiter(0);
   private wake = new Signal();
   private readonly done = new Signal();
@@ -102,6 +108,7 @@ export class PostcopySource {
       for (let q = nextSetBit(missing[i], 0, b.pages); q < b.pages; q = nextSetBit(missing[i], q + 1, b.pages)) n++;
     }
     this.totalPages = at;
+    this.queued = new Int32Array(Math.ceil(at / 32));
     this.missingAtGo = n;
     this.unsentPages = n;
     this.corruptLeft = p.corruptPages;
@@ -113,7 +120,19 @@ export class PostcopySource {
 
   /** REQUEST: global pages, each maybe with REQUEST_AGAIN. */
   onRequest(pages: ArrayLike<number>): void {
-    for (let i = 0; i < pages.length; i++) this.queue.push(pages[i]);
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i] & ~REQUEST_AGAIN;
+      if (page >= this.totalPages) throw new MigrationError(`REQUEST: page ${page} is outside guest RAM of ${this.totalPages} pages`);
+      if ((pages[i] & REQUEST_AGAIN) !== 0) {
+        const n = (this.asksAgain.get(page) ?? 0) + 1;
+        if (n > MAX_ASKS_AGAIN) throw new MigrationError(`REQUEST: page ${page} asked for again ${n} times (its check kept failing at the destination)`);
+        this.asksAgain.set(page, n);
+      }
+      const bit = 1 << (page & 31);
+      if ((this.queued[page >>> 5] & bit) !== 0) continue;
+      this.queued[page >>> 5] |= bit;
+      this.queue.push(pages[i]);
+    }
     this.requests += pages.length;
     this.wake.resolve();
   }
@@ -155,7 +174,7 @@ export class PostcopySource {
     while (this.queue.length > 0) {
       const entry = this.queue.shift()!;
       const page = entry & ~REQUEST_AGAIN;
-      if (page >= this.totalPages) throw new MigrationError(`REQUEST: page ${page} is outside guest RAM of ${this.totalPages} pages`);
+      this.queued[page >>> 5] &= ~(1 << (page & 31));
       let b = this.starts.length - 1;
       while (this.starts[b] > page) b--;
       const local = page - this.starts[b];

@@ -22,7 +22,8 @@
  *      at once if the capability had not already throttled), when allowed
  *      (the default). It keeps its place while it still rises: it gives way
  *      only when there is no progress at the most throttle, or when the
- *      budget has run out and the throttle has had a progress-timeout;
+ *      budget has run out and the throttle has had a progress-timeout (with
+ *      progress-timeout 0: once it is at its most);
  *   2. post-copy, only when the user allowed it and the migration has the
  *      capability postcopy-ram (opt-in, as in libvirt and KubeVirt: if
  *      either side dies during it the guest is lost): the guest runs at the
@@ -137,7 +138,9 @@ function triggerOf(s: LadderState, i: LadderInputs): string | null {
   if (s.remedy === 'throttle') {
     const atMost = i.throttlePercent >= i.maxThrottlePercent;
     if (stalled && atMost) return `${noProgress} at the most throttle (${i.throttlePercent} %)`;
-    if (overBudget && i.elapsedMs - s.engagedAtMs >= progressTimeoutMs) return `${budget}, the throttle at ${i.throttlePercent} %`;
+    // Over budget, the throttle still gets its grace: a progress-timeout, or with none (0) until it is at its most.
+    const graceOver = progressTimeoutMs > 0 ? i.elapsedMs - s.engagedAtMs >= progressTimeoutMs : atMost;
+    if (overBudget && graceOver) return `${budget}, the throttle at ${i.throttlePercent} %`;
     return null;
   }
   if (s.remedy !== 'none') return null; // post-copy and pause-and-finish end the migration by themselves

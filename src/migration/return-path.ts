@@ -23,6 +23,8 @@ import { FrameDecoder } from '../wire/frame-decoder.js';
 import { IdleWatch, Signal, within } from './waiter.js';
 
 export interface ReturnPathHooks {
+  /** Whether the migration is in post-copy: the destination then owes DONE, and its silence is a failure even with nothing in flight. */
+  postcopy?(): boolean;
   /** The destination acknowledged `totalBytes` in all. */
   onAck(totalBytes: number): void;
   /** RESUMED arrived (called at once: a close right behind it must find the migration complete). */
@@ -59,7 +61,10 @@ export class ReturnPath {
           case Rec.Ready: this.ready.resolve(); break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: hooks.onResumed(); break;
-          case Rec.Request: hooks.onRequest(RECORD.Request.decode(head).pages); break;
+          case Rec.Request:
+            hooks.onRequest(RECORD.Request.decode(head).pages);
+            this.idle?.touch();
+            break;
           case Rec.Done: hooks.onDone(); break;
           case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
           case Rec.Refused: hooks.refused(refusal(head)); break;
@@ -107,6 +112,8 @@ export class ReturnPath {
       const inflight = this.hooks.inflightBytes();
       if (inflight > 0 && idleMs > limit) {
         this.hooks.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${limit} ms)`);
+      } else if (this.hooks.postcopy?.() === true && idleMs > limit) {
+        this.hooks.fail(`the destination said nothing for ${Math.round(idleMs)} ms in post-copy, and DONE has not come (idle timeout ${limit} ms)`);
       }
     });
   }

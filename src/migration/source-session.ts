@@ -162,6 +162,7 @@ export class SourceSession {
     });
     if (this.channel.socket !== null) { // (a save to file has no return path)
       this.back = new ReturnPath(this.channel.socket, {
+        postcopy: () => this.postcopy !== null,
         onAck: (bytes) => {
           this.bandwidth.onAck(bytes);
           this.postcopy?.onAck();

@@ -75,6 +75,8 @@ export class FrameDecoder {
   /** A MISSING arrived: the stream switched to post-copy, and PCPAGES and PEND follow GO. */
   private sawMissing = false;
   private sawPend = false;
+  /** Per block, where the last MISSING range ended: ranges run in order across records, so their total is bounded by the block's pages. */
+  private readonly missingEnd = new Map<number, number>();
   /** Where a PCPAGES record's data is gathered (reused). */
   private readonly checkedData = new Uint8Array(MAX_POSTCOPY_PAGES_PER_RECORD * PAGE_SIZE);
   /** Bytes consumed so far (for acknowledgements and error positions). */
@@ -338,11 +340,11 @@ export class FrameDecoder {
     }
   }
 
-  /** MISSING's ranges lie in the block, in order, and do not overlap. */
+  /** MISSING's ranges lie in the block, in order, and do not overlap, across the block's records too. */
   private checkMissing(): void {
     const { ranges } = RECORD.Missing.decode(this.head);
     const { name, pages } = this.header!.blocks[this.block];
-    let end = 0;
+    let end = this.missingEnd.get(this.block) ?? 0;
     for (let i = 0; i < ranges.length; i += 2) {
       const first = ranges[i];
       const count = ranges[i + 1];
@@ -351,6 +353,7 @@ export class FrameDecoder {
       }
       end = first + count;
     }
+    this.missingEnd.set(this.block, end);
     this.sawMissing = true;
   }
 }

@@ -68,6 +68,12 @@ test('the completion budget is per GiB of RAM rounded up to whole GiB; the throt
   assert.deepEqual(climb(settings, falling, 1.5 * GiB).steps.map((s) => [s.kind, s.at]), [['throttle', 20], ['pause-and-finish', 25]]);
 });
 
+test('with progress-timeout 0 the budget still gives the throttle until it is at its most before the next remedy', () => {
+  const settings = { ...DEFAULTS, progressTimeoutMs: 0, completionBudgetPerGiBMs: 10_000, pauseAndFinish: 1 };
+  const passes = Array.from({ length: 30 }, (_, k) => [k + 1, 400, k < 10 ? 0 : k < 20 ? 50 : 99] as const);
+  assert.deepEqual(climb(settings, passes).steps.map((s) => [s.kind, s.at]), [['throttle', 10], ['pause-and-finish', 21]]);
+});
+
 test('remedies the user did not allow are skipped; with none left the cancel says what could be allowed', () => {
   const noThrottle = { ...DEFAULTS, progressTimeoutMs: 5_000, policyThrottle: 0, pauseAndFinish: 1 };
   assert.deepEqual(climb(noThrottle, flat(1, 10, 400)).steps.map((s) => [s.kind, s.at]), [['pause-and-finish', 6]]);

@@ -261,3 +261,14 @@ test('a VCPU record may carry 4 MiB of state (an unwound WebAssembly stack), not
   const over = encodeRecord(RECORD.Vcpu, { index: 0, state: new Uint8Array(4 * 1024 * 1024 + 1) });
   expectReject(Buffer.concat([header, over]), /VCPU: head length 4194307, expected at most 4194306/);
 });
+
+test('MISSING: only with the POSTCOPY flag; its ranges run in order across records of a block, so a stream cannot repeat them without end', () => {
+  const header = (postcopy: boolean) => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 64 }], postcopy });
+  const missing = (...pairs: number[]) => encodeRecord(RECORD.Missing, { ranges: Uint32Array.from(pairs) });
+  const feed = (postcopy: boolean, ...records: Buffer[]) => new FrameDecoder(collector(64).sink, { stream: true }).feed(Buffer.concat([header(postcopy), ...records]));
+  feed(true, missing(0, 4, 10, 2), missing(20, 44));
+  assert.throws(() => feed(false, missing(0, 1)), /MISSING: .*POSTCOPY/);
+  assert.throws(() => feed(true, missing(0, 1), missing(0, 1)), /MISSING: range 0\+1 of block ram0 \(64 pages\) is empty, out of order or outside it/);
+  assert.throws(() => feed(true, missing(10, 2), missing(11, 1)), /MISSING: range 11\+1 .* out of order/);
+  assert.throws(() => feed(true, missing(60, 5)), /MISSING: range 60\+5 .* outside it/);
+});
