@@ -190,6 +190,29 @@ test('a source gone during post-copy (the link reset): the destination says the 
   }
 });
 
+test('a source gone silent in post-copy (its bytes dropped, no reset): both sides fail after their idle timeouts instead of waiting for ever', async () => {
+  const { g: src } = await touchingGuest(50_000_000);
+  const incoming = await listen('tcp', { idleTimeoutMs: 600 });
+  const link = await FaultyLink.open(incoming.uri);
+  try {
+    const m = Migration.start(src, link.uri, { maxBandwidthBytesPerSec: 4 * MiB, idleTimeoutMs: 600 }, POSTCOPY);
+    await until('active', () => m.status === 'active', 10_000);
+    m.startPostcopy();
+    const g = adopt(await inPostcopy(incoming))!;
+    await until('the destination to wait for pages', () => g.pages.figures().blockedVcpus > 0, 20_000);
+    link.silent = true;
+    const dest = await bounded('the destination to fail', incoming.done(), 30_000);
+    assert.equal(dest.status, 'failed');
+    assert.match(dest.error ?? '', /the source sent nothing for \d+ ms in post-copy with pages still missing \(idle timeout 600 ms\)/);
+    assert.equal(g.runState, 'paused', 'not resumed as if complete');
+    const result = await bounded('the source to fail', m.done(), 30_000);
+    assert.equal(result.status, 'failed');
+    assert.equal(src.runState, 'postmigrate', 'the source keeps the only copy of the missing pages, paused');
+  } finally {
+    link.close();
+  }
+});
+
 test('QMP migrate-start-postcopy answers with QEMU\'s words; migrate refuses post-copy over file: and with verify', async () => {
   const { GuestController } = await import('../../src/control/controller.js');
   const { COMMANDS } = await import('../../src/control/qmp-commands.js');
