@@ -67,6 +67,11 @@ export interface RunResult {
   readonly destinationCpuMs: number;
   /** Bandwidth measured by the source at the end, bytes/s. */
   readonly bandwidthBytesPerSec: number;
+  /** Post-copy's figures, when it ran: the destination's blocked time (all vCPUs together, and per vCPU), request latency, the source's requests and bytes. */
+  readonly postcopy: {
+    readonly blocktimeMs: number | null; readonly vcpuBlocktimeMs: readonly number[] | null;
+    readonly latencyP50Ms: number | null; readonly latencyP99Ms: number | null; readonly requests: number | null; readonly bytes: number | null;
+  } | null;
   /** The policy's remedy at the end and why (x-ferry-remedy), and the throttle at the last query (null: none reported). */
   readonly remedy: { readonly name: string; readonly why: string } | null;
   /** Bytes left when the source decided to switch over: dirty pages and bytes in flight after the last live pass. */
@@ -125,6 +130,10 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       if (performance.now() > deadline) throw new Error(`${spec.name}: the guest did not write ${spec.readyPages} pages in time`);
       await sleep(50);
     }
+    // Post-copy's blocked time is the destination's figure, with its capability (as QEMU's postcopy-blocktime).
+    if (spec.capabilities?.includes('postcopy-ram') === true) {
+      await dst.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-blocktime', state: true }] });
+    }
     await dst.execute('migrate-incoming', { uri: `tcp:${spec.netns?.listenHost ?? '127.0.0.1'}:0` });
     const listening = (await dst.execute('query-migrate')) as { 'socket-address': { host: string; port: string }[] };
     const to = `tcp:${listening['socket-address'][0].host}:${listening['socket-address'][0].port}`;
@@ -178,6 +187,11 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
       switchover: info['x-ferry-switchover'] ?? null,
       remedy: info['x-ferry-remedy'] ?? null,
+      postcopy: dstInfo['x-ferry-postcopy-latency'] === undefined ? null : {
+        blocktimeMs: dstInfo['postcopy-blocktime'] ?? null, vcpuBlocktimeMs: dstInfo['postcopy-vcpu-blocktime'] ?? null,
+        latencyP50Ms: dstInfo['x-ferry-postcopy-latency'].p50, latencyP99Ms: dstInfo['x-ferry-postcopy-latency'].p99,
+        requests: info.ram?.['postcopy-requests'] ?? null, bytes: info.ram?.['postcopy-bytes'] ?? null,
+      },
     };
   } finally {
     probe?.close();

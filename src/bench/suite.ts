@@ -96,6 +96,12 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
   };
   remedies(sweepRam, quick ? '20' : '3');
   if (!quick) remedies(256 * MiB, '4');
+  // Post-copy, started 1 s after migrate (the issue's shape), on the same guests over loopback.
+  for (const [ram, rate] of quick ? [[sweepRam, '20']] as const : [[sweepRam, '3'], [256 * MiB, '4']] as const) {
+    add('postcopy', `post-copy 1 s after migrate: sweep ${size(ram)} at ${rate} sweeps/s, downtime-limit 30 ms`, ram,
+      ['--vcpus', '1', '--workload', 'sweep', '--rate', rate],
+      { params: { 'downtime-limit': 30, 'x-ferry-postcopy-after': 1000 }, capabilities: ['postcopy-ram'], cancelAfterMs: 60_000 });
+  }
 
   const fillZero = ['--vcpus', '1', '--workload', 'fill', '--fill-data', 'zero'];
   const thread2010 = { 'max-bandwidth': 32 * MiB, 'x-ferry-zero-page-budget': 9 };
