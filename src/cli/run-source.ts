@@ -35,6 +35,12 @@ export async function migrateGuest(guest: Guest, uri: string, parameters: Partia
     const limit = limits.note(m.dirtyLimitFigures?.vcpus);
     if (limit !== null) o.log(limit);
   });
+  m.on('status', (status) => {
+    if (status === 'postcopy-paused') {
+      o.log(`ferry run: post-copy paused: ${m.pauseReason ?? ''}; this process holds the pages the destination lacks, and waits: ` +
+        'a recovery needs QMP on both sides (ferry run --qmp, then migrate-recover on the destination and migrate with resume here)');
+    }
+  });
   const unguard = guardSourceSignals({
     migration: () => m, force: o.force, override: 'To end it anyway, start ferry run with --force.',
     say: (line) => console.error(line), end: (signal) => { interrupted = signal; },

@@ -44,6 +44,9 @@ export class MigrationProgress {
     this.tty = out.isTTY === true && !quiet;
   }
 
+  /** The pause reason last shown (post-copy paused), so that each pause is said once. */
+  private pausedFor: string | null = null;
+
   update(info: MigrateInfo, passes: readonly PassRecord[]): void {
     if (this.quiet) return;
     for (; this.shown < passes.length; this.shown++) {
@@ -62,6 +65,14 @@ export class MigrationProgress {
       if (this.tty) this.closeBar();
       this.out.write(`throttle: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
       this.throttle = throttle;
+    }
+    const pausedFor = info['x-ferry-pause-reason'] ?? null;
+    if (pausedFor !== this.pausedFor) {
+      if (pausedFor !== null) {
+        if (this.tty) this.closeBar();
+        this.out.write(`post-copy paused: ${pausedFor}; nothing is lost: recover with migrate-recover on the destination, then migrate with resume here\n`);
+      }
+      this.pausedFor = pausedFor;
     }
     const limit = this.limits.note(info['x-ferry-vcpu-dirty-limit']);
     if (limit !== null) {

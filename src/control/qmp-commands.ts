@@ -100,14 +100,30 @@ export const COMMANDS: Record<string, Command> = {
     const uri = arg<string>(args, 'uri', 'string', true)!;
     for (const name of ['blk', 'inc', 'detach', 'resume']) arg<boolean>(args, name, 'boolean', false);
     if (args.blk === true || args.inc === true) throw new QmpError('GenericError', 'block migration is not supported by ferry');
-    if (args.resume === true) throw new QmpError('GenericError', 'postcopy recovery is not supported by ferry yet');
     const m = ctl.migration;
+    if (args.resume === true) {
+      // QEMU's refusal: only a paused post-copy resumes (migration.ts resume).
+      if (m === null) throw new QmpError('GenericError', 'Cannot resume if there is no paused migration');
+      try {
+        m.resume(uri);
+      } catch (e) {
+        throw QmpError.from(e);
+      }
+      return {};
+    }
     if (m !== null && !isFinished(m.status)) throw new QmpError('GenericError', 'There\'s a migration process in progress');
     try {
       ctl.migrate(uri);
     } catch (e) {
       throw QmpError.from(e);
     }
+    return {};
+  },
+  /** The destination's side of post-copy recovery: listen on `uri` for the source's `migrate` with resume (incoming.ts recover). */
+  'migrate-recover': async (ctl, args) => {
+    const uri = arg<string>(args, 'uri', 'string', true)!;
+    if (ctl.incoming === null) throw new QmpError('GenericError', 'Migrate recover can only be run when postcopy is paused.');
+    await ctl.incoming.recover(uri).catch((e: unknown) => { throw QmpError.from(e); });
     return {};
   },
   'query-migrate': (ctl, args) => {

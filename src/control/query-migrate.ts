@@ -7,6 +7,7 @@
 import { ferryCodeOf } from '../errors.js';
 import type { VcpuDirtyLimit } from '../migration/dirty-limit-controller.js';
 import type { IncomingStatus } from '../migration/incoming.js';
+import { incomingInPostcopy } from '../migration/incoming-status.js';
 import type { LoaderStats } from '../migration/messages.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
 import type { MigrationStatus } from '../migration/status.js';
@@ -88,13 +89,16 @@ export interface MigrateInfo {
    */
   'postcopy-blocktime'?: number;
   'postcopy-vcpu-blocktime'?: number[];
+  /** Post-copy paused, either side: why (the broken link, or the recovery that failed). */
+  'x-ferry-pause-reason'?: string;
   /** Destination in post-copy: request to page latency, ms, and how many waits it covers. */
   'x-ferry-postcopy-latency'?: { p50: number | null; p99: number | null; samples: number };
 }
 
 /** The destination's status in QEMU's names. */
 const INCOMING_STATUS: Readonly<Record<IncomingStatus, MigrationStatus>> = {
-  listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', 'postcopy-active': 'postcopy-active', resumed: 'completed',
+  listening: 'setup', connected: 'active', loading: 'active', loaded: 'device', 'postcopy-active': 'postcopy-active',
+  'postcopy-paused': 'postcopy-paused', 'postcopy-recover-setup': 'postcopy-recover-setup', 'postcopy-recover': 'postcopy-recover', resumed: 'completed',
   failed: 'failed', cancelled: 'cancelled',
 };
 
@@ -110,11 +114,12 @@ function incomingInfo(ctl: GuestController): MigrateInfo {
   const pc = stats?.postcopy;
   if (pc != null) info['x-ferry-postcopy-latency'] = { p50: pc.latencyP50Ms, p99: pc.latencyP99Ms, samples: pc.latencySamples };
   const g = ctl.guest;
-  if (ctl.capabilities['postcopy-blocktime'] && g !== null && (inc.status === 'postcopy-active' || pc != null)) {
+  if (ctl.capabilities['postcopy-blocktime'] && g !== null && (incomingInPostcopy(inc.status) || pc != null)) {
     const f = g.pages.figures();
     info['postcopy-blocktime'] = Math.round(f.allBlockedNs / 1e6);
     info['postcopy-vcpu-blocktime'] = f.vcpus.map((v) => Math.round(v.pageWaitNs / 1e6));
   }
+  if (inc.pauseReason !== null) info['x-ferry-pause-reason'] = inc.pauseReason;
   if (inc.lastError !== null) info['error-desc'] = inc.lastError;
   const code = ferryCodeOf(inc.lastFailure);
   if (code !== undefined) info['x-ferry-error-code'] = code;
@@ -160,6 +165,7 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
   }
   // A failure says why; so does a cancel by the policy (its time budget), not one by the user (as QEMU's).
   if ((m.status === 'failed' || m.status === 'cancelled') && m.lastError !== null) info['error-desc'] = m.lastError;
+  if (m.pauseReason !== null) info['x-ferry-pause-reason'] = m.pauseReason;
   const code = ferryCodeOf(m.lastFailure);
   if (info['error-desc'] !== undefined && code !== undefined) info['x-ferry-error-code'] = code;
   if (s.switchover !== null) info['x-ferry-switchover'] = s.switchover;

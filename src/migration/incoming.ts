@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, TransportError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, TransportError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError } from '../errors.js';
 import { Guest } from '../guest/guest.js';
 import { programRamOptions, type GuestProgram } from '../guest/wasm-program.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
@@ -20,7 +20,7 @@ import { checkTlsOptions, type TlsOptions } from '../transport/tls.js';
 import { parseUri } from '../transport/uri.js';
 import { MAX_VCPUS, PROGRAM_IDENTITY_RE, type StreamHeader } from '../wire/format.js';
 import { prepareVcpuThreads } from '../guest/vcpu-threads.js';
-import { incomingStateMachine, isIncomingFinished, type IncomingStatus } from './incoming-status.js';
+import { incomingInPostcopy, incomingStateMachine, isIncomingFinished, type IncomingStatus } from './incoming-status.js';
 import type { FromLoader, LoaderInit, LoaderStats, ProgramExpectation, ToLoader } from './messages.js';
 import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
@@ -87,8 +87,11 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private readonly finished = new Signal<IncomingResult>();
   /** The loader thread ended (it let go of the connection). */
   private readonly exited = new Signal();
-  /** The address actually listened on (a tcp: port 0 becomes the real port). */
+  /** The address actually listened on (a tcp: port 0 becomes the real port); a recovery's once migrate-recover listens. */
   uri = '';
+  private pausedFor: string | null = null;
+  /** migrate-recover waits for the address its listener got (or for a pause: listening failed). */
+  private recoverListening: Signal<string> | null = null;
 
   /** Listen on `uri` for one incoming migration; resolves once listening. */
   static async listen(uri: string, options: IncomingOptions = {}): Promise<IncomingMigration> {
@@ -166,6 +169,29 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     this.post({ type: 'cancel' });
   }
 
+  /**
+   * migrate-recover (QEMU's words for its refusal): listen on `uri` for the
+   * source's recovery of a paused post-copy (the source then runs `migrate`
+   * with resume to this address); resolves with the address listened on
+   * (a tcp: port 0 becomes the real port). A recovery that fails returns to
+   * postcopy-paused, and this may be called again.
+   */
+  async recover(uri: string): Promise<string> {
+    if (this.status !== 'postcopy-paused') throw new InvalidStateError('Migrate recover can only be run when postcopy is paused.');
+    if (parseUri(uri).kind === 'file') throw new InvalidArgumentError('post-copy recovers over a connection (tcp: or unix:), not file:');
+    const listening = new Signal<string>();
+    this.recoverListening = listening;
+    this.post({ type: 'recover', uri });
+    const address = await listening.promise;
+    this.uri = address;
+    return address;
+  }
+
+  /** Why post-copy is paused (the broken link, or the failed recovery), while it is; else null. */
+  get pauseReason(): string | null {
+    return this.status === 'postcopy-paused' ? this.pausedFor : null;
+  }
+
   private async start(init: LoaderInit): Promise<void> {
     const listening = new Signal<string>();
     this.worker = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: init });
@@ -241,6 +267,25 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
         this.statsValue = m.stats;
         await this.end('resumed', null);
         break;
+      case 'postcopy-paused':
+        if (isIncomingFinished(this.status)) break;
+        this.pausedFor = m.reason;
+        this.recoverListening?.reject(new TransportError(m.reason));
+        this.recoverListening = null;
+        trace('post-copy paused: %s', m.reason);
+        if (this.status !== 'postcopy-paused') this.states.transition('postcopy-paused'); // (a recovery that could not listen stays paused)
+        break;
+      case 'postcopy-recover-setup':
+        this.recoverListening?.resolve(m.uri ?? '');
+        this.recoverListening = null;
+        this.states.transition('postcopy-recover-setup');
+        break;
+      case 'postcopy-recover':
+        this.states.transition('postcopy-recover');
+        break;
+      case 'postcopy-recovered':
+        this.states.transition('postcopy-active');
+        break;
       case 'failed': {
         this.statsValue = m.stats;
         const failure = rebuildError(m.error);
@@ -260,7 +305,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       await this.guestValue.destroy(); // never resumed on partial state: discard it
       this.guestValue = null;
     }
-    if (status !== 'resumed' && this.status === 'postcopy-active' && this.guestValue?.runState === 'running') {
+    if (status !== 'resumed' && incomingInPostcopy(this.status) && this.guestValue?.runState === 'running') {
       // Pages it needs will never come: stop it rather than leave its vCPUs waiting as if it ran.
       await this.guestValue.pause().catch(() => {});
     }

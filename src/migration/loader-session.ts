@@ -11,11 +11,17 @@
  * does only after END's per-block totals matched what arrived and the main
  * thread accepted every section. In post-copy the main thread marks the
  * pages MISSING named before LOADED, resumes on GO, and the rest arrives
- * after it through postcopy-loader.ts, which says DONE at the end.
- * Over 300 lines: post-copy's hooks share the exchanges and the failure
- * path; the record dispatch is the next piece to move out.
+ * after it through postcopy-loader.ts, which says DONE at the end. After
+ * GO a broken link pauses post-copy rather than failing it, and
+ * migrate-recover listens for the source's new connection, answered with
+ * the bitmap of pages still missing (postcopy-recovery.ts).
+ * Over 300 lines: post-copy's hooks and its recovery share the exchanges,
+ * the connection and the failure path; the record dispatch is the next
+ * piece to move out.
  */
 import { createReadStream } from 'node:fs';
+import { MAX_MISSING_RANGES } from '../wire/format.js';
+import { bitmapRanges } from './postcopy-recovery.js';
 import type net from 'node:net';
 import { CancelledError, MigrationError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
@@ -51,7 +57,7 @@ export class LoaderSession {
   private socket: net.Socket | null = null;
   /** Guest RAM, once the header arrived. */
   private ram: RamLoader | null = null;
-  private readonly decoder: FrameDecoder;
+  private decoder: FrameDecoder;
   private readonly devices: SavedSection[] = [];
   private vcpus: (Uint8Array | undefined)[] = [];
   private answer: Signal<ToLoader> | null = null;
@@ -70,18 +76,31 @@ export class LoaderSession {
   /** Post-copy, from LOADED on. */
   private postcopy: PostcopyLoader | null = null;
   private isFile = false;
+  /** The first connection's header: a recovery's must name the same guest. */
+  private header: StreamHeader | null = null;
+  /** Post-copy paused (the link broke): migrate-recover's address comes here. */
+  private recoverWanted: Signal<string> | null = null;
+  /** A recovery's connection is accepted and its bitmap not yet sent: any failure pauses again. */
+  private recovering = false;
+  /** Resolved when the migration ended here (done or failed): a paused wait ends with it. */
+  private readonly ended = new Signal();
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
-    this.decoder = new FrameDecoder({
+    this.decoder = this.newDecoder();
+    port.onMessage((m) => {
+      if (m.type === 'cancel') this.fail(new CancelledError('cancelled on the destination'));
+      else if (m.type === 'recover') this.recoverWanted?.resolve(m.uri);
+      else this.answer?.resolve(m);
+    });
+  }
+
+  private newDecoder(): FrameDecoder {
+    return new FrameDecoder({
       header: (h) => this.onHeader(h),
       pageData: (block, offset, data) => this.ram!.pageData(block, offset, data),
       pageSum: (block, first, count) => this.ram!.pageSum(block, first, count),
       record: (type, block, head, pages, data) => this.onRecord(type, block, head, pages, data),
-    }, { stream: true, maxRecordBytes: init.maxFrameBytes });
-    port.onMessage((m) => {
-      if (m.type === 'cancel') this.fail(new CancelledError('cancelled on the destination'));
-      else this.answer?.resolve(m);
-    });
+    }, { stream: true, maxRecordBytes: this.init.maxFrameBytes });
   }
 
   async run(): Promise<void> {
@@ -92,33 +111,83 @@ export class LoaderSession {
         await this.restoreFrom(uri.path);
         return;
       }
-      const listener = await listenOnce(uri, {
-        tls: this.init.tls, allowInsecure: this.init.allowInsecure, refuse: refuseConnection,
-        onRejected: (reason) => {
-          trace('refused a source: %s', reason);
-          this.port.post({ type: 'rejected', reason });
-        },
-      });
-      this.stopListening = listener.close;
-      if (this.finished) listener.close();
+      const listener = await this.listen(this.init.uri);
       this.port.post({ type: 'listening', uri: formatUri(listener.address) });
-      const socket = await listener.accepted;
-      this.socket = socket;
-      // READY: this side accepted the connection (and, with TLS, the peer's credentials).
-      socket.write(encodeRecord(RECORD.Ready, {}));
+      let socket: net.Socket | null = await listener.accepted;
       this.port.post({ type: 'connected' });
-      this.watchIdle();
-      await new Promise<void>((resolve) => {
-        socket.on('data', (chunk: Buffer) => this.onData(chunk));
-        socket.on('error', (err) => this.fail(new TransportError(`connection to the source failed ${this.goReceived ? 'after GO' : 'before the migration completed'}: ${err.message}`, { cause: err })));
-        socket.on('close', () => {
-          if (!this.finished) this.fail(new TransportError(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed'));
-          resolve();
-        });
-      });
-      await this.queue;
+      while (socket !== null) {
+        await this.serve(socket);
+        await this.queue;
+        socket = this.recoverWanted === null || this.finished ? null : await this.recoverLink();
+      }
     } catch (err) {
       this.fail(err);
+    }
+  }
+
+  private async listen(uri: string): Promise<Awaited<ReturnType<typeof listenOnce>>> {
+    const listener = await listenOnce(parseUri(uri), {
+      tls: this.init.tls, allowInsecure: this.init.allowInsecure, refuse: refuseConnection,
+      onRejected: (reason) => {
+        trace('refused a source: %s', reason);
+        this.port.post({ type: 'rejected', reason });
+      },
+    });
+    this.stopListening = listener.close;
+    if (this.finished) listener.close();
+    return listener;
+  }
+
+  /** Read one connection until it closes (or breaks: in post-copy that pauses, and a recovery may follow). */
+  private async serve(socket: net.Socket): Promise<void> {
+    this.socket = socket;
+    // READY: this side accepted the connection (and, with TLS, the peer's credentials).
+    socket.write(encodeRecord(RECORD.Ready, {}));
+    this.watchIdle();
+    const mine = () => this.socket === socket;
+    await new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => { if (mine()) this.onData(chunk); });
+      socket.on('error', (err) => {
+        if (mine()) this.broken(new TransportError(`connection to the source failed ${this.goReceived ? 'after GO' : 'before the migration completed'}: ${err.message}`, { cause: err }));
+      });
+      socket.on('close', () => {
+        if (mine() && !this.finished) this.broken(new TransportError(this.goReceived ? 'the source closed the connection after GO' : 'the source closed the connection before the migration completed'));
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Post-copy paused: wait for migrate-recover's address, listen there, and
+   * accept the source's recovery connection; null when the migration ended
+   * meanwhile. A listen that fails stays paused, for another migrate-recover.
+   */
+  private async recoverLink(): Promise<net.Socket | null> {
+    for (;;) {
+      const wanted = this.recoverWanted!;
+      const uri = await Promise.race([wanted.promise, this.ended.promise.then(() => null)]);
+      if (uri === null || this.finished) return null;
+      let listener: Awaited<ReturnType<typeof listenOnce>>;
+      try {
+        listener = await this.listen(uri);
+      } catch (err) {
+        this.recoverWanted = new Signal<string>();
+        this.port.post({ type: 'postcopy-paused', reason: `listening on ${uri} for the recovery failed: ${(err as Error).message}` });
+        continue;
+      }
+      this.port.post({ type: 'postcopy-recover-setup', uri: formatUri(listener.address) });
+      const socket = await Promise.race([listener.accepted, this.ended.promise.then(() => null)]);
+      listener.close();
+      if (socket === null || this.finished) {
+        socket?.destroy();
+        return null;
+      }
+      this.recoverWanted = null;
+      this.recovering = true;
+      this.decoder = this.newDecoder();
+      this.lastAckBytes = 0;
+      this.port.post({ type: 'postcopy-recover' });
+      return socket;
     }
   }
 
@@ -173,6 +242,11 @@ export class LoaderSession {
   }
 
   private onHeader(h: StreamHeader): void {
+    if (h.resume || this.header !== null) {
+      this.onResumeHeader(h);
+      return;
+    }
+    this.header = h;
     checkHeader(h, this.init);
     if (h.postcopy && this.isFile) throw refused('postcopy', 'header: the stream may switch to post-copy, which a file cannot carry (it needs a return path to ask for pages)');
     if (h.postcopy && this.init.program !== undefined) {
@@ -182,6 +256,30 @@ export class LoaderSession {
     this.ram = new RamLoader(h, this.init.program?.ram);
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
+  }
+
+  /**
+   * A recovery's header: it must resume the post-copy paused here (the
+   * same UUID and geometry); then the bitmap of pages still missing
+   * (RECVBITMAP, RESUMEACK), and every request still waiting again.
+   */
+  private onResumeHeader(h: StreamHeader): void {
+    const held = this.header;
+    if (!h.resume) throw refused('busy', 'header: this destination is paused in post-copy and takes only its source\'s recovery (a header with RESUME)');
+    if (held === null || this.postcopy === null || !this.recovering) {
+      throw refused('resume', 'header: the stream resumes a post-copy, and none is paused here');
+    }
+    const same = h.uuid === held.uuid && h.vcpus === held.vcpus && h.blocks.length === held.blocks.length &&
+      h.blocks.every((b, i) => b.name === held.blocks[i].name && b.pages === held.blocks[i].pages);
+    if (!same) throw refused('resume', `header: the stream resumes guest ${h.uuid}, and the post-copy paused here is guest ${held.uuid} (or its RAM differs)`);
+    const pc = this.postcopy;
+    const total = held.blocks.reduce((n, b) => n + b.pages, 0);
+    const { records, missing } = bitmapRanges((from) => pc.nextMissing(from), total, MAX_MISSING_RANGES);
+    for (const ranges of records) this.socket?.write(encodeRecord(RECORD.RecvBitmap, { ranges }));
+    this.socket?.write(encodeRecord(RECORD.ResumeAck, { missing }));
+    pc.resumeLink();
+    this.recovering = false;
+    this.port.post({ type: 'postcopy-recovered' });
   }
 
   private onRecord(type: Rec, block: number, head: Buffer, pages: number, data: Uint8Array | null): void {
@@ -253,6 +351,7 @@ export class LoaderSession {
       fail: (err) => this.fail(err),
       done: () => {
         this.finished = true;
+        this.ended.resolve();
         if (this.ackTimer !== null) clearTimeout(this.ackTimer);
         this.idle?.stop();
         this.socket?.end(encodeRecord(RECORD.Done, {}));
@@ -274,6 +373,7 @@ export class LoaderSession {
         return;
       }
       this.finished = true;
+      this.ended.resolve();
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.idle?.stop();
       this.socket?.end(encodeRecord(RECORD.Resumed, {}));
@@ -311,13 +411,45 @@ export class LoaderSession {
    */
   private watchIdle(): void {
     const limit = this.init.idleTimeoutMs;
+    this.idle?.stop();
     this.idle = new IdleWatch(() => limit, (idleMs) => {
       if (idleMs <= limit) return;
       if (!this.goReceived) this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms (idle timeout ${limit} ms)`));
       else if (this.postcopy !== null && !this.finished) {
-        this.fail(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms in post-copy with pages still missing (idle timeout ${limit} ms)`));
+        this.broken(new TimeoutError(`the source sent nothing for ${Math.round(idleMs)} ms in post-copy with pages still missing (idle timeout ${limit} ms)`));
       }
     });
+  }
+
+  /**
+   * The connection broke (an error, its close, the idle watch): after GO
+   * in post-copy that pauses it for a recovery (nothing is discarded; the
+   * vCPUs that wait for pages keep waiting, interruptibly); before, it fails.
+   */
+  private broken(err: Error): void {
+    if (this.finished) return;
+    if (this.postcopy === null || !this.goReceived) this.fail(err);
+    else this.pause(err.message);
+  }
+
+  /** Post-copy paused: drop this connection (writing `record` to it first, a refusal), and wait for migrate-recover. */
+  private pause(reason: string, record?: Buffer): void {
+    if (this.recoverWanted !== null) return; // paused already
+    this.recovering = false;
+    this.idle?.stop();
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket !== null && record !== undefined) {
+      socket.end(record);
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    } else {
+      socket?.destroy();
+    }
+    this.recoverWanted = new Signal<string>();
+    trace('post-copy paused: %s', reason);
+    this.port.post({ type: 'postcopy-paused', reason });
   }
 
   /**
@@ -326,9 +458,16 @@ export class LoaderSession {
    * the main thread.
    */
   private fail(failure: unknown): void {
-    this.idle?.stop();
     if (this.finished) return;
+    if (this.recovering && !(failure instanceof CancelledError)) {
+      // A recovery's connection that breaks a rule (another guest, a bad stream) pauses again: the guest is still whole here.
+      const reason = `the recovery failed: ${failure instanceof Error ? failure.message : String(failure)}`;
+      this.pause(reason, reasonRecord(failure, reason.slice(0, 1000)));
+      return;
+    }
+    this.idle?.stop();
     this.finished = true;
+    this.ended.resolve();
     const err = this.postcopy === null || !this.goReceived ? failure : this.lost(failure);
     const reason = err instanceof Error ? err.message : String(err);
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);

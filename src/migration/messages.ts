@@ -57,7 +57,20 @@ export type ToSource =
   | { readonly type: 'cancel' }
   /** migrate-start-postcopy: switch to post-copy at the next chance (postcopy-ram is on). */
   | { readonly type: 'start-postcopy' }
+  /** `migrate` with resume: recover the paused post-copy over a new connection to `uri`. */
+  | { readonly type: 'resume'; readonly uri: string }
   | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
+
+/** Post-copy recovery's steps, on either side (postcopy-recovery.ts): the status each one enters. */
+export type RecoveryStep =
+  /** The link broke: paused, nothing discarded. */
+  | { readonly type: 'postcopy-paused'; readonly reason: string }
+  /** Connecting (source) or listening (destination, with the address). */
+  | { readonly type: 'postcopy-recover-setup'; readonly uri?: string }
+  /** Connected: the bitmap is being exchanged. */
+  | { readonly type: 'postcopy-recover' }
+  /** The bitmap is applied: post-copy goes on. */
+  | { readonly type: 'postcopy-recovered' };
 
 /**
  * Source worker -> main. `pass`: a live pass ended (each record is posted
@@ -75,6 +88,7 @@ export type FromSource =
   /** Pause the guest for switchover; `postcopy`: for post-copy's (the status becomes postcopy-active). */
   | { readonly type: 'pause'; readonly postcopy: boolean }
   | { readonly type: 'commit' }
+  | RecoveryStep
   | { readonly type: 'completed'; readonly stats: SourceCounters }
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO was sent. */
   | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: SourceCounters };
@@ -116,6 +130,7 @@ export type FromLoader =
   /** GO; `postcopy`: pages are still missing (the guest runs while they arrive). */
   | { readonly type: 'go'; readonly run: boolean; readonly postcopy: boolean }
   | { readonly type: 'done'; readonly stats: LoaderStats }
+  | RecoveryStep
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO had arrived. */
   | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: LoaderStats };
 
@@ -126,6 +141,8 @@ export type ToLoader =
   | { readonly type: 'load-failed'; readonly error: SerializedError }
   | { readonly type: 'resumed' }
   | { readonly type: 'resume-failed'; readonly error: SerializedError }
+  /** migrate-recover: listen on `uri` for the source's recovery connection (only while postcopy-paused). */
+  | { readonly type: 'recover'; readonly uri: string }
   | { readonly type: 'cancel' };
 
 export interface LoaderStats {

@@ -26,7 +26,7 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import { DEFAULT_PARAMETERS, withParameters, type MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters, SourceStats } from './stats.js';
 import { emptyStats } from './stats.js';
-import { isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
+import { inPostcopy, isFinished, migrationStateMachine, type MigrationStatus } from './status.js';
 import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.js';
 import { SourceSession } from './source-session.js';
 import { refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
@@ -150,6 +150,8 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   private readonly throttles: MigrationThrottles;
   /** Set when end() begins: only one end runs, whatever reports it. */
   private ending = false;
+  /** Why post-copy paused (the last break or failed recovery). */
+  private pausedFor: string | null = null;
   private readonly isFile: boolean;
   /** The guest's run state before the switchover pause: what a failure returns it to. */
   private stateBeforePause: RunState | null = null;
@@ -271,10 +273,29 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    */
   cancel(): void {
     const s = this.status;
-    if (s === 'postcopy-active') throw new InvalidStateError('Postcopy migration in progress, cannot cancel.');
+    if (inPostcopy(s)) throw new InvalidStateError('Postcopy migration in progress, cannot cancel.');
     if (isFinished(s) || s === 'cancelling' || s === 'none') return;
     this.states.transition('cancelling');
     this.post({ type: 'cancel' });
+  }
+
+  /**
+   * `migrate` with resume (QEMU's words for its refusal): recover the
+   * paused post-copy over a new connection to `uri` (the destination's
+   * migrate-recover address). Its progress shows in the status:
+   * postcopy-recover-setup, postcopy-recover, postcopy-active; a failure
+   * returns to postcopy-paused, and this may be called again.
+   */
+  resume(uri: string): void {
+    if (this.status !== 'postcopy-paused') throw new InvalidStateError('Cannot resume if there is no paused migration');
+    const parsed = parseUri(uri);
+    if (parsed.kind === 'file') throw new InvalidArgumentError('post-copy resumes over a connection (tcp: or unix:), not file:');
+    this.post({ type: 'resume', uri });
+  }
+
+  /** Why post-copy is paused (the broken link, or the failed recovery), while it is; else null. */
+  get pauseReason(): string | null {
+    return this.status === 'postcopy-paused' ? this.pausedFor : null;
   }
 
   private begin(): void {
@@ -351,6 +372,19 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       case 'pause':
         await this.pauseForSwitchover(m.postcopy);
         break;
+      case 'postcopy-paused':
+        if (isFinished(this.status)) break;
+        this.pausedFor = m.reason;
+        trace('post-copy paused: %s', m.reason);
+        this.states.transition('postcopy-paused');
+        break;
+      case 'postcopy-recover-setup':
+      case 'postcopy-recover':
+        if (!isFinished(this.status)) this.states.transition(m.type);
+        break;
+      case 'postcopy-recovered':
+        if (!isFinished(this.status)) this.states.transition('postcopy-active');
+        break;
       case 'commit':
         try {
           await this.options.onLoaded?.();
@@ -420,7 +454,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     trace('migration %s%s', status, error === null ? '' : `: ${error}`);
     if (status === 'cancelled' && this.status !== 'cancelling') this.states.transition('cancelling');
     if (status === 'failed' && afterGo) {
-      this.error = this.status === 'postcopy-active'
+      this.error = inPostcopy(this.status)
         ? `${error} (during post-copy: the guest is lost; the destination lacks pages that only this side held, and this side stays paused, never to resume by itself)`
         : `${error} (after GO: the destination holds the guest; neither side resumes by itself)`;
     }

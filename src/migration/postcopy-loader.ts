@@ -9,8 +9,8 @@
  * what arrived, and any page still missing must be one asked again; when
  * the last page is here, DONE.
  *
- * What this side keeps is what a recovery (part 2) needs: the presence map
- * says which pages arrived.
+ * What this side keeps is what a recovery needs (postcopy-recovery.ts):
+ * the presence map says which pages arrived, `asked` which are waited for.
  */
 import { WireError } from '../errors.js';
 import { PageInstaller, type PageInstallerShared } from '../memory/page-installer.js';
@@ -71,6 +71,27 @@ export class PostcopyLoader {
   /** Pages missing now. */
   get missingPages(): number {
     return this.presence.missingPages;
+  }
+
+  /** The first page missing at or after `from`, or -1 (a recovery's bitmap). */
+  nextMissing(from: number): number {
+    return this.presence.nextMissing(from);
+  }
+
+  /**
+   * A recovery's connection is up and its bitmap sent: count PEND's pages
+   * from here, and ask again for every page still waited for (the requests
+   * on the broken link may never have arrived; the source dropped its queue).
+   */
+  resumeLink(): void {
+    this.received = 0;
+    this.pendArrived = false;
+    for (const p of this.again) this.asked.add(p);
+    this.again.clear();
+    const waiting = [...this.asked].filter((p) => !this.presence.isPresent(p));
+    this.asked.clear();
+    for (const p of waiting) this.asked.add(p);
+    if (waiting.length > 0) this.ask(waiting, false);
   }
 
   /** PCPAGES: check each page, install the good ones, ask again for the bad. */

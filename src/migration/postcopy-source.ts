@@ -47,11 +47,16 @@ export const MAX_ASKS_AGAIN = 8;
 /** Share of the measured bandwidth the push uses when max-postcopy-bandwidth is 0 (see top). */
 export const PUSH_SHARE = 0.9;
 
-export interface PostcopyParts {
-  readonly blocks: readonly RamBlock[];
+/** The connection post-copy sends on: replaced when a broken link is recovered. */
+export interface PostcopyLink {
   readonly out: StreamOut;
-  parameters(): MigrationParameters;
+  /** Stops when this connection breaks (or the migration stops). */
   readonly abort: StopSignal;
+}
+
+export interface PostcopyParts extends PostcopyLink {
+  readonly blocks: readonly RamBlock[];
+  parameters(): MigrationParameters;
   /** Bytes sent and not yet acknowledged, now. */
   inflightBytes(): number;
   /** The bandwidth measured before GO, bytes/s (0: none measured). */
@@ -91,6 +96,9 @@ export class PostcopySource {
   private pushed = false;
   private pendSent = false;
   private corruptLeft: number;
+  private link: PostcopyLink;
+  /** Pages sent on this connection (PEND's count: what a broken link lost is not counted again). */
+  private sentOnLink = 0;
   readonly missingAtGo: number;
   unsentPages: number;
   sentPages = 0;
@@ -112,6 +120,48 @@ export class PostcopySource {
     this.missingAtGo = n;
     this.unsentPages = n;
     this.corruptLeft = p.corruptPages;
+    this.link = { out: p.out, abort: p.abort };
+  }
+
+  /**
+   * Recovery: go on over `link`, sending exactly the pages the destination
+   * says it lacks (RECVBITMAP's global ranges, checked by the caller): what
+   * was in flight when the old link broke is sent again; requests queued
+   * for the old link are dropped (the destination asks again after its
+   * bitmap). Returns the pages now unsent.
+   */
+  resume(link: PostcopyLink, ranges: ArrayLike<number>): number {
+    this.link = link;
+    for (const bits of this.unsent) bits.fill(0);
+    let n = 0;
+    for (let i = 0; i < ranges.length; i += 2) {
+      for (let page = ranges[i]; page < ranges[i] + ranges[i + 1]; page++) {
+        const b = this.blockOf(page);
+        const local = page - this.starts[b];
+        this.unsent[b][local >>> 5] |= 1 << (local & 31);
+        n++;
+      }
+    }
+    this.unsentPages = n;
+    this.queue.length = 0;
+    this.queued.fill(0);
+    this.cursorBlock = 0;
+    this.cursorPage = 0;
+    this.pushed = false;
+    this.pendSent = false;
+    this.sentOnLink = 0;
+    this.wake = new Signal();
+    return n;
+  }
+
+  /** Global page count (RECVBITMAP's ranges must fall within it). */
+  get pages(): number {
+    return this.totalPages;
+  }
+
+  /** Whether DONE came: every page is at the destination. */
+  get finished(): boolean {
+    return this.done.settled;
   }
 
   get counters(): PostcopySourceCounters {
@@ -150,7 +200,7 @@ export class PostcopySource {
 
   /** Serve requests and push until DONE; the first failure ends it. */
   async run(): Promise<void> {
-    const abort = this.p.abort;
+    const abort = this.link.abort;
     while (!this.done.settled) {
       abort.check();
       if (this.queue.length > 0) {
@@ -160,7 +210,7 @@ export class PostcopySource {
       const wait = this.pushSome();
       if (wait === 0) continue;
       if (typeof wait === 'object') {
-        await this.p.out.waitRoom(wait.room);
+        await this.link.out.waitRoom(wait.room);
         continue;
       }
       this.wake = new Signal();
@@ -175,16 +225,21 @@ export class PostcopySource {
       const entry = this.queue.shift()!;
       const page = entry & ~REQUEST_AGAIN;
       this.queued[page >>> 5] &= ~(1 << (page & 31));
-      let b = this.starts.length - 1;
-      while (this.starts[b] > page) b--;
+      const b = this.blockOf(page);
       const local = page - this.starts[b];
       const bits = this.unsent[b];
       const unsent = (bits[local >>> 5] & (1 << (local & 31))) !== 0;
       if (!unsent && (entry & REQUEST_AGAIN) === 0) continue; // sent already, and not asked again
-      await this.p.out.waitRoom(recordBytes(8, 1));
+      await this.link.out.waitRoom(recordBytes(8, 1));
       this.send(b, local, 1);
     }
-    this.p.out.writer.flush();
+    this.link.out.writer.flush();
+  }
+
+  private blockOf(page: number): number {
+    let b = this.starts.length - 1;
+    while (this.starts[b] > page) b--;
+    return b;
   }
 
   /**
@@ -205,9 +260,9 @@ export class PostcopySource {
     this.limiter.setRate(this.p.parameters().maxPostcopyBandwidthBytesPerSec || Math.floor(PUSH_SHARE * this.p.measuredBytesPerSec));
     if (this.limiter.allowance(now) === 0) return Math.max(1, this.limiter.waitNs(now) / 1e6);
     const size = recordBytes(4 + 4 * next.count, next.count);
-    if (!this.p.out.writer.hasRoom(size)) return { room: size };
+    if (!this.link.out.writer.hasRoom(size)) return { room: size };
     this.limiter.consume(this.send(next.block, next.first, next.count));
-    this.p.out.writer.flush();
+    this.link.out.writer.flush();
     return 0;
   }
 
@@ -215,9 +270,9 @@ export class PostcopySource {
   private sendPend(): number | { room: number } {
     if (this.pendSent) return -1;
     const size = recordBytes(RECORD.Pend.headBytes);
-    if (!this.p.out.writer.hasRoom(size)) return { room: size };
-    this.p.out.writer.append(RECORD.Pend, { sent: this.sentPages });
-    this.p.out.writer.flush();
+    if (!this.link.out.writer.hasRoom(size)) return { room: size };
+    this.link.out.writer.append(RECORD.Pend, { sent: this.sentOnLink });
+    this.link.out.writer.flush();
     this.pendSent = true;
     return -1;
   }
@@ -243,13 +298,14 @@ export class PostcopySource {
   private send(b: number, first: number, count: number): number {
     const corrupt = this.corruptLeft > 0 ? 0 : -1;
     if (corrupt === 0) this.corruptLeft--;
-    const wire = this.p.out.writer.appendCheckedPages(b, first, count, this.p.blocks[b].bytes, corrupt);
+    const wire = this.link.out.writer.appendCheckedPages(b, first, count, this.p.blocks[b].bytes, corrupt);
     const bits = this.unsent[b];
     for (let q = first; q < first + count; q++) {
       if ((bits[q >>> 5] & (1 << (q & 31))) !== 0) this.unsentPages--;
       bits[q >>> 5] &= ~(1 << (q & 31));
     }
     this.sentPages += count;
+    this.sentOnLink += count;
     this.bytes += wire;
     return wire;
   }

@@ -1,6 +1,7 @@
 /**
  * The source's view of the return path: the destination's READY, ACK,
- * LOADED, RESUMED, ERROR and REFUSED records, and post-copy's REQUEST and DONE, decoded as they arrive, and
+ * LOADED, RESUMED, ERROR and REFUSED records, post-copy's REQUEST and DONE,
+ * and a recovery's RECVBITMAP and RESUMEACK, decoded as they arrive, and
  * the watch on a destination that stops reading. A destination that stops
  * reading leaves bytes in flight and the source's send slots full
  * (backpressure: memory stays bounded, the migration thread waits); the
@@ -31,6 +32,16 @@ export interface ReturnPathHooks {
   onResumed(): void;
   /** The migration must fail for `reason`. */
   fail(reason: string): void;
+  /**
+   * The connection itself broke (an error, its end, the idle watch): in
+   * post-copy the migration pauses for recovery then, where any other
+   * failure fails it. Without this hook, `fail`.
+   */
+  broken?(reason: string): void;
+  /** Post-copy recovery: a RECVBITMAP's (first, count) pairs of global pages the destination lacks. */
+  onRecvBitmap?(ranges: ArrayLike<number>): void;
+  /** Post-copy recovery: RESUMEACK, the bitmap is whole (`missing` pages). */
+  onResumeAck?(missing: number): void;
   /** The destination refused the stream (REFUSED): the migration fails with this error. */
   refused(err: RefusedError): void;
   /** Post-copy: the destination's vCPUs wait for these global pages (REQUEST; REQUEST_AGAIN marks a page asked again). */
@@ -66,6 +77,8 @@ export class ReturnPath {
             this.idle?.touch();
             break;
           case Rec.Done: hooks.onDone(); break;
+          case Rec.RecvBitmap: this.recovery('RECVBITMAP').onRecvBitmap!(RECORD.RecvBitmap.decode(head).ranges); break;
+          case Rec.ResumeAck: this.recovery('RESUMEACK').onResumeAck!(RECORD.ResumeAck.decode(head).missing); break;
           case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
           case Rec.Refused: hooks.refused(refusal(head)); break;
         }
@@ -85,12 +98,21 @@ export class ReturnPath {
     const refused = () => (this.ready.settled ? '' : hooks.tls
       ? ' before it was ready (with TLS: it did not accept the credentials this side presented)'
       : ' before it was ready');
-    socket.on('error', (err) => hooks.fail(`connection to the destination failed${refused()}: ${hooks.tls ? explainTlsError(err) : err.message}`));
+    const broken = (reason: string) => (hooks.broken ?? hooks.fail)(reason);
+    socket.on('error', (err) => broken(`connection to the destination failed${refused()}: ${hooks.tls ? explainTlsError(err) : err.message}`));
     // 'end' (its side closed) is reported at once rather than at 'close', which waits for our own side
     // to shut down: a destination that died after LOADED must be seen before GO is sent. Records that came
     // first (RESUMED, ERROR) were handled above and win.
-    socket.on('end', () => hooks.fail(`the destination closed the connection${refused()}`));
-    socket.on('close', () => hooks.fail(`the destination closed the connection${refused()}`));
+    socket.on('end', () => broken(`the destination closed the connection${refused()}`));
+    socket.on('close', () => broken(`the destination closed the connection${refused()}`));
+  }
+
+  /** The hooks of a recovery, for a record only a recovery's connection carries. */
+  private recovery(name: string): ReturnPathHooks {
+    if (this.hooks.onRecvBitmap === undefined || this.hooks.onResumeAck === undefined) {
+      throw new Error(`${name} on a connection that is not recovering a post-copy`);
+    }
+    return this.hooks;
   }
 
   /**
@@ -110,10 +132,11 @@ export class ReturnPath {
   private watchIdle(): void {
     this.idle = new IdleWatch(() => this.hooks.idleTimeoutMs(), (idleMs, limit) => {
       const inflight = this.hooks.inflightBytes();
+      const broken = this.hooks.broken ?? this.hooks.fail;
       if (inflight > 0 && idleMs > limit) {
-        this.hooks.fail(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${limit} ms)`);
+        broken(`the destination acknowledged nothing for ${Math.round(idleMs)} ms with ${inflight} bytes in flight (idle timeout ${limit} ms)`);
       } else if (this.hooks.postcopy?.() === true && idleMs > limit) {
-        this.hooks.fail(`the destination said nothing for ${Math.round(idleMs)} ms in post-copy, and DONE has not come (idle timeout ${limit} ms)`);
+        broken(`the destination said nothing for ${Math.round(idleMs)} ms in post-copy, and DONE has not come (idle timeout ${limit} ms)`);
       }
     });
   }

@@ -10,7 +10,6 @@ import { PAGE_SIZE } from '../memory/page.js';
 import type { RamBlock } from '../memory/ram-block.js';
 import type { BandwidthEstimator } from './bandwidth.js';
 import type { RamSender } from './ram-sender.js';
-import type { StreamOut } from './stream-out.js';
 import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
 import type { PolicyDecision } from './migration-policy.js';
@@ -22,7 +21,7 @@ export type PassDecision = SwitchoverDecision & { readonly dirtyRate: number };
 /** What the session has built so far: the figures read it live. */
 export interface SourceParts {
   readonly sender?: RamSender;
-  readonly out?: StreamOut;
+  readonly out?: { readonly bytesOut: number };
   readonly bandwidth: BandwidthEstimator;
   readonly pass: number;
   /** Dirty pages before the first sync (the clients' own counts). */

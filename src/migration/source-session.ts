@@ -32,15 +32,16 @@ import type { MigrationParameters } from './parameters.js';
 import { createPacer, restOfPass, type Pacer } from './pacing.js';
 import { PolicyGate } from './policy-gate.js';
 import { PostcopySource } from './postcopy-source.js';
+import { LinkBrokenError, ResumeBitmap } from './postcopy-recovery.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RamSender } from './ram-sender.js';
-import { ReturnPath } from './return-path.js';
+import { ReturnPath, type ReturnPathHooks } from './return-path.js';
 import { SourceFigures, type PassDecision } from './source-figures.js';
 import type { SourceCounters } from './stats.js';
 import { StreamOut } from './stream-out.js';
 import { DEFAULT_FIXED_SWITCHOVER_MS, PAUSE_LEAD_MS, Switchover } from './switchover.js';
 import { decideSwitchover } from './switchover-rule.js';
-import { Signal, StopSignal, monoMs, nowNs } from './waiter.js';
+import { Signal, StopSignal, monoMs, nowNs, within } from './waiter.js';
 
 /** How often the figures go to the main thread, ms. */
 const STATS_EVERY_MS = 100;
@@ -64,6 +65,19 @@ export class SourceSession {
   private readonly figures: SourceFigures;
   /** Why the migration must stop (cancel, or a failure seen on the connection). */
   private readonly abort = new StopSignal();
+  /**
+   * Ends the waits of the current connection: stopped with the migration,
+   * and alone when the link breaks in post-copy (postcopy-recovery.ts),
+   * where the migration pauses for a new connection instead of failing.
+   */
+  private link = new StopSignal();
+  /** Bytes of the connections before this one, all taken as acknowledged: what the destination acknowledges counts from 0 on each. */
+  private ackBase = 0;
+  private bytesBefore = 0;
+  /** Post-copy paused: the address `migrate` with resume gives. */
+  private resumeWanted: Signal<string> | null = null;
+  /** A recovery's connection is open and its bitmap not yet applied: any failure returns to postcopy-paused. */
+  private recovering = false;
   /** The return path (sockets only); a save to file has none. */
   private back: ReturnPath | null = null;
   /** RESUMED arrived (DONE in post-copy), or the file is synced: nothing can fail the migration any more. */
@@ -148,42 +162,15 @@ export class SourceSession {
    * pages) and build the writer, then connect and send the header.
    */
   private async setup(): Promise<void> {
-    this.out = new StreamOut(this.abort.promise);
+    this.out = new StreamOut(this.link.promise);
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
-    const header = encodeHeader({
-      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
-      postcopy: this.init.postcopy === true,
-      // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
-      blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: this.sender.announced[i] })),
-    });
+    const header = this.streamHeader(false);
     this.channel = await openChannel(parseUri(this.init.uri), {
-      timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.abort.promise, onError: (reason) => this.fail(reason),
+      timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.link.promise, onError: (reason) => this.broken(reason),
     });
     if (this.channel.socket !== null) { // (a save to file has no return path)
-      this.back = new ReturnPath(this.channel.socket, {
-        postcopy: () => this.postcopy !== null,
-        onAck: (bytes) => {
-          this.bandwidth.onAck(bytes);
-          this.postcopy?.onAck();
-        },
-        onResumed: () => {
-          this.running.resolve();
-          if (this.postcopy === null) this.resumed.resolve();
-        },
-        onRequest: (pages) => {
-          if (this.postcopy === null) this.fail('the destination asked for pages (REQUEST) outside post-copy');
-          else this.postcopy.onRequest(pages);
-        },
-        onDone: () => {
-          if (this.postcopy === null) return this.fail('the destination said DONE outside post-copy');
-          this.resumed.resolve();
-          this.postcopy.onDone();
-        },
-        fail: (reason) => this.fail(reason),
-        refused: (err) => this.stop(err),
-        inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
-      });
+      this.back = new ReturnPath(this.channel.socket, this.returnHooks());
       // Without TLS the header goes at once, before READY, so that a TLS destination can refuse it in words
       // (docs/wire-format.md, "Refusals"); with TLS the handshake spoke already and the header waits for READY.
       if (this.init.tls === undefined) this.out.start(this.channel, header);
@@ -195,6 +182,45 @@ export class SourceSession {
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
     this.statsTimer = setInterval(() => this.port.post({ type: 'stats', stats: this.stats() }), STATS_EVERY_MS);
     this.port.post({ type: 'active' });
+  }
+
+  /** The stream header: the first connection's, or (`resume`) a post-copy recovery's. */
+  private streamHeader(resume: boolean): Buffer {
+    return encodeHeader({
+      pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
+      postcopy: this.init.postcopy === true, resume,
+      // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
+      blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: resume ? b.pages : this.sender.announced[i] })),
+    });
+  }
+
+  /** What the return path calls (return-path.ts); `recovery`: a recovery's bitmap hooks. */
+  private returnHooks(recovery: Pick<ReturnPathHooks, 'onRecvBitmap' | 'onResumeAck'> = {}): ReturnPathHooks {
+    return {
+      ...recovery,
+      postcopy: () => this.postcopy !== null,
+      onAck: (bytes) => {
+        this.bandwidth.onAck(this.ackBase + bytes);
+        this.postcopy?.onAck();
+      },
+      onResumed: () => {
+        this.running.resolve();
+        if (this.postcopy === null) this.resumed.resolve();
+      },
+      onRequest: (pages) => {
+        if (this.postcopy === null) this.fail('the destination asked for pages (REQUEST) outside post-copy');
+        else this.postcopy.onRequest(pages);
+      },
+      onDone: () => {
+        if (this.postcopy === null) return this.fail('the destination said DONE outside post-copy');
+        this.resumed.resolve();
+        this.postcopy.onDone();
+      },
+      fail: (reason) => this.fail(reason),
+      broken: (reason) => this.broken(reason),
+      refused: (err) => (this.recovering ? this.broken(err.message) : this.stop(err)),
+      inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
+    };
   }
 
   /** One pass over RAM within the byte budget (not the switchover pass: `unlimited`) and the pacer's; its duration, ms. */
@@ -279,7 +305,7 @@ export class SourceSession {
 
   private newSwitchover(): Switchover {
     return new Switchover({
-      post: (m) => this.port.post(m), parameters: () => this.parameters, abort: this.abort.promise,
+      post: (m) => this.port.post(m), parameters: () => this.parameters, abort: this.link.promise,
       out: this.out, channel: this.channel!, sender: this.sender, vcpus: this.vcpus, figures: this.figures,
       loaded: this.back?.loaded.promise ?? null, resumed: this.resumed, running: this.running,
       finalPass: async () => {
@@ -291,18 +317,83 @@ export class SourceSession {
 
   /**
    * Post-copy's switchover (switchover.ts runPostcopy), then serving and
-   * pushing the missing pages until DONE (postcopy-source.ts).
+   * pushing the missing pages until DONE (postcopy-source.ts); after GO a
+   * broken link pauses it until a recovery (postcopy-recovery.ts).
    */
   private async postcopySwitchOver(): Promise<void> {
     this.switchover = this.newSwitchover();
     const measured = this.bandwidth.measured ? this.bandwidth.forSwitchover(nowNs()) : 0;
-    await this.switchover.runPostcopy((missing) => {
-      this.postcopy = new PostcopySource({
-        blocks: this.blocks, out: this.out, parameters: () => this.parameters, abort: this.abort,
-        inflightBytes: () => this.inflightBytes(), measuredBytesPerSec: measured, corruptPages: this.init.corruptPostcopyPages ?? 0,
-      }, missing);
-      return this.postcopy;
-    });
+    try {
+      await this.switchover.runPostcopy((missing) => {
+        this.postcopy = new PostcopySource({
+          blocks: this.blocks, out: this.out, parameters: () => this.parameters, abort: this.link,
+          inflightBytes: () => this.inflightBytes(), measuredBytesPerSec: measured, corruptPages: this.init.corruptPostcopyPages ?? 0,
+        }, missing);
+        return this.postcopy;
+      });
+    } catch (err) {
+      if (!(err instanceof LinkBrokenError)) throw err;
+      await this.recoverUntilDone(err);
+    }
+  }
+
+  /** postcopy-paused until `migrate` with resume names an address; recover there and go on; again after every break. */
+  private async recoverUntilDone(first: LinkBrokenError): Promise<void> {
+    for (let broke = first; ; ) {
+      this.back?.close();
+      this.channel?.destroy();
+      this.resumeWanted = new Signal<string>();
+      this.port.post({ type: 'postcopy-paused', reason: broke.message });
+      const uri = await Promise.race([this.resumeWanted.promise, this.abort.promise]);
+      try {
+        await this.recover(uri);
+        await this.postcopy!.run();
+        return;
+      } catch (err) {
+        if (!(err instanceof LinkBrokenError)) throw err;
+        broke = err;
+      }
+    }
+  }
+
+  /**
+   * One recovery: connect to `uri`, send the header with RESUME, take the
+   * destination's bitmap of the pages it lacks (RECVBITMAP, RESUMEACK) and
+   * send those from now on. Any failure here is a LinkBrokenError: paused again.
+   */
+  private async recover(uri: string): Promise<void> {
+    this.port.post({ type: 'postcopy-recover-setup' });
+    const link = new StopSignal();
+    this.link = link;
+    this.bytesBefore += this.out.bytesOut;
+    this.ackBase = this.bandwidth.ackedBytes;
+    const out = new StreamOut(link.promise);
+    this.out = out;
+    const bitmap = new ResumeBitmap(this.postcopy!.pages);
+    const applied = new Signal<number>();
+    const timeoutMs = this.parameters.switchoverTimeoutMs;
+    this.recovering = true;
+    try {
+      this.channel = await openChannel(parseUri(uri), { timeoutMs, tls: this.init.tls, abort: link.promise, onError: (reason) => this.broken(reason) });
+      if (this.channel.socket === null) throw new MigrationError(`${uri} is not a connection: post-copy resumes over tcp: or unix:`);
+      this.back = new ReturnPath(this.channel.socket, this.returnHooks({
+        onRecvBitmap: (ranges) => bitmap.add(ranges),
+        // At once, in the return path's order: the requests that follow RESUMEACK must find the new bitmap.
+        onResumeAck: (missing) => applied.resolve(this.postcopy!.resume({ out, abort: link }, bitmap.close(missing))),
+      }));
+      const header = this.streamHeader(true);
+      if (this.init.tls === undefined) out.start(this.channel, header);
+      await this.back.opened(timeoutMs, link.promise);
+      if (!out.started) out.start(this.channel, header);
+      this.port.post({ type: 'postcopy-recover' });
+      await within(applied.promise, timeoutMs, 'waiting for the destination\'s received bitmap (RESUMEACK)', link.promise);
+    } catch (err) {
+      this.abort.check();
+      throw err instanceof LinkBrokenError ? err : new LinkBrokenError(`recovering over ${uri} failed: ${(err as Error).message}`);
+    } finally {
+      this.recovering = false;
+    }
+    this.port.post({ type: 'postcopy-recovered' });
   }
 
   // ---- plumbing ----
@@ -323,6 +414,9 @@ export class SourceSession {
         break;
       case 'start-postcopy':
         if (this.init.postcopy === true) this.postcopyWanted = true;
+        break;
+      case 'resume':
+        this.resumeWanted?.resolve(m.uri);
         break;
       case 'set-parameters':
         this.parameters = m.parameters;
@@ -352,21 +446,34 @@ export class SourceSession {
   }
 
   private fail(reason: string, cause?: Error): void {
-    this.stop(new MigrationError(reason, { afterGo: this.goSent, cause }));
+    if (this.recovering) this.broken(reason);
+    else this.stop(new MigrationError(reason, { afterGo: this.goSent, cause }));
+  }
+
+  /**
+   * The connection broke: in post-copy after GO the migration pauses for a
+   * recovery (only this connection's waits end); before GO it fails.
+   */
+  private broken(reason: string): void {
+    if (this.postcopy === null || !this.goSent || this.postcopy.finished) this.fail(reason);
+    else if (this.link.stop(new LinkBrokenError(reason))) this.channel?.destroy();
   }
 
   /** Stop the migration: the first reason sticks; every wait ends with it. Nothing fails after RESUMED. */
   private stop(err: Error): void {
-    if (!this.resumed.settled && this.abort.stop(err)) this.channel?.destroy();
+    if (this.resumed.settled) return;
+    this.link.stop(err);
+    if (this.abort.stop(err)) this.channel?.destroy();
   }
 
   private inflightBytes(): number {
-    return Math.max(0, this.out.bytesOut - this.bandwidth.ackedBytes);
+    return Math.max(0, this.ackBase + this.out.bytesOut - this.bandwidth.ackedBytes);
   }
 
   stats(): SourceCounters {
     const dirtyPages = () => this.clients.reduce((n, c) => n + c.dirtyPages, 0);
-    const s = this.figures.snapshot({ sender: this.sender, out: this.out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
+    const out = this.out === undefined ? undefined : { bytesOut: this.bytesBefore + this.out.bytesOut };
+    const s = this.figures.snapshot({ sender: this.sender, out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
     const postcopy = this.postcopy?.counters ?? null;
     return postcopy === null ? s : { ...s, postcopy, remainingBytes: postcopy.unsentPages * PAGE_SIZE };
   }

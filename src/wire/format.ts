@@ -10,7 +10,7 @@
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,
- *              bit 1: PROGRAM, bit 2: POSTCOPY) | 12 u32 page size | 16 u8[16] guest UUID
+ *              bit 1: PROGRAM, bit 2: POSTCOPY, bit 3: RESUME) | 12 u32 page size | 16 u8[16] guest UUID
  *           32 u32 body length N
  *           36 body (N bytes): u16 blocks, u16 vcpus, [PROGRAM: u8[32] the
  *              program's identity, a SHA-256], per block: u8 name length,
@@ -56,9 +56,17 @@ export const PROGRAM_IDENTITY_BYTES = 32;
  * cannot take post-copy refuses it at the header (REFUSED `postcopy`).
  */
 export const HEADER_FLAG_POSTCOPY = 0x0004;
+/**
+ * Header flag (version 4, added as POSTCOPY was): this connection resumes
+ * a post-copy whose link broke (QEMU's postcopy recovery). It is sent only
+ * to a destination paused in post-copy, which checks the UUID and geometry
+ * against the migration it holds, answers with RECVBITMAP and RESUMEACK,
+ * and reads only PCPAGES and PEND after it (the stream is past GO).
+ */
+export const HEADER_FLAG_RESUME = 0x0008;
 /** The flags each version knows; any other bit is refused. */
 const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = {
-  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY,
+  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY | HEADER_FLAG_RESUME,
 };
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
@@ -109,12 +117,15 @@ export interface StreamHeader {
   readonly program: string | null;
   /** HEADER_FLAG_POSTCOPY: the stream may switch to post-copy. */
   readonly postcopy: boolean;
+  /** HEADER_FLAG_RESUME: this connection resumes a paused post-copy (only PCPAGES and PEND follow). */
+  readonly resume: boolean;
 }
 
 /** What encodeHeader takes: a block's pages in use default to its pages, and no program to none. */
-export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy'> & {
+export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy' | 'resume'> & {
   readonly verify?: boolean;
   readonly postcopy?: boolean;
+  readonly resume?: boolean;
   readonly program?: string | null;
   readonly blocks: readonly (Omit<BlockGeometry, 'visiblePages'> & { readonly visiblePages?: number })[];
 };
@@ -140,7 +151,7 @@ export function encodeHeader(h: HeaderFields): Buffer {
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
   buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM) |
-    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0), 10);
+    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0) | (h.resume === true ? HEADER_FLAG_RESUME : 0), 10);
   buf.writeUInt32LE(h.pageSize, 12);
   Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
@@ -247,7 +258,9 @@ export function decodeHeader(all: Buffer): StreamHeader {
   const blocks = decodeBlocks(all, at, end, nblocks, version >= 4);
   const verify = (flags & HEADER_FLAG_VERIFY) !== 0;
   const postcopy = (flags & HEADER_FLAG_POSTCOPY) !== 0;
-  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy };
+  const resume = (flags & HEADER_FLAG_RESUME) !== 0;
+  if (resume && !postcopy) throw new WireError('header: flag RESUME without POSTCOPY (only a post-copy is resumed)');
+  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy, resume };
 }
 
 /** The body's blocks from `at` to `end`; `inUse`: each carries its pages in use (version 4). */

@@ -140,6 +140,8 @@ export class FrameDecoder {
         if (this.unitLen === this.unit.length) {
           this.header = decodeHeader(this.unit);
           this.visible = this.header.blocks.map((b) => b.visiblePages);
+          // A resumed post-copy (flag RESUME) starts past GO: only PCPAGES and PEND may follow.
+          if (this.header.resume) this.sawEnd = this.sawGo = this.sawMissing = true;
           this.sink.header?.(this.header);
           this.startFrame();
         }

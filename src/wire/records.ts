@@ -51,6 +51,8 @@ export const enum Rec {
   Request = 0x46,
   Refused = 0x47,
   Done = 0x48,
+  RecvBitmap = 0x49,
+  ResumeAck = 0x4a,
 }
 
 /** 'stream': source -> destination; 'return': the destination's return path. */
@@ -117,6 +119,7 @@ function u32List(name: string, max: number, what: string) {
   };
 }
 const MISSING_LIST = u32List('MISSING', 2 * MAX_MISSING_RANGES, 'u32 (first, count pairs)');
+const BITMAP_LIST = u32List('RECVBITMAP', 2 * MAX_MISSING_RANGES, 'u32 (first, count pairs)');
 const REQUEST_LIST = u32List('REQUEST', MAX_REQUEST_PAGES, 'pages');
 /** A REQUEST entry's top bit: the copy that arrived was bad, send it again (else a page already sent is not sent twice). */
 export const REQUEST_AGAIN = 0x8000_0000;
@@ -314,6 +317,30 @@ export const RECORD = {
   }),
   /** Post-copy: the destination holds every page and checked the totals: the migration is complete. */
   Done: none({ tag: Rec.Done, name: 'DONE', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
+  /**
+   * Post-copy recovery, on a connection whose header carried RESUME: the
+   * pages the destination still lacks, as (u32 first global page, u32 count)
+   * pairs, in order across records, at most MAX_MISSING_RANGES per record.
+   * Bytes in flight when the link broke are lost, so this, not what the
+   * source sent, is what it sends from now on.
+   */
+  RecvBitmap: variable<{ ranges: ArrayLike<number> }>({
+    tag: Rec.RecvBitmap, name: 'RECVBITMAP', direction: 'return',
+    maxHeadBytes: () => 8 * MAX_MISSING_RANGES,
+    sizeOf: (f) => BITMAP_LIST.sizeOf(f.ranges.length),
+    encode: (f, out, at) => { BITMAP_LIST.write(f.ranges, out, at); },
+    decode: (head) => {
+      const ranges = BITMAP_LIST.read(head);
+      if (ranges.length % 2 !== 0) throw new WireError(`RECVBITMAP: ${ranges.length} numbers, expected (first, count) pairs`);
+      return { ranges };
+    },
+  }),
+  /** Post-copy recovery: the bitmap is whole (u64: the pages it named); the requests still waiting follow as REQUEST. */
+  ResumeAck: fixed<{ missing: number }>({
+    tag: Rec.ResumeAck, name: 'RESUMEACK', direction: 'return', headBytes: 8,
+    encode: (f, out, at) => { out.writeBigUInt64LE(BigInt(f.missing), at); },
+    decode: (head) => ({ missing: Number(head.readBigUInt64LE(0)) }),
+  }),
   /** The destination accepted the connection (and the TLS peer): the source streams only after it. */
   Ready: none({ tag: Rec.Ready, name: 'READY', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
   /** Why the destination will not load this stream: u16 refusal code (refusals.ts, 1..65535), UTF-8 reason. */

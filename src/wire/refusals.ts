@@ -31,6 +31,8 @@ export const REFUSALS = {
   program: { code: 8, means: "the stream's WebAssembly program is not the one the destination runs" },
   /** The stream may switch to post-copy and this destination cannot take it (a WebAssembly program guest, a file). */
   postcopy: { code: 9, means: 'the destination cannot take post-copy' },
+  /** The stream resumes a post-copy (flag RESUME) the destination does not hold: none paused here, or another guest's (its UUID or geometry differs). */
+  resume: { code: 10, means: 'the stream resumes a post-copy the destination does not hold' },
 } as const satisfies Record<string, { readonly code: number; readonly means: string }>;
 
 export type RefusalName = keyof typeof REFUSALS;

@@ -5,60 +5,23 @@
  * the end every page holds what a run without migration holds (replayed),
  * and the figures say the vCPUs waited and asked. A sweeping guest passes
  * the sweep checker after post-copy; a corrupted page is asked for again,
- * never installed; migrate_cancel is refused after GO; a destination or a
- * link that dies during post-copy loses the guest, and both sides say so.
+ * never installed; migrate_cancel is refused after GO; a destination that
+ * dies during post-copy loses the guest, and both sides say so. A broken
+ * link pauses it instead: postcopy-recovery.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
-import { replayTouches, type TouchSpec } from '../../src/guest/workloads/index.js';
-import { GuestMemory } from '../../src/memory/guest-memory.js';
-import { PAGE_SIZE } from '../../src/memory/page.js';
-import { RamBlock } from '../../src/memory/ram-block.js';
-import { xorshift32 } from '../../src/guest/workloads/prng.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration, type MigrationOptions } from '../../src/migration/migration.js';
 import { bounded, fileLimit, nextEvent, until } from '../waits.js';
-import { FaultyLink, MiB, adopt, assertSweeps, destroyAll, guest, listen } from './helpers.js';
+import { MiB, adopt, assertSweeps, destroyAll, guest, listen } from './helpers.js';
+import { PAGES, differingPages, replayed, touchingGuest } from './touching.js';
 
 fileLimit(import.meta.url, 120_000);
 after(destroyAll);
 
-const PAGES = 2048;
 const POSTCOPY: MigrationOptions = { postcopy: true };
-
-/** A guest of 8 MiB of pseudo-random bytes whose vCPUs touch pages at random; throttled, so that most touches are left for the destination. */
-async function touchingGuest(touches: number): Promise<{ g: Guest; initial: Uint8Array; specs: TouchSpec[] }> {
-  const specs: TouchSpec[] = [
-    { kind: 'touch', pages: PAGES, lane: 0, seed: 11, touches },
-    { kind: 'touch', pages: PAGES, lane: 1, seed: 12, touches },
-  ];
-  const g = await guest({ ram: PAGES * PAGE_SIZE, vcpus: specs });
-  const words = new Uint32Array(PAGES * 1024);
-  let x = 777;
-  for (let i = 0; i < words.length; i++) words[i] = x = xorshift32(x);
-  const initial = new Uint8Array(words.buffer);
-  g.ram.write(0, initial);
-  g.throttle(95);
-  await g.cont();
-  return { g, initial, specs };
-}
-
-/** What the touches leave over `initial` with every page present. */
-function replayed(initial: Uint8Array, specs: TouchSpec[]): Uint8Array {
-  const block = RamBlock.create('ram0', PAGES * PAGE_SIZE);
-  block.bytes.set(initial);
-  replayTouches(specs, new GuestMemory([block]));
-  return block.bytes;
-}
-
-function differingPages(a: Uint8Array, b: Uint8Array): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < a.length / PAGE_SIZE; p++) {
-    if (Buffer.compare(a.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), b.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)) !== 0) out.push(p);
-  }
-  return out;
-}
 
 /** Start post-copy when the first pass ends. */
 function postcopyAfterFirstPass(m: Migration): void {
@@ -164,53 +127,6 @@ test('migrate-start-postcopy needs the capability; migrate_cancel is refused in 
   const dest = await incoming2.done();
   assert.notEqual(dest.status, 'resumed');
   assert.match(dest.error ?? '', /the guest is lost here/);
-});
-
-test('a source gone during post-copy (the link reset): the destination says the guest is lost and does not run it as if complete', async () => {
-  const { g: src } = await touchingGuest(50_000_000);
-  const incoming = await listen('tcp');
-  const link = await FaultyLink.open(incoming.uri);
-  try {
-    const m = Migration.start(src, link.uri, { maxBandwidthBytesPerSec: 4 * MiB }, POSTCOPY);
-    await until('active', () => m.status === 'active', 10_000);
-    m.startPostcopy();
-    const g = adopt(await inPostcopy(incoming))!;
-    await until('the destination to wait for pages', () => g.pages.figures().blockedVcpus > 0, 20_000);
-    link.reset();
-    const dest = await bounded('the destination to fail', incoming.done(), 30_000);
-    assert.equal(dest.status, 'failed');
-    assert.match(dest.error ?? '', /during post-copy, with \d+ pages still at the source: the guest is lost here/);
-    assert.ok(g.pages.missingPages > 0);
-    assert.equal(g.runState, 'paused', 'not resumed as if complete');
-    const result = await bounded('the source to fail', m.done(), 30_000);
-    assert.equal(result.status, 'failed');
-    assert.equal(src.runState, 'postmigrate');
-  } finally {
-    link.close();
-  }
-});
-
-test('a source gone silent in post-copy (its bytes dropped, no reset): both sides fail after their idle timeouts instead of waiting for ever', async () => {
-  const { g: src } = await touchingGuest(50_000_000);
-  const incoming = await listen('tcp', { idleTimeoutMs: 600 });
-  const link = await FaultyLink.open(incoming.uri);
-  try {
-    const m = Migration.start(src, link.uri, { maxBandwidthBytesPerSec: 4 * MiB, idleTimeoutMs: 600 }, POSTCOPY);
-    await until('active', () => m.status === 'active', 10_000);
-    m.startPostcopy();
-    const g = adopt(await inPostcopy(incoming))!;
-    await until('the destination to wait for pages', () => g.pages.figures().blockedVcpus > 0, 20_000);
-    link.silent = true;
-    const dest = await bounded('the destination to fail', incoming.done(), 30_000);
-    assert.equal(dest.status, 'failed');
-    assert.match(dest.error ?? '', /the source sent nothing for \d+ ms in post-copy with pages still missing \(idle timeout 600 ms\)/);
-    assert.equal(g.runState, 'paused', 'not resumed as if complete');
-    const result = await bounded('the source to fail', m.done(), 30_000);
-    assert.equal(result.status, 'failed');
-    assert.equal(src.runState, 'postmigrate', 'the source keeps the only copy of the missing pages, paused');
-  } finally {
-    link.close();
-  }
 });
 
 test('QMP migrate-start-postcopy answers with QEMU\'s words; migrate refuses post-copy over file: and with verify', async () => {

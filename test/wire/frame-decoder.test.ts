@@ -29,13 +29,17 @@ function collector(pages: number) {
 test('the header round-trips, and its checks name both values', () => {
   const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
   assert.deepEqual(decodeHeader(h), {
-    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false,
+    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false, resume: false,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 1, visiblePages: 1 }],
   });
   const verifying = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], verify: true });
   assert.equal(decodeHeader(verifying).verify, true, 'the VERIFY flag round-trips');
-  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0009, 10);
-  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x9 in version 4/ });
+  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0011, 10);
+  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x11 in version 4/ });
+  const resuming = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], postcopy: true, resume: true });
+  assert.equal(decodeHeader(resuming).resume, true, 'the RESUME flag round-trips');
+  const resumeAlone = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], resume: true });
+  assert.throws(() => decodeHeader(resumeAlone), { message: /flag RESUME without POSTCOPY/ });
   const badMagic = Buffer.from(h); badMagic[0] = 0x58;
   assert.throws(() => decodeHeader(badMagic), { code: 'ERR_FERRY_WIRE', message: /bad magic "XERRYMIG", expected "FERRYMIG"/ });
   const badVersion = Buffer.from(h); badVersion.writeUInt16LE(9, 8);
@@ -220,7 +224,7 @@ test('version 4\'s header: the program identity and each block\'s pages in use r
 
 test('a version 3 header still decodes (no program, every block in use to its end); version 3 knows no PROGRAM flag', () => {
   assert.deepEqual(decodeHeader(v3Header([{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 2 }])), {
-    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false,
+    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false, resume: false,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 2, visiblePages: 2 }],
   });
   assert.equal(decodeHeader(v3Header([{ name: 'ram0', pages: 1 }], 1)).verify, true);

@@ -45,6 +45,8 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   PEND: [{ sent: 0 }, { sent: Number.MAX_SAFE_INTEGER }],
   REQUEST: [{ pages: Uint32Array.from([0]) }, { pages: Uint32Array.from([5, 0x80000007, 0x7fffffff]) }],
   DONE: [{}],
+  RECVBITMAP: [{ ranges: Uint32Array.from([0, 1]) }, { ranges: Uint32Array.from([3, 5, 10, 0xffffffff]) }],
+  RESUMEACK: [{ missing: 0 }, { missing: Number.MAX_SAFE_INTEGER }],
   REFUSED: [{ code: 1, reason: '' }, { code: 3, reason: 'guest RAM of 256 MiB: ünïcode' }, { code: 0xffff, reason: 'é'.repeat(2048) }],
 };
 

@@ -1,0 +1,148 @@
+/**
+ * Post-copy recovery over loopback (issue 14; postcopy-recovery.ts): a
+ * link that breaks after GO pauses both sides (postcopy-paused, never
+ * failed, nothing discarded); migrate-recover on the destination and
+ * migrate with resume on the source continue on a new connection, and the
+ * destination's bitmap brings back what was in flight at the break. At the
+ * end every page holds what a run without migration leaves (invariant 7,
+ * on contents), after one break with more than 1 MiB in flight, after a
+ * source gone silent, and after 20 resets at random moments.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import type { Guest } from '../../src/guest/guest.js';
+import type { TouchSpec } from '../../src/guest/workloads/index.js';
+import type { IncomingMigration } from '../../src/migration/incoming.js';
+import { Migration, type MigrationOptions } from '../../src/migration/migration.js';
+import { bounded, fileLimit, until } from '../waits.js';
+import { FaultyLink, MiB, adopt, destroyAll, listen } from './helpers.js';
+import { differingPages, replayed, touchingGuest } from './touching.js';
+
+fileLimit(import.meta.url, 150_000);
+after(destroyAll);
+
+const POSTCOPY: MigrationOptions = { postcopy: true };
+const links: FaultyLink[] = [];
+after(() => {
+  for (const l of links.splice(0)) l.close();
+});
+
+async function link(target: string): Promise<FaultyLink> {
+  const l = await FaultyLink.open(target);
+  links.push(l);
+  return l;
+}
+
+/** Until both sides are paused in post-copy. */
+async function bothPaused(m: Migration, incoming: IncomingMigration, ms = 30_000): Promise<void> {
+  await until('both sides to pause post-copy', () => m.status === 'postcopy-paused' && incoming.status === 'postcopy-paused', ms);
+}
+
+/** migrate-recover on the destination, migrate with resume on the source, through a new link (returned, to break it again). */
+async function recover(m: Migration, incoming: IncomingMigration): Promise<FaultyLink> {
+  const uri = await incoming.recover('tcp:127.0.0.1:0');
+  const l = await link(uri);
+  m.resume(l.uri);
+  return l;
+}
+
+/** A touching guest in post-copy through a FaultyLink: post-copy starts when the first pass ends. */
+async function inPostcopy(touches: number, bandwidth: number, idleTimeoutMs = 30_000) {
+  const { g: src, initial, specs } = await touchingGuest(touches);
+  const incoming = await listen('tcp', { idleTimeoutMs });
+  const first = await link(incoming.uri);
+  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: bandwidth, idleTimeoutMs }, POSTCOPY);
+  m.once('pass', () => m.startPostcopy());
+  await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000);
+  return { src, initial, specs, incoming, first, m, dest: adopt(incoming.guest)! };
+}
+
+/** Both sides completed, and the destination's pages are what the touches leave without migration. */
+async function assertWhole(m: Migration, incoming: IncomingMigration, src: Guest, initial: Uint8Array, specs: TouchSpec[], touches: number): Promise<void> {
+  const result = await bounded('the source to complete', m.done(), 60_000);
+  assert.equal(result.status, 'completed', result.error ?? '');
+  const dest = await bounded('the destination to complete', incoming.done(), 30_000);
+  assert.equal(dest.status, 'resumed', dest.error ?? '');
+  const g = dest.guest!;
+  assert.equal(g.pages.missingPages, 0);
+  assert.equal(dest.stats!.postcopy!.bad, 0);
+  await until('the touches to finish at the destination', () => src.pagesWritten + g.pagesWritten >= 2 * touches, 60_000);
+  await g.pause();
+  const bad = differingPages(g.blocks[0].bytes, replayed(initial, specs));
+  assert.deepEqual(bad.slice(0, 10), [], `${bad.length} pages differ from the run without migration`);
+}
+
+test('a reset with more than 1 MiB in flight pauses both sides; migrate-recover and migrate resume finish it whole', async () => {
+  const touches = 200_000;
+  const { src, initial, specs, incoming, first, m, dest } = await inPostcopy(touches, 16 * MiB);
+  const seen: string[] = [];
+  m.on('status', (s) => seen.push(s));
+  assert.throws(() => m.resume('tcp:127.0.0.1:1'), { message: 'Cannot resume if there is no paused migration' });
+  await assert.rejects(incoming.recover('tcp:127.0.0.1:0'), { message: 'Migrate recover can only be run when postcopy is paused.' });
+  // Hold the source's bytes (dropped, never acknowledged) until more than 1 MiB is in flight, then reset.
+  first.silent = true;
+  await until('1 MiB in flight', () => m.stats.inflightBytes > MiB, 30_000);
+  const missingBefore = dest.pages.missingPages;
+  first.reset();
+  await bothPaused(m, incoming);
+  assert.match(m.pauseReason ?? '', /destination/);
+  assert.match(incoming.pauseReason ?? '', /source/);
+  assert.equal(src.runState, 'postmigrate', 'the source keeps the only copy, paused');
+  assert.ok(dest.pages.missingPages > 0 && dest.pages.missingPages <= missingBefore, 'nothing discarded at the destination');
+  assert.throws(() => m.cancel(), { message: 'Postcopy migration in progress, cannot cancel.' });
+  await recover(m, incoming);
+  await assertWhole(m, incoming, src, initial, specs, touches);
+  assert.deepEqual(seen.slice(0, 4), ['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover', 'postcopy-active'], seen.join(', '));
+});
+
+test('a source gone silent in post-copy: both sides pause after their idle timeouts, and a recovery finishes it whole', async () => {
+  const touches = 200_000;
+  const { src, initial, specs, incoming, first, m } = await inPostcopy(touches, 8 * MiB, 600);
+  first.silent = true;
+  await bothPaused(m, incoming);
+  assert.match(incoming.pauseReason ?? '', /the source sent nothing for \d+ ms in post-copy with pages still missing \(idle timeout 600 ms\)/);
+  first.close();
+  await recover(m, incoming);
+  await assertWhole(m, incoming, src, initial, specs, touches);
+});
+
+test('a recovery to the wrong place fails back to postcopy-paused; the next one finishes it', async () => {
+  const touches = 200_000;
+  const { src, initial, specs, incoming, first, m } = await inPostcopy(touches, 8 * MiB);
+  first.reset();
+  await bothPaused(m, incoming);
+  // A destination that holds no paused post-copy refuses the resume; the source pauses again and says why.
+  const stranger = await listen('tcp');
+  m.resume(stranger.uri);
+  await until('the source to pause again', () => m.status === 'postcopy-paused' && /refused|resumes/.test(m.pauseReason ?? ''), 30_000);
+  assert.match(m.pauseReason ?? '', /none is paused here/);
+  stranger.cancel();
+  await recover(m, incoming);
+  await assertWhole(m, incoming, src, initial, specs, touches);
+});
+
+test('20 link resets at random moments, up to 5 in each post-copy migration: every one completes, every page whole', async () => {
+  let x = 2026;
+  const random = () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return x / 2 ** 32;
+  };
+  let resets = 0;
+  let runs = 0;
+  for (; resets < 20 && runs < 8; runs++) {
+    const touches = 150_000;
+    const { src, initial, specs, incoming, first, m, dest } = await inPostcopy(touches, 4 * MiB);
+    let current = first;
+    for (let k = 0; k < 5 && resets < 20; k++) {
+      await new Promise((r) => setTimeout(r, random() * 300));
+      if (dest.pages.missingPages === 0) break; // it finished first: a reset now would find nothing to recover
+      current.reset();
+      resets++;
+      await bothPaused(m, incoming);
+      current = await recover(m, incoming);
+      await until('post-copy to go on', () => m.status === 'postcopy-active' || m.status === 'completed', 30_000);
+    }
+    await assertWhole(m, incoming, src, initial, specs, touches);
+  }
+  assert.equal(resets, 20, `${resets} resets in ${runs} runs`);
+});
