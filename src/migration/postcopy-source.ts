@@ -35,7 +35,7 @@
  * run at 91 % of the link's rate or more. The measured bandwidth is the
  * payload's (114-117 MB/s on the 1 Gbit/s veth, 125 MB/s raw): 90 % of it
  * was 83 % of the link, over the target by construction, and measured
- * 1-4 % past it in 2 of 6 runs; at 97 % every run met it by 6-8 %, with
+ * 1-4 % past it in 2 of 6 runs; at 97 % every run met it by 5-8 %, with
  * request latency p99 0.8-7.5 ms (BENCHMARKS.md, post-copy at 1 Gbit/s).
  */
 import { MigrationError } from '../errors.js';
