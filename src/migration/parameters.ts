@@ -82,11 +82,11 @@ export const PARAMETER_TABLE = {
     sides: { source: 'per second, e.g. 100M' },
   },
   /**
-   * Post-copy's background push, bytes/s; 0 paces it at 90 % of the
+   * Post-copy's background push, bytes/s; 0 paces it at 97 % of the
    * measured bandwidth (postcopy-source.ts argues why below the link's rate).
    */
   maxPostcopyBandwidthBytesPerSec: {
-    qmp: 'max-postcopy-bandwidth', flag: 'max-postcopy-bandwidth', unit: 'bytes/s', bareSize: 'MiB', default: 0, defaultMeans: '90 % of the measured bandwidth',
+    qmp: 'max-postcopy-bandwidth', flag: 'max-postcopy-bandwidth', unit: 'bytes/s', bareSize: 'MiB', default: 0, defaultMeans: '97 % of the measured bandwidth',
     min: 0, max: NO_MAX,
     origin: "QEMU's default 0 (migration/options.c), where it means unlimited; ferry paces an unlimited push below the link's measured rate so that page requests do not queue behind it",
     sides: { source: "post-copy's background push per second, e.g. 100M" },
