@@ -1,5 +1,6 @@
 /** `ferry bench`'s command line; the suite itself is bench/suite.ts. */
 import { runBench } from '../bench/suite.js';
+import { InvalidArgumentError } from '../errors.js';
 import { parseCommandLine } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 
@@ -16,6 +17,9 @@ two ferry processes, with medians and ranges, targets met or not.
                  converge-link (as root: issue 14's remedies over the 1 Gbit/s veth), map)
   -h, --help     this text`;
 
+/** The scenario groups --only names (the usage above lists them). */
+const BENCH_GROUPS = ['idle', 'zeroed', 'random', 'sweep', 'converge', 'postcopy', 'thread', 'netns', 'converge-link', 'map'];
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, {
     quick: { type: 'boolean', default: false },
@@ -30,12 +34,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const quick = values.quick;
+  const only = values.only === undefined ? null : new Set(values.only.split(','));
+  const unknown = [...(only ?? [])].filter((g) => !BENCH_GROUPS.includes(g));
+  if (unknown.length > 0) throw new InvalidArgumentError(`--only: unknown scenario group ${unknown.join(', ')}; expected some of ${BENCH_GROUPS.join(', ')}`);
   await runBench({
     quick,
     runs: values.runs === undefined ? (quick ? 1 : 3) : parseNumberFlag(COMMAND_FLAGS.runs, values.runs),
     out: values.out,
     report: values.report,
-    only: values.only === undefined ? null : new Set(values.only.split(',')),
+    only,
     command: `ferry bench ${argv.join(' ')}`.trim(),
   });
   return 0;

@@ -449,7 +449,12 @@ export class LoaderSession {
     }
     this.recoverWanted = new Signal<string>();
     trace('post-copy paused: %s', reason);
-    this.port.post({ type: 'postcopy-paused', reason });
+    const missing = this.postcopy?.missingPages ?? 0;
+    this.port.post({
+      type: 'postcopy-paused',
+      reason: `${reason} (post-copy paused with ${missing} pages still at the source: recover with migrate-recover here and migrate with resume ` +
+        'there; if the source is gone, the guest is lost: it cannot run on without them)',
+    });
   }
 
   /**

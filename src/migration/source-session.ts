@@ -321,6 +321,7 @@ export class SourceSession {
    * broken link pauses it until a recovery (postcopy-recovery.ts).
    */
   private async postcopySwitchOver(): Promise<void> {
+    this.decidedAtMs = monoMs(); // the decision is post-copy's, now (no switchover rule was asked)
     this.switchover = this.newSwitchover();
     const measured = this.bandwidth.measured ? this.bandwidth.forSwitchover(nowNs()) : 0;
     try {

@@ -152,3 +152,22 @@ test('the board\'s settings and clock reach a second view of it; bad settings ar
   assert.throws(() => PageWaits.create(65), { code: 'ERR_FERRY_INVALID_ARGUMENT', message: /vCPU count must be an integer in \[0, 64\], got 65/ });
   assert.throws(() => PageWaits.create(1, 0), { code: 'ERR_FERRY_INVALID_ARGUMENT', message: /safety re-check .* got 0/ });
 });
+
+test('markRangeMissing, a word at a time, marks exactly what markMissing page by page marks, and counts the same', () => {
+  let x = 99;
+  const next = (n: number) => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return x % n;
+  };
+  const byRange = PresenceMap.create(1000);
+  const byPage = PresenceMap.create(1000);
+  for (let i = 0; i < 200; i++) {
+    const first = next(1000);
+    const count = next(1000 - first + 1);
+    const pages = Array.from({ length: count }, (_, k) => first + k);
+    assert.equal(byRange.markRangeMissing(first, count), byPage.markMissing(pages), `range ${first}+${count}`);
+    assert.equal(byRange.missingPages, byPage.missingPages);
+  }
+  for (let p = 0; p < 1000; p++) assert.equal(byRange.isPresent(p), byPage.isPresent(p), `page ${p}`);
+  assert.ok(byRange.missingPages > 500, 'the ranges covered most pages');
+});
