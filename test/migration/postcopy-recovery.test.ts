@@ -6,10 +6,15 @@
  * destination's bitmap brings back what was in flight at the break. At the
  * end every page holds what a run without migration leaves (invariant 7,
  * on contents), after one break with more than 1 MiB in flight, after a
- * source gone silent, and after 20 resets at random moments.
+ * source gone silent, and after 20 resets at random moments. A source
+ * process killed in post-copy cannot be recovered from: the destination
+ * pauses, says the guest is lost if the source is gone, and never runs it
+ * as if it were whole.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Guest } from '../../src/guest/guest.js';
 import type { TouchSpec } from '../../src/guest/workloads/index.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
@@ -145,4 +150,28 @@ test('20 link resets at random moments, up to 5 in each post-copy migration: eve
     await assertWhole(m, incoming, src, initial, specs, touches);
   }
   assert.equal(resets, 20, `${resets} resets in ${runs} runs`);
+});
+
+test('a source process killed in post-copy: the destination pauses, says the guest is lost if the source is gone, and never runs it as whole', async () => {
+  const incoming = await listen('tcp');
+  const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const source = spawn(process.execPath, [ferry, 'run', '--ram', '16M', '--workload', 'sweep', '--rate', '2', '--seconds', '0.2', '--migrate-to', incoming.uri,
+    '--max-bandwidth', '4M', '--max-postcopy-bandwidth', '1M', '--postcopy', '--policy', 'postcopy-after=0.3'], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => source.once('close', () => r()));
+  try {
+    await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000);
+    const g = adopt(incoming.guest)!;
+    source.kill('SIGKILL');
+    await until('the destination to pause', () => incoming.status === 'postcopy-paused', 30_000);
+    assert.match(incoming.pauseReason ?? '', /post-copy paused with \d+ pages still at the source: .*if the source is gone, the guest is lost/);
+    assert.ok(g.pages.missingPages > 0, 'pages are still missing');
+    incoming.cancel(); // nobody will come back with them
+    const dest = await bounded('the destination to end', incoming.done(), 30_000);
+    assert.equal(dest.status, 'failed', 'a guest lost is a failure, even when the user ends it');
+    assert.match(dest.error ?? '', /cancelled on the destination \(during post-copy, with \d+ pages still at the source: the guest is lost here/);
+    assert.notEqual(g.runState, 'running', 'not run on as if it were whole');
+  } finally {
+    source.kill('SIGKILL');
+    await exited;
+  }
 });
