@@ -5,6 +5,7 @@ import { cancelCommand } from './cancel.js';
 import { demoCommand } from './demo.js';
 import { incomingCommand } from './incoming.js';
 import { migrateCommand } from './migrate.js';
+import { recoverCommand } from './recover.js';
 import { statusCommand } from './status.js';
 import { runCommand, RUN_USAGE } from './run.js';
 
@@ -19,6 +20,7 @@ commands:
   incoming   wait for a guest to migrate in, run it and check it
   migrate    migrate the guest behind a QMP control socket (ferry run --qmp)
   cancel     cancel the migration of the guest behind a QMP control socket
+  recover    continue a post-copy paused by a broken link (QMP sockets of both sides)
   status     show the guest behind a QMP control socket and its migration
 
 Run 'ferry <command> --help' for a command's options.`;
@@ -34,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(rest);
     case 'cancel':
       return cancelCommand(rest);
+    case 'recover':
+      return recoverCommand(rest);
     case 'status':
       return statusCommand(rest);
     case 'demo':

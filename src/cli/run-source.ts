@@ -38,7 +38,7 @@ export async function migrateGuest(guest: Guest, uri: string, parameters: Partia
   m.on('status', (status) => {
     if (status === 'postcopy-paused') {
       o.log(`ferry run: post-copy paused: ${m.pauseReason ?? ''}; this process holds the pages the destination lacks, and waits: ` +
-        'a recovery needs QMP on both sides (ferry run --qmp, then migrate-recover on the destination and migrate with resume here)');
+        'a recovery needs QMP on both sides (ferry run --qmp and ferry incoming --qmp, then ferry recover)');
     }
   });
   const unguard = guardSourceSignals({

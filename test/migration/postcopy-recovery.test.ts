@@ -175,3 +175,38 @@ test('a source process killed in post-copy: the destination pauses, says the gue
     await exited;
   }
 });
+
+test('ferry recover drives both sides over QMP: refused in QEMU\'s words when nothing is paused; a paused post-copy recovers and completes whole', async () => {
+  const { GuestController } = await import('../../src/control/controller.js');
+  const { QmpServer } = await import('../../src/control/qmp-server.js');
+  const { recoverCommand } = await import('../../src/cli/recover.js');
+  const touches = 150_000;
+  const { g: src, initial, specs } = await touchingGuest(touches);
+  const dctl = new GuestController(null);
+  const incoming = await dctl.migrateIncoming('tcp:127.0.0.1:0');
+  const first = await link(incoming.uri);
+  const sctl = new GuestController(src);
+  sctl.capabilities['postcopy-ram'] = true;
+  sctl.setParameters({ maxBandwidthBytesPerSec: 4 * MiB });
+  const m = sctl.migrate(first.uri);
+  m.once('pass', () => m.startPostcopy());
+  const servers = [await QmpServer.listen('tcp:127.0.0.1:0', sctl), await QmpServer.listen('tcp:127.0.0.1:0', dctl)];
+  const said: string[] = [];
+  const log = console.log;
+  console.log = (...words: unknown[]) => { said.push(words.join(' ')); };
+  try {
+    const recover = () => recoverCommand(['--source', servers[0].uri, '--destination', servers[1].uri]);
+    await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000);
+    assert.equal(await recover(), 1);
+    assert.match(said.at(-1) ?? '', /^ferry recover: refused: Migrate recover can only be run when postcopy is paused\.$/);
+    first.reset();
+    await bothPaused(m, incoming);
+    assert.equal(await recover(), 0, said.join('\n'));
+    assert.match(said.at(-1) ?? '', /^ferry recover: recovered over tcp:127\.0\.0\.1:\d+: the migration is (postcopy-active|completed)$/);
+  } finally {
+    console.log = log;
+    for (const s of servers) s.close();
+  }
+  adopt(incoming.guest);
+  await assertWhole(m, incoming, src, initial, specs, touches);
+});
