@@ -16,7 +16,7 @@
  * same signals (running, resumed, the post-copy sender); they are the next
  * piece to move out.
  */
-import { CancelledError, MigrationError, MigrationGaveUpError, MigrationTimeoutError } from '../errors.js';
+import { CancelledError, MigrationError, MigrationGaveUpError, MigrationTimeoutError, type RefusedError } from '../errors.js';
 import { VcpuControl } from '../guest/vcpu-control.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { PAGE_SIZE } from '../memory/page.js';
@@ -167,7 +167,7 @@ export class SourceSession {
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     const header = this.streamHeader(false);
     this.channel = await openChannel(parseUri(this.init.uri), {
-      timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.link.promise, onError: (reason) => this.broken(reason),
+      timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.link.promise, onError: this.brokenOn(this.link),
     });
     if (this.channel.socket !== null) { // (a save to file has no return path)
       this.back = new ReturnPath(this.channel.socket, this.returnHooks());
@@ -194,31 +194,40 @@ export class SourceSession {
     });
   }
 
-  /** What the return path calls (return-path.ts); `recovery`: a recovery's bitmap hooks. */
+  /**
+   * What the return path calls (return-path.ts); `recovery`: a recovery's
+   * bitmap hooks. Bound to the connection of now: an old connection's late
+   * events (its close, after a recovery replaced it) reach nothing.
+   */
   private returnHooks(recovery: Pick<ReturnPathHooks, 'onRecvBitmap' | 'onResumeAck'> = {}): ReturnPathHooks {
+    const link = this.link;
+    const live = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
+      if (link === this.link) fn(...args);
+    };
     return {
-      ...recovery,
+      onRecvBitmap: recovery.onRecvBitmap === undefined ? undefined : live(recovery.onRecvBitmap),
+      onResumeAck: recovery.onResumeAck === undefined ? undefined : live(recovery.onResumeAck),
       postcopy: () => this.postcopy !== null,
-      onAck: (bytes) => {
+      onAck: live((bytes: number) => {
         this.bandwidth.onAck(this.ackBase + bytes);
         this.postcopy?.onAck();
-      },
-      onResumed: () => {
+      }),
+      onResumed: live(() => {
         this.running.resolve();
         if (this.postcopy === null) this.resumed.resolve();
-      },
-      onRequest: (pages) => {
+      }),
+      onRequest: live((pages: ArrayLike<number>) => {
         if (this.postcopy === null) this.fail('the destination asked for pages (REQUEST) outside post-copy');
         else this.postcopy.onRequest(pages);
-      },
-      onDone: () => {
+      }),
+      onDone: live(() => {
         if (this.postcopy === null) return this.fail('the destination said DONE outside post-copy');
         this.resumed.resolve();
         this.postcopy.onDone();
-      },
-      fail: (reason) => this.fail(reason),
-      broken: (reason) => this.broken(reason),
-      refused: (err) => (this.recovering ? this.broken(err.message) : this.stop(err)),
+      }),
+      fail: live((reason: string) => this.fail(reason)),
+      broken: live((reason: string) => this.broken(reason)),
+      refused: live((err: RefusedError) => (this.recovering ? this.broken(err.message) : this.stop(err))),
       inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
     };
   }
@@ -375,7 +384,7 @@ export class SourceSession {
     const timeoutMs = this.parameters.switchoverTimeoutMs;
     this.recovering = true;
     try {
-      this.channel = await openChannel(parseUri(uri), { timeoutMs, tls: this.init.tls, abort: link.promise, onError: (reason) => this.broken(reason) });
+      this.channel = await openChannel(parseUri(uri), { timeoutMs, tls: this.init.tls, abort: link.promise, onError: this.brokenOn(link) });
       if (this.channel.socket === null) throw new MigrationError(`${uri} is not a connection: post-copy resumes over tcp: or unix:`);
       this.back = new ReturnPath(this.channel.socket, this.returnHooks({
         onRecvBitmap: (ranges) => bitmap.add(ranges),
@@ -458,6 +467,13 @@ export class SourceSession {
   private broken(reason: string): void {
     if (this.postcopy === null || !this.goSent || this.postcopy.finished) this.fail(reason);
     else if (this.link.stop(new LinkBrokenError(reason))) this.channel?.destroy();
+  }
+
+  /** `broken`, for the connection of `link` only (a channel's late error after it was replaced reaches nothing). */
+  private brokenOn(link: StopSignal): (reason: string) => void {
+    return (reason) => {
+      if (link === this.link) this.broken(reason);
+    };
   }
 
   /** Stop the migration: the first reason sticks; every wait ends with it. Nothing fails after RESUMED. */
