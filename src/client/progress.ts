@@ -70,7 +70,7 @@ export class MigrationProgress {
     if (pausedFor !== this.pausedFor) {
       if (pausedFor !== null) {
         if (this.tty) this.closeBar();
-        this.out.write(`post-copy paused: ${pausedFor}; nothing is lost: recover with ferry recover (or migrate-recover on the destination, then migrate with resume here)\n`);
+        this.out.write(`post-copy paused: ${pausedFor}; nothing is discarded: recover with ferry recover (or migrate-recover on the destination, then migrate with resume here)\n`);
       }
       this.pausedFor = pausedFor;
     }

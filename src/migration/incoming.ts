@@ -178,6 +178,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
    */
   async recover(uri: string): Promise<string> {
     if (this.status !== 'postcopy-paused') throw new InvalidStateError('Migrate recover can only be run when postcopy is paused.');
+    if (this.recoverListening !== null) throw new InvalidStateError('Migrate recovery is triggered already');
     if (parseUri(uri).kind === 'file') throw new InvalidArgumentError('post-copy recovers over a connection (tcp: or unix:), not file:');
     const listening = new Signal<string>();
     this.recoverListening = listening;
@@ -310,6 +311,8 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       await this.guestValue.pause().catch(() => {});
     }
     this.states.transition(status);
+    this.recoverListening?.reject(new InvalidStateError(`the incoming migration ended (${status}) before the recovery listened`));
+    this.recoverListening = null;
     // The loader thread ends by itself once its connection closes (after a
     // failure it lingers to let the source read the reason); never wait on it.
     this.worker.unref();

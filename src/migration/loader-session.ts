@@ -23,7 +23,7 @@ import { createReadStream } from 'node:fs';
 import { MAX_MISSING_RANGES } from '../wire/format.js';
 import { bitmapRanges } from './postcopy-recovery.js';
 import type net from 'node:net';
-import { CancelledError, MigrationError, TimeoutError, TransportError, WireError } from '../errors.js';
+import { CancelledError, MigrationError, RefusedError, TimeoutError, TransportError, WireError } from '../errors.js';
 import type { SavedSection } from '../guest/device-state.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
 import { listenOnce } from '../transport/socket.js';
@@ -467,7 +467,9 @@ export class LoaderSession {
     if (this.recovering && !(failure instanceof CancelledError)) {
       // A recovery's connection that breaks a rule (another guest, a bad stream) pauses again: the guest is still whole here.
       const reason = `the recovery failed: ${failure instanceof Error ? failure.message : String(failure)}`;
-      this.pause(reason, reasonRecord(failure, reason.slice(0, 1000)));
+      // Said as REFUSED (never ERROR, which the source takes for a failure of the migration): the source pauses again too.
+      const refusal = failure instanceof RefusedError ? failure : refused('resume', reason.slice(0, 1000));
+      this.pause(reason, reasonRecord(refusal, refusal.message.slice(0, 1000)));
       return;
     }
     this.idle?.stop();

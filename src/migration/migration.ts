@@ -270,9 +270,17 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
    * Cancel: works in every status, twice, and after the end (a no-op then),
    * except in post-copy, where it is refused with QEMU's words (9.1 and
    * later; 7.2 obeyed it and lost the guest): the source cannot resume.
+   * In postcopy-paused it gives the migration up (failed, after GO): the
+   * way out when no recovery can come.
    */
   cancel(): void {
     const s = this.status;
+    if (s === 'postcopy-paused') {
+      // Given up: no recovery will come (the destination failed, or was never told GO). It ends failed; the guest stays
+      // postmigrate here, and `cont` with the override recovers it if the other copy is known to be gone.
+      this.post({ type: 'cancel' });
+      return;
+    }
     if (inPostcopy(s)) throw new InvalidStateError('Postcopy migration in progress, cannot cancel.');
     if (isFinished(s) || s === 'cancelling' || s === 'none') return;
     this.states.transition('cancelling');

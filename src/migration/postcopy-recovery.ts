@@ -42,11 +42,13 @@ export class ResumeBitmap {
   private readonly ranges: number[] = [];
   private end = 0;
   private count = 0;
+  private closed = false;
 
   constructor(private readonly totalPages: number) {}
 
   /** One RECVBITMAP: (first, count) pairs of global pages. */
   add(pairs: ArrayLike<number>): void {
+    if (this.closed) throw new WireError('RECVBITMAP: after RESUMEACK');
     for (let i = 0; i < pairs.length; i += 2) {
       const first = pairs[i];
       const n = pairs[i + 1];
@@ -61,7 +63,9 @@ export class ResumeBitmap {
 
   /** RESUMEACK: the bitmap is whole; its count must be what the ranges named. Returns the ranges. */
   close(missing: number): number[] {
+    if (this.closed) throw new WireError('RESUMEACK: arrived twice');
     if (missing !== this.count) throw new WireError(`RESUMEACK: ${missing} pages missing, the bitmap named ${this.count}`);
+    this.closed = true;
     return this.ranges;
   }
 }

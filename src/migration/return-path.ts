@@ -32,6 +32,8 @@ export interface ReturnPathHooks {
   onResumed(): void;
   /** The migration must fail for `reason`. */
   fail(reason: string): void;
+  /** The destination's ERROR (its own failure, always fatal, even during a recovery); without this hook, `fail`. */
+  reported?(reason: string): void;
   /**
    * The connection itself broke (an error, its end, the idle watch): in
    * post-copy the migration pauses for recovery then, where any other
@@ -79,7 +81,7 @@ export class ReturnPath {
           case Rec.Done: hooks.onDone(); break;
           case Rec.RecvBitmap: this.recovery('RECVBITMAP').onRecvBitmap!(RECORD.RecvBitmap.decode(head).ranges); break;
           case Rec.ResumeAck: this.recovery('RESUMEACK').onResumeAck!(RECORD.ResumeAck.decode(head).missing); break;
-          case Rec.Error: hooks.fail(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
+          case Rec.Error: (hooks.reported ?? hooks.fail)(`the destination reported: ${RECORD.Error.decode(head).reason}`); break;
           case Rec.Refused: hooks.refused(refusal(head)); break;
         }
       },

@@ -226,6 +226,7 @@ export class SourceSession {
         this.postcopy.onDone();
       }),
       fail: live((reason: string) => this.fail(reason)),
+      reported: live((reason: string) => this.stop(new MigrationError(reason, { afterGo: this.goSent }))),
       broken: live((reason: string) => this.broken(reason)),
       refused: live((err: RefusedError) => (this.recovering ? this.broken(err.message) : this.stop(err))),
       inflightBytes: () => this.inflightBytes(), idleTimeoutMs: () => this.parameters.idleTimeoutMs, tls: this.init.tls !== undefined,
@@ -342,7 +343,14 @@ export class SourceSession {
         return this.postcopy;
       });
     } catch (err) {
-      if (!(err instanceof LinkBrokenError)) throw err;
+      if (!(err instanceof LinkBrokenError)) {
+        this.abort.check(); // the migration itself failed (the destination's ERROR, a bad record): as it is
+        if (!this.goSent) throw err;
+        // Past GO a wait that timed out (RESUMED never came: a link gone silent, no reset) pauses too: the destination may run the guest.
+        this.link.stop(err as Error);
+        await this.recoverUntilDone(new LinkBrokenError((err as Error).message));
+        return;
+      }
       await this.recoverUntilDone(err);
     }
   }
@@ -389,7 +397,12 @@ export class SourceSession {
       this.back = new ReturnPath(this.channel.socket, this.returnHooks({
         onRecvBitmap: (ranges) => bitmap.add(ranges),
         // At once, in the return path's order: the requests that follow RESUMEACK must find the new bitmap.
-        onResumeAck: (missing) => applied.resolve(this.postcopy!.resume({ out, abort: link }, bitmap.close(missing))),
+        onResumeAck: (missing) => {
+          if (applied.settled) throw new Error('RESUMEACK: arrived twice');
+          const ranges = bitmap.close(missing);
+          this.recovering = false; // at once: what follows on this connection (an ERROR) is no longer the recovery's
+          applied.resolve(this.postcopy!.resume({ out, abort: link }, ranges));
+        },
       }));
       const header = this.streamHeader(true);
       if (this.init.tls === undefined) out.start(this.channel, header);
@@ -419,8 +432,11 @@ export class SourceSession {
         this.fail(`committing on the source failed: ${m.error.message}`, rebuildError(m.error));
         break;
       case 'cancel':
-        // Past GO the destination owns the guest: too late to cancel.
+        // Past GO the destination owns the guest: too late to cancel; but a paused post-copy may be given up (migration.ts cancel).
         if (!this.goSent) this.stop(new CancelledError('cancelled'));
+        else if (this.resumeWanted !== null && !this.resumeWanted.settled) {
+          this.stop(new MigrationError('migrate_cancel while post-copy was paused: no recovery will come', { afterGo: true }));
+        }
         break;
       case 'start-postcopy':
         if (this.init.postcopy === true) this.postcopyWanted = true;

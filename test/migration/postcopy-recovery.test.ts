@@ -84,6 +84,7 @@ test('a reset with more than 1 MiB in flight pauses both sides; migrate-recover 
   m.on('status', (s) => seen.push(s));
   assert.throws(() => m.resume('tcp:127.0.0.1:1'), { message: 'Cannot resume if there is no paused migration' });
   await assert.rejects(incoming.recover('tcp:127.0.0.1:0'), { message: 'Migrate recover can only be run when postcopy is paused.' });
+  assert.throws(() => m.cancel(), { message: 'Postcopy migration in progress, cannot cancel.' });
   // Hold the source's bytes (dropped, never acknowledged) until more than 1 MiB is in flight, then reset.
   first.silent = true;
   await until('1 MiB in flight', () => m.stats.inflightBytes > MiB, 30_000);
@@ -94,8 +95,9 @@ test('a reset with more than 1 MiB in flight pauses both sides; migrate-recover 
   assert.match(incoming.pauseReason ?? '', /source/);
   assert.equal(src.runState, 'postmigrate', 'the source keeps the only copy, paused');
   assert.ok(dest.pages.missingPages > 0 && dest.pages.missingPages <= missingBefore, 'nothing discarded at the destination');
-  assert.throws(() => m.cancel(), { message: 'Postcopy migration in progress, cannot cancel.' });
-  await recover(m, incoming);
+  const listening = incoming.recover('tcp:127.0.0.1:0');
+  await assert.rejects(incoming.recover('tcp:127.0.0.1:0'), { message: 'Migrate recovery is triggered already' });
+  m.resume((await link(await listening)).uri);
   await assertWhole(m, incoming, src, initial, specs, touches);
   assert.deepEqual(seen.slice(0, 4), ['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover', 'postcopy-active'], seen.join(', '));
 });
@@ -140,7 +142,8 @@ test('20 link resets at random moments, up to 5 in each post-copy migration: eve
     let current = first;
     for (let k = 0; k < 5 && resets < 20; k++) {
       await new Promise((r) => setTimeout(r, random() * 300));
-      if (dest.pages.missingPages === 0) break; // it finished first: a reset now would find nothing to recover
+      // Reset only with pages enough still to come that DONE cannot be on its way (a DONE lost with the link leaves the source paused).
+      if (dest.pages.missingPages < 64) break;
       current.reset();
       resets++;
       await bothPaused(m, incoming);
@@ -209,4 +212,25 @@ test('ferry recover drives both sides over QMP: refused in QEMU\'s words when no
   }
   adopt(incoming.guest);
   await assertWhole(m, incoming, src, initial, specs, touches);
+});
+
+test('GO lost with a link gone silent: the source pauses when RESUMED does not come (the destination, without GO, fails); migrate_cancel then gives it up, and the guest stays here to be recovered', async () => {
+  const { g: src } = await touchingGuest(50_000_000);
+  // The destination's idle timeout is the longer: its ERROR, after it, would fail the source instead (it says the destination failed).
+  const incoming = await listen('tcp', { idleTimeoutMs: 5000 });
+  const first = await link(incoming.uri);
+  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: 8 * MiB, idleTimeoutMs: 600, switchoverTimeoutMs: 1000 }, POSTCOPY);
+  m.once('pass', () => m.startPostcopy());
+  incoming.on('status', (s) => { if (s === 'loaded') first.silent = true; }); // GO, and all after it, never arrives
+  await until('the source to pause', () => m.status === 'postcopy-paused', 30_000);
+  const dest = await bounded('the destination to fail', incoming.done(), 30_000);
+  assert.equal(dest.status, 'failed', 'without GO it never ran the guest');
+  assert.match(m.pauseReason ?? '', /RESUMED|acknowledged nothing|said nothing/);
+  assert.equal(src.runState, 'postmigrate');
+  m.cancel(); // no recovery can come
+  const result = await bounded('the source to end', m.done(), 30_000);
+  assert.equal(result.status, 'failed');
+  assert.equal(result.afterGo, true);
+  assert.match(result.error ?? '', /migrate_cancel while post-copy was paused/);
+  assert.equal(src.runState, 'postmigrate', 'never resumed by itself');
 });
