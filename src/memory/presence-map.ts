@@ -32,6 +32,7 @@
  *   (page-waits.ts argues that no wake is lost).
  */
 import { InvalidArgumentError } from '../errors.js';
+import { popcount32 } from './bits.js';
 import { wordsForPages } from './page.js';
 
 const MISSING = 0;
@@ -123,7 +124,7 @@ export class PresenceMap {
       const mask = upto - p === 32 ? -1 : ((1 << (upto - p)) - 1) << (p & 31);
       const old = Atomics.and(this.present, word, ~mask);
       Atomics.and(this.claimed, word, ~mask);
-      n += popcount(old & mask);
+      n += popcount32(old & mask);
       p = upto;
     }
     Atomics.add(this.header, MISSING, n);
@@ -169,9 +170,3 @@ export class PresenceMap {
   }
 }
 
-/** Bits set in a 32-bit word. */
-function popcount(x: number): number {
-  let v = x - ((x >>> 1) & 0x55555555);
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}

@@ -88,10 +88,8 @@ export class PostcopyLoader {
     this.pendArrived = false;
     for (const p of this.again) this.asked.add(p);
     this.again.clear();
-    const waiting = [...this.asked].filter((p) => !this.presence.isPresent(p));
-    this.asked.clear();
-    for (const p of waiting) this.asked.add(p);
-    if (waiting.length > 0) this.ask(waiting, false);
+    for (const p of this.asked) if (this.presence.isPresent(p)) this.asked.delete(p);
+    if (this.asked.size > 0) this.ask([...this.asked], false);
   }
 
   /** PCPAGES: check each page, install the good ones, ask again for the bad. */
