@@ -37,7 +37,7 @@ export interface ParameterFlags<K extends ParameterKey> {
   parse(values: Readonly<Record<string, unknown>>): Partial<Record<K, number>>;
 }
 
-const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT', bool: 'on|off', 'MB/s': 'MBPS' };
+const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT', bool: 'on|off', 'MB/s': 'MBPS', count: 'N' };
 /** What a 'bool' row's flag reads. */
 const SWITCH: Readonly<Record<string, number>> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
 const isSize = (row: ParameterRow) => row.unit === 'bytes' || row.unit === 'bytes/s';

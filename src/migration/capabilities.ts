@@ -33,6 +33,10 @@ export const CAPABILITY_TABLE = {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: "on the destination: report in query-migrate how long vCPUs waited for post-copy pages (postcopy-blocktime, postcopy-vcpu-blocktime)",
   },
+  multifd: {
+    default: false, origin: "QEMU's default (migration/options.c)",
+    help: "send the pages on multifd-channels connections, each with its own thread that scans and sends its share of RAM (not with postcopy-ram or x-ferry-mainloop)",
+  },
   events: {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',
@@ -69,9 +73,16 @@ export function defaultCapabilities(): MigrationCapabilities {
  */
 export function capabilityConflict(c: Partial<Record<CapabilityName, boolean>>): string | null {
   if (c['dirty-limit'] === true && c['auto-converge'] === true) return 'dirty-limit conflicts with auto-converge either of then available currently';
+  if (c['postcopy-ram'] === true && c.multifd === true) return MULTIFD_POSTCOPY;
   if (c['postcopy-ram'] === true) return postcopyConflict(c['x-ferry-verify'] === true, c['x-ferry-mainloop'] === true);
+  if (c.multifd === true && c['x-ferry-mainloop'] === true) return MULTIFD_MAINLOOP;
   return null;
 }
+
+/** QEMU's words (migration/options.c, 9.1): post-copy runs on the main connection only. */
+export const MULTIFD_POSTCOPY = 'Postcopy is not yet compatible with multifd';
+/** ferry's own: the 2010 reproduction sends from the main event loop. */
+export const MULTIFD_MAINLOOP = 'multifd is not compatible with x-ferry-mainloop: the 2010 main-loop mode sends from the main event loop, on one connection';
 
 /**
  * ferry's own refusals of postcopy-ram with its extras (QEMU has neither):

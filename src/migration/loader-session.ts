@@ -36,6 +36,7 @@ import { RamLoader } from './ram-loader.js';
 import { IdleWatch, Signal, monoMs } from './waiter.js';
 import { LINGER_MS, checkHeader, reasonRecord, refuseConnection } from './destination-refusals.js';
 import { PostcopyLoader } from './postcopy-loader.js';
+import { ChannelLoaders } from './channel-loaders.js';
 import type { PageInstallerShared } from '../memory/page-installer.js';
 import { refused } from '../wire/refusals.js';
 import { createTracer } from '../trace.js';
@@ -84,6 +85,12 @@ export class LoaderSession {
   private recovering = false;
   /** Resolved when the migration ended here (done or failed): a paused wait ends with it. */
   private readonly ended = new Signal();
+  /** Several channels (header flag MULTIFD): their connections, decoded into RAM (channel-loaders.ts). */
+  private channels: ChannelLoaders | null = null;
+  /** Channels' connections that came before the header said how many to expect. */
+  private early: net.Socket[] = [];
+  /** The pass of the main connection's last SYNC (several channels). */
+  private mainSync = 0;
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
     this.decoder = this.newDecoder();
@@ -111,7 +118,7 @@ export class LoaderSession {
         await this.restoreFrom(uri.path);
         return;
       }
-      const listener = await this.listen(this.init.uri);
+      const listener = await this.listen(this.init.uri, true);
       this.port.post({ type: 'listening', uri: formatUri(listener.address) });
       let socket: net.Socket | null = await listener.accepted;
       this.port.post({ type: 'connected' });
@@ -125,9 +132,11 @@ export class LoaderSession {
     }
   }
 
-  private async listen(uri: string): Promise<Awaited<ReturnType<typeof listenOnce>>> {
+  /** `channels`: the stream may bring channels' connections (the first listen; a recovery's never does). */
+  private async listen(uri: string, channels = false): Promise<Awaited<ReturnType<typeof listenOnce>>> {
     const listener = await listenOnce(parseUri(uri), {
       tls: this.init.tls, allowInsecure: this.init.allowInsecure, refuse: refuseConnection,
+      channels: channels ? { firstByte: Rec.Channel, take: (socket) => this.onChannelSocket(socket) } : undefined,
       onRejected: (reason) => {
         trace('refused a source: %s', reason);
         this.port.post({ type: 'rejected', reason });
@@ -212,18 +221,23 @@ export class LoaderSession {
 
   private onData(chunk: Buffer): void {
     if (this.finished) return;
-    const now = monoMs();
-    this.idle?.touch(now);
     try {
       this.decoder.feed(chunk);
     } catch (err) {
       this.fail(err);
       return;
     }
+    this.afterBytes(chunk.length);
+  }
+
+  /** Bytes arrived and were loaded, on the main connection or a channel's: the idle watch, and the acknowledgements. */
+  private afterBytes(length: number): void {
+    const now = monoMs();
+    this.idle?.touch(now);
     // A small chunk means the source is not streaming at full speed (a nearly
     // clean guest): acknowledge it at once, so that the source's switchover
     // decision does not wait for the timer.
-    if (chunk.length < SMALL_CHUNK_BYTES || this.decoder.bytes - this.lastAckBytes >= ACK_EVERY_BYTES || now - this.lastAckMs >= ACK_EVERY_MS) {
+    if (length < SMALL_CHUNK_BYTES || this.bytesIn - this.lastAckBytes >= ACK_EVERY_BYTES || now - this.lastAckMs >= ACK_EVERY_MS) {
       this.ack();
     } else {
       // A stream that goes quiet still gets its last bytes acknowledged.
@@ -235,10 +249,34 @@ export class LoaderSession {
   private ack(): void {
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.ackTimer = null;
-    if (this.finished || this.decoder.bytes === this.lastAckBytes) return;
-    this.lastAckBytes = this.decoder.bytes;
+    const bytes = this.bytesIn;
+    if (this.finished || bytes === this.lastAckBytes) return;
+    this.lastAckBytes = bytes;
     this.lastAckMs = monoMs();
-    this.socket?.write(encodeRecord(RECORD.Ack, { bytes: this.decoder.bytes }));
+    this.socket?.write(encodeRecord(RECORD.Ack, { bytes }));
+  }
+
+  /** Bytes read and loaded on this connection and the channels'. */
+  private get bytesIn(): number {
+    return this.decoder.bytes + (this.channels?.bytes ?? 0);
+  }
+
+  /** A connection that opened with CHANNEL: one of the stream's channels, or too early to tell. */
+  private onChannelSocket(socket: net.Socket): void {
+    if (this.channels !== null) this.channels.add(socket);
+    else if (this.header === null && !this.finished) this.early.push(socket);
+    else socket.destroy(); // the stream announced no channels (its decoder refuses a CHANNEL on the main connection too)
+  }
+
+  /** The header announced channels: take their connections (those that came early too). */
+  private expectChannels(h: StreamHeader): void {
+    if (this.isFile) throw new WireError('header: the stream announces channels (flag MULTIFD), which a file cannot carry');
+    this.channels = new ChannelLoaders(h, this.ram!, {
+      fail: (err) => this.fail(err),
+      onBytes: (length) => this.afterBytes(length),
+    }, this.init.maxFrameBytes);
+    for (const socket of this.early) this.channels.add(socket);
+    this.early = [];
   }
 
   private onHeader(h: StreamHeader): void {
@@ -254,6 +292,8 @@ export class LoaderSession {
         'their loads and stores are not checked');
     }
     this.ram = new RamLoader(h, this.init.program?.ram);
+    if (h.channels > 0) this.expectChannels(h);
+    else this.stopListening?.(); // no channel will come
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
   }
@@ -295,6 +335,10 @@ export class LoaderSession {
         break;
       }
       case Rec.Pass: this.stats.passes++; break;
+      case Rec.Sync: // several channels: the main connection's record of each pass
+        this.mainSync = RECORD.Sync.decode(head).pass;
+        this.stats.passes++;
+        break;
       case Rec.Grow: this.ram!.grow(block, RECORD.Grow.decode(head).pages); break;
       case Rec.Device: {
         const section = RECORD.Device.decode(head);
@@ -313,7 +357,27 @@ export class LoaderSession {
     }
   }
 
+  /** END: with several channels, once every channel has loaded the last pass (the barrier); then the checks. */
   private onEnd(head: Buffer): void {
+    const channels = this.channels;
+    if (channels === null) {
+      this.checkEnd(head);
+      return;
+    }
+    const pass = this.mainSync;
+    this.queue = this.queue.then(async () => {
+      if (this.finished) return;
+      try {
+        await channels.reached(pass);
+        if (!this.finished) this.checkEnd(head);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+  }
+
+  /** END's totals, the vCPUs, the digest; then ask the main thread to load the state, and say LOADED. */
+  private checkEnd(head: Buffer): void {
     const ram = this.ram!;
     ram.checkTotals(RECORD.End.decode(head, ram.blocks.length).totals);
     // biome-ignore lint/complexity/useIndexOf: findIndex visits holes, indexOf skips them: a VCPU record whose index is past the header's count leaves holes
@@ -376,6 +440,7 @@ export class LoaderSession {
       this.ended.resolve();
       if (this.ackTimer !== null) clearTimeout(this.ackTimer);
       this.idle?.stop();
+      this.closeChannels();
       this.socket?.end(encodeRecord(RECORD.Resumed, {}));
       this.port.post({ type: 'done', stats: this.snapshot() });
     });
@@ -478,7 +543,7 @@ export class LoaderSession {
     const err = this.postcopy === null || !this.goReceived ? failure : this.lost(failure);
     const reason = err instanceof Error ? err.message : String(err);
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
-    this.stopListening?.();
+    this.closeChannels();
     try {
       this.socket?.end(reasonRecord(err, reason.slice(0, 1000)));
     } catch {
@@ -490,6 +555,14 @@ export class LoaderSession {
     if (socket !== null) setTimeout(() => socket.destroy(), LINGER_MS).unref();
     this.answer?.reject(err instanceof Error ? err : new Error(reason));
     this.port.post({ type: 'failed', error: serializeError(err), afterGo: this.goReceived, stats: this.snapshot() });
+  }
+
+  /** The migration ended here: no more channels, and the early ones are dropped. */
+  private closeChannels(): void {
+    this.stopListening?.();
+    this.channels?.close();
+    for (const socket of this.early) socket.destroy();
+    this.early = [];
   }
 
   /** A failure during post-copy loses the guest (DESIGN.md section 7): say so, and stop asking for pages. */
@@ -504,9 +577,9 @@ export class LoaderSession {
   private snapshot(): LoaderStats {
     const ram = this.ram;
     return {
-      bytes: this.decoder.bytes, records: this.stats.records,
+      bytes: this.bytesIn, records: this.stats.records,
       normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0,
-      passes: this.stats.passes, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
+      passes: this.stats.passes, channels: this.channels?.connected ?? 0, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
       postcopy: this.postcopy?.stats() ?? null,
     };
   }

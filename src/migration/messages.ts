@@ -10,7 +10,8 @@ import type { SavedSection } from '../guest/device-state.js';
 import type { PageInstallerShared } from '../memory/page-installer.js';
 import type { RamBlockOptions, RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
-import type { StreamHeader } from '../wire/format.js';
+import type { BlockTotals, StreamHeader } from '../wire/format.js';
+import type { PassCounters } from './ram-sender.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
 
@@ -44,9 +45,45 @@ export interface SourceInit {
   readonly dirtyLimit?: boolean;
   /** The capability postcopy-ram: announced in the header; migrate-start-postcopy may then switch to post-copy. */
   readonly postcopy?: boolean;
+  /** The capability multifd: the pages travel on this many channels (the parameter multifd-channels); absent or 0: on the main connection. */
+  readonly channels?: number;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination must ask again). */
   readonly corruptPostcopyPages?: number;
 }
+
+/** The migration thread -> a channel's thread (several channels: channel-sender.ts). */
+export interface ChannelInit {
+  readonly uri: string;
+  readonly tls?: TlsOptions;
+  readonly uuid: string;
+  readonly index: number;
+  readonly channels: number;
+  readonly parameters: MigrationParameters;
+  readonly ram: readonly RamBlockShared[];
+  /** Per block: the dirty log slot of the migration's client (the channels share it, each taking its own ranges). */
+  readonly clientSlots: readonly number[];
+  readonly verify: boolean;
+  /** Each block's pages in use as the stream's header said them (the channel's GROWs count from these). */
+  readonly inUse: readonly number[];
+  /** What each channel publishes as it goes (channel-figures.ts). */
+  readonly figures: SharedArrayBuffer;
+}
+
+export type ToChannel =
+  /** Send pass `pass` of this channel's stripe; `inUse`: each block's pages in use, read once for all channels. */
+  | { readonly type: 'pass'; readonly pass: number; readonly inUse: readonly number[]; readonly unlimited: boolean }
+  /** No more passes: drain and end. */
+  | { readonly type: 'finish' }
+  /** The migration stopped: end now. */
+  | { readonly type: 'stop' }
+  | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
+
+export type FromChannel =
+  | { readonly type: 'connected'; readonly index: number }
+  | { readonly type: 'pass-done'; readonly index: number; readonly pass: number; readonly counters: PassCounters; readonly totals: readonly BlockTotals[]; readonly busyNs: number }
+  /** Drained; `digest`: with verify, the digest of what this channel sent (lanes add up across channels). */
+  | { readonly type: 'finished'; readonly index: number; readonly digest: Uint8Array | null }
+  | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError };
 
 /** Main -> source worker. */
 export type ToSource =
@@ -152,6 +189,8 @@ export interface LoaderStats {
   readonly zeroPages: number;
   readonly zeroPagesWritten: number;
   readonly passes: number;
+  /** Several channels: the channels' connections taken (0: the pages came on the main one). */
+  readonly channels: number;
   /** Verify mode: whether the RAM digests matched (null: not asked), and what computing ours cost. */
   readonly verified: boolean | null;
   readonly verifyMs: number;

@@ -14,7 +14,7 @@ import type { Worker } from 'node:worker_threads';
 import {
   InvalidArgumentError, InvalidStateError, MigrationError, PostcopyUnsupportedError, WorkerFailedError, ferryCodeOf, isCancelled, type FerryError,
 } from '../errors.js';
-import { postcopyConflict } from './capabilities.js';
+import { MULTIFD_MAINLOOP, MULTIFD_POSTCOPY, postcopyConflict } from './capabilities.js';
 import type { Guest } from '../guest/guest.js';
 import type { RunState } from '../guest/run-state.js';
 import { rebuildError, serializeError } from '../serialized-error.js';
@@ -45,6 +45,15 @@ function refusePostcopy(guest: Guest, uri: string, options: MigrationOptions): v
   }
   const conflict = postcopyConflict(options.verify === true, options.mode === 'mainloop');
   if (conflict !== null) throw new InvalidArgumentError(conflict);
+}
+
+/** What cannot work on several channels, refused at `migrate` with why. */
+function refuseMultifd(uri: string, options: MigrationOptions): void {
+  if (parseUri(uri).kind === 'file') {
+    throw new InvalidArgumentError('multifd cannot be used with file: its channels are connections (QEMU writes them at fixed offsets with mapped-ram, which ferry does not have)');
+  }
+  if (options.postcopy === true) throw new InvalidArgumentError(MULTIFD_POSTCOPY);
+  if (options.mode === 'mainloop') throw new InvalidArgumentError(MULTIFD_MAINLOOP);
 }
 
 /** Kept here, where callers found it (migration-threads.ts holds the spare). */
@@ -86,6 +95,12 @@ export interface MigrationOptions extends OlderParameterOptions {
    * guests, not with verify or the main-loop mode.
    */
   readonly postcopy?: boolean;
+  /**
+   * QEMU's capability multifd: the pages travel on the parameter
+   * multifd-channels' connections, each with its own thread (channel-set.ts).
+   * Not over file:, not with post-copy or the main-loop mode.
+   */
+  readonly multifd?: boolean;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination asks again). */
   readonly corruptPostcopyPages?: number;
   /**
@@ -137,6 +152,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     }
     if (options.dirtyLimit === true) refuseDirtyLimit(guest, options.autoConverge === true);
     if (options.postcopy === true) refusePostcopy(guest, uri, options);
+    if (options.multifd === true) refuseMultifd(uri, options);
     const { mainloopStepCapMs, zeroPageBudgetBytes } = options;
     const asOptions = withParameters(DEFAULT_PARAMETERS, { mainloopStepCapMs, zeroPageBudgetBytes });
     const m = new Migration(guest, uri, withParameters(asOptions, parameters), options);
@@ -322,6 +338,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       autoConverge: this.options.autoConverge === true,
       dirtyLimit: this.options.dirtyLimit === true,
       postcopy: this.options.postcopy === true,
+      channels: this.options.multifd === true ? this.parameters.multifdChannels : 0,
       corruptPostcopyPages: this.options.corruptPostcopyPages,
     };
     // Handle messages one at a time, in order: a failure reported while the

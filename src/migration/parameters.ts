@@ -29,7 +29,7 @@ export type Side = 'source' | 'destination';
  * rows hold 0 or 1, are true/false in QMP and on/off on the command line;
  * the rest are whole numbers ('MB/s': QEMU's dirty rates, MiB per second).
  */
-export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool' | 'MB/s';
+export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool' | 'MB/s' | 'count';
 
 export interface ParameterRow {
   /** Name in migrate-set-parameters and query-migrate-parameters; null: not a QMP parameter. */
@@ -97,6 +97,12 @@ export const PARAMETER_TABLE = {
     min: 0, max: NO_MAX,
     origin: "QEMU's avail-switchover-bandwidth (8.2+), default 0",
     sides: { source: 'per second, assumed at switchover' },
+  },
+  /** With the capability multifd: the connections (each with its thread) the pages travel on. */
+  multifdChannels: {
+    qmp: 'multifd-channels', flag: 'multifd-channels', unit: 'count', default: 2, min: 1, max: 64,
+    origin: "QEMU's default (migration/options.c, DEFAULT_MIGRATE_MULTIFD_CHANNELS); QEMU takes up to 255, ferry up to 64 (a thread each; wire/format.ts MAX_CHANNELS)",
+    sides: { source: 'with the capability multifd: connections the pages travel on' },
   },
   /** Share of one core the migration thread may use, percent; 100 is no cap. */
   cpuSharePercent: {

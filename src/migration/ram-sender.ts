@@ -14,6 +14,12 @@
  * 256 pages, copied once into the writer's slots. With verify, each page
  * sent updates the digest (ram-digest.ts) from that copy, the bytes sent.
  *
+ * Several channels (multifd): each channel's sender walks only its stripe,
+ * the ranges whose number across all blocks is its index modulo the
+ * channels. A page therefore always travels on the same channel, whose
+ * connection keeps the order of its passes: a page sent in two passes
+ * lands in pass order without waiting on the other channels.
+ *
  * Growth: a block with a size word (memory/block-tail.ts; a WebAssembly
  * guest's memory.size) is walked only up to its pages in use, read once at
  * the start of each pass, before the pass syncs any range of the log. When
@@ -43,6 +49,12 @@ export type StepOutcome =
   | 'budget'    // the byte budget is spent
   | 'time';     // the deadline passed
 
+/** A channel's share of RAM: ranges g (numbered across blocks) with g % count === index. */
+export interface Stripe {
+  readonly index: number;
+  readonly count: number;
+}
+
 export interface PassCounters {
   normalPages: number;
   zeroPages: number;
@@ -53,10 +65,30 @@ export interface PassCounters {
   dirtyFound: number;
 }
 
+/**
+ * What the session, the switchover and the figures read of whoever sends
+ * the passes' pages: this module's RamSender on the main connection, or
+ * the channels (channel-set.ts).
+ */
+export interface PassSource {
+  /** The current (or last) pass's counters. */
+  readonly pass: PassCounters;
+  /** Per block: pages sent so far, with data and as zero (END's totals). */
+  readonly totals: readonly BlockTotals[];
+  /** How far the current pass has walked through RAM, 0 to 1. */
+  readonly passFraction: number;
+  /** Dirty pages not yet sent. */
+  readonly remainingPages: number;
+  /** With verify: the digest of what was sent (VERIFY's). */
+  readonly digest: { value(): Buffer } | null;
+  /** Post-copy, the guest paused: every page not sent since it was last dirtied, per block. */
+  takeMissing(): Int32Array[];
+}
+
 const ZERO_RECORD_BYTES = recordBytes(RECORD.Zero.headBytes);
 const GROW_RECORD_BYTES = recordBytes(RECORD.Grow.headBytes);
 
-export class RamSender {
+export class RamSender implements PassSource {
   readonly totals: BlockTotals[];
   pass: PassCounters = { normalPages: 0, zeroPages: 0, bytes: 0, budgetBytes: 0, dirtyFound: 0 };
   private block = 0;
@@ -75,6 +107,8 @@ export class RamSender {
   /** With verify: the digest of what was sent, and the hash over the writer's slots. */
   readonly digest: RamDigest | null;
   private readonly hash: PageHasher | null;
+  /** Per block: the number (across blocks) of its first range; the stripe's test. */
+  private readonly firstRange: number[] = [];
 
   constructor(
     private readonly blocks: readonly RamBlock[],
@@ -89,7 +123,14 @@ export class RamSender {
      */
     public zeroPageBudgetBytes = 0,
     verify = false,
+    /** Several channels: this sender's stripe; default: every range. */
+    private readonly stripe: Stripe = { index: 0, count: 1 },
   ) {
+    let ranges = 0;
+    for (const b of blocks) {
+      this.firstRange.push(ranges);
+      ranges += Math.ceil(b.pages / RANGE_PAGES);
+    }
     this.totals = blocks.map(() => ({ normal: 0, zero: 0 }));
     this.announced = blocks.map((b) => b.visiblePages());
     this.visible = [...this.announced];
@@ -105,16 +146,18 @@ export class RamSender {
   /**
    * Start pass `n`: a PASS record, each block's pages in use read (and a
    * GROW for each that grew: see top), counters reset, cursor at the first
-   * block. The writer must have room for `startPassBytes`.
+   * block. The writer must have room for `startPassBytes`. `inUse`: each
+   * block's pages in use as read for every channel at once (so that all
+   * channels announce the same sizes); default: read here.
    */
-  startPass(n: number): void {
+  startPass(n: number, inUse?: readonly number[]): void {
     this.pass = { normalPages: 0, zeroPages: 0, bytes: 0, budgetBytes: 0, dirtyFound: 0 };
     this.block = 0;
     this.nextPage = 0;
     this.rangeLen = 0;
     this.charge(this.writer.append(RECORD.Pass, { pass: n }));
     this.blocks.forEach((b, i) => {
-      const visible = b.visiblePages();
+      const visible = inUse?.[i] ?? b.visiblePages();
       this.visible[i] = visible;
       if (visible <= this.announced[i]) return;
       this.charge(this.writer.append(RECORD.Grow, { pages: visible }, i));
@@ -217,6 +260,14 @@ export class RamSender {
     this.pass.budgetBytes += wireBytes;
   }
 
+  /** Ranges from the one at `page` of `block` to the next of this sender's stripe (0: it is). */
+  private rangesToStripe(block: number, page: number): number {
+    const { index, count } = this.stripe;
+    if (count === 1) return 0;
+    const g = this.firstRange[block] + page / RANGE_PAGES;
+    return (index - (g % count) + count) % count;
+  }
+
   /** Sync and take the next range with anything dirty, within the pages in use; false at the end of the pass. */
   private takeNextRange(): boolean {
     while (this.block < this.blocks.length) {
@@ -234,6 +285,11 @@ export class RamSender {
         continue;
       }
       this.nextPage = Math.max(this.nextPage, next - (next % RANGE_PAGES));
+      const skip = this.rangesToStripe(this.block, this.nextPage);
+      if (skip > 0) {
+        this.nextPage += skip * RANGE_PAGES;
+        continue;
+      }
       const count = Math.min(RANGE_PAGES, end - this.nextPage);
       this.rangeBase = this.nextPage;
       this.nextPage += count;

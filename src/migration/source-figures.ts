@@ -9,7 +9,7 @@ import { Stat, type VcpuControl } from '../guest/vcpu-control.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import type { RamBlock } from '../memory/ram-block.js';
 import type { BandwidthEstimator } from './bandwidth.js';
-import type { RamSender } from './ram-sender.js';
+import type { PassSource } from './ram-sender.js';
 import type { PassRecord, SourceCounters, SwitchoverRecord } from './stats.js';
 import type { SwitchoverDecision } from './switchover-rule.js';
 import type { PolicyDecision } from './migration-policy.js';
@@ -20,7 +20,7 @@ export type PassDecision = SwitchoverDecision & { readonly dirtyRate: number };
 
 /** What the session has built so far: the figures read it live. */
 export interface SourceParts {
-  readonly sender?: RamSender;
+  readonly sender?: PassSource;
   readonly out?: { readonly bytesOut: number };
   readonly bandwidth: BandwidthEstimator;
   readonly pass: number;
@@ -56,7 +56,7 @@ export class SourceFigures {
   }
 
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
-  recordPass(pass: number, sender: RamSender, durationMs: number, e: PassDecision, inflightBytes: number, policy: PolicyDecision | null): PassRecord {
+  recordPass(pass: number, sender: PassSource, durationMs: number, e: PassDecision, inflightBytes: number, policy: PolicyDecision | null): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     const p = sender.pass;
     // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.

@@ -11,7 +11,9 @@
  * steps of a pass are paced is the pacer's (pacing.ts); the channel, socket
  * or file, is transport's (channel.ts); where the policy is asked is the
  * policy gate's (policy-gate.ts); post-copy's sending after GO is
- * postcopy-source.ts's.
+ * postcopy-source.ts's; with several channels (multifd) the passes' pages
+ * travel on the channels' own threads and connections (channel-set.ts),
+ * and this connection carries a SYNC after each pass, the state, END and GO.
  * Over 300 lines: the return path's hooks and the two switchovers read the
  * same signals (running, resumed, the post-copy sender); they are the next
  * piece to move out.
@@ -34,7 +36,9 @@ import { PolicyGate } from './policy-gate.js';
 import { PostcopySource } from './postcopy-source.js';
 import { LinkBrokenError, ResumeBitmap } from './postcopy-recovery.js';
 import { RateLimiter } from './rate-limiter.js';
-import { RamSender } from './ram-sender.js';
+import { RamSender, type PassSource } from './ram-sender.js';
+import { ChannelSet } from './channel-set.js';
+import { RECORD } from '../wire/records.js';
 import { ReturnPath, type ReturnPathHooks } from './return-path.js';
 import { SourceFigures, type PassDecision } from './source-figures.js';
 import type { SourceCounters } from './stats.js';
@@ -58,6 +62,12 @@ export class SourceSession {
   private channel: OutgoingChannel | null = null;
   private out!: StreamOut;
   private sender!: RamSender;
+  /** Who sends the passes' pages: `sender` on this connection, or the channels. */
+  private pages!: PassSource;
+  /** Several channels (the capability multifd); null: the pages go on this connection. */
+  private channels: ChannelSet | null = null;
+  /** The channels' held-back count at the last look (the bandwidth estimate's link-limited windows). */
+  private channelsHeldBack = 0;
   private clients: DirtyLogClient[] = [];
   private readonly limiter: RateLimiter;
   private readonly bandwidth: BandwidthEstimator;
@@ -132,7 +142,7 @@ export class SourceSession {
         if (this.postcopyWanted) break; // within the pass or at its end: the pages not sent go as missing
         const decision = this.decide(passMs);
         // Only while iterating: nothing is cancelled at or after the decision to switch over.
-        const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.sender.pass.bytes, this.sender.pass.dirtyFound);
+        const policy = decision.switchover ? null : this.gate.afterPass(decision, passMs, this.pages.pass.bytes, this.pages.pass.dirtyFound);
         this.record(passMs, decision, policy);
         if (policy === null) break;
         if (policy.action.kind === 'pause-and-finish') {
@@ -150,6 +160,7 @@ export class SourceSession {
     } catch (err) {
       end = this.endOf(err);
     } finally {
+      await this.channels?.stop();
       this.release();
     }
     this.port.post(end);
@@ -165,6 +176,7 @@ export class SourceSession {
     this.out = new StreamOut(this.link.promise);
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
+    this.pages = this.sender;
     const header = this.streamHeader(false);
     this.channel = await openChannel(parseUri(this.init.uri), {
       timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.link.promise, onError: this.brokenOn(this.link),
@@ -177,6 +189,7 @@ export class SourceSession {
       await this.back.opened(this.parameters.switchoverTimeoutMs, this.abort.promise);
     }
     if (!this.out.started) this.out.start(this.channel, header);
+    if ((this.init.channels ?? 0) > 0) await this.startChannels();
     this.figures.setupDoneMs = monoMs();
     this.pacer.start();
     // Figures every 100 ms on a timer, so they stay true while the thread waits (for room, or at switchover).
@@ -184,11 +197,19 @@ export class SourceSession {
     this.port.post({ type: 'active' });
   }
 
+  /** Several channels: start them once the main connection is up (the destination knows from its header how many come). */
+  private async startChannels(): Promise<void> {
+    if (this.channel!.kind !== 'socket') throw new MigrationError('several channels (multifd) need a connection: tcp: or unix:');
+    this.channels = new ChannelSet(this.init, this.init.channels!, this.clients, this.sender.announced, (err) => this.stop(err));
+    this.pages = this.channels;
+    await this.channels.start(this.parameters.switchoverTimeoutMs, this.abort.promise);
+  }
+
   /** The stream header: the first connection's, or (`resume`) a post-copy recovery's. */
   private streamHeader(resume: boolean): Buffer {
     return encodeHeader({
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
-      postcopy: this.init.postcopy === true, resume,
+      postcopy: this.init.postcopy === true, resume, channels: resume ? 0 : this.init.channels ?? 0,
       // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
       blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: resume ? b.pages : this.sender.announced[i] })),
     });
@@ -235,6 +256,7 @@ export class SourceSession {
 
   /** One pass over RAM within the byte budget (not the switchover pass: `unlimited`) and the pacer's; its duration, ms. */
   private async sendPass(options: { unlimited?: boolean } = {}): Promise<number> {
+    if (this.channels !== null) return this.sendChannelPass(this.channels, options.unlimited === true);
     const started = monoMs();
     await this.out.waitRoom(this.sender.startPassBytes);
     this.sender.startPass(this.pass);
@@ -263,6 +285,29 @@ export class SourceSession {
   }
 
   /**
+   * One pass on the channels, each over its stripe, then SYNC here once all
+   * have sent theirs (channel-set.ts: the barrier). Meanwhile, every few ms,
+   * what a step of sendPass does between steps: the policy within a pass,
+   * the bandwidth windows.
+   */
+  private async sendChannelPass(channels: ChannelSet, unlimited: boolean): Promise<number> {
+    const started = monoMs();
+    const inUse = this.blocks.map((b) => b.visiblePages());
+    await channels.runPass(this.pass, inUse, unlimited, () => {
+      this.abort.check();
+      if (!unlimited) this.act(this.gate.duringPass());
+      const heldBack = channels.heldBack;
+      if (heldBack !== this.channelsHeldBack) this.bandwidth.onHeldBack();
+      this.channelsHeldBack = heldBack;
+      this.bandwidth.tick(nowNs());
+    });
+    this.figures.busyNs = channels.busyNs;
+    await this.out.append(RECORD.Sync, { pass: this.pass });
+    this.out.writer.flush();
+    return monoMs() - started;
+  }
+
+  /**
    * Re-sync every block (as QEMU does before deciding), then apply the
    * switchover rule (switchover-rule.ts, a pure function) to what is left.
    */
@@ -270,7 +315,7 @@ export class SourceSession {
     for (const b of this.blocks) b.log.sync();
     this.decidedAtMs = monoMs();
     this.figures.dirtySyncs++;
-    const remaining = this.sender.remainingPages;
+    const remaining = this.pages.remainingPages;
     // Pages found dirty again after the pass, per second of the pass: what
     // the guest dirtied while it was sent (it saturates at RAM / pass time).
     const dirtyRate = (remaining * 1000) / Math.max(passMs, 1e-3);
@@ -302,7 +347,7 @@ export class SourceSession {
 
   /** Record the pass and its decisions, and post the record (once: the main thread keeps the history). */
   private record(passMs: number, decision: PassDecision, policy: PolicyDecision | null): void {
-    const record = this.figures.recordPass(this.pass, this.sender, passMs, decision, this.inflightBytes(), policy);
+    const record = this.figures.recordPass(this.pass, this.pages, passMs, decision, this.inflightBytes(), policy);
     this.port.post({ type: 'pass', pass: record });
     this.port.post({ type: 'stats', stats: this.stats() });
   }
@@ -316,11 +361,12 @@ export class SourceSession {
   private newSwitchover(): Switchover {
     return new Switchover({
       post: (m) => this.port.post(m), parameters: () => this.parameters, abort: this.link.promise,
-      out: this.out, channel: this.channel!, sender: this.sender, vcpus: this.vcpus, figures: this.figures,
+      out: this.out, channel: this.channel!, sender: this.pages, vcpus: this.vcpus, figures: this.figures,
       loaded: this.back?.loaded.promise ?? null, resumed: this.resumed, running: this.running,
       finalPass: async () => {
         this.pass++;
         await this.sendPass({ unlimited: true });
+        await this.channels?.finish(this.parameters.switchoverTimeoutMs, this.abort.promise); // drained, their digests summed
       },
     }, this.decidedAtMs);
   }
@@ -448,6 +494,7 @@ export class SourceSession {
         this.parameters = m.parameters;
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
         if (this.sender !== undefined) this.sender.zeroPageBudgetBytes = this.pacer.zeroPageBudgetBytes();
+        this.channels?.setParameters(m.parameters);
         break;
     }
   }
@@ -500,13 +547,18 @@ export class SourceSession {
   }
 
   private inflightBytes(): number {
-    return Math.max(0, this.ackBase + this.out.bytesOut - this.bandwidth.ackedBytes);
+    return Math.max(0, this.ackBase + this.bytesOut - this.bandwidth.ackedBytes);
+  }
+
+  /** Bytes written on this connection and on the channels'. */
+  private get bytesOut(): number {
+    return this.out.bytesOut + (this.channels?.bytesOut ?? 0);
   }
 
   stats(): SourceCounters {
     const dirtyPages = () => this.clients.reduce((n, c) => n + c.dirtyPages, 0);
-    const out = this.out === undefined ? undefined : { bytesOut: this.bytesBefore + this.out.bytesOut };
-    const s = this.figures.snapshot({ sender: this.sender, out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
+    const out = this.out === undefined ? undefined : { bytesOut: this.bytesBefore + this.bytesOut };
+    const s = this.figures.snapshot({ sender: this.pages, out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
     const postcopy = this.postcopy?.counters ?? null;
     return postcopy === null ? s : { ...s, postcopy, remainingBytes: postcopy.unsentPages * PAGE_SIZE };
   }

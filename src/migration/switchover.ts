@@ -32,7 +32,7 @@ import { RECORD } from '../wire/records.js';
 import type { FromSource, ToSource } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import { missingRanges } from './postcopy-source.js';
-import type { RamSender } from './ram-sender.js';
+import type { PassSource } from './ram-sender.js';
 import type { SourceFigures } from './source-figures.js';
 import type { StreamOut } from './stream-out.js';
 import { Signal, monoMs, within, yieldToLoop } from './waiter.js';
@@ -61,7 +61,7 @@ export interface SwitchoverParts {
   readonly out: StreamOut;
   readonly channel: OutgoingChannel;
   /** Its digest (verify mode: non-null) goes in VERIFY after the final pass. */
-  readonly sender: RamSender;
+  readonly sender: PassSource;
   readonly vcpus: readonly VcpuControl[];
   readonly figures: SourceFigures;
   /** LOADED on the return path; null for a file (nothing comes back). */

@@ -49,6 +49,13 @@ export interface ListenOptions {
   readonly onRejected?: (reason: string) => void;
   /** How to turn a connection away with words (default: close it). */
   readonly refuse?: RefuseConnection;
+  /**
+   * Several channels: a connection whose first byte is `channels.firstByte`
+   * (CHANNEL's tag) is a channel of the stream, handed to `channels.take`;
+   * the listener then stays open after the first source connected, until
+   * close() (the channels may connect after it).
+   */
+  readonly channels?: { readonly firstByte: number; take(socket: net.Socket): void };
 }
 
 const PLAINTEXT_TO_TLS = 'this destination speaks TLS and the source sent plaintext (a ferry source without TLS options): ' +
@@ -83,7 +90,7 @@ function peekTls(raw: net.Socket, secure: tls.Server, refuse: RefuseConnection):
  * probe such as claimSocketPath's (is anyone listening here?) must not
  * become this destination's source and fail it.
  */
-function afterFirstBytes(raw: net.Socket, take: (socket: net.Socket) => void): void {
+function afterFirstBytes(raw: net.Socket, take: (socket: net.Socket, firstByte: number) => void): void {
   const ignore = () => {};
   raw.on('error', ignore); // an error before the handoff just ends the connection
   raw.once('readable', () => {
@@ -94,7 +101,7 @@ function afterFirstBytes(raw: net.Socket, take: (socket: net.Socket) => void): v
     }
     raw.unshift(first);
     raw.off('error', ignore);
-    take(raw);
+    take(raw, first[0]);
   });
 }
 
@@ -126,18 +133,26 @@ export async function listenOnce(
   });
   accepted.catch(() => {});
   let taken = false;
-  const take = (socket: net.Socket) => {
+  const channels = options.channels;
+  const take = (socket: net.Socket, firstByte: number) => {
+    if (channels !== undefined && firstByte === channels.firstByte) {
+      socket.setNoDelay(true);
+      channels.take(socket);
+      return;
+    }
     if (taken) {
       refuse(socket, 'busy', 'this destination already has its source (it takes one connection)');
       return;
     }
     taken = true;
     socket.setNoDelay(true);
-    server.close();
+    if (channels === undefined) server.close();
     resolveAccept(socket);
   };
   server.on('connection', (raw: net.Socket) => (secure === null ? afterFirstBytes(raw, take) : peekTls(raw, secure, refuse)));
-  secure?.on('secureConnection', take);
+  // TLS: the source waits for READY before its header, so the first connection is the source, taken at once; a
+  // channel connects only after it and speaks first (CHANNEL), so later connections are routed on their first bytes.
+  secure?.on('secureConnection', (socket: tls.TLSSocket) => (channels === undefined || !taken ? take(socket, -1) : afterFirstBytes(socket, take)));
   // Only a stale socket is removed; a file, a directory or a live socket is refused (socket-path.ts).
   if (uri.kind === 'unix') await claimSocketPath(uri.path, 'listen');
   await new Promise<void>((resolve, reject) => {

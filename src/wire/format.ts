@@ -7,14 +7,18 @@
  *
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   post-copy: header frame* MISSING+ END GO PCPAGES* PEND PCPAGES*
+ *   multifd:   header (MULTIFD) SYNC* devices [VERIFY] END GO, and on each
+ *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO)* SYNC)*
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,
- *              bit 1: PROGRAM, bit 2: POSTCOPY, bit 3: RESUME) | 12 u32 page size | 16 u8[16] guest UUID
+ *              bit 1: PROGRAM, bit 2: POSTCOPY, bit 3: RESUME, bit 4: MULTIFD)
+ *           12 u32 page size | 16 u8[16] guest UUID
  *           32 u32 body length N
  *           36 body (N bytes): u16 blocks, u16 vcpus, [PROGRAM: u8[32] the
- *              program's identity, a SHA-256], per block: u8 name length,
- *              name (ASCII), u32 pages, u32 pages in use (<= pages)
+ *              program's identity, a SHA-256], [MULTIFD: u16 channels],
+ *              per block: u8 name length, name (ASCII), u32 pages,
+ *              u32 pages in use (<= pages)
  *           36+N u32 CRC32 of bytes [0, 36+N)
  *
  *   frame:   0 u8 type (0 is invalid) | 1 u8 flags (0) | 2 u16 block
@@ -64,9 +68,20 @@ export const HEADER_FLAG_POSTCOPY = 0x0004;
  * and reads only PCPAGES and PEND after it (the stream is past GO).
  */
 export const HEADER_FLAG_RESUME = 0x0008;
+/**
+ * Header flag (version 4, added as POSTCOPY was): the pages travel on
+ * several channels (QEMU's multifd), whose count (1..MAX_CHANNELS) the
+ * body carries: extra connections to the same address, each opened with a
+ * CHANNEL record. This connection then carries no page: only SYNC at the
+ * end of each pass (once every channel has sent its own SYNC of that pass),
+ * the devices, VERIFY, END and GO.
+ */
+export const HEADER_FLAG_MULTIFD = 0x0010;
+/** Most channels a stream may announce (QEMU's multifd-channels goes to 255; ferry's threads are one per channel). */
+export const MAX_CHANNELS = 64;
 /** The flags each version knows; any other bit is refused. */
 const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = {
-  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY | HEADER_FLAG_RESUME,
+  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY | HEADER_FLAG_RESUME | HEADER_FLAG_MULTIFD,
 };
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
@@ -119,10 +134,13 @@ export interface StreamHeader {
   readonly postcopy: boolean;
   /** HEADER_FLAG_RESUME: this connection resumes a paused post-copy (only PCPAGES and PEND follow). */
   readonly resume: boolean;
+  /** HEADER_FLAG_MULTIFD: the channels the pages travel on; 0 without the flag (the pages are on this connection). */
+  readonly channels: number;
 }
 
 /** What encodeHeader takes: a block's pages in use default to its pages, and no program to none. */
-export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy' | 'resume'> & {
+export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy' | 'resume' | 'channels'> & {
+  readonly channels?: number;
   readonly verify?: boolean;
   readonly postcopy?: boolean;
   readonly resume?: boolean;
@@ -133,6 +151,18 @@ export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' |
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BLOCK_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 export const PROGRAM_IDENTITY_RE = /^[0-9a-f]{64}$/;
+
+/** A guest UUID's 16 bytes (the header's, CHANNEL's). */
+export function uuidBytes(uuid: string): Buffer {
+  if (!UUID_RE.test(uuid)) throw new WireError(`guest UUID ${JSON.stringify(uuid)} is not a UUID`);
+  return Buffer.from(uuid.replaceAll('-', ''), 'hex');
+}
+
+/** 16 bytes as a UUID's text. */
+export function uuidText(bytes: Uint8Array): string {
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /** CRC32 (zlib's), chainable: crc32(b, crc32(a, s)) === crc32(a ‖ b, s). */
 export function crc32(data: Uint8Array, seed = 0): number {
@@ -145,21 +175,24 @@ export function encodeHeader(h: HeaderFields): Buffer {
   if (program !== null && !PROGRAM_IDENTITY_RE.test(program)) {
     throw new WireError(`header: program identity ${JSON.stringify(program)} is not ${PROGRAM_IDENTITY_BYTES * 2} lowercase hex characters`);
   }
+  const channels = h.channels ?? 0;
+  if (!Number.isInteger(channels) || channels < 0 || channels > MAX_CHANNELS) throw new WireError(`header: ${channels} channels, expected 0..${MAX_CHANNELS}`);
   const names = h.blocks.map((b) => Buffer.from(b.name, 'ascii'));
-  const bodyLen = 4 + (program === null ? 0 : PROGRAM_IDENTITY_BYTES) + names.reduce((n, name) => n + 1 + name.length + 8, 0);
+  const bodyLen = 4 + (program === null ? 0 : PROGRAM_IDENTITY_BYTES) + (channels === 0 ? 0 : 2) + names.reduce((n, name) => n + 1 + name.length + 8, 0);
   const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
   buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM) |
-    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0) | (h.resume === true ? HEADER_FLAG_RESUME : 0), 10);
+    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0) | (h.resume === true ? HEADER_FLAG_RESUME : 0) | (channels === 0 ? 0 : HEADER_FLAG_MULTIFD), 10);
   buf.writeUInt32LE(h.pageSize, 12);
-  Buffer.from(h.uuid.replaceAll('-', ''), 'hex').copy(buf, 16);
+  uuidBytes(h.uuid).copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
   let at = HEADER_FIXED_BYTES;
   buf.writeUInt16LE(h.blocks.length, at);
   buf.writeUInt16LE(h.vcpus, at + 2);
   at += 4;
   if (program !== null) at += buf.write(program, at, 'hex');
+  if (channels !== 0) at = buf.writeUInt16LE(channels, at);
   h.blocks.forEach((b, i) => {
     buf.writeUInt8(names[i].length, at);
     names[i].copy(buf, at + 1);
@@ -241,8 +274,7 @@ export function decodeHeader(all: Buffer): StreamHeader {
   if (check !== actual) throw new WireError(`header: checksum 0x${check.toString(16)}, computed 0x${actual.toString(16)}`);
   const version = all.readUInt16LE(8);
   const flags = all.readUInt16LE(10);
-  const hex = all.subarray(16, 32).toString('hex');
-  const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const uuid = uuidText(all.subarray(16, 32));
   let at = HEADER_FIXED_BYTES;
   const nblocks = all.readUInt16LE(at);
   const vcpus = all.readUInt16LE(at + 2);
@@ -255,12 +287,20 @@ export function decodeHeader(all: Buffer): StreamHeader {
     program = all.subarray(at, at + PROGRAM_IDENTITY_BYTES).toString('hex');
     at += PROGRAM_IDENTITY_BYTES;
   }
+  let channels = 0;
+  if ((flags & HEADER_FLAG_MULTIFD) !== 0) {
+    if (at + 2 > end) throw new WireError('header: body ends inside the channel count');
+    channels = all.readUInt16LE(at);
+    if (channels < 1 || channels > MAX_CHANNELS) throw new WireError(`header: ${channels} channels, expected 1..${MAX_CHANNELS}`);
+    at += 2;
+  }
   const blocks = decodeBlocks(all, at, end, nblocks, version >= 4);
   const verify = (flags & HEADER_FLAG_VERIFY) !== 0;
   const postcopy = (flags & HEADER_FLAG_POSTCOPY) !== 0;
   const resume = (flags & HEADER_FLAG_RESUME) !== 0;
   if (resume && !postcopy) throw new WireError('header: flag RESUME without POSTCOPY (only a post-copy is resumed)');
-  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy, resume };
+  if (channels !== 0 && postcopy) throw new WireError('header: flags MULTIFD and POSTCOPY together (post-copy runs on one connection)');
+  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy, resume, channels };
 }
 
 /** The body's blocks from `at` to `end`; `inUse`: each carries its pages in use (version 4). */

@@ -44,7 +44,16 @@ export interface FrameDecoderOptions {
   readonly stream: boolean;
   /** Largest record (head and page data) accepted, bytes; default: the largest the format allows. */
   readonly maxRecordBytes?: number;
+  /**
+   * A channel's connection (header flag MULTIFD) of the stream whose header
+   * this is: no header of its own; CHANNEL first, then only PASS, GROW,
+   * PAGES, ZERO and SYNC (each pass ends with its SYNC).
+   */
+  readonly channelOf?: StreamHeader;
 }
+
+/** What travels on a channel's connection; on the main connection of a MULTIFD stream, none of these but SYNC. */
+const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Sync]);
 
 export class FrameDecoder {
   private state: ReadState;
@@ -77,6 +86,10 @@ export class FrameDecoder {
   private sawPend = false;
   /** Per block, where the last MISSING range ended: ranges run in order across records, so their total is bounded by the block's pages. */
   private readonly missingEnd = new Map<number, number>();
+  /** A channel's connection (options.channelOf). */
+  private readonly channel: boolean;
+  /** The pass whose SYNC came last (0: none yet). */
+  private lastSync = 0;
   /** Where a PCPAGES record's data is gathered (reused). */
   private readonly checkedData = new Uint8Array(MAX_POSTCOPY_PAGES_PER_RECORD * PAGE_SIZE);
   /** Bytes consumed so far (for acknowledgements and error positions). */
@@ -84,9 +97,14 @@ export class FrameDecoder {
   records = 0;
 
   constructor(private readonly sink: FrameSink, options: FrameDecoderOptions) {
-    this.state = options.stream ? 'header-fixed' : 'frame';
+    this.channel = options.channelOf !== undefined;
+    this.state = options.stream && !this.channel ? 'header-fixed' : 'frame';
     this.direction = options.stream ? 'stream' : 'return';
     this.maxRecordBytes = options.maxRecordBytes ?? Infinity;
+    if (options.channelOf !== undefined) {
+      this.header = options.channelOf;
+      this.visible = options.channelOf.blocks.map((b) => b.visiblePages);
+    }
   }
 
   get streamHeader(): StreamHeader | null {
@@ -206,6 +224,7 @@ export class FrameDecoder {
     if (this.sawEnd && !this.sawGo && type !== Rec.Go) throw new WireError(`${name}: record after END (only GO may follow)`);
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
     this.checkPostcopyOrder(name, type);
+    if (this.direction === 'stream') this.checkChannelOrder(name, type);
     if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass || type === Rec.Grow)) {
       throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     }
@@ -285,6 +304,23 @@ export class FrameDecoder {
     if (type === Rec.Pend && this.sawPend) throw new WireError('PEND: arrived twice');
   }
 
+  /**
+   * Several channels (header flag MULTIFD): a channel's connection opens
+   * with CHANNEL and carries only the pages' records and SYNC; the main
+   * connection carries none of those but SYNC. Without the flag, neither
+   * CHANNEL nor SYNC.
+   */
+  private checkChannelOrder(name: string, type: number): void {
+    if (this.channel) {
+      if ((this.records === 0) !== (type === Rec.Channel)) throw new WireError(`${name}: ${this.records === 0 ? 'a channel opens with CHANNEL' : 'CHANNEL again'}`);
+      if (!CHANNEL_RECORDS.has(type)) throw new WireError(`${name}: not on a channel's connection (it goes on the main one)`);
+    } else if (this.header!.channels > 0) {
+      if (CHANNEL_RECORDS.has(type) && type !== Rec.Sync) throw new WireError(`${name}: on the main connection of a stream whose pages travel on ${this.header!.channels} channels`);
+    } else if (type === Rec.Channel || type === Rec.Sync) {
+      throw new WireError(`${name}: the header did not announce channels (flag MULTIFD)`);
+    }
+  }
+
   /** Pages [first, first+count) of the current block must be in use (the header's size, or a GROW's since). */
   private checkInUse(name: string, first: number, count: number): void {
     const inUse = this.visible[this.block];
@@ -325,6 +361,15 @@ export class FrameDecoder {
         const { pass } = RECORD.Pass.decode(this.head);
         if (pass <= this.lastPass) throw new WireError(`PASS: pass ${pass} after pass ${this.lastPass}`);
         this.lastPass = pass;
+        break;
+      }
+      case Rec.Sync: {
+        const { pass } = RECORD.Sync.decode(this.head);
+        // On a channel, the SYNC of the pass it is in; on the main connection, passes in order.
+        if (this.channel ? pass !== this.lastPass || pass === this.lastSync : pass <= this.lastSync) {
+          throw new WireError(`SYNC: pass ${pass} after ${this.channel ? `PASS ${this.lastPass}` : 'SYNC'}${this.lastSync === 0 ? '' : ` and SYNC ${this.lastSync}`}`);
+        }
+        this.lastSync = pass;
         break;
       }
       case Rec.Verify:

@@ -25,7 +25,7 @@
 import { WireError } from '../errors.js';
 import {
   CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_MISSING_RANGES, MAX_POSTCOPY_PAGES_PER_RECORD,
-  MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, crc32, writeFrameHeader, type BlockTotals,
+  MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, crc32, uuidBytes, uuidText, writeFrameHeader, type BlockTotals,
 } from './format.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
@@ -40,6 +40,8 @@ export const enum Rec {
   Go = 7,
   Verify = 8,
   Grow = 0x0a,
+  Channel = 0x0b,
+  Sync = 0x0c,
   Missing = 0x0f,
   PcPages = 0x10,
   Pend = 0x11,
@@ -238,6 +240,28 @@ export const RECORD = {
     decode: (head) => ({ pages: head.readUInt32LE(0) }),
   }),
   /**
+   * The first record on each channel's connection (header flag MULTIFD):
+   * u16 its index (0..channels-1), u16 the channels, the guest's UUID. The
+   * destination matches it to the stream whose header announced them.
+   */
+  Channel: fixed<{ index: number; channels: number; uuid: string }>({
+    tag: Rec.Channel, name: 'CHANNEL', direction: 'stream', headBytes: 20,
+    encode: (f, out, at) => { out.writeUInt16LE(f.index, at); out.writeUInt16LE(f.channels, at + 2); uuidBytes(f.uuid).copy(out, at + 4); },
+    decode: (head) => ({ index: head.readUInt16LE(0), channels: head.readUInt16LE(2), uuid: uuidText(head.subarray(4, 20)) }),
+  }),
+  /**
+   * The end of pass `pass` (u32): on a channel, after the pass's last page
+   * there; on the main connection, once every channel has sent its own. A
+   * destination reads past the main connection's only when every channel's
+   * has arrived (QEMU's multifd sync): the barrier that puts the devices,
+   * END and GO after every page.
+   */
+  Sync: fixed<{ pass: number }>({
+    tag: Rec.Sync, name: 'SYNC', direction: 'stream', headBytes: 4,
+    encode: (f, out, at) => { out.writeUInt32LE(f.pass, at); },
+    decode: (head) => ({ pass: head.readUInt32LE(0) }),
+  }),
+  /**
    * Post-copy, before END: pages of block `block` the destination must treat
    * as missing (dirty at the source when it paused for post-copy): pairs of
    * u32 first page, u32 count, in order, at most MAX_MISSING_RANGES. Marks
@@ -383,8 +407,6 @@ export function recordRow(tag: number): RecordRow<unknown> | undefined {
  */
 export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: string; readonly direction: Direction }[] = [
   { tag: 0x09, name: 'MODULE', direction: 'stream' },
-  { tag: 0x0b, name: 'CHANNEL', direction: 'stream' },
-  { tag: 0x0c, name: 'SYNC', direction: 'stream' },
   { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },
   { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
 ];

@@ -134,6 +134,8 @@ export class RunLedger {
 export class FaultyLink {
   private server!: net.Server;
   private pair: { up: net.Socket; down: net.Socket } | null = null;
+  /** Every connection so far, in the order they came (several channels: the main one, then the channels'). */
+  readonly pairs: { up: net.Socket; down: net.Socket }[] = [];
   uri = '';
   /** Stop forwarding source -> destination (the source's bytes are dropped). */
   silent = false;
@@ -144,6 +146,7 @@ export class FaultyLink {
     link.server = net.createServer((up) => {
       const down = net.connect(port, '127.0.0.1');
       link.pair = { up, down };
+      link.pairs.push(link.pair);
       up.on('data', (d) => { if (!link.silent) down.write(d); });
       down.on('data', (d) => up.write(d));
       up.on('end', () => down.end());
@@ -166,6 +169,12 @@ export class FaultyLink {
     this.pair?.down.resetAndDestroy();
   }
 
+  /** Connection `i` (in arrival order) alone sees a reset. */
+  resetConnection(i: number): void {
+    this.pairs[i]?.up.resetAndDestroy();
+    this.pairs[i]?.down.resetAndDestroy();
+  }
+
   /** The destination -> source direction ends (FIN to the source); the forward direction stays open. */
   closeReturnPath(): void {
     const p = this.pair;
@@ -177,7 +186,9 @@ export class FaultyLink {
 
   close(): void {
     this.server.close();
-    this.pair?.up.destroy();
-    this.pair?.down.destroy();
+    for (const p of this.pairs) {
+      p.up.destroy();
+      p.down.destroy();
+    }
   }
 }

@@ -29,13 +29,22 @@ function collector(pages: number) {
 test('the header round-trips, and its checks name both values', () => {
   const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
   assert.deepEqual(decodeHeader(h), {
-    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false, resume: false,
+    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false, resume: false, channels: 0,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 1, visiblePages: 1 }],
   });
   const verifying = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], verify: true });
   assert.equal(decodeHeader(verifying).verify, true, 'the VERIFY flag round-trips');
-  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0011, 10);
-  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x11 in version 4/ });
+  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0021, 10);
+  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x21 in version 4/ });
+  const multifd = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 5, verify: true });
+  assert.equal(decodeHeader(multifd).channels, 5, 'the channel count (flag MULTIFD) round-trips');
+  assert.throws(() => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 65 }), /header: 65 channels, expected 0\.\.64/);
+  const noChannels = Buffer.from(multifd);
+  noChannels.writeUInt16LE(0, 36 + 4);
+  noChannels.writeUInt32LE(crc32(noChannels.subarray(0, noChannels.length - 4)), noChannels.length - 4);
+  assert.throws(() => decodeHeader(noChannels), /header: 0 channels, expected 1\.\.64/);
+  assert.throws(() => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 2, postcopy: true }) && decodeHeader(
+    encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 2, postcopy: true })), /flags MULTIFD and POSTCOPY together/);
   const resuming = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], postcopy: true, resume: true });
   assert.equal(decodeHeader(resuming).resume, true, 'the RESUME flag round-trips');
   const resumeAlone = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], resume: true });
@@ -224,7 +233,7 @@ test('version 4\'s header: the program identity and each block\'s pages in use r
 
 test('a version 3 header still decodes (no program, every block in use to its end); version 3 knows no PROGRAM flag', () => {
   assert.deepEqual(decodeHeader(v3Header([{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 2 }])), {
-    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false, resume: false,
+    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false, resume: false, channels: 0,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 2, visiblePages: 2 }],
   });
   assert.equal(decodeHeader(v3Header([{ name: 'ram0', pages: 1 }], 1)).verify, true);
@@ -275,4 +284,34 @@ test('MISSING: only with the POSTCOPY flag; its ranges run in order across recor
   assert.throws(() => feed(true, missing(0, 1), missing(0, 1)), /MISSING: range 0\+1 of block ram0 \(64 pages\) is empty, out of order or outside it/);
   assert.throws(() => feed(true, missing(10, 2), missing(11, 1)), /MISSING: range 11\+1 .* out of order/);
   assert.throws(() => feed(true, missing(60, 5)), /MISSING: range 60\+5 .* outside it/);
+});
+
+test('several channels (flag MULTIFD): a channel opens with CHANNEL and carries only the pages\' records and SYNC of its PASS; the main connection carries none of those but SYNC', () => {
+  const header = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, channels: 2, blocks: [{ name: 'ram0', pages: 8 }] });
+  const plain = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 8 }] });
+  const channel = encodeRecord(RECORD.Channel, { index: 1, channels: 2, uuid: UUID });
+  const pass = (n: number) => encodeRecord(RECORD.Pass, { pass: n });
+  const sync = (n: number) => encodeRecord(RECORD.Sync, { pass: n });
+  const zero = encodeRecord(RECORD.Zero, { first: 0, count: 2 });
+  const onChannel = (bytes: Buffer, pattern: RegExp | null) => {
+    const c = collector(8);
+    const d = new FrameDecoder(c.sink, { stream: true, channelOf: decodeHeader(header) });
+    if (pattern === null) {
+      d.feed(bytes);
+      return c.records.map(([t]) => t);
+    }
+    assert.throws(() => d.feed(bytes), pattern);
+    return [];
+  };
+  assert.deepEqual(onChannel(Buffer.concat([channel, pass(1), zero, sync(1), pass(2), sync(2)]), null), [Rec.Channel, Rec.Pass, Rec.Zero, Rec.Sync, Rec.Pass, Rec.Sync]);
+  onChannel(Buffer.concat([pass(1), channel]), /PASS: a channel opens with CHANNEL/);
+  onChannel(Buffer.concat([channel, channel]), /CHANNEL: CHANNEL again/);
+  onChannel(Buffer.concat([channel, encodeRecord(RECORD.End, { totals: [{ normal: 0, zero: 0 }] })]), /END: not on a channel's connection/);
+  onChannel(Buffer.concat([channel, pass(1), sync(2)]), /SYNC: pass 2 after PASS 1/);
+  onChannel(Buffer.concat([channel, pass(1), sync(1), sync(1)]), /SYNC: pass 1 after PASS 1 and SYNC 1/);
+  expectReject(Buffer.concat([header, pass(1)]), /PASS: on the main connection of a stream whose pages travel on 2 channels/);
+  expectReject(Buffer.concat([header, zero]), /ZERO: on the main connection/);
+  expectReject(Buffer.concat([header, sync(2), sync(1)]), /SYNC: pass 1 after SYNC and SYNC 2/);
+  expectReject(Buffer.concat([plain, sync(1)]), /SYNC: the header did not announce channels/);
+  expectReject(Buffer.concat([plain, channel]), /CHANNEL: the header did not announce channels/);
 });

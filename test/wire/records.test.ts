@@ -35,6 +35,8 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   GO: [{ run: true }, { run: false }],
   VERIFY: [{ digest: Buffer.from(bytes(16, 9)) }],
   GROW: [{ pages: 0 }, { pages: 16 }, { pages: 0xffffffff }],
+  CHANNEL: [{ index: 0, channels: 1, uuid: '00000000-0000-0000-0000-000000000000' }, { index: 0xffff, channels: 0xffff, uuid: 'ffeeddcc-bbaa-9988-7766-554433221100' }],
+  SYNC: [{ pass: 1 }, { pass: 0xffffffff }],
   ACK: [{ bytes: 0 }, { bytes: Number.MAX_SAFE_INTEGER }],
   LOADED: [{}],
   RESUMED: [{}],

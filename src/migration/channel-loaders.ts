@@ -1,0 +1,171 @@
+/**
+ * The destination's side of several channels (header flag MULTIFD): the
+ * extra connections of one stream, each opened with CHANNEL, each decoded
+ * by its own FrameDecoder (channel mode: only PASS, GROW, PAGES, ZERO and
+ * SYNC) straight into guest RAM. A channel's pages are its stripe of RAM
+ * (ram-sender.ts), so no two channels write the same page, and a page
+ * sent in two passes comes twice on the same connection, in pass order.
+ *
+ * The barrier: the main connection's SYNC n says every channel has sent
+ * pass n; `reached(n)` resolves once every channel's own SYNC n has been
+ * loaded here. The loader waits for it before END's totals and digest are
+ * checked, so LOADED (and GO) come only after every page landed.
+ *
+ * A channel that breaks a rule, fails, or closes inside a record fails the
+ * migration; one that closes cleanly is done (a source closes each after
+ * its last pass), and a wait for a pass it never synced fails, naming it.
+ *
+ * Deviation from QEMU's multifd, where each channel has a receiving
+ * thread: here the channels are read and decoded on the loader thread (a
+ * socket cannot move between Node threads). The destination's copy into
+ * RAM is therefore one thread's; the source's scan and send are parallel.
+ */
+import type net from 'node:net';
+import { WireError } from '../errors.js';
+import type { StreamHeader } from '../wire/format.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
+import { RECORD, Rec } from '../wire/records.js';
+import type { RamLoader } from './ram-loader.js';
+import { Signal } from './waiter.js';
+
+interface Channel {
+  readonly socket: net.Socket;
+  readonly decoder: FrameDecoder;
+  /** Its CHANNEL index, once read. */
+  index: number | null;
+  /** The pass of its last SYNC (0: none). */
+  synced: number;
+  closed: boolean;
+}
+
+export interface ChannelLoadersHost {
+  /** A channel failed: the migration fails with this. */
+  fail(err: Error): void;
+  /** `length` bytes arrived on a channel and were loaded (the idle watch, the acknowledgements). */
+  onBytes(length: number): void;
+}
+
+export class ChannelLoaders {
+  private readonly channels: Channel[] = [];
+  private readonly byIndex: (Channel | undefined)[];
+  private changed = new Signal();
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly header: StreamHeader,
+    private readonly ram: RamLoader,
+    private readonly host: ChannelLoadersHost,
+    private readonly maxRecordBytes: number,
+  ) {
+    this.byIndex = new Array(header.channels).fill(undefined);
+  }
+
+  /** Channels that said which they are (CHANNEL). */
+  get connected(): number {
+    return this.byIndex.filter((c) => c !== undefined).length;
+  }
+
+  /** Bytes decoded on every channel. */
+  get bytes(): number {
+    return this.channels.reduce((n, c) => n + c.decoder.bytes, 0);
+  }
+
+  /** A connection that opened with a CHANNEL record (socket.ts routes it here). */
+  add(socket: net.Socket): void {
+    if (this.channels.length >= this.header.channels) {
+      socket.destroy();
+      this.fail(new WireError(`CHANNEL: a connection beyond the ${this.header.channels} channels the header announced`));
+      return;
+    }
+    const channel: Channel = { socket, decoder: this.decoder(() => channel), index: null, synced: 0, closed: false };
+    this.channels.push(channel);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.failure !== null) return;
+      try {
+        channel.decoder.feed(chunk);
+      } catch (err) {
+        this.fail(new WireError(`${this.name(channel)}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      this.host.onBytes(chunk.length);
+    });
+    socket.on('error', (err) => this.fail(new WireError(`${this.name(channel)}: the connection failed: ${err.message}`, { cause: err })));
+    socket.on('close', () => {
+      channel.closed = true;
+      if (!channel.decoder.atBoundary) this.fail(new WireError(`${this.name(channel)}: the source closed it inside a record`));
+      this.changed.resolve();
+    });
+  }
+
+  /** Resolves when every channel has loaded its SYNC of `pass` (the barrier); rejects if one cannot. */
+  async reached(pass: number): Promise<void> {
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      const behind = this.byIndex.findIndex((c) => c === undefined || c.synced < pass);
+      if (behind < 0) return;
+      const c = this.byIndex[behind];
+      if (c?.closed === true) throw new WireError(`channel ${behind}: closed after SYNC ${c.synced}, and the main connection's SYNC says pass ${pass} was sent on it`);
+      this.changed = new Signal();
+      await this.changed.promise;
+    }
+  }
+
+  /** Close every channel (the migration ended, either way). */
+  close(): void {
+    for (const c of this.channels) c.socket.destroy();
+    this.changed.resolve();
+  }
+
+  private name(c: Channel): string {
+    return c.index === null ? 'a channel' : `channel ${c.index}`;
+  }
+
+  private fail(err: Error): void {
+    if (this.failure !== null) return;
+    this.failure = err;
+    this.host.fail(err);
+    this.changed.resolve();
+  }
+
+  private decoder(channel: () => Channel): FrameDecoder {
+    return new FrameDecoder({
+      pageData: (block, offset, data) => this.ram.pageData(block, offset, data),
+      pageSum: (block, first, count) => this.ram.pageSum(block, first, count),
+      record: (type, block, head, pages) => this.onRecord(channel(), type, block, head, pages),
+    }, { stream: true, channelOf: this.header, maxRecordBytes: this.maxRecordBytes });
+  }
+
+  private onRecord(c: Channel, type: Rec, block: number, head: Buffer, pages: number): void {
+    switch (type) {
+      case Rec.Channel: this.onChannel(c, head); break;
+      case Rec.Pages: this.ram.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
+      case Rec.Zero: {
+        const { first, count } = RECORD.Zero.decode(head);
+        this.ram.zeroRun(block, first, count);
+        break;
+      }
+      case Rec.Grow: {
+        // Every channel announces the same sizes, but not at the same moment: a block only grows.
+        const grown = RECORD.Grow.decode(head).pages;
+        if (grown > this.ram.blocks[block].visiblePages()) this.ram.grow(block, grown);
+        break;
+      }
+      case Rec.Sync:
+        c.synced = RECORD.Sync.decode(head).pass;
+        this.changed.resolve();
+        break;
+    }
+  }
+
+  private onChannel(c: Channel, head: Buffer): void {
+    const { index, channels, uuid } = RECORD.Channel.decode(head);
+    const h = this.header;
+    if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`);
+    if (channels !== h.channels) throw new WireError(`CHANNEL: ${channels} channels, the header announced ${h.channels}`);
+    if (index >= channels) throw new WireError(`CHANNEL: index ${index}, expected 0..${channels - 1}`);
+    if (this.byIndex[index] !== undefined) throw new WireError(`CHANNEL: channel ${index} connected twice`);
+    c.index = index;
+    this.byIndex[index] = c;
+    this.changed.resolve();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Several channels (the capability multifd, channel-set.ts and
+ * channel-loaders.ts): the pages travel on multifd-channels connections of
+ * their own, and what lands is what the source held (invariant 2, on
+ * contents), with pages rewritten between passes landing in pass order
+ * (the sweep checker: a stale page breaks its vCPU's monotone run); a
+ * channel that dies alone fails the migration before GO and the source
+ * runs on, intact.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import type { Guest } from '../../src/guest/guest.js';
+import { Migration } from '../../src/migration/migration.js';
+import { FaultyLink, MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sameRam } from './helpers.js';
+import { fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 240_000);
+
+after(destroyAll);
+
+/** Two sweeping vCPUs (pages rewritten every pass, each with a counter the checker reads) and a vCPU filling random data then zeros. */
+async function busySource(): Promise<Guest> {
+  const g = await guest({
+    ram: 24 * MiB,
+    vcpus: [
+      { kind: 'sweep', pages: 1024, sweepsPerSec: 10 },
+      { kind: 'sweep', firstPage: 1024, pages: 3072, sweepsPerSec: 4 },
+      { kind: 'fill', firstPage: 4096, data: 'random', thenZero: true, fraction: 0.5 },
+    ],
+  });
+  await g.cont();
+  await until('every vCPU to have written', () => g.pagesWritten > 4096, 10_000);
+  return g;
+}
+
+for (const channels of [1, 2, 4]) {
+  test(`${channels} channel(s): every page lands as the source held it, in pass order; the destination took ${channels} channel connection(s)`, async () => {
+    const src = await busySource();
+    const incoming = await listen('tcp');
+    let arrived: Guest | null = null;
+    let sameAtLoaded: boolean | null = null;
+    incoming.on('guest', (d: Guest) => { arrived = d; });
+    // Invariant 2: the destination's RAM once loaded, before anything resumes, equals the source's at the pause.
+    incoming.on('status', (to) => { if (to === 'loaded' && arrived !== null) sameAtLoaded = sameRam(arrived, src); });
+    const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 100, multifdChannels: channels }, { verify: true, multifd: true });
+    const result = await m.done();
+    assert.equal(result.status, 'completed', result.error ?? '');
+    const dest = await incoming.done();
+    assert.equal(dest.status, 'resumed', dest.error ?? '');
+    const g = adopt(dest.guest)!;
+    assert.equal(sameAtLoaded, true, 'destination RAM when loaded equals source RAM at the pause');
+    assert.equal(dest.stats?.verified, true, 'the digests of what the channels sent and what landed agree');
+    assert.equal(dest.stats?.channels, channels, 'the pages came on the channels');
+    assert.ok(result.stats.transferredBytes > 4096 * 4096, `${result.stats.transferredBytes} bytes counted, the channels' included`);
+    assertSweeps(src, 'source at the pause');
+    await g.pause();
+    assertSweeps(g, 'destination');
+    assertDirtyLogsReleased(src, 'the source after a migration on channels');
+  });
+}
+
+test('a channel reset mid pass fails the migration before GO; the source runs on, intact, and migrates again', async () => {
+  const src = await busySource();
+  const incoming = await listen('tcp');
+  const link = await FaultyLink.open(incoming.uri);
+  try {
+    const m = Migration.start(src, link.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, multifdChannels: 3 }, { multifd: true });
+    // The main connection, then the three channels; reset one channel once pages flow.
+    await until('three channels to connect and pages to flow', () => link.pairs.length === 4 && m.stats.transferredBytes > 4 * MiB, 20_000);
+    link.resetConnection(2);
+    const result = await m.done();
+    assert.equal(result.status, 'failed');
+    assert.equal(result.afterGo, false);
+    assert.match(result.error ?? '', /channel/, 'the failure names the channel');
+    const dest = await incoming.done();
+    assert.equal(dest.status, 'failed');
+    assert.equal(dest.guest, null, 'nothing resumed at the destination');
+    assert.equal(src.runState, 'running', 'the source runs on');
+    assertDirtyLogsReleased(src, 'the source after a failed migration on channels');
+  } finally {
+    link.close();
+  }
+  // Intact: a new migration on channels completes, every page as the source holds it at the pause.
+  const again = await listen('tcp');
+  let arrived: Guest | null = null;
+  let sameAtLoaded: boolean | null = null;
+  again.on('guest', (d: Guest) => { arrived = d; });
+  again.on('status', (to) => { if (to === 'loaded' && arrived !== null) sameAtLoaded = sameRam(arrived, src); });
+  const m2 = Migration.start(src, again.uri, { downtimeLimitMs: 100, multifdChannels: 2 }, { verify: true, multifd: true });
+  const r2 = await m2.done();
+  assert.equal(r2.status, 'completed', r2.error ?? '');
+  const d2 = await again.done();
+  assert.equal(d2.stats?.verified, true);
+  assert.equal(sameAtLoaded, true, 'the second migration landed every page');
+  const g2 = adopt(d2.guest)!;
+  await g2.pause();
+  assertSweeps(g2, 'destination of the second migration');
+});
+
+test('multifd is refused with post-copy, with the main-loop mode and over file:, in words', async () => {
+  const src = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'idle', intervalMs: 5 }] });
+  assert.throws(() => Migration.start(src, 'tcp:127.0.0.1:9', {}, { multifd: true, postcopy: true }), /Postcopy is not yet compatible with multifd/);
+  assert.throws(() => Migration.start(src, 'tcp:127.0.0.1:9', {}, { multifd: true, mode: 'mainloop' }), /multifd is not compatible with x-ferry-mainloop/);
+  assert.throws(() => Migration.start(src, 'file:/tmp/ferry-multifd-refused', {}, { multifd: true }), /multifd cannot be used with file:/);
+});
