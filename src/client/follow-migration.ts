@@ -28,14 +28,15 @@ export interface MigrationRun {
 export async function followMigration(
   qmp: QmpClient,
   probe: LatencyProbe,
-  o: { to: string; params: Record<string, number | boolean>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
+  o: { to: string; params: Record<string, number | boolean>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
   // auto-converge only when asked: a capability set over QMP beforehand stays as it is (capabilities persist, as QEMU's).
   const autoConverge = o.autoConverge === undefined ? [] : [{ capability: 'auto-converge', state: o.autoConverge }];
   const dirtyLimit = o.dirtyLimit === undefined ? [] : [{ capability: 'dirty-limit', state: o.dirtyLimit }];
   const postcopy = o.postcopy === undefined ? [] : [{ capability: 'postcopy-ram', state: o.postcopy }];
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, ...autoConverge, ...dirtyLimit, ...postcopy] });
+  const multifd = o.multifd === undefined ? [] : [{ capability: 'multifd', state: o.multifd }];
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, ...autoConverge, ...dirtyLimit, ...postcopy, ...multifd] });
   probe.start();
   await sleep(o.baselineMs);
   await o.onMigrate?.();

@@ -31,6 +31,20 @@ test('TLS with x509 both ways: a matching peer migrates', async () => {
   assertSweeps(g, 'destination over TLS');
 });
 
+test('TLS on 3 channels (multifd): every channel makes its own handshake, and every page lands', async () => {
+  const src = await source();
+  const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca } });
+  const tls = { ca: certs.ca, cert: certs.client.cert, key: certs.client.key, hostname: 'localhost' };
+  const r = await Migration.start(src, incoming.uri, { multifdChannels: 3 }, { verify: true, multifd: true, tls }).done();
+  assert.equal(r.status, 'completed', r.error ?? '');
+  const dest = await incoming.done();
+  assert.equal(dest.stats?.verified, true);
+  assert.equal(dest.stats?.channels, 3, 'the three channels came over TLS');
+  const g = adopt(dest.guest)!;
+  await g.pause();
+  assertSweeps(g, 'destination over TLS on channels');
+});
+
 test('TLS: the wrong hostname, an untrusted client and an anonymous client are refused; the source keeps running', async () => {
   const serverTls = { cert: certs.server.cert, key: certs.server.key, ca: certs.ca };
   const cases = [
