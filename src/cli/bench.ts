@@ -13,12 +13,13 @@ two ferry processes, with medians and ranges, targets met or not.
   --runs N       runs per scenario (default 3; --quick: 1)
   --out FILE     write all figures as JSON (default: bench-results.json)
   --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
-  --only NAMES   run only these scenario groups (idle, zeroed, random, sweep, converge, postcopy, thread, netns,
-                 converge-link (as root: issue 14's remedies over the 1 Gbit/s veth), map)
+  --only NAMES   run only these scenario groups (idle, zeroed, random, multifd (the random guest on 1, 2 and 4
+                 channels), sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
+                 over the 1 Gbit/s veth), map)
   -h, --help     this text`;
 
 /** The scenario groups --only names (the usage above lists them). */
-const BENCH_GROUPS = ['idle', 'zeroed', 'random', 'sweep', 'converge', 'postcopy', 'thread', 'netns', 'converge-link', 'map'];
+const BENCH_GROUPS = ['idle', 'zeroed', 'random', 'multifd', 'sweep', 'converge', 'postcopy', 'thread', 'netns', 'converge-link', 'map'];
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, {
