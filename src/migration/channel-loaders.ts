@@ -72,6 +72,10 @@ export class ChannelLoaders {
 
   /** A connection that opened with a CHANNEL record (socket.ts routes it here). */
   add(socket: net.Socket): void {
+    if (this.failure !== null) {
+      socket.destroy();
+      return;
+    }
     if (this.channels.length >= this.header.channels) {
       socket.destroy();
       this.fail(new WireError(`CHANNEL: a connection beyond the ${this.header.channels} channels the header announced`));
@@ -110,9 +114,10 @@ export class ChannelLoaders {
     }
   }
 
-  /** Close every channel (the migration ended, either way). */
-  close(): void {
-    for (const c of this.channels) c.socket.destroy();
+  /** The migration ended, either way: read nothing more, and close every channel after `lingerMs`. */
+  close(lingerMs: number): void {
+    this.failure ??= new WireError('the migration ended');
+    for (const c of this.channels) setTimeout(() => c.socket.destroy(), lingerMs).unref();
     this.changed.resolve();
   }
 

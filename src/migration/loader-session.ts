@@ -264,8 +264,10 @@ export class LoaderSession {
   /** A connection that opened with CHANNEL: one of the stream's channels, or too early to tell. */
   private onChannelSocket(socket: net.Socket): void {
     if (this.channels !== null) this.channels.add(socket);
-    else if (this.header === null && !this.finished) this.early.push(socket);
-    else socket.destroy(); // the stream announced no channels (its decoder refuses a CHANNEL on the main connection too)
+    else if (this.header === null && !this.finished) {
+      socket.on('error', () => {}); // until the header says how many channels come: a reset now just ends it
+      this.early.push(socket);
+    } else socket.destroy(); // the stream announced no channels (its decoder refuses a CHANNEL on the main connection too)
   }
 
   /** The header announced channels: take their connections (those that came early too). */
@@ -557,10 +559,15 @@ export class LoaderSession {
     this.port.post({ type: 'failed', error: serializeError(err), afterGo: this.goReceived, stats: this.snapshot() });
   }
 
-  /** The migration ended here: no more channels, and the early ones are dropped. */
+  /**
+   * The migration ended here: no more channels, and the early ones are
+   * dropped. The channels close only after LINGER_MS, as the main
+   * connection does after a failure: their close must not reach the source
+   * before the reason said on the main one.
+   */
   private closeChannels(): void {
     this.stopListening?.();
-    this.channels?.close();
+    this.channels?.close(LINGER_MS);
     for (const socket of this.early) socket.destroy();
     this.early = [];
   }

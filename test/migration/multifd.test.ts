@@ -59,26 +59,34 @@ for (const channels of [1, 2, 4]) {
   });
 }
 
-test('a channel reset mid pass fails the migration before GO; the source runs on, intact, and migrates again', async () => {
+/** Runs of the channel fault (RELIABILITY.md's counts come from FERRY_CHANNEL_FAULT_RUNS=10). */
+const FAULT_RUNS = Number(process.env.FERRY_CHANNEL_FAULT_RUNS ?? 2);
+
+test(`a channel reset alone at a random moment mid pass (${FAULT_RUNS} runs) fails the migration before GO; the source runs on, intact, and migrates again`, async () => {
   const src = await busySource();
-  const incoming = await listen('tcp');
-  const link = await FaultyLink.open(incoming.uri);
-  try {
-    const m = Migration.start(src, link.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, multifdChannels: 3 }, { multifd: true });
-    // The main connection, then the three channels; reset one channel once pages flow.
-    await until('three channels to connect and pages to flow', () => link.pairs.length === 4 && m.stats.transferredBytes > 4 * MiB, 20_000);
-    link.resetConnection(2);
-    const result = await m.done();
-    assert.equal(result.status, 'failed');
-    assert.equal(result.afterGo, false);
-    assert.match(result.error ?? '', /channel/, 'the failure names the channel');
-    const dest = await incoming.done();
-    assert.equal(dest.status, 'failed');
-    assert.equal(dest.guest, null, 'nothing resumed at the destination');
-    assert.equal(src.runState, 'running', 'the source runs on');
-    assertDirtyLogsReleased(src, 'the source after a failed migration on channels');
-  } finally {
-    link.close();
+  for (let run = 0; run < FAULT_RUNS; run++) {
+    const incoming = await listen('tcp');
+    const link = await FaultyLink.open(incoming.uri);
+    try {
+      const m = Migration.start(src, link.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, multifdChannels: 3 }, { multifd: true });
+      // The main connection, then the three channels; reset one of the channels once pages flow.
+      const afterBytes = (2 + Math.random() * 16) * MiB;
+      await until('three channels to connect and pages to flow', () => link.pairs.length === 4 && m.stats.transferredBytes > afterBytes, 20_000);
+      const victim = 1 + Math.floor(Math.random() * 3);
+      link.resetConnection(victim);
+      const result = await m.done();
+      const at = `run ${run}, connection ${victim} reset after ${(afterBytes / MiB).toFixed(1)} MiB`;
+      assert.equal(result.status, 'failed', at);
+      assert.equal(result.afterGo, false, at);
+      assert.match(result.error ?? '', /channel/, `${at}: the failure names the channel`);
+      const dest = await incoming.done();
+      assert.equal(dest.status, 'failed', at);
+      assert.equal(dest.guest, null, `${at}: nothing resumed at the destination`);
+      assert.equal(src.runState, 'running', `${at}: the source runs on`);
+      assertDirtyLogsReleased(src, `${at}: the source after a failed migration on channels`);
+    } finally {
+      link.close();
+    }
   }
   // Intact: a new migration on channels completes, every page as the source holds it at the pause.
   const again = await listen('tcp');
