@@ -41,6 +41,8 @@ interface Channel {
 export interface ChannelLoadersHost {
   /** A channel failed: the migration fails with this. */
   fail(err: Error): void;
+  /** Every channel has said which it is: stop listening (a later connection can only be a stranger). */
+  allConnected(): void;
   /** `length` bytes arrived on a channel and were loaded (the idle watch, the acknowledgements). */
   onBytes(length: number): void;
 }
@@ -76,11 +78,6 @@ export class ChannelLoaders {
       socket.destroy();
       return;
     }
-    if (this.channels.length >= this.header.channels) {
-      socket.destroy();
-      this.fail(new WireError(`CHANNEL: a connection beyond the ${this.header.channels} channels the header announced`));
-      return;
-    }
     const channel: Channel = { socket, decoder: this.decoder(() => channel), index: null, synced: 0, closed: false };
     this.channels.push(channel);
     socket.on('data', (chunk: Buffer) => {
@@ -88,15 +85,20 @@ export class ChannelLoaders {
       try {
         channel.decoder.feed(chunk);
       } catch (err) {
-        this.fail(new WireError(`${this.name(channel)}: ${(err as Error).message}`, { cause: err }));
+        // A connection that has not proved itself one of this stream's channels (its CHANNEL) is a stranger: dropped alone.
+        if (channel.index === null) this.drop(channel);
+        else this.fail(new WireError(`${this.name(channel)}: ${(err as Error).message}`, { cause: err }));
         return;
       }
       this.host.onBytes(chunk.length);
     });
-    socket.on('error', (err) => this.fail(new WireError(`${this.name(channel)}: the connection failed: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => {
+      if (channel.index !== null) this.fail(new WireError(`${this.name(channel)}: the connection failed: ${err.message}`, { cause: err }));
+    });
     socket.on('close', () => {
       channel.closed = true;
-      if (!channel.decoder.atBoundary) this.fail(new WireError(`${this.name(channel)}: the source closed it inside a record`));
+      if (channel.index === null) this.drop(channel);
+      else if (!channel.decoder.atBoundary) this.fail(new WireError(`${this.name(channel)}: the source closed it inside a record`));
       this.changed.resolve();
     });
   }
@@ -119,6 +121,13 @@ export class ChannelLoaders {
     this.failure ??= new WireError('the migration ended');
     for (const c of this.channels) setTimeout(() => c.socket.destroy(), lingerMs).unref();
     this.changed.resolve();
+  }
+
+  /** A connection that never said it is one of the channels: closed, forgotten, the migration untouched. */
+  private drop(c: Channel): void {
+    c.socket.destroy();
+    const i = this.channels.indexOf(c);
+    if (i >= 0) this.channels.splice(i, 1);
   }
 
   private name(c: Channel): string {
@@ -165,12 +174,13 @@ export class ChannelLoaders {
   private onChannel(c: Channel, head: Buffer): void {
     const { index, channels, uuid } = RECORD.Channel.decode(head);
     const h = this.header;
-    if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`);
+    if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`); // a stranger: dropped (above)
     if (channels !== h.channels) throw new WireError(`CHANNEL: ${channels} channels, the header announced ${h.channels}`);
     if (index >= channels) throw new WireError(`CHANNEL: index ${index}, expected 0..${channels - 1}`);
     if (this.byIndex[index] !== undefined) throw new WireError(`CHANNEL: channel ${index} connected twice`);
     c.index = index;
     this.byIndex[index] = c;
+    if (this.connected === channels) this.host.allConnected();
     this.changed.resolve();
   }
 }

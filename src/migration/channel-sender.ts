@@ -14,8 +14,7 @@
  * GO: a channel that dies alone fails it, and the source runs on).
  *
  * Bytes written so far, and how often the channel was held back by its
- * link or its rate, are published in a shared array (channel-set.ts
- * SharedFigures) for the migration thread's figures, in-flight estimate
+ * link or its rate, are published in a shared array (channel-figures.ts) for the migration thread's figures, in-flight estimate
  * and bandwidth estimate.
  */
 import type { BlockTotals } from '../wire/format.js';

@@ -52,6 +52,10 @@ export class ChannelSet implements PassSource {
   private finished = 0;
   private failure: Error | null = null;
   private passesDone = 0;
+  /** stop() was called: threads exit now, and that is no failure. */
+  private stopping = false;
+  /** Per channel: it said finished or failed. */
+  private readonly ended: boolean[];
 
   constructor(
     private readonly init: SourceInit,
@@ -67,6 +71,7 @@ export class ChannelSet implements PassSource {
     this.figures = new ChannelFigures(this.buffer, channels);
     this.done = new Array(channels).fill(null);
     this.digests = new Array(channels).fill(null);
+    this.ended = new Array(channels).fill(false);
   }
 
   /** Start every channel's thread and connection; resolves when all are connected. */
@@ -79,7 +84,11 @@ export class ChannelSet implements PassSource {
       const w = new Worker(new URL('./channel-sender-worker.js', import.meta.url), { workerData: init });
       w.on('message', (m: FromChannel) => this.onMessage(m));
       w.on('error', (err) => this.fail(new MigrationError(`channel ${index}: its thread failed: ${err.message}`, { cause: err })));
-      this.exited.push(new Promise((resolve) => w.once('exit', () => resolve())));
+      this.exited.push(new Promise((resolve) => w.once('exit', () => {
+        // A thread that ends without saying how (finished or failed) would leave the barrier waiting.
+        if (!this.stopping && this.digests[index] === null && !this.ended[index]) this.fail(new MigrationError(`channel ${index}: its thread exited unexpectedly`));
+        resolve();
+      })));
       this.workers.push(w);
     }
     await within(this.until(() => this.connected === this.channels), timeoutMs, `connecting ${this.channels} channels`, abort);
@@ -158,6 +167,7 @@ export class ChannelSet implements PassSource {
 
   /** End every channel; resolves when each thread has exited (see top). */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.post({ type: 'stop' });
     const ended = Promise.all(this.exited);
     const late = await Promise.race([ended.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), STOP_WAIT_MS).unref())]);
@@ -177,9 +187,13 @@ export class ChannelSet implements PassSource {
         break;
       case 'finished':
         this.digests[m.index] = m.digest;
+        this.ended[m.index] = true;
         this.finished++;
         break;
-      case 'failed': this.fail(rebuildError(m.error)); break;
+      case 'failed':
+        this.ended[m.index] = true;
+        this.fail(rebuildError(m.error));
+        break;
     }
     this.heard.resolve();
   }

@@ -275,6 +275,7 @@ export class LoaderSession {
     if (this.isFile) throw new WireError('header: the stream announces channels (flag MULTIFD), which a file cannot carry');
     this.channels = new ChannelLoaders(h, this.ram!, {
       fail: (err) => this.fail(err),
+      allConnected: () => this.stopListening?.(),
       onBytes: (length) => this.afterBytes(length),
     }, this.init.maxFrameBytes);
     for (const socket of this.early) this.channels.add(socket);
@@ -295,7 +296,7 @@ export class LoaderSession {
     }
     this.ram = new RamLoader(h, this.init.program?.ram);
     if (h.channels > 0) this.expectChannels(h);
-    else this.stopListening?.(); // no channel will come
+    else this.closeChannels(); // no channel will come: stop listening, drop any early one
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
     this.port.post({ type: 'header', header: h, ram: this.ram.shared() });
   }

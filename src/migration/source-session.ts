@@ -158,7 +158,7 @@ export class SourceSession {
       else await this.switchOver();
       end = { type: 'completed', stats: this.stats() };
     } catch (err) {
-      end = this.endOf(err);
+      end = this.endOf(this.firstReason(err));
     } finally {
       await this.channels?.stop();
       this.release();
@@ -501,6 +501,20 @@ export class SourceSession {
 
   private get goSent(): boolean {
     return this.switchover?.goSent ?? false;
+  }
+
+  /**
+   * The reason the migration stopped for first (a cancel, say), over `err`,
+   * a later consequence of it that reached a wait first (a channel the
+   * destination closed because of the cancel).
+   */
+  private firstReason(err: unknown): unknown {
+    try {
+      this.abort.check();
+    } catch (first) {
+      return first;
+    }
+    return err;
   }
 
   /** How the migration ended, if not completed, for the main thread: a cancellation too (CancelledError's code tells). */

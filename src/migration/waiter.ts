@@ -76,7 +76,12 @@ export class StopSignal {
 
   /** Sleep `ms`; rejects with the reason if stopped meanwhile. */
   async sleep(ms: number): Promise<void> {
-    await Promise.race([sleep(ms), this.signal.promise]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }), this.signal.promise]);
+    } finally {
+      clearTimeout(timer); // a stopped thread must not stay alive for the rest of a long sleep (a rate limit's debt)
+    }
   }
 }
 

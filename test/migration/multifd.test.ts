@@ -12,7 +12,9 @@ import { after, test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
 import { Migration } from '../../src/migration/migration.js';
 import { FaultyLink, MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sameRam } from './helpers.js';
-import { fileLimit, until } from '../waits.js';
+import net from 'node:net';
+import { RECORD, encodeRecord } from '../../src/wire/records.js';
+import { bounded, fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 240_000);
 
@@ -103,6 +105,45 @@ test(`a channel reset alone at a random moment mid pass (${FAULT_RUNS} runs) fai
   const g2 = adopt(d2.guest)!;
   await g2.pause();
   assertSweeps(g2, 'destination of the second migration');
+});
+
+test('a cancel during a pass on 8 rate-limited channels ends cancelled, with every channel thread ending by itself (before the 5 s terminate fallback)', async () => {
+  const src = await busySource();
+  const incoming = await listen('tcp');
+  const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: MiB, multifdChannels: 8 }, { multifd: true });
+  await until('pages to flow on the channels', () => m.stats.transferredBytes > 2 * MiB, 20_000);
+  m.cancel();
+  // A channel asleep on its share of the rate (seconds of debt after a 1 MiB record) must wake at the stop.
+  const result = await bounded('the cancel to end the migration with every channel thread ended by itself', m.done(), 4500);
+  assert.equal(result.status, 'cancelled', result.error ?? 'the first reason (the cancel) is the one reported');
+  await incoming.done();
+  assert.equal(src.runState, 'running');
+  assertDirtyLogsReleased(src, 'the source after a cancel on channels');
+});
+
+test('a stranger connecting to the destination during a migration on channels (a stray 0x0b byte, or a CHANNEL of another guest) is dropped alone; the migration completes', async () => {
+  const src = await guest({ ram: 24 * MiB, vcpus: [{ kind: 'fill', data: 'random' }] });
+  await src.cont();
+  await until('the guest to fill its RAM', () => src.pagesWritten >= 6144, 20_000);
+  const incoming = await listen('tcp');
+  const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 100, maxBandwidthBytesPerSec: 32 * MiB, multifdChannels: 2 }, { multifd: true });
+  await until('pages to flow on the channels', () => m.stats.transferredBytes > 2 * MiB, 20_000);
+  const port = Number(incoming.uri.split(':').pop());
+  const strangers = [Buffer.from([0x0b]), encodeRecord(RECORD.Channel, { index: 0, channels: 2, uuid: '00000000-0000-4000-8000-000000000000' })].map((bytes) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(bytes);
+    return s;
+  });
+  try {
+    const result = await m.done();
+    assert.equal(result.status, 'completed', result.error ?? '');
+    const dest = await incoming.done();
+    assert.equal(dest.status, 'resumed', dest.error ?? '');
+    adopt(dest.guest);
+  } finally {
+    for (const s of strangers) s.destroy();
+  }
 });
 
 test('multifd is refused with post-copy, with the main-loop mode and over file:, in words', async () => {
