@@ -47,7 +47,7 @@ type Expect =
   | { readonly run: 'background'; readonly ready: RegExp }
   | { readonly run: 'skip'; readonly why: string };
 
-const TIMED_OUT_20 = (prefix: string) => new RegExp(`^${prefix}timed out after [\\d.]+ s \\(timeout 20 s\\): (not converging|converging|too early to tell): remaining `);
+const TIMED_OUT_10 = (prefix: string) => new RegExp(`^${prefix}timed out after [\\d.]+ s \\(timeout 10 s\\): (not converging|converging|too early to tell): remaining `);
 const GUEST_PROGRESS = /^ {2}guest progress +\d+ page writes during migration$/;
 
 /** Each README command, as the README writes it (comments dropped, continuation lines joined, spaces collapsed). */
@@ -57,8 +57,8 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npm test': { run: 'skip', why: 'the whole suite, this test included: CI runs it' },
   // The command line. On 2 cores the two sweeping guests below dirty more than loopback carries and are cancelled
   // by their --timeout; on a faster machine they may converge, which is the other accepted ending.
-  'npx ferry demo --ram 512M --rate 4 --timeout 20': {
-    run: 'foreground', ends: [{ exit: 1, last: TIMED_OUT_20('demo FAILED: migration cancelled: ') }, { exit: 0, last: /^demo passed$/ }],
+  'npx ferry demo --ram 512M --rate 4 --timeout 10': {
+    run: 'foreground', ends: [{ exit: 1, last: TIMED_OUT_10('demo FAILED: migration cancelled: ') }, { exit: 0, last: /^demo passed$/ }],
   },
   'npx ferry incoming --listen tcp:127.0.0.1:4444 --seconds 5 &': { run: 'background', ready: /^listening on tcp:/ },
   'npx ferry run --ram 1G --workload stress --rate 200 --seconds 2 --migrate-to tcp:127.0.0.1:4444 --downtime-limit 100 --verify': {
@@ -70,9 +70,9 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry incoming --listen file:/tmp/guest.ferry --seconds 1': { run: 'foreground', ends: [{ exit: 0, last: /^sweep check after running on: passed$/ }] },
   'npx ferry incoming --listen tcp:127.0.0.1:4445 &': { run: 'background', ready: /^listening on tcp:/ },
   'npx ferry run --ram 512M --workload sweep --rate 4 --qmp unix:/tmp/guest.qmp &': { run: 'background', ready: /QMP control socket on/ },
-  'npx ferry migrate --qmp unix:/tmp/guest.qmp --to tcp:127.0.0.1:4445 --downtime-limit 50 --timeout 20 --report report.html': {
+  'npx ferry migrate --qmp unix:/tmp/guest.qmp --to tcp:127.0.0.1:4445 --downtime-limit 50 --timeout 10 --report report.html': {
     run: 'foreground',
-    ends: [{ exit: 1, last: TIMED_OUT_20('ferry migrate: migration cancelled: ') }, { exit: 0, last: /^report written to report\.html$/ }],
+    ends: [{ exit: 1, last: TIMED_OUT_10('ferry migrate: migration cancelled: ') }, { exit: 0, last: /^report written to report\.html$/ }],
     files: ['report.html'],
   },
   'npx ferry status --qmp unix:/tmp/guest.qmp': {
@@ -103,7 +103,7 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry demo --wasm': { run: 'foreground', ends: [{ exit: 0, last: /^demo passed$/ }] },
   // Two hosts, securely: host B's destination runs beside host A's source, both on loopback here.
   'npx ferry incoming --listen tcp:0.0.0.0:4444 --tls-cert b.pem --tls-key b.key --tls-ca ca.pem': { run: 'background', ready: /^listening on tcp:/ },
-  'npx ferry run --ram 1G --workload stress --rate 50 --seconds 5 --migrate-to tcp:192.0.2.20:4444 --tls-ca ca.pem --tls-cert a.pem --tls-key a.key --tls-hostname host-b.example --verify': {
+  'npx ferry run --ram 1G --workload stress --rate 50 --seconds 2 --migrate-to tcp:192.0.2.20:4444 --tls-ca ca.pem --tls-cert a.pem --tls-key a.key --tls-hostname host-b.example --verify': {
     run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
   },
 };
