@@ -91,11 +91,16 @@ async function guestInfo(qmp: QmpClient): Promise<{ status: string; 'pages-writt
   return (await qmp.execute('x-ferry-query-guest')) as { status: string; 'pages-written': number };
 }
 
-/** `n` processes that spin until stopped (the baseline's stand-ins for the migration's busy threads). */
+/** `n` processes that spin until stopped, or until this process exits (the baseline's stand-ins for the migration's busy threads). */
 function startBusyThreads(n: number): { stop(): Promise<void> } {
   const children = Array.from({ length: n }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  const killAll = () => {
+    for (const c of children) c.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
   return {
     stop: async () => {
+      process.off('exit', killAll);
       await Promise.all(children.map((c) => new Promise<void>((resolve) => {
         if (c.exitCode !== null || c.signalCode !== null) resolve();
         else {

@@ -8,7 +8,10 @@
  * `--quick` runs a reduced set (small guests, one run each) in under two
  * minutes; the full suite takes about fifteen, and as root about twenty
  * more for issue 14's remedies over the veth (group converge-link, whose
- * rows and targets are link-remedies.ts).
+ * rows and targets are link-remedies.ts). `--smoke` runs the first
+ * scenario of each group of `--quick` alone, in about a third of its time:
+ * what test/cli/bench.test.ts runs to check that every group runs end to
+ * end and writes figures that parse (one run of each is nothing to compare).
  * Over 300 lines: the scenario list and the targets of the older groups
  * read best beside each other; new groups go in files of their own.
  */
@@ -25,7 +28,7 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const PAGE = 4096;
 
-interface Scenario {
+export interface Scenario {
   readonly group: string;
   readonly spec: ScenarioSpec;
   readonly runs: number;
@@ -47,7 +50,8 @@ interface Outcome {
 
 const size = (bytes: number) => (bytes >= GiB ? `${bytes / GiB}G` : `${bytes / MiB}M`);
 
-function scenarios(quick: boolean, runs: number, link: { source: string; destination: string; listenHost: string } | null): Scenario[] {
+/** The scenarios of the full suite, or of `--quick`, in the order they run; `link`: the netns pair, when there is one. */
+export function scenarios(quick: boolean, runs: number, link: { source: string; destination: string; listenHost: string } | null): Scenario[] {
   const big = quick ? 256 * MiB : 8 * GiB;
   const mid = quick ? 256 * MiB : 2 * GiB;
   const sweepRam = quick ? 64 * MiB : 512 * MiB;
@@ -140,6 +144,16 @@ function scenarios(quick: boolean, runs: number, link: { source: string; destina
     }
   }
   return out;
+}
+
+/** `--smoke`'s selection: the first scenario of each group, in the order of `list`. */
+export function firstOfEachGroup(list: readonly Scenario[]): Scenario[] {
+  const seen = new Set<string>();
+  return list.filter((s) => {
+    if (seen.has(s.group)) return false;
+    seen.add(s.group);
+    return true;
+  });
 }
 
 /** A scenario's downtime limit, ms (QEMU's default when it sets none). */
@@ -287,6 +301,8 @@ async function runScenarios(list: readonly Scenario[], notes: string[]): Promise
 export interface BenchOptions {
   /** Small guests, one run each. */
   readonly quick: boolean;
+  /** With quick: the first scenario of each group only (firstOfEachGroup). */
+  readonly smoke: boolean;
   readonly runs: number;
   /** Where to write all figures as JSON, and the convergence map as HTML. */
   readonly out: string;
@@ -298,7 +314,7 @@ export interface BenchOptions {
 }
 
 export async function runBench(options: BenchOptions): Promise<void> {
-  const { quick, runs, only, command } = options;
+  const { quick, smoke, runs, only, command } = options;
   const started = performance.now();
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
   process.stderr.write(`ferry bench on ${machine}\n`);
@@ -313,7 +329,8 @@ export async function runBench(options: BenchOptions): Promise<void> {
   else if (wantNetns) notes.push(`netns scenarios skipped: ${cannot}`);
   let outcomes: Outcome[];
   try {
-    const list = scenarios(quick, runs, link === null ? null : { source: link.source, destination: link.destination, listenHost: link.destinationAddress });
+    const all = scenarios(quick, runs, link === null ? null : { source: link.source, destination: link.destination, listenHost: link.destinationAddress });
+    const list = smoke ? firstOfEachGroup(all) : all;
     outcomes = await runScenarios(list.filter((s) => only === null || only.has(s.group)), notes);
   } finally {
     link?.close();
@@ -323,7 +340,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   notes.push(`suite ran in ${elapsedS.toFixed(0)} s`);
   console.log(markdown(machine, command, limits, outcomes, v, notes));
   writeFileSync(options.out, JSON.stringify({
-    machine, command, date: new Date().toISOString(), quick, elapsedS, limits,
+    machine, command, date: new Date().toISOString(), quick, smoke, elapsedS, limits,
     scenarios: outcomes.map((o) => ({ name: o.scenario.spec.name, group: o.scenario.group, spec: o.scenario.spec, runs: o.runs.map(({ passRecords, ...r }) => ({ ...r, passes: passRecords.length })), totalMs: o.totalMs, downtimeMs: o.downtimeMs, throughputGBps: o.throughputGBps })),
     verdicts: v, notes,
   }, null, 2));

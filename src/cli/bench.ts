@@ -1,15 +1,18 @@
 /** `ferry bench`'s command line; the suite itself is bench/suite.ts. */
 import { runBench } from '../bench/suite.js';
+import { stopAllFerries } from '../client/children.js';
+import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
 import { InvalidArgumentError } from '../errors.js';
 import { parseCommandLine } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 
-export const BENCH_USAGE = `usage: ferry bench [--quick] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
+export const BENCH_USAGE = `usage: ferry bench [--quick | --smoke] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
 
 Run the benchmark suite: this machine's limits, then each scenario between
 two ferry processes, with medians and ranges, targets met or not.
 
   --quick        small guests, one run each (under 2 minutes)
+  --smoke        the first scenario of each group of --quick only: checks that every group runs (under 1 minute)
   --runs N       runs per scenario (default 3; --quick: 1)
   --out FILE     write all figures as JSON (default: bench-results.json)
   --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
@@ -24,6 +27,7 @@ const BENCH_GROUPS = ['idle', 'zeroed', 'random', 'multifd', 'sweep', 'converge'
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, {
     quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
     runs: { type: 'string' },
     out: { type: 'string', default: 'bench-results.json' },
     report: { type: 'string', default: 'bench-map.html' },
@@ -34,17 +38,24 @@ export async function benchCommand(argv: string[]): Promise<number> {
     console.log(BENCH_USAGE);
     return 0;
   }
-  const quick = values.quick;
+  const quick = values.quick || values.smoke;
   const only = values.only === undefined ? null : new Set(values.only.split(','));
   const unknown = [...(only ?? [])].filter((g) => !BENCH_GROUPS.includes(g));
   if (unknown.length > 0) throw new InvalidArgumentError(`--only: unknown scenario group ${unknown.join(', ')}; expected some of ${BENCH_GROUPS.join(', ')}`);
-  await runBench({
-    quick,
-    runs: values.runs === undefined ? (quick ? 1 : 3) : parseNumberFlag(COMMAND_FLAGS.runs, values.runs),
-    out: values.out,
-    report: values.report,
-    only,
-    command: `ferry bench ${argv.join(' ')}`.trim(),
+  const runs = values.runs === undefined ? (quick ? 1 : 3) : parseNumberFlag(COMMAND_FLAGS.runs, values.runs);
+  // Interrupted (Ctrl-C, SIGTERM: also a test's time limit): stop the guest processes of the scenario under way
+  // (also one still starting), then exit as the signal would; left running, a sweeping guest would spin on.
+  let interrupted = false;
+  const unguard = onInterrupt((signal) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`ferry bench: ${signal}: stopping the scenario's guest processes`);
+    void stopAllFerries().finally(() => process.exit(SIGNAL_EXIT_CODE[signal]));
   });
+  try {
+    await runBench({ quick, smoke: values.smoke, runs, out: values.out, report: values.report, only, command: `ferry bench ${argv.join(' ')}`.trim() });
+  } finally {
+    unguard();
+  }
   return 0;
 }

@@ -2,12 +2,12 @@
  * Signals on the processes that hold a guest or children (issue 12 items
  * 4, 6 and 7): `ferry run --migrate-to` cancels before GO and refuses past
  * GO; an interrupted `ferry demo` leaves no child process and no temporary
- * directory; plain `ferry incoming` runs the arrived guest until Ctrl-C;
+ * directory, nor does an interrupted `ferry bench` leave its scenario's; plain `ferry incoming` runs the arrived guest until Ctrl-C;
  * the command line refuses to replace a file with a socket. Checked as the
  * fault matrix checks: the source is intact before GO, and one copy runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
@@ -96,6 +96,37 @@ test('ferry demo interrupted leaves no child process and no temporary directory'
     } finally {
       for (const pid of pids.filter(pidAlive)) process.kill(pid, 'SIGKILL');
     }
+  }
+});
+
+/** The processes whose parent is `pid`, and their command lines (from /proc). */
+function childrenOf(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      out.push({ pid: Number(name), cmdline: readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ') });
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+test('ferry bench interrupted stops the guest processes of its scenario and exits as the signal would', async () => {
+  const bench = spawnFerry(['bench', '--smoke', '--only', 'idle', '--out', join(dir, 'bench.json'), '--report', join(dir, 'bench.html')]);
+  let guests: number[] = [];
+  try {
+    guests = await until('the bench to start a scenario\'s source and destination', () => {
+      assert.equal(bench.alive(), true, bench.stderr());
+      const found = childrenOf(bench.child.pid!).filter((c) => / (run|incoming) .*--qmp /.test(c.cmdline)).map((c) => c.pid);
+      return found.length === 2 && found;
+    }, 120_000, 20);
+    bench.child.kill('SIGTERM');
+    assert.deepEqual(await bench.exit('the bench to exit after SIGTERM'), { code: 143, signal: null }, bench.stderr());
+    assert.match(bench.stderr(), /ferry bench: SIGTERM: stopping the scenario's guest processes/);
+    assert.deepEqual(guests.filter(pidAlive), [], 'no guest process left');
+  } finally {
+    for (const pid of guests.filter(pidAlive)) process.kill(pid, 'SIGKILL');
   }
 });
 
