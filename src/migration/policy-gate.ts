@@ -35,13 +35,13 @@ export class PolicyGate {
   /**
    * `startedAtMs`: when `migrate` was asked (monoMs); `parameters`: the live
    * ones; `o.ramBytes`: the guest's RAM (the completion budget is per GiB
-   * of it); `o.fixedCostMs`: the switchover's fixed cost (for the
-   * prediction); the capabilities auto-converge and dirty-limit (never both).
+   * of it); `o.fixedCostMs`: the switchover's fixed cost now (for the
+   * prediction: the link's round trips in it are measured as it goes); the capabilities auto-converge and dirty-limit (never both).
    */
   constructor(
     private readonly startedAtMs: number, private readonly parameters: () => MigrationParameters,
     private readonly o: {
-      readonly autoConverge: boolean; readonly dirtyLimit: boolean; readonly postcopy: boolean; readonly ramBytes: number; readonly fixedCostMs: number;
+      readonly autoConverge: boolean; readonly dirtyLimit: boolean; readonly postcopy: boolean; readonly ramBytes: number; readonly fixedCostMs: () => number;
     },
   ) {
     const { autoConverge, dirtyLimit } = o;
@@ -97,7 +97,7 @@ export class PolicyGate {
     const decision = decidePolicy({
       elapsedMs: monoMs() - this.startedAtMs, timeoutMs: p.timeoutMs, recent: this.recent, autoConverge, dirtyLimit, ladder,
       postcopy: { capability: this.o.postcopy, afterMs: p.postcopyAfterMs },
-      switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.o.fixedCostMs },
+      switchover: { downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: this.o.fixedCostMs() },
     });
     if (decision.autoConverge !== undefined) this.throttle = decision.autoConverge;
     if (decision.dirtyLimit !== undefined) this.limit = decision.dirtyLimit;

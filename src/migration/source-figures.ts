@@ -46,6 +46,10 @@ export class SourceFigures {
   busyNs = 0;
   capSleepNs = 0;
   expectedDowntimeMs = 0;
+  /** The fixed cost in the last decision's expected downtime, and the hand-off and round trip it was estimated from (null: not measured). */
+  expectedFixedMs = 0;
+  hostHopMs: number | null = null;
+  roundTripMs: number | null = null;
   dirtySyncs = 0;
   /** Why the policy's ladder chose pause-and-finish (null: it did not): the downtime is then exempt from its limit. */
   pauseAndFinish: string | null = null;
@@ -58,6 +62,9 @@ export class SourceFigures {
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
   recordPass(pass: number, sender: PassSource, durationMs: number, e: PassDecision, inflightBytes: number, policy: PolicyDecision | null): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
+    this.expectedFixedMs = e.fixedMs;
+    this.hostHopMs = e.hostHopMs;
+    this.roundTripMs = e.roundTripMs;
     const p = sender.pass;
     // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.
     const mib = (bytesPerSec: number) => `${(bytesPerSec / 1024 ** 2).toFixed(1)} MiB/s`;

@@ -32,6 +32,7 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
 import { createPacer, restOfPass, type Pacer } from './pacing.js';
+import { HostHops } from './host-hops.js';
 import { PolicyGate } from './policy-gate.js';
 import { PostcopySource } from './postcopy-source.js';
 import { LinkBrokenError, ResumeBitmap } from './postcopy-recovery.js';
@@ -40,11 +41,12 @@ import { RamSender, type PassSource } from './ram-sender.js';
 import { ChannelSet } from './channel-set.js';
 import { RECORD } from '../wire/records.js';
 import { ReturnPath, type ReturnPathHooks } from './return-path.js';
+import { RoundTripEstimator } from './round-trip.js';
 import { SourceFigures, type PassDecision } from './source-figures.js';
 import type { SourceCounters } from './stats.js';
 import { StreamOut } from './stream-out.js';
 import { DEFAULT_FIXED_SWITCHOVER_MS, PAUSE_LEAD_MS, Switchover } from './switchover.js';
-import { decideSwitchover } from './switchover-rule.js';
+import { decideSwitchover, switchoverFixedMs } from './switchover-rule.js';
 import { Signal, StopSignal, monoMs, nowNs, within } from './waiter.js';
 
 /** How often the figures go to the main thread, ms. */
@@ -71,6 +73,10 @@ export class SourceSession {
   private clients: DirtyLogClient[] = [];
   private readonly limiter: RateLimiter;
   private readonly bandwidth: BandwidthEstimator;
+  /** The link's round trip, from writes that met an empty link (round-trip.ts): an input of the switchover rule. */
+  private readonly roundTrip = new RoundTripEstimator();
+  /** The hosts' hand-off time between threads, pinged at each decision (host-hops.ts): an input of the switchover rule. */
+  private readonly hops = new HostHops();
   private readonly pacer: Pacer;
   private readonly figures: SourceFigures;
   /** Why the migration must stop (cancel, or a failure seen on the connection). */
@@ -116,7 +122,8 @@ export class SourceSession {
     this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
     this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, {
       autoConverge: init.autoConverge === true, dirtyLimit: init.dirtyLimit === true, postcopy: init.postcopy === true,
-      ramBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0), fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS,
+      ramBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),
+      fixedCostMs: () => switchoverFixedMs(this.fixedCostInputs()),
     });
     this.pacer = createPacer(init.mode, {
       parameters: () => this.parameters, figures: this.figures,
@@ -174,6 +181,7 @@ export class SourceSession {
    */
   private async setup(): Promise<void> {
     this.out = new StreamOut(this.link.promise);
+    this.out.onChunk = (bytes) => this.roundTrip.onWrite(bytes, this.out.bytesOut, this.inflightBytes() - bytes, monoMs());
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     this.pages = this.sender;
@@ -231,6 +239,7 @@ export class SourceSession {
       postcopy: () => this.postcopy !== null,
       onAck: live((bytes: number) => {
         this.bandwidth.onAck(this.ackBase + bytes);
+        this.roundTrip.onAck(bytes, monoMs());
         this.postcopy?.onAck();
       }),
       onResumed: live(() => {
@@ -325,9 +334,16 @@ export class SourceSession {
       cleanPages: this.blocks.reduce((n, b) => n + b.pages, 0) - remaining, inflightBytes: this.inflightBytes(),
       bandwidthBytesPerSec: p.availSwitchoverBandwidthBytesPerSec || this.bandwidth.forSwitchover(nowNs()),
       measured: p.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
-      downtimeLimitMs: p.downtimeLimitMs, fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS, toFile: this.channel!.kind === 'file',
+      downtimeLimitMs: p.downtimeLimitMs, ...this.fixedCostInputs(), toFile: this.channel!.kind === 'file',
     });
+    const ping = this.hops.ping(monoMs(), this.figures.busyNs); // answered by the main thread: the next decision's hand-off time
+    if (ping !== null) this.port.post({ type: 'ping', id: ping });
     return { ...decision, dirtyRate };
+  }
+
+  /** What the switchover's fixed cost is estimated from (switchover-rule.ts switchoverFixedMs): the hosts' hand-offs and the link's round trip as measured so far. */
+  private fixedCostInputs(): { fixedCostMs: number; hostHopMs: number | null; roundTripMs: number | null } {
+    return { fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS, hostHopMs: this.hops.hopMs, roundTripMs: this.roundTrip.roundTripMs };
   }
 
   /**
@@ -489,6 +505,9 @@ export class SourceSession {
         break;
       case 'resume':
         this.resumeWanted?.resolve(m.uri);
+        break;
+      case 'pong':
+        this.hops.pong(m.id, monoMs(), this.figures.busyNs);
         break;
       case 'set-parameters':
         this.parameters = m.parameters;

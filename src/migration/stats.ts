@@ -68,6 +68,14 @@ export interface SwitchoverRecord {
   readonly commitMs: number;
   readonly resumeMs: number;
   readonly expectedMs: number;
+  /**
+   * The fixed cost within expectedMs, and what it was estimated from: the
+   * hosts' hand-off time and the link's round trip (null: not measured;
+   * switchover-rule.ts switchoverFixedMs); absent from an older ferry.
+   */
+  readonly expectedFixedMs?: number;
+  readonly hostHopMs?: number | null;
+  readonly roundTripMs?: number | null;
   readonly downtimeMs: number;
 }
 

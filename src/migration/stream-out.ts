@@ -13,11 +13,16 @@ export class StreamOut {
   readonly writer: FrameWriter;
   private channel: OutgoingChannel | null = null;
   private headerBytes = 0;
+  /** Called as each chunk of records is handed to the channel (its size; bytesOut counts it already): the round-trip probe (round-trip.ts). */
+  onChunk: ((bytes: number) => void) | null = null;
   /** Resolved when the channel gives a slot back; replaced before each wait. */
   private room = new Signal();
 
   constructor(private readonly abort: Promise<never>) {
-    this.writer = new FrameWriter((chunk, release) => this.channel!.write(chunk, release));
+    this.writer = new FrameWriter((chunk, release) => {
+      this.channel!.write(chunk, release);
+      this.onChunk?.(chunk.length);
+    });
     this.writer.onRelease = () => this.room.resolve();
   }
 

@@ -12,9 +12,13 @@
  *   2. bandwidth = avail-switchover-bandwidth if set, else the cautious
  *      figure from acknowledged, link-limited windows (bandwidth.ts
  *      `forSwitchover`: the mean, or a slow recent window if lower);
- *   3. expected downtime = fixed switchover cost + remaining / bandwidth;
+ *   3. expected downtime = fixed cost + remaining / bandwidth, the fixed
+ *      cost as `switchoverFixedMs` below estimates it: the hosts' part
+ *      from their hand-off time measured now, plus two round trips of the
+ *      link;
  *   4. switch over when expected downtime <= downtime-limit; with nothing
- *      remaining, switch over whatever the bandwidth. With no bandwidth
+ *      remaining, switch over whatever the bandwidth (and whatever the
+ *      fixed cost: see nothingLeft). With no bandwidth
  *      measured yet (a nearly clean guest sends too little to measure a
  *      link with), a remainder of at most 1 MiB is costed at an assumed
  *      100 MB/s (a 1 Gbit/s link: 10 ms per MiB; the error on a slower
@@ -36,7 +40,12 @@ export interface SwitchoverInputs {
   readonly inflightBytes: number;
   readonly bandwidthBytesPerSec: number;
   readonly downtimeLimitMs: number;
+  /** The hosts' part of the fixed cost while no hand-off is measured, ms (switchover.ts DEFAULT_FIXED_SWITCHOVER_MS). */
   readonly fixedCostMs: number;
+  /** A hand-off between threads now, ms (host-hops.ts); null or absent: not measured (`fixedCostMs` is used). */
+  readonly hostHopMs?: number | null;
+  /** The link's round trip, ms (round-trip.ts); null or absent: not measured (taken as 0). */
+  readonly roundTripMs?: number | null;
   readonly toFile: boolean;
   /** The guest's dirty rate (pages found dirty again per second of the last pass); default 0. */
   readonly dirtyPagesPerSec?: number;
@@ -51,26 +60,66 @@ export interface SwitchoverInputs {
   readonly measured?: boolean;
 }
 
+/** The work of a switchover beyond its hand-offs, ms (see switchoverFixedMs). */
+export const SWITCHOVER_WORK_MS = 3;
+/** Hand-offs between threads in a switchover, in round trips (see switchoverFixedMs). */
+export const SWITCHOVER_HOPS = 8;
+/** Round trips of the link in the switchover after its last byte (see switchoverFixedMs). */
+export const SWITCHOVER_ROUND_TRIPS = 2;
+/** In flight with nothing dirty, at most this is a pass's own records (its PASS record, a few pages): see nothingLeft. */
+export const SETTLED_INFLIGHT_BYTES = 64 * 1024;
 /** Bandwidth assumed for a small remainder before any is measured, bytes/s. */
 export const UNMEASURED_BANDWIDTH_BYTES_PER_SEC = 100e6;
 /** The largest remainder costed at the assumed bandwidth, bytes. */
 export const UNMEASURED_REMAINDER_BYTES = 1024 * 1024;
+
+/**
+ * The switchover's fixed cost, ms: what it takes beyond sending the rest.
+ * After the last byte the switchover is hand-offs (switchover.ts draws
+ * them), about SWITCHOVER_HOPS round trips between threads:
+ *
+ *   pause        main -> vCPUs -> main -> migration thread     1.5
+ *   END, LOADED  dest reader -> dest main -> reader; LOADED    2
+ *   commit       migration -> main -> migration                1
+ *   GO, RESUMED  dest reader -> main -> vCPUs -> main          3
+ *                -> reader; RESUMED read by the migration
+ *
+ * so hosts = SWITCHOVER_WORK_MS + SWITCHOVER_HOPS x a hand-off's round
+ * trip measured now (host-hops.ts); before any is measured, `fixedCostMs`.
+ * The work (device and vCPU state, the destination's checks, the
+ * records) is small. The link adds SWITCHOVER_ROUND_TRIPS of its round
+ * trip: the last byte reaches the destination half a round trip after it
+ * left the queue, LOADED comes back (half), GO goes and RESUMED comes back
+ * (one). On a saturated link the bytes in flight include those on the
+ * wire, which remaining / bandwidth already costs: a round trip counted
+ * twice there, a margin. A round trip not measured yet is taken as 0.
+ */
+export function switchoverFixedMs(i: Pick<SwitchoverInputs, 'fixedCostMs' | 'hostHopMs' | 'roundTripMs'>): number {
+  const hosts = i.hostHopMs == null ? i.fixedCostMs : SWITCHOVER_WORK_MS + SWITCHOVER_HOPS * i.hostHopMs;
+  return hosts + SWITCHOVER_ROUND_TRIPS * (i.roundTripMs ?? 0);
+}
 
 export interface SwitchoverDecision {
   readonly switchover: boolean;
   readonly expectedMs: number;
   readonly remainingPages: number;
   readonly bandwidth: number;
+  /** The fixed cost in `expectedMs`: the hosts' part and the round trips, ms. */
+  readonly fixedMs: number;
+  /** The hand-off and the round trip it used, ms; null: not measured. */
+  readonly hostHopMs: number | null;
+  readonly roundTripMs: number | null;
   /** The reason, in words, recorded with the pass. */
   readonly decision: string;
 }
 
 export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
-  const base = { remainingPages: i.remainingPages, bandwidth: i.bandwidthBytesPerSec };
+  const fixedMs = switchoverFixedMs(i);
+  const base = { remainingPages: i.remainingPages, bandwidth: i.bandwidthBytesPerSec, fixedMs, hostHopMs: i.hostHopMs ?? null, roundTripMs: i.roundTripMs ?? null };
   if (i.toFile) return { ...base, switchover: true, expectedMs: 0, decision: 'switch over: a save to file takes one live pass' };
-  if (i.remainingPages === 0 && i.inflightBytes === 0) {
-    return { ...base, switchover: true, expectedMs: i.fixedCostMs, decision: `switch over: nothing left to send (fixed cost ${i.fixedCostMs} ms)` };
-  }
+  const fixed = fixedWords(i, fixedMs);
+  const settled = nothingLeft(i, fixedMs);
+  if (settled !== null) return { ...base, switchover: true, expectedMs: fixedMs, decision: `switch over: ${settled} (${fixed})` };
   const leadPages = Math.min(((i.dirtyPagesPerSec ?? 0) * (i.leadMs ?? 0)) / 1000, i.cleanPages ?? Infinity);
   const remainingBytes = (i.remainingPages + leadPages) * PAGE_SIZE + i.inflightBytes;
   let bandwidth = i.bandwidthBytesPerSec;
@@ -83,9 +132,33 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
   if (!(bandwidth > 0)) {
     return { ...base, switchover: false, expectedMs: Infinity, decision: 'iterate: no bandwidth measured yet' };
   }
-  const expectedMs = i.fixedCostMs + (remainingBytes / bandwidth) * 1000;
+  const expectedMs = fixedMs + (remainingBytes / bandwidth) * 1000;
   const limit = i.downtimeLimitMs;
+  const parts = `(${fixed} + ${(remainingBytes / 1024 ** 2).toFixed(2)} MiB at ${(bandwidth / 1024 ** 2).toFixed(1)} MiB/s)`;
   return expectedMs <= limit
-    ? { ...base, switchover: true, expectedMs, decision: `switch over: expected downtime ${expectedMs.toFixed(1)} ms <= limit ${limit} ms${assumed}` }
-    : { ...base, switchover: false, expectedMs, decision: `iterate: expected downtime ${expectedMs.toFixed(1)} ms > limit ${limit} ms${assumed}` };
+    ? { ...base, switchover: true, expectedMs, decision: `switch over: expected downtime ${expectedMs.toFixed(1)} ms ${parts} <= limit ${limit} ms${assumed}` }
+    : { ...base, switchover: false, expectedMs, decision: `iterate: expected downtime ${expectedMs.toFixed(1)} ms ${parts} > limit ${limit} ms${assumed}` };
+}
+
+/**
+ * Rule 4's "nothing remaining", in words, or null: no dirty page and
+ * nothing in flight; or, when the fixed cost alone exceeds the limit (no
+ * remainder can meet it then: a busy host, or a limit below what this
+ * host's switchover takes), no dirty page and in flight at most a pass's
+ * own records (SETTLED_INFLIGHT_BYTES): iterating could not shorten the
+ * downtime any more, only postpone it.
+ */
+function nothingLeft(i: SwitchoverInputs, fixedMs: number): string | null {
+  if (i.remainingPages !== 0) return null;
+  if (i.inflightBytes === 0) return 'nothing left to send';
+  return fixedMs > i.downtimeLimitMs && i.inflightBytes <= SETTLED_INFLIGHT_BYTES
+    ? `nothing left to send but ${i.inflightBytes} bytes in flight, and the fixed cost alone exceeds the limit (${i.downtimeLimitMs} ms): no pass can meet it`
+    : null;
+}
+
+/** The fixed cost in words: "fixed 9.4 ms (8 hand-offs of 0.80 ms + 3, link 2 x 0.10 ms)". */
+function fixedWords(i: SwitchoverInputs, fixedMs: number): string {
+  const hosts = i.hostHopMs == null ? `hosts ${i.fixedCostMs} ms (no hand-off measured yet)` : `${SWITCHOVER_HOPS} hand-offs of ${i.hostHopMs.toFixed(2)} ms + ${SWITCHOVER_WORK_MS}`;
+  const link = i.roundTripMs == null ? 'link not measured' : `link ${SWITCHOVER_ROUND_TRIPS} x ${i.roundTripMs.toFixed(2)} ms`;
+  return `fixed ${fixedMs.toFixed(1)} ms (${hosts}, ${link})`;
 }

@@ -38,10 +38,14 @@ import type { StreamOut } from './stream-out.js';
 import { Signal, monoMs, within, yieldToLoop } from './waiter.js';
 
 /**
- * Fixed cost of a switchover beyond sending the rest, ms: pause acknowledgement
- * (~1 ms), device and vCPU state (~0), the destination's load check and the
- * LOADED/GO/RESUMED round trips on one host (~1-2 ms), as seen in `ferry demo`
- * on this machine, with margin. An input of the switchover rule.
+ * The hosts' part of a switchover's fixed cost before any hand-off between
+ * threads has been measured, ms: pause acknowledgement (~1 ms), device and
+ * vCPU state (~0), the destination's load check and the LOADED/GO/RESUMED
+ * exchanges on one idle host (~1-2 ms), as seen in `ferry demo` on this
+ * machine, with margin. Once the source has timed a hand-off (host-hops.ts,
+ * a ping at each decision) the rule estimates this part from it instead
+ * (switchover-rule.ts switchoverFixedMs): on a busy host it is two to four
+ * times this. An input of the switchover rule.
  */
 export const DEFAULT_FIXED_SWITCHOVER_MS = 5;
 /**
@@ -142,7 +146,7 @@ export class Switchover {
       decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
       pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs, verifyMs: f.verifyMs,
       loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
-      expectedMs: f.expectedDowntimeMs, downtimeMs,
+      expectedMs: f.expectedDowntimeMs, expectedFixedMs: f.expectedFixedMs, hostHopMs: f.hostHopMs, roundTripMs: f.roundTripMs, downtimeMs,
     };
   }
 

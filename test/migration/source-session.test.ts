@@ -8,6 +8,8 @@ import { after, test } from 'node:test';
 import type { FromSource, SourceInit, ToSource } from '../../src/migration/messages.js';
 import { DEFAULT_PARAMETERS, withParameters } from '../../src/migration/parameters.js';
 import { SourceSession } from '../../src/migration/source-session.js';
+import { DEFAULT_FIXED_SWITCHOVER_MS } from '../../src/migration/switchover.js';
+import { switchoverFixedMs } from '../../src/migration/switchover-rule.js';
 import { monoMs } from '../../src/migration/waiter.js';
 import type { Guest } from '../../src/guest/guest.js';
 import { MiB, adopt, destroyAll, guest, listen } from './helpers.js';
@@ -19,9 +21,10 @@ after(destroyAll);
 /**
  * Run a session for `src` to `uri`, answering as the main thread does.
  * It iterates (downtime limit 1 ms: the fixed cost alone exceeds it)
- * until pass `passes` has begun, then may switch over.
+ * until pass `passes` has begun, then may switch over. `pong`: answer the
+ * session's pings (its measure of the hosts' hand-offs), as the main thread does.
  */
-async function runSession(src: Guest, uri: string, passes: number): Promise<FromSource[]> {
+async function runSession(src: Guest, uri: string, passes: number, pong = false): Promise<FromSource[]> {
   const posted: FromSource[] = [];
   let deliver: (m: ToSource) => void = () => {};
   let parameters = withParameters(DEFAULT_PARAMETERS, { downtimeLimitMs: 1 });
@@ -37,6 +40,7 @@ async function runSession(src: Guest, uri: string, passes: number): Promise<From
     onMessage: (fn) => { deliver = fn; },
   });
   async function answer(m: FromSource): Promise<void> {
+    if (m.type === 'ping' && pong) deliver({ type: 'pong', id: m.id });
     if (m.type === 'stats' && m.stats.pass > passes && parameters.downtimeLimitMs === 1) {
       parameters = withParameters(parameters, { downtimeLimitMs: 10_000 });
       deliver({ type: 'set-parameters', parameters });
@@ -76,5 +80,29 @@ test('each pass record is posted once, when its pass ends; the figures posted ev
     for (const m of figures) assert.ok(!('passes' in (m as { stats: object }).stats), `a ${m.type} message carries no pass list`);
   } finally {
     incoming.cancel();
+  }
+});
+
+test('the switchover\'s fixed cost is estimated from the hand-offs the main thread answered, or else the default, and recorded with the switchover', async () => {
+  for (const pong of [true, false]) {
+    const src = await guest({ ram: 2 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 50 }] });
+    await src.cont();
+    const incoming = await listen('unix');
+    try {
+      const posted = await runSession(src, incoming.uri, 3, pong);
+      const ended = posted.at(-1)!;
+      assert.equal(ended.type, 'completed', ended.type === 'failed' ? ended.error.message : '');
+      adopt((await incoming.done()).guest);
+      assert.ok(posted.filter((m) => m.type === 'ping').length >= (pong ? 3 : 1), `a ping at each decision (one at a time: ${pong ? 'answered' : 'unanswered'})`);
+      const sw = ended.type === 'completed' ? ended.stats.switchover : null;
+      assert.ok(sw?.expectedFixedMs !== undefined && sw.hostHopMs !== undefined && sw.roundTripMs !== undefined, JSON.stringify(sw));
+      assert.equal(sw.hostHopMs === null, !pong, `hand-offs measured only when answered: ${sw.hostHopMs}`);
+      assert.equal(sw.expectedFixedMs, switchoverFixedMs({ fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS, hostHopMs: sw.hostHopMs, roundTripMs: sw.roundTripMs }));
+      assert.ok(sw.expectedMs >= sw.expectedFixedMs, `expected ${sw.expectedMs} ms includes the fixed ${sw.expectedFixedMs} ms`);
+      const last = posted.flatMap((m) => (m.type === 'pass' ? [m.pass.decision] : [])).at(-1) ?? '';
+      assert.match(last, pong ? /fixed [\d.]+ ms \(8 hand-offs of [\d.]+ ms \+ 3, link / : /fixed [\d.]+ ms \(hosts 5 ms \(no hand-off measured yet\), link /);
+    } finally {
+      incoming.cancel();
+    }
   }
 });
