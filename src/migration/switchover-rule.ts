@@ -142,7 +142,7 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
 
 /**
  * Rule 4's "nothing remaining", in words, or null: no dirty page and
- * nothing in flight; or, when the fixed cost alone exceeds the limit (no
+ * nothing in flight; or, when the fixed cost alone reaches the limit (no
  * remainder can meet it then: a busy host, or a limit below what this
  * host's switchover takes), no dirty page and in flight at most a pass's
  * own records (SETTLED_INFLIGHT_BYTES): iterating could not shorten the
@@ -151,8 +151,8 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
 function nothingLeft(i: SwitchoverInputs, fixedMs: number): string | null {
   if (i.remainingPages !== 0) return null;
   if (i.inflightBytes === 0) return 'nothing left to send';
-  return fixedMs > i.downtimeLimitMs && i.inflightBytes <= SETTLED_INFLIGHT_BYTES
-    ? `nothing left to send but ${i.inflightBytes} bytes in flight, and the fixed cost alone exceeds the limit (${i.downtimeLimitMs} ms): no pass can meet it`
+  return fixedMs >= i.downtimeLimitMs && i.inflightBytes <= SETTLED_INFLIGHT_BYTES
+    ? `nothing left to send but ${i.inflightBytes} bytes in flight, and the fixed cost alone reaches the limit (${i.downtimeLimitMs} ms): no pass can meet it`
     : null;
 }
 

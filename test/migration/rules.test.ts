@@ -34,12 +34,12 @@ test('switchover rule: the fixed cost is the hosts\' hand-offs measured now plus
   assert.equal(decideSwitchover({ ...base, remainingPages: 0, inflightBytes: 0, hostHopMs: 2 }).expectedMs, 19, 'nothing left: the fixed cost alone');
 });
 
-test('switchover rule: when the fixed cost alone exceeds the limit, a clean guest switches over once only its last pass\'s records are in flight', () => {
+test('switchover rule: when the fixed cost alone reaches the limit, a clean guest switches over once only its last pass\'s records are in flight', () => {
   // A busy host: hand-offs of 1 ms make the fixed cost 11 ms, over a 10 ms limit. No remainder can meet it.
   const busy = { ...base, downtimeLimitMs: 10, remainingPages: 0, hostHopMs: 1 };
   const settled = decideSwitchover({ ...busy, inflightBytes: 20 }); // each pass writes a 20-byte PASS record
   assert.equal(settled.switchover, true, settled.decision);
-  assert.match(settled.decision, /^switch over: nothing left to send but 20 bytes in flight, and the fixed cost alone exceeds the limit \(10 ms\): no pass can meet it \(fixed 11\.0 ms/);
+  assert.match(settled.decision, /^switch over: nothing left to send but 20 bytes in flight, and the fixed cost alone reaches the limit \(10 ms\): no pass can meet it \(fixed 11\.0 ms/);
   assert.equal(decideSwitchover({ ...busy, inflightBytes: 2_000_000 }).switchover, false, 'megabytes in flight: let them drain first');
   assert.equal(decideSwitchover({ ...busy, inflightBytes: 20, remainingPages: 1 }).switchover, false, 'a dirty page: iterate');
   // Within reach of the limit, 20 bytes in flight are costed as ever.
