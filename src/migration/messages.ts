@@ -96,9 +96,7 @@ export type ToSource =
   | { readonly type: 'start-postcopy' }
   /** `migrate` with resume: recover the paused post-copy over a new connection to `uri`. */
   | { readonly type: 'resume'; readonly uri: string }
-  | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters }
-  /** The answer to `ping`, at once (host-hops.ts). */
-  | { readonly type: 'pong'; readonly id: number };
+  | { readonly type: 'set-parameters'; readonly parameters: MigrationParameters };
 
 /** Post-copy recovery's steps, on either side (postcopy-recovery.ts): the status each one enters. */
 export type RecoveryStep =
@@ -124,8 +122,6 @@ export type FromSource =
   | { readonly type: 'dirty-limit'; readonly quotaMBPerSec: number; readonly why: string }
   | { readonly type: 'pass'; readonly pass: PassRecord }
   | { readonly type: 'stats'; readonly stats: SourceCounters }
-  /** Answer with `pong` (the source times the hosts' hand-offs between threads: host-hops.ts). */
-  | { readonly type: 'ping'; readonly id: number }
   /** Pause the guest for switchover; `postcopy`: for post-copy's (the status becomes postcopy-active). */
   | { readonly type: 'pause'; readonly postcopy: boolean }
   | { readonly type: 'commit' }

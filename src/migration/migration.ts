@@ -384,9 +384,6 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       case 'stats':
         this.updateStats(m.stats);
         break;
-      case 'ping':
-        this.post({ type: 'pong', id: m.id });
-        break;
       case 'throttle':
         if (isFinished(this.status) || this.ending) break; // the throttle ends with the migration
         trace('throttle: %s', m.why);

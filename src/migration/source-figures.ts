@@ -46,9 +46,8 @@ export class SourceFigures {
   busyNs = 0;
   capSleepNs = 0;
   expectedDowntimeMs = 0;
-  /** The fixed cost in the last decision's expected downtime, and the hand-off and round trip it was estimated from (null: not measured). */
+  /** The fixed cost in the last decision's expected downtime, and the link's round trip in it (null: not measured). */
   expectedFixedMs = 0;
-  hostHopMs: number | null = null;
   roundTripMs: number | null = null;
   dirtySyncs = 0;
   /** Why the policy's ladder chose pause-and-finish (null: it did not): the downtime is then exempt from its limit. */
@@ -63,7 +62,6 @@ export class SourceFigures {
   recordPass(pass: number, sender: PassSource, durationMs: number, e: PassDecision, inflightBytes: number, policy: PolicyDecision | null): PassRecord {
     this.expectedDowntimeMs = e.expectedMs;
     this.expectedFixedMs = e.fixedMs;
-    this.hostHopMs = e.hostHopMs;
     this.roundTripMs = e.roundTripMs;
     const p = sender.pass;
     // Binary units, as every figure the client shows (client/size.ts); the bandwidth is the rule's (cautious) one.

@@ -32,7 +32,6 @@ import type { FromSource, SourceInit, ToSource } from './messages.js';
 import type { PolicyDecision } from './migration-policy.js';
 import type { MigrationParameters } from './parameters.js';
 import { createPacer, restOfPass, type Pacer } from './pacing.js';
-import { HostHops } from './host-hops.js';
 import { PolicyGate } from './policy-gate.js';
 import { PostcopySource } from './postcopy-source.js';
 import { LinkBrokenError, ResumeBitmap } from './postcopy-recovery.js';
@@ -75,8 +74,6 @@ export class SourceSession {
   private readonly bandwidth: BandwidthEstimator;
   /** The link's round trip, from writes that met an empty link (round-trip.ts): an input of the switchover rule. */
   private readonly roundTrip = new RoundTripEstimator();
-  /** The hosts' hand-off time between threads, pinged at each decision (host-hops.ts): an input of the switchover rule. */
-  private readonly hops = new HostHops();
   private readonly pacer: Pacer;
   private readonly figures: SourceFigures;
   /** Why the migration must stop (cancel, or a failure seen on the connection). */
@@ -336,14 +333,12 @@ export class SourceSession {
       measured: p.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
       downtimeLimitMs: p.downtimeLimitMs, ...this.fixedCostInputs(), toFile: this.channel!.kind === 'file',
     });
-    const ping = this.hops.ping(monoMs(), this.figures.busyNs); // answered by the main thread: the next decision's hand-off time
-    if (ping !== null) this.port.post({ type: 'ping', id: ping });
     return { ...decision, dirtyRate };
   }
 
-  /** What the switchover's fixed cost is estimated from (switchover-rule.ts switchoverFixedMs): the hosts' hand-offs and the link's round trip as measured so far. */
-  private fixedCostInputs(): { fixedCostMs: number; hostHopMs: number | null; roundTripMs: number | null } {
-    return { fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS, hostHopMs: this.hops.hopMs, roundTripMs: this.roundTrip.roundTripMs };
+  /** What the switchover's fixed cost is made of (switchover-rule.ts switchoverFixedMs): the hosts' part, and the link's round trip as measured so far. */
+  private fixedCostInputs(): { fixedCostMs: number; roundTripMs: number | null } {
+    return { fixedCostMs: DEFAULT_FIXED_SWITCHOVER_MS, roundTripMs: this.roundTrip.roundTripMs };
   }
 
   /**
@@ -505,9 +500,6 @@ export class SourceSession {
         break;
       case 'resume':
         this.resumeWanted?.resolve(m.uri);
-        break;
-      case 'pong':
-        this.hops.pong(m.id, monoMs(), this.figures.busyNs);
         break;
       case 'set-parameters':
         this.parameters = m.parameters;

@@ -69,12 +69,11 @@ export interface SwitchoverRecord {
   readonly resumeMs: number;
   readonly expectedMs: number;
   /**
-   * The fixed cost within expectedMs, and what it was estimated from: the
-   * hosts' hand-off time and the link's round trip (null: not measured;
-   * switchover-rule.ts switchoverFixedMs); absent from an older ferry.
+   * The fixed cost within expectedMs (the hosts' part and two round trips
+   * of the link: switchover-rule.ts switchoverFixedMs), and the round trip
+   * it used (null: not measured); absent from an older ferry.
    */
   readonly expectedFixedMs?: number;
-  readonly hostHopMs?: number | null;
   readonly roundTripMs?: number | null;
   readonly downtimeMs: number;
 }

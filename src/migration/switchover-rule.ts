@@ -13,9 +13,9 @@
  *      figure from acknowledged, link-limited windows (bandwidth.ts
  *      `forSwitchover`: the mean, or a slow recent window if lower);
  *   3. expected downtime = fixed cost + remaining / bandwidth, the fixed
- *      cost as `switchoverFixedMs` below estimates it: the hosts' part
- *      from their hand-off time measured now, plus two round trips of the
- *      link;
+ *      cost as `switchoverFixedMs` below makes it: the hosts' part (a
+ *      constant measured on this machine: switchover.ts) plus two round
+ *      trips of the link, measured during the migration;
  *   4. switch over when expected downtime <= downtime-limit; with nothing
  *      remaining, switch over whatever the bandwidth (and whatever the
  *      fixed cost: see nothingLeft). With no bandwidth
@@ -40,10 +40,8 @@ export interface SwitchoverInputs {
   readonly inflightBytes: number;
   readonly bandwidthBytesPerSec: number;
   readonly downtimeLimitMs: number;
-  /** The hosts' part of the fixed cost while no hand-off is measured, ms (switchover.ts DEFAULT_FIXED_SWITCHOVER_MS). */
+  /** The hosts' part of the fixed cost, ms (switchover.ts DEFAULT_FIXED_SWITCHOVER_MS): without the link's round trips. */
   readonly fixedCostMs: number;
-  /** A hand-off between threads now, ms (host-hops.ts); null or absent: not measured (`fixedCostMs` is used). */
-  readonly hostHopMs?: number | null;
   /** The link's round trip, ms (round-trip.ts); null or absent: not measured (taken as 0). */
   readonly roundTripMs?: number | null;
   readonly toFile: boolean;
@@ -60,12 +58,15 @@ export interface SwitchoverInputs {
   readonly measured?: boolean;
 }
 
-/** The work of a switchover beyond its hand-offs, ms (see switchoverFixedMs). */
-export const SWITCHOVER_WORK_MS = 3;
-/** Hand-offs between threads in a switchover, in round trips (see switchoverFixedMs). */
-export const SWITCHOVER_HOPS = 8;
 /** Round trips of the link in the switchover after its last byte (see switchoverFixedMs). */
 export const SWITCHOVER_ROUND_TRIPS = 2;
+/**
+ * An idle host's switchover beyond the bytes, ms: pause, state, the
+ * destination's load, LOADED, commit, GO, RESUMED between two processes on
+ * one idle host, as `ferry demo` measured it here (1-2 ms, with margin).
+ * A downtime limit below it is one no switchover can meet: see nothingLeft.
+ */
+export const IDLE_SWITCHOVER_MS = 5;
 /** In flight with nothing dirty, at most this is a pass's own records (its PASS record, a few pages): see nothingLeft. */
 export const SETTLED_INFLIGHT_BYTES = 64 * 1024;
 /** Bandwidth assumed for a small remainder before any is measured, bytes/s. */
@@ -75,28 +76,17 @@ export const UNMEASURED_REMAINDER_BYTES = 1024 * 1024;
 
 /**
  * The switchover's fixed cost, ms: what it takes beyond sending the rest.
- * After the last byte the switchover is hand-offs (switchover.ts draws
- * them), about SWITCHOVER_HOPS round trips between threads:
- *
- *   pause        main -> vCPUs -> main -> migration thread     1.5
- *   END, LOADED  dest reader -> dest main -> reader; LOADED    2
- *   commit       migration -> main -> migration                1
- *   GO, RESUMED  dest reader -> main -> vCPUs -> main          3
- *                -> reader; RESUMED read by the migration
- *
- * so hosts = SWITCHOVER_WORK_MS + SWITCHOVER_HOPS x a hand-off's round
- * trip measured now (host-hops.ts); before any is measured, `fixedCostMs`.
- * The work (device and vCPU state, the destination's checks, the
- * records) is small. The link adds SWITCHOVER_ROUND_TRIPS of its round
- * trip: the last byte reaches the destination half a round trip after it
- * left the queue, LOADED comes back (half), GO goes and RESUMED comes back
- * (one). On a saturated link the bytes in flight include those on the
- * wire, which remaining / bandwidth already costs: a round trip counted
- * twice there, a margin. A round trip not measured yet is taken as 0.
+ * The hosts' part, `fixedCostMs` (switchover.ts says how it was measured),
+ * plus SWITCHOVER_ROUND_TRIPS of the link's round trip (round-trip.ts): the
+ * last byte reaches the destination half a round trip after it left the
+ * queue, LOADED comes back (half), GO goes and RESUMED comes back (one).
+ * On a saturated link the bytes in flight include those on the wire, which
+ * remaining / bandwidth already costs: a round trip counted twice there, a
+ * margin. A round trip not measured yet is taken as 0: on the 1 Gbit/s
+ * veth here it is 0.1 ms, but a link of 5 ms would add 10.
  */
-export function switchoverFixedMs(i: Pick<SwitchoverInputs, 'fixedCostMs' | 'hostHopMs' | 'roundTripMs'>): number {
-  const hosts = i.hostHopMs == null ? i.fixedCostMs : SWITCHOVER_WORK_MS + SWITCHOVER_HOPS * i.hostHopMs;
-  return hosts + SWITCHOVER_ROUND_TRIPS * (i.roundTripMs ?? 0);
+export function switchoverFixedMs(i: Pick<SwitchoverInputs, 'fixedCostMs' | 'roundTripMs'>): number {
+  return i.fixedCostMs + SWITCHOVER_ROUND_TRIPS * (i.roundTripMs ?? 0);
 }
 
 export interface SwitchoverDecision {
@@ -106,8 +96,7 @@ export interface SwitchoverDecision {
   readonly bandwidth: number;
   /** The fixed cost in `expectedMs`: the hosts' part and the round trips, ms. */
   readonly fixedMs: number;
-  /** The hand-off and the round trip it used, ms; null: not measured. */
-  readonly hostHopMs: number | null;
+  /** The round trip it used, ms; null: not measured (taken as 0). */
   readonly roundTripMs: number | null;
   /** The reason, in words, recorded with the pass. */
   readonly decision: string;
@@ -115,7 +104,7 @@ export interface SwitchoverDecision {
 
 export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
   const fixedMs = switchoverFixedMs(i);
-  const base = { remainingPages: i.remainingPages, bandwidth: i.bandwidthBytesPerSec, fixedMs, hostHopMs: i.hostHopMs ?? null, roundTripMs: i.roundTripMs ?? null };
+  const base = { remainingPages: i.remainingPages, bandwidth: i.bandwidthBytesPerSec, fixedMs, roundTripMs: i.roundTripMs ?? null };
   if (i.toFile) return { ...base, switchover: true, expectedMs: 0, decision: 'switch over: a save to file takes one live pass' };
   const fixed = fixedWords(i, fixedMs);
   const settled = nothingLeft(i, fixedMs);
@@ -142,23 +131,22 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
 
 /**
  * Rule 4's "nothing remaining", in words, or null: no dirty page and
- * nothing in flight; or, when the fixed cost alone reaches the limit (no
- * remainder can meet it then: a busy host, or a limit below what this
- * host's switchover takes), no dirty page and in flight at most a pass's
- * own records (SETTLED_INFLIGHT_BYTES): iterating could not shorten the
- * downtime any more, only postpone it.
+ * nothing in flight; or no dirty page, in flight at most a pass's own
+ * records (SETTLED_INFLIGHT_BYTES), and a limit that an idle host's
+ * switchover meets (IDLE_SWITCHOVER_MS) but the fixed cost here does not:
+ * iterating would only postpone the same downtime. A limit below even an
+ * idle host's cost (a 1 ms limit, which holds a migration in its passes
+ * until it is raised) iterates, as it always did.
  */
 function nothingLeft(i: SwitchoverInputs, fixedMs: number): string | null {
   if (i.remainingPages !== 0) return null;
   if (i.inflightBytes === 0) return 'nothing left to send';
-  return fixedMs >= i.downtimeLimitMs && i.inflightBytes <= SETTLED_INFLIGHT_BYTES
-    ? `nothing left to send but ${i.inflightBytes} bytes in flight, and the fixed cost alone reaches the limit (${i.downtimeLimitMs} ms): no pass can meet it`
-    : null;
+  const over = fixedMs >= i.downtimeLimitMs && i.downtimeLimitMs > IDLE_SWITCHOVER_MS && i.inflightBytes <= SETTLED_INFLIGHT_BYTES;
+  return over ? `nothing left to send but ${i.inflightBytes} bytes in flight, and the fixed cost alone reaches the limit (${i.downtimeLimitMs} ms)` : null;
 }
 
-/** The fixed cost in words: "fixed 9.4 ms (8 hand-offs of 0.80 ms + 3, link 2 x 0.10 ms)". */
+/** The fixed cost in words: "fixed 10.2 ms (hosts 10 ms, link 2 x 0.10 ms)". */
 function fixedWords(i: SwitchoverInputs, fixedMs: number): string {
-  const hosts = i.hostHopMs == null ? `hosts ${i.fixedCostMs} ms (no hand-off measured yet)` : `${SWITCHOVER_HOPS} hand-offs of ${i.hostHopMs.toFixed(2)} ms + ${SWITCHOVER_WORK_MS}`;
   const link = i.roundTripMs == null ? 'link not measured' : `link ${SWITCHOVER_ROUND_TRIPS} x ${i.roundTripMs.toFixed(2)} ms`;
-  return `fixed ${fixedMs.toFixed(1)} ms (${hosts}, ${link})`;
+  return `fixed ${fixedMs.toFixed(1)} ms (hosts ${i.fixedCostMs} ms, ${link})`;
 }

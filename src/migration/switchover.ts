@@ -38,16 +38,23 @@ import type { StreamOut } from './stream-out.js';
 import { Signal, monoMs, within, yieldToLoop } from './waiter.js';
 
 /**
- * The hosts' part of a switchover's fixed cost before any hand-off between
- * threads has been measured, ms: pause acknowledgement (~1 ms), device and
- * vCPU state (~0), the destination's load check and the LOADED/GO/RESUMED
- * exchanges on one idle host (~1-2 ms), as seen in `ferry demo` on this
- * machine, with margin. Once the source has timed a hand-off (host-hops.ts,
- * a ping at each decision) the rule estimates this part from it instead
- * (switchover-rule.ts switchoverFixedMs): on a busy host it is two to four
- * times this. An input of the switchover rule.
+ * The hosts' part of a switchover's fixed cost, ms: what the switchover
+ * takes beyond its bytes and the link's round trips (those the rule adds:
+ * switchover-rule.ts switchoverFixedMs). Its steps are hand-offs between
+ * threads and processes: the pause, the destination's load and LOADED,
+ * the commit, GO to RESUMED (the diagram above). Measured: on an idle
+ * host 1-2 ms (`ferry demo`; the 5 ms this constant was before). With a
+ * migration's threads busy, over the 1 Gbit/s veth where the byte term is
+ * exact (its bytes in flight drain at the shaped rate), the downtime
+ * minus the rule's byte term was 2.0-12.4 ms in 15 pre-copy completions
+ * (median 6.3; one more 22.7, its bytes slow to load), GO to RESUMED
+ * alone 2.6-9.6 ms; on this 2-core machine loaded by other work, 3-22 ms.
+ * 10 ms covers 13 of the 15: the rule's estimate is to be kept, as its
+ * bandwidth is the cautious one. Loopback hid the miss: its byte term
+ * overstates the drain (the cautious bandwidth against a final pass that
+ * has both cores), by more than the 5 ms understated the rest.
  */
-export const DEFAULT_FIXED_SWITCHOVER_MS = 5;
+export const DEFAULT_FIXED_SWITCHOVER_MS = 10;
 /**
  * Time from the switchover decision to the vCPUs' acknowledgement of the
  * pause, ms: the guest still writes meanwhile. Measured (x-ferry-switchover
@@ -146,7 +153,7 @@ export class Switchover {
       decisionToPausedMs: this.pauseAckedAtMs - this.decidedAtMs, pauseMs: this.pauseAckedAtMs - this.pausedAtMs,
       pagesAtDecision, finalPages: final.normalPages + final.zeroPages, finalBytes: final.bytes, finalPassMs, verifyMs: f.verifyMs,
       loadedWaitMs: loadedMs - endSentMs, commitMs: goMs - loadedMs, resumeMs: resumedMs - goMs,
-      expectedMs: f.expectedDowntimeMs, expectedFixedMs: f.expectedFixedMs, hostHopMs: f.hostHopMs, roundTripMs: f.roundTripMs, downtimeMs,
+      expectedMs: f.expectedDowntimeMs, expectedFixedMs: f.expectedFixedMs, roundTripMs: f.roundTripMs, downtimeMs,
     };
   }
 
