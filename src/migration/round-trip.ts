@@ -17,7 +17,9 @@
  * (the same kind of time the switchover's tail spends). Sizes are capped
  * so that sending the write itself adds little (16 KiB: 0.13 ms at
  * 1 Gbit/s). The stream header is not probed: the destination may still
- * be preparing when it arrives.
+ * be preparing when it arrives. With several channels (multifd) an
+ * acknowledgement counts the bytes of every connection, in whatever order
+ * they were read: a probe counts only if no channel wrote meanwhile.
  *
  * The estimate is the smallest sample: delays only add to a round trip
  * (a busy thread, a chunk that coalesced with the next one), never take
@@ -32,26 +34,34 @@ export const PROBE_MAX_BYTES = 16 * 1024;
 
 export class RoundTripEstimator {
   /** The write being timed: the stream offset after it, and when it was handed to the channel. */
-  private probe: { readonly bytes: number; readonly atMs: number } | null = null;
+  private probe: { readonly bytes: number; readonly atMs: number; readonly others: number } | null = null;
   private min = Infinity;
   /** Samples taken so far. */
   samples = 0;
 
   /**
-   * `chunkBytes` were handed to the channel at `nowMs`, ending at stream
-   * offset `bytesAfter`, with `inflightBefore` bytes unacknowledged before
-   * them. Times it if it is a probe (see above) and none is pending.
+   * `chunkBytes` were handed to the main connection at `nowMs`, ending at
+   * offset `bytesAfter` of all bytes written (the acknowledgements' count),
+   * with `inflightBefore` bytes unacknowledged before them, and `others`
+   * bytes written on the channels so far. Times it if it is a probe (see
+   * above) and none is pending.
    */
-  onWrite(chunkBytes: number, bytesAfter: number, inflightBefore: number, nowMs: number): void {
-    if (this.probe === null && inflightBefore === 0 && chunkBytes <= PROBE_MAX_BYTES) this.probe = { bytes: bytesAfter, atMs: nowMs };
+  onWrite(chunkBytes: number, bytesAfter: number, inflightBefore: number, nowMs: number, others = 0): void {
+    if (this.probe === null && inflightBefore === 0 && chunkBytes <= PROBE_MAX_BYTES) this.probe = { bytes: bytesAfter, atMs: nowMs, others };
   }
 
-  /** The destination acknowledged `totalBytes` of the stream; the pending probe's sample, if this covers it. */
-  onAck(totalBytes: number, nowMs: number): void {
-    if (this.probe === null || totalBytes < this.probe.bytes) return;
-    this.min = Math.min(this.min, nowMs - this.probe.atMs);
-    this.samples++;
+  /**
+   * The destination acknowledged `totalBytes` in all, with `others` bytes
+   * written on the channels by now: the pending probe's sample, if this
+   * covers it and no channel wrote since.
+   */
+  onAck(totalBytes: number, nowMs: number, others = 0): void {
+    const p = this.probe;
+    if (p === null || totalBytes < p.bytes) return;
     this.probe = null;
+    if (others !== p.others) return;
+    this.min = Math.min(this.min, nowMs - p.atMs);
+    this.samples++;
   }
 
   /** The round trip, ms: the smallest sample; null before any. */

@@ -178,7 +178,7 @@ export class SourceSession {
    */
   private async setup(): Promise<void> {
     this.out = new StreamOut(this.link.promise);
-    this.out.onChunk = (bytes) => this.roundTrip.onWrite(bytes, this.out.bytesOut, this.inflightBytes() - bytes, monoMs());
+    this.out.onChunk = (bytes) => this.roundTrip.onWrite(bytes, this.bytesOut, this.inflightBytes() - bytes, monoMs(), this.channels?.bytesOut);
     this.clients = this.blocks.map((b) => b.log.register());
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
     this.pages = this.sender;
@@ -236,7 +236,7 @@ export class SourceSession {
       postcopy: () => this.postcopy !== null,
       onAck: live((bytes: number) => {
         this.bandwidth.onAck(this.ackBase + bytes);
-        this.roundTrip.onAck(bytes, monoMs());
+        this.roundTrip.onAck(bytes, monoMs(), this.channels?.bytesOut);
         this.postcopy?.onAck();
       }),
       onResumed: live(() => {

@@ -34,3 +34,13 @@ test('round trip: writes behind a queue, large writes and a second write while o
   assert.equal(r.samples, 3);
   assert.equal(r.roundTripMs, 0.5);
 });
+
+test('round trip: with several channels a probe counts only if no channel wrote before its acknowledgement (acknowledgements count every connection\'s bytes)', () => {
+  const r = new RoundTripEstimator();
+  r.onWrite(20, 1020, 0, 0, 500); // 500 bytes written on the channels so far
+  r.onAck(1020, 0.2, 600); // a channel wrote 100 more: the acknowledged total may be theirs
+  assert.equal(r.roundTripMs, null);
+  r.onWrite(20, 1040, 0, 1, 600);
+  r.onAck(1040, 1.3, 600);
+  assert.ok(Math.abs(r.roundTripMs! - 0.3) < 1e-9, `${r.roundTripMs}`);
+});
