@@ -15,8 +15,9 @@ const run = promisify(execFile);
 const ferry = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 test('ferry demo with a downtime limit no switchover can meet completes, but says the limit was exceeded and does not pass', async () => {
-  // An idle guest's expected downtime is the rule's fixed cost (5 ms), so a 6 ms limit lets it switch over; a switchover
-  // between two processes (pause, LOADED, GO and RESUMED round trips) takes several times that (21-40 ms seen here).
+  // An idle guest has nothing left to send, and a 6 ms limit is above an idle host's switchover (5 ms), so the rule
+  // switches over though its fixed cost (10 ms) says the limit cannot be met (switchover-rule.ts nothingLeft); a
+  // switchover between two processes (pause, LOADED, GO and RESUMED round trips) takes several times that (21-40 ms seen here).
   const args = [ferry, 'demo', '--ram', '16M', '--workload', 'idle', '--downtime-limit', '6'];
   const outcome = await run(process.execPath, args, { timeout: 90_000, maxBuffer: 64 * 1024 * 1024 }).then(
     (r) => ({ code: 0, stdout: r.stdout }),
