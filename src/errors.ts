@@ -176,6 +176,18 @@ export class PostcopyUnsupportedError extends FerryError {
   }
 }
 
+/**
+ * An XBZRLE delta (wire/xbzrle.ts) that cannot be applied to its page: a
+ * run past the page's end, a truncated length or run, an empty run, a
+ * length over 14 bits, a delta longer than any page's, or bytes after the
+ * last run. The message names which, and where in the delta.
+ */
+export class XbzrleError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_XBZRLE', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -184,7 +196,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, MigrationGaveUpError, RefusedError,
-    WasiStateError, WasmModuleError, PostcopyUnsupportedError,
+    WasiStateError, WasmModuleError, PostcopyUnsupportedError, XbzrleError,
   ] as const).map((C) => [new C('').code, C]),
 );
 
