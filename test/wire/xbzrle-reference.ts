@@ -29,3 +29,38 @@ export function referenceEncode(old: Uint8Array, now: Uint8Array, limit: number)
   }
   return out;
 }
+
+/**
+ * QEMU's decoder (xbzrle_decode_buffer with uleb128_decode_small), byte for
+ * byte: applies `delta` to a copy of `page` and returns it, or null where
+ * QEMU returns -1. Its `(slen - i) < 2` checks come first, as there.
+ */
+export function referenceDecode(delta: Uint8Array, page: Uint8Array): Uint8Array | null {
+  const dst = page.slice();
+  const slen = delta.length;
+  const dlen = page.length;
+  const read = (at: number): [number, number] => {
+    if (!(delta[at] & 0x80)) return [delta[at], 1];
+    if (delta[at + 1] & 0x80) return [-1, 0];
+    return [(delta[at] & 0x7f) | (delta[at + 1] << 7), 2];
+  };
+  let i = 0;
+  let d = 0;
+  while (i < slen) {
+    if (slen - i < 2) return null;
+    let [count, ret] = read(i);
+    if (count < 0 || (i > 0 && count === 0)) return null;
+    i += ret;
+    d += count;
+    if (d > dlen) return null;
+    if (slen - i < 2) return null;
+    [count, ret] = read(i);
+    if (count <= 0) return null;
+    i += ret;
+    if (d + count > dlen || i + count > slen) return null;
+    dst.set(delta.subarray(i, i + count), d);
+    d += count;
+    i += count;
+  }
+  return dst;
+}
