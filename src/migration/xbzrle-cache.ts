@@ -6,7 +6,11 @@
  * against them (wire/xbzrle.ts).
  *
  * Layout: direct-mapped, one contiguous buffer allocated once, a power of
- * two number of page slots. A page's slot is (page + salt(block)) mod
+ * two number of page slots, followed by two scratch areas: the page being
+ * encoded and its delta. The buffer is a WebAssembly memory, so that the
+ * encoder's kernel (wire/xbzrle-kernel.ts) reads the old page in place and
+ * writes the delta where `delta` shows it, nothing copied but the new
+ * page, once. A page's slot is (page + salt(block)) mod
  * slots, salt(0) = 0, so a guest with one block maps as QEMU's
  * (address / page size) mod slots; other blocks are spread by a
  * multiplicative salt instead of QEMU's global RAM addresses. Each slot
@@ -38,8 +42,10 @@
  * A page sent by another path while cached is `forget`-ed.
  */
 import { InvalidArgumentError, ReservationError } from '../errors.js';
-import { MAX_BLOCK_BYTES, PAGE_SIZE } from '../memory/page.js';
-import { XBZRLE_MAX_DELTA_BYTES, xbzrleEncodeAt } from '../wire/xbzrle.js';
+import { PAGE_SIZE, WASM_PAGE_SIZE } from '../memory/page.js';
+import { XBZRLE_MAX_DELTA_BYTES } from '../wire/xbzrle.js';
+import { jsXbzrleEncodeAt } from '../wire/xbzrle-js-encoder.js';
+import { xbzrleKernel, type XbzrleKernel } from '../wire/xbzrle-kernel.js';
 import { XbzrleStats } from './xbzrle-stats.js';
 
 /** `plan`'s answers besides a delta's length (> 0, the delta in `delta`). */
@@ -49,8 +55,16 @@ export const XBZRLE_SKIP = 0;
 /** QEMU's default `xbzrle-cache-size` (64 MiB). */
 export const DEFAULT_XBZRLE_CACHE_BYTES = 64 * 1024 * 1024;
 
-/** Largest cache: one buffer, and Node 20 caps a Uint8Array at 4 GiB. */
-export const MAX_XBZRLE_CACHE_BYTES = MAX_BLOCK_BYTES;
+/**
+ * Largest cache: 2 GiB. The slots and the scratch areas share one
+ * WebAssembly memory, which holds at most 4 GiB, and a power of two number
+ * of pages that leaves room for the scratch is at most half of that
+ * (QEMU has no limit but the host's memory).
+ */
+export const MAX_XBZRLE_CACHE_BYTES = 2 * 1024 ** 3;
+
+/** Scratch after the slots: the page being encoded, then its delta. */
+const SCRATCH_BYTES = PAGE_SIZE + XBZRLE_MAX_DELTA_BYTES;
 
 /** QEMU's refusal of a cache smaller than a page (migration/options.c). */
 export const XBZRLE_CACHE_SIZE_REFUSAL = "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size";
@@ -64,6 +78,8 @@ const QEMU_DELTA_OVERHEAD_BYTES = 3;
 export interface XbzrleCacheOptions {
   /** Bytes counted in `stats.bytes` per delta sent, besides the delta (default 3, QEMU's). */
   readonly deltaOverheadBytes?: number;
+  /** Encode with the plain-JS encoder even where the WebAssembly kernel runs (tests, comparisons). */
+  readonly plainJs?: boolean;
 }
 
 /** The number of slots for `sizeBytes`: pages, rounded down to a power of two; refusals in QEMU's words. */
@@ -72,7 +88,7 @@ export function xbzrleCacheSlots(sizeBytes: number): number {
     throw new InvalidArgumentError(`${XBZRLE_CACHE_SIZE_REFUSAL} (${PAGE_SIZE} bytes), got ${String(sizeBytes)}`);
   }
   if (sizeBytes > MAX_XBZRLE_CACHE_BYTES) {
-    throw new InvalidArgumentError(`xbzrle-cache-size ${sizeBytes} exceeds the ${MAX_XBZRLE_CACHE_BYTES}-byte limit of one buffer in Node 20`);
+    throw new InvalidArgumentError(`xbzrle-cache-size ${sizeBytes} exceeds ferry's limit of ${MAX_XBZRLE_CACHE_BYTES} bytes (2 GiB: the cache is one WebAssembly memory)`);
   }
   return 2 ** Math.floor(Math.log2(sizeBytes / PAGE_SIZE));
 }
@@ -81,12 +97,17 @@ export class XbzrleCache {
   readonly stats = new XbzrleStats(PAGE_SIZE);
   /** The current generation: the sender sets it to its pass number at each pass (QEMU: dirty_sync_count). */
   generation = 0;
-  /** The last delta `plan` produced: its first `plan()` bytes. Reused; valid until the next call. */
-  readonly delta = new Uint8Array(XBZRLE_MAX_DELTA_BYTES);
+  /** The last delta `plan` produced: its first `plan()` bytes. Valid until the next call; a new view after `resize`. */
+  delta: Uint8Array = new Uint8Array(0);
   private readonly deltaOverheadBytes: number;
+  private readonly plainJs: boolean;
   private slots = 0;
   private mask = 0;
-  private data = new Uint8Array(0);
+  /** The slots, then the page being encoded (at `nowAt`), then the delta. */
+  private data: Uint8Array = new Uint8Array(0);
+  private nowAt = 0;
+  /** The encoder's kernel on `data`'s memory; null where SIMD is missing (the plain-JS encoder then). */
+  private kernel: XbzrleKernel | null = null;
   /** Per slot: the block it holds (-1: empty), the page, and the generation it was last used in. */
   private blockOf = new Int32Array(0);
   private pageOf = new Int32Array(0);
@@ -94,6 +115,7 @@ export class XbzrleCache {
 
   constructor(sizeBytes: number = DEFAULT_XBZRLE_CACHE_BYTES, options: XbzrleCacheOptions = {}) {
     this.deltaOverheadBytes = options.deltaOverheadBytes ?? QEMU_DELTA_OVERHEAD_BYTES;
+    this.plainJs = options.plainJs ?? false;
     this.resize(sizeBytes);
   }
 
@@ -109,15 +131,19 @@ export class XbzrleCache {
    */
   resize(sizeBytes: number): void {
     const slots = xbzrleCacheSlots(sizeBytes);
-    let data: Uint8Array<ArrayBuffer>;
+    const pages = Math.ceil((slots * PAGE_SIZE + SCRATCH_BYTES) / WASM_PAGE_SIZE);
+    let memory: WebAssembly.Memory;
     try {
-      data = new Uint8Array(slots * PAGE_SIZE);
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     } catch (err) {
       throw new ReservationError(`xbzrle: could not allocate a ${slots * PAGE_SIZE}-byte page cache`, { cause: err });
     }
     this.slots = slots;
     this.mask = slots - 1;
-    this.data = data;
+    this.data = new Uint8Array(memory.buffer);
+    this.nowAt = slots * PAGE_SIZE;
+    this.delta = this.data.subarray(this.nowAt + PAGE_SIZE, this.nowAt + SCRATCH_BYTES);
+    this.kernel = this.plainJs ? null : xbzrleKernel(memory);
     this.blockOf = new Int32Array(slots).fill(-1);
     this.pageOf = new Int32Array(slots);
     this.age = new Float64Array(slots);
@@ -189,7 +215,7 @@ export class XbzrleCache {
     }
     this.stats.pages++;
     const at = slot * PAGE_SIZE;
-    const length = xbzrleEncodeAt(this.data, at, now, this.delta, PAGE_SIZE);
+    const length = this.encode(at, now);
     if (!lastStage && length !== 0) this.data.set(now, at);
     if (length === 0) return XBZRLE_SKIP;
     if (length < 0) {
@@ -199,6 +225,13 @@ export class XbzrleCache {
     }
     this.stats.bytes += length + this.deltaOverheadBytes;
     return length;
+  }
+
+  /** `now` encoded against the slot at byte `at`, into `delta`, with the page's size as limit (QEMU's). */
+  private encode(at: number, now: Uint8Array): number {
+    if (this.kernel === null) return jsXbzrleEncodeAt(this.data, at, now, this.delta, PAGE_SIZE);
+    this.data.set(now, this.nowAt);
+    return this.kernel(at, this.nowAt, PAGE_SIZE, this.nowAt + PAGE_SIZE, PAGE_SIZE);
   }
 
   /**

@@ -22,20 +22,18 @@
  * same points, so both produce the same bytes and overflow on the same
  * pages.
  *
- * Speed (the send loop is hot; bench/xbzrle.ts): runs are found 32 bits at
- * a time (a zero run compares words; a changed run tests each XOR word for
- * a zero byte, `(x - 0x01010101) & ~x & 0x80808080`, as QEMU does). The
- * encoder first measures the runs and only then writes, so a page that
- * overflows (random data) costs one read and copies nothing. Neither side
- * allocates per call: word views over a caller's buffer are kept for the
- * last few buffers seen, and a page that is not 4-byte aligned is copied
- * into an aligned scratch page first.
+ * Speed (the send loop is hot; bench/xbzrle.ts): the encoder is a
+ * WebAssembly SIMD kernel (xbzrle-kernel.ts), 16 bytes a step, with a
+ * plain-JS encoder, 32 bits a step, where SIMD is missing
+ * (xbzrle-js-encoder.ts); neither allocates per call.
  *
  * The decoder checks the whole delta before it writes a byte, so a delta it
  * refuses (XbzrleError, naming what and where) leaves the page as it was.
  */
 import { InvalidArgumentError, XbzrleError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
+import { jsXbzrleEncodeAt } from './xbzrle-js-encoder.js';
+import { xbzrleKernel, type XbzrleKernel } from './xbzrle-kernel.js';
 
 /**
  * Longest delta the decoder takes: a page whose every byte changed (an
@@ -45,208 +43,54 @@ import { PAGE_SIZE } from '../memory/page.js';
  */
 export const XBZRLE_MAX_DELTA_BYTES = PAGE_SIZE + 3;
 
-/** Run lengths measured by the encoder's first step: (zero run, changed run) pairs. At most one pair per 3 delta bytes. */
-const runs = new Int32Array(2 * (Math.ceil(XBZRLE_MAX_DELTA_BYTES / 3) + 1));
-
-/** Aligned copies of a page handed over at an offset that is not a multiple of 4. */
-const scratchOld = new Uint8Array(PAGE_SIZE);
-const scratchNow = new Uint8Array(PAGE_SIZE);
-
-/**
- * Word views over the buffers seen, so that none is made per call. Weak:
- * a view never keeps a buffer (a cache, a guest's RAM) alive after its
- * owner let it go.
- */
-const views = new WeakMap<ArrayBufferLike, Int32Array>();
-
-/** An Int32Array over all of `bytes.buffer` (word `bytes.byteOffset >> 2` is its first); `bytes` must be 4-byte aligned. */
-function wordView(bytes: Uint8Array): Int32Array {
-  const buffer = bytes.buffer;
-  let view = views.get(buffer);
-  // A buffer that grew in place (a resizable one) needs a longer view.
-  if (view === undefined || view.byteLength < bytes.byteOffset + bytes.length) {
-    view = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
-    views.set(buffer, view);
-  }
-  return view;
-}
-
-function checkPageLength(what: string, length: number): void {
+/** A page's length must be a multiple of 4, 4..4096 (tests use small pages). */
+export function checkPageLength(what: string, length: number): void {
   if (length < 4 || length > PAGE_SIZE || length % 4 !== 0) {
     throw new InvalidArgumentError(`xbzrle: ${what} is ${length} bytes; a page is a multiple of 4 bytes, 4..${PAGE_SIZE}`);
   }
 }
 
-/**
- * The two pages being compared: old at byte `ao` of `a8`, new at byte `bo`
- * of `b8`, and as words (`aw`, `bw`: each page's first word in its view).
- * One object, reused: bound for a call, emptied after it, so the module
- * keeps no caller's buffer alive.
- */
-interface Pair {
-  a8: Uint8Array;
-  b8: Uint8Array;
-  ao: number;
-  bo: number;
-  a32: Int32Array;
-  b32: Int32Array;
-  aw: number;
-  bw: number;
-}
-const NO_WORDS: Int32Array = new Int32Array(0);
-const pair: Pair = { a8: scratchOld, b8: scratchNow, ao: 0, bo: 0, a32: NO_WORDS, b32: NO_WORDS, aw: 0, bw: 0 };
-
-function bind(old: Uint8Array, oldAt: number, now: Uint8Array, n: number): Pair {
-  const oldAligned = ((old.byteOffset + oldAt) & 3) === 0;
-  pair.a8 = oldAligned ? old : copyInto(scratchOld, old, oldAt, n);
-  pair.ao = oldAligned ? oldAt : 0;
-  pair.b8 = (now.byteOffset & 3) === 0 ? now : copyInto(scratchNow, now, 0, n);
-  pair.bo = 0;
-  pair.a32 = wordView(pair.a8);
-  pair.b32 = wordView(pair.b8);
-  pair.aw = (pair.a8.byteOffset + pair.ao) >> 2;
-  pair.bw = pair.b8.byteOffset >> 2;
-  return pair;
-}
-
-function unbind(): void {
-  pair.a8 = scratchOld;
-  pair.b8 = scratchNow;
-  pair.a32 = pair.b32 = NO_WORDS;
-}
-
-function copyInto(scratch: Uint8Array, bytes: Uint8Array, at: number, n: number): Uint8Array {
-  for (let i = 0; i < n; i++) scratch[i] = bytes[at + i];
-  return scratch;
-}
-
-/** End of the run of equal bytes starting at page byte `i` (at most `n`). */
-function equalRunEnd(p: Pair, i: number, n: number): number {
-  const { a8, b8, ao, bo } = p;
-  while (i < n && (i & 3) !== 0 && a8[ao + i] === b8[bo + i]) i++;
-  if ((i & 3) !== 0) return i;
-  const { a32, b32, aw, bw } = p;
-  let a = aw + (i >> 2);
-  let b = bw + (i >> 2);
-  const aEnd = aw + (n >> 2);
-  while (a < aEnd && a32[a] === b32[b]) { a++; b++; }
-  i = (a - aw) << 2;
-  while (i < n && a8[ao + i] === b8[bo + i]) i++;
-  return i;
-}
-
-/** End of the run of differing bytes starting at page byte `i` (at most `n`). */
-function changedRunEnd(p: Pair, i: number, n: number): number {
-  const { a8, b8, ao, bo } = p;
-  while (i < n && (i & 3) !== 0 && a8[ao + i] !== b8[bo + i]) i++;
-  if ((i & 3) !== 0) return i;
-  const { a32, b32, aw, bw } = p;
-  let a = aw + (i >> 2);
-  let b = bw + (i >> 2);
-  const aEnd = aw + (n >> 2);
-  while (a < aEnd) {
-    const x = a32[a] ^ b32[b];
-    // Some byte of x is zero (an equal byte): the run ends in this word.
-    if (((x - 0x01010101) & ~x & 0x80808080) !== 0) break;
-    a++;
-    b++;
-  }
-  i = (a - aw) << 2;
-  while (i < n && a8[ao + i] !== b8[bo + i]) i++;
-  return i;
-}
-
-const ulebBytes = (v: number): number => (v < 0x80 ? 1 : 2);
-
-/**
- * Measure the runs of `p` into `runs`; returns the encoded length, 0 when
- * equal, -1 on overflow. Mirrors xbzrle_encode_buffer's checks point for
- * point (including "d + 2 > limit" before each run, which refuses even a
- * page whose rest is equal once the delta is that long).
- */
-function measure(p: Pair, n: number, limit: number): number {
-  let i = 0;
-  let d = 0;
-  let pairs = 0;
-  while (i < n) {
-    if (d + 2 > limit) return -1;
-    const zStart = i;
-    i = equalRunEnd(p, i, n);
-    const z = i - zStart;
-    if (z === n) return 0;
-    if (i === n) break; // the equal tail is not encoded
-    d += ulebBytes(z);
-    if (d + 2 > limit) return -1;
-    const nzStart = i;
-    i = changedRunEnd(p, i, n);
-    const nz = i - nzStart;
-    d += ulebBytes(nz);
-    if (d + nz > limit) return -1;
-    d += nz;
-    runs[2 * pairs] = z;
-    runs[2 * pairs + 1] = nz;
-    pairs++;
-  }
-  runs[2 * pairs] = -1; // end mark for `emit`
-  return d;
-}
-
-function putUleb(out: Uint8Array, d: number, v: number): number {
-  if (v < 0x80) {
-    out[d] = v;
-    return d + 1;
-  }
-  out[d] = (v & 0x7f) | 0x80;
-  out[d + 1] = v >> 7;
-  return d + 2;
-}
-
-/** Write the runs `measure` found: each pair's lengths, then its new bytes. */
-function emit(p: Pair, out: Uint8Array): void {
-  const { b8, bo } = p;
-  let i = 0;
-  let d = 0;
-  for (let p = 0; runs[p] >= 0; p += 2) {
-    const z = runs[p];
-    const nz = runs[p + 1];
-    i += z;
-    d = putUleb(out, d, z);
-    d = putUleb(out, d, nz);
-    for (const end = i + nz; i < end; i++, d++) out[d] = b8[bo + i];
-  }
-}
+/** Where the public encoder's pages and output sit in its scratch memory (one 64 KiB WebAssembly page). */
+const OLD_AT = 0;
+const NOW_AT = PAGE_SIZE;
+const OUT_AT = 2 * PAGE_SIZE;
+let scratch: { bytes: Uint8Array; kernel: XbzrleKernel | null } | undefined;
 
 /**
  * Encode `now` against `old` (both one page, 4096 bytes) into `out`;
  * returns the length, 0 when equal, -1 when it would exceed `limit`
  * (default: the page's length, QEMU's TARGET_PAGE_SIZE). No allocation.
  * `out` must hold `limit` bytes; `limit` is at most the page's length + 3
- * (the longest delta the decoder takes).
+ * (the longest delta the decoder takes). The kernel's path copies both
+ * pages into its memory; a page cache encodes in place instead
+ * (migration/xbzrle-cache.ts).
  */
 export function xbzrleEncode(old: Uint8Array, now: Uint8Array, out: Uint8Array, limit: number = now.length): number {
-  if (old.length !== now.length) throw new InvalidArgumentError(`xbzrle: the old page is ${old.length} bytes, the new one ${now.length}`);
-  return xbzrleEncodeAt(old, 0, now, out, limit);
-}
-
-/**
- * `xbzrleEncode` with the old page at byte `oldAt` of `oldBytes` (a page
- * cache's one buffer), so that no view of it is made per call.
- */
-export function xbzrleEncodeAt(oldBytes: Uint8Array, oldAt: number, now: Uint8Array, out: Uint8Array, limit: number = now.length): number {
   const n = now.length;
   checkPageLength('the new page', n);
-  if (!Number.isInteger(oldAt) || oldAt < 0 || oldAt + n > oldBytes.length) {
-    throw new InvalidArgumentError(`xbzrle: the old page at byte ${oldAt} passes the end of its ${oldBytes.length}-byte buffer`);
-  }
+  if (old.length !== n) throw new InvalidArgumentError(`xbzrle: the old page is ${old.length} bytes, the new one ${n}`);
+  checkLimit(limit, n, out);
+  scratch ??= scratchKernel();
+  if (scratch.kernel === null) return jsXbzrleEncodeAt(old, 0, now, out, limit);
+  const bytes = scratch.bytes;
+  bytes.set(old, OLD_AT);
+  bytes.set(now, NOW_AT);
+  const length = scratch.kernel(OLD_AT, NOW_AT, n, OUT_AT, limit);
+  for (let i = 0; i < length; i++) out[i] = bytes[OUT_AT + i];
+  return length;
+}
+
+function scratchKernel(): { bytes: Uint8Array; kernel: XbzrleKernel | null } {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  return { bytes: new Uint8Array(memory.buffer), kernel: xbzrleKernel(memory) };
+}
+
+/** Check an encoder's `limit` against the page's length `n` and its output. */
+export function checkLimit(limit: number, n: number, out: Uint8Array): void {
   if (!Number.isInteger(limit) || limit < 0 || limit > n + 3) {
     throw new InvalidArgumentError(`xbzrle: limit ${limit} is outside 0..${n + 3} (a whole page's delta)`);
   }
   if (out.length < limit) throw new InvalidArgumentError(`xbzrle: the output holds ${out.length} bytes, less than the limit ${limit}`);
-  const p = bind(oldBytes, oldAt, now, n);
-  const length = measure(p, n, limit);
-  if (length > 0) emit(p, out);
-  unbind();
-  return length;
 }
 
 /** ULEB128's length in bytes, read by `readUleb` (module state: no allocation). */

@@ -9,7 +9,8 @@ import { randomFillSync } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { XBZRLE_MAX_DELTA_BYTES, xbzrleDecode, xbzrleEncode, xbzrleEncodeAt } from '../../src/wire/xbzrle.js';
+import { XBZRLE_MAX_DELTA_BYTES, xbzrleDecode, xbzrleEncode } from '../../src/wire/xbzrle.js';
+import { jsXbzrleEncodeAt } from '../../src/wire/xbzrle-js-encoder.js';
 import { fileLimit } from '../waits.js';
 import { referenceEncode } from './xbzrle-reference.js';
 
@@ -24,9 +25,16 @@ function pagePair(): { old: Uint8Array; now: Uint8Array } {
   return { old, now: old.slice() };
 }
 
+/** The two encoders: the WebAssembly kernel (behind xbzrleEncode) and the plain-JS one; every case runs on both. */
+const ENCODERS: [string, (old: Uint8Array, now: Uint8Array, out: Uint8Array, limit?: number) => number][] = [
+  ['kernel', xbzrleEncode],
+  ['js', (old, now, o, limit = now.length) => jsXbzrleEncodeAt(old, 0, now, o, limit)],
+];
+let encode = ENCODERS[0][1];
+
 /** Encode, and return the delta as hex (or the number QEMU returns: 0 equal, -1 overflow). */
 function encodeHex(old: Uint8Array, now: Uint8Array, limit?: number): string | number {
-  const n = xbzrleEncode(old, now, out, limit);
+  const n = encode(old, now, out, limit);
   return n > 0 ? hex(out.subarray(0, n)) : n;
 }
 
@@ -34,79 +42,6 @@ const uleb = (v: number) => (v < 0x80 ? [v] : [(v & 0x7f) | 0x80, v >> 7]);
 
 /** A byte that differs from `b`. */
 const other = (b: number) => (b + 1) & 0xff;
-
-test('QEMU bytes: changes at 3, 4 and 9 encode as 03 02 b3 b4 04 01 b9, the equal tail left out', () => {
-  const { old, now } = pagePair();
-  now[3] = other(old[3]); now[4] = other(old[4]); now[9] = other(old[9]);
-  assert.equal(encodeHex(old, now), `0302${hex([now[3], now[4]])}0401${hex([now[9]])}`);
-});
-
-test('QEMU bytes: a change in the first byte has an empty first zero run; in the last byte, a 2-byte ULEB128 (4095 = ff 1f)', () => {
-  let { old, now } = pagePair();
-  now[0] = other(old[0]);
-  assert.equal(encodeHex(old, now), `0001${hex([now[0]])}`);
-  ({ old, now } = pagePair());
-  now[4095] = other(old[4095]);
-  assert.equal(encodeHex(old, now), `ff1f01${hex([now[4095]])}`);
-});
-
-test('QEMU bytes: runs of 128 and 200 (80 01, c8 01), and runs split by one equal byte', () => {
-  let { old, now } = pagePair();
-  for (let i = 128; i < 328; i++) now[i] = other(old[i]);
-  assert.equal(encodeHex(old, now), `8001c801${hex(now.subarray(128, 328))}`);
-  ({ old, now } = pagePair());
-  now[0] = other(old[0]); now[1] = other(old[1]); now[3] = other(old[3]);
-  assert.equal(encodeHex(old, now), `0002${hex(now.subarray(0, 2))}0101${hex([now[3]])}`);
-});
-
-test('an equal byte at each place in a word ends a changed run there', () => {
-  for (let k = 0; k < 8; k++) {
-    const { old, now } = pagePair();
-    for (let i = 100; i < 300; i++) now[i] = other(old[i]);
-    now[200 + k] = old[200 + k];
-    const before = 200 + k - 100;
-    const after = 300 - (200 + k + 1);
-    assert.equal(encodeHex(old, now), `64${hex(uleb(before))}${hex(now.subarray(100, 200 + k))}01${hex(uleb(after))}${hex(now.subarray(201 + k, 300))}`, `equal byte at ${200 + k}`);
-  }
-});
-
-test('equal pages encode to 0 bytes and write nothing', () => {
-  const { old } = pagePair();
-  out.fill(0xee);
-  assert.equal(xbzrleEncode(old, old.slice(), out), 0);
-  assert.ok(out.every((b) => b === 0xee));
-});
-
-test('the longest ULEB128: a page changed everywhere is 00 80 20 + the page (4099 bytes), an overflow under the default limit', () => {
-  const old = new Uint8Array(PAGE_SIZE);
-  const now = new Uint8Array(PAGE_SIZE).fill(0x5a);
-  assert.equal(xbzrleEncode(old, now, out), -1);
-  assert.equal(xbzrleEncode(old, now, out, XBZRLE_MAX_DELTA_BYTES), 4099);
-  assert.equal(hex(out.subarray(0, 3)), '008020');
-  const page = old.slice();
-  xbzrleDecode(out.subarray(0, 4099), page);
-  assert.deepEqual(page, now);
-});
-
-test("QEMU's overflow points: a delta of exactly 4096 bytes goes, 4097 does not; 4096 with an equal tail left does not either", () => {
-  const old = new Uint8Array(PAGE_SIZE);
-  const now = old.slice().fill(1, 3); // zero run 3 (1 byte), changed run 4093 (2 bytes), 4093 bytes
-  assert.equal(xbzrleEncode(old, now, out), 4096);
-  now[2] = 1; // zero run 2, changed run 4094: 4097
-  assert.equal(xbzrleEncode(old, now, out), -1);
-  // Changed 0..4092, equal tail of 3: 1 + 2 + 4093 = 4096 bytes, but QEMU's
-  // "d + 2 > dlen" check before the next zero run comes first.
-  const head = old.slice().fill(1, 0, 4093);
-  assert.equal(xbzrleEncode(old, head, out), -1);
-  assert.equal(referenceEncode(old, head, PAGE_SIZE), -1);
-});
-
-test('random pages overflow', () => {
-  for (let k = 0; k < 50; k++) {
-    const old = randomFillSync(new Uint8Array(PAGE_SIZE));
-    assert.equal(xbzrleEncode(old, randomFillSync(new Uint8Array(PAGE_SIZE)), out), -1);
-  }
-});
 
 /** A page pair from fast-check: runs of changes anywhere, the page's edges included. */
 const changedPair = fc.record({
@@ -128,35 +63,119 @@ function build(seed: number, runs: { at: number; len: number; xor: number }[], h
   return { old, now };
 }
 
-test('fast-check: the same bytes and overflows as QEMU\'s encoder (its byte-level model), and every delta decodes to the new page', () => {
-  const seen = { equal: 0, delta: 0, overflow: 0 };
-  fc.assert(fc.property(changedPair, ({ seed, runs, holes, limit, offsets }) => {
-    const { old, now } = build(seed, runs, holes);
-    // Pages at any byte offset in their buffers (unaligned ones take the copying path).
-    const oldAt = new Uint8Array(PAGE_SIZE + 8).subarray(offsets[0], offsets[0] + PAGE_SIZE);
-    const nowAt = new Uint8Array(PAGE_SIZE + 8).subarray(offsets[1], offsets[1] + PAGE_SIZE);
-    oldAt.set(old);
-    nowAt.set(now);
-    const n = xbzrleEncode(oldAt, nowAt, out, limit);
-    const expected = referenceEncode(old, now, limit);
-    seen[n === -1 ? 'overflow' : n === 0 ? 'equal' : 'delta']++;
-    if (expected === -1) return assert.equal(n, -1, 'an overflow where QEMU overflows');
-    assert.equal(n, expected.length);
-    assert.equal(hex(out.subarray(0, n)), hex(expected));
-    const page = old.slice();
-    xbzrleDecode(out.subarray(0, n), page);
-    assert.deepEqual(page, now, 'the delta turns the old page into the new one');
-  }), { numRuns: 400, seed: 20261125 });
-  assert.ok(seen.equal > 0 && seen.delta > 100 && seen.overflow > 10, `every outcome is exercised: ${JSON.stringify(seen)}`);
-});
+for (const [name, enc] of ENCODERS) {
+  test(`${name}: QEMU bytes: changes at 3, 4 and 9 encode as 03 02 b3 b4 04 01 b9, the equal tail left out`, () => {
+    encode = enc;
+    const { old, now } = pagePair();
+    now[3] = other(old[3]); now[4] = other(old[4]); now[9] = other(old[9]);
+    assert.equal(encodeHex(old, now), `0302${hex([now[3], now[4]])}0401${hex([now[9]])}`);
+  });
 
-test('xbzrleEncodeAt reads the old page in place in a larger buffer, at any offset', () => {
+  test(`${name}: QEMU bytes: a change in the first byte has an empty first zero run; in the last byte, a 2-byte ULEB128 (4095 = ff 1f)`, () => {
+    encode = enc;
+    let { old, now } = pagePair();
+    now[0] = other(old[0]);
+    assert.equal(encodeHex(old, now), `0001${hex([now[0]])}`);
+    ({ old, now } = pagePair());
+    now[4095] = other(old[4095]);
+    assert.equal(encodeHex(old, now), `ff1f01${hex([now[4095]])}`);
+  });
+
+  test(`${name}: QEMU bytes: runs of 128 and 200 (80 01, c8 01), and runs split by one equal byte`, () => {
+    encode = enc;
+    let { old, now } = pagePair();
+    for (let i = 128; i < 328; i++) now[i] = other(old[i]);
+    assert.equal(encodeHex(old, now), `8001c801${hex(now.subarray(128, 328))}`);
+    ({ old, now } = pagePair());
+    now[0] = other(old[0]); now[1] = other(old[1]); now[3] = other(old[3]);
+    assert.equal(encodeHex(old, now), `0002${hex(now.subarray(0, 2))}0101${hex([now[3]])}`);
+  });
+
+  test(`${name}: an equal byte at each place in a word ends a changed run there`, () => {
+    encode = enc;
+    for (let k = 0; k < 8; k++) {
+      const { old, now } = pagePair();
+      for (let i = 100; i < 300; i++) now[i] = other(old[i]);
+      now[200 + k] = old[200 + k];
+      const before = 200 + k - 100;
+      const after = 300 - (200 + k + 1);
+      assert.equal(encodeHex(old, now), `64${hex(uleb(before))}${hex(now.subarray(100, 200 + k))}01${hex(uleb(after))}${hex(now.subarray(201 + k, 300))}`, `equal byte at ${200 + k}`);
+    }
+  });
+
+  test(`${name}: equal pages encode to 0 bytes and write nothing`, () => {
+    encode = enc;
+    const { old } = pagePair();
+    out.fill(0xee);
+    assert.equal(encode(old, old.slice(), out), 0);
+    assert.ok(out.every((b) => b === 0xee));
+  });
+
+  test(`${name}: the longest ULEB128: a page changed everywhere is 00 80 20 + the page (4099 bytes), an overflow under the default limit`, () => {
+    encode = enc;
+    const old = new Uint8Array(PAGE_SIZE);
+    const now = new Uint8Array(PAGE_SIZE).fill(0x5a);
+    assert.equal(encode(old, now, out), -1);
+    assert.equal(encode(old, now, out, XBZRLE_MAX_DELTA_BYTES), 4099);
+    assert.equal(hex(out.subarray(0, 3)), '008020');
+    const page = old.slice();
+    xbzrleDecode(out.subarray(0, 4099), page);
+    assert.deepEqual(page, now);
+  });
+
+  test(`${name}: QEMU's overflow points: a delta of exactly 4096 bytes goes, 4097 does not; 4096 with an equal tail left does not either`, () => {
+    encode = enc;
+    const old = new Uint8Array(PAGE_SIZE);
+    const now = old.slice().fill(1, 3); // zero run 3 (1 byte), changed run 4093 (2 bytes), 4093 bytes
+    assert.equal(encode(old, now, out), 4096);
+    now[2] = 1; // zero run 2, changed run 4094: 4097
+    assert.equal(encode(old, now, out), -1);
+    // Changed 0..4092, equal tail of 3: 1 + 2 + 4093 = 4096 bytes, but QEMU's
+    // "d + 2 > dlen" check before the next zero run comes first.
+    const head = old.slice().fill(1, 0, 4093);
+    assert.equal(encode(old, head, out), -1);
+    assert.equal(referenceEncode(old, head, PAGE_SIZE), -1);
+  });
+
+  test(`${name}: random pages overflow`, () => {
+    encode = enc;
+    for (let k = 0; k < 50; k++) {
+      const old = randomFillSync(new Uint8Array(PAGE_SIZE));
+      assert.equal(encode(old, randomFillSync(new Uint8Array(PAGE_SIZE)), out), -1);
+    }
+  });
+
+  test(`${name}: fast-check: the same bytes and overflows as QEMU's encoder (its byte-level model), and every delta decodes to the new page`, () => {
+    encode = enc;
+    const seen = { equal: 0, delta: 0, overflow: 0 };
+    fc.assert(fc.property(changedPair, ({ seed, runs, holes, limit, offsets }) => {
+      const { old, now } = build(seed, runs, holes);
+      // Pages at any byte offset in their buffers (unaligned ones take the copying path).
+      const oldAt = new Uint8Array(PAGE_SIZE + 8).subarray(offsets[0], offsets[0] + PAGE_SIZE);
+      const nowAt = new Uint8Array(PAGE_SIZE + 8).subarray(offsets[1], offsets[1] + PAGE_SIZE);
+      oldAt.set(old);
+      nowAt.set(now);
+      const n = encode(oldAt, nowAt, out, limit);
+      const expected = referenceEncode(old, now, limit);
+      seen[n === -1 ? 'overflow' : n === 0 ? 'equal' : 'delta']++;
+      if (expected === -1) return assert.equal(n, -1, 'an overflow where QEMU overflows');
+      assert.equal(n, expected.length);
+      assert.equal(hex(out.subarray(0, n)), hex(expected));
+      const page = old.slice();
+      xbzrleDecode(out.subarray(0, n), page);
+      assert.deepEqual(page, now, 'the delta turns the old page into the new one');
+    }), { numRuns: 400, seed: 20261125 });
+    assert.ok(seen.equal > 0 && seen.delta > 100 && seen.overflow > 10, `every outcome is exercised: ${JSON.stringify(seen)}`);
+  });
+}
+
+test('the JS encoder reads the old page in place in a larger buffer, at any offset (aligned or not)', () => {
   const { old, now } = pagePair();
   for (const at of [100, 2000, 4095]) now[at] = other(old[at]);
   const cache = new Uint8Array(5 * PAGE_SIZE + 3);
   for (const at of [0, PAGE_SIZE, 3 * PAGE_SIZE + 1, 4 * PAGE_SIZE + 3]) {
     cache.set(old, at);
-    const n = xbzrleEncodeAt(cache, at, now, out);
+    const n = jsXbzrleEncodeAt(cache, at, now, out, PAGE_SIZE);
     assert.equal(hex(out.subarray(0, n)), hex(referenceEncode(old, now, PAGE_SIZE) as number[]), `old page at byte ${at}`);
   }
 });
@@ -167,7 +186,6 @@ test('the encoder refuses pages of different or odd sizes, a short output and a 
   assert.throws(() => xbzrleEncode(new Uint8Array(4098), new Uint8Array(4098), out), /multiple of 4 bytes/);
   assert.throws(() => xbzrleEncode(page, page, new Uint8Array(100)), /output holds 100 bytes/);
   assert.throws(() => xbzrleEncode(page, page, out, 4100), /limit 4100 is outside 0\.\.4099/);
-  assert.throws(() => xbzrleEncodeAt(page, 1, page, out), /passes the end/);
 });
 
 /** Decoding `delta` into a copy of a random page: the error's message, and the page checked unchanged. */
