@@ -10,12 +10,17 @@
  * encoded and its delta. The buffer is a WebAssembly memory, so that the
  * encoder's kernel (wire/xbzrle-kernel.ts) reads the old page in place and
  * writes the delta where `delta` shows it, nothing copied but the new
- * page, once. A page's slot is (page + salt(block)) mod
- * slots, salt(0) = 0, so a guest with one block maps as QEMU's
- * (address / page size) mod slots; other blocks are spread by a
- * multiplicative salt instead of QEMU's global RAM addresses. Each slot
- * remembers its block, page and age (the generation it was last used in,
- * QEMU's dirty_sync_count: the sender sets `generation` to its pass number).
+ * page, once. A page's slot is (page + salt(block)) mod slots, salt(0) =
+ * 0, so a guest with one block maps as QEMU's (address / page size) mod
+ * slots; other blocks are spread by a multiplicative salt instead of
+ * QEMU's global RAM addresses. Each slot remembers its block, page and age
+ * (the generation it was last used in, QEMU's dirty_sync_count: the sender
+ * sets `generation` to its pass number).
+ *
+ * Sizes: rounded down to a power of two number of pages, at least one
+ * page (QEMU's words refuse less), at most 2 GiB. QEMU's QMP refuses a size
+ * that is not a power of two; this class rounds, the parameter table may
+ * refuse as QEMU does.
  *
  * The decision (`plan`), QEMU's rules in order:
  * 1. A page not sent before (QEMU: before XBZRLE starts, after the first

@@ -44,7 +44,7 @@ import { xbzrleKernel, type XbzrleKernel } from './xbzrle-kernel.js';
 export const XBZRLE_MAX_DELTA_BYTES = PAGE_SIZE + 3;
 
 /** A page's length must be a multiple of 4, 4..4096 (tests use small pages). */
-export function checkPageLength(what: string, length: number): void {
+function checkPageLength(what: string, length: number): void {
   if (length < 4 || length > PAGE_SIZE || length % 4 !== 0) {
     throw new InvalidArgumentError(`xbzrle: ${what} is ${length} bytes; a page is a multiple of 4 bytes, 4..${PAGE_SIZE}`);
   }
@@ -86,7 +86,7 @@ function scratchKernel(): { bytes: Uint8Array; kernel: XbzrleKernel | null } {
 }
 
 /** Check an encoder's `limit` against the page's length `n` and its output. */
-export function checkLimit(limit: number, n: number, out: Uint8Array): void {
+function checkLimit(limit: number, n: number, out: Uint8Array): void {
   if (!Number.isInteger(limit) || limit < 0 || limit > n + 3) {
     throw new InvalidArgumentError(`xbzrle: limit ${limit} is outside 0..${n + 3} (a whole page's delta)`);
   }
