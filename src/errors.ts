@@ -188,6 +188,19 @@ export class XbzrleError extends FerryError {
   }
 }
 
+/**
+ * A compressed packet could not be decompressed into the size its header
+ * declares: corrupt or truncated data, a frame declaring another size (a
+ * decompression bomb declares far more), trailing bytes, or output longer
+ * or shorter than declared (src/wire/compression.ts). The message names the
+ * method and what was wrong.
+ */
+export class CompressionError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_COMPRESSION', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -196,7 +209,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
   ([
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, MigrationGaveUpError, RefusedError,
-    WasiStateError, WasmModuleError, PostcopyUnsupportedError, XbzrleError,
+    WasiStateError, WasmModuleError, PostcopyUnsupportedError, XbzrleError, CompressionError,
   ] as const).map((C) => [new C('').code, C]),
 );
 

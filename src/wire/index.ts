@@ -1,3 +1,4 @@
+export * from './compression.js';
 export * from './format.js';
 export * from './frame-decoder.js';
 export * from './frame-writer.js';
