@@ -6,15 +6,26 @@
  * instrumented modules are cached in node_modules/.cache, shared by the
  * test files (cold, SQLite's instrumentation takes about a minute).
  *
- * At each moment the source is throttled to a tenth of its speed (90 %,
+ * The moments are one run's: the program starts once, is migrated at the
+ * first moment, its destination at the next, and so on (A to B to C ...),
+ * and each guest's output is checked as it migrates on: what the guests
+ * printed up to each moment is what node:wasi prints up to there, and all
+ * of it together is node:wasi's output. (Each moment used to restart the
+ * program, which ran it six times over: the suite's longest file. A
+ * migration at a moment is the same migration either way; in a chain every
+ * one but the first also moves a guest that arrived by migration.)
+ *
+ * At each moment the guest is throttled to a tenth of its speed (90 %,
  * Guest.throttle) before the migration starts: it still runs, and dirties
  * pages, through the whole pre-copy, but a loaded machine can no longer let
  * it reach its end before the migration begins (it did on CI, twice, when
- * the moment was close to the end). The destination runs unthrottled.
+ * the moment was close to the end). Each destination runs unthrottled.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileLimit, until } from '../waits.js';
+import type { Guest } from '../../src/guest/guest.js';
+import type { GuestProgram } from '../../src/guest/wasm-program.js';
 import { decodeWasmVcpuState } from '../../src/guest/wasm-vcpu-state.js';
 import { instrumentedProgram, migrateProgram, programGuest, referenceOutput, scratch, sharedCache } from './program-harness.js';
 
@@ -36,21 +47,28 @@ for (const p of PROGRAMS) {
     const ref = await referenceOutput(p.name, p.args);
     assert.equal(ref.code, 0);
     const lines = ref.stdout.split('\n').length;
+    /** What the guests that have migrated on printed, in order. */
+    let before = '';
+    let at: { guest: Guest; out: { read(): string }; exited: Promise<number>; program: GuestProgram } = await programGuest(module, p.name, p.args, dir);
+    await at.guest.cont();
     for (const after of p.afterLines) {
       assert.ok(after < lines - 1, `${p.name} prints more than ${after} lines`);
-      const src = await programGuest(module, p.name, p.args, dir);
-      await src.guest.cont();
-      await until(`${p.name} to print ${after} lines`, () => src.out.read().split('\n').length > after, 60_000, 1);
-      src.guest.throttle(SLOWED_PERCENT);
-      const dst = await migrateProgram(src.guest, src.program, dir);
-      const [state] = src.guest.vcpuStateBytes();
+      const here = at;
+      await until(`${p.name} to print ${after} lines`, () => (before + here.out.read()).split('\n').length > after, 60_000, 1);
+      here.guest.throttle(SLOWED_PERCENT);
+      const dst = await migrateProgram(here.guest, here.program, dir);
+      const [state] = here.guest.vcpuStateBytes();
       const m = module;
       const saved = decodeWasmVcpuState(state, m.mutableGlobals.map((g) => g.type), { maxPages: m.layout.guestMaxPages, unwindBytes: m.layout.unwindBufferBytes });
-      t.diagnostic(`${p.name}: migrated after ${src.out.read().split('\n').length - 1} lines, unwound stack ${saved.unwound.length} bytes, downtime ${dst.downtimeMs.toFixed(1)} ms`);
-      assert.equal(await dst.exited, 0);
-      assert.ok(src.out.read().length < ref.stdout.length, `${p.name} finished before it migrated`);
-      assert.equal(src.out.read() + dst.out.read(), ref.stdout, `${p.name} migrated after ${after} lines`);
-      await Promise.all([src.guest.destroy(), dst.guest.destroy()]);
+      before += here.out.read();
+      t.diagnostic(`${p.name}: migrated after ${before.split('\n').length - 1} lines, unwound stack ${saved.unwound.length} bytes, downtime ${dst.downtimeMs.toFixed(1)} ms`);
+      assert.ok(before.length < ref.stdout.length, `${p.name} finished before it migrated after ${after} lines`);
+      assert.equal(before, ref.stdout.slice(0, before.length), `${p.name}: the output up to its migration after ${after} lines`);
+      await here.guest.destroy();
+      at = dst;
     }
+    assert.equal(await at.exited, 0);
+    assert.equal(before + at.out.read(), ref.stdout, `${p.name} migrated at ${p.afterLines.join(', ')} lines`);
+    await at.guest.destroy();
   });
 }
