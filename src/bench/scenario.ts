@@ -123,10 +123,15 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
     const srcControl = `unix:${join(dir, 'source.qmp')}`;
     const dstControl = `unix:${join(dir, 'destination.qmp')}`;
     const prefix = (ns: string | undefined) => (ns === undefined ? [] : ['--netns', ns]);
-    children.push(await startFerry(['run', ...spec.guest, '--qmp', srcControl], /QMP control socket on/, 60_000, prefix(spec.netns?.source)));
     // Across namespaces the destination listens on a non-loopback address: a benchmark on a private veth pair, hence --insecure.
     const insecure = spec.netns === undefined ? [] : ['--insecure'];
-    children.push(await startFerry(['incoming', '--qmp', dstControl, ...insecure], /QMP control socket on/, 60_000, prefix(spec.netns?.destination)));
+    // Both started at once (each takes a second or two to load; nothing is measured yet); each one started is stopped below.
+    const started = await Promise.allSettled([
+      startFerry(['run', ...spec.guest, '--qmp', srcControl], /QMP control socket on/, 60_000, prefix(spec.netns?.source)),
+      startFerry(['incoming', '--qmp', dstControl, ...insecure], /QMP control socket on/, 60_000, prefix(spec.netns?.destination)),
+    ]);
+    for (const s of started) if (s.status === 'fulfilled') children.push(s.value);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
     const [srcPid, dstPid] = children.map((c) => c.pid);
     const src = await QmpClient.connect(srcControl);
     const dst = await QmpClient.connect(dstControl);

@@ -320,7 +320,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   process.stderr.write(`ferry bench on ${machine}\n`);
   const notes: string[] = [];
   process.stderr.write('measuring limits...\n');
-  const limits = await measureLimits({ bytes: quick ? 256 * MiB : 1 * GiB, runs: quick ? 1 : 3 });
+  const limits = await measureLimits({ bytes: smoke ? 64 * MiB : quick ? 256 * MiB : 1 * GiB, runs: quick ? 1 : 3 });
 
   const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP);
   const cannot = wantNetns ? canCreateNamespaces() : 'not requested';
