@@ -13,11 +13,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Guest } from '../../src/guest/guest.js';
 import type { TouchSpec } from '../../src/guest/workloads/index.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
+import type { TlsOptions } from '../../src/transport/tls.js';
 import { Migration, type MigrationOptions } from '../../src/migration/migration.js';
 import { bounded, fileLimit, until } from '../waits.js';
 import { FaultyLink, MiB, adopt, destroyAll, listen } from './helpers.js';
@@ -51,12 +54,12 @@ async function recover(m: Migration, incoming: IncomingMigration): Promise<Fault
   return l;
 }
 
-/** A touching guest in post-copy through a FaultyLink: post-copy starts when the first pass ends. */
-async function inPostcopy(touches: number, bandwidth: number, idleTimeoutMs = 30_000) {
+/** A touching guest in post-copy through a FaultyLink (over TLS if `tls`): post-copy starts when the first pass ends. */
+async function inPostcopy(touches: number, bandwidth: number, idleTimeoutMs = 30_000, tls?: TlsOptions) {
   const { g: src, initial, specs } = await touchingGuest(touches);
-  const incoming = await listen('tcp', { idleTimeoutMs });
+  const incoming = await listen('tcp', { idleTimeoutMs, tls });
   const first = await link(incoming.uri);
-  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: bandwidth, idleTimeoutMs }, POSTCOPY);
+  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: bandwidth, idleTimeoutMs }, { ...POSTCOPY, tls });
   m.once('pass', () => m.startPostcopy());
   await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000);
   return { src, initial, specs, incoming, first, m, dest: adopt(incoming.guest)! };
@@ -100,6 +103,27 @@ test('a reset with more than 1 MiB in flight pauses both sides; migrate-recover 
   m.resume((await link(await listening)).uri);
   await assertWhole(m, incoming, src, initial, specs, touches);
   assert.deepEqual(seen.slice(0, 4), ['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover', 'postcopy-active'], seen.join(', '));
+});
+
+test('post-copy over TLS: a reset with 1 MiB in flight pauses both sides, and the recovery makes its own handshake and finishes it whole', async () => {
+  const touches = 200_000;
+  const tls: TlsOptions = { psk: { identity: 'ferry', key: randomBytes(32) } };
+  const { src, initial, specs, incoming, first, m } = await inPostcopy(touches, 16 * MiB, 30_000, tls);
+  first.silent = true;
+  await until('1 MiB in flight', () => m.stats.inflightBytes > MiB, 30_000);
+  first.reset();
+  await bothPaused(m, incoming);
+  // A plaintext connection to the recovery's address is refused as the first one would be; the destination stays paused for the source.
+  const uri = await incoming.recover('tcp:127.0.0.1:0');
+  const plain = connect(Number(uri.split(':').pop()), '127.0.0.1');
+  plain.on('error', () => {});
+  plain.resume();
+  plain.end(Buffer.from('FERRY-plaintext'));
+  await until('the plaintext connection to be dropped', () => plain.destroyed || plain.readableEnded, 30_000);
+  plain.destroy();
+  assert.equal(incoming.status, 'postcopy-recover-setup', 'still waiting for the source over TLS');
+  m.resume((await link(uri)).uri);
+  await assertWhole(m, incoming, src, initial, specs, touches);
 });
 
 test('a source gone silent in post-copy: both sides pause after their idle timeouts, and a recovery finishes it whole', async () => {
