@@ -24,6 +24,8 @@ interface RunWasmValues extends WasmValues, Partial<Record<keyof typeof TLS_OPTI
   readonly verify: boolean;
   readonly 'auto-converge': boolean;
   readonly 'dirty-limit': boolean;
+  readonly multifd: boolean;
+  readonly postcopy: boolean;
   readonly force: boolean;
   readonly json: boolean;
 }
@@ -49,7 +51,8 @@ export async function runWasmCommand(values: RunWasmValues, parameters: Partial<
       return early;
     }
     const m = await migrateGuest(guest, uri, parameters, {
-      verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], tls, force: values.force, json: values.json, log, out: (s) => console.error(s),
+      verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], multifd: values.multifd,
+      postcopy: values.postcopy, tls, force: values.force, json: values.json, log, out: (s) => console.error(s),
     });
     if (m.interrupted === null) return m.code;
     log(`ferry: ${m.interrupted}: the migration was cancelled; the program stops here`);

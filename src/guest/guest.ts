@@ -108,6 +108,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   /** A program's throttle doorbell (null: not a program). */
   private readonly bell: ThrottleBell | null;
   private failure: Error | null = null;
+  /** Set once destroy() terminates the vCPU threads: their exits are its doing. */
+  private destroying = false;
 
   static async create(options: GuestOptions): Promise<Guest> {
     const guest = new Guest(options);
@@ -342,6 +344,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     const requests = this.post(RequestKind.Exit);
     const deadline = performance.now() + 2000;
     await Promise.all(this.vcpus.map((v, i) => v.control.waitAck(requests[i], deadline)));
+    this.destroying = true; // a thread terminated here exits with code 1: that is not a failure
     await Promise.all(this.vcpus.map((v) => v.worker.terminate()));
     this.states.transition('shutdown');
   }
@@ -396,7 +399,7 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
     });
     worker.on('error', (err) => this.fail(new WorkerFailedError(`vCPU ${index} failed`, { cause: err })));
     worker.on('exit', (code) => {
-      if (this.runState !== 'shutdown' && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
+      if (!this.destroying && code !== 0) this.fail(new WorkerFailedError(`vCPU ${index} exited with code ${code}`));
     });
     return worker;
   }

@@ -78,3 +78,9 @@ test('bad input is refused before anything runs, naming what was wrong', async (
     assert.match(r.stderr, message);
   }
 });
+
+test('the migration flags reach a program\'s migration: --postcopy is refused for a program guest, saying why', async () => {
+  const r = await ferry(['run', '--wasm', join(root, 'guests/moments.wasm'), '--seconds', '0.01', '--postcopy', '--migrate-to', 'tcp:127.0.0.1:1', '--', 'loop', '128']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /ferry: post-copy is not supported for WebAssembly program guests/);
+});

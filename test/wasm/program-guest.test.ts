@@ -299,3 +299,15 @@ test('a migration refused by a destination running another program leaves the pr
   assert.equal(src.out.read(), ref.stdout, 'its output is whole, as if nothing happened');
   await src.guest.destroy();
 });
+
+test('a running program destroyed (as after its migration) is not reported as failed: its threads end by destroy, not by an error', async () => {
+  const module = await instrumentedProgram('moments', cache);
+  const g = await programGuest(module, 'moments', ['loop', '640'], dir);
+  const errors: Error[] = [];
+  g.guest.on('error', (err: Error) => errors.push(err));
+  await g.guest.cont();
+  await until('the program to run', () => g.out.read().length > 0, 30_000);
+  await g.guest.destroy();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(errors.map((e) => e.message), []);
+});
