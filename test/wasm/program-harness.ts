@@ -101,8 +101,8 @@ export async function programGuest(module: InstrumentedModule, name: string, arg
  * `onGuest` sees the destination's guest as soon as it is made, before it
  * loads or runs (to watch its run states).
  */
-export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string, onGuest?: (g: Guest) => void):
-  Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number; program: GuestProgram }> {
+export async function migrateProgram(guest: Guest, program: GuestProgram, dir: string, onGuest?: (g: Guest) => void, channels = 0):
+  Promise<{ guest: Guest; out: { read(): string }; exited: Promise<number>; downtimeMs: number; channels: number; program: GuestProgram }> {
   const out = outputFile(dir);
   const incoming = await IncomingMigration.listen('tcp:127.0.0.1:0', { wasm: { ...program, stdio: { stdout: out.fd } }, onGuest });
   let arrived: Guest | null = null;
@@ -110,7 +110,9 @@ export async function migrateProgram(guest: Guest, program: GuestProgram, dir: s
     arrived = g;
     g.once('exit', resolve);
   }));
-  const m = Migration.start(guest, incoming.uri, { downtimeLimitMs: 300 });
+  const m = channels === 0
+    ? Migration.start(guest, incoming.uri, { downtimeLimitMs: 300 })
+    : Migration.start(guest, incoming.uri, { downtimeLimitMs: 300, multifdChannels: channels }, { multifd: true });
   const r = await bounded('the migration to end', m.done(), 60_000);
   const d = await bounded('the destination to end', incoming.done(), 60_000);
   if (r.status !== 'completed' || d.status !== 'resumed' || d.guest === null) {
@@ -118,7 +120,7 @@ export async function migrateProgram(guest: Guest, program: GuestProgram, dir: s
   }
   after(() => d.guest?.destroy());
   if (arrived !== d.guest) throw new Error('the destination announced another guest');
-  return { guest: d.guest, out, exited, downtimeMs: r.stats.downtimeMs ?? 0, program: { ...program, stdio: { stdout: out.fd } } };
+  return { guest: d.guest, out, exited, downtimeMs: r.stats.downtimeMs ?? 0, channels: d.stats?.channels ?? 0, program: { ...program, stdio: { stdout: out.fd } } };
 }
 
 /** Save a running program to a file (a live save: `file:`), then restore it from there into a new guest of this process. */

@@ -20,6 +20,7 @@
  * pages, through the whole pre-copy, but a loaded machine can no longer let
  * it reach its end before the migration begins (it did on CI, twice, when
  * the moment was close to the end). Each destination runs unthrottled.
+ * Every other migration goes on two channels (multifd).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -51,17 +52,20 @@ for (const p of PROGRAMS) {
     let before = '';
     let at: { guest: Guest; out: { read(): string }; exited: Promise<number>; program: GuestProgram } = await programGuest(module, p.name, p.args, dir);
     await at.guest.cont();
-    for (const after of p.afterLines) {
+    for (const [i, after] of p.afterLines.entries()) {
       assert.ok(after < lines - 1, `${p.name} prints more than ${after} lines`);
       const here = at;
       await until(`${p.name} to print ${after} lines`, () => (before + here.out.read()).split('\n').length > after, 60_000, 1);
       here.guest.throttle(SLOWED_PERCENT);
-      const dst = await migrateProgram(here.guest, here.program, dir);
+      // Every other moment migrates on two channels (multifd): the program's memory split across them.
+      const channels = i % 2 === 1 ? 2 : 0;
+      const dst = await migrateProgram(here.guest, here.program, dir, undefined, channels);
+      assert.equal(dst.channels, channels, 'the channels the destination saw');
       const [state] = here.guest.vcpuStateBytes();
       const m = module;
       const saved = decodeWasmVcpuState(state, m.mutableGlobals.map((g) => g.type), { maxPages: m.layout.guestMaxPages, unwindBytes: m.layout.unwindBufferBytes });
       before += here.out.read();
-      t.diagnostic(`${p.name}: migrated after ${before.split('\n').length - 1} lines, unwound stack ${saved.unwound.length} bytes, downtime ${dst.downtimeMs.toFixed(1)} ms`);
+      t.diagnostic(`${p.name}: migrated after ${before.split('\n').length - 1} lines, unwound stack ${saved.unwound.length} bytes, downtime ${dst.downtimeMs.toFixed(1)} ms${channels > 0 ? `, on ${channels} channels` : ''}`);
       assert.ok(before.length < ref.stdout.length, `${p.name} finished before it migrated after ${after} lines`);
       assert.equal(before, ref.stdout.slice(0, before.length), `${p.name}: the output up to its migration after ${after} lines`);
       await here.guest.destroy();
