@@ -14,19 +14,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Guest } from '../../src/guest/guest.js';
 import type { TouchSpec } from '../../src/guest/workloads/index.js';
 import type { IncomingMigration } from '../../src/migration/incoming.js';
 import type { TlsOptions } from '../../src/transport/tls.js';
+import { RECORD, encodeRecord } from '../../src/wire/records.js';
 import { Migration, type MigrationOptions } from '../../src/migration/migration.js';
 import { bounded, fileLimit, until } from '../waits.js';
 import { FaultyLink, MiB, adopt, destroyAll, listen } from './helpers.js';
 import { differingPages, replayed, touchingGuest } from './touching.js';
 
-fileLimit(import.meta.url, 150_000);
+fileLimit(import.meta.url, 300_000);
 after(destroyAll);
 
 const POSTCOPY: MigrationOptions = { postcopy: true };
@@ -54,14 +55,33 @@ async function recover(m: Migration, incoming: IncomingMigration): Promise<Fault
   return l;
 }
 
-/** A touching guest in post-copy through a FaultyLink (over TLS if `tls`): post-copy starts when the first pass ends. */
-async function inPostcopy(touches: number, bandwidth: number, idleTimeoutMs = 30_000, tls?: TlsOptions) {
+/**
+ * A touching guest in post-copy through a FaultyLink (over TLS if `tls`):
+ * post-copy is started as soon as the migration is active, within the
+ * first pass. (Started when the first pass ended, it came too late on a
+ * loaded machine: the touches were over before the migration began, and
+ * the idle guest's first pass converged.)
+ */
+async function inPostcopy(touches: number, bandwidth: number, idleTimeoutMs = 30_000, tls?: TlsOptions, postcopyBandwidth = 0) {
   const { g: src, initial, specs } = await touchingGuest(touches);
   const incoming = await listen('tcp', { idleTimeoutMs, tls });
   const first = await link(incoming.uri);
-  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: bandwidth, idleTimeoutMs }, { ...POSTCOPY, tls });
-  m.once('pass', () => m.startPostcopy());
-  await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000);
+  // The source's idle timeout is twice the destination's: a silent link is found by the destination first.
+  const parameters = { maxBandwidthBytesPerSec: bandwidth, maxPostcopyBandwidthBytesPerSec: postcopyBandwidth, idleTimeoutMs: 2 * idleTimeoutMs };
+  const m = Migration.start(src, first.uri, parameters, { ...POSTCOPY, tls });
+  const seen: string[] = [];
+  const start = (st: string) => {
+    if (st !== 'active') return;
+    m.off('status', start);
+    m.startPostcopy();
+  };
+  m.on('status', start);
+  m.on('status', (st) => seen.push(`source ${st}`));
+  incoming.on('status', (st) => seen.push(`destination ${st}`));
+  await until('the destination to run in post-copy', () => incoming.status === 'postcopy-active', 30_000).catch(async (err: Error) => {
+    const [r, d] = await Promise.all([bounded('the source to end', m.done(), 5000), bounded('the destination to end', incoming.done(), 5000)]).catch(() => [null, null]);
+    throw new Error(`${err.message}; statuses: ${seen.join(', ')}; source: ${r?.error ?? '-'}; destination: ${d?.error ?? '-'}`, { cause: err });
+  });
   return { src, initial, specs, incoming, first, m, dest: adopt(incoming.guest)! };
 }
 
@@ -126,12 +146,41 @@ test('post-copy over TLS: a reset with 1 MiB in flight pauses both sides, and th
   await assertWhole(m, incoming, src, initial, specs, touches);
 });
 
+test('ERROR in the same chunk as RESUMEACK: the recovery is over, so the source fails with the destination\'s words (neither paused again nor left waiting)', async () => {
+  const touches = 200_000;
+  const { src, incoming, first, m } = await inPostcopy(touches, 8 * MiB);
+  first.reset();
+  await bothPaused(m, incoming);
+  // A destination that takes the recovery, then fails at once: its bitmap (every page missing), RESUMEACK and ERROR in one write.
+  const pages = src.blocks.reduce((n, b) => n + b.bytes.byteLength / 4096, 0);
+  const fake = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(Buffer.concat([
+      encodeRecord(RECORD.RecvBitmap, { ranges: [0, pages] }), encodeRecord(RECORD.ResumeAck, { missing: pages }),
+      encodeRecord(RECORD.Error, { reason: 'test: gave up right after the recovery' }),
+    ]));
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  try {
+    m.resume(`tcp:127.0.0.1:${(fake.address() as AddressInfo).port}`);
+    const result = await bounded('the source to end', m.done(), 30_000);
+    assert.equal(result.status, 'failed');
+    assert.equal(result.afterGo, true);
+    assert.match(result.error ?? '', /the destination reported: test: gave up right after the recovery/);
+  } finally {
+    fake.close();
+    incoming.cancel();
+    await bounded('the destination to end', incoming.done(), 30_000);
+  }
+});
+
 test('a source gone silent in post-copy: both sides pause after their idle timeouts, and a recovery finishes it whole', async () => {
   const touches = 200_000;
-  const { src, initial, specs, incoming, first, m } = await inPostcopy(touches, 8 * MiB, 600);
+  // 5 s: before GO an idle timeout fails the migration, and a loaded machine's switchover once left the link silent 2.4 s.
+  const { src, initial, specs, incoming, first, m } = await inPostcopy(touches, 8 * MiB, 5000);
   first.silent = true;
   await bothPaused(m, incoming);
-  assert.match(incoming.pauseReason ?? '', /the source sent nothing for \d+ ms in post-copy with pages still missing \(idle timeout 600 ms\)/);
+  assert.match(incoming.pauseReason ?? '', /the source sent nothing for \d+ ms in post-copy with pages still missing \(idle timeout 5000 ms\)/);
   first.close();
   await recover(m, incoming);
   await assertWhole(m, incoming, src, initial, specs, touches);
@@ -162,7 +211,8 @@ test('20 link resets at random moments, up to 5 in each post-copy migration: eve
   let runs = 0;
   for (; resets < 20 && runs < 8; runs++) {
     const touches = 150_000;
-    const { src, initial, specs, incoming, first, m, dest } = await inPostcopy(touches, 4 * MiB);
+    // Post-copy's push paced to 2 MiB/s: its 8 MiB last about 4 s, time for five resets and their recoveries.
+    const { src, initial, specs, incoming, first, m, dest } = await inPostcopy(touches, 4 * MiB, 30_000, undefined, 2 * MiB);
     let current = first;
     for (let k = 0; k < 5 && resets < 20; k++) {
       await new Promise((r) => setTimeout(r, random() * 300));
@@ -243,7 +293,8 @@ test('GO lost with a link gone silent: the source pauses when RESUMED does not c
   // The destination's idle timeout is the longer: its ERROR, after it, would fail the source instead (it says the destination failed).
   const incoming = await listen('tcp', { idleTimeoutMs: 5000 });
   const first = await link(incoming.uri);
-  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: 8 * MiB, idleTimeoutMs: 600, switchoverTimeoutMs: 1000 }, POSTCOPY);
+  // 2 s and 3 s: a loaded machine's gaps before post-copy must not end the migration (600 ms and 1 s did, beside other work).
+  const m = Migration.start(src, first.uri, { maxBandwidthBytesPerSec: 8 * MiB, idleTimeoutMs: 2000, switchoverTimeoutMs: 3000 }, POSTCOPY);
   m.once('pass', () => m.startPostcopy());
   incoming.on('status', (s) => { if (s === 'loaded') first.silent = true; }); // GO, and all after it, never arrives
   await until('the source to pause', () => m.status === 'postcopy-paused', 30_000);
