@@ -13,8 +13,9 @@
  * close before the migration told it to finish fails the migration (before
  * GO: a channel that dies alone fails it, and the source runs on).
  *
- * Bytes written so far, and how often the channel was held back by its
- * link or its rate, are published in a shared array (channel-figures.ts) for the migration thread's figures, in-flight estimate
+ * max-bandwidth is one budget for all the channels (shared-rate-limiter.ts),
+ * as QEMU's; the CPU-share cap is each thread's own. Bytes written so far,
+ * and how often the channel was held back by its link or its rate, are published in a shared array (channel-figures.ts) for the migration thread's figures, in-flight estimate
  * and bandwidth estimate.
  */
 import type { BlockTotals } from '../wire/format.js';
@@ -28,7 +29,7 @@ import { recordBytes } from '../wire/frame-writer.js';
 import type { ChannelInit, FromChannel, ToChannel } from './messages.js';
 import { createPacer, type Pacer } from './pacing.js';
 import { RamSender, type PassCounters } from './ram-sender.js';
-import { RateLimiter } from './rate-limiter.js';
+import { SharedRateLimiter } from './shared-rate-limiter.js';
 import { StreamOut } from './stream-out.js';
 import { Signal, StopSignal, nowNs } from './waiter.js';
 import type { MigrationParameters } from './parameters.js';
@@ -47,7 +48,7 @@ export class ChannelSender {
   private channel: OutgoingChannel | null = null;
   private out!: StreamOut;
   private sender!: RamSender;
-  private readonly limiter: RateLimiter;
+  private readonly limiter: SharedRateLimiter;
   private readonly pacer: Pacer;
   private parameters: MigrationParameters;
   private readonly figures = { busyNs: 0, capSleepNs: 0 };
@@ -60,7 +61,7 @@ export class ChannelSender {
   constructor(private readonly init: ChannelInit, private readonly port: ChannelPort) {
     this.blocks = init.ram.map((s) => new RamBlock(s));
     this.parameters = init.parameters;
-    this.limiter = new RateLimiter(this.share(init.parameters.maxBandwidthBytesPerSec));
+    this.limiter = new SharedRateLimiter(init.limiter);
     this.shared = new ChannelFigures(init.figures, init.channels);
     this.pacer = createPacer('thread', {
       parameters: () => this.parameters, figures: this.figures,
@@ -71,7 +72,7 @@ export class ChannelSender {
       if (m.type === 'stop') this.stop.stop(new MigrationError(`channel ${init.index}: stopped`));
       else if (m.type === 'set-parameters') {
         this.parameters = m.parameters;
-        this.limiter.setRate(this.share(m.parameters.maxBandwidthBytesPerSec));
+        this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec); // every channel sets the same: one budget for all
       } else {
         this.orders.push(m);
         this.wake.resolve();
@@ -101,11 +102,6 @@ export class ChannelSender {
       this.channel?.destroy();
     }
     this.port.post(end);
-  }
-
-  /** The byte rate of this channel: an equal share of max-bandwidth (0: unlimited). */
-  private share(bytesPerSec: number): number {
-    return bytesPerSec === 0 ? 0 : Math.max(1, Math.floor(bytesPerSec / this.init.channels));
   }
 
   private async connect(): Promise<void> {

@@ -21,6 +21,7 @@ import type { DirtyLogClient } from '../memory/dirty-log.js';
 import { rebuildError } from '../serialized-error.js';
 import type { BlockTotals } from '../wire/format.js';
 import { ChannelFigures } from './channel-figures.js';
+import { SharedRateLimiter } from './shared-rate-limiter.js';
 import type { ChannelInit, FromChannel, SourceInit, ToChannel } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import type { PassCounters, PassSource } from './ram-sender.js';
@@ -76,10 +77,12 @@ export class ChannelSet implements PassSource {
 
   /** Start every channel's thread and connection; resolves when all are connected. */
   async start(timeoutMs: number, abort: Promise<never>): Promise<void> {
+    const limiter = SharedRateLimiter.create(this.init.parameters.maxBandwidthBytesPerSec);
     for (let index = 0; index < this.channels; index++) {
       const init: ChannelInit = {
         uri: this.init.uri, tls: this.init.tls, uuid: this.init.uuid, index, channels: this.channels, parameters: this.init.parameters,
         ram: this.init.ram, clientSlots: this.clients.map((c) => c.slot), verify: this.init.verify, figures: this.buffer, inUse: this.inUse,
+        limiter,
       };
       const w = new Worker(new URL('./channel-sender-worker.js', import.meta.url), { workerData: init });
       w.on('message', (m: FromChannel) => this.onMessage(m));

@@ -67,6 +67,8 @@ export interface ChannelInit {
   readonly inUse: readonly number[];
   /** What each channel publishes as it goes (channel-figures.ts). */
   readonly figures: SharedArrayBuffer;
+  /** max-bandwidth's one budget, shared by every channel (shared-rate-limiter.ts). */
+  readonly limiter: SharedArrayBuffer;
 }
 
 export type ToChannel =
