@@ -9,6 +9,7 @@ import type { VcpuDirtyLimit } from '../migration/dirty-limit-controller.js';
 import type { IncomingStatus } from '../migration/incoming.js';
 import { incomingInPostcopy } from '../migration/incoming-status.js';
 import type { LoaderStats } from '../migration/messages.js';
+import type { PreallocFigures } from '../migration/preallocation.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
 import type { MigrationStatus } from '../migration/status.js';
 import type { Convergence } from '../migration/migration-policy.js';
@@ -83,6 +84,8 @@ export interface MigrateInfo {
   'x-ferry-pause-and-finish'?: string;
   /** Destination only: the loader's counters. */
   'x-ferry-loader'?: LoaderStats;
+  /** Destination with prealloc: preallocation's figures, its time apart from the migration's (migration/preallocation.ts). */
+  'x-ferry-prealloc'?: PreallocFigures;
   /**
    * Destination, with the capability postcopy-blocktime (QEMU's names, ms):
    * time all vCPUs waited for pages at once, and each vCPU's time waiting.
@@ -111,6 +114,7 @@ function incomingInfo(ctl: GuestController): MigrateInfo {
   else if (where.kind === 'unix') info['socket-address'] = [{ type: 'unix', path: where.path }];
   const stats = inc.stats;
   if (stats !== null) info['x-ferry-loader'] = stats;
+  if (inc.preallocation !== null) info['x-ferry-prealloc'] = inc.preallocation;
   const pc = stats?.postcopy;
   if (pc != null) info['x-ferry-postcopy-latency'] = { p50: pc.latencyP50Ms, p99: pc.latencyP99Ms, samples: pc.latencySamples };
   const g = ctl.guest;

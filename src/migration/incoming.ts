@@ -24,6 +24,7 @@ import { incomingInPostcopy, incomingStateMachine, isIncomingFinished, type Inco
 import type { FromLoader, LoaderInit, LoaderStats, ProgramExpectation, ToLoader } from './messages.js';
 import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
+import type { PreallocFigures } from './preallocation.js';
 
 export type { IncomingStatus } from './incoming-status.js';
 export type { ProgramExpectation } from './messages.js';
@@ -63,6 +64,8 @@ export interface IncomingOptions extends Partial<DestinationParameters> {
   readonly program?: ProgramExpectation;
   /** The WebAssembly program the guest runs (wasm-program.ts); it gives `program` (its identity and RAM layout) when that is not given. */
   readonly wasm?: GuestProgram;
+  /** Tests only: cap preallocation (prealloc) below the free-memory cap, bytes. */
+  readonly preallocMaxBytes?: number;
 }
 
 export interface IncomingResult {
@@ -84,6 +87,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   private error: string | null = null;
   private failure: FerryError | null = null;
   private statsValue: LoaderStats | null = null;
+  private preallocValue: PreallocFigures | null = null;
   private readonly finished = new Signal<IncomingResult>();
   /** The loader thread ended (it let go of the connection). */
   private readonly exited = new Signal();
@@ -95,9 +99,12 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
 
   /** Listen on `uri` for one incoming migration; resolves once listening. */
   static async listen(uri: string, options: IncomingOptions = {}): Promise<IncomingMigration> {
-    parseUri(uri);
-    const { maxGuestBytes, maxFrameBytes, idleTimeoutMs } = options;
-    const limits = withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes, maxFrameBytes, idleTimeoutMs });
+    const where = parseUri(uri);
+    const { maxGuestBytes, maxFrameBytes, idleTimeoutMs, prealloc, preallocThreads } = options;
+    const limits = withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes, maxFrameBytes, idleTimeoutMs, prealloc, preallocThreads });
+    if (limits.prealloc === 1 && where.kind === 'file') {
+      throw new InvalidArgumentError('preallocation (prealloc) needs the source\'s ever-written map, which it asks for over the connection: a file: stream has none');
+    }
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
     const program = options.program ?? (options.wasm === undefined ? undefined : programExpectation(options.wasm));
     if (program !== undefined) checkProgram(program);
@@ -105,7 +112,7 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
     if (!Number.isSafeInteger(prestart) || prestart < 0) throw new InvalidArgumentError(`prestartVcpus must be an integer of at least 0, got ${String(prestart)}`);
     const m = new IncomingMigration(options);
     prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
-    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program });
+    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program, preallocMaxBytes: options.preallocMaxBytes });
     return m;
   }
 
@@ -125,6 +132,14 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
   /** The loader's figures once the migration ended. */
   get stats(): LoaderStats | null {
     return this.statsValue;
+  }
+
+  /**
+   * Preallocation's figures (prealloc): as it started, then as it ended (its
+   * time apart from the migration's); null before the map came or without it.
+   */
+  get preallocation(): PreallocFigures | null {
+    return this.preallocValue ?? this.statsValue?.prealloc ?? null;
   }
 
   get lastError(): string | null {
@@ -267,6 +282,10 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       case 'done':
         this.statsValue = m.stats;
         await this.end('resumed', null);
+        break;
+      case 'prealloc':
+        this.preallocValue = m.figures;
+        trace('preallocation %s: %d of %d pages in %d ms', m.figures.status, m.figures.touchedPages, m.figures.mapPages, m.figures.ms);
         break;
       case 'postcopy-paused':
         if (isIncomingFinished(this.status)) break;

@@ -40,6 +40,7 @@ import { ChannelLoaders } from './channel-loaders.js';
 import type { PageInstallerShared } from '../memory/page-installer.js';
 import { refused } from '../wire/refusals.js';
 import { createTracer } from '../trace.js';
+import { Preallocation } from './preallocation.js';
 
 const trace = createTracer('incoming');
 
@@ -91,6 +92,8 @@ export class LoaderSession {
   private early: net.Socket[] = [];
   /** The pass of the main connection's last SYNC (several channels). */
   private mainSync = 0;
+  /** With prealloc: the threads touching the source's ever-written pages (preallocation.ts). */
+  private prealloc: Preallocation | null = null;
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
     this.decoder = this.newDecoder();
@@ -107,7 +110,7 @@ export class LoaderSession {
       pageData: (block, offset, data) => this.ram!.pageData(block, offset, data),
       pageSum: (block, first, count) => this.ram!.pageSum(block, first, count),
       record: (type, block, head, pages, data) => this.onRecord(type, block, head, pages, data),
-    }, { stream: true, maxRecordBytes: this.init.maxFrameBytes });
+    }, { stream: true, maxRecordBytes: this.init.maxFrameBytes, written: this.init.prealloc === 1 });
   }
 
   async run(): Promise<void> {
@@ -150,6 +153,8 @@ export class LoaderSession {
   /** Read one connection until it closes (or breaks: in post-copy that pauses, and a recovery may follow). */
   private async serve(socket: net.Socket): Promise<void> {
     this.socket = socket;
+    // PREALLOC, before READY so that the source knows before it streams: send the ever-written map (preallocation.ts).
+    if (this.init.prealloc === 1 && this.header === null) socket.write(encodeRecord(RECORD.Prealloc, {}));
     // READY: this side accepted the connection (and, with TLS, the peer's credentials).
     socket.write(encodeRecord(RECORD.Ready, {}));
     this.watchIdle();
@@ -294,7 +299,16 @@ export class LoaderSession {
       throw refused('postcopy', 'header: the stream may switch to post-copy (postcopy-ram), and post-copy is not supported for WebAssembly program guests: ' +
         'their loads and stores are not checked');
     }
+    if (h.postcopy && this.init.prealloc === 1) {
+      throw refused('postcopy', 'header: the stream may switch to post-copy (postcopy-ram), and this destination preallocates (--prealloc): ' +
+        'post-copy\'s pages must not be touched before they arrive; run one without the other');
+    }
     this.ram = new RamLoader(h, this.init.program?.ram);
+    if (this.init.prealloc === 1) {
+      this.prealloc = new Preallocation(this.ram.blocks, {
+        threads: this.init.preallocThreads, maxBytes: this.init.preallocMaxBytes, onChange: (figures) => this.port.post({ type: 'prealloc', figures }),
+      });
+    }
     if (h.channels > 0) this.expectChannels(h);
     else this.closeChannels(); // no channel will come: stop listening, drop any early one
     this.vcpus = new Array<Uint8Array | undefined>(h.vcpus).fill(undefined);
@@ -329,6 +343,12 @@ export class LoaderSession {
     this.stats.records++;
     switch (type) {
       case Rec.Missing: this.onMissing(block, head); break;
+      case Rec.Written: {
+        const { last, ranges } = RECORD.Written.decode(head);
+        this.prealloc!.addRanges(block, ranges);
+        if (last) this.prealloc!.mapComplete();
+        break;
+      }
       case Rec.PcPages: this.inPostcopy('PCPAGES').onPages(block, head, data!); break;
       case Rec.Pend: this.inPostcopy('PEND').onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
@@ -381,6 +401,7 @@ export class LoaderSession {
 
   /** END's totals, the vCPUs, the digest; then ask the main thread to load the state, and say LOADED. */
   private checkEnd(head: Buffer): void {
+    this.prealloc?.stop(); // every page is loaded: touching more is waste
     const ram = this.ram!;
     ram.checkTotals(RECORD.End.decode(head, ram.blocks.length).totals);
     // biome-ignore lint/complexity/useIndexOf: findIndex visits holes, indexOf skips them: a VCPU record whose index is past the header's count leaves holes
@@ -543,6 +564,7 @@ export class LoaderSession {
     this.idle?.stop();
     this.finished = true;
     this.ended.resolve();
+    this.prealloc?.close();
     const err = this.postcopy === null || !this.goReceived ? failure : this.lost(failure);
     const reason = err instanceof Error ? err.message : String(err);
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
@@ -588,7 +610,7 @@ export class LoaderSession {
       bytes: this.bytesIn, records: this.stats.records,
       normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0,
       passes: this.stats.passes, channels: this.channels?.connected ?? 0, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
-      postcopy: this.postcopy?.stats() ?? null,
+      postcopy: this.postcopy?.stats() ?? null, prealloc: this.prealloc?.figures() ?? null,
     };
   }
 }

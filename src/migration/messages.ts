@@ -14,6 +14,7 @@ import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import type { PassCounters } from './ram-sender.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
+import type { PreallocFigures } from './preallocation.js';
 
 // ---- source ----
 
@@ -144,6 +145,8 @@ export interface LoaderInit extends DestinationParameters {
   readonly expect?: { readonly ramBytes?: number; readonly vcpus?: number };
   /** The WebAssembly program this destination runs (IncomingOptions.program): the stream's must be it. */
   readonly program?: ProgramExpectation;
+  /** Tests only: cap preallocation below the free-memory cap, bytes (preallocation.ts). */
+  readonly preallocMaxBytes?: number;
 }
 
 /**
@@ -169,6 +172,8 @@ export type FromLoader =
   /** GO; `postcopy`: pages are still missing (the guest runs while they arrive). */
   | { readonly type: 'go'; readonly run: boolean; readonly postcopy: boolean }
   | { readonly type: 'done'; readonly stats: LoaderStats }
+  /** Preallocation started or ended (preallocation.ts). */
+  | { readonly type: 'prealloc'; readonly figures: PreallocFigures }
   | RecoveryStep
   /** Failed, or cancelled (the error's code tells); `afterGo`: whether GO had arrived. */
   | { readonly type: 'failed'; readonly error: SerializedError; readonly afterGo: boolean; readonly stats: LoaderStats };
@@ -198,6 +203,8 @@ export interface LoaderStats {
   readonly verifyMs: number;
   /** Post-copy's figures (null: pre-copy only). */
   readonly postcopy: PostcopyLoaderStats | null;
+  /** Preallocation's figures, its time apart from the migration's (null: not asked). */
+  readonly prealloc: PreallocFigures | null;
 }
 
 export interface PostcopyLoaderStats {

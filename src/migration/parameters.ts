@@ -256,6 +256,22 @@ export const PARAMETER_TABLE = {
       destination: 'fail when the source sends nothing for this long before GO',
     },
   },
+  /**
+   * 1: touch the pages the source will send (its ever-written map) while
+   * they come (preallocation.ts). On the command line `--prealloc`, a
+   * switch, as QEMU's -mem-prealloc; fixed for the process, as QEMU's.
+   */
+  prealloc: {
+    qmp: null, flag: null, unit: 'bool', default: 0, min: 0, max: 1,
+    origin: "QEMU's default: -mem-prealloc is off (it commits all of RAM at start; ferry only the pages the source will send)",
+    sides: { destination: 'touch the pages the source will send before they arrive' },
+  },
+  /** With prealloc: threads that touch pages; 0: the machine's cores. */
+  preallocThreads: {
+    qmp: null, flag: 'prealloc-threads', unit: 'count', default: 0, defaultMeans: "the machine's cores", min: 0, max: 256,
+    origin: "QEMU's prealloc-threads defaults to 1 (backends/hostmem.c); ferry uses every core, as -smp's count is QEMU's usual choice. First touch scaled little with threads here (BENCHMARKS.md)",
+    sides: { destination: 'with --prealloc: threads that touch pages' },
+  },
   /** `mainloop` mode only (the 2010 experiment): longest step per 100 ms tick, ms; 0 is no cap. */
   mainloopStepCapMs: {
     qmp: 'x-ferry-mainloop-step-cap', flag: null, unit: 'ms', default: 0, defaultMeans: 'no cap', min: 0, max: 60_000,

@@ -1,5 +1,5 @@
 /**
- * The source's view of the return path: the destination's READY, ACK,
+ * The source's view of the return path: the destination's PREALLOC, READY, ACK,
  * LOADED, RESUMED, ERROR and REFUSED records, post-copy's REQUEST and DONE,
  * and a recovery's RECVBITMAP and RESUMEACK, decoded as they arrive, and
  * the watch on a destination that stops reading. A destination that stops
@@ -60,6 +60,8 @@ export interface ReturnPathHooks {
 
 export class ReturnPath {
   readonly ready = new Signal();
+  /** The destination preallocates and asked for the ever-written map (PREALLOC, before READY: written-map.ts). */
+  wantsWrittenMap = false;
   readonly loaded = new Signal();
   private idle: IdleWatch | null = null;
 
@@ -72,6 +74,10 @@ export class ReturnPath {
             this.idle?.touch();
             break;
           case Rec.Ready: this.ready.resolve(); break;
+          case Rec.Prealloc:
+            if (this.ready.settled) hooks.fail('bad return path: PREALLOC after READY (the source streams after READY)');
+            this.wantsWrittenMap = true;
+            break;
           case Rec.Loaded: this.loaded.resolve(); break;
           case Rec.Resumed: hooks.onResumed(); break;
           case Rec.Request:

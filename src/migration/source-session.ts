@@ -39,6 +39,7 @@ import { RateLimiter } from './rate-limiter.js';
 import { RamSender, type PassSource } from './ram-sender.js';
 import { ChannelSet } from './channel-set.js';
 import { RECORD } from '../wire/records.js';
+import { sendWrittenMap } from './written-map.js';
 import { ReturnPath, type ReturnPathHooks } from './return-path.js';
 import { RoundTripEstimator } from './round-trip.js';
 import { SourceFigures, type PassDecision } from './source-figures.js';
@@ -194,6 +195,7 @@ export class SourceSession {
       await this.back.opened(this.parameters.switchoverTimeoutMs, this.abort.promise);
     }
     if (!this.out.started) this.out.start(this.channel, header);
+    if (this.back?.wantsWrittenMap === true) await sendWrittenMap(this.out, this.blocks); // the destination preallocates: its map first
     if ((this.init.channels ?? 0) > 0) await this.startChannels();
     this.figures.setupDoneMs = monoMs();
     this.pacer.start();

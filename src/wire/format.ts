@@ -96,6 +96,8 @@ export const MAX_VCPUS = 64;
 export const MAX_POSTCOPY_PAGES_PER_RECORD = 16;
 /** Most ranges in one MISSING record (8 bytes each: 32 KiB). */
 export const MAX_MISSING_RANGES = 4096;
+/** Most ranges in one WRITTEN record (8 bytes each: 32 KiB), as MISSING's. */
+export const MAX_WRITTEN_RANGES = 4096;
 /** Most pages in one REQUEST record (4 bytes each). */
 export const MAX_REQUEST_PAGES = 1024;
 /** Caps of the variable record heads (records.ts), checked before allocating. */

@@ -22,6 +22,7 @@ import {
 } from './format.js';
 import { RECORD, Rec, recordRow, type Direction, type RecordRow } from './records.js';
 import { refused } from './refusals.js';
+import { WrittenMapRules } from './written-map-rules.js';
 
 export interface FrameSink {
   header?(h: StreamHeader): void;
@@ -50,6 +51,8 @@ export interface FrameDecoderOptions {
    * PAGES, ZERO and SYNC (each pass ends with its SYNC).
    */
   readonly channelOf?: StreamHeader;
+  /** This destination asked for the ever-written map (PREALLOC): WRITTEN records come first (written-map-rules.ts). */
+  readonly written?: boolean;
 }
 
 /** What travels on a channel's connection; on the main connection of a MULTIFD stream, none of these but SYNC. */
@@ -92,6 +95,8 @@ export class FrameDecoder {
   private lastSync = 0;
   /** Where a PCPAGES record's data is gathered (reused). */
   private readonly checkedData = new Uint8Array(MAX_POSTCOPY_PAGES_PER_RECORD * PAGE_SIZE);
+  /** The ever-written map's order (a stream's main connection only). */
+  private readonly writtenMap: WrittenMapRules | null;
   /** Bytes consumed so far (for acknowledgements and error positions). */
   bytes = 0;
   records = 0;
@@ -101,6 +106,7 @@ export class FrameDecoder {
     this.state = options.stream && !this.channel ? 'header-fixed' : 'frame';
     this.direction = options.stream ? 'stream' : 'return';
     this.maxRecordBytes = options.maxRecordBytes ?? Infinity;
+    this.writtenMap = options.stream && !this.channel ? new WrittenMapRules(options.written === true) : null;
     if (options.channelOf !== undefined) {
       this.header = options.channelOf;
       this.visible = options.channelOf.blocks.map((b) => b.visiblePages);
@@ -225,6 +231,7 @@ export class FrameDecoder {
     if (!this.sawEnd && type === Rec.Go) throw new WireError('GO: before END');
     this.checkPostcopyOrder(name, type);
     if (this.direction === 'stream') this.checkChannelOrder(name, type);
+    if (!this.header?.resume) this.writtenMap?.beforeRecord(name, type);
     if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass || type === Rec.Grow)) {
       throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     }
@@ -384,6 +391,11 @@ export class FrameDecoder {
       case Rec.Go: this.sawGo = true; break;
       case Rec.Missing: this.checkMissing(); break;
       case Rec.Pend: this.sawPend = true; break;
+      case Rec.Written: {
+        const { last, ranges } = RECORD.Written.decode(this.head);
+        this.writtenMap!.check(this.header!, this.block, last, ranges);
+        break;
+      }
     }
   }
 

@@ -25,7 +25,7 @@
 import { WireError } from '../errors.js';
 import {
   CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_MISSING_RANGES, MAX_POSTCOPY_PAGES_PER_RECORD,
-  MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, crc32, uuidBytes, uuidText, writeFrameHeader, type BlockTotals,
+  MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, MAX_WRITTEN_RANGES, crc32, uuidBytes, uuidText, writeFrameHeader, type BlockTotals,
 } from './format.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
@@ -45,6 +45,7 @@ export const enum Rec {
   Missing = 0x0f,
   PcPages = 0x10,
   Pend = 0x11,
+  Written = 0x12,
   Ack = 0x41,
   Loaded = 0x42,
   Resumed = 0x43,
@@ -55,6 +56,7 @@ export const enum Rec {
   Done = 0x48,
   RecvBitmap = 0x49,
   ResumeAck = 0x4a,
+  Prealloc = 0x4b,
 }
 
 /** 'stream': source -> destination; 'return': the destination's return path. */
@@ -123,6 +125,9 @@ function u32List(name: string, max: number, what: string) {
 const MISSING_LIST = u32List('MISSING', 2 * MAX_MISSING_RANGES, 'u32 (first, count pairs)');
 const BITMAP_LIST = u32List('RECVBITMAP', 2 * MAX_MISSING_RANGES, 'u32 (first, count pairs)');
 const REQUEST_LIST = u32List('REQUEST', MAX_REQUEST_PAGES, 'pages');
+const WRITTEN_LIST = u32List('WRITTEN', 2 * MAX_WRITTEN_RANGES, 'u32 (first, count pairs)');
+/** WRITTEN's flag: the ever-written map is complete after this record. */
+export const WRITTEN_LAST = 1;
 /** A REQUEST entry's top bit: the copy that arrived was bad, send it again (else a page already sent is not sent twice). */
 export const REQUEST_AGAIN = 0x8000_0000;
 
@@ -306,6 +311,31 @@ export const RECORD = {
     encode: (f, out, at) => { out.writeBigUInt64LE(BigInt(f.sent), at); },
     decode: (head) => ({ sent: Number(head.readBigUInt64LE(0)) }),
   }),
+  /**
+   * The source's ever-written map, for a destination that asked for it
+   * (PREALLOC) to preallocate: u32 flags (bit 0 LAST: the map's last
+   * record), then (u32 first, u32 count) pairs of block `block`, 0..
+   * MAX_WRITTEN_RANGES. Right after the header, blocks in order, ranges in
+   * order and coalesced across a block's records (wire/written-map-rules.ts).
+   */
+  Written: variable<{ last: boolean; ranges: ArrayLike<number> }>({
+    tag: Rec.Written, name: 'WRITTEN', direction: 'stream', perBlock: true,
+    maxHeadBytes: () => 4 + 8 * MAX_WRITTEN_RANGES,
+    sizeOf: (f) => {
+      if (f.ranges.length % 2 !== 0) throw new WireError(`WRITTEN: ${f.ranges.length} numbers, expected (first, count) pairs`);
+      return 4 + (f.ranges.length === 0 ? 0 : WRITTEN_LIST.sizeOf(f.ranges.length));
+    },
+    encode: (f, out, at) => {
+      out.writeUInt32LE(f.last ? WRITTEN_LAST : 0, at);
+      WRITTEN_LIST.write(f.ranges, out, at + 4);
+    },
+    decode: (head) => {
+      if (head.length < 4 || (head.length - 4) % 8 !== 0) throw new WireError(`WRITTEN: head of ${head.length} bytes, expected flags and (first, count) pairs`);
+      const flags = head.readUInt32LE(0);
+      if ((flags & ~WRITTEN_LAST) !== 0) throw new WireError(`WRITTEN: unknown flags 0x${flags.toString(16)}`);
+      return { last: flags === WRITTEN_LAST, ranges: head.length === 4 ? new Uint32Array(0) : WRITTEN_LIST.read(head.subarray(4)) };
+    },
+  }),
   /** Stream bytes read and loaded so far, u64. */
   Ack: fixed<{ bytes: number }>({
     tag: Rec.Ack, name: 'ACK', direction: 'return', headBytes: 8,
@@ -365,6 +395,12 @@ export const RECORD = {
     encode: (f, out, at) => { out.writeBigUInt64LE(BigInt(f.missing), at); },
     decode: (head) => ({ missing: Number(head.readBigUInt64LE(0)) }),
   }),
+  /**
+   * The destination preallocates: send the ever-written map (WRITTEN) right
+   * after the header. Only before READY, and only from a destination told
+   * to preallocate (an older source refuses the record: the user's choice).
+   */
+  Prealloc: none({ tag: Rec.Prealloc, name: 'PREALLOC', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
   /** The destination accepted the connection (and the TLS peer): the source streams only after it. */
   Ready: none({ tag: Rec.Ready, name: 'READY', direction: 'return', headBytes: 0, encode: () => {}, decode: () => ({}) }),
   /** Why the destination will not load this stream: u16 refusal code (refusals.ts, 1..65535), UTF-8 reason. */

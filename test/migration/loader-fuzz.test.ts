@@ -22,9 +22,10 @@ import { RamBlock } from '../../src/memory/ram-block.js';
 import { MIN_FRAME_BYTES } from '../../src/migration/incoming.js';
 import { LoaderSession } from '../../src/migration/loader-session.js';
 import type { FromLoader, ProgramExpectation, ToLoader } from '../../src/migration/messages.js';
+import type { PreallocFigures } from '../../src/migration/preallocation.js';
 import { serializeError, type SerializedError } from '../../src/serialized-error.js';
 import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
-import { FUZZ_PROGRAM, PAGES, VALID, VALID_RAM, mutate, mutation } from '../wire/stream-mutations.js';
+import { FUZZ_PROGRAM, PAGES, VALID, VALID_RAM, VALID_WRITTEN, WRITTEN_MAP, mutate, mutation, mutationsOf } from '../wire/stream-mutations.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 0) / 500));
@@ -32,7 +33,7 @@ fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
 /** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
-const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO)\b|ended before the migration completed|device section|vCPU/;
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
 /** The fuzzed stream's program (stream-mutations.ts), and its block's layout here: a size word in 4 KiB units after its pages. */
 const PROGRAM: ProgramExpectation = { identity: FUZZ_PROGRAM, ram: { tailBytes: 4096, sizeWord: { offset: PAGES * 4096, unitBytes: 4096 } } };
 
@@ -44,16 +45,20 @@ interface Outcome {
   readonly visible: number | null;
   readonly devices: readonly SavedSection[];
   readonly vcpus: readonly Uint8Array[];
+  /** Preallocation's figures when it ended (null: not asked). */
+  readonly prealloc: PreallocFigures | null;
 }
 
-async function restore(path: string, program?: ProgramExpectation): Promise<Outcome> {
+/** `prealloc`: restore as a destination that preallocates (it asked for the ever-written map: WRITTEN first), on one thread. */
+async function restore(path: string, program?: ProgramExpectation, prealloc = false): Promise<Outcome> {
   let onMessage: (m: ToLoader) => void = () => {};
   const ended: FromLoader[] = [];
   let went = false;
   let block: RamBlock | null = null;
   let devices: readonly SavedSection[] = [];
   let vcpus: readonly Uint8Array[] = [];
-  const session = new LoaderSession({ uri: `file:${path}`, maxGuestBytes: MAX_GUEST_BYTES, maxFrameBytes: MIN_FRAME_BYTES, idleTimeoutMs: 10_000, program }, {
+  const init = { uri: `file:${path}`, maxGuestBytes: MAX_GUEST_BYTES, maxFrameBytes: MIN_FRAME_BYTES, idleTimeoutMs: 10_000, program, prealloc: prealloc ? 1 : 0, preallocThreads: 1 };
+  const session = new LoaderSession(init, {
     onMessage: (fn) => { onMessage = fn; },
     post: (m) => {
       switch (m.type) {
@@ -90,8 +95,19 @@ async function restore(path: string, program?: ProgramExpectation): Promise<Outc
   });
   await session.run();
   const b = block as RamBlock | null;
-  return { ended, went, ram: b?.bytes ?? null, visible: b?.visiblePages() ?? null, devices, vcpus };
+  return { ended, went, ram: b?.bytes ?? null, visible: b?.visiblePages() ?? null, devices, vcpus, prealloc: ended[0]?.type === 'done' || ended[0]?.type === 'failed' ? ended[0].stats.prealloc : null };
 }
+
+/** A hostile or broken ever-written map, at a destination that asked for it (the last column: it preallocates). */
+const WRITTEN_CASES: [string, StreamChanges, RegExp, string, undefined, true][] = [
+  ['no map where one was asked for', {}, /^PASS: before the ever-written map's last WRITTEN \(this destination asked for it with PREALLOC\)/],
+  ['a range past the RAM', { written: [[PAGES - 1, 2]] }, /^WRITTEN: range 15\+2 of block ram0 \(16 pages\) is empty, out of order, overlapping or touching the one before, or outside it/],
+  ['a range starting past the RAM', { written: [[0xffff_fff0, 1]] }, /^WRITTEN: range 4294967280\+1 of block ram0/],
+  ['overlapping ranges', { written: [[0, 4, 2, 4]] }, /^WRITTEN: range 2\+4 of block ram0 .* overlapping/],
+  ['overlapping ranges across records', { written: [[0, 4], [3, 1]] }, /^WRITTEN: range 3\+1 of block ram0 .* overlapping/],
+  ['an empty range', { written: [[0, 0]] }, /^WRITTEN: range 0\+0 of block ram0 \(16 pages\) is empty/],
+  ['a map that never ends (no LAST before the pass)', { written: [[0, 1], [2, 1]], writtenWithoutLast: true }, /^PASS: before the ever-written map's last WRITTEN/],
+].map(([what, changes, reason]) => [what as string, changes as StreamChanges, reason as RegExp, 'ERR_FERRY_WIRE', undefined, true]);
 
 test('each loader rule is enforced with a clear error, and the guest is never run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-rules-'));
@@ -99,7 +115,7 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
   const wire = 'ERR_FERRY_WIRE';
   const refused = 'ERR_FERRY_INVALID_ARGUMENT';
   const program = 'ERR_FERRY_REFUSED';
-  const cases: [string, StreamChanges, RegExp, string, ProgramExpectation?][] = [
+  const cases: [string, StreamChanges, RegExp, string, ProgramExpectation?, true?][] = [
     ['a program\'s stream at a destination without one', { program: FUZZ_PROGRAM }, /^header: the stream's program is f0f0f0f0f0f0, this destination's is none \(start the destination with the same WebAssembly program\)$/, program],
     ['a stream without a program at a program\'s destination', {}, /^header: the stream's program is none, this destination's is f0f0f0f0f0f0 \(the source runs no WebAssembly program\)$/, program, PROGRAM],
     ['another program', { program: 'ab'.repeat(32) }, /^header: the stream's program is abababababab, this destination's is f0f0f0f0f0f0 \(both sides need the same module/, program, PROGRAM],
@@ -111,12 +127,13 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
     ['an unknown device section', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/y', version: 1, data: 'a' }] }, /unknown device section "app\/y"/, refused],
     ['a registered device section missing', { devices: [] }, /device section app\/x is registered here but missing from the stream/, refused],
     ['a RAM digest that differs', { verify: Buffer.alloc(16, 1) }, /verify: RAM digest [0-9a-f]{32} of the pages loaded differs from the source's (01){16} of the pages sent/, wire],
+    ['an ever-written map to a destination that did not ask for it', { written: [[0, 1]] }, /^WRITTEN: this destination did not ask for the ever-written map \(PREALLOC\)/, wire],
   ];
   try {
-    for (const [what, changes, reason, code, expected] of cases) {
+    for (const [what, changes, reason, code, expected, prealloc] of [...cases, ...WRITTEN_CASES]) {
       const path = join(dir, 'case');
       writeFileSync(path, buildStream(PAGES, changes).bytes);
-      const o = await restore(path, expected);
+      const o = await restore(path, expected, prealloc === true);
       assert.equal(o.ended.length, 1, what);
       assert.equal(o.ended[0].type, 'failed', `${what}: refused`);
       const { error } = o.ended[0] as { error: SerializedError };
@@ -168,4 +185,44 @@ test(`loader fuzz (fast-check, ${RUNS} runs): a clear failure or the exact guest
   }
   assert.ok(counts.failed > RUNS * 0.6, `mutations are effective: ${JSON.stringify(counts)}`);
   console.log(`# loader fuzz: ${JSON.stringify(counts)}`);
+});
+
+const WRITTEN_RUNS = Math.ceil(RUNS / 3);
+const writtenMutations = mutationsOf(VALID_WRITTEN);
+const MAP_PAGES = WRITTEN_MAP.flat().filter((_, i) => i % 2 === 1).reduce((n, c) => n + c, 0);
+
+test(`loader fuzz with the ever-written map (fast-check, ${WRITTEN_RUNS} runs, a destination that preallocates): a clear failure or the exact guest, and never a page touched outside the map`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-fuzz-written-'));
+  const counts = { runs: 0, failed: 0, resumed: 0 };
+  writeFileSync(join(dir, 'valid'), VALID_WRITTEN);
+  const valid = await restore(join(dir, 'valid'), PROGRAM, true);
+  assert.equal(valid.ended[0]?.type, 'done', JSON.stringify(valid.ended));
+  assert.equal(valid.prealloc?.mapPages, MAP_PAGES, 'the map as sent');
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(writtenMutations.mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
+        const path = join(dir, `s${counts.runs++}`);
+        writeFileSync(path, writtenMutations.mutate(mutations));
+        const o = await restore(path, PROGRAM, true);
+        rmSync(path);
+        assert.equal(o.ended.length, 1, `the session ends exactly once: ${JSON.stringify(o.ended)}`);
+        const p = o.prealloc;
+        // The decoder refuses a range outside the block before the map reaches the touchers.
+        if (p !== null) assert.ok(p.mapPages <= PAGES && p.touchedPages <= p.mapPages, `within the block: ${JSON.stringify(p)}`);
+        const end = o.ended[0];
+        if (end.type === 'failed') {
+          counts.failed++;
+          assert.match(end.error.message, CLEAR_REASON, 'a reason naming what was wrong');
+          return;
+        }
+        counts.resumed++;
+        assert.ok(o.ram !== null && Buffer.compare(o.ram.subarray(0, VALID_RAM.length), VALID_RAM) === 0, 'RAM is the RAM sent');
+      }),
+      { numRuns: WRITTEN_RUNS, seed: Number(process.env.FERRY_FUZZ_SEED ?? 20261128) },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.ok(counts.failed > WRITTEN_RUNS * 0.6, `mutations are effective: ${JSON.stringify(counts)}`);
+  console.log(`# loader fuzz with the map: ${JSON.stringify(counts)}`);
 });

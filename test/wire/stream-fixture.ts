@@ -21,6 +21,10 @@ export interface StreamChanges {
   readonly program?: string;
   /** The header says the block is in use to 4 pages, and a GROW to all of it comes before page 4. */
   readonly grow?: boolean;
+  /** WRITTEN records right after the header (the ever-written map, for a destination that asked): each one's ranges, the last with LAST. */
+  readonly written?: readonly (readonly number[])[];
+  /** None of the WRITTEN records carries LAST. */
+  readonly writtenWithoutLast?: boolean;
 }
 
 /** The verify digest of `ram` (block 0), as a source that sent all of it would have it. */
@@ -43,6 +47,8 @@ export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: B
     chunks.push(Buffer.from(chunk));
     release();
   }, 2);
+  const written = changes.written ?? [];
+  for (const [i, ranges] of written.entries()) writer.append(RECORD.Written, { last: i === written.length - 1 && changes.writtenWithoutLast !== true, ranges }, 0);
   writer.append(RECORD.Pass, { pass: 1 });
   writer.appendPages(0, 0, 1, ram);
   writer.append(RECORD.Zero, { first: 1, count: 1 });
