@@ -19,6 +19,7 @@ import type { MigrateInfo } from '../control/query-migrate.js';
 import { ProbeProcess } from '../client/probe-process.js';
 import type { LatencySummary } from '../client/stall-probe.js';
 import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
+import type { PreallocFigures } from '../migration/preallocation.js';
 
 export interface ScenarioSpec {
   readonly name: string;
@@ -41,6 +42,8 @@ export interface ScenarioSpec {
   readonly baselineBusyThreads?: number;
   /** Cancel the migration after this long (a guest that does not converge), ms; 0: never. */
   readonly cancelAfterMs?: number;
+  /** `ferry incoming` arguments for the destination (e.g. --prealloc). */
+  readonly destination?: readonly string[];
   /** Network namespace commands to run the processes in (source, destination), and the address to listen on. */
   readonly netns?: { readonly source: string; readonly destination: string; readonly listenHost: string };
 }
@@ -78,6 +81,8 @@ export interface RunResult {
   readonly remainingAtSwitchoverBytes: number;
   /** Where the switchover's time went (completed runs). */
   readonly switchover: SwitchoverRecord | null;
+  /** The destination's preallocation, its time apart (x-ferry-prealloc; null or absent: not asked). */
+  readonly prealloc?: PreallocFigures | null;
 }
 
 /** CPU time of a process, ms (utime + stime from /proc/PID/stat, in clock ticks of 10 ms). */
@@ -128,7 +133,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
     // Both started at once (each takes a second or two to load; nothing is measured yet); each one started is stopped below.
     const started = await Promise.allSettled([
       startFerry(['run', ...spec.guest, '--qmp', srcControl], /QMP control socket on/, 60_000, prefix(spec.netns?.source)),
-      startFerry(['incoming', '--qmp', dstControl, ...insecure], /QMP control socket on/, 60_000, prefix(spec.netns?.destination)),
+      startFerry(['incoming', '--qmp', dstControl, ...insecure, ...(spec.destination ?? [])], /QMP control socket on/, 60_000, prefix(spec.netns?.destination)),
     ]);
     for (const s of started) if (s.status === 'fulfilled') children.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
@@ -197,6 +202,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       remainingAtSwitchoverBytes: (last?.remainingPages ?? 0) * 4096 + (last?.inflightBytes ?? 0),
       switchover: info['x-ferry-switchover'] ?? null,
       remedy: info['x-ferry-remedy'] ?? null,
+      prealloc: dstInfo['x-ferry-prealloc'] ?? null,
       postcopy: dstInfo['x-ferry-postcopy-latency'] === undefined ? null : {
         blocktimeMs: dstInfo['postcopy-blocktime'] ?? null, vcpuBlocktimeMs: dstInfo['postcopy-vcpu-blocktime'] ?? null,
         latencyP50Ms: dstInfo['x-ferry-postcopy-latency'].p50, latencyP99Ms: dstInfo['x-ferry-postcopy-latency'].p99,

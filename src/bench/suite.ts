@@ -18,6 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { measureLimits, type Limits } from './limits.js';
+import { preallocNote } from './prealloc-note.js';
 import { renderMapReport, type MapPoint } from './map-report.js';
 import { LINK_GROUP, linkRemedyScenarios, linkRemedyVerdicts, type Verdict } from './link-remedies.js';
 import { canCreateNamespaces, openLink } from './netns.js';
@@ -61,7 +62,7 @@ export function scenarios(quick: boolean, runs: number, link: { source: string; 
   const add = (group: string, name: string, ramBytes: number, guest: string[], o: Partial<ScenarioSpec> & { runs?: number; note?: string } = {}) => {
     out.push({
       group, ramBytes, runs: o.runs ?? runs, note: o.note,
-      spec: { name, guest: ['--ram', size(ramBytes), ...guest], readyPages: o.readyPages ?? 0, params: o.params ?? {}, capabilities: o.capabilities, baselineMs, cancelAfterMs: o.cancelAfterMs, netns: o.netns },
+      spec: { name, guest: ['--ram', size(ramBytes), ...guest], readyPages: o.readyPages ?? 0, params: o.params ?? {}, capabilities: o.capabilities, baselineMs, cancelAfterMs: o.cancelAfterMs, netns: o.netns, destination: o.destination },
     });
   };
   add('idle', `idle ${size(big)}, never written`, big, ['--vcpus', '1', '--workload', 'idle']);
@@ -75,6 +76,9 @@ export function scenarios(quick: boolean, runs: number, link: { source: string; 
       add('multifd', `${size(mid)} of random data, static, multifd ${channels} channel${channels === 1 ? '' : 's'}`, mid, ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'],
         { readyPages: mid / PAGE, params: { 'multifd-channels': channels }, capabilities: ['multifd'] });
     }
+    // Issue 15: the destination preallocated (its time apart: preallocNote); not in --quick.
+    add('prealloc', `${size(mid)} of random data, static, destination preallocated`, mid, ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'],
+      { readyPages: mid / PAGE, destination: ['--prealloc'] });
   }
   // 3 sweeps/s is the issue's shape (QEMU's test guest); 0.5/s is the same guest slow enough that this
   // machine's bandwidth is well above its dirty rate, where convergence is owed.
@@ -293,6 +297,8 @@ async function runScenarios(list: readonly Scenario[], notes: string[]): Promise
     }
     outcomes.push(outcome(s, results));
     if (s.note !== undefined) notes.push(`${s.spec.name}: ${s.note}`);
+    const prealloc = preallocNote(results);
+    if (prealloc !== null) notes.push(`${s.spec.name}: ${prealloc}`);
   }
   return outcomes;
 }

@@ -9,6 +9,8 @@
  *   post-copy: header frame* MISSING+ END GO PCPAGES* PEND PCPAGES*
  *   multifd:   header (MULTIFD) SYNC* devices [VERIFY] END GO, and on each
  *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO)* SYNC)*
+ *   prealloc:  header WRITTEN+ (the last with LAST) then as above, to a
+ *              destination that asked with PREALLOC (before its READY)
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,

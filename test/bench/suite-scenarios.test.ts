@@ -29,6 +29,8 @@ test('--quick runs every group on guests of at most 256 MiB, one run each, and t
     assert.equal(s.spec.netns !== undefined, s.group === 'netns', s.spec.name);
   }
   assert.ok(groups(scenarios(false, 3, LINK)).includes(LINK_GROUP), 'the full suite has the remedies over the link');
+  const prealloc = scenarios(false, 3, null).filter((s) => s.group === 'prealloc');
+  assert.deepEqual(prealloc.map((s) => [s.ramBytes, s.spec.destination]), [[2048 * MiB, ['--prealloc']]], 'the full suite has the preallocated 2 GiB guest, in its own group');
   const names = linked.map((s) => s.spec.name);
   assert.equal(new Set(names).size, names.length, 'scenario names are unique (the report\'s rows)');
 });

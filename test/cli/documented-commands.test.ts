@@ -69,6 +69,11 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   },
   'npx ferry incoming --listen file:/tmp/guest.ferry --seconds 1': { run: 'foreground', ends: [{ exit: 0, last: /^sweep check after running on: passed$/ }] },
   'npx ferry incoming --listen tcp:127.0.0.1:4445 &': { run: 'background', ready: /^listening on tcp:/ },
+  // Preallocating the destination.
+  'npx ferry incoming --listen tcp:127.0.0.1:4449 --prealloc --prealloc-threads 2 --seconds 1 &': { run: 'background', ready: /^listening on tcp:/ },
+  'npx ferry run --ram 256M --workload sweep --rate 2 --seconds 1 --migrate-to tcp:127.0.0.1:4449': {
+    run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
+  },
   'npx ferry run --ram 512M --workload sweep --rate 4 --qmp unix:/tmp/guest.qmp &': { run: 'background', ready: /QMP control socket on/ },
   'npx ferry migrate --qmp unix:/tmp/guest.qmp --to tcp:127.0.0.1:4445 --downtime-limit 50 --timeout 10 --report report.html': {
     run: 'foreground',

@@ -72,7 +72,7 @@ test('the validator names the parameter as its caller knows it, and what was wro
   assert.equal(checkParameter('cpuSharePercent', 50, 'x'), 50);
   // withParameters keeps to its base's side.
   assert.throws(() => withParameters(DEFAULT_PARAMETERS, { maxGuestBytes: 1 }), /unknown migration parameter "maxGuestBytes"; known: downtimeLimitMs, /);
-  assert.throws(() => withParameters(DEFAULT_DESTINATION_PARAMETERS, { downtimeLimitMs: 1 }), /unknown migration parameter "downtimeLimitMs"; known: maxGuestBytes, maxFrameBytes, idleTimeoutMs$/);
+  assert.throws(() => withParameters(DEFAULT_DESTINATION_PARAMETERS, { downtimeLimitMs: 1 }), /unknown migration parameter "downtimeLimitMs"; known: maxGuestBytes, maxFrameBytes, idleTimeoutMs, prealloc, preallocThreads$/);
   assert.equal(withParameters(DEFAULT_DESTINATION_PARAMETERS, { maxGuestBytes: 4096, idleTimeoutMs: undefined }).maxGuestBytes, 4096);
 });
 

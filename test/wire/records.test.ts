@@ -45,6 +45,8 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   MISSING: [{ ranges: new Uint32Array(0) }, { ranges: Uint32Array.from([0, 5, 10, 0xffffffff]) }],
   PCPAGES: [{ first: 3, checks: Uint32Array.from([1]) }, { first: 0xffffffff, checks: Uint32Array.from([0, 0xffffffff, 7]) }],
   PEND: [{ sent: 0 }, { sent: Number.MAX_SAFE_INTEGER }],
+  WRITTEN: [{ last: true, ranges: new Uint32Array(0) }, { last: false, ranges: Uint32Array.from([0, 1, 3, 0xfffffffc]) }, { last: true, ranges: new Uint32Array(2 * 4096).fill(7) }],
+  PREALLOC: [{}],
   REQUEST: [{ pages: Uint32Array.from([0]) }, { pages: Uint32Array.from([5, 0x80000007, 0x7fffffff]) }],
   DONE: [{}],
   RECVBITMAP: [{ ranges: Uint32Array.from([0, 1]) }, { ranges: Uint32Array.from([3, 5, 10, 0xffffffff]) }],
@@ -135,6 +137,10 @@ test('a head that cannot be encoded is refused with the record named', () => {
   assert.throws(() => RECORD.End.decode(encodeHead(RECORD.End, { totals: [{ normal: 1, zero: 0 }] }), 2), /END: totals for 1 blocks, expected 2/);
   assert.throws(() => RECORD.Vcpu.decode(Buffer.alloc(1)), (err) => err instanceof WireError && /VCPU: head of 1 bytes/.test(err.message));
   assert.throws(() => RECORD.Device.decode(Buffer.from([4, 0x61])), /DEVICE: head of 2 bytes is too short for a name of 4/);
+  assert.throws(() => encodeHead(RECORD.Written, { last: true, ranges: [1, 2, 3] }), /WRITTEN: 3 numbers, expected \(first, count\) pairs/);
+  assert.throws(() => encodeHead(RECORD.Written, { last: true, ranges: new Uint32Array(2 * 4097) }), /WRITTEN: 8194 u32 \(first, count pairs\), expected 1\.\.8192/);
+  assert.throws(() => RECORD.Written.decode(Buffer.alloc(8)), /WRITTEN: head of 8 bytes, expected flags and \(first, count\) pairs/);
+  assert.throws(() => RECORD.Written.decode(Buffer.from([2, 0, 0, 0])), /WRITTEN: unknown flags 0x2/);
 });
 
 test('docs/wire-format.md lists every record type and every planned tag with its direction', () => {
