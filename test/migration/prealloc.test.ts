@@ -9,6 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
+import { GuestController } from '../../src/control/controller.js';
+import { queryMigrate, type MigrateInfo } from '../../src/control/query-migrate.js';
 import { IncomingMigration } from '../../src/migration/incoming.js';
 import { Migration } from '../../src/migration/migration.js';
 import { MiB, adopt, assertSweeps, destroyAll, guest, listen, sameRam } from './helpers.js';
@@ -102,4 +104,25 @@ test('post-copy is refused by a destination that preallocates, at the header, in
 
 test('file: with preallocation is refused before listening (a file carries no map)', async () => {
   await assert.rejects(IncomingMigration.listen('file:/tmp/ferry-never.mig', { prealloc: 1 }), /a file: stream has none/);
+});
+
+test('over QMP: a destination started with prealloc (ferry incoming --qmp --prealloc) asks for the map at migrate-incoming, and query-migrate there gives x-ferry-prealloc', async () => {
+  const src = await sweepSource();
+  const ctl = new GuestController(null, { incoming: { prealloc: 1, preallocThreads: 1 } });
+  const incoming = await ctl.migrateIncoming('tcp:127.0.0.1:0');
+  try {
+    const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 300 }, {});
+    assert.equal((await m.done()).status, 'completed');
+    const dest = await incoming.done();
+    adopt(dest.guest);
+    const info = queryMigrate(ctl) as MigrateInfo;
+    assert.equal(info.status, 'completed');
+    const f = info['x-ferry-prealloc'];
+    assert.ok(f !== undefined, 'x-ferry-prealloc in the destination\'s query-migrate');
+    assert.equal(f.mapPages, SWEPT_PAGES);
+    assert.equal(f.threads, 1);
+    assert.ok(['completed', 'stopped'].includes(f.status) && f.touchedPages <= SWEPT_PAGES, JSON.stringify(f));
+  } finally {
+    incoming.cancel();
+  }
 });
