@@ -100,7 +100,11 @@ export class TouchPlan {
   /** Want pages [first, first+count) of block `block` touched (before arm(); the caller checked the range). */
   want(block: number, first: number, count: number): void {
     const w = this.wanted[block];
-    for (let p = first; p < first + count; p++) w[p >>> 5] |= 1 << (p & 31);
+    const end = first + count;
+    let p = first;
+    for (; p < end && (p & 31) !== 0; p++) w[p >>> 5] |= 1 << (p & 31);
+    for (; p + 32 <= end; p += 32) w[p >>> 5] = -1; // whole words: a large map is set 32 pages at a time
+    for (; p < end; p++) w[p >>> 5] |= 1 << (p & 31);
   }
 
   /**
