@@ -29,7 +29,7 @@ export const LINK_BYTES_PER_SEC = 125e6;
 const LIMIT_MS = 30;
 
 export interface LinkRemedyOptions {
-  readonly params?: Readonly<Record<string, number | boolean>>;
+  readonly params?: Readonly<Record<string, number | boolean | string>>;
   readonly capabilities?: readonly string[];
   readonly cancelAfterMs: number;
 }

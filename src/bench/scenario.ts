@@ -29,7 +29,7 @@ export interface ScenarioSpec {
   readonly readyPages: number;
   /** Migration parameters, by QMP name. */
   /** QMP migrate-set-parameters arguments (switches as booleans, as QMP takes them). */
-  readonly params: Readonly<Record<string, number | boolean>>;
+  readonly params: Readonly<Record<string, number | boolean | string>>;
   /** Capabilities to turn on (QMP names). */
   readonly capabilities?: readonly string[];
   /** Control-latency baseline before `migrate`, ms. */

@@ -120,7 +120,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
 type MigrateValues = ReturnType<typeof parseMigrateArgs>['values'];
 
 /** Start the migration and follow it to its end, Ctrl-C/SIGTERM cancelling it (migrate-interrupts.ts); print the figures. */
-async function follow(qmp: QmpClient, values: MigrateValues, params: Record<string, number | boolean>, baselineMs: number): Promise<number> {
+async function follow(qmp: QmpClient, values: MigrateValues, params: Record<string, number | boolean | string>, baselineMs: number): Promise<number> {
   const to = values.to!;
   const probe = await StallProbe.connect(values.qmp!);
   const interrupts = new MigrateInterrupts(qmp, values.force, (line) => console.error(line));

@@ -70,9 +70,9 @@ function parameterFlag(key: ParameterKey, row: ParameterRow): NumberFlag {
   return { flag: row.flag!, commands, kind: size ? 'size' : 'whole', unit, min: Math.ceil(row.min / per), max: Math.floor(row.max / per), zeroMeans };
 }
 
-/** The migration parameters' number flags, in the parameter table's order (switches, on|off, are not numbers). */
+/** The migration parameters' number flags, in the parameter table's order (switches, on|off, and choices by name are not numbers). */
 export const PARAMETER_FLAG_RULES: readonly NumberFlag[] = (Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][])
-  .filter(([, row]) => row.flag !== null && row.unit !== 'bool')
+  .filter(([, row]) => row.flag !== null && row.unit !== 'bool' && row.unit !== 'choice')
   .map(([key, row]) => parameterFlag(key, row));
 
 /** Every size and number flag: the commands' own, then the migration parameters'. */

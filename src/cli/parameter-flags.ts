@@ -12,7 +12,7 @@
  * tool sets a time budget where QEMU has none).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { PARAMETER_TABLE, checkParameter, parameterRows, type ParameterKey, type ParameterRow, type ParametersOf, type Side } from '../migration/parameters.js';
+import { PARAMETER_TABLE, checkParameter, choiceIndex, parameterRows, type ParameterKey, type ParameterRow, type ParametersOf, type Side } from '../migration/parameters.js';
 import { parseCount } from './options.js';
 import { parseSize } from '../client/size.js';
 
@@ -37,7 +37,7 @@ export interface ParameterFlags<K extends ParameterKey> {
   parse(values: Readonly<Record<string, unknown>>): Partial<Record<K, number>>;
 }
 
-const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT', bool: 'on|off', 'MB/s': 'MBPS', count: 'N' };
+const METAVAR: Record<ParameterRow['unit'], string> = { ms: 'MS', bytes: 'SIZE', 'bytes/s': 'SIZE', percent: 'PCT', bool: 'on|off', 'MB/s': 'MBPS', count: 'N', choice: 'NAME' };
 /** What a 'bool' row's flag reads. */
 const SWITCH: Readonly<Record<string, number>> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
 const isSize = (row: ParameterRow) => row.unit === 'bytes' || row.unit === 'bytes/s';
@@ -60,11 +60,12 @@ export function sizeText(bytes: number): string {
 /** A row's value `n` as its flag writes it (a size, seconds, a whole number). */
 export function flagText(row: ParameterRow, n: number): string {
   if (row.unit === 'bool') return n === 0 ? 'off' : 'on';
+  if (row.unit === 'choice') return row.choices![n];
   return isSize(row) ? sizeText(n) : String(n / perFlagUnit(row));
 }
 
 function usageLine(flag: string, row: ParameterRow, side: Side, column: number, commandDefault?: number): string {
-  const head = `  --${flag} ${row.flagUnit === 's' ? 'SECONDS' : METAVAR[row.unit]}`;
+  const head = `  --${flag} ${row.flagUnit === 's' ? 'SECONDS' : row.unit === 'choice' ? row.choices!.join('|') : METAVAR[row.unit]}`;
   const means = commandDefault === undefined && row.defaultMeans !== undefined ? `: ${row.defaultMeans}` : '';
   const none = commandDefault !== undefined && row.min === 0 && row.defaultMeans !== undefined ? `; 0: ${row.defaultMeans}` : '';
   const least = row.min > 1 ? `; at least ${flagText(row, row.min)}` : '';
@@ -77,6 +78,11 @@ export function parseFlag(flag: string, row: ParameterRow, text: string): number
   if (row.unit === 'bool') {
     const n = SWITCH[text.toLowerCase()];
     if (n === undefined) throw new InvalidArgumentError(`--${flag}: expected on or off, got ${JSON.stringify(text)}`);
+    return n;
+  }
+  if (row.unit === 'choice') {
+    const n = choiceIndex(row, text);
+    if (n === undefined) throw new InvalidArgumentError(`--${flag}: expected one of ${row.choices!.join(', ')}, got ${JSON.stringify(text)}`);
     return n;
   }
   if (!isSize(row)) return parseCount(`--${flag}`, text, Math.ceil(row.min / per), Math.floor(row.max / per)) * per;
@@ -115,11 +121,11 @@ export function parameterFlags<S extends Side, K extends keyof ParametersOf<S> &
 }
 
 /** Parameters by their QMP names, for migrate-set-parameters (rows without a QMP name are left out; 'bool' rows as booleans). */
-export function qmpArguments(parameters: Partial<Record<ParameterKey, number>>): Record<string, number | boolean> {
-  const out: Record<string, number | boolean> = {};
+export function qmpArguments(parameters: Partial<Record<ParameterKey, number>>): Record<string, number | boolean | string> {
+  const out: Record<string, number | boolean | string> = {};
   for (const [key, value] of Object.entries(parameters) as [ParameterKey, number | undefined][]) {
     const row: ParameterRow = PARAMETER_TABLE[key];
-    if (row.qmp !== null && value !== undefined) out[row.qmp] = row.unit === 'bool' ? value !== 0 : value;
+    if (row.qmp !== null && value !== undefined) out[row.qmp] = row.unit === 'bool' ? value !== 0 : row.unit === 'choice' ? row.choices![value] : value;
   }
   return out;
 }

@@ -28,7 +28,7 @@ export interface MigrationRun {
 export async function followMigration(
   qmp: QmpClient,
   probe: LatencyProbe,
-  o: { to: string; params: Record<string, number | boolean>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
+  o: { to: string; params: Record<string, number | boolean | string>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
   // auto-converge only when asked: a capability set over QMP beforehand stays as it is (capabilities persist, as QEMU's).

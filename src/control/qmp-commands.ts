@@ -8,7 +8,7 @@ import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
 import { capabilityConflict, isCapability, type CapabilityName } from '../migration/capabilities.js';
-import { checkParameter, PARAMETER_TABLE, parameterRows, type MigrationParameters, type ParameterRow } from '../migration/parameters.js';
+import { checkParameter, choiceIndex, PARAMETER_TABLE, parameterRows, type MigrationParameters, type ParameterRow } from '../migration/parameters.js';
 import type { GuestController } from './controller.js';
 import { contRefusal, quitRefusal } from './one-copy.js';
 import { queryMigrate } from './query-migrate.js';
@@ -165,10 +165,18 @@ export const COMMANDS: Record<string, Command> = {
         changes[ours] = value ? 1 : 0;
         continue;
       }
+      const row: ParameterRow = PARAMETER_TABLE[ours];
+      if (row.unit === 'choice') {
+        // QEMU's words for an enum: a string it names, else refused.
+        if (typeof value !== 'string') throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: string`);
+        const index = choiceIndex(row, value);
+        if (index === undefined) throw new QmpError('GenericError', `Parameter '${name}' does not accept value '${value}'`);
+        changes[ours] = index;
+        continue;
+      }
       if (typeof value !== 'number' || !Number.isInteger(value)) {
         throw new QmpError('GenericError', `Invalid parameter type for '${name}', expected: integer`);
       }
-      const row: ParameterRow = PARAMETER_TABLE[ours];
       if (row.qmpRefusal !== undefined && (value < row.min || (value > row.max && row.max < Number.MAX_SAFE_INTEGER))) {
         throw new QmpError('GenericError', row.qmpRefusal);
       }
@@ -181,7 +189,8 @@ export const COMMANDS: Record<string, Command> = {
     noArgs(args);
     return Object.fromEntries([...PARAMETERS].map(([qmp, ours]) => {
       const value = ctl.parameters[ours];
-      return [qmp, PARAMETER_TABLE[ours].unit === 'bool' ? value !== 0 : value];
+      const row: ParameterRow = PARAMETER_TABLE[ours];
+      return [qmp, row.unit === 'bool' ? value !== 0 : row.unit === 'choice' ? row.choices![value] : value];
     }));
   },
   /** All or nothing, as migrate-set-parameters; refused while a migration runs (capabilities are fixed for one). */

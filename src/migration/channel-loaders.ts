@@ -1,8 +1,11 @@
 /**
  * The destination's side of several channels (header flag MULTIFD): the
  * extra connections of one stream, each opened with CHANNEL, each decoded
- * by its own FrameDecoder (channel mode: only PASS, GROW, PAGES, ZERO and
- * SYNC) straight into guest RAM. A channel's pages are its stripe of RAM
+ * by its own FrameDecoder (channel mode: only PASS, GROW, PAGES, ZERO,
+ * COMPRESSED and SYNC) straight into guest RAM. A COMPRESSED packet
+ * (header flag COMPRESSION) is decompressed by the header's codec straight
+ * into its pages' place, and must fill them exactly (packet-codec.ts); a
+ * codec this side cannot decode is refused at the header, before any page. A channel's pages are its stripe of RAM
  * (ram-sender.ts), so no two channels write the same page, and a page
  * sent in two passes comes twice on the same connection, in pass order.
  *
@@ -21,8 +24,11 @@
  * RAM is therefore one thread's; the source's scan and send are parallel.
  */
 import type net from 'node:net';
-import { WireError } from '../errors.js';
+import { CompressionError, WireError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { compressionUnavailable, makeCodec, type PacketCodec } from '../wire/compression.js';
 import type { StreamHeader } from '../wire/format.js';
+import { refused } from '../wire/refusals.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
 import { RECORD, Rec } from '../wire/records.js';
 import type { RamLoader } from './ram-loader.js';
@@ -52,6 +58,8 @@ export class ChannelLoaders {
   private readonly byIndex: (Channel | undefined)[];
   private changed = new Signal();
   private failure: Error | null = null;
+  /** The header's codec (flag COMPRESSION); null without. One for every channel: they are decoded on this one thread. */
+  private readonly codec: PacketCodec | null;
 
   constructor(
     private readonly header: StreamHeader,
@@ -60,6 +68,7 @@ export class ChannelLoaders {
     private readonly maxRecordBytes: number,
   ) {
     this.byIndex = new Array(header.channels).fill(undefined);
+    this.codec = header.compression === null ? null : codecFor(header.compression);
   }
 
   /** Channels that said which they are (CHANNEL). */
@@ -158,6 +167,7 @@ export class ChannelLoaders {
         this.ram.zeroRun(block, first, count);
         break;
       }
+      case Rec.Compressed: this.loadCompressed(block, head); break;
       case Rec.Grow: {
         // Every channel announces the same sizes, but not at the same moment: a block only grows.
         const grown = RECORD.Grow.decode(head).pages;
@@ -169,6 +179,19 @@ export class ChannelLoaders {
         this.changed.resolve();
         break;
     }
+  }
+
+  /** A COMPRESSED packet (its frame checked, its pages in the block and in use: frame-decoder.ts) into its pages' place. */
+  private loadCompressed(block: number, head: Buffer): void {
+    const { first, count, data } = RECORD.Compressed.decode(head);
+    const b = this.ram.blocks[block];
+    try {
+      this.codec!.decompress(data, b.bytes.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE));
+    } catch (err) {
+      if (!(err instanceof CompressionError)) throw err;
+      throw new WireError(`COMPRESSED: pages ${first}..${first + count - 1} of block ${b.name} (${data.length} bytes): ${err.message}`, { cause: err });
+    }
+    this.ram.loadedPages(block, first, count);
   }
 
   private onChannel(c: Channel, head: Buffer): void {
@@ -183,4 +206,11 @@ export class ChannelLoaders {
     if (this.connected === channels) this.host.allConnected();
     this.changed.resolve();
   }
+}
+
+/** The codec of the header's method, or a refusal before any page: this side cannot decode it. */
+function codecFor(method: NonNullable<StreamHeader['compression']>): PacketCodec {
+  const why = compressionUnavailable(method);
+  if (why !== null) throw refused('compression', `header: the stream's channels compress with ${method}, which this destination cannot decode: ${why}`);
+  return makeCodec(method);
 }

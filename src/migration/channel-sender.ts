@@ -13,6 +13,9 @@
  * close before the migration told it to finish fails the migration (before
  * GO: a channel that dies alone fails it, and the source runs on).
  *
+ * With `multifd-compression`, the channel compresses its own packets
+ * (channel-compression.ts) and reports its figures to the migration thread.
+ *
  * max-bandwidth is one budget for all the channels (shared-rate-limiter.ts),
  * as QEMU's; the CPU-share cap is each thread's own. Bytes written so far,
  * and how often the channel was held back by its link or its rate, are published in a shared array (channel-figures.ts) for the migration thread's figures, in-flight estimate
@@ -34,6 +37,7 @@ import { StreamOut } from './stream-out.js';
 import { Signal, StopSignal, nowNs } from './waiter.js';
 import type { MigrationParameters } from './parameters.js';
 import { ChannelFigures } from './channel-figures.js';
+import { ChannelCompression, dataPages, type ChannelLook } from './channel-compression.js';
 
 const SYNC_BYTES = recordBytes(RECORD.Sync.headBytes);
 
@@ -57,6 +61,9 @@ export class ChannelSender {
   private wake = new Signal();
   private finishing = false;
   private readonly shared: ChannelFigures;
+  /** Times this channel was held back (its link, its rate): auto's windows read it. */
+  private heldBackCount = 0;
+  private compression: ChannelCompression | null = null;
 
   constructor(private readonly init: ChannelInit, private readonly port: ChannelPort) {
     this.blocks = init.ram.map((s) => new RamBlock(s));
@@ -65,7 +72,7 @@ export class ChannelSender {
     this.shared = new ChannelFigures(init.figures, init.channels);
     this.pacer = createPacer('thread', {
       parameters: () => this.parameters, figures: this.figures,
-      flush: () => this.out.writer.flush(), heldBack: () => this.shared.heldBack(init.index),
+      flush: () => this.out.writer.flush(), heldBack: () => this.heldBack(),
       waitRoom: (bytes) => this.out.waitRoom(bytes), sleep: (ms) => this.stop.sleep(ms),
     });
     port.onMessage((m) => {
@@ -110,6 +117,10 @@ export class ChannelSender {
     const clients = this.blocks.map((b, i) => b.log.client(this.init.clientSlots[i]));
     this.sender = new RamSender(this.blocks, clients, this.out.writer, 0, this.init.verify, { index, count: channels });
     this.init.inUse.forEach((pages, i) => { this.sender.announced[i] = pages; });
+    if (this.init.compression != null) {
+      this.compression = new ChannelCompression(this.init.compression, this.parameters, channels, nowNs);
+      this.sender.packer = this.compression.compressor;
+    }
     this.channel = await openChannel(parseUri(this.init.uri), {
       timeoutMs: this.parameters.switchoverTimeoutMs, tls: this.init.tls, abort: this.stop.promise, onError: (reason) => this.fail(reason),
     });
@@ -138,16 +149,27 @@ export class ChannelSender {
     this.shared.setBytesOut(this.init.index, this.out.bytesOut);
   }
 
+  private heldBack(): void {
+    this.heldBackCount++;
+    this.shared.heldBack(this.init.index);
+  }
+
+  /** What compression's windows read (channel-compression.ts). */
+  private look(): ChannelLook {
+    return { nowNs: nowNs(), bytesOut: this.out.bytesOut, heldBack: this.heldBackCount, dataPages: dataPages(this.sender.totals), busyNs: this.figures.busyNs };
+  }
+
   /** Pass `n` over this channel's stripe, ended by SYNC; `unlimited`: the switchover pass (no byte budget, no CPU cap). */
   private async sendPass(n: number, inUse: readonly number[], unlimited: boolean): Promise<void> {
     await this.out.waitRoom(this.sender.startPassBytes);
     this.sender.startPass(n, inUse);
+    this.compression?.startPass(this.look());
     for (;;) {
       this.stop.check();
       const now = nowNs();
       const allowance = unlimited ? Infinity : this.limiter.allowance(now);
       if (allowance === 0) {
-        this.shared.heldBack(this.init.index);
+        this.heldBack();
         this.out.writer.flush();
         await this.stop.sleep(this.limiter.waitNs(now) / 1e6);
         continue;
@@ -157,6 +179,7 @@ export class ChannelSender {
       this.figures.busyNs += nowNs() - now;
       if (!unlimited) this.limiter.consume(this.sender.pass.budgetBytes - before);
       this.publishBytes();
+      if (this.compression?.tick(this.look()) === true) this.port.post(this.compression.report(this.init.index));
       if (outcome === 'pass-done') break;
       await this.pacer.between(outcome, unlimited);
     }
@@ -164,6 +187,7 @@ export class ChannelSender {
     this.out.writer.append(RECORD.Sync, { pass: n });
     this.out.writer.flush();
     this.publishBytes();
+    if (this.compression !== null) this.port.post(this.compression.report(this.init.index));
     this.port.post({ type: 'pass-done', index: this.init.index, pass: n, counters: { ...this.sender.pass }, totals: copyTotals(this.sender.totals), busyNs: this.figures.busyNs });
   }
 }

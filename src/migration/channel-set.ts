@@ -26,6 +26,7 @@ import type { ChannelInit, FromChannel, SourceInit, ToChannel } from './messages
 import type { MigrationParameters } from './parameters.js';
 import type { PassCounters, PassSource } from './ram-sender.js';
 import { Signal, within } from './waiter.js';
+import { sumCompression, type CompressionReport, type CompressionStats } from './compression-stats.js';
 
 /** How long stop() waits for a channel's thread to end before terminating it, ms. */
 const STOP_WAIT_MS = 5000;
@@ -57,6 +58,8 @@ export class ChannelSet implements PassSource {
   private stopping = false;
   /** Per channel: it said finished or failed. */
   private readonly ended: boolean[];
+  /** Per channel: its last compression figures (with multifd-compression). */
+  private readonly compressionReports: (CompressionReport | null)[];
 
   constructor(
     private readonly init: SourceInit,
@@ -73,6 +76,15 @@ export class ChannelSet implements PassSource {
     this.done = new Array(channels).fill(null);
     this.digests = new Array(channels).fill(null);
     this.ended = new Array(channels).fill(false);
+    this.compressionReports = new Array(channels).fill(null);
+  }
+
+  /** query-migrate's compression figures, summed over channels; null without compression. */
+  get compression(): CompressionStats | null {
+    const c = this.init.compression;
+    if (c == null) return null;
+    const sum = sumCompression(c.auto ? `auto (${c.method})` : c.method, c.auto, this.compressionReports);
+    return sum.why === null && c.why !== undefined ? { ...sum, why: c.why } : sum;
   }
 
   /** Start every channel's thread and connection; resolves when all are connected. */
@@ -83,6 +95,7 @@ export class ChannelSet implements PassSource {
         uri: this.init.uri, tls: this.init.tls, uuid: this.init.uuid, index, channels: this.channels, parameters: this.init.parameters,
         ram: this.init.ram, clientSlots: this.clients.map((c) => c.slot), verify: this.init.verify, figures: this.buffer, inUse: this.inUse,
         limiter,
+        compression: this.init.compression,
       };
       const w = new Worker(new URL('./channel-sender-worker.js', import.meta.url), { workerData: init });
       w.on('message', (m: FromChannel) => this.onMessage(m));
@@ -197,6 +210,7 @@ export class ChannelSet implements PassSource {
         this.ended[m.index] = true;
         this.fail(rebuildError(m.error));
         break;
+      case 'compression': this.compressionReports[m.index] = m; break;
     }
     this.heard.resolve();
   }

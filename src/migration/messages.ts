@@ -12,6 +12,9 @@ import type { RamBlockOptions, RamBlockShared } from '../memory/ram-block.js';
 import type { TlsOptions } from '../transport/tls.js';
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import type { PassCounters } from './ram-sender.js';
+import type { CodecMethod } from '../wire/compression.js';
+import type { ChannelCompressionInit } from './channel-compression.js';
+import type { CompressionCounters } from './packet-compressor.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
 import type { PreallocFigures } from './preallocation.js';
@@ -48,6 +51,8 @@ export interface SourceInit {
   readonly postcopy?: boolean;
   /** The capability multifd: the pages travel on this many channels (the parameter multifd-channels); absent or 0: on the main connection. */
   readonly channels?: number;
+  /** With channels: `multifd-compression` other than none, its codec chosen (the header announces it); absent or null: none. */
+  readonly compression?: ChannelCompressionInit | null;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination must ask again). */
   readonly corruptPostcopyPages?: number;
 }
@@ -70,6 +75,8 @@ export interface ChannelInit {
   readonly figures: SharedArrayBuffer;
   /** max-bandwidth's one budget, shared by every channel (shared-rate-limiter.ts). */
   readonly limiter: SharedArrayBuffer;
+  /** `multifd-compression` other than none: the codec, and whether `auto` decides (channel-compression.ts). */
+  readonly compression?: ChannelCompressionInit | null;
 }
 
 export type ToChannel =
@@ -86,7 +93,9 @@ export type FromChannel =
   | { readonly type: 'pass-done'; readonly index: number; readonly pass: number; readonly counters: PassCounters; readonly totals: readonly BlockTotals[]; readonly busyNs: number }
   /** Drained; `digest`: with verify, the digest of what this channel sent (lanes add up across channels). */
   | { readonly type: 'finished'; readonly index: number; readonly digest: Uint8Array | null }
-  | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError };
+  | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError }
+  /** With compression: the channel's counters so far, and (auto) whether it compresses now and why. */
+  | { readonly type: 'compression'; readonly index: number; readonly counters: CompressionCounters; readonly method: CodecMethod; readonly compressing: boolean; readonly why: string | null };
 
 /** Main -> source worker. */
 export type ToSource =

@@ -31,6 +31,8 @@ import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.j
 import { SourceSession } from './source-session.js';
 import { refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
 import { MigrationThrottles } from './migration-throttles.js';
+import type { ChannelCompressionInit } from './channel-compression.js';
+import { compressionSetting } from './compression-setting.js';
 import { monoMs } from './waiter.js';
 
 const trace = createTracer('migration');
@@ -155,7 +157,9 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
     if (options.multifd === true) refuseMultifd(uri, options);
     const { mainloopStepCapMs, zeroPageBudgetBytes } = options;
     const asOptions = withParameters(DEFAULT_PARAMETERS, { mainloopStepCapMs, zeroPageBudgetBytes });
-    const m = new Migration(guest, uri, withParameters(asOptions, parameters), options);
+    const all = withParameters(asOptions, parameters);
+    const compression = compressionSetting(all, options.multifd === true); // refuses a codec that is not installed
+    const m = new Migration(guest, uri, all, options, compression);
     active.set(guest, m);
     m.begin();
     return m;
@@ -172,7 +176,10 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
   /** The guest's run state before the switchover pause: what a failure returns it to. */
   private stateBeforePause: RunState | null = null;
 
-  private constructor(private readonly guest: Guest, uri: string, parameters: MigrationParameters, private readonly options: MigrationOptions) {
+  private constructor(
+    private readonly guest: Guest, uri: string, parameters: MigrationParameters, private readonly options: MigrationOptions,
+    private readonly compression: ChannelCompressionInit | null = null,
+  ) {
     super();
     const parsed = parseUri(uri);
     this.isFile = parsed.kind === 'file';
@@ -339,6 +346,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       dirtyLimit: this.options.dirtyLimit === true,
       postcopy: this.options.postcopy === true,
       channels: this.options.multifd === true ? this.parameters.multifdChannels : 0,
+      compression: this.compression,
       corruptPostcopyPages: this.options.corruptPostcopyPages,
     };
     // Handle messages one at a time, in order: a failure reported while the

@@ -27,9 +27,11 @@ export type Side = 'source' | 'destination';
 /**
  * Sizes and rates are written as sizes on the command line (256M); 'bool'
  * rows hold 0 or 1, are true/false in QMP and on/off on the command line;
+ * 'choice' rows hold the index of one of their `choices`, which QMP and the
+ * command line write as its name (QEMU's enums: multifd-compression);
  * the rest are whole numbers ('MB/s': QEMU's dirty rates, MiB per second).
  */
-export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool' | 'MB/s' | 'count';
+export type ParameterUnit = 'ms' | 'bytes' | 'bytes/s' | 'percent' | 'bool' | 'MB/s' | 'count' | 'choice';
 
 export interface ParameterRow {
   /** Name in migrate-set-parameters and query-migrate-parameters; null: not a QMP parameter. */
@@ -62,9 +64,15 @@ export interface ParameterRow {
    * check gets ferry's words).
    */
   readonly qmpRefusal?: string;
+  /** A 'choice' row's names, by value (0..max). */
+  readonly choices?: readonly string[];
   /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
   readonly sides: { readonly source?: string; readonly destination?: string };
 }
+
+/** `multifd-compression`'s values, by index (compression.ts; `auto`: compression-choice.ts). */
+export const MULTIFD_COMPRESSION_CHOICES = ['none', 'zlib', 'zstd', 'lz4', 'auto'] as const;
+export type MultifdCompression = (typeof MULTIFD_COMPRESSION_CHOICES)[number];
 
 const NO_MAX = Number.MAX_SAFE_INTEGER;
 
@@ -103,6 +111,27 @@ export const PARAMETER_TABLE = {
     qmp: 'multifd-channels', flag: 'multifd-channels', unit: 'count', default: 2, min: 1, max: 64,
     origin: "QEMU's default (migration/options.c, DEFAULT_MIGRATE_MULTIFD_CHANNELS); QEMU takes up to 255, ferry up to 64 (a thread each; wire/format.ts MAX_CHANNELS)",
     sides: { source: 'with the capability multifd: connections the pages travel on' },
+  },
+  /**
+   * With the capability multifd: how the channels compress their packets
+   * (an index of MULTIFD_COMPRESSION_CHOICES). QEMU's enum has none, zlib,
+   * zstd (and qpl, uadk, qatzip, which need hardware); lz4 and auto are
+   * ferry's (auto: compress only while the link, not the CPU, limits).
+   */
+  multifdCompression: {
+    qmp: 'multifd-compression', flag: 'multifd-compression', unit: 'choice', choices: MULTIFD_COMPRESSION_CHOICES, default: 0, min: 0, max: 4,
+    origin: "QEMU's default none (migration/options.c, DEFAULT_MIGRATE_MULTIFD_COMPRESSION); lz4 and auto are ferry's additions",
+    sides: { source: 'with the capability multifd: how the channels compress pages' },
+  },
+  multifdZlibLevel: {
+    qmp: 'multifd-zlib-level', flag: 'multifd-zlib-level', unit: 'count', default: 1, min: 0, max: 9,
+    origin: "QEMU's default and range (DEFAULT_MIGRATE_MULTIFD_ZLIB_LEVEL)",
+    sides: { source: 'multifd-compression zlib: its level' },
+  },
+  multifdZstdLevel: {
+    qmp: 'multifd-zstd-level', flag: 'multifd-zstd-level', unit: 'count', default: 1, min: 0, max: 20,
+    origin: "QEMU's default and range (DEFAULT_MIGRATE_MULTIFD_ZSTD_LEVEL)",
+    sides: { source: 'multifd-compression zstd (and auto with zstd): its level' },
   },
   /** Share of one core the migration thread may use, percent; 100 is no cap. */
   cpuSharePercent: {
@@ -321,9 +350,16 @@ export function rangeText(row: ParameterRow): string {
 export function checkParameter(key: ParameterKey, value: unknown, label: string): number {
   const row: ParameterRow = PARAMETER_TABLE[key];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < row.min || value > row.max) {
-    throw new InvalidArgumentError(`${label} must be an integer ${rangeText(row)}, got ${JSON.stringify(value) ?? String(value)}`);
+    const expected = row.choices === undefined ? `an integer ${rangeText(row)}` : `the index of one of ${row.choices.join(', ')} (0..${row.max})`;
+    throw new InvalidArgumentError(`${label} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
   }
   return value;
+}
+
+/** A 'choice' row's value by its name; undefined for a name that is not one of its choices. */
+export function choiceIndex(row: ParameterRow, name: unknown): number | undefined {
+  const i = typeof name === 'string' ? (row.choices ?? []).indexOf(name) : -1;
+  return i < 0 ? undefined : i;
 }
 
 /**

@@ -85,6 +85,17 @@ export interface PassSource {
   takeMissing(): Int32Array[];
 }
 
+/**
+ * Several channels with compression (packet-compressor.ts): each run of
+ * pages with data (at most `maxPages`) is a packet, offered to `pack`
+ * once copied; its frame goes as COMPRESSED, null as PAGES.
+ */
+export interface PacketPacker {
+  readonly maxPages: number;
+  /** The frame to send for `raw`, or null to send it raw; valid until the next call. */
+  pack(raw: Uint8Array): Uint8Array | null;
+}
+
 const ZERO_RECORD_BYTES = recordBytes(RECORD.Zero.headBytes);
 const GROW_RECORD_BYTES = recordBytes(RECORD.Grow.headBytes);
 
@@ -109,6 +120,8 @@ export class RamSender implements PassSource {
   private readonly hash: PageHasher | null;
   /** Per block: the number (across blocks) of its first range; the stripe's test. */
   private readonly firstRange: number[] = [];
+  /** Several channels with compression: what packs each run of pages (null: PAGES as they are). */
+  packer: PacketPacker | null = null;
 
   constructor(
     private readonly blocks: readonly RamBlock[],
@@ -244,15 +257,25 @@ export class RamSender implements PassSource {
       return true;
     }
     let n = 1;
-    const max = Math.min(runEnd - p, MAX_PAGES_PER_RECORD);
+    const max = Math.min(runEnd - p, this.packer?.maxPages ?? MAX_PAGES_PER_RECORD);
     while (n < max && !block.zero.isZeroPage(page + n)) n++;
     if (!this.writer.hasRoom(recordBytes(RECORD.Pages.headBytes, n))) return false;
-    this.charge(this.writer.appendPages(this.block, page, n, block.bytes));
-    this.digest?.setPages(this.hash!, this.writer.lastPageData, this.block, page, n);
+    if (this.packer !== null) this.charge(this.sendPacket(page, n, block.bytes));
+    else {
+      this.charge(this.writer.appendPages(this.block, page, n, block.bytes));
+      this.digest?.setPages(this.hash!, this.writer.lastPageData, this.block, page, n);
+    }
     this.pass.normalPages += n;
     this.totals[this.block].normal += n;
     this.pos = p + n;
     return true;
+  }
+
+  /** A packet of `n` pages from `page`: copied once, packed from the copy, hashed (verify) before a frame overwrites it. */
+  private sendPacket(page: number, n: number, src: Uint8Array): number {
+    const frame = this.packer!.pack(this.writer.stagePages(this.block, page, n, src));
+    this.digest?.setPages(this.hash!, this.writer.lastPageData, this.block, page, n);
+    return frame === null ? this.writer.commitPages() : this.writer.commitCompressed(frame);
   }
 
   private charge(wireBytes: number): void {

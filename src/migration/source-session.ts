@@ -217,6 +217,7 @@ export class SourceSession {
     return encodeHeader({
       pageSize: PAGE_SIZE, uuid: this.init.uuid, vcpus: this.vcpus.length, verify: this.init.verify, program: this.init.programIdentity ?? null,
       postcopy: this.init.postcopy === true, resume, channels: resume ? 0 : this.init.channels ?? 0,
+      compression: resume ? null : this.init.compression?.method ?? null,
       // Each block's pages in use as the sender read them: its first GROW, if any, is measured from these.
       blocks: this.blocks.map((b, i) => ({ name: b.name, pages: b.pages, visiblePages: resume ? b.pages : this.sender.announced[i] })),
     });
@@ -587,6 +588,8 @@ export class SourceSession {
     const out = this.out === undefined ? undefined : { bytesOut: this.bytesBefore + this.bytesOut };
     const s = this.figures.snapshot({ sender: this.pages, out, bandwidth: this.bandwidth, pass: this.pass, dirtyPages, inflightBytes: () => this.inflightBytes() });
     const postcopy = this.postcopy?.counters ?? null;
-    return postcopy === null ? s : { ...s, postcopy, remainingBytes: postcopy.unsentPages * PAGE_SIZE };
+    const compression = this.channels?.compression ?? null;
+    const c = compression === null ? s : { ...s, compression };
+    return postcopy === null ? c : { ...c, postcopy, remainingBytes: postcopy.unsentPages * PAGE_SIZE };
   }
 }

@@ -10,6 +10,7 @@
 import type { Convergence } from './migration-policy.js';
 import type { PostcopySourceCounters } from './postcopy-source.js';
 import type { Remedy } from './remedies.js';
+import type { CompressionStats } from './compression-stats.js';
 
 export interface PassRecord {
   readonly pass: number;
@@ -117,6 +118,8 @@ export interface SourceStats {
   readonly pauseAndFinish: string | null;
   /** Post-copy's counters once it began (postcopy-source.ts); absent or null before. */
   readonly postcopy?: PostcopySourceCounters | null;
+  /** Several channels with multifd-compression: the channels' figures summed (compression-stats.ts); absent or null without. */
+  readonly compression?: CompressionStats | null;
 }
 
 /** What the migration thread posts: every figure but the pass history. */

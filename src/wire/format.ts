@@ -8,17 +8,19 @@
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   post-copy: header frame* MISSING+ END GO PCPAGES* PEND PCPAGES*
  *   multifd:   header (MULTIFD) SYNC* devices [VERIFY] END GO, and on each
- *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO)* SYNC)*
+ *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO|COMPRESSED)* SYNC)*
  *   prealloc:  header WRITTEN+ (the last with LAST) then as above, to a
  *              destination that asked with PREALLOC (before its READY)
  *   return   = frame*                        (destination -> source)
  *
  *   header:  0 magic "FERRYMIG" | 8 u16 version | 10 u16 flags (bit 0: VERIFY,
- *              bit 1: PROGRAM, bit 2: POSTCOPY, bit 3: RESUME, bit 4: MULTIFD)
+ *              bit 1: PROGRAM, bit 2: POSTCOPY, bit 3: RESUME, bit 4: MULTIFD,
+ *              bit 5: COMPRESSION)
  *           12 u32 page size | 16 u8[16] guest UUID
  *           32 u32 body length N
  *           36 body (N bytes): u16 blocks, u16 vcpus, [PROGRAM: u8[32] the
  *              program's identity, a SHA-256], [MULTIFD: u16 channels],
+ *              [COMPRESSION: u8 method (COMPRESSION_CODES)],
  *              per block: u8 name length, name (ASCII), u32 pages,
  *              u32 pages in use (<= pages)
  *           36+N u32 CRC32 of bytes [0, 36+N)
@@ -38,6 +40,7 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import { WireError } from '../errors.js';
 import { MAX_BLOCK_PAGES, PAGE_SIZE } from '../memory/page.js';
 import { refused } from './refusals.js';
+import type { CodecMethod } from './packet-codec.js';
 
 export const MAGIC = Buffer.from('FERRYMIG', 'ascii');
 export const WIRE_VERSION = 4;
@@ -79,11 +82,22 @@ export const HEADER_FLAG_RESUME = 0x0008;
  * the devices, VERIFY, END and GO.
  */
 export const HEADER_FLAG_MULTIFD = 0x0010;
+/**
+ * Header flag (version 4, added as POSTCOPY was; only with MULTIFD): the
+ * channels may carry COMPRESSED records (records.ts), whose codec the body
+ * names (a u8 after the channel count, COMPRESSION_CODES). A destination
+ * that cannot decode that codec refuses the stream at the header
+ * (REFUSED `compression`), before any page.
+ */
+export const HEADER_FLAG_COMPRESSION = 0x0020;
+/** The codec's byte in the header body; 0 is never valid. */
+export const COMPRESSION_CODES: Readonly<Record<CodecMethod, number>> = { zlib: 1, zstd: 2, lz4: 3 };
+const CODEC_OF_CODE: readonly (CodecMethod | undefined)[] = [undefined, 'zlib', 'zstd', 'lz4'];
 /** Most channels a stream may announce (QEMU's multifd-channels goes to 255; ferry's threads are one per channel). */
 export const MAX_CHANNELS = 64;
 /** The flags each version knows; any other bit is refused. */
 const KNOWN_HEADER_FLAGS: Readonly<Record<number, number>> = {
-  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY | HEADER_FLAG_RESUME | HEADER_FLAG_MULTIFD,
+  3: HEADER_FLAG_VERIFY, 4: HEADER_FLAG_VERIFY | HEADER_FLAG_PROGRAM | HEADER_FLAG_POSTCOPY | HEADER_FLAG_RESUME | HEADER_FLAG_MULTIFD | HEADER_FLAG_COMPRESSION,
 };
 export const HEADER_FIXED_BYTES = 36;
 export const MAX_HEADER_BODY_BYTES = 64 * 1024;
@@ -140,11 +154,14 @@ export interface StreamHeader {
   readonly resume: boolean;
   /** HEADER_FLAG_MULTIFD: the channels the pages travel on; 0 without the flag (the pages are on this connection). */
   readonly channels: number;
+  /** HEADER_FLAG_COMPRESSION: the codec of the channels' COMPRESSED records; null without the flag. */
+  readonly compression: CodecMethod | null;
 }
 
 /** What encodeHeader takes: a block's pages in use default to its pages, and no program to none. */
-export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy' | 'resume' | 'channels'> & {
+export type HeaderFields = Omit<StreamHeader, 'version' | 'verify' | 'program' | 'blocks' | 'postcopy' | 'resume' | 'channels' | 'compression'> & {
   readonly channels?: number;
+  readonly compression?: CodecMethod | null;
   readonly verify?: boolean;
   readonly postcopy?: boolean;
   readonly resume?: boolean;
@@ -181,13 +198,16 @@ export function encodeHeader(h: HeaderFields): Buffer {
   }
   const channels = h.channels ?? 0;
   if (!Number.isInteger(channels) || channels < 0 || channels > MAX_CHANNELS) throw new WireError(`header: ${channels} channels, expected 0..${MAX_CHANNELS}`);
+  const compression = h.compression ?? null;
+  if (compression !== null && channels === 0) throw new WireError('header: compression without channels (COMPRESSED travels on channels only)');
   const names = h.blocks.map((b) => Buffer.from(b.name, 'ascii'));
-  const bodyLen = 4 + (program === null ? 0 : PROGRAM_IDENTITY_BYTES) + (channels === 0 ? 0 : 2) + names.reduce((n, name) => n + 1 + name.length + 8, 0);
+  const bodyLen = 4 + (program === null ? 0 : PROGRAM_IDENTITY_BYTES) + (channels === 0 ? 0 : 2) + (compression === null ? 0 : 1) + names.reduce((n, name) => n + 1 + name.length + 8, 0);
   const buf = Buffer.alloc(HEADER_FIXED_BYTES + bodyLen + CHECK_BYTES);
   MAGIC.copy(buf, 0);
   buf.writeUInt16LE(WIRE_VERSION, 8);
   buf.writeUInt16LE((h.verify === true ? HEADER_FLAG_VERIFY : 0) | (program === null ? 0 : HEADER_FLAG_PROGRAM) |
-    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0) | (h.resume === true ? HEADER_FLAG_RESUME : 0) | (channels === 0 ? 0 : HEADER_FLAG_MULTIFD), 10);
+    (h.postcopy === true ? HEADER_FLAG_POSTCOPY : 0) | (h.resume === true ? HEADER_FLAG_RESUME : 0) | (channels === 0 ? 0 : HEADER_FLAG_MULTIFD) |
+    (compression === null ? 0 : HEADER_FLAG_COMPRESSION), 10);
   buf.writeUInt32LE(h.pageSize, 12);
   uuidBytes(h.uuid).copy(buf, 16);
   buf.writeUInt32LE(bodyLen, 32);
@@ -197,6 +217,7 @@ export function encodeHeader(h: HeaderFields): Buffer {
   at += 4;
   if (program !== null) at += buf.write(program, at, 'hex');
   if (channels !== 0) at = buf.writeUInt16LE(channels, at);
+  if (compression !== null) at = buf.writeUInt8(COMPRESSION_CODES[compression], at);
   h.blocks.forEach((b, i) => {
     buf.writeUInt8(names[i].length, at);
     names[i].copy(buf, at + 1);
@@ -298,13 +319,25 @@ export function decodeHeader(all: Buffer): StreamHeader {
     if (channels < 1 || channels > MAX_CHANNELS) throw new WireError(`header: ${channels} channels, expected 1..${MAX_CHANNELS}`);
     at += 2;
   }
+  const compression = (flags & HEADER_FLAG_COMPRESSION) === 0 ? null : decodeCompression(all, at, end, channels);
+  if (compression !== null) at += 1;
   const blocks = decodeBlocks(all, at, end, nblocks, version >= 4);
   const verify = (flags & HEADER_FLAG_VERIFY) !== 0;
   const postcopy = (flags & HEADER_FLAG_POSTCOPY) !== 0;
   const resume = (flags & HEADER_FLAG_RESUME) !== 0;
   if (resume && !postcopy) throw new WireError('header: flag RESUME without POSTCOPY (only a post-copy is resumed)');
   if (channels !== 0 && postcopy) throw new WireError('header: flags MULTIFD and POSTCOPY together (post-copy runs on one connection)');
-  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy, resume, channels };
+  return { version, pageSize: PAGE_SIZE, uuid, blocks, vcpus, verify, program, postcopy, resume, channels, compression };
+}
+
+/** COMPRESSION's codec byte at `at`: only with MULTIFD (COMPRESSED travels on channels), a code this version knows. */
+function decodeCompression(all: Buffer, at: number, end: number, channels: number): CodecMethod {
+  if (channels === 0) throw new WireError('header: flag COMPRESSION without MULTIFD (compressed packets travel on channels only)');
+  if (at + 1 > end) throw new WireError('header: body ends inside the compression method');
+  const code = all.readUInt8(at);
+  const method = CODEC_OF_CODE[code];
+  if (method === undefined) throw refused('compression', `header: compression method ${code}, this destination knows 1 (zlib), 2 (zstd) and 3 (lz4)`);
+  return method;
 }
 
 /** The body's blocks from `at` to `end`; `inUse`: each carries its pages in use (version 4). */

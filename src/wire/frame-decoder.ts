@@ -56,7 +56,7 @@ export interface FrameDecoderOptions {
 }
 
 /** What travels on a channel's connection; on the main connection of a MULTIFD stream, none of these but SYNC. */
-const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Sync]);
+const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Compressed, Rec.Sync]);
 
 export class FrameDecoder {
   private state: ReadState;
@@ -319,11 +319,12 @@ export class FrameDecoder {
    */
   private checkChannelOrder(name: string, type: number): void {
     if (this.channel) {
+      if (type === Rec.Compressed && this.header!.compression === null) throw new WireError('COMPRESSED: the header did not announce compression (flag COMPRESSION)');
       if ((this.records === 0) !== (type === Rec.Channel)) throw new WireError(`${name}: ${this.records === 0 ? 'a channel opens with CHANNEL' : 'CHANNEL again'}`);
       if (!CHANNEL_RECORDS.has(type)) throw new WireError(`${name}: not on a channel's connection (it goes on the main one)`);
     } else if (this.header!.channels > 0) {
       if (CHANNEL_RECORDS.has(type) && type !== Rec.Sync) throw new WireError(`${name}: on the main connection of a stream whose pages travel on ${this.header!.channels} channels`);
-    } else if (type === Rec.Channel || type === Rec.Sync) {
+    } else if (type === Rec.Channel || type === Rec.Sync || type === Rec.Compressed) {
       throw new WireError(`${name}: the header did not announce channels (flag MULTIFD)`);
     }
   }
@@ -346,6 +347,13 @@ export class FrameDecoder {
           throw new WireError(`ZERO: run ${first}+${count} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
         }
         this.checkInUse('ZERO', first, count);
+        break;
+      }
+      case Rec.Compressed: {
+        const { first, count } = RECORD.Compressed.decode(this.head);
+        const { name, pages } = this.header!.blocks[this.block];
+        if (first >= pages || count > pages - first) throw new WireError(`COMPRESSED: pages ${first}..${first + count - 1} are outside block ${name} of ${pages} pages`);
+        this.checkInUse('COMPRESSED', first, count);
         break;
       }
       case Rec.Grow: {

@@ -47,6 +47,8 @@ export class FrameWriter {
   lastPageData = 0;
   /** Called when a slot is released (room may be back). */
   onRelease: (() => void) | null = null;
+  /** The staged packet (stagePages): its record's start, block, first page and count; at < 0: none. */
+  private readonly staged = { at: -1, block: 0, first: 0, count: 0 };
 
   constructor(private readonly sink: ChunkSink, readonly slots = DEFAULT_SLOTS) {
     const wasmPages = Math.ceil((slots * SLOT_BYTES) / 65536);
@@ -88,6 +90,68 @@ export class FrameWriter {
     this.view.setUint32(data + len, check, true);
     this.fill += size;
     return size;
+  }
+
+  /**
+   * Stage a packet (several channels with compression): copy `count` pages
+   * from `src` into the slot where a PAGES record's data would go, and
+   * return a view of the copy (the codec reads it, the verify digest hashes
+   * it at `lastPageData`). Nothing is appended until commitPages or
+   * commitCompressed; the caller checked hasRoom for a PAGES record of
+   * `count` pages, which a COMPRESSED one of them never exceeds.
+   */
+  stagePages(block: number, first: number, count: number, src: Uint8Array): Uint8Array {
+    const at = this.reserve(recordBytes(RECORD.Pages.headBytes, count));
+    const data = at + FRAME_HEADER_BYTES + RECORD.Pages.headBytes;
+    const len = count * PAGE_SIZE;
+    this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
+    this.lastPageData = data;
+    Object.assign(this.staged, { at, block, first, count });
+    return this.u8.subarray(data, data + len);
+  }
+
+  /** The staged packet goes raw, as PAGES (its copy in place). Returns wire bytes. */
+  commitPages(): number {
+    const { at, block, first, count } = this.takeStaged();
+    const pages = RECORD.Pages;
+    writeFrameHeader(this.view, at, pages.tag, block, pages.headBytes, count);
+    this.pagesHead.first = first;
+    pages.encode(this.pagesHead, this.bytes, at + FRAME_HEADER_BYTES);
+    const data = at + FRAME_HEADER_BYTES + pages.headBytes;
+    const len = count * PAGE_SIZE;
+    const check = crc32(this.u8.subarray(at, data), this.sum(data, len));
+    this.view.setUint32(data + len, check, true);
+    const size = recordBytes(pages.headBytes, count);
+    this.fill += size;
+    return size;
+  }
+
+  /**
+   * The staged packet goes as COMPRESSED with `frame` (the codec's output,
+   * outside this writer's memory), written over the staged copy: hash the
+   * copy first. Returns wire bytes.
+   */
+  commitCompressed(frame: Uint8Array): number {
+    const { at, block, first, count } = this.takeStaged();
+    const row = RECORD.Compressed;
+    const headLen = 8 + frame.length;
+    if (headLen > count * PAGE_SIZE) throw new RangeError(`frame writer: a COMPRESSED frame of ${frame.length} bytes for ${count} pages does not shrink them`);
+    writeFrameHeader(this.view, at, row.tag, block, headLen, 0);
+    const head = at + FRAME_HEADER_BYTES;
+    this.view.setUint32(head, first, true);
+    this.view.setUint32(head + 4, count, true);
+    this.u8.set(frame, head + 8);
+    this.view.setUint32(head + headLen, crc32(this.u8.subarray(at, head + headLen)), true);
+    const size = recordBytes(headLen);
+    this.fill += size;
+    return size;
+  }
+
+  private takeStaged(): { at: number; block: number; first: number; count: number } {
+    const s = { ...this.staged };
+    if (s.at < 0) throw new RangeError('frame writer: no packet staged');
+    this.staged.at = -1;
+    return s;
   }
 
   /**

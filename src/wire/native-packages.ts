@@ -63,9 +63,20 @@ function load(method: NativeMethod, loader: NativeLoader): Loaded {
   return { module };
 }
 
+/**
+ * Tests only: the methods named here (comma-separated) behave as if their
+ * package had not installed, for the default loader, in every thread that
+ * starts after it is set (worker threads copy the environment). Read at
+ * each call, so a test can set and clear it around one migration.
+ */
+export const SIMULATE_MISSING_ENV = 'FERRY_TEST_NATIVE_MISSING';
+
 /** The package of `method`, or why it cannot be used here. Results of the default loader are kept. */
 export function loadNative(method: NativeMethod, loader: NativeLoader = defaultLoader): Loaded {
   if (loader !== defaultLoader) return load(method, loader);
+  if (process.env[SIMULATE_MISSING_ENV]?.split(',').includes(method) === true) {
+    return { reason: `${method} needs the optional package ${NATIVE_PACKAGES[method].pkg}, which did not install: (simulated by ${SIMULATE_MISSING_ENV})` };
+  }
   let result = loaded.get(method);
   if (result === undefined) {
     result = load(method, loader);

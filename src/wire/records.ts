@@ -27,6 +27,8 @@ import {
   CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_MISSING_RANGES, MAX_POSTCOPY_PAGES_PER_RECORD,
   MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, MAX_WRITTEN_RANGES, crc32, uuidBytes, uuidText, writeFrameHeader, type BlockTotals,
 } from './format.js';
+import { MAX_PACKET_BYTES } from './packet-codec.js';
+import { PAGE_SIZE } from '../memory/page.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
 // biome-ignore lint/suspicious/noConstEnum: tsc inlines the members as literals in hot paths (a plain enum is a property load at run time); tsc alone builds ferry, without isolatedModules
@@ -42,6 +44,7 @@ export const enum Rec {
   Grow = 0x0a,
   Channel = 0x0b,
   Sync = 0x0c,
+  Compressed = 0x0d,
   Missing = 0x0f,
   PcPages = 0x10,
   Pend = 0x11,
@@ -128,6 +131,8 @@ const REQUEST_LIST = u32List('REQUEST', MAX_REQUEST_PAGES, 'pages');
 const WRITTEN_LIST = u32List('WRITTEN', 2 * MAX_WRITTEN_RANGES, 'u32 (first, count pairs)');
 /** WRITTEN's flag: the ever-written map is complete after this record. */
 export const WRITTEN_LAST = 1;
+/** Most pages in one COMPRESSED record: a multifd packet (QEMU's 512 KiB). */
+export const MAX_PACKET_PAGES = MAX_PACKET_BYTES / PAGE_SIZE;
 /** A REQUEST entry's top bit: the copy that arrived was bad, send it again (else a page already sent is not sent twice). */
 export const REQUEST_AGAIN = 0x8000_0000;
 
@@ -265,6 +270,30 @@ export const RECORD = {
     tag: Rec.Sync, name: 'SYNC', direction: 'stream', headBytes: 4,
     encode: (f, out, at) => { out.writeUInt32LE(f.pass, at); },
     decode: (head) => ({ pass: head.readUInt32LE(0) }),
+  }),
+  /**
+   * Several channels with compression (header flag COMPRESSION): `count`
+   * pages of block `block` from `first` on (1..MAX_PACKET_PAGES, in the
+   * clear), their data compressed together as one frame of the header's
+   * codec (packet-codec.ts), which must decompress to exactly count x 4096
+   * bytes. The frame's check covers the compressed bytes (they are the
+   * head); VERIFY's digest covers the pages as decompressed.
+   */
+  Compressed: variable<{ first: number; count: number; data: Uint8Array }>({
+    tag: Rec.Compressed, name: 'COMPRESSED', direction: 'stream', perBlock: true,
+    maxHeadBytes: () => 8 + MAX_PACKET_BYTES,
+    sizeOf: (f) => {
+      if (f.count < 1 || f.count > MAX_PACKET_PAGES) throw new WireError(`COMPRESSED: ${f.count} pages, expected 1..${MAX_PACKET_PAGES}`);
+      if (f.data.length < 1 || f.data.length > MAX_PACKET_BYTES) throw new WireError(`COMPRESSED: ${f.data.length} bytes of data, expected 1..${MAX_PACKET_BYTES}`);
+      return 8 + f.data.length;
+    },
+    encode: (f, out, at) => { out.writeUInt32LE(f.first, at); out.writeUInt32LE(f.count, at + 4); out.set(f.data, at + 8); },
+    decode: (head) => {
+      if (head.length < 9) throw new WireError(`COMPRESSED: head of ${head.length} bytes, expected a first page, a count and data`);
+      const count = head.readUInt32LE(4);
+      if (count < 1 || count > MAX_PACKET_PAGES) throw new WireError(`COMPRESSED: ${count} pages, expected 1..${MAX_PACKET_PAGES}`);
+      return { first: head.readUInt32LE(0), count, data: head.subarray(8) };
+    },
   }),
   /**
    * Post-copy, before END: pages of block `block` the destination must treat
@@ -443,7 +472,6 @@ export function recordRow(tag: number): RecordRow<unknown> | undefined {
  */
 export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: string; readonly direction: Direction }[] = [
   { tag: 0x09, name: 'MODULE', direction: 'stream' },
-  { tag: 0x0d, name: 'COMPRESSED', direction: 'stream' },
   { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
 ];
 

@@ -33,6 +33,8 @@ export const REFUSALS = {
   postcopy: { code: 9, means: 'the destination cannot take post-copy' },
   /** The stream resumes a post-copy (flag RESUME) the destination does not hold: none paused here, or another guest's (its UUID or geometry differs). */
   resume: { code: 10, means: 'the stream resumes a post-copy the destination does not hold' },
+  /** The stream's compressed packets use a codec this destination cannot decode (unknown, or its optional package is not installed). */
+  compression: { code: 11, means: "the destination cannot decode the stream's compression method" },
 } as const satisfies Record<string, { readonly code: number; readonly means: string }>;
 
 export type RefusalName = keyof typeof REFUSALS;

@@ -36,7 +36,8 @@ const ROWS = Object.entries(PARAMETER_TABLE) as [ParameterKey, ParameterRow][];
 /** STYLE.md habit 8: the unit is in the name (a switch has none). */
 const UNIT_SUFFIX: Record<ParameterRow['unit'], RegExp> = {
   ms: /Ms$/, bytes: /Bytes$/, 'bytes/s': /BytesPerSec$/, percent: /Percent$/, bool: /^(?!.*(Ms|Bytes|BytesPerSec|Percent)$)/, 'MB/s': /MBPerSec$/,
-  count: /(Channels|Threads)$/, // what is counted is the unit
+  count: /(Channels|Threads|Level)$/, // what is counted is the unit
+  choice: /^(?!.*(Ms|Bytes|BytesPerSec|Percent)$)/, // a name, no unit
 };
 
 test('every parameter row: its unit in its name, its default in its range, a side, and names that are unique', () => {
