@@ -292,7 +292,7 @@ export const RECORD = {
       if (head.length < 9) throw new WireError(`COMPRESSED: head of ${head.length} bytes, expected a first page, a count and data`);
       const count = head.readUInt32LE(4);
       if (count < 1 || count > MAX_PACKET_PAGES) throw new WireError(`COMPRESSED: ${count} pages, expected 1..${MAX_PACKET_PAGES}`);
-      return { first: head.readUInt32LE(0), count, data: head.subarray(8) };
+      return { first: head.readUInt32LE(0), count, data: new Uint8Array(head.buffer, head.byteOffset + 8, head.length - 8) }; // a view: no copy
     },
   }),
   /**

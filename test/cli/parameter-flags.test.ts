@@ -40,6 +40,15 @@ for (const { key, row, side, flag } of FLAG_ROWS) {
         assert.ok(line?.includes(`(default ${row.default === 0 ? 'off' : 'on'}`), line);
         return;
       }
+      if (row.unit === 'choice') {
+        row.choices!.forEach((name, i) => assert.equal(command.parse([flag, name]).parameters[key], i));
+        for (const bad of ['0', 'ZSTD', 'brotli']) {
+          assert.throws(() => command.parse([flag, bad]), { message: `${flag}: expected one of ${row.choices!.join(', ')}, got "${bad}"` });
+        }
+        const line = command.usage.split('\n').find((l) => l.trimStart().startsWith(`${flag} ${row.choices!.join('|')}`));
+        assert.ok(line?.includes(`(default ${row.choices![row.default]}`), line);
+        return;
+      }
       for (const value of [row.min, row.max, row.default]) {
         assert.equal(value % perFlag(row), 0, `${key}: ${value} is a whole number in the flag's unit`);
         assert.equal(command.parse([flag, asFlag(row, value)]).parameters[key], value);

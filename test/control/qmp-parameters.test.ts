@@ -41,7 +41,9 @@ test('query-migrate-parameters answers every QMP row of the table, in table orde
   try {
     const answer = (await qmp.execute('query-migrate-parameters')) as Record<string, number>;
     assert.deepEqual(Object.keys(answer), QMP_ROWS.map(([, row]) => row.qmp));
-    for (const [, row] of QMP_ROWS) assert.equal(answer[row.qmp!], row.unit === 'bool' ? row.default !== 0 : row.default, row.qmp!);
+    for (const [, row] of QMP_ROWS) {
+      assert.equal(answer[row.qmp!], row.unit === 'bool' ? row.default !== 0 : row.unit === 'choice' ? row.choices![row.default] : row.default, row.qmp!);
+    }
   } finally {
     close();
   }
@@ -68,7 +70,27 @@ for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit === 'bool')) {
   });
 }
 
-for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit !== 'bool')) {
+for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit === 'choice')) {
+  const name = row.qmp!;
+  test(`QMP ${name}: every value by its name, queried back by its name; a name it does not know or a number is refused as QEMU refuses them, and nothing changes`, async () => {
+    const { ctl, qmp, close } = await serve();
+    const query = async () => ((await qmp.execute('query-migrate-parameters')) as Record<string, unknown>)[name];
+    try {
+      for (const [i, value] of [...row.choices!.entries(), [row.default, row.choices![row.default]] as const]) {
+        assert.deepEqual(await qmp.execute('migrate-set-parameters', { [name]: value }), {});
+        assert.equal(await query(), value);
+        assert.equal((ctl.parameters as Record<string, number>)[key], i);
+      }
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: 'brotli' }), { message: `Parameter '${name}' does not accept value 'brotli'` });
+      await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: 1 }), { message: `Invalid parameter type for '${name}', expected: string` });
+      assert.equal(await query(), row.choices![row.default]);
+    } finally {
+      close();
+    }
+  });
+}
+
+for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit !== 'bool' && r.unit !== 'choice')) {
   const name = row.qmp!;
   test(`QMP ${name}: set to its bounds and queried back; out of range or not an integer, refused by its QMP name and nothing changes`, async () => {
     const { ctl, qmp, close } = await serve();

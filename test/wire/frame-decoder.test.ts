@@ -29,13 +29,13 @@ function collector(pages: number) {
 test('the header round-trips, and its checks name both values', () => {
   const h = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, blocks: [{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 1 }] });
   assert.deepEqual(decodeHeader(h), {
-    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false, resume: false, channels: 0,
+    version: WIRE_VERSION, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 3, verify: false, program: null, postcopy: false, resume: false, channels: 0, compression: null,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 1, visiblePages: 1 }],
   });
   const verifying = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1 }], verify: true });
   assert.equal(decodeHeader(verifying).verify, true, 'the VERIFY flag round-trips');
-  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x0021, 10);
-  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x21 in version 4/ });
+  const unknownFlag = Buffer.from(verifying); unknownFlag.writeUInt16LE(0x8001, 10);
+  assert.throws(() => decodeHeader(unknownFlag), { message: /header: unknown flags 0x8001 in version 4/ });
   const multifd = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 5, verify: true });
   assert.equal(decodeHeader(multifd).channels, 5, 'the channel count (flag MULTIFD) round-trips');
   assert.throws(() => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks: [{ name: 'ram0', pages: 3 }], channels: 65 }), /header: 65 channels, expected 0\.\.64/);
@@ -233,7 +233,7 @@ test('version 4\'s header: the program identity and each block\'s pages in use r
 
 test('a version 3 header still decodes (no program, every block in use to its end); version 3 knows no PROGRAM flag', () => {
   assert.deepEqual(decodeHeader(v3Header([{ name: 'ram0', pages: 10 }, { name: 'vram', pages: 2 }])), {
-    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false, resume: false, channels: 0,
+    version: 3, pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, verify: false, program: null, postcopy: false, resume: false, channels: 0, compression: null,
     blocks: [{ name: 'ram0', pages: 10, visiblePages: 10 }, { name: 'vram', pages: 2, visiblePages: 2 }],
   });
   assert.equal(decodeHeader(v3Header([{ name: 'ram0', pages: 1 }], 1)).verify, true);
@@ -314,4 +314,39 @@ test('several channels (flag MULTIFD): a channel opens with CHANNEL and carries 
   expectReject(Buffer.concat([header, sync(2), sync(1)]), /SYNC: pass 1 after SYNC and SYNC 2/);
   expectReject(Buffer.concat([plain, sync(1)]), /SYNC: the header did not announce channels/);
   expectReject(Buffer.concat([plain, channel]), /CHANNEL: the header did not announce channels/);
+});
+
+test('compression (flag COMPRESSION, only with MULTIFD): the header names the codec; COMPRESSED travels only on a channel of a stream that announced it, within its block and its pages in use', () => {
+  const blocks = [{ name: 'ram0', pages: 300, visiblePages: 200 }];
+  const header = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, channels: 2, compression: 'zstd', blocks });
+  assert.equal(decodeHeader(header).compression, 'zstd', 'the codec round-trips');
+  for (const method of ['zlib', 'lz4'] as const) assert.equal(decodeHeader(encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, channels: 1, compression: method, blocks })).compression, method);
+  assert.throws(() => encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, compression: 'zstd', blocks }), /header: compression without channels/);
+  const badCode = Buffer.from(header);
+  badCode.writeUInt8(9, 36 + 4 + 2); // after blocks, vcpus and the channel count
+  badCode.writeUInt32LE(crc32(badCode.subarray(0, badCode.length - 4)), badCode.length - 4);
+  assert.throws(() => decodeHeader(badCode), { code: 'ERR_FERRY_REFUSED', message: /header: compression method 9, this destination knows 1 \(zlib\), 2 \(zstd\) and 3 \(lz4\)/ });
+  const alone = Buffer.from(encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks }));
+  alone.writeUInt16LE(0x0020, 10);
+  alone.writeUInt32LE(crc32(alone.subarray(0, alone.length - 4)), alone.length - 4);
+  assert.throws(() => decodeHeader(alone), /flag COMPRESSION without MULTIFD/);
+  const plainChannels = encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, channels: 2, blocks });
+  const channel = encodeRecord(RECORD.Channel, { index: 0, channels: 2, uuid: UUID });
+  const packed = (first: number, count: number) => encodeRecord(RECORD.Compressed, { first, count, data: Uint8Array.from([1, 2, 3]) });
+  const onChannel = (h: Buffer, bytes: Buffer) => {
+    const c = collector(300);
+    new FrameDecoder(c.sink, { stream: true, channelOf: decodeHeader(h) }).feed(bytes);
+    return c.records.map(([t]) => t);
+  };
+  const pass = encodeRecord(RECORD.Pass, { pass: 1 });
+  assert.deepEqual(onChannel(header, Buffer.concat([channel, pass, packed(72, 128)])), [Rec.Channel, Rec.Pass, Rec.Compressed]);
+  assert.throws(() => onChannel(plainChannels, Buffer.concat([channel, pass, packed(0, 1)])), /COMPRESSED: the header did not announce compression \(flag COMPRESSION\)/);
+  assert.throws(() => onChannel(header, Buffer.concat([channel, pass, packed(150, 100)])), /COMPRESSED: pages 150\.\.249 are past block ram0's 200 pages in use/);
+  assert.throws(() => onChannel(header, Buffer.concat([channel, pass, packed(299, 2)])), /COMPRESSED: pages 299\.\.300 are outside block ram0 of 300 pages/);
+  const tooMany = encodeRecord(RECORD.Compressed, { first: 0, count: 1, data: Uint8Array.from([1]) });
+  tooMany.writeUInt32LE(129, 12 + 4);
+  tooMany.writeUInt32LE(crc32(tooMany.subarray(0, tooMany.length - 4)), tooMany.length - 4);
+  assert.throws(() => onChannel(header, Buffer.concat([channel, pass, tooMany])), /COMPRESSED: 129 pages, expected 1\.\.128/);
+  expectReject(Buffer.concat([header, packed(0, 1)]), /COMPRESSED: on the main connection of a stream whose pages travel on 2 channels/);
+  expectReject(Buffer.concat([encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks }), packed(0, 1)]), /COMPRESSED: the header did not announce channels/);
 });

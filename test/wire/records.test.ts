@@ -37,6 +37,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   GROW: [{ pages: 0 }, { pages: 16 }, { pages: 0xffffffff }],
   CHANNEL: [{ index: 0, channels: 1, uuid: '00000000-0000-0000-0000-000000000000' }, { index: 0xffff, channels: 0xffff, uuid: 'ffeeddcc-bbaa-9988-7766-554433221100' }],
   SYNC: [{ pass: 1 }, { pass: 0xffffffff }],
+  COMPRESSED: [{ first: 0, count: 1, data: bytes(1) }, { first: 0xffffffff, count: 128, data: bytes(128 * 4096, 7) }],
   ACK: [{ bytes: 0 }, { bytes: Number.MAX_SAFE_INTEGER }],
   LOADED: [{}],
   RESUMED: [{}],
