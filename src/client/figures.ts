@@ -106,6 +106,19 @@ function ramRows(info: MigrateInfo): Row[] {
   ];
 }
 
+/** multifd-compression's figures (query-migrate's `compression`), when the channels compressed. */
+export function compressionRows(info: MigrateInfo): Row[] {
+  const c = info.compression;
+  if (c === undefined) return [];
+  const rows: Row[] = [
+    ['compression', `${c['x-ferry-method']}: ${formatPages(c.pages)} in ${c['x-ferry-compressed-packets']} packets compressed to ${formatBytes(c['compressed-size'])} ` +
+      `(rate ${c['compression-rate'].toFixed(2)}); ${c.busy} of ${c['x-ferry-packets']} packets raw (${(c['busy-rate'] * 100).toFixed(1)} %)`],
+    ['compression time', `${ms(c['x-ferry-busy-ms'])} in the codec, of which ${ms(c['x-ferry-probe-ms'])} probing (${c['x-ferry-probes']} probes)`],
+  ];
+  if (c['x-ferry-why'] !== undefined) rows.push(['compression choice', `${c['x-ferry-compressing-channels']} of ${c['x-ferry-channels']} channels compressing; ${c['x-ferry-why']}`]);
+  return rows;
+}
+
 /** Every figure of a migration, in the order people read them. */
 export function migrationRows(info: MigrateInfo, ctx: FigureContext = {}): Row[] {
   const error = info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`;
@@ -115,6 +128,7 @@ export function migrationRows(info: MigrateInfo, ctx: FigureContext = {}): Row[]
     ...downtimeRows(info, ctx.downtimeLimitMs),
     ...policyRows(info),
     ...ramRows(info),
+    ...compressionRows(info),
     ...bandwidthRows(ctx.passes ?? []),
   ];
 }

@@ -35,6 +35,8 @@ export class MigrationProgress {
   private readonly notes = new ConvergenceNotes();
   private throttle = 0;
   private remedy = 'none';
+  /** multifd-compression auto: the decision last shown (channels compressing, and why). */
+  private compressing: string | null = null;
   private readonly limits = new DirtyLimitNotes();
 
   /** `now`: the clock of the pass rate, ms (a test gives its own). */
@@ -66,6 +68,7 @@ export class MigrationProgress {
       this.out.write(`throttle: the vCPUs are throttled to ${throttle} % (the guest dirties faster than the migration sends)\n`);
       this.throttle = throttle;
     }
+    this.compressionNote(info);
     const pausedFor = info['x-ferry-pause-reason'] ?? null;
     if (pausedFor !== this.pausedFor) {
       if (pausedFor !== null) {
@@ -99,6 +102,17 @@ export class MigrationProgress {
     };
     if (this.bar === null || this.barPass !== p.pass) this.openBar(p.pass, payload);
     this.bar?.update(Math.round(p['pass-fraction'] * 100), payload);
+  }
+
+  /** auto: a line each time the channels compressing change (on, off), with the rule's words. */
+  private compressionNote(info: MigrateInfo): void {
+    const c = info.compression;
+    if (c?.['x-ferry-why'] === undefined) return;
+    const now = `${c['x-ferry-compressing-channels']} of ${c['x-ferry-channels']}`;
+    if (now === this.compressing) return;
+    if (this.tty) this.closeBar();
+    this.out.write(`compression ${c['x-ferry-method']}: ${now} channels compressing; ${c['x-ferry-why']}\n`);
+    this.compressing = now;
   }
 
   finish(): void {

@@ -11,6 +11,7 @@ import { incomingInPostcopy } from '../migration/incoming-status.js';
 import type { LoaderStats } from '../migration/messages.js';
 import type { PreallocFigures } from '../migration/preallocation.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
+import type { CompressionStats } from '../migration/compression-stats.js';
 import type { MigrationStatus } from '../migration/status.js';
 import type { Convergence } from '../migration/migration-policy.js';
 import { parseUri } from '../transport/uri.js';
@@ -34,6 +35,30 @@ export interface RamInfo {
   /** Post-copy (QEMU's names): bytes sent after GO, and pages the destination asked for. */
   'postcopy-bytes'?: number;
   'postcopy-requests'?: number;
+}
+
+/**
+ * QEMU's CompressionStats (compression-stats.ts says how ferry counts
+ * each), summed over the channels, with ferry's: the method in use, the
+ * packets, and `auto`'s decision and why.
+ */
+export interface CompressionInfo {
+  pages: number;
+  busy: number;
+  'busy-rate': number;
+  'compressed-size': number;
+  'compression-rate': number;
+  'x-ferry-method': string;
+  'x-ferry-packets': number;
+  'x-ferry-compressed-packets': number;
+  'x-ferry-busy-ms': number;
+  'x-ferry-probes': number;
+  'x-ferry-probe-ms': number;
+  /** Channels compressing every packet now, of all (auto turns each on and off). */
+  'x-ferry-compressing-channels': number;
+  'x-ferry-channels': number;
+  /** auto: its decision in words with its figures (before one: which codec it picked and why). */
+  'x-ferry-why'?: string;
 }
 
 /** Where a destination listens (QEMU's SocketAddress). */
@@ -67,6 +92,8 @@ export interface MigrateInfo {
   /** dirty-limit, while it is engaged: each vCPU's quota, measured rate (MB/s) and throttle (QEMU's query-vcpu-dirty-limit, plus the throttle). */
   'x-ferry-vcpu-dirty-limit'?: readonly VcpuDirtyLimit[];
   ram?: RamInfo;
+  /** Several channels with multifd-compression: QEMU's compression figures and ferry's (see CompressionInfo). */
+  compression?: CompressionInfo;
   'error-desc'?: string;
   /** Beside error-desc: the code of the ferry error behind it (see errors.ts). */
   'x-ferry-error-code'?: string;
@@ -131,6 +158,16 @@ function incomingInfo(ctl: GuestController): MigrateInfo {
 }
 
 /** query-migrate's answer: the outgoing migration's, else the incoming one's, else `{}`. */
+function compressionInfo(c: CompressionStats): CompressionInfo {
+  const info: CompressionInfo = {
+    pages: c.pages, busy: c.busy, 'busy-rate': c.busyRate, 'compressed-size': c.compressedSize, 'compression-rate': c.compressionRate,
+    'x-ferry-method': c.method, 'x-ferry-packets': c.packets, 'x-ferry-compressed-packets': c.compressedPackets, 'x-ferry-busy-ms': Math.round(c.busyMs),
+    'x-ferry-probes': c.probes, 'x-ferry-probe-ms': Math.round(c.probeMs), 'x-ferry-compressing-channels': c.compressingChannels, 'x-ferry-channels': c.channels,
+  };
+  if (c.why !== null) info['x-ferry-why'] = c.why;
+  return info;
+}
+
 export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string, never> {
   const m = ctl.migration;
   if (m === null) return ctl.incoming === null ? {} : incomingInfo(ctl);
@@ -167,6 +204,7 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     info.ram['postcopy-bytes'] = s.postcopy.bytes;
     info.ram['postcopy-requests'] = s.postcopy.requests;
   }
+  if (s.compression != null) info.compression = compressionInfo(s.compression);
   // A failure says why; so does a cancel by the policy (its time budget), not one by the user (as QEMU's).
   if ((m.status === 'failed' || m.status === 'cancelled') && m.lastError !== null) info['error-desc'] = m.lastError;
   if (m.pauseReason !== null) info['x-ferry-pause-reason'] = m.pauseReason;
