@@ -15,7 +15,7 @@ import { followMigration } from '../client/follow-migration.js';
 import { MigrationProgress } from '../client/progress.js';
 import { sleep } from '../migration/waiter.js';
 import { QmpClient } from '../control/qmp-client.js';
-import type { MigrateInfo } from '../control/query-migrate.js';
+import type { CompressionInfo, MigrateInfo } from '../control/query-migrate.js';
 import { ProbeProcess } from '../client/probe-process.js';
 import type { LatencySummary } from '../client/stall-probe.js';
 import type { PassRecord, SwitchoverRecord } from '../migration/stats.js';
@@ -83,6 +83,8 @@ export interface RunResult {
   readonly switchover: SwitchoverRecord | null;
   /** The destination's preallocation, its time apart (x-ferry-prealloc; null or absent: not asked). */
   readonly prealloc?: PreallocFigures | null;
+  /** multifd-compression's figures (query-migrate's compression) 1 s after `migrate` and at the end; null without compression. */
+  readonly compression?: { readonly atOneSecond: CompressionInfo | null; readonly end: CompressionInfo } | null;
 }
 
 /** CPU time of a process, ms (utime + stime from /proc/PID/stat, in clock ticks of 10 ms). */
@@ -164,6 +166,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
     let atMigrate = atBaseline;
     let cpu0 = [0, 0];
     let cancelTimer: NodeJS.Timeout | null = null;
+    let oneSecond: Promise<CompressionInfo | null> = Promise.resolve(null);
     const run = await followMigration(src, probe, {
       to, params: { ...spec.params }, verify: false, baselineMs: spec.baselineMs, progress: new MigrationProgress(process.stdout, true),
       onMigrate: async () => {
@@ -171,6 +174,9 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
         atMigrate = { t: performance.now(), pages: (await guestInfo(src))['pages-written'] };
         cpu0 = [cpuMs(srcPid), cpuMs(dstPid)];
         if ((spec.cancelAfterMs ?? 0) > 0) cancelTimer = setTimeout(() => void src.execute('migrate_cancel').catch(() => {}), spec.cancelAfterMs);
+        if (spec.params['multifd-compression'] !== undefined) {
+          oneSecond = sleep(1000).then(async () => ((await src.execute('query-migrate')) as MigrateInfo).compression ?? null).catch(() => null);
+        }
       },
     });
     if (cancelTimer !== null) clearTimeout(cancelTimer);
@@ -203,6 +209,7 @@ export async function runScenario(spec: ScenarioSpec, timeoutMs = 300_000): Prom
       switchover: info['x-ferry-switchover'] ?? null,
       remedy: info['x-ferry-remedy'] ?? null,
       prealloc: dstInfo['x-ferry-prealloc'] ?? null,
+      compression: info.compression === undefined ? null : { atOneSecond: await oneSecond, end: info.compression },
       postcopy: dstInfo['x-ferry-postcopy-latency'] === undefined ? null : {
         blocktimeMs: dstInfo['postcopy-blocktime'] ?? null, vcpuBlocktimeMs: dstInfo['postcopy-vcpu-blocktime'] ?? null,
         latencyP50Ms: dstInfo['x-ferry-postcopy-latency'].p50, latencyP99Ms: dstInfo['x-ferry-postcopy-latency'].p99,

@@ -21,6 +21,7 @@ import { measureLimits, type Limits } from './limits.js';
 import { preallocNote } from './prealloc-note.js';
 import { renderMapReport, type MapPoint } from './map-report.js';
 import { LINK_GROUP, linkRemedyScenarios, linkRemedyVerdicts, type Verdict } from './link-remedies.js';
+import { COMPRESSION_GROUP, compressionScenarios, compressionVerdicts } from './compression-scenarios.js';
 import { canCreateNamespaces, openLink } from './netns.js';
 import { runScenario, type RunResult, type ScenarioSpec } from './scenario.js';
 import { summarize, type Sample } from './stats.js';
@@ -79,6 +80,10 @@ export function scenarios(quick: boolean, runs: number, link: { source: string; 
     // Issue 15: the destination preallocated (its time apart: preallocNote); not in --quick.
     add('prealloc', `${size(mid)} of random data, static, destination preallocated`, mid, ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'],
       { readyPages: mid / PAGE, destination: ['--prealloc'] });
+  }
+  // Issue 15's compression with auto (compression-scenarios.ts); not in --quick, whose test must stay short.
+  if (!quick) {
+    compressionScenarios(mid, size(mid), link, (name, guest, o) => add(COMPRESSION_GROUP, name, mid, guest, o));
   }
   // 3 sweeps/s is the issue's shape (QEMU's test guest); 0.5/s is the same guest slow enough that this
   // machine's bandwidth is well above its dirty rate, where convergence is owed.
@@ -242,6 +247,7 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
     });
   }
   v.push(...linkRemedyVerdicts(outcomes));
+  v.push(...compressionVerdicts(outcomes));
   for (const o of outcomes) {
     if (o.scenario.group === 'thread' && o.scenario.spec.capabilities?.includes('x-ferry-mainloop')) continue; // the 2010 design stalls by construction
     if (o.scenario.group === 'map') continue;

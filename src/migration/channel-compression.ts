@@ -11,22 +11,16 @@
  */
 import { availableParallelism } from 'node:os';
 import { PAGE_SIZE } from '../memory/page.js';
-import { makeCodec, type CodecMethod } from '../wire/compression.js';
+import { makeCodec } from '../wire/compression.js';
 import type { BlockTotals } from '../wire/format.js';
-import type { FromChannel } from './messages.js';
+import type { CompressionReport } from './compression-stats.js';
+import type { ChannelCompressionInit } from './messages.js';
 import type { MigrationParameters } from './parameters.js';
 import { PacketCompressor } from './packet-compressor.js';
 
 /** How long one window of `auto`'s measurements lasts, ms: long enough to hold several packets and a wait for the link, short enough to follow a guest's data changing. */
 export const WINDOW_MS = 200;
 
-/** What a channel is told to do (ChannelInit): the codec, and whether `auto` decides when to use it. */
-export interface ChannelCompressionInit {
-  readonly method: CodecMethod;
-  readonly auto: boolean;
-  /** auto: which codec it picked and why (compression-setting.ts), the reason shown until the first decision. */
-  readonly why?: string;
-}
 
 /** What the channel reads at each look: cumulative figures of its own. */
 export interface ChannelLook {
@@ -69,7 +63,7 @@ export class ChannelCompression {
   }
 
   /** The figures for the migration thread. */
-  report(index: number): FromChannel {
+  report(index: number): CompressionReport {
     const c = this.compressor;
     return { type: 'compression', index, counters: { ...c.counters }, method: c.method, compressing: c.compressing, why: c.choice?.why ?? null };
   }

@@ -13,7 +13,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { type CodecMethod, type NativeLoader, compressionUnavailable } from '../wire/compression.js';
-import type { ChannelCompressionInit } from './channel-compression.js';
+import type { ChannelCompressionInit } from './messages.js';
 import { MULTIFD_COMPRESSION_CHOICES, type MigrationParameters } from './parameters.js';
 
 /** The order `auto` tries the codecs in (see top). */

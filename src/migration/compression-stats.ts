@@ -15,8 +15,8 @@
  * probes, and for `auto` how many channels compress now and the first's
  * reason (compression-choice.ts's words with their figures).
  */
-import type { FromChannel } from './messages.js';
-import { emptyCompressionCounters } from './packet-compressor.js';
+import type { CodecMethod } from '../wire/compression.js';
+import { type CompressionCounters, emptyCompressionCounters } from './packet-compressor.js';
 
 export interface CompressionStats {
   readonly method: string;
@@ -38,7 +38,15 @@ export interface CompressionStats {
   readonly why: string | null;
 }
 
-export type CompressionReport = Extract<FromChannel, { type: 'compression' }>;
+/** A channel's figures so far (its message to the migration thread), and (auto) whether it compresses now and why. */
+export interface CompressionReport {
+  readonly type: 'compression';
+  readonly index: number;
+  readonly counters: CompressionCounters;
+  readonly method: CodecMethod;
+  readonly compressing: boolean;
+  readonly why: string | null;
+}
 
 /** The channels' last reports (missing ones count as nothing yet) summed. */
 export function sumCompression(method: string, auto: boolean, reports: readonly (CompressionReport | null)[]): CompressionStats {

@@ -13,8 +13,7 @@ import type { TlsOptions } from '../transport/tls.js';
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import type { PassCounters } from './ram-sender.js';
 import type { CodecMethod } from '../wire/compression.js';
-import type { ChannelCompressionInit } from './channel-compression.js';
-import type { CompressionCounters } from './packet-compressor.js';
+import type { CompressionReport } from './compression-stats.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
 import type { PreallocFigures } from './preallocation.js';
@@ -57,6 +56,14 @@ export interface SourceInit {
   readonly corruptPostcopyPages?: number;
 }
 
+/** What a channel is told to do (ChannelInit): the codec, and whether `auto` decides when to use it (channel-compression.ts). */
+export interface ChannelCompressionInit {
+  readonly method: CodecMethod;
+  readonly auto: boolean;
+  /** auto: which codec it picked and why (compression-setting.ts), the reason shown until the first decision. */
+  readonly why?: string;
+}
+
 /** The migration thread -> a channel's thread (several channels: channel-sender.ts). */
 export interface ChannelInit {
   readonly uri: string;
@@ -95,7 +102,7 @@ export type FromChannel =
   | { readonly type: 'finished'; readonly index: number; readonly digest: Uint8Array | null }
   | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError }
   /** With compression: the channel's counters so far, and (auto) whether it compresses now and why. */
-  | { readonly type: 'compression'; readonly index: number; readonly counters: CompressionCounters; readonly method: CodecMethod; readonly compressing: boolean; readonly why: string | null };
+  | CompressionReport;
 
 /** Main -> source worker. */
 export type ToSource =

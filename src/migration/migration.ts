@@ -31,7 +31,7 @@ import { prepareAgainIfWanted, takeMigrationThread } from './migration-threads.j
 import { SourceSession } from './source-session.js';
 import { refuseDirtyLimit, type DirtyLimitFigures } from './dirty-limit-controller.js';
 import { MigrationThrottles } from './migration-throttles.js';
-import type { ChannelCompressionInit } from './channel-compression.js';
+import type { ChannelCompressionInit } from './messages.js';
 import { compressionSetting } from './compression-setting.js';
 import { monoMs } from './waiter.js';
 

@@ -41,7 +41,7 @@ for (const { key, row, side, flag } of FLAG_ROWS) {
         return;
       }
       if (row.unit === 'choice') {
-        row.choices!.forEach((name, i) => assert.equal(command.parse([flag, name]).parameters[key], i));
+        for (const [i, name] of row.choices!.entries()) assert.equal(command.parse([flag, name]).parameters[key], i);
         for (const bad of ['0', 'ZSTD', 'brotli']) {
           assert.throws(() => command.parse([flag, bad]), { message: `${flag}: expected one of ${row.choices!.join(', ')}, got "${bad}"` });
         }
