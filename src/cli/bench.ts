@@ -1,5 +1,5 @@
 /** `ferry bench`'s command line; the suite itself is bench/suite.ts. */
-import { runBench } from '../bench/suite.js';
+import { runBench, scenarios } from '../bench/suite.js';
 import { stopAllFerries } from '../client/children.js';
 import { SIGNAL_EXIT_CODE, onInterrupt } from '../client/interrupts.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -17,12 +17,17 @@ two ferry processes, with medians and ranges, targets met or not.
   --out FILE     write all figures as JSON (default: bench-results.json)
   --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
   --only NAMES   run only these scenario groups (idle, zeroed, random, multifd (the random guest on 1, 2 and 4
-                 channels), sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
+                 channels), prealloc (the destination preallocated), compression (auto; over the veth as root),
+                 sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
                  over the 1 Gbit/s veth), map)
   -h, --help     this text`;
 
-/** The scenario groups --only names (the usage above lists them). */
-const BENCH_GROUPS = ['idle', 'zeroed', 'random', 'multifd', 'sweep', 'converge', 'postcopy', 'thread', 'netns', 'converge-link', 'map'];
+/**
+ * The scenario groups --only names (the usage above lists them): every
+ * group of the full suite's list (with a link named, so that the veth
+ * groups are in it), and netns, the veth's own limits.
+ */
+const BENCH_GROUPS = [...new Set([...scenarios(false, 1, { source: '', destination: '', listenHost: '' }).map((s) => s.group), 'netns'])];
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, {

@@ -45,3 +45,10 @@ test('--smoke is the first scenario of each group of --quick, in the same order'
   }
   assert.deepEqual(firstOfEachGroup([]), []);
 });
+
+test('the bench usage names every scenario group of the full suite (--only accepts the suite\'s own list)', async () => {
+  const { BENCH_USAGE } = await import('../../src/cli/bench.js');
+  const groups = new Set(scenarios(false, 1, { source: 'a', destination: 'b', listenHost: '10.0.0.1' }).map((s) => s.group));
+  const only = BENCH_USAGE.slice(BENCH_USAGE.indexOf('--only'));
+  for (const g of groups) assert.match(only, new RegExp(`[ (,]${g}[ ,)]`), `the usage's --only names ${g}`);
+});
