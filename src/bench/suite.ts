@@ -334,7 +334,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   process.stderr.write('measuring limits...\n');
   const limits = await measureLimits({ bytes: smoke ? 64 * MiB : quick ? 256 * MiB : 1 * GiB, runs: quick ? 1 : 3 });
 
-  const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP);
+  const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP) || only.has(COMPRESSION_GROUP);
   const cannot = wantNetns ? canCreateNamespaces() : 'not requested';
   const link = cannot === null ? openLink({ rate: '1gbit', delayMs: 0.5 }) : null;
   if (link !== null) notes.push(`netns link: ${link.shaping}${link.missing === null ? '' : `; ${link.missing}`}`);
