@@ -44,6 +44,8 @@ ${policyUsage(24)}
                        (QEMU 8.1's dirty-limit, same trigger; not with --auto-converge)
   --multifd            send the pages on --multifd-channels connections, each with its own thread
                        (QEMU's multifd; not with --postcopy or to file:)
+  --xbzrle             after the first pass, send pages sent before as deltas against a cache of
+                       --xbzrle-cache-size (QEMU's xbzrle; with --multifd each channel has its share)
   --postcopy           allow post-copy (QEMU's postcopy-ram): started by the policy (--policy postcopy=on or
                        postcopy-after=S) or over QMP (migrate-start-postcopy); if either side dies then, the guest is lost
   --baseline S         seconds of control-latency baseline before migrating (default 0.5)
@@ -71,6 +73,7 @@ export function parseMigrateArgs(argv: string[]) {
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
     multifd: { type: 'boolean', default: false },
+    xbzrle: { type: 'boolean', default: false },
     'dirty-limit': { type: 'boolean', default: false },
     postcopy: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
@@ -128,7 +131,7 @@ async function follow(qmp: QmpClient, values: MigrateValues, params: Record<stri
   try {
     const following = followMigration(qmp, probe, {
       to, params, verify: values.verify, autoConverge: values['auto-converge'] ? true : undefined,
-      dirtyLimit: values['dirty-limit'] ? true : undefined, multifd: values.multifd ? true : undefined, postcopy: values.postcopy ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
+      dirtyLimit: values['dirty-limit'] ? true : undefined, multifd: values.multifd ? true : undefined, xbzrle: values.xbzrle ? true : undefined, postcopy: values.postcopy ? true : undefined, baselineMs, progress: new MigrationProgress(process.stdout, values.json),
       onMigrate: async () => interrupts.beforeMigrate(),
     });
     following.catch(() => {}); // when abandoned, its next query fails on the closed connection

@@ -21,9 +21,9 @@ import type { TlsOptions } from '../transport/tls.js';
  * runs on here).
  */
 export async function migrateGuest(guest: Guest, uri: string, parameters: Partial<MigrationParameters>,
-  o: { verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; postcopy?: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void; out?: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
+  o: { verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; xbzrle?: boolean; postcopy?: boolean; tls: TlsOptions | undefined; force: boolean; json: boolean; log: (s: string) => void; out?: (s: string) => void }): Promise<{ code: number; interrupted: InterruptSignal | null }> {
   let interrupted: InterruptSignal | null = null;
-  const m = Migration.start(guest, uri, parameters, { verify: o.verify, autoConverge: o.autoConverge === true, dirtyLimit: o.dirtyLimit === true, multifd: o.multifd === true, postcopy: o.postcopy === true, tls: o.tls });
+  const m = Migration.start(guest, uri, parameters, { verify: o.verify, autoConverge: o.autoConverge === true, dirtyLimit: o.dirtyLimit === true, multifd: o.multifd === true, xbzrle: o.xbzrle === true, postcopy: o.postcopy === true, tls: o.tls });
   const notes = new ConvergenceNotes();
   const limits = new DirtyLimitNotes();
   m.on('pass', (p) => {

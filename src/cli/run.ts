@@ -47,6 +47,7 @@ ${TLS_USAGE}
   --verify            digest the pages sent and loaded; the destination resumes only if equal
   --auto-converge     throttle the vCPUs while the guest dirties faster than the migration sends
   --multifd          send the pages on --multifd-channels connections, each with its own thread
+  --xbzrle            send pages sent before as deltas against a cache of --xbzrle-cache-size (QEMU's xbzrle)
   --dirty-limit       throttle only the vCPUs that dirty faster than --vcpu-dirty-limit (not with --auto-converge)
   --postcopy          allow post-copy (QEMU's postcopy-ram), started by --policy postcopy=on or postcopy-after=S
   --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
@@ -82,6 +83,7 @@ export function parseRunArgs(argv: string[]) {
     verify: { type: 'boolean', default: false },
     'auto-converge': { type: 'boolean', default: false },
     multifd: { type: 'boolean', default: false },
+    xbzrle: { type: 'boolean', default: false },
     'dirty-limit': { type: 'boolean', default: false },
     postcopy: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
@@ -137,7 +139,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     let interrupted: InterruptSignal | null = null;
     if (values['migrate-to'] !== undefined) {
-      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], multifd: values.multifd, postcopy: values.postcopy, tls, force: values.force, json: values.json, log });
+      const m = await migrateGuest(guest, values['migrate-to'], parameters, { verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], multifd: values.multifd, xbzrle: values.xbzrle, postcopy: values.postcopy, tls, force: values.force, json: values.json, log });
       if (m.interrupted === null) return m.code;
       interrupted = m.interrupted;
       // Cancelled by Ctrl-C or SIGTERM before GO: the guest runs on here; check it, then exit as a signal would.

@@ -103,6 +103,7 @@ function ramRows(info: MigrateInfo): Row[] {
     // QEMU's mbps is in megabits (10^6 bits) per second: back to bytes, shown in MiB/s as every rate here.
     ['average rate', `${formatRate((r.mbps * 1e6) / 8)} (transferred / total time)`],
     ['dirty syncs', String(r['dirty-sync-count'])],
+    ...xbzrleRows(info),
   ];
 }
 
@@ -117,6 +118,19 @@ export function compressionRows(info: MigrateInfo): Row[] {
   ];
   if (c['x-ferry-why'] !== undefined) rows.push(['compression choice', `${c['x-ferry-compressing-channels']} of ${c['x-ferry-channels']} channels compressing; ${c['x-ferry-why']}`]);
   return rows;
+}
+
+/** query-migrate's xbzrle-cache, labelled (with the capability xbzrle). */
+export function xbzrleRows(info: MigrateInfo): Row[] {
+  const x = info['xbzrle-cache'];
+  if (x === undefined) return [];
+  return [['xbzrle', xbzrleText(x)]];
+}
+
+/** XBZRLE's figures in words: the cache, what it encoded and missed, what the encoded pages cost. */
+export function xbzrleText(x: NonNullable<MigrateInfo['xbzrle-cache']>): string {
+  return `${formatPages(x.pages)} encoded (${formatBytes(x.bytes)}), ${formatPages(x['cache-miss'])} missed, ${x.overflow} overflowed; ` +
+    `encoding rate ${x['encoding-rate'].toFixed(1)}, miss rate ${(100 * x['cache-miss-rate']).toFixed(1)} % (cache ${formatBytes(x['cache-size'])})`;
 }
 
 /** Every figure of a migration, in the order people read them. */

@@ -28,7 +28,7 @@ export interface MigrationRun {
 export async function followMigration(
   qmp: QmpClient,
   probe: LatencyProbe,
-  o: { to: string; params: Record<string, number | boolean | string>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
+  o: { to: string; params: Record<string, number | boolean | string>; verify: boolean; autoConverge?: boolean; dirtyLimit?: boolean; multifd?: boolean; xbzrle?: boolean; postcopy?: boolean; baselineMs: number; progress: MigrationProgress; onMigrate?: () => Promise<void> },
 ): Promise<MigrationRun> {
   if (Object.keys(o.params).length > 0) await qmp.execute('migrate-set-parameters', o.params);
   // auto-converge only when asked: a capability set over QMP beforehand stays as it is (capabilities persist, as QEMU's).
@@ -36,7 +36,8 @@ export async function followMigration(
   const dirtyLimit = o.dirtyLimit === undefined ? [] : [{ capability: 'dirty-limit', state: o.dirtyLimit }];
   const postcopy = o.postcopy === undefined ? [] : [{ capability: 'postcopy-ram', state: o.postcopy }];
   const multifd = o.multifd === undefined ? [] : [{ capability: 'multifd', state: o.multifd }];
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, ...autoConverge, ...dirtyLimit, ...postcopy, ...multifd] });
+  const xbzrle = o.xbzrle === undefined ? [] : [{ capability: 'xbzrle', state: o.xbzrle }];
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ferry-verify', state: o.verify }, ...autoConverge, ...dirtyLimit, ...postcopy, ...multifd, ...xbzrle] });
   probe.start();
   await sleep(o.baselineMs);
   await o.onMigrate?.();

@@ -16,7 +16,7 @@ import type { MigrateInfo } from '../control/query-migrate.js';
 import type { PassRecord } from '../migration/stats.js';
 import { DirtyLimitNotes } from './dirty-limit-notes.js';
 import { ConvergenceNotes } from './convergence-notes.js';
-import { RULE_ESTIMATE } from './figures.js';
+import { RULE_ESTIMATE, xbzrleText } from './figures.js';
 import { passLine } from './report.js';
 import { formatBytes, formatRate } from './size.js';
 
@@ -34,6 +34,8 @@ export class MigrationProgress {
   private readonly tty: boolean;
   private readonly notes = new ConvergenceNotes();
   private throttle = 0;
+  /** The passes printed when the XBZRLE figures were last shown (once per pass, once it encoded or missed anything). */
+  private xbzrleAt = 0;
   private remedy = 'none';
   /** multifd-compression auto: the decision last shown (channels compressing, and why). */
   private compressing: string | null = null;
@@ -49,6 +51,15 @@ export class MigrationProgress {
   /** The pause reason last shown (post-copy paused), so that each pause is said once. */
   private pausedFor: string | null = null;
 
+  /** With xbzrle: its figures, under each new pass line. */
+  private xbzrleNote(info: MigrateInfo, passes: number): void {
+    const x = info['xbzrle-cache'];
+    if (x === undefined || passes === this.xbzrleAt || x.pages + x['cache-miss'] === 0) return;
+    if (this.tty) this.closeBar();
+    this.out.write(`xbzrle: ${xbzrleText(x)}\n`);
+    this.xbzrleAt = passes;
+  }
+
   update(info: MigrateInfo, passes: readonly PassRecord[]): void {
     if (this.quiet) return;
     for (; this.shown < passes.length; this.shown++) {
@@ -62,6 +73,7 @@ export class MigrationProgress {
         this.remedy = pass.remedy.name;
       }
     }
+    this.xbzrleNote(info, passes.length);
     const throttle = info['cpu-throttle-percentage'] ?? 0;
     if (throttle !== this.throttle && (info.status === 'active' || throttle > 0)) {
       if (this.tty) this.closeBar();

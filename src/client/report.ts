@@ -2,7 +2,7 @@
 import type { MigrateInfo } from '../control/query-migrate.js';
 import type { LatencySummary } from './stall-probe.js';
 import type { PassRecord, SourceStats } from '../migration/stats.js';
-import { bandwidthText, migrationRows, type FigureContext, type Row } from './figures.js';
+import { bandwidthText, migrationRows, xbzrleText, type FigureContext, type Row } from './figures.js';
 import { formatBytes, formatPages, formatRate } from './size.js';
 
 export function passLine(p: PassRecord): string {
@@ -23,6 +23,7 @@ export function summaryLines(status: string, s: SourceStats, error: string | nul
     `  remaining       ${formatBytes(s.remainingBytes)}`,
     `  pages           ${s.normalPages} with data, ${s.duplicatePages} zero`,
   ];
+  if (s.xbzrleCache !== undefined) lines.push(`  xbzrle          ${xbzrleText(s.xbzrleCache)}`);
   if (last !== undefined) lines.push(`  last live pass  ${last.pass}: ${bandwidthText(last)}`);
   const remedy = s.passes.findLast((p) => p.remedy != null)?.remedy;
   if (remedy != null && remedy.name !== 'none') lines.push(`  policy remedy   ${remedy.name}: ${remedy.why}`);

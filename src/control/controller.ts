@@ -51,7 +51,7 @@ export class GuestController extends EventEmitter<{ event: [ControlEvent]; quit:
   migrate(uri: string): Migration {
     if (this.guestValue === null) throw new Error('there is no guest here to migrate');
     const m = Migration.start(this.guestValue, uri, this.parameters, {
-      verify: this.capabilities['x-ferry-verify'], tls: this.options.tls, autoConverge: this.capabilities['auto-converge'], multifd: this.capabilities.multifd,
+      verify: this.capabilities['x-ferry-verify'], tls: this.options.tls, autoConverge: this.capabilities['auto-converge'], multifd: this.capabilities.multifd, xbzrle: this.capabilities.xbzrle,
       dirtyLimit: this.capabilities['dirty-limit'], postcopy: this.capabilities['postcopy-ram'],
       mode: this.capabilities['x-ferry-mainloop'] ? 'mainloop' : 'thread',
     });

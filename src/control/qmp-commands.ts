@@ -8,7 +8,7 @@ import { checkSweep } from '../guest/sweep-checker.js';
 import type { SweepState } from '../guest/workloads/sweep.js';
 import { isFinished } from '../migration/status.js';
 import { capabilityConflict, isCapability, type CapabilityName } from '../migration/capabilities.js';
-import { checkParameter, choiceIndex, PARAMETER_TABLE, parameterRows, type MigrationParameters, type ParameterRow } from '../migration/parameters.js';
+import { checkParameter, choiceIndex, isPowerOfTwo, PARAMETER_TABLE, parameterRows, type MigrationParameters, type ParameterRow } from '../migration/parameters.js';
 import type { GuestController } from './controller.js';
 import { contRefusal, quitRefusal } from './one-copy.js';
 import { queryMigrate } from './query-migrate.js';
@@ -180,6 +180,7 @@ export const COMMANDS: Record<string, Command> = {
       if (row.qmpRefusal !== undefined && (value < row.min || (value > row.max && row.max < Number.MAX_SAFE_INTEGER))) {
         throw new QmpError('GenericError', row.qmpRefusal);
       }
+      if (row.powerOfTwoRefusal !== undefined && (value < row.min || !isPowerOfTwo(value))) throw new QmpError('GenericError', row.powerOfTwoRefusal);
       changes[ours] = checkParameter(ours, value, `Parameter '${name}'`); // its error reaches the client as a GenericError
     }
     ctl.setParameters(changes);

@@ -13,6 +13,7 @@ import type { PreallocFigures } from '../migration/preallocation.js';
 import type { SourceStats, SwitchoverRecord } from '../migration/stats.js';
 import type { CompressionStats } from '../migration/compression-stats.js';
 import type { MigrationStatus } from '../migration/status.js';
+import type { XbzrleCacheInfo } from '../migration/xbzrle-stats.js';
 import type { Convergence } from '../migration/migration-policy.js';
 import { parseUri } from '../transport/uri.js';
 import type { GuestController } from './controller.js';
@@ -94,6 +95,8 @@ export interface MigrateInfo {
   ram?: RamInfo;
   /** Several channels with multifd-compression: QEMU's compression figures and ferry's (see CompressionInfo). */
   compression?: CompressionInfo;
+  /** With the capability xbzrle: QEMU's XBZRLECacheStats (cache-size, bytes, pages, cache-miss, cache-miss-rate, encoding-rate, overflow), summed over channels. */
+  'xbzrle-cache'?: XbzrleCacheInfo;
   'error-desc'?: string;
   /** Beside error-desc: the code of the ferry error behind it (see errors.ts). */
   'x-ferry-error-code'?: string;
@@ -200,6 +203,7 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     'pages-per-second': Math.round(s.pagesPerSecond),
     'precopy-bytes': s.transferredBytes - (s.postcopy?.bytes ?? 0),
   };
+  if (s.xbzrleCache !== undefined) info['xbzrle-cache'] = { ...s.xbzrleCache };
   if (s.postcopy != null) {
     info.ram['postcopy-bytes'] = s.postcopy.bytes;
     info.ram['postcopy-requests'] = s.postcopy.requests;

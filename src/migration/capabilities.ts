@@ -37,6 +37,10 @@ export const CAPABILITY_TABLE = {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: "send the pages on multifd-channels connections, each with its own thread that scans and sends its share of RAM (not with postcopy-ram or x-ferry-mainloop)",
   },
+  xbzrle: {
+    default: false, origin: "QEMU's default (migration/options.c)",
+    help: 'after the first pass, send a page sent before as its XBZRLE delta against a cache of what was sent (xbzrle-cache-size); with multifd, each channel keeps its share of the cache',
+  },
   events: {
     default: false, origin: "QEMU's default (migration/options.c)",
     help: 'send MIGRATION and MIGRATION_PASS events to QMP clients',

@@ -162,6 +162,11 @@ export class ChannelLoaders {
     switch (type) {
       case Rec.Channel: this.onChannel(c, head); break;
       case Rec.Pages: this.ram.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
+      case Rec.Xbzrle: {
+        const { page, delta } = RECORD.Xbzrle.decode(head);
+        this.ram.xbzrlePage(block, page, delta);
+        break;
+      }
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
         this.ram.zeroRun(block, first, count);

@@ -38,6 +38,7 @@ import { Signal, StopSignal, nowNs } from './waiter.js';
 import type { MigrationParameters } from './parameters.js';
 import { ChannelFigures } from './channel-figures.js';
 import { ChannelCompression, dataPages, type ChannelLook } from './channel-compression.js';
+import { xbzrleCacheShare } from './xbzrle-sender.js';
 
 const SYNC_BYTES = recordBytes(RECORD.Sync.headBytes);
 
@@ -79,6 +80,7 @@ export class ChannelSender {
       if (m.type === 'stop') this.stop.stop(new MigrationError(`channel ${init.index}: stopped`));
       else if (m.type === 'set-parameters') {
         this.parameters = m.parameters;
+        this.resizeCache();
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec); // every channel sets the same: one budget for all
       } else {
         this.orders.push(m);
@@ -111,11 +113,26 @@ export class ChannelSender {
     this.port.post(end);
   }
 
+  /** With xbzrle: this channel's share of xbzrle-cache-size (xbzrle-sender.ts); null: off. */
+  private cacheShare(): number | null {
+    return this.init.xbzrle === true ? xbzrleCacheShare(this.parameters.xbzrleCacheBytes, this.init.channels) : null;
+  }
+
+  /** A new xbzrle-cache-size: a new, empty cache of the new share (between steps: this thread's); one that cannot be allocated leaves the old. */
+  private resizeCache(): void {
+    const share = this.cacheShare();
+    try {
+      if (share !== null) this.sender?.xbzrle?.resize(share);
+    } catch {
+      // QEMU refuses the parameter then; here the set-parameters was taken, and the old cache serves on.
+    }
+  }
+
   private async connect(): Promise<void> {
     const { index, channels, uuid } = this.init;
     this.out = new StreamOut(this.stop.promise);
     const clients = this.blocks.map((b, i) => b.log.client(this.init.clientSlots[i]));
-    this.sender = new RamSender(this.blocks, clients, this.out.writer, 0, this.init.verify, { index, count: channels });
+    this.sender = new RamSender(this.blocks, clients, this.out.writer, 0, this.init.verify, { index, count: channels }, this.cacheShare());
     this.init.inUse.forEach((pages, i) => { this.sender.announced[i] = pages; });
     if (this.init.compression != null) {
       this.compression = new ChannelCompression(this.init.compression, this.parameters, channels, nowNs);
@@ -162,7 +179,7 @@ export class ChannelSender {
   /** Pass `n` over this channel's stripe, ended by SYNC; `unlimited`: the switchover pass (no byte budget, no CPU cap). */
   private async sendPass(n: number, inUse: readonly number[], unlimited: boolean): Promise<void> {
     await this.out.waitRoom(this.sender.startPassBytes);
-    this.sender.startPass(n, inUse);
+    this.sender.startPass(n, inUse, unlimited);
     this.compression?.startPass(this.look());
     for (;;) {
       this.stop.check();
@@ -188,7 +205,7 @@ export class ChannelSender {
     this.out.writer.flush();
     this.publishBytes();
     if (this.compression !== null) this.port.post(this.compression.report(this.init.index));
-    this.port.post({ type: 'pass-done', index: this.init.index, pass: n, counters: { ...this.sender.pass }, totals: copyTotals(this.sender.totals), busyNs: this.figures.busyNs });
+    this.port.post({ type: 'pass-done', index: this.init.index, pass: n, counters: { ...this.sender.pass }, totals: copyTotals(this.sender.totals), busyNs: this.figures.busyNs, xbzrle: this.sender.xbzrleFigures() });
   }
 }
 

@@ -27,6 +27,7 @@ import type { MigrationParameters } from './parameters.js';
 import type { PassCounters, PassSource } from './ram-sender.js';
 import { Signal, within } from './waiter.js';
 import { sumCompression, type CompressionReport, type CompressionStats } from './compression-stats.js';
+import { sumXbzrleFigures, type XbzrleFigures } from './xbzrle-sender.js';
 
 /** How long stop() waits for a channel's thread to end before terminating it, ms. */
 const STOP_WAIT_MS = 5000;
@@ -45,7 +46,7 @@ export class ChannelSet implements PassSource {
   private readonly figures: ChannelFigures;
   private readonly buffer: SharedArrayBuffer;
   /** Per channel: its last pass's counters and totals, its digest at the end. */
-  private readonly done: ({ pass: number; counters: PassCounters; totals: readonly BlockTotals[]; busyNs: number } | null)[];
+  private readonly done: ({ pass: number; counters: PassCounters; totals: readonly BlockTotals[]; busyNs: number; xbzrle: XbzrleFigures | null } | null)[];
   private readonly digests: (Uint8Array | null)[];
   private readonly exited: Promise<void>[] = [];
   /** Resolved on each message from a channel (the waits re-check their condition). */
@@ -96,6 +97,7 @@ export class ChannelSet implements PassSource {
         ram: this.init.ram, clientSlots: this.clients.map((c) => c.slot), verify: this.init.verify, figures: this.buffer, inUse: this.inUse,
         limiter,
         compression: this.init.compression,
+        xbzrle: this.init.xbzrle === true,
       };
       const w = new Worker(new URL('./channel-sender-worker.js', import.meta.url), { workerData: init });
       w.on('message', (m: FromChannel) => this.onMessage(m));
@@ -128,6 +130,12 @@ export class ChannelSet implements PassSource {
   /** Channels done with the current pass, as a share (a pass's progress within is each channel's own). */
   get passFraction(): number {
     return this.passesDone / this.channels;
+  }
+
+  /** With xbzrle: the channels' figures as one, as of each one's last pass (xbzrle-sender.ts sumXbzrleFigures). */
+  xbzrleFigures(): XbzrleFigures | null {
+    if (this.init.xbzrle !== true) return null;
+    return sumXbzrleFigures(this.done.flatMap((d) => (d?.xbzrle == null ? [] : [d.xbzrle])));
   }
 
   takeMissing(): Int32Array[] {

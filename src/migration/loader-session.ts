@@ -352,6 +352,11 @@ export class LoaderSession {
       case Rec.PcPages: this.inPostcopy('PCPAGES').onPages(block, head, data!); break;
       case Rec.Pend: this.inPostcopy('PEND').onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
+      case Rec.Xbzrle: {
+        const { page, delta } = RECORD.Xbzrle.decode(head);
+        this.ram!.xbzrlePage(block, page, delta);
+        break;
+      }
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
         this.ram!.zeroRun(block, first, count);

@@ -17,6 +17,7 @@ import type { CompressionReport } from './compression-stats.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
 import type { PreallocFigures } from './preallocation.js';
+import type { XbzrleFigures } from './xbzrle-sender.js';
 
 // ---- source ----
 
@@ -52,6 +53,8 @@ export interface SourceInit {
   readonly channels?: number;
   /** With channels: `multifd-compression` other than none, its codec chosen (the header announces it); absent or null: none. */
   readonly compression?: ChannelCompressionInit | null;
+  /** The capability xbzrle: pages sent again go as deltas against a cache of xbzrle-cache-size (each channel its share). */
+  readonly xbzrle?: boolean;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination must ask again). */
   readonly corruptPostcopyPages?: number;
 }
@@ -84,6 +87,8 @@ export interface ChannelInit {
   readonly limiter: SharedArrayBuffer;
   /** `multifd-compression` other than none: the codec, and whether `auto` decides (channel-compression.ts). */
   readonly compression?: ChannelCompressionInit | null;
+  /** The capability xbzrle: this channel's cache (xbzrle-sender.ts xbzrleCacheShare); absent: off. */
+  readonly xbzrle?: boolean;
 }
 
 export type ToChannel =
@@ -97,7 +102,7 @@ export type ToChannel =
 
 export type FromChannel =
   | { readonly type: 'connected'; readonly index: number }
-  | { readonly type: 'pass-done'; readonly index: number; readonly pass: number; readonly counters: PassCounters; readonly totals: readonly BlockTotals[]; readonly busyNs: number }
+  | { readonly type: 'pass-done'; readonly index: number; readonly pass: number; readonly counters: PassCounters; readonly totals: readonly BlockTotals[]; readonly busyNs: number; readonly xbzrle: XbzrleFigures | null }
   /** Drained; `digest`: with verify, the digest of what this channel sent (lanes add up across channels). */
   | { readonly type: 'finished'; readonly index: number; readonly digest: Uint8Array | null }
   | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError }

@@ -103,6 +103,13 @@ export interface MigrationOptions extends OlderParameterOptions {
    * Not over file:, not with post-copy or the main-loop mode.
    */
   readonly multifd?: boolean;
+  /**
+   * QEMU's capability xbzrle: after the first pass, a page sent before goes
+   * as its delta against a cache of what was sent (xbzrle-sender.ts), of
+   * the parameter xbzrle-cache-size; with multifd, each channel keeps an
+   * equal share (QEMU 8+ refuses multifd with xbzrle). Before GO only.
+   */
+  readonly xbzrle?: boolean;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination asks again). */
   readonly corruptPostcopyPages?: number;
   /**
@@ -347,6 +354,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       postcopy: this.options.postcopy === true,
       channels: this.options.multifd === true ? this.parameters.multifdChannels : 0,
       compression: this.compression,
+      xbzrle: this.options.xbzrle === true,
       corruptPostcopyPages: this.options.corruptPostcopyPages,
     };
     // Handle messages one at a time, in order: a failure reported while the

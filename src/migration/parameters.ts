@@ -22,6 +22,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { MAX_DEVICE_DATA_BYTES, MAX_PAGES_PER_RECORD } from '../wire/format.js';
+import { DEFAULT_XBZRLE_CACHE_BYTES, MAX_XBZRLE_CACHE_BYTES, XBZRLE_CACHE_SIZE_REFUSAL } from './xbzrle-cache.js';
 
 export type Side = 'source' | 'destination';
 /**
@@ -66,6 +67,8 @@ export interface ParameterRow {
   readonly qmpRefusal?: string;
   /** A 'choice' row's names, by value (0..max). */
   readonly choices?: readonly string[];
+  /** The value must be a power of two; QEMU's words for one that is not, or is below min, in migrate-set-parameters. */
+  readonly powerOfTwoRefusal?: string;
   /** The side(s) it applies to, each with its --help text (the meaning may differ by side). */
   readonly sides: { readonly source?: string; readonly destination?: string };
 }
@@ -132,6 +135,17 @@ export const PARAMETER_TABLE = {
     qmp: 'multifd-zstd-level', flag: 'multifd-zstd-level', unit: 'count', default: 1, min: 0, max: 20,
     origin: "QEMU's default and range (DEFAULT_MIGRATE_MULTIFD_ZSTD_LEVEL)",
     sides: { source: 'multifd-compression zstd (and auto with zstd): its level' },
+  },
+  /**
+   * With the capability xbzrle: the page cache, bytes. With multifd it is
+   * shared out: each channel's cache is an equal share, rounded down to a
+   * power of two number of pages (QEMU 8+ refuses multifd with xbzrle).
+   */
+  xbzrleCacheBytes: {
+    qmp: 'xbzrle-cache-size', flag: 'xbzrle-cache-size', unit: 'bytes', default: DEFAULT_XBZRLE_CACHE_BYTES, min: PAGE_SIZE, max: MAX_XBZRLE_CACHE_BYTES,
+    powerOfTwoRefusal: XBZRLE_CACHE_SIZE_REFUSAL,
+    origin: "QEMU's default (migration/options.c, DEFAULT_MIGRATE_XBZRLE_CACHE_SIZE, 64 MiB); ferry takes up to 2 GiB (one WebAssembly memory)",
+    sides: { source: 'with the capability xbzrle: the page cache (a power of two, e.g. 512M); split among multifd channels' },
   },
   /** Share of one core the migration thread may use, percent; 100 is no cap. */
   cpuSharePercent: {
@@ -353,6 +367,7 @@ export function checkParameter(key: ParameterKey, value: unknown, label: string)
     const expected = row.choices === undefined ? `an integer ${rangeText(row)}` : `the index of one of ${row.choices.join(', ')} (0..${row.max})`;
     throw new InvalidArgumentError(`${label} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
   }
+  if (row.powerOfTwoRefusal !== undefined && !isPowerOfTwo(value)) throw new InvalidArgumentError(`${label} must be a power of two, got ${value}`);
   return value;
 }
 
@@ -360,6 +375,10 @@ export function checkParameter(key: ParameterKey, value: unknown, label: string)
 export function choiceIndex(row: ParameterRow, name: unknown): number | undefined {
   const i = typeof name === 'string' ? (row.choices ?? []).indexOf(name) : -1;
   return i < 0 ? undefined : i;
+}
+
+export function isPowerOfTwo(value: number): boolean {
+  return value > 0 && 2 ** Math.round(Math.log2(value)) === value;
 }
 
 /**

@@ -11,13 +11,14 @@
  * use (its size word) are set from the header, then from each GROW, before
  * the pages that follow (the decoder refuses a page past them).
  */
-import { WireError } from '../errors.js';
+import { WireError, XbzrleError } from '../errors.js';
 import { nextSetBit } from '../memory/bits.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock, type RamBlockOptions, type RamBlockShared } from '../memory/ram-block.js';
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
+import { xbzrleDecode } from '../wire/xbzrle.js';
 import { RamDigest } from './ram-digest.js';
 
 export class RamLoader {
@@ -25,10 +26,14 @@ export class RamLoader {
   private readonly summers: PageSummer[];
   /** Per block: pages this side has written with data (zeros go only into these). */
   private readonly written: Int32Array[];
+  /** Per block: pages that arrived as ZERO (with `written`: the pages an XBZRLE delta may apply to). */
+  private readonly zeroed: Int32Array[];
   /** Per block: pages received, with data and as zero runs. */
   private readonly counted: { normal: number; zero: number }[];
   normalPages = 0;
   zeroPages = 0;
+  /** Pages that arrived as XBZRLE deltas (also counted in normalPages: END's totals count them as data). */
+  xbzrlePages = 0;
   /** Zero pages that had to be written (the page held data here); the rest were zero already. */
   zeroPagesWritten = 0;
   /** The digest of what was loaded, when the header announced VERIFY; with a hash per block. */
@@ -45,6 +50,7 @@ export class RamLoader {
     for (const [i, b] of header.blocks.entries()) this.setInUse('header', i, b.visiblePages);
     this.summers = this.blocks.map((b) => pageSummer(b.memory));
     this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
+    this.zeroed = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
     this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
     this.digest = header.verify ? new RamDigest(this.blocks.map((b) => b.pages)) : null;
     this.hashers = header.verify ? this.blocks.map((b) => pageHasher(b.memory)) : [];
@@ -89,11 +95,38 @@ export class RamLoader {
     this.normalPages += count;
   }
 
+  /**
+   * XBZRLE: apply `delta` to page `page` of `block` as this side holds it
+   * (the decoder checked the page is in the block and in use). The delta
+   * is checked whole before a byte is written (xbzrleDecode), so a refused
+   * one leaves the page as it was and fails the stream with a WireError
+   * naming the page. The page must have arrived before in this stream
+   * (with data or as ZERO): a delta is against the copy sent before, and
+   * one that comes first was reordered or forged. The page then counts as
+   * a page with data (END's totals), as the source counts it.
+   */
+  xbzrlePage(block: number, page: number, delta: Uint8Array): void {
+    const bit = 1 << (page & 31);
+    if (((this.written[block][page >>> 5] | this.zeroed[block][page >>> 5]) & bit) === 0) {
+      throw new WireError(`XBZRLE: page ${page} of block ${this.blocks[block].name} has not arrived before (a delta applies to the copy sent before)`);
+    }
+    const at = page * PAGE_SIZE;
+    try {
+      xbzrleDecode(delta, this.blocks[block].bytes.subarray(at, at + PAGE_SIZE));
+    } catch (cause) {
+      if (!(cause instanceof XbzrleError)) throw cause;
+      throw new WireError(`XBZRLE: page ${page} of block ${this.blocks[block].name}: ${cause.message}`, { cause });
+    }
+    this.xbzrlePages++;
+    this.loadedPages(block, page, 1);
+  }
+
   /** Zero pages: write zeros only where this side wrote data before (never read a page to find out). */
   zeroRun(block: number, first: number, count: number): void {
     const w = this.written[block];
     const bytes = this.blocks[block].bytes;
     const end = first + count;
+    markRange(this.zeroed[block], first, end);
     // Pages never written here are zero already: skip them a bitmap word (32 pages) at a time.
     for (let p = nextSetBit(w, first, end); p < end; p = nextSetBit(w, p + 1, end)) {
       bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
@@ -125,4 +158,12 @@ export class RamLoader {
       }
     });
   }
+}
+
+/** Set bits [first, end) of `words`, a word at a time inside the range. */
+function markRange(words: Int32Array, first: number, end: number): void {
+  let p = first;
+  for (; p < end && (p & 31) !== 0; p++) words[p >>> 5] |= 1 << (p & 31);
+  for (; p + 32 <= end; p += 32) words[p >>> 5] = -1;
+  for (; p < end; p++) words[p >>> 5] |= 1 << (p & 31);
 }

@@ -20,6 +20,14 @@
  * connection keeps the order of its passes: a page sent in two passes
  * lands in pass order without waiting on the other channels.
  *
+ * XBZRLE (the capability; xbzrle-sender.ts): after the first pass, a run
+ * of dirty non-zero pages goes as its cache decides, each page whole, as a
+ * delta or not at all; a zero run is cached as zeros. END's data totals
+ * count the deltas (the destination counts them so), pass.normalPages not.
+ * With compression too (a packer), the pages of a run that go whole go
+ * through the packer as one packet each (COMPRESSED or PAGES); a delta is
+ * never in a packet: each works alone as without the other.
+ *
  * Growth: a block with a size word (memory/block-tail.ts; a WebAssembly
  * guest's memory.size) is walked only up to its pages in use, read once at
  * the start of each pass, before the pass syncs any range of the log. When
@@ -40,6 +48,7 @@ import { RECORD } from '../wire/records.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
 import { RamDigest } from './ram-digest.js';
+import { xbzrleRunBytes, XbzrleSender, type XbzrleFigures } from './xbzrle-sender.js';
 
 export const RANGE_PAGES = 512;
 
@@ -83,6 +92,8 @@ export interface PassSource {
   readonly digest: { value(): Buffer } | null;
   /** Post-copy, the guest paused: every page not sent since it was last dirtied, per block. */
   takeMissing(): Int32Array[];
+  /** With the capability xbzrle: its figures so far (summed over channels); null without. */
+  xbzrleFigures(): XbzrleFigures | null;
 }
 
 /**
@@ -138,6 +149,8 @@ export class RamSender implements PassSource {
     verify = false,
     /** Several channels: this sender's stripe; default: every range. */
     private readonly stripe: Stripe = { index: 0, count: 1 },
+    /** With the capability xbzrle: the cache's size in bytes (this sender's share); null: off. */
+    xbzrleCacheBytes: number | null = null,
   ) {
     let ranges = 0;
     for (const b of blocks) {
@@ -149,6 +162,14 @@ export class RamSender implements PassSource {
     this.visible = [...this.announced];
     this.digest = verify ? new RamDigest(blocks.map((b) => b.pages)) : null;
     this.hash = verify ? pageHasher(writer.memory) : null;
+    this.xbzrle = xbzrleCacheBytes === null ? null : new XbzrleSender(xbzrleCacheBytes, this.hash);
+  }
+
+  /** With the capability xbzrle: the pages' cache and how they go (null: off). */
+  readonly xbzrle: XbzrleSender | null;
+
+  xbzrleFigures(): XbzrleFigures | null {
+    return this.xbzrle?.figures() ?? null;
   }
 
   /** Wire bytes startPass may append: PASS, and a GROW per block. */
@@ -162,8 +183,10 @@ export class RamSender implements PassSource {
    * block. The writer must have room for `startPassBytes`. `inUse`: each
    * block's pages in use as read for every channel at once (so that all
    * channels announce the same sizes); default: read here.
+   * `lastStage`: the final pass, the guest paused (XBZRLE caches nothing in it).
    */
-  startPass(n: number, inUse?: readonly number[]): void {
+  startPass(n: number, inUse?: readonly number[], lastStage = false): void {
+    this.xbzrle?.startPass(n, lastStage, this.pass.normalPages + this.pass.zeroPages);
     this.pass = { normalPages: 0, zeroPages: 0, bytes: 0, budgetBytes: 0, dirtyFound: 0 };
     this.block = 0;
     this.nextPage = 0;
@@ -253,12 +276,14 @@ export class RamSender implements PassSource {
       this.pass.zeroPages += zeros;
       this.totals[this.block].zero += zeros;
       this.digest?.clearPages(this.block, page, zeros);
+      this.xbzrle?.zeroPages(this.block, page, zeros);
       this.pos = p + zeros;
       return true;
     }
     let n = 1;
     const max = Math.min(runEnd - p, this.packer?.maxPages ?? MAX_PAGES_PER_RECORD);
     while (n < max && !block.zero.isZeroPage(page + n)) n++;
+    if (this.xbzrle?.active === true) return this.sendThroughCache(block, page, n, p);
     if (!this.writer.hasRoom(recordBytes(RECORD.Pages.headBytes, n))) return false;
     if (this.packer !== null) this.charge(this.sendPacket(page, n, block.bytes));
     else {
@@ -276,6 +301,17 @@ export class RamSender implements PassSource {
     const frame = this.packer!.pack(this.writer.stagePages(this.block, page, n, src));
     this.digest?.setPages(this.hash!, this.writer.lastPageData, this.block, page, n);
     return frame === null ? this.writer.commitPages() : this.writer.commitCompressed(frame);
+  }
+
+  /** XBZRLE, after the first pass: pages [page, page+n) (none zero) as the cache decides (xbzrle-sender.ts); false if the writer is full. */
+  private sendThroughCache(block: RamBlock, page: number, n: number, p: number): boolean {
+    const x = this.xbzrle!;
+    if (!this.writer.hasRoom(xbzrleRunBytes(n))) return false;
+    this.charge(x.sendRun(this.writer, this.block, block.bytes, page, n, this.digest, this.packer));
+    this.pass.normalPages += x.lastWhole;
+    this.totals[this.block].normal += x.lastWhole + x.lastDeltas;
+    this.pos = p + n;
+    return true;
   }
 
   private charge(wireBytes: number): void {

@@ -80,7 +80,9 @@ export class SourceFigures {
   snapshot(s: SourceParts): SourceCounters {
     const now = monoMs();
     const totals = s.sender?.totals ?? [];
-    const normalPages = totals.reduce((n, t) => n + t.normal, 0);
+    const xbzrle = s.sender?.xbzrleFigures() ?? null;
+    // END's data totals count the pages sent as XBZRLE deltas; QEMU's `normal` does not.
+    const normalPages = totals.reduce((n, t) => n + t.normal, 0) - (xbzrle?.deltaPages ?? 0);
     const zeroPages = totals.reduce((n, t) => n + t.zero, 0);
     const transferred = s.out?.bytesOut ?? 0;
     const elapsedMs = Math.max(now - this.startedAtMs, 1e-3);
@@ -112,6 +114,7 @@ export class SourceFigures {
       guestPagesWrittenAtStart: this.guestPagesAtStart,
       guestPagesWritten: this.guestPagesWritten(),
       pauseAndFinish: this.pauseAndFinish,
+      ...(xbzrle === null ? {} : { xbzrleCache: xbzrle.info }),
     };
   }
 

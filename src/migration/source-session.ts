@@ -181,7 +181,9 @@ export class SourceSession {
     this.out = new StreamOut(this.link.promise);
     this.out.onChunk = (bytes) => this.roundTrip.onWrite(bytes, this.bytesOut, this.inflightBytes() - bytes, monoMs(), this.channels?.bytesOut);
     this.clients = this.blocks.map((b) => b.log.register());
-    this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify);
+    // With xbzrle on several channels, each channel keeps its cache; this sender sends no page then.
+    const cacheBytes = this.init.xbzrle === true && (this.init.channels ?? 0) === 0 ? this.parameters.xbzrleCacheBytes : null;
+    this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify, undefined, cacheBytes);
     this.pages = this.sender;
     const header = this.streamHeader(false);
     this.channel = await openChannel(parseUri(this.init.uri), {
@@ -268,7 +270,7 @@ export class SourceSession {
     if (this.channels !== null) return this.sendChannelPass(this.channels, options.unlimited === true);
     const started = monoMs();
     await this.out.waitRoom(this.sender.startPassBytes);
-    this.sender.startPass(this.pass);
+    this.sender.startPass(this.pass, undefined, options.unlimited === true);
     for (;;) {
       this.abort.check();
       if (!options.unlimited && this.postcopyWanted) break;
@@ -508,6 +510,7 @@ export class SourceSession {
         this.parameters = m.parameters;
         this.limiter.setRate(m.parameters.maxBandwidthBytesPerSec);
         if (this.sender !== undefined) this.sender.zeroPageBudgetBytes = this.pacer.zeroPageBudgetBytes();
+        this.resizeCache();
         this.channels?.setParameters(m.parameters);
         break;
     }
@@ -581,6 +584,15 @@ export class SourceSession {
   /** Bytes written on this connection and on the channels'. */
   private get bytesOut(): number {
     return this.out.bytesOut + (this.channels?.bytesOut ?? 0);
+  }
+
+  /** A new xbzrle-cache-size: a new, empty cache (between steps: this thread's); one that cannot be allocated leaves the old (QEMU would refuse the parameter). */
+  private resizeCache(): void {
+    try {
+      this.sender?.xbzrle?.resize(this.parameters.xbzrleCacheBytes);
+    } catch {
+      // the old cache serves on
+    }
   }
 
   stats(): SourceCounters {

@@ -11,6 +11,7 @@ import type { Convergence } from './migration-policy.js';
 import type { PostcopySourceCounters } from './postcopy-source.js';
 import type { Remedy } from './remedies.js';
 import type { CompressionStats } from './compression-stats.js';
+import type { XbzrleCacheInfo } from './xbzrle-stats.js';
 
 export interface PassRecord {
   readonly pass: number;
@@ -116,6 +117,8 @@ export interface SourceStats {
    * the downtime is then exempt from its limit, and every report says so.
    */
   readonly pauseAndFinish: string | null;
+  /** With the capability xbzrle: QEMU's XBZRLECacheStats (xbzrle-stats.ts), summed over channels; absent without. */
+  readonly xbzrleCache?: XbzrleCacheInfo;
   /** Post-copy's counters once it began (postcopy-source.ts); absent or null before. */
   readonly postcopy?: PostcopySourceCounters | null;
   /** Several channels with multifd-compression: the channels' figures summed (compression-stats.ts); absent or null without. */

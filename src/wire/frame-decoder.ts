@@ -48,7 +48,7 @@ export interface FrameDecoderOptions {
   /**
    * A channel's connection (header flag MULTIFD) of the stream whose header
    * this is: no header of its own; CHANNEL first, then only PASS, GROW,
-   * PAGES, ZERO and SYNC (each pass ends with its SYNC).
+   * PAGES, ZERO, XBZRLE and SYNC (each pass ends with its SYNC).
    */
   readonly channelOf?: StreamHeader;
   /** This destination asked for the ever-written map (PREALLOC): WRITTEN records come first (written-map-rules.ts). */
@@ -56,7 +56,7 @@ export interface FrameDecoderOptions {
 }
 
 /** What travels on a channel's connection; on the main connection of a MULTIFD stream, none of these but SYNC. */
-const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Compressed, Rec.Sync]);
+const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Compressed, Rec.Xbzrle, Rec.Sync]);
 
 export class FrameDecoder {
   private state: ReadState;
@@ -232,7 +232,7 @@ export class FrameDecoder {
     this.checkPostcopyOrder(name, type);
     if (this.direction === 'stream') this.checkChannelOrder(name, type);
     if (!this.header?.resume) this.writtenMap?.beforeRecord(name, type);
-    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Pass || type === Rec.Grow)) {
+    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Xbzrle || type === Rec.Pass || type === Rec.Grow)) {
       throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     }
     const block = f.readUInt16LE(2);
@@ -354,6 +354,14 @@ export class FrameDecoder {
         const { name, pages } = this.header!.blocks[this.block];
         if (first >= pages || count > pages - first) throw new WireError(`COMPRESSED: pages ${first}..${first + count - 1} are outside block ${name} of ${pages} pages`);
         this.checkInUse('COMPRESSED', first, count);
+        break;
+      }
+      case Rec.Xbzrle: {
+        // The delta itself is the loader's to check (xbzrleDecode), against the page as it holds it.
+        const { page } = RECORD.Xbzrle.decode(this.head);
+        const blockPages = this.header!.blocks[this.block].pages;
+        if (page >= blockPages) throw new WireError(`XBZRLE: page ${page} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+        this.checkInUse('XBZRLE', page, 1);
         break;
       }
       case Rec.Grow: {

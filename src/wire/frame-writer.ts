@@ -73,8 +73,12 @@ export class FrameWriter {
     return this.slots - this.freeCount - (this.current >= 0 ? 1 : 0);
   }
 
-  /** Append a PAGES record copying `count` pages from `src` (a block's bytes). Returns wire bytes. */
-  appendPages(block: number, first: number, count: number, src: Uint8Array): number {
+  /**
+   * Append a PAGES record copying `count` pages from `src` (a block's
+   * bytes), from its page `srcFirst` on (default: `first`; a sender's own
+   * copy of the pages elsewhere). Returns wire bytes.
+   */
+  appendPages(block: number, first: number, count: number, src: Uint8Array, srcFirst = first): number {
     const pages = RECORD.Pages;
     const size = recordBytes(pages.headBytes, count);
     const at = this.reserve(size);
@@ -83,7 +87,7 @@ export class FrameWriter {
     pages.encode(this.pagesHead, this.bytes, at + FRAME_HEADER_BYTES);
     const data = at + FRAME_HEADER_BYTES + pages.headBytes;
     const len = count * PAGE_SIZE;
-    this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
+    this.bytes.set(src.subarray(srcFirst * PAGE_SIZE, srcFirst * PAGE_SIZE + len), data);
     this.lastPageData = data;
     const seed = this.sum(data, len);
     const check = crc32(this.u8.subarray(at, data), seed);
@@ -94,17 +98,17 @@ export class FrameWriter {
 
   /**
    * Stage a packet (several channels with compression): copy `count` pages
-   * from `src` into the slot where a PAGES record's data would go, and
-   * return a view of the copy (the codec reads it, the verify digest hashes
-   * it at `lastPageData`). Nothing is appended until commitPages or
+   * of `src` from its page `srcFirst` into the slot where a PAGES record's
+   * data would go, and return a view of the copy (the codec reads it, the
+   * verify digest hashes it at `lastPageData`). Nothing is appended until commitPages or
    * commitCompressed; the caller checked hasRoom for a PAGES record of
    * `count` pages, which a COMPRESSED one of them never exceeds.
    */
-  stagePages(block: number, first: number, count: number, src: Uint8Array): Uint8Array {
+  stagePages(block: number, first: number, count: number, src: Uint8Array, srcFirst = first): Uint8Array {
     const at = this.reserve(recordBytes(RECORD.Pages.headBytes, count));
     const data = at + FRAME_HEADER_BYTES + RECORD.Pages.headBytes;
     const len = count * PAGE_SIZE;
-    this.bytes.set(src.subarray(first * PAGE_SIZE, first * PAGE_SIZE + len), data);
+    this.bytes.set(src.subarray(srcFirst * PAGE_SIZE, srcFirst * PAGE_SIZE + len), data);
     this.lastPageData = data;
     Object.assign(this.staged, { at, block, first, count });
     return this.u8.subarray(data, data + len);
@@ -176,6 +180,28 @@ export class FrameWriter {
     }
     if (corrupt >= 0 && corrupt < count) this.u8[data + corrupt * PAGE_SIZE + 100] ^= 0x40;
     this.view.setUint32(data + count * PAGE_SIZE, crc32(this.u8.subarray(at, data)), true);
+    this.fill += size;
+    return size;
+  }
+
+  /**
+   * Append an XBZRLE record: page `page` of `block` as the first `length`
+   * bytes of `delta` (1..4096; the caller checked room for it). Written
+   * here rather than through the row's encode, so nothing is allocated per
+   * page. Returns wire bytes.
+   */
+  appendXbzrle(block: number, page: number, delta: Uint8Array, length: number): number {
+    const row = RECORD.Xbzrle;
+    if (length < 1 || length > PAGE_SIZE) throw new RangeError(`frame writer: an XBZRLE delta of ${length} bytes, expected 1..${PAGE_SIZE}`);
+    const headLen = 4 + length;
+    const size = recordBytes(headLen);
+    const at = this.reserve(size);
+    writeFrameHeader(this.view, at, row.tag, block, headLen, 0);
+    const head = at + FRAME_HEADER_BYTES;
+    this.view.setUint32(head, page, true);
+    for (let i = 0; i < length; i++) this.u8[head + 4 + i] = delta[i];
+    const end = head + headLen;
+    this.view.setUint32(end, crc32(this.u8.subarray(at, end)), true);
     this.fill += size;
     return size;
   }

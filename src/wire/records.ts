@@ -23,12 +23,12 @@
  * is the point of the table.
  */
 import { WireError } from '../errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import {
   CHECK_BYTES, DIGEST_BYTES, FRAME_HEADER_BYTES, MAX_DEVICE_DATA_BYTES, MAX_ERROR_BYTES, MAX_MISSING_RANGES, MAX_POSTCOPY_PAGES_PER_RECORD,
   MAX_REQUEST_PAGES, MAX_VCPU_STATE_RECORD_BYTES, MAX_WRITTEN_RANGES, crc32, uuidBytes, uuidText, writeFrameHeader, type BlockTotals,
 } from './format.js';
 import { MAX_PACKET_BYTES } from './packet-codec.js';
-import { PAGE_SIZE } from '../memory/page.js';
 
 /** Record tags. 0 is never valid. Stream: 0x01..0x3f; return path: 0x41..0x7f. */
 // biome-ignore lint/suspicious/noConstEnum: tsc inlines the members as literals in hot paths (a plain enum is a property load at run time); tsc alone builds ferry, without isolatedModules
@@ -45,6 +45,7 @@ export const enum Rec {
   Channel = 0x0b,
   Sync = 0x0c,
   Compressed = 0x0d,
+  Xbzrle = 0x0e,
   Missing = 0x0f,
   PcPages = 0x10,
   Pend = 0x11,
@@ -296,6 +297,26 @@ export const RECORD = {
     },
   }),
   /**
+   * A page sent again, as its XBZRLE delta (wire/xbzrle.ts) against the
+   * copy this connection sent before: u32 page of block `block`, then the
+   * delta (1..4096 bytes: QEMU's load_xbzrle refuses longer ones, and its
+   * sender sends such a page whole). Where PAGES may go; the destination
+   * applies it to the page as it holds it.
+   */
+  Xbzrle: variable<{ page: number; delta: Uint8Array }>({
+    tag: Rec.Xbzrle, name: 'XBZRLE', direction: 'stream', perBlock: true,
+    maxHeadBytes: () => 4 + PAGE_SIZE,
+    sizeOf: (f) => {
+      if (f.delta.length < 1 || f.delta.length > PAGE_SIZE) throw new WireError(`XBZRLE: a delta of ${f.delta.length} bytes, expected 1..${PAGE_SIZE}`);
+      return 4 + f.delta.length;
+    },
+    encode: (f, out, at) => { out.writeUInt32LE(f.page, at); out.set(f.delta, at + 4); },
+    decode: (head) => {
+      if (head.length < 5) throw new WireError(`XBZRLE: head of ${head.length} bytes, expected a page and a delta of 1..${PAGE_SIZE} bytes`);
+      return { page: head.readUInt32LE(0), delta: new Uint8Array(head.buffer, head.byteOffset + 4, head.length - 4) }; // a view: nothing copied
+    },
+  }),
+  /**
    * Post-copy, before END: pages of block `block` the destination must treat
    * as missing (dirty at the source when it paused for post-copy): pairs of
    * u32 first page, u32 count, in order, at most MAX_MISSING_RANGES. Marks
@@ -472,7 +493,6 @@ export function recordRow(tag: number): RecordRow<unknown> | undefined {
  */
 export const PLANNED_RECORDS: readonly { readonly tag: number; readonly name: string; readonly direction: Direction }[] = [
   { tag: 0x09, name: 'MODULE', direction: 'stream' },
-  { tag: 0x0e, name: 'XBZRLE', direction: 'stream' },
 ];
 
 /** A head on its own (tests, and records too large for a send slot). */

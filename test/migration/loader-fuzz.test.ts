@@ -33,7 +33,7 @@ fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
 /** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
-const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|XBZRLE|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
 /** The fuzzed stream's program (stream-mutations.ts), and its block's layout here: a size word in 4 KiB units after its pages. */
 const PROGRAM: ProgramExpectation = { identity: FUZZ_PROGRAM, ram: { tailBytes: 4096, sizeWord: { offset: PAGES * 4096, unitBytes: 4096 } } };
 
@@ -126,6 +126,11 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
     ['a device section of an unknown version', { devices: [{ name: 'app/x', version: 3, data: 'a' }] }, /device section app\/x: version 3, expected 2/, refused],
     ['an unknown device section', { devices: [{ name: 'app/x', version: 2, data: 'a' }, { name: 'app/y', version: 1, data: 'a' }] }, /unknown device section "app\/y"/, refused],
     ['a registered device section missing', { devices: [] }, /device section app\/x is registered here but missing from the stream/, refused],
+    ['an XBZRLE delta running past the page', { xbzrle: { page: 0, delta: Uint8Array.from([0xff, 0x1f, 0x02, 1, 2]) } }, /^XBZRLE: page 0 of block ram0: XBZRLE delta: changed run of 2 bytes at offset 2 runs past the page's end \(page byte 4095, page of 4096\)/, wire],
+    ['an XBZRLE delta longer than a page', { xbzrle: { page: 0, delta: new Uint8Array(4097).fill(1) } }, /^XBZRLE: head length 4101, expected at most 4100/, wire],
+    ['an XBZRLE delta with bytes after its last run', { xbzrle: { page: 2, delta: Uint8Array.from([0, 1, 9, 5]) } }, /^XBZRLE: page 2 of block ram0: XBZRLE delta: trailing garbage/, wire],
+    ['an XBZRLE delta before its page arrived', { xbzrle: { page: 0, delta: Uint8Array.from([0, 1, 7]), first: true } }, /^XBZRLE: page 0 of block ram0 has not arrived before/, wire],
+    ['an XBZRLE delta for a page outside the block', { xbzrle: { page: 99, delta: Uint8Array.from([0, 1, 7]) } }, /^XBZRLE: page 99 is outside block ram0 of 16 pages/, wire],
     ['a RAM digest that differs', { verify: Buffer.alloc(16, 1) }, /verify: RAM digest [0-9a-f]{32} of the pages loaded differs from the source's (01){16} of the pages sent/, wire],
     ['an ever-written map to a destination that did not ask for it', { written: [[0, 1]] }, /^WRITTEN: this destination did not ask for the ever-written map \(PREALLOC\)/, wire],
   ];

@@ -38,6 +38,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   CHANNEL: [{ index: 0, channels: 1, uuid: '00000000-0000-0000-0000-000000000000' }, { index: 0xffff, channels: 0xffff, uuid: 'ffeeddcc-bbaa-9988-7766-554433221100' }],
   SYNC: [{ pass: 1 }, { pass: 0xffffffff }],
   COMPRESSED: [{ first: 0, count: 1, data: bytes(1) }, { first: 0xffffffff, count: 128, data: bytes(128 * 4096, 7) }],
+  XBZRLE: [{ page: 0, delta: bytes(1) }, { page: 0xffffffff, delta: bytes(4096, 3) }],
   ACK: [{ bytes: 0 }, { bytes: Number.MAX_SAFE_INTEGER }],
   LOADED: [{}],
   RESUMED: [{}],
@@ -142,6 +143,9 @@ test('a head that cannot be encoded is refused with the record named', () => {
   assert.throws(() => encodeHead(RECORD.Written, { last: true, ranges: new Uint32Array(2 * 4097) }), /WRITTEN: 8194 u32 \(first, count pairs\), expected 1\.\.8192/);
   assert.throws(() => RECORD.Written.decode(Buffer.alloc(8)), /WRITTEN: head of 8 bytes, expected flags and \(first, count\) pairs/);
   assert.throws(() => RECORD.Written.decode(Buffer.from([2, 0, 0, 0])), /WRITTEN: unknown flags 0x2/);
+  assert.throws(() => encodeHead(RECORD.Xbzrle, { page: 0, delta: new Uint8Array(0) }), /XBZRLE: a delta of 0 bytes, expected 1\.\.4096/);
+  assert.throws(() => encodeHead(RECORD.Xbzrle, { page: 0, delta: new Uint8Array(4097) }), /XBZRLE: a delta of 4097 bytes, expected 1\.\.4096/);
+  assert.throws(() => RECORD.Xbzrle.decode(Buffer.alloc(4)), /XBZRLE: head of 4 bytes, expected a page and a delta of 1\.\.4096 bytes/);
 });
 
 test('docs/wire-format.md lists every record type and every planned tag with its direction', () => {

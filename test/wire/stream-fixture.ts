@@ -1,9 +1,10 @@
 /** Builds small valid migration streams for decoder tests (no sockets). */
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { encodeHeader } from '../../src/wire/format.js';
+import { CHECK_BYTES, FRAME_HEADER_BYTES, crc32, encodeHeader, writeFrameHeader } from '../../src/wire/format.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { pageHasher } from '../../src/wire/page-hash.js';
 import { RECORD } from '../../src/wire/records.js';
+import { xbzrleEncode } from '../../src/wire/xbzrle.js';
 import { RamDigest } from '../../src/migration/ram-digest.js';
 
 export const UUID = '12345678-9abc-4def-8123-456789abcdef';
@@ -25,6 +26,50 @@ export interface StreamChanges {
   readonly written?: readonly (readonly number[])[];
   /** None of the WRITTEN records carries LAST. */
   readonly writtenWithoutLast?: boolean;
+  /**
+   * true: a second pass sends page 0 (data) and page 1 (zero) again as
+   * XBZRLE deltas (the RAM returned holds them applied). A record: one
+   * XBZRLE record of these bytes instead (any length: hostile streams),
+   * in a second pass, or `first`: right after PASS 1, before any page.
+   */
+  readonly xbzrle?: boolean | { readonly page: number; readonly delta: Uint8Array; readonly first?: boolean };
+}
+
+/** An XBZRLE record of any delta, built by hand (the writer refuses a hostile one). */
+export function rawXbzrle(page: number, delta: Uint8Array): Buffer {
+  const headLen = 4 + delta.length;
+  const buf = Buffer.alloc(FRAME_HEADER_BYTES + headLen + CHECK_BYTES);
+  writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, RECORD.Xbzrle.tag, 0, headLen, 0);
+  buf.writeUInt32LE(page, FRAME_HEADER_BYTES);
+  buf.set(delta, FRAME_HEADER_BYTES + 4);
+  buf.writeUInt32LE(crc32(buf.subarray(0, FRAME_HEADER_BYTES + headLen)), FRAME_HEADER_BYTES + headLen);
+  return buf;
+}
+
+/** The second pass's writes: a few bytes of page 0 and of zero page 1. */
+function rewrite(ram: Uint8Array, page: number): Uint8Array {
+  const now = ram.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  now.set([0xde, 0xad, 0xbe, 0xef], 100);
+  now[4095] = 0x5a;
+  return now;
+}
+
+/** The hand-built record, in order: what the writer holds goes first. */
+function hostileAt(writer: FrameWriter, chunks: Buffer[], x: { page: number; delta: Uint8Array }): void {
+  writer.flush();
+  chunks.push(rawXbzrle(x.page, x.delta));
+}
+
+/** Pass 2 of `changes.xbzrle`: pages 0 and 1 as deltas against what pass 1 sent; `ram` updated. */
+function appendDeltas(writer: FrameWriter, ram: Uint8Array): void {
+  writer.append(RECORD.Pass, { pass: 2 });
+  const delta = new Uint8Array(PAGE_SIZE);
+  for (const page of [0, 1]) {
+    const now = rewrite(ram, page);
+    const length = xbzrleEncode(ram.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), now, delta);
+    writer.appendXbzrle(0, page, delta, length);
+    ram.set(now, page * PAGE_SIZE);
+  }
 }
 
 /** The verify digest of `ram` (block 0), as a source that sent all of it would have it. */
@@ -40,7 +85,8 @@ export function digestOf(ram: Uint8Array): Buffer {
 export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: Buffer; ram: Uint8Array } {
   const ram = new Uint8Array(pages * PAGE_SIZE);
   for (let p = 0; p < pages; p += 2) ram.fill((p % 251) + 1, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-  const verify = changes.verify === undefined ? undefined : changes.verify === 'correct' ? digestOf(ram) : changes.verify;
+  const verify = changes.verify;
+  const hostile = typeof changes.xbzrle === 'object' ? changes.xbzrle : null;
   const blocks = [{ name: 'ram0', pages, visiblePages: changes.grow === true ? 4 : pages }];
   const chunks: Buffer[] = [encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: changes.vcpus ?? 1, blocks, verify: verify !== undefined, program: changes.program })];
   const writer = new FrameWriter((chunk, release) => {
@@ -50,18 +96,22 @@ export function buildStream(pages = 64, changes: StreamChanges = {}): { bytes: B
   const written = changes.written ?? [];
   for (const [i, ranges] of written.entries()) writer.append(RECORD.Written, { last: i === written.length - 1 && changes.writtenWithoutLast !== true, ranges }, 0);
   writer.append(RECORD.Pass, { pass: 1 });
+  if (hostile !== null && hostile.first === true) hostileAt(writer, chunks, hostile);
   writer.appendPages(0, 0, 1, ram);
   writer.append(RECORD.Zero, { first: 1, count: 1 });
   writer.appendPages(0, 2, 1, ram);
   writer.append(RECORD.Zero, { first: 3, count: 1 });
   if (changes.grow === true) writer.append(RECORD.Grow, { pages }, 0);
   writer.appendPages(0, 4, pages - 4, ram);
-  if (verify !== undefined) writer.append(RECORD.Verify, { digest: verify });
+  if (changes.xbzrle === true) appendDeltas(writer, ram);
+  if (hostile !== null && hostile.first !== true) writer.append(RECORD.Pass, { pass: 2 });
+  if (hostile !== null && hostile.first !== true) hostileAt(writer, chunks, hostile);
+  if (verify !== undefined) writer.append(RECORD.Verify, { digest: verify === 'correct' ? digestOf(ram) : verify });
   writer.append(RECORD.Vcpu, { index: 0, state: Buffer.from('{"guestNs":0}') });
   for (const d of changes.devices ?? [{ name: 'app/x', version: 2, data: 'hello' }]) {
     writer.append(RECORD.Device, { name: d.name, version: d.version, data: Buffer.from(d.data) });
   }
-  writer.append(RECORD.End, { totals: [changes.end ?? { normal: pages - 2, zero: 2 }] });
+  writer.append(RECORD.End, { totals: [changes.end ?? { normal: pages - 2 + (changes.xbzrle === true ? 2 : 0), zero: 2 }] });
   writer.append(RECORD.Go, { run: true });
   writer.flush();
   return { bytes: Buffer.concat(chunks), ram };

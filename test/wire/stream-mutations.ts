@@ -9,12 +9,16 @@ import { FRAME_HEADER_BYTES, HEADER_FIXED_BYTES } from '../../src/wire/format.js
 import { buildStream } from './stream-fixture.js';
 
 export const PAGES = 16;
-/** The valid stream is a program's, whose block grows in its pass: identity, pages in use and GROW are fuzzed too. */
+/**
+ * The valid stream is a program's, whose block grows in its pass, and
+ * whose second pass sends two pages again as XBZRLE deltas: identity,
+ * pages in use, GROW and the deltas are fuzzed too.
+ */
 export const FUZZ_PROGRAM = 'f0'.repeat(32);
-export const { bytes: VALID, ram: VALID_RAM } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true });
 /** The same stream for a destination that preallocates: the ever-written map (WRITTEN) first, in two records. */
 export const WRITTEN_MAP: readonly (readonly number[])[] = [[0, 1, 2, 1], [4, PAGES - 4]];
 export const { bytes: VALID_WRITTEN } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true, written: WRITTEN_MAP });
+export const { bytes: VALID, ram: VALID_RAM } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true, xbzrle: true });
 
 /** Offsets of every frame in the valid stream (after the header). */
 function frameOffsets(stream: Buffer): number[] {
