@@ -613,7 +613,7 @@ export class LoaderSession {
     const ram = this.ram;
     return {
       bytes: this.bytesIn, records: this.stats.records,
-      normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0,
+      normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0, xbzrlePages: ram?.xbzrlePages ?? 0,
       passes: this.stats.passes, channels: this.channels?.connected ?? 0, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
       postcopy: this.postcopy?.stats() ?? null, prealloc: this.prealloc?.figures() ?? null,
     };

@@ -216,6 +216,8 @@ export interface LoaderStats {
   readonly normalPages: number;
   readonly zeroPages: number;
   readonly zeroPagesWritten: number;
+  /** Pages that arrived as XBZRLE deltas (also in normalPages); absent from an older ferry. */
+  readonly xbzrlePages?: number;
   readonly passes: number;
   /** Several channels: the channels' connections taken (0: the pages came on the main one). */
   readonly channels: number;

@@ -68,7 +68,8 @@ export class XbzrleSender {
   constructor(sizeBytes: number, private readonly writerHash: PageHasher | null) {
     this.cache = new XbzrleCache(sizeBytes);
     this.sizeAsked = sizeBytes;
-    const memory = new WebAssembly.Memory({ initial: (MAX_PAGES_PER_RECORD * PAGE_SIZE) / WASM_PAGE_SIZE });
+    const pages = (MAX_PAGES_PER_RECORD * PAGE_SIZE) / WASM_PAGE_SIZE;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }); // the page hash kernel takes shared memory (as the writer's)
     this.copy = new Uint8Array(memory.buffer);
     this.copyPages = Array.from({ length: MAX_PAGES_PER_RECORD }, (_, i) => this.copy.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
     this.copyHash = writerHash === null ? null : pageHasher(memory);

@@ -7,7 +7,7 @@ import { GuestController } from '../../src/control/controller.js';
 import { QmpClient } from '../../src/control/qmp-client.js';
 import { QmpServer } from '../../src/control/qmp-server.js';
 import { CAPABILITY_TABLE } from '../../src/migration/capabilities.js';
-import { PARAMETER_TABLE, type ParameterKey, type ParameterRow } from '../../src/migration/parameters.js';
+import { PARAMETER_TABLE, isPowerOfTwo, type ParameterKey, type ParameterRow } from '../../src/migration/parameters.js';
 import { MiB, address, destroyAll, guest } from '../migration/helpers.js';
 import { spySteps } from '../migration/step-spy.js';
 import { fileLimit, until } from '../waits.js';
@@ -104,7 +104,8 @@ for (const [key, row] of QMP_ROWS.filter(([, r]) => r.unit !== 'bool' && r.unit 
       for (const bad of [row.min - 1, row.max + 1]) {
         // QEMU's own words where ferry answers as QEMU does (a max QEMU does not check gets ferry's).
         const qemus = row.qmpRefusal !== undefined && (bad < row.min || row.max < Number.MAX_SAFE_INTEGER);
-        const refusal = qemus ? new RegExp(`^${escapeRegExp(row.qmpRefusal!)}$`)
+        const powerOfTwo = row.powerOfTwoRefusal !== undefined && (bad < row.min || !isPowerOfTwo(bad));
+        const refusal = powerOfTwo ? new RegExp(`^${escapeRegExp(row.powerOfTwoRefusal!)}$`) : qemus ? new RegExp(`^${escapeRegExp(row.qmpRefusal!)}$`)
           : new RegExp(`^Parameter '${escapeRegExp(name)}' must be an integer (in \\[${row.min}, ${row.max}\\]|of at least ${row.min}), got ${bad}$`);
         await assert.rejects(qmp.execute('migrate-set-parameters', { [name]: bad }), (err: Error) => {
           assert.match(err.message, refusal);
@@ -142,6 +143,27 @@ test('every capability of the table: query-migrate-capabilities answers it at it
         /Parameter 'capability' does not accept value 'x-warp'/);
       assert.equal(ctl.capabilities[capability as keyof typeof CAPABILITY_TABLE], row.default);
     }
+  } finally {
+    close();
+  }
+});
+
+test("xbzrle-cache-size: QEMU's default 64 MiB; a size that is not a power of two, or below a page, refused in QEMU's words; above ferry's 2 GiB in ferry's; nothing changes", async () => {
+  const { ctl, qmp, close } = await serve();
+  const words = "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size";
+  const query = async () => ((await qmp.execute('query-migrate-parameters')) as Record<string, number>)['xbzrle-cache-size'];
+  try {
+    assert.equal(await query(), 64 * MiB);
+    for (const bad of [3 * MiB, 2048, 0, 4096 * 3]) await assert.rejects(qmp.execute('migrate-set-parameters', { 'xbzrle-cache-size': bad }), { message: words });
+    await assert.rejects(qmp.execute('migrate-set-parameters', { 'xbzrle-cache-size': 4 * 1024 * MiB }), { message: "Parameter 'xbzrle-cache-size' must be an integer in [4096, 2147483648], got 4294967296" });
+    assert.equal(ctl.parameters.xbzrleCacheBytes, 64 * MiB);
+    await qmp.execute('migrate-set-parameters', { 'xbzrle-cache-size': 512 * MiB });
+    assert.equal(await query(), 512 * MiB);
+    // The capability as QEMU names it, with multifd and post-copy (QEMU 8+ refuses multifd with it; ferry keeps a cache per channel).
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'xbzrle', state: true }, { capability: 'multifd', state: true }] });
+    assert.equal(ctl.capabilities.xbzrle, true);
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: false }, { capability: 'postcopy-ram', state: true }] });
+    assert.equal(ctl.capabilities['postcopy-ram'], true);
   } finally {
     close();
   }

@@ -262,7 +262,7 @@ for (const kind of ['unix', 'tcp'] as const) test(`migrate_cancel, capabilities 
     opened = qmp;
     const events: string[] = [];
     qmp.on('event', (name) => events.push(name));
-    assert.deepEqual(await qmp.execute('query-migrate-capabilities'), [{ capability: 'auto-converge', state: false }, { capability: 'dirty-limit', state: false }, { capability: 'postcopy-ram', state: false }, { capability: 'postcopy-blocktime', state: false }, { capability: 'multifd', state: false }, { capability: 'events', state: false }, { capability: 'x-ferry-verify', state: false }, { capability: 'x-ferry-mainloop', state: false }]);
+    assert.deepEqual(await qmp.execute('query-migrate-capabilities'), [{ capability: 'auto-converge', state: false }, { capability: 'dirty-limit', state: false }, { capability: 'postcopy-ram', state: false }, { capability: 'postcopy-blocktime', state: false }, { capability: 'multifd', state: false }, { capability: 'xbzrle', state: false }, { capability: 'events', state: false }, { capability: 'x-ferry-verify', state: false }, { capability: 'x-ferry-mainloop', state: false }]);
     await assert.rejects(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-colo', state: true }] }), /does not accept value 'x-colo'/);
     await qmp.execute('migrate-set-parameters', { 'downtime-limit': 1, 'max-bandwidth': 2 * MiB });
     await qmp.execute('migrate', { uri: incoming.uri });

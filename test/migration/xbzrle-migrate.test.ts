@@ -1,0 +1,79 @@
+/**
+ * XBZRLE in a migration (the capability xbzrle: xbzrle-sender.ts, the
+ * record 0x0e, RamLoader.xbzrlePage): over one connection and over two
+ * channels, with a cache small enough to miss, what lands is what the
+ * source held (invariant 2 on contents at LOADED, the verify digests, END's
+ * totals), pages rewritten between passes land in pass order (the sweep
+ * checker), and the figures say pages went as deltas and missed.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import type { Guest } from '../../src/guest/guest.js';
+import { Migration } from '../../src/migration/migration.js';
+import { MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sameRam } from './helpers.js';
+import { fileLimit, until } from '../waits.js';
+
+fileLimit(import.meta.url, 120_000);
+
+after(destroyAll);
+
+/** Two sweeping vCPUs (8 bytes of each page rewritten every sweep: deltas pay) and a vCPU filling random data then zeros (zero pages after data). */
+async function sweepingSource(): Promise<Guest> {
+  const g = await guest({
+    ram: 24 * MiB,
+    vcpus: [
+      { kind: 'sweep', pages: 1024, sweepsPerSec: 10 },
+      { kind: 'sweep', firstPage: 1024, pages: 3072, sweepsPerSec: 4 },
+      { kind: 'fill', firstPage: 4096, data: 'random', thenZero: true, fraction: 0.5 },
+    ],
+  });
+  await g.cont();
+  await until('every vCPU to have written', () => g.pagesWritten > 4096, 10_000);
+  return g;
+}
+
+for (const channels of [0, 2]) {
+  const over = channels === 0 ? 'one connection' : `${channels} channels`;
+  test(`xbzrle over ${over}, a 1 MiB cache (it misses): every page lands as the source held it, in pass order; pages went as deltas`, async () => {
+    const src = await sweepingSource();
+    const incoming = await listen('tcp');
+    let arrived: Guest | null = null;
+    let sameAtLoaded: boolean | null = null;
+    incoming.on('guest', (d: Guest) => { arrived = d; });
+    // Invariant 2: the destination's RAM once loaded, before anything resumes, equals the source's at the pause.
+    incoming.on('status', (to) => { if (to === 'loaded' && arrived !== null) sameAtLoaded = sameRam(arrived, src); });
+    // 1 ms of downtime against 56 sweeps of pages per second: it passes on until told otherwise, below.
+    const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, xbzrleCacheBytes: MiB, multifdChannels: Math.max(channels, 1) },
+      { verify: true, xbzrle: true, multifd: channels > 0 });
+    try {
+      await until('pages to go as deltas and to miss the cache, over four passes', () => {
+        const x = m.stats.xbzrleCache;
+        if (m.status !== 'setup' && m.status !== 'active') assert.fail(`the migration ended ${m.status} before: ${m.lastError}`);
+        return x !== undefined && x.pages > 100 && x['cache-miss'] > 100 && m.stats.pass >= 4;
+      }, 60_000);
+    } catch (err) {
+      m.cancel();
+      await m.done();
+      throw err;
+    }
+    m.setParameters({ downtimeLimitMs: 60_000 }); // now it may switch over
+    const result = await m.done();
+    assert.equal(result.status, 'completed', result.error ?? '');
+    const dest = await incoming.done();
+    assert.equal(dest.status, 'resumed', dest.error ?? '');
+    const g = adopt(dest.guest)!;
+    assert.equal(sameAtLoaded, true, 'destination RAM when loaded equals source RAM at the pause');
+    assert.equal(dest.stats?.verified, true, 'the digests of what was sent and what landed agree');
+    assert.equal(dest.stats?.channels, channels);
+    const x = result.stats.xbzrleCache!;
+    assert.equal(x['cache-size'], MiB, 'the cache, shared out among the channels, is the size asked');
+    assert.ok(x.bytes > 0 && x['cache-miss'] > 0, JSON.stringify(x));
+    assert.ok((dest.stats?.xbzrlePages ?? 0) > 100, `pages arrived as deltas: ${dest.stats?.xbzrlePages}`);
+    // query-migrate's normal counts pages sent whole; END's totals (which held) count the deltas too.
+    assert.ok(result.stats.normalPages + (dest.stats?.xbzrlePages ?? 0) === dest.stats?.normalPages, `${result.stats.normalPages} whole + ${dest.stats?.xbzrlePages} deltas = ${dest.stats?.normalPages} data pages loaded`);
+    assertSweeps(src, 'source at the pause');
+    await g.pause();
+    assertSweeps(g, 'destination');
+    assertDirtyLogsReleased(src, `the source after xbzrle over ${over}`);
+  });
+}
