@@ -12,7 +12,7 @@
  * tool sets a time budget where QEMU has none).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { PARAMETER_TABLE, checkParameter, choiceIndex, parameterRows, type ParameterKey, type ParameterRow, type ParametersOf, type Side } from '../migration/parameters.js';
+import { PARAMETER_TABLE, checkParameter, choiceIndex, isPowerOfTwo, parameterRows, type ParameterKey, type ParameterRow, type ParametersOf, type Side } from '../migration/parameters.js';
 import { parseCount } from './options.js';
 import { parseSize } from '../client/size.js';
 
@@ -91,6 +91,7 @@ export function parseFlag(flag: string, row: ParameterRow, text: string): number
     const range = row.max === Number.MAX_SAFE_INTEGER ? `of at least ${sizeText(row.min)}` : `from ${sizeText(row.min)} to ${sizeText(row.max)}`;
     throw new InvalidArgumentError(`--${flag}: expected a size ${range}, got ${JSON.stringify(text)}`);
   }
+  if (row.powerOfTwoRefusal !== undefined && !isPowerOfTwo(n)) throw new InvalidArgumentError(`--${flag}: expected a power of two (64M, 512M), got ${JSON.stringify(text)}`);
   return n;
 }
 

@@ -110,3 +110,14 @@ test('--timeout is in whole seconds (x-ferry-timeout in ms): 300 s unless given 
   assert.match(DEMO_USAGE, /--timeout SECONDS +cancel the migration if it has not switched over after this long \(default 60; 0: none\)/);
   assert.match(DEMO_USAGE, /--downtime-limit MS/);
 });
+
+test('--xbzrle (the capability) for ferry run and ferry migrate, documented in their usage; --xbzrle-cache-size takes a power of two only, as QEMU', () => {
+  for (const [parse, usage] of [[parseRunArgs, RUN_USAGE], [parseMigrateArgs, MIGRATE_USAGE]] as const) {
+    assert.equal(parse(['--xbzrle']).values.xbzrle, true);
+    assert.equal(parse([]).values.xbzrle, false);
+    assert.match(usage, /--xbzrle +.*deltas/);
+    assert.equal(parse(['--xbzrle-cache-size', '512M']).parameters.xbzrleCacheBytes, 512 * 1024 ** 2);
+    assert.throws(() => parse(['--xbzrle-cache-size', '3M']), { message: '--xbzrle-cache-size: expected a power of two (64M, 512M), got "3M"' });
+  }
+  assert.deepEqual(qmpArguments({ xbzrleCacheBytes: 512 * 1024 ** 2 }), { 'xbzrle-cache-size': 512 * 1024 ** 2 });
+});
