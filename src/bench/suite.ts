@@ -22,6 +22,7 @@ import { preallocNote } from './prealloc-note.js';
 import { renderMapReport, type MapPoint } from './map-report.js';
 import { LINK_GROUP, linkRemedyScenarios, linkRemedyVerdicts, type Verdict } from './link-remedies.js';
 import { COMPRESSION_GROUP, compressionScenarios, compressionVerdicts } from './compression-scenarios.js';
+import { XBZRLE_GROUP, xbzrleLinkScenarios, xbzrleLinkVerdicts } from './xbzrle-link.js';
 import { canCreateNamespaces, openLink } from './netns.js';
 import { runScenario, type RunResult, type ScenarioSpec } from './scenario.js';
 import { summarize, type Sample } from './stats.js';
@@ -142,6 +143,8 @@ export function scenarios(quick: boolean, runs: number, link: { source: string; 
     // Issue 14's remedies on the link (link-remedies.ts); not in --quick, whose test must stay short.
     if (!quick) {
       linkRemedyScenarios(size(sweepRam), (name, o) => add(LINK_GROUP, name, sweepRam, ['--vcpus', '1', '--workload', 'sweep', '--rate', '3'], { ...o, netns: link }));
+      // Issue 15's XBZRLE rows on the same guest and link (xbzrle-link.ts).
+      xbzrleLinkScenarios(size(sweepRam), (name, extra, o) => add(XBZRLE_GROUP, name, sweepRam, ['--vcpus', '1', '--workload', 'sweep', '--rate', '3', ...extra], { ...o, netns: link }));
     }
   }
   const mapRam = quick ? 32 * MiB : 256 * MiB;
@@ -248,6 +251,7 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
   }
   v.push(...linkRemedyVerdicts(outcomes));
   v.push(...compressionVerdicts(outcomes));
+  v.push(...xbzrleLinkVerdicts(outcomes));
   for (const o of outcomes) {
     if (o.scenario.group === 'thread' && o.scenario.spec.capabilities?.includes('x-ferry-mainloop')) continue; // the 2010 design stalls by construction
     if (o.scenario.group === 'map') continue;
@@ -334,7 +338,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   process.stderr.write('measuring limits...\n');
   const limits = await measureLimits({ bytes: smoke ? 64 * MiB : quick ? 256 * MiB : 1 * GiB, runs: quick ? 1 : 3 });
 
-  const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP) || only.has(COMPRESSION_GROUP);
+  const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP) || only.has(COMPRESSION_GROUP) || only.has(XBZRLE_GROUP);
   const cannot = wantNetns ? canCreateNamespaces() : 'not requested';
   const link = cannot === null ? openLink({ rate: '1gbit', delayMs: 0.5 }) : null;
   if (link !== null) notes.push(`netns link: ${link.shaping}${link.missing === null ? '' : `; ${link.missing}`}`);

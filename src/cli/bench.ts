@@ -19,7 +19,7 @@ two ferry processes, with medians and ranges, targets met or not.
   --only NAMES   run only these scenario groups (idle, zeroed, random, multifd (the random guest on 1, 2 and 4
                  channels), prealloc (the destination preallocated), compression (auto; over the veth as root),
                  sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
-                 over the 1 Gbit/s veth), map)
+                 over the 1 Gbit/s veth), xbzrle-link (as root: xbzrle on the same guest and link), map)
   -h, --help     this text`;
 
 /**

@@ -50,6 +50,8 @@ export function parseNumber(flag: string, text: string, min: number, max: number
 export interface FillOptions {
   readonly data?: 'zero' | 'random' | 'text';
   readonly thenZero?: boolean;
+  /** sweep: what the rest of each page holds (SweepSpec.data). */
+  readonly sweepData?: 'zero' | 'random';
 }
 
 export function workloadSpecs(kind: string, vcpus: number, totalPages: number, rate: number | undefined, fill: FillOptions = {}): WorkloadSpec[] {
@@ -61,7 +63,7 @@ export function workloadSpecs(kind: string, vcpus: number, totalPages: number, r
       case 'idle': return { kind: 'idle', heartbeatPage: firstPage };
       case 'stress': return { kind: 'stress', firstPage, pages: per, rateMiBps: rate, order: 'random' };
       case 'fill': return { kind: 'fill', firstPage, fraction: per / (totalPages - firstPage), data: fill.data ?? 'random', thenZero: fill.thenZero };
-      case 'sweep': return { kind: 'sweep', firstPage, pages: per, sweepsPerSec: rate };
+      case 'sweep': return { kind: 'sweep', firstPage, pages: per, sweepsPerSec: rate, data: fill.sweepData };
       case 'read': return { kind: 'read', firstPage, pages: per, pagesPerSec: rate === undefined ? undefined : (rate * 1024 ** 2) / PAGE_SIZE };
       default:
         throw new InvalidArgumentError(`--workload: unknown workload ${JSON.stringify(kind)}; expected idle, stress, fill, sweep or read`);

@@ -34,6 +34,7 @@ ${overcommitUsage(22)}
   --workload KIND     idle | stress | fill | sweep | read (default sweep)
   --rate N            stress, read: MiB/s; sweep: sweeps per second (default: full speed)
   --fill-data KIND    fill: random | text | zero (default random)
+  --sweep-data KIND   sweep: zero | random, what the rest of each page holds (default zero)
   --then-zero         fill: zero the same pages again afterwards
   --throttle PCT      each vCPU sleeps PCT % of every slice (default 0)
   --seconds S         how long to run before migrating or stopping (default 3)
@@ -72,6 +73,7 @@ export function parseRunArgs(argv: string[]) {
     workload: { type: 'string', default: 'sweep' },
     rate: { type: 'string' },
     'fill-data': { type: 'string', default: 'random' },
+    'sweep-data': { type: 'string', default: 'zero' },
     'then-zero': { type: 'boolean', default: false },
     throttle: { type: 'string', default: '0' },
     seconds: { type: 'string', default: '3' },
@@ -115,7 +117,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (fillData !== 'random' && fillData !== 'text' && fillData !== 'zero') {
     throw new InvalidArgumentError(`--fill-data: expected random, text or zero, got ${JSON.stringify(fillData)}`);
   }
-  const specs = workloadSpecs(values.workload, vcpus, totalPages, rate, { data: fillData, thenZero: values['then-zero'] });
+  const sweepData = values['sweep-data'];
+  if (sweepData !== 'zero' && sweepData !== 'random') throw new InvalidArgumentError(`--sweep-data: expected zero or random, got ${JSON.stringify(sweepData)}`);
+  const specs = workloadSpecs(values.workload, vcpus, totalPages, rate, { data: fillData, thenZero: values['then-zero'], sweepData });
   // Addresses and TLS are checked before the guest starts, not when it is time to migrate.
   if (values.qmp !== undefined) parseControlUri(values.qmp);
   const tls = checkedTls(values, 'source', values['migrate-to'] === undefined ? undefined : parseUri(values['migrate-to']));

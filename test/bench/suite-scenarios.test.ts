@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { firstOfEachGroup, scenarios, type Scenario } from '../../src/bench/suite.js';
 import { LINK_GROUP } from '../../src/bench/link-remedies.js';
+import { XBZRLE_GROUP } from '../../src/bench/xbzrle-link.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 10_000);
@@ -31,6 +32,11 @@ test('--quick runs every group on guests of at most 256 MiB, one run each, and t
   assert.ok(groups(scenarios(false, 3, LINK)).includes(LINK_GROUP), 'the full suite has the remedies over the link');
   const prealloc = scenarios(false, 3, null).filter((s) => s.group === 'prealloc');
   assert.deepEqual(prealloc.map((s) => [s.ramBytes, s.spec.destination]), [[2048 * MiB, ['--prealloc']]], 'the full suite has the preallocated 2 GiB guest, in its own group');
+  // Issue 15's XBZRLE rows: the full suite only, on the link, the 512 MiB sweep with xbzrle and a 512 MiB cache, then with random data.
+  const xbzrle = scenarios(false, 3, LINK).filter((s) => s.group === XBZRLE_GROUP);
+  assert.deepEqual(xbzrle.map((s) => [s.ramBytes, s.spec.netns !== undefined, s.spec.capabilities, s.spec.params['xbzrle-cache-size'], s.spec.guest.includes('random')]),
+    [[512 * MiB, true, ['xbzrle'], 512 * MiB, false], [512 * MiB, true, ['xbzrle'], 512 * MiB, true]]);
+  assert.ok(!groups(scenarios(false, 3, null)).includes(XBZRLE_GROUP), 'not without a link');
   const names = linked.map((s) => s.spec.name);
   assert.equal(new Set(names).size, names.length, 'scenario names are unique (the report\'s rows)');
 });

@@ -80,3 +80,21 @@ test('a lost write is named whether or not its page was ever written; unwritten 
   assert.equal(second.badPages, 11);
   assert.equal(second.pagesRead, 20);
 });
+
+test("a sweep with data 'random' fills each page with random words on its first sweep, then changes only the counters; the checker passes it", async () => {
+  const g = await guest({ ram: 4 * MiB, vcpus: [{ kind: 'sweep', pages: 64, sweepsPerSec: 200, data: 'random' }] });
+  await g.cont();
+  await until('two sweeps of the 64 pages and more', () => g.pagesWritten >= 64 * 3, 30_000);
+  await g.pause();
+  const state = g.vcpuStates()[0].workload as SweepState;
+  const check = checkSweep(g.memory, state);
+  assert.ok(check.ok, check.errors.join('; '));
+  const page = (p: number) => new Uint32Array(g.ram.read(p * PAGE_SIZE, PAGE_SIZE).slice().buffer);
+  const a = page(5);
+  const b = page(6);
+  const inner = (w: Uint32Array) => w.subarray(1, LAST_WORD);
+  assert.ok(inner(a).filter((x) => x === 0).length < 4, 'the page between its counters is random, not zero');
+  assert.notDeepEqual(inner(a), inner(b), 'each page its own random words');
+  assert.ok(a[0] >= 2 && a[0] === a[LAST_WORD], `counters ${a[0]}, ${a[LAST_WORD]}`);
+  await assert.rejects(guest({ ram: 4 * MiB, vcpus: [{ kind: 'sweep', data: 'text' as 'zero' }] }), /sweep: data/);
+});

@@ -4,11 +4,14 @@
  * page's first and last 32-bit words. At state (value v, position p), pages
  * [first, first+p) hold v+1 and pages [first+p, first+pages) hold v: the
  * checker (sweep-checker.ts) verifies exactly that on a paused guest.
+ * With data 'random', the first sweep writes each page whole: random words
+ * (a function of the page) around the counter.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { PAGE_SIZE } from '../../memory/page.js';
 import { newPacer, pacerRefund, pacerTake, type PacerState } from './pacer.js';
-import { checkRange, checkRate, type SweepSpec, type Workload, type WorkloadState } from './workload.js';
+import { mix32, xorshift32 } from './prng.js';
+import { checkOneOf, checkRange, checkRate, type SweepSpec, type Workload, type WorkloadState } from './workload.js';
 import { InvalidArgumentError } from '../../errors.js';
 
 export const LAST_WORD = PAGE_SIZE / 4 - 1;
@@ -23,12 +26,16 @@ export interface SweepState extends WorkloadState {
   /** Index (from `first`) of the next page to increment. */
   position: number;
   pacer: PacerState | null;
+  /** The first sweep fills each page with random words (absent in an older state: zero). */
+  random?: boolean;
 }
 
 export class SweepWorkload implements Workload {
   readonly kind = 'sweep';
   pagesDone = 0;
   private readonly pair = new Uint32Array(2);
+  /** A page of random words, made per page on the first sweep with data 'random'. */
+  private readonly page = new Uint32Array(PAGE_SIZE / 4);
   private constructor(private readonly s: SweepState) {}
 
   static create(spec: SweepSpec, totalPages: number): SweepWorkload {
@@ -44,6 +51,7 @@ export class SweepWorkload implements Workload {
     }
     return new SweepWorkload({
       kind: 'sweep', first, pages, value: 0, position: 0, pacer: rate === null ? null : newPacer(rate, 0),
+      random: checkOneOf('sweep: data', spec.data ?? 'zero', ['zero', 'random'] as const) === 'random',
     });
   }
 
@@ -62,7 +70,8 @@ export class SweepWorkload implements Workload {
     try {
       for (; i < n; i++) {
         // Words 0 and LAST_WORD in one store-then-mark; the position moves after it (restartable).
-        mem.storeWords(s.first + s.position, 0, LAST_WORD, pair);
+        if (s.value === 0 && s.random === true) mem.writePage(s.first + s.position, this.randomPage(s.first + s.position, pair[0]));
+        else mem.storeWords(s.first + s.position, 0, LAST_WORD, pair);
         if (++s.position === s.pages) {
           s.position = 0;
           s.value = pair[0];
@@ -74,6 +83,18 @@ export class SweepWorkload implements Workload {
       if (i < n && s.pacer !== null) pacerRefund(s.pacer, n - i);
     }
     return n;
+  }
+
+  /** Page `page`'s random words (xorshift from a hash of its number), its counter `value` in the first and last word. */
+  private randomPage(page: number, value: number): Uint32Array {
+    const words = this.page;
+    let rng = mix32(Math.imul(page, 0x9e3779b1) ^ 0x5eed) || 1;
+    for (let i = 1; i < LAST_WORD; i++) {
+      rng = xorshift32(rng);
+      words[i] = rng;
+    }
+    words[0] = words[LAST_WORD] = value;
+    return words;
   }
 
   save(): WorkloadState {

@@ -56,6 +56,13 @@ export interface SweepSpec {
   /** Pace as whole sweeps per second of guest time; omitted with pagesPerSec: full speed. */
   sweepsPerSec?: number;
   pagesPerSec?: number;
+  /**
+   * What the rest of each page holds: 'zero' (default), or 'random', written
+   * with the page's first counter (its first sweep), so that later sweeps
+   * change 8 bytes of a page of random data (XBZRLE's case where deltas
+   * must pay without zero pages or compressible data).
+   */
+  data?: 'zero' | 'random';
 }
 
 export interface ReadSpec {
