@@ -6,7 +6,7 @@ import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { RECORD, Rec, encodeHead, encodeRecord } from '../../src/wire/records.js';
-import { UUID, buildStream } from './stream-fixture.js';
+import { UUID, buildStream, rawXbzrle } from './stream-fixture.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -349,4 +349,26 @@ test('compression (flag COMPRESSION, only with MULTIFD): the header names the co
   assert.throws(() => onChannel(header, Buffer.concat([channel, pass, tooMany])), /COMPRESSED: 129 pages, expected 1\.\.128/);
   expectReject(Buffer.concat([header, packed(0, 1)]), /COMPRESSED: on the main connection of a stream whose pages travel on 2 channels/);
   expectReject(Buffer.concat([encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks }), packed(0, 1)]), /COMPRESSED: the header did not announce channels/);
+});
+
+test('XBZRLE goes where PAGES may: inside the block and its pages in use, on a channel (not on the main connection of a MULTIFD stream), never after VERIFY, END or a post-copy GO; its head is capped at a page', () => {
+  const header = (o: { verify?: boolean; channels?: number; postcopy?: boolean } = {}) =>
+    encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 8, visiblePages: 4 }], ...o });
+  const x = (page: number, delta = Uint8Array.from([0, 1, 9])) => encodeRecord(RECORD.Xbzrle, { page, delta });
+  const c = collector(8);
+  new FrameDecoder(c.sink, { stream: true }).feed(Buffer.concat([header(), encodeRecord(RECORD.Pass, { pass: 1 }), x(3), x(0, new Uint8Array(4096).fill(1))]));
+  assert.deepEqual(c.records, [[Rec.Pass, 4], [Rec.Xbzrle, 7], [Rec.Xbzrle, 4100]], 'delivered with their heads; the delta is the loader\'s to check');
+  expectReject(Buffer.concat([header(), x(4)]), /XBZRLE: pages 4\.\.4 are past block ram0's 4 pages in use/);
+  expectReject(Buffer.concat([header(), x(8)]), /XBZRLE: page 8 is outside block ram0 of 8 pages/);
+  expectReject(Buffer.concat([header(), rawXbzrle(0, new Uint8Array(0))]), /XBZRLE: head of 4 bytes, expected a page and a delta of 1\.\.4096 bytes/);
+  expectReject(Buffer.concat([header(), rawXbzrle(0, new Uint8Array(4097))]), /XBZRLE: head length 4101, expected at most 4100/);
+  expectReject(Buffer.concat([header({ verify: true }), encodeRecord(RECORD.Verify, { digest: Buffer.alloc(16) }), x(0)]), /XBZRLE: after VERIFY/);
+  expectReject(Buffer.concat([header(), encodeRecord(RECORD.End, { totals: [{ normal: 0, zero: 0 }] }), x(0)]), /XBZRLE: record after END/);
+  // After a post-copy GO (which was delivered: the guest runs there), only PCPAGES and PEND.
+  assert.throws(() => new FrameDecoder(collector(8).sink, { stream: true }).feed(Buffer.concat([header({ postcopy: true }), encodeRecord(RECORD.Missing, { ranges: new Uint32Array(0) }),
+    encodeRecord(RECORD.End, { totals: [{ normal: 0, zero: 0 }] }), encodeRecord(RECORD.Go, { run: true }), x(0)])), /XBZRLE: after GO of a post-copy stream/);
+  expectReject(Buffer.concat([header({ channels: 2 }), x(0)]), /XBZRLE: on the main connection of a stream whose pages travel on 2 channels/);
+  const onChannel = new FrameDecoder(collector(8).sink, { stream: true, channelOf: decodeHeader(header({ channels: 2 })) });
+  onChannel.feed(Buffer.concat([encodeRecord(RECORD.Channel, { index: 0, channels: 2, uuid: UUID }), encodeRecord(RECORD.Pass, { pass: 1 }), x(1)]));
+  assert.equal(onChannel.records, 3);
 });
