@@ -77,3 +77,32 @@ for (const channels of [0, 2]) {
     assertDirtyLogsReleased(src, `the source after xbzrle over ${over}`);
   });
 }
+
+test('xbzrle with post-copy (as QEMU: deltas before the switch only): pages went as deltas, then post-copy delivered the rest whole; the sweep checker holds at the destination', async () => {
+  const src = await guest({ ram: 16 * MiB, vcpus: [{ kind: 'sweep', sweepsPerSec: 20 }] });
+  await src.cont();
+  await until('the sweeper to write its RAM', () => src.pagesWritten > 4096, 10_000);
+  const incoming = await listen('unix');
+  const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, xbzrleCacheBytes: 16 * MiB }, { postcopy: true, xbzrle: true });
+  try {
+    await until('pages to go as deltas before the switch', () => {
+      if (m.status !== 'setup' && m.status !== 'active') assert.fail(`the migration ended ${m.status}: ${m.lastError}`);
+      return (m.stats.xbzrleCache?.pages ?? 0) > 100 && m.stats.pass >= 3;
+    }, 30_000);
+  } catch (err) {
+    m.cancel();
+    await m.done();
+    throw err;
+  }
+  m.startPostcopy();
+  const result = await m.done();
+  assert.equal(result.status, 'completed', result.error ?? '');
+  const dest = await incoming.done();
+  assert.equal(dest.status, 'resumed', dest.error ?? '');
+  const g = adopt(dest.guest)!;
+  assert.ok((dest.stats?.xbzrlePages ?? 0) > 100, `pages arrived as deltas: ${dest.stats?.xbzrlePages}`);
+  assert.ok(dest.stats!.postcopy!.missingAtGo > 0, 'post-copy delivered pages after GO');
+  await until('the sweeper to run on at the destination', () => g.pagesWritten > 4096, 30_000);
+  await g.pause();
+  assertSweeps(g, 'destination after xbzrle then post-copy');
+});
