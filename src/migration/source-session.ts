@@ -336,9 +336,16 @@ export class SourceSession {
       cleanPages: this.blocks.reduce((n, b) => n + b.pages, 0) - remaining, inflightBytes: this.inflightBytes(),
       bandwidthBytesPerSec: p.availSwitchoverBandwidthBytesPerSec || this.bandwidth.forSwitchover(nowNs()),
       measured: p.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
-      downtimeLimitMs: p.downtimeLimitMs, ...this.fixedCostInputs(), toFile: this.channel!.kind === 'file',
+      downtimeLimitMs: p.downtimeLimitMs, ...this.fixedCostInputs(), toFile: this.channel!.kind === 'file', ...this.xbzrleCostInputs(passMs),
     });
     return { ...decision, dirtyRate };
+  }
+
+  /** With XBZRLE: what a page cost in the last pass, in bytes and in time (switchover-rule.ts); nothing without. */
+  private xbzrleCostInputs(passMs: number): { bytesPerPage?: number; pagesPerSec?: number } {
+    const { bytes, dirtyFound } = this.pages.pass;
+    if (this.init.xbzrle !== true || dirtyFound === 0) return {};
+    return { bytesPerPage: bytes / dirtyFound, pagesPerSec: (dirtyFound * 1000) / Math.max(passMs, 1e-3) };
   }
 
   /** What the switchover's fixed cost is made of (switchover-rule.ts switchoverFixedMs): the hosts' part, and the link's round trip as measured so far. */

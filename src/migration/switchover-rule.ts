@@ -27,6 +27,14 @@
  *      (the file holds RAM at most twice) and has no return path to
  *      measure a bandwidth with.
  *
+ * With XBZRLE (the capability; xbzrle-sender.ts) a page sent again may
+ * cost tens of bytes, not 4 KiB, so step 1 costs each remaining page at
+ * `bytesPerPage`, the last pass's wire bytes per dirty page it found (at
+ * most a page), and step 3 takes the longer of that over the bandwidth and
+ * the remaining pages at the last pass's pages per second (`pagesPerSec`:
+ * encoding, not the link, may bound the final pass). It assumes the pages
+ * left cost what the last pass's did (the same cache hits and deltas).
+ *
  * Otherwise iterate again. A guest dirtying faster than the link never
  * converges: it is reported pass after pass, until cancelled (QEMU without
  * auto-converge). The estimate ignores the final pass being unlimited (with
@@ -56,6 +64,10 @@ export interface SwitchoverInputs {
    * is only a lower bound from a sender that was never held back). Default true.
    */
   readonly measured?: boolean;
+  /** With XBZRLE: wire bytes a remaining page is expected to cost (the last pass's per dirty page found), at most a page; default a page. */
+  readonly bytesPerPage?: number;
+  /** With XBZRLE: pages per second the last pass got through (its dirty pages found over its time); default: not a bound. */
+  readonly pagesPerSec?: number;
 }
 
 /** Round trips of the link in the switchover after its last byte (see switchoverFixedMs). */
@@ -110,7 +122,8 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
   const settled = nothingLeft(i, fixedMs);
   if (settled !== null) return { ...base, switchover: true, expectedMs: fixedMs, decision: `switch over: ${settled} (${fixed})` };
   const leadPages = Math.min(((i.dirtyPagesPerSec ?? 0) * (i.leadMs ?? 0)) / 1000, i.cleanPages ?? Infinity);
-  const remainingBytes = (i.remainingPages + leadPages) * PAGE_SIZE + i.inflightBytes;
+  const perPage = Math.min(PAGE_SIZE, Math.max(0, i.bytesPerPage ?? PAGE_SIZE));
+  const remainingBytes = (i.remainingPages + leadPages) * perPage + i.inflightBytes;
   let bandwidth = i.bandwidthBytesPerSec;
   let assumed = '';
   const unmeasured = !(bandwidth > 0) || i.measured === false;
@@ -121,9 +134,11 @@ export function decideSwitchover(i: SwitchoverInputs): SwitchoverDecision {
   if (!(bandwidth > 0)) {
     return { ...base, switchover: false, expectedMs: Infinity, decision: 'iterate: no bandwidth measured yet' };
   }
-  const expectedMs = fixedMs + (remainingBytes / bandwidth) * 1000;
+  const pagesMs = i.pagesPerSec !== undefined && i.pagesPerSec > 0 ? ((i.remainingPages + leadPages) * 1000) / i.pagesPerSec : 0;
+  const expectedMs = fixedMs + Math.max((remainingBytes / bandwidth) * 1000, pagesMs);
   const limit = i.downtimeLimitMs;
-  const parts = `(${fixed} + ${(remainingBytes / 1024 ** 2).toFixed(2)} MiB at ${(bandwidth / 1024 ** 2).toFixed(1)} MiB/s)`;
+  const encoding = pagesMs > (remainingBytes / bandwidth) * 1000 ? `; ${pagesMs.toFixed(1)} ms to encode the pages at the last pass's rate` : '';
+  const parts = `(${fixed} + ${(remainingBytes / 1024 ** 2).toFixed(2)} MiB at ${(bandwidth / 1024 ** 2).toFixed(1)} MiB/s${encoding})`;
   return expectedMs <= limit
     ? { ...base, switchover: true, expectedMs, decision: `switch over: expected downtime ${expectedMs.toFixed(1)} ms ${parts} <= limit ${limit} ms${assumed}` }
     : { ...base, switchover: false, expectedMs, decision: `iterate: expected downtime ${expectedMs.toFixed(1)} ms ${parts} > limit ${limit} ms${assumed}` };

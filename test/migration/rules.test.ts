@@ -20,6 +20,20 @@ test('switchover rule: the thread arithmetic, 30 ms at 1 Gbit/s is about 3 MB', 
   assert.match(d.decision, /^switch over: expected downtime 27\.9 ms \(fixed 5\.0 ms \(hosts 5 ms, link not measured\) \+ 2\.73 MiB at 119\.2 MiB\/s\) <= limit 30 ms$/);
 });
 
+test('switchover rule with XBZRLE: remaining pages cost the last pass\'s bytes per page, and take at least the last pass\'s time per page', () => {
+  // The 512 MiB sweep at 3 sweeps/s over 1 Gbit/s, 300 ms: 78,000 pages left at 27 bytes each is 2.1 MB (17 ms of the link),
+  // but the last pass got through 650,000 pages/s: encoding them takes 120 ms, which is the bound.
+  const x = { ...base, downtimeLimitMs: 300, remainingPages: 78_000 };
+  assert.equal(decideSwitchover(x).switchover, false, 'at 4 KiB a page: 2.6 s');
+  const d = decideSwitchover({ ...x, bytesPerPage: 27, pagesPerSec: 650_000 });
+  assert.equal(d.switchover, true, d.decision);
+  assert.ok(Math.abs(d.expectedMs - (5 + (78_000 * 1000) / 650_000)) < 1e-9, `${d.expectedMs}`);
+  assert.match(d.decision, /^switch over: expected downtime 125\.0 ms \(fixed 5\.0 ms .* \+ 2\.01 MiB at 119\.2 MiB\/s; 120\.0 ms to encode the pages at the last pass's rate\) <= limit 300 ms$/);
+  const linkBound = decideSwitchover({ ...x, bytesPerPage: 300, pagesPerSec: 650_000 });
+  assert.ok(Math.abs(linkBound.expectedMs - (5 + (78_000 * 300) / 125e3)) < 1e-9, 'the link bounds when deltas are large');
+  assert.equal(decideSwitchover({ ...x, bytesPerPage: 9000 }).expectedMs, decideSwitchover(x).expectedMs, 'never more than a page a page');
+});
+
 test('switchover rule: the fixed cost is the hosts\' part plus two round trips of the link, once measured', () => {
   const bytesMs = (700 * 4096) / 125e3;
   const at = (roundTripMs: number | null) => decideSwitchover({ ...base, remainingPages: 700, roundTripMs });
