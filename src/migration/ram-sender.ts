@@ -39,6 +39,10 @@
  * are not sent (the destination refuses them): the program cannot see them
  * without growing, and a mark there waits in the client until a GROW
  * covers it.
+ *
+ * Over 300 lines: the step machine, its pass counters and the stripe and
+ * growth rules share the cursor state; XBZRLE's part lives in
+ * xbzrle-sender.ts behind one call per run.
  */
 import { nextClearBit, nextSetBit } from '../memory/bits.js';
 import type { DirtyLogClient } from '../memory/dirty-log.js';

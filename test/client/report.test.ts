@@ -158,3 +158,24 @@ test('no report prints a decimal unit (MB, GB, Mbit) beside binary ones', () => 
     assert.ok(text.length > 0, `${what} is not empty`);
   }
 });
+
+test('with xbzrle, query-migrate\'s xbzrle-cache is shown labelled in the summary, the table and once under each pass line of the progress', () => {
+  const x = { 'cache-size': 512 * MiB, bytes: 3 * MiB, pages: 120_000, 'cache-miss': 11_000, 'cache-miss-rate': 0.0625, 'encoding-rate': 409.6, overflow: 7 };
+  const words = /120000 pages \(468\.8 MiB\) encoded \(3\.0 MiB\), 11000 pages \(43\.0 MiB\) missed, 7 overflowed; encoding rate 409\.6, miss rate 6\.3 % \(cache 512\.0 MiB\)/;
+  const lines = summaryLines('completed', { ...emptyStats(256 * MiB), xbzrleCache: x }, null);
+  assert.ok(lines.some((l) => /^ {2}xbzrle {10}/.test(l) && words.test(l)), lines.join('\n'));
+  assert.ok(!summaryLines('completed', emptyStats(256 * MiB), null).some((l) => l.includes('xbzrle')), 'nothing without the capability');
+  const table = summaryTable({ ...completed, 'xbzrle-cache': x }, null);
+  assert.ok(table.some((l) => /^ {2}xbzrle +/.test(l) && words.test(l)), table.join('\n'));
+  const term = fakeTerminal();
+  const progress = new MigrationProgress(term.stream, false, () => 0);
+  const live: MigrateInfo = { status: 'active', ram: ram({}), 'xbzrle-cache': x };
+  try {
+    progress.update(live, [pass(1)]);
+    progress.update(live, [pass(1)]);
+    progress.update(live, [pass(1), pass(2)]);
+  } finally {
+    progress.finish();
+  }
+  assert.equal(term.text().match(/xbzrle: /g)?.length, 2, term.text());
+});
