@@ -25,6 +25,7 @@ interface RunWasmValues extends WasmValues, Partial<Record<keyof typeof TLS_OPTI
   readonly 'auto-converge': boolean;
   readonly 'dirty-limit': boolean;
   readonly multifd: boolean;
+  readonly xbzrle: boolean;
   readonly postcopy: boolean;
   readonly force: boolean;
   readonly json: boolean;
@@ -51,7 +52,7 @@ export async function runWasmCommand(values: RunWasmValues, parameters: Partial<
       return early;
     }
     const m = await migrateGuest(guest, uri, parameters, {
-      verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], multifd: values.multifd,
+      verify: values.verify, autoConverge: values['auto-converge'], dirtyLimit: values['dirty-limit'], multifd: values.multifd, xbzrle: values.xbzrle,
       postcopy: values.postcopy, tls, force: values.force, json: values.json, log, out: (s) => console.error(s),
     });
     if (m.interrupted === null) return m.code;
