@@ -57,6 +57,8 @@ export interface SourceInit {
   readonly xbzrle?: boolean;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination must ask again). */
   readonly corruptPostcopyPages?: number;
+  /** Tests only: with xbzrle on one connection, the first this many deltas go hostile (a run past the page's end), their checks valid. */
+  readonly hostileXbzrleDeltas?: number;
 }
 
 /** What a channel is told to do (ChannelInit): the codec, and whether `auto` decides when to use it (channel-compression.ts). */

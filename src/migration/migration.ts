@@ -112,6 +112,8 @@ export interface MigrationOptions extends OlderParameterOptions {
   readonly xbzrle?: boolean;
   /** Tests only: corrupt the first this many post-copy page sends after their check is taken (the destination asks again). */
   readonly corruptPostcopyPages?: number;
+  /** Tests only: with xbzrle on one connection, send the first this many deltas as a hostile one (a run past the page's end), with a valid check. */
+  readonly hostileXbzrleDeltas?: number;
   /**
    * Called when the destination has answered LOADED, before the source
    * commits and sends GO: the last point at which a failure still resumes
@@ -356,6 +358,7 @@ export class Migration extends EventEmitter<{ status: [MigrationStatus]; pass: [
       compression: this.compression,
       xbzrle: this.options.xbzrle === true,
       corruptPostcopyPages: this.options.corruptPostcopyPages,
+      hostileXbzrleDeltas: this.options.hostileXbzrleDeltas,
     };
     // Handle messages one at a time, in order: a failure reported while the
     // guest is being paused must see the pause finished, to undo it.

@@ -184,6 +184,7 @@ export class SourceSession {
     // With xbzrle on several channels, each channel keeps its cache; this sender sends no page then.
     const cacheBytes = this.init.xbzrle === true && (this.init.channels ?? 0) === 0 ? this.parameters.xbzrleCacheBytes : null;
     this.sender = new RamSender(this.blocks, this.clients, this.out.writer, this.pacer.zeroPageBudgetBytes(), this.init.verify, undefined, cacheBytes);
+    if (this.sender.xbzrle !== null) this.sender.xbzrle.hostileDeltas = this.init.hostileXbzrleDeltas ?? 0;
     this.pages = this.sender;
     const header = this.streamHeader(false);
     this.channel = await openChannel(parseUri(this.init.uri), {

@@ -29,6 +29,9 @@ import type { RamDigest } from './ram-digest.js';
 import { XBZRLE_SKIP, XBZRLE_WHOLE, XbzrleCache } from './xbzrle-cache.js';
 import type { XbzrleCacheInfo } from './xbzrle-stats.js';
 
+/** A delta no page takes (tests: `hostileDeltas`): a zero run of 4095 bytes, then a changed run of 2. */
+const HOSTILE_DELTA = Uint8Array.from([0xff, 0x1f, 0x02, 0xaa, 0xbb]);
+
 /** Wire bytes a run of `pages` pages may take at most here: every page a record of its own (a delta is at most a page). */
 export function xbzrleRunBytes(pages: number): number {
   return pages * recordBytes(4, 1);
@@ -61,6 +64,8 @@ export class XbzrleSender {
   /** Pages sent as XBZRLE records so far, and in this pass. */
   deltaPages = 0;
   private passDeltas = 0;
+  /** Tests only: send this many more deltas as a hostile one (a zero run to byte 4095, then 2 changed bytes: past the page's end). */
+  hostileDeltas = 0;
   /** Of the last `sendRun`: pages that went whole, and as deltas. */
   lastWhole = 0;
   lastDeltas = 0;
@@ -133,7 +138,12 @@ export class XbzrleSender {
       if (runStart >= 0) wire += this.whole(writer, block, first, runStart, i, digest, packer);
       runStart = -1;
       if (length === XBZRLE_SKIP) continue;
-      wire += writer.appendXbzrle(block, first + i, this.cache.delta, length);
+      if (this.hostileDeltas > 0) {
+        this.hostileDeltas--;
+        wire += writer.appendXbzrle(block, first + i, HOSTILE_DELTA, HOSTILE_DELTA.length);
+      } else {
+        wire += writer.appendXbzrle(block, first + i, this.cache.delta, length);
+      }
       if (digest !== null) digest.setPages(this.copyHash!, i * PAGE_SIZE, block, first + i, 1);
       this.lastDeltas++;
     }

@@ -106,3 +106,34 @@ test('xbzrle with post-copy (as QEMU: deltas before the switch only): pages went
   await g.pause();
   assertSweeps(g, 'destination after xbzrle then post-copy');
 });
+
+test('a hostile XBZRLE delta (a run past the page\'s end, its check valid) fails the migration before GO with an error naming the record and the page; the source runs on, intact, and migrates again', async () => {
+  const src = await sweepingSource();
+  const incoming = await listen('tcp');
+  const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, xbzrleCacheBytes: 16 * MiB }, { xbzrle: true, hostileXbzrleDeltas: 1 });
+  const result = await m.done();
+  assert.equal(result.status, 'failed');
+  assert.equal(result.afterGo, false);
+  const named = /XBZRLE: page \d+ of block \w+: XBZRLE delta: changed run of 2 bytes at offset 2 runs past the page's end \(page byte 4095, page of 4096\)/;
+  assert.match(result.error ?? '', named, 'the source says what the destination refused');
+  const dest = await incoming.done();
+  assert.equal(dest.status, 'failed');
+  assert.match(dest.error ?? '', named);
+  assert.equal(dest.guest, null, 'nothing resumed at the destination');
+  assert.equal(src.runState, 'running', 'the source runs on');
+  assertDirtyLogsReleased(src, 'the source after a refused delta');
+  // Intact: the next migration (xbzrle, honest) lands every page as the source holds it.
+  const again = await listen('tcp');
+  let arrived: Guest | null = null;
+  let sameAtLoaded: boolean | null = null;
+  again.on('guest', (d: Guest) => { arrived = d; });
+  again.on('status', (to) => { if (to === 'loaded' && arrived !== null) sameAtLoaded = sameRam(arrived, src); });
+  const r2 = await Migration.start(src, again.uri, { downtimeLimitMs: 100 }, { verify: true, xbzrle: true }).done();
+  assert.equal(r2.status, 'completed', r2.error ?? '');
+  const d2 = await again.done();
+  assert.equal(d2.stats?.verified, true);
+  assert.equal(sameAtLoaded, true);
+  const g2 = adopt(d2.guest)!;
+  await g2.pause();
+  assertSweeps(g2, 'destination of the second migration');
+});
