@@ -4,18 +4,22 @@
  * channels, with a cache small enough to miss, what lands is what the
  * source held (invariant 2 on contents at LOADED, the verify digests, END's
  * totals), pages rewritten between passes land in pass order (the sweep
- * checker), and the figures say pages went as deltas and missed.
+ * checker), and the figures say pages went as deltas and missed; with
+ * compression on the channels too, the same, and pages went compressed.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Guest } from '../../src/guest/guest.js';
 import { Migration } from '../../src/migration/migration.js';
+import { MULTIFD_COMPRESSION_CHOICES } from '../../src/migration/parameters.js';
 import { MiB, adopt, assertDirtyLogsReleased, assertSweeps, destroyAll, guest, listen, sameRam } from './helpers.js';
 import { fileLimit, until } from '../waits.js';
 
 fileLimit(import.meta.url, 120_000);
 
 after(destroyAll);
+
+const ZLIB = MULTIFD_COMPRESSION_CHOICES.indexOf('zlib');
 
 /** Two sweeping vCPUs (8 bytes of each page rewritten every sweep: deltas pay) and a vCPU filling random data then zeros (zero pages after data). */
 async function sweepingSource(): Promise<Guest> {
@@ -32,8 +36,9 @@ async function sweepingSource(): Promise<Guest> {
   return g;
 }
 
-for (const channels of [0, 2]) {
-  const over = channels === 0 ? 'one connection' : `${channels} channels`;
+/** One connection, two channels, and two channels compressing with zlib too (a delta never in a packet; the pages sent whole packed). */
+for (const [channels, zlib] of [[0, false], [2, false], [2, true]] as const) {
+  const over = channels === 0 ? 'one connection' : `${channels} channels${zlib ? ' compressing (zlib)' : ''}`;
   test(`xbzrle over ${over}, a 1 MiB cache (it misses): every page lands as the source held it, in pass order; pages went as deltas`, async () => {
     const src = await sweepingSource();
     const incoming = await listen('tcp');
@@ -43,7 +48,7 @@ for (const channels of [0, 2]) {
     // Invariant 2: the destination's RAM once loaded, before anything resumes, equals the source's at the pause.
     incoming.on('status', (to) => { if (to === 'loaded' && arrived !== null) sameAtLoaded = sameRam(arrived, src); });
     // 1 ms of downtime against 56 sweeps of pages per second: it passes on until told otherwise, below.
-    const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, xbzrleCacheBytes: MiB, multifdChannels: Math.max(channels, 1) },
+    const m = Migration.start(src, incoming.uri, { downtimeLimitMs: 1, maxBandwidthBytesPerSec: 32 * MiB, xbzrleCacheBytes: MiB, multifdChannels: Math.max(channels, 1), multifdCompression: zlib ? ZLIB : 0 },
       { verify: true, xbzrle: true, multifd: channels > 0 });
     try {
       await until('pages to go as deltas and to miss the cache, over four passes', () => {
@@ -70,6 +75,9 @@ for (const channels of [0, 2]) {
     assert.ok(x.bytes > 0 && x['cache-miss'] > 0, JSON.stringify(x));
     assert.ok((dest.stats?.xbzrlePages ?? 0) > 100, `pages arrived as deltas: ${dest.stats?.xbzrlePages}`);
     // query-migrate's normal counts pages sent whole; END's totals (which held) count the deltas too.
+    const c = result.stats.compression ?? null;
+    if (zlib) assert.ok(c !== null && c.pages > 0 && c.compressedSize < c.pages * 4096, `pages sent whole went compressed: ${JSON.stringify(c)}`);
+    else assert.equal(c, null, 'no compression figures without compression');
     assert.ok(result.stats.normalPages + (dest.stats?.xbzrlePages ?? 0) === dest.stats?.normalPages, `${result.stats.normalPages} whole + ${dest.stats?.xbzrlePages} deltas = ${dest.stats?.normalPages} data pages loaded`);
     assertSweeps(src, 'source at the pause');
     await g.pause();

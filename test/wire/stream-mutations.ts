@@ -15,10 +15,10 @@ export const PAGES = 16;
  * pages in use, GROW and the deltas are fuzzed too.
  */
 export const FUZZ_PROGRAM = 'f0'.repeat(32);
-/** The same stream for a destination that preallocates: the ever-written map (WRITTEN) first, in two records. */
-export const WRITTEN_MAP: readonly (readonly number[])[] = [[0, 1, 2, 1], [4, PAGES - 4]];
-export const { bytes: VALID_WRITTEN } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true, written: WRITTEN_MAP });
 export const { bytes: VALID, ram: VALID_RAM } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true, xbzrle: true });
+/** The same stream (its deltas too) for a destination that preallocates: the ever-written map (WRITTEN) first, in two records. */
+export const WRITTEN_MAP: readonly (readonly number[])[] = [[0, 1, 2, 1], [4, PAGES - 4]];
+export const { bytes: VALID_WRITTEN } = buildStream(PAGES, { program: FUZZ_PROGRAM, grow: true, xbzrle: true, written: WRITTEN_MAP });
 
 /** Offsets of every frame in the valid stream (after the header). */
 function frameOffsets(stream: Buffer): number[] {
