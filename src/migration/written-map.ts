@@ -37,5 +37,7 @@ export async function sendWrittenMap(out: StreamOut, blocks: readonly RamBlock[]
     }
   }
   await send(pending ?? { block: blocks.length - 1, ranges: new Uint32Array(0) }, true);
+  // Out now: on several channels nothing else is written on this connection until the first pass's SYNC.
+  out.writer.flush();
   return pages;
 }
