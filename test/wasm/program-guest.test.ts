@@ -34,6 +34,8 @@ const { dir, cache: scratchCache } = scratch();
 const cache = sharedCache();
 
 /** The moments this file migrates at: each mode, long enough to be caught mid-run, short enough for a test. */
+/** A sleep long enough (3 s of 5 ms sleeps) to be migrated or saved mid-run on a loaded machine. */
+const SLOW_SLEEP = ['sleep', '600', '5'];
 const MOMENTS: readonly (readonly string[])[] = [
   ['loop', '640'],
   ['sleep', '160', '5'],
@@ -41,8 +43,13 @@ const MOMENTS: readonly (readonly string[])[] = [
   ['deep', '120', '600'],
   ['grow', '200'],
 ];
-/** The same, with growth paced so that a migration catches it growing in every pass (94 MiB over ~3 s). */
-const MIGRATION_MOMENTS = MOMENTS.map((m) => (m[0] === 'grow' ? ['growslow', '200', '10'] : m));
+/**
+ * The same, with growth paced so that a migration catches it growing in
+ * every pass (94 MiB over ~3 s), and a longer sleep: a throttle slows
+ * only running code, so a sleeping program ends on the clock, and 0.8 s
+ * of sleeps once ended before a migration on a loaded machine could.
+ */
+const MIGRATION_MOMENTS = MOMENTS.map((m) => (m[0] === 'grow' ? ['growslow', '200', '10'] : m[0] === 'sleep' ? SLOW_SLEEP : m));
 /**
  * The source's throttle once it is caught mid-run, until it has migrated:
  * it runs on at a tenth of its speed, so a loaded machine cannot let it end
@@ -249,7 +256,7 @@ test('migrated twice (A to B to C), a program prints what it prints unmigrated; 
 
 test('saved to a file mid-run and restored from it, a program prints what it prints unmigrated', async () => {
   const module = await instrumentedProgram('moments', cache);
-  const args = ['sleep', '120', '5'];
+  const args = SLOW_SLEEP;
   const ref = await referenceOutput('moments', args);
   const src = await programGuest(module, 'moments', args, dir);
   await src.guest.cont();
