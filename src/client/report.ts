@@ -28,7 +28,7 @@ export function summaryLines(status: string, s: SourceStats, error: string | nul
   const remedy = s.passes.findLast((p) => p.remedy != null)?.remedy;
   if (remedy != null && remedy.name !== 'none') lines.push(`  policy remedy   ${remedy.name}: ${remedy.why}`);
   if (sw !== null) lines.push(`  final pass      ${formatPages(sw.finalPages)} in ${sw.finalPassMs.toFixed(1)} ms`);
-  lines.push(`  guest progress  ${s.guestPagesWritten - s.guestPagesWrittenAtStart} page writes during migration`);
+  lines.push(`  guest progress  ${guestProgress(s)}`);
   return lines;
 }
 
@@ -43,4 +43,12 @@ export function summaryTable(
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+}
+
+/** What the guest did during the migration: its page writes where counted, and its vCPUs' run time (a program's stores are not counted). */
+function guestProgress(s: SourceStats): string {
+  const ran = `${(s.guestRunMs / 1000).toFixed(2)} s of vCPU run time`;
+  return s.guestCountsPageWrites
+    ? `${s.guestPagesWritten - s.guestPagesWrittenAtStart} page writes, ${ran} during migration`
+    : `${ran} during migration (a WebAssembly program's page writes are not counted)`;
 }

@@ -72,6 +72,10 @@ export interface FerryProgress {
   'bandwidth-bytes-per-sec': number;
   'inflight-bytes': number;
   'guest-pages-written': number;
+  /** The vCPUs' run time since migration started, ms (throttle sleeps, pacing and pauses excluded). */
+  'guest-run-ms': number;
+  /** false for a WebAssembly program, whose page writes are not counted ('guest-pages-written' is then 0). */
+  'guest-pages-counted'?: false;
 }
 
 /** A query-migrate answer once a migration (outgoing or incoming) exists. */
@@ -229,6 +233,8 @@ export function queryMigrate(ctl: GuestController): MigrateInfo | Record<string,
     'bandwidth-bytes-per-sec': s.bandwidthBytesPerSec,
     'inflight-bytes': s.inflightBytes,
     'guest-pages-written': s.guestPagesWritten - s.guestPagesWrittenAtStart,
+    'guest-run-ms': s.guestRunMs,
+    ...(s.guestCountsPageWrites ? {} : { 'guest-pages-counted': false }),
   };
   return info;
 }

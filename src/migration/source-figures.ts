@@ -53,9 +53,15 @@ export class SourceFigures {
   /** Why the policy's ladder chose pause-and-finish (null: it did not): the downtime is then exempt from its limit. */
   pauseAndFinish: string | null = null;
   private readonly guestPagesAtStart: number;
+  private readonly guestBusyNsAtStart: number;
 
-  constructor(private readonly startedAtMs: number, private readonly blocks: readonly RamBlock[], private readonly vcpus: readonly VcpuControl[]) {
+  /** `countsPageWrites`: the vCPUs count their page writes (a WebAssembly program's stores are not counted: only its run time). */
+  constructor(
+    private readonly startedAtMs: number, private readonly blocks: readonly RamBlock[], private readonly vcpus: readonly VcpuControl[],
+    private readonly countsPageWrites = true,
+  ) {
     this.guestPagesAtStart = this.guestPagesWritten();
+    this.guestBusyNsAtStart = this.guestBusyNs();
   }
 
   /** Record a live pass and the decision taken after it; returns the record, for the main thread. */
@@ -113,6 +119,8 @@ export class SourceFigures {
       threadCapSleepMs: this.capSleepNs / 1e6,
       guestPagesWrittenAtStart: this.guestPagesAtStart,
       guestPagesWritten: this.guestPagesWritten(),
+      guestCountsPageWrites: this.countsPageWrites,
+      guestRunMs: (this.guestBusyNs() - this.guestBusyNsAtStart) / 1e6,
       pauseAndFinish: this.pauseAndFinish,
       ...(xbzrle === null ? {} : { xbzrleCache: xbzrle.info }),
     };
@@ -120,5 +128,10 @@ export class SourceFigures {
 
   private guestPagesWritten(): number {
     return this.vcpus.reduce((n, v) => n + v.stat(Stat.PagesWritten), 0);
+  }
+
+  /** Time the vCPUs spent running guest code (throttle sleeps, idle pacing and pauses excluded), ns. */
+  private guestBusyNs(): number {
+    return this.vcpus.reduce((n, v) => n + v.stat(Stat.BusyNs), 0);
   }
 }

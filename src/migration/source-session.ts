@@ -117,7 +117,7 @@ export class SourceSession {
     this.parameters = init.parameters;
     this.limiter = new RateLimiter(init.parameters.maxBandwidthBytesPerSec);
     this.bandwidth = new BandwidthEstimator(nowNs());
-    this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus);
+    this.figures = new SourceFigures(init.startedAtMs, this.blocks, this.vcpus, init.programIdentity === undefined);
     this.gate = new PolicyGate(init.startedAtMs, () => this.parameters, {
       autoConverge: init.autoConverge === true, dirtyLimit: init.dirtyLimit === true, postcopy: init.postcopy === true,
       ramBytes: this.blocks.reduce((n, b) => n + b.byteLength, 0),

@@ -112,6 +112,10 @@ export interface SourceStats {
   /** Guest pages written before migration started, and since. */
   readonly guestPagesWrittenAtStart: number;
   readonly guestPagesWritten: number;
+  /** Whether the vCPUs count their page writes (a WebAssembly program's are not: its progress is its run time). */
+  readonly guestCountsPageWrites: boolean;
+  /** Time the vCPUs ran guest code since migration started (throttle sleeps, pacing and pauses excluded), ms, summed over vCPUs. */
+  readonly guestRunMs: number;
   /**
    * Set when the policy's ladder switched over by pause-and-finish, why:
    * the downtime is then exempt from its limit, and every report says so.
@@ -133,6 +137,6 @@ export function emptyStats(totalRamBytes = 0): SourceStats {
     totalRamBytes, transferredBytes: 0, normalPages: 0, normalBytes: 0, duplicatePages: 0, remainingBytes: totalRamBytes,
     dirtySyncCount: 0, dirtyPagesRate: 0, mbps: 0, pagesPerSecond: 0, setupTimeMs: 0, totalTimeMs: 0, downtimeMs: null, verifyMs: 0,
     expectedDowntimeMs: 0, bandwidthBytesPerSec: 0, ackedBytes: 0, inflightBytes: 0, pass: 0, passFraction: 0, passes: [], switchover: null, threadBusyMs: 0, threadCapSleepMs: 0,
-    guestPagesWrittenAtStart: 0, guestPagesWritten: 0, pauseAndFinish: null,
+    guestPagesWrittenAtStart: 0, guestPagesWritten: 0, guestCountsPageWrites: true, guestRunMs: 0, pauseAndFinish: null,
   };
 }

@@ -48,7 +48,9 @@ type Expect =
   | { readonly run: 'skip'; readonly why: string };
 
 const TIMED_OUT_10 = (prefix: string) => new RegExp(`^${prefix}timed out after [\\d.]+ s \\(timeout 10 s\\): (not converging|converging|too early to tell): remaining `);
-const GUEST_PROGRESS = /^ {2}guest progress +\d+ page writes during migration$/;
+const GUEST_PROGRESS = /^ {2}guest progress +\d+ page writes, \d+\.\d\d s of vCPU run time during migration$/;
+/** A WebAssembly program's: its stores are not counted, its run time is. */
+const PROGRAM_PROGRESS = /^ {2}guest progress +\d+\.\d\d s of vCPU run time during migration \(a WebAssembly program's page writes are not counted\)$/m;
 
 /** Each README command, as the README writes it (comments dropped, continuation lines joined, spaces collapsed). */
 const EXPECT: Readonly<Record<string, Expect>> = {
@@ -103,7 +105,7 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry run --wasm guests/moments.wasm -- loop 128': { run: 'foreground', ends: [{ exit: 0, last: /^checksum [0-9a-f]{16}$/ }] },
   'npx ferry incoming --wasm guests/sqlite-load.wasm --listen tcp:127.0.0.1:4446 &': { run: 'background', ready: /listening on tcp:/ },
   'npx ferry run --wasm guests/sqlite-load.wasm --seconds 1 --migrate-to tcp:127.0.0.1:4446 -- 60000 7': {
-    run: 'foreground', ends: [{ exit: 0, last: /^(rows|join at rows) \d+: / }], output: [/^migration completed$/m],
+    run: 'foreground', ends: [{ exit: 0, last: /^(rows|join at rows) \d+: / }], output: [/^migration completed$/m, PROGRAM_PROGRESS],
   },
   'npx ferry demo --wasm': { run: 'foreground', ends: [{ exit: 0, last: /^demo passed$/ }] },
   // Two hosts, securely: host B's destination runs beside host A's source, both on loopback here.

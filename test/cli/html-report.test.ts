@@ -31,7 +31,7 @@ test('the HTML report is self-contained and its four charts are drawn in a real 
       decisionToPausedMs: 4, pauseMs: 1, pagesAtDecision: 90, finalPages: 100, finalBytes: 409_600, finalPassMs: 2, verifyMs: 0,
       loadedWaitMs: 3, commitMs: 1, resumeMs: 2, expectedMs: 10.5, downtimeMs: 12 }, ram: ram({ transferred: 8e6, total: 8e6, duplicate: 10, normal: 3000, 'normal-bytes': 12e6, mbps: 800, 'dirty-pages-rate': 5000, 'dirty-sync-count': 3, 'pages-per-second': 30000 }) },
     passes: [pass(1), pass(2), pass(3)],
-    timeline: [0, 100, 200, 300].map((t) => ({ atMs: 1000 + t, info: { status: 'active', ram: ram({ remaining: 8e6 - t * 1e4, total: 8e6 }), 'x-ferry-progress': { pass: 1, 'pass-fraction': t / 300, 'bandwidth-bytes-per-sec': 0, 'inflight-bytes': 0, 'guest-pages-written': t * 10 } } })),
+    timeline: [0, 100, 200, 300].map((t) => ({ atMs: 1000 + t, info: { status: 'active', ram: ram({ remaining: 8e6 - t * 1e4, total: 8e6 }), 'x-ferry-progress': { pass: 1, 'pass-fraction': t / 300, 'bandwidth-bytes-per-sec': 0, 'inflight-bytes': 0, 'guest-pages-written': t * 10, 'guest-run-ms': t } } })),
     probe: Array.from({ length: 200 }, (_, i) => ({ atMs: i * 6.5, rttMs: 0.5 + (i % 7) / 10 })),
     migrateAtMs: 1000,
     downtimeLimitMs: 300,

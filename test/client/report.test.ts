@@ -107,7 +107,7 @@ test('the progress bar shows the pass\'s transfer rate so far and the rule\'s ca
   const progress = new MigrationProgress(term.stream, false, () => now);
   const live = (transferred: number, fraction: number): MigrateInfo => ({
     status: 'active', 'expected-downtime': 40, ram: ram({ transferred, remaining: 35 * MiB, 'dirty-pages-rate': 2560 }),
-    'x-ferry-progress': { pass: 3, 'pass-fraction': fraction, 'bandwidth-bytes-per-sec': 0, 'inflight-bytes': 0, 'guest-pages-written': 0 },
+    'x-ferry-progress': { pass: 3, 'pass-fraction': fraction, 'bandwidth-bytes-per-sec': 0, 'inflight-bytes': 0, 'guest-pages-written': 0, 'guest-run-ms': 0 },
   });
   try {
     progress.update(live(500 * MiB, 0.1), [pass(1), pass(2)]);
@@ -178,4 +178,12 @@ test('with xbzrle, query-migrate\'s xbzrle-cache is shown labelled in the summar
     progress.finish();
   }
   assert.equal(term.text().match(/xbzrle: /g)?.length, 2, term.text());
+});
+
+test('the guest\'s progress during the migration: page writes and vCPU run time; a WebAssembly program\'s run time only, saying its writes are not counted', () => {
+  const base = { ...emptyStats(256 * MiB), guestPagesWrittenAtStart: 1000, guestPagesWritten: 4500, guestRunMs: 1234.5 };
+  const progress = (s: typeof base) => summaryLines('completed', s, null).find((l) => l.includes('guest progress'));
+  assert.equal(progress(base), '  guest progress  3500 page writes, 1.23 s of vCPU run time during migration');
+  assert.equal(progress({ ...base, guestPagesWrittenAtStart: 0, guestPagesWritten: 0, guestCountsPageWrites: false }),
+    '  guest progress  1.23 s of vCPU run time during migration (a WebAssembly program\'s page writes are not counted)');
 });
