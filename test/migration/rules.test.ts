@@ -28,7 +28,12 @@ test('switchover rule with XBZRLE: remaining pages cost the last pass\'s bytes p
   const d = decideSwitchover({ ...x, bytesPerPage: 27, pagesPerSec: 650_000 });
   assert.equal(d.switchover, true, d.decision);
   assert.ok(Math.abs(d.expectedMs - (5 + (78_000 * 1000) / 650_000)) < 1e-9, `${d.expectedMs}`);
-  assert.match(d.decision, /^switch over: expected downtime 125\.0 ms \(fixed 5\.0 ms .* \+ 2\.01 MiB at 119\.2 MiB\/s; 120\.0 ms to encode the pages at the last pass's rate\) <= limit 300 ms$/);
+  assert.match(d.decision, /^switch over: expected downtime 125\.0 ms \(fixed 5\.0 ms .* \+ 2\.01 MiB at 119\.2 MiB\/s; 120\.0 ms for the pages at the last pass's rate\) <= limit 300 ms$/);
+  // 3.5 MB of deltas still in flight are 130,000 more pages for the destination to apply: 325 ms in all, over the limit.
+  const inflight = decideSwitchover({ ...x, inflightBytes: 3_510_000, bytesPerPage: 27, pagesPerSec: 650_000 });
+  assert.equal(inflight.switchover, false, inflight.decision);
+  assert.ok(Math.abs(inflight.expectedMs - (5 + ((78_000 + 130_000) * 1000) / 650_000)) < 1e-9, `${inflight.expectedMs}`);
+  assert.match(inflight.decision, /; 320\.0 ms for the pages \(130000 of them in flight\) at the last pass's rate\) > limit 300 ms$/);
   const linkBound = decideSwitchover({ ...x, bytesPerPage: 300, pagesPerSec: 650_000 });
   assert.ok(Math.abs(linkBound.expectedMs - (5 + (78_000 * 300) / 125e3)) < 1e-9, 'the link bounds when deltas are large');
   assert.equal(decideSwitchover({ ...x, bytesPerPage: 9000 }).expectedMs, decideSwitchover(x).expectedMs, 'never more than a page a page');
