@@ -118,6 +118,28 @@ export class RamBlock {
     Atomics.store(this.sizeWord, 0, Math.ceil(n / unitPages));
   }
 
+  /**
+   * Raise the size in use to `n` pages unless it is there already (checked
+   * as setVisiblePages): a size that only grows, set from several threads
+   * (a destination's channels each apply the same GROWs, each when it
+   * reaches them). A compare-exchange loop, so a thread that applies an
+   * older, smaller size after another applied a larger one never shrinks it.
+   */
+  growVisiblePages(n: number): void {
+    if (this.sizeWord === null) {
+      this.setVisiblePages(n);
+      return;
+    }
+    const unitPages = this.tail.sizeWord!.unitBytes / PAGE_SIZE;
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.pages || (n % unitPages !== 0 && n !== this.pages)) this.setVisiblePages(n); // throws, saying why
+    const units = Math.ceil(n / unitPages);
+    for (let now = Atomics.load(this.sizeWord, 0) >>> 0; now < units;) {
+      const seen = Atomics.compareExchange(this.sizeWord, 0, now, units) >>> 0;
+      if (seen === now) return;
+      now = seen;
+    }
+  }
+
   /** The zero-page scanner (WebAssembly SIMD, or the JS fallback). */
   get zero(): ZeroScanner {
     this.scanner ??= zeroScannerFor(this.memory, this.byteLength);

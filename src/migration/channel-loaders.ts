@@ -1,47 +1,74 @@
 /**
  * The destination's side of several channels (header flag MULTIFD): the
- * extra connections of one stream, each opened with CHANNEL, each decoded
- * by its own FrameDecoder (channel mode: only PASS, GROW, PAGES, ZERO,
- * COMPRESSED and SYNC) straight into guest RAM. A COMPRESSED packet
- * (header flag COMPRESSION) is decompressed by the header's codec straight
- * into its pages' place, and must fill them exactly (packet-codec.ts); a
- * codec this side cannot decode is refused at the header, before any page. A channel's pages are its stripe of RAM
- * (ram-sender.ts), so no two channels write the same page, and a page
- * sent in two passes comes twice on the same connection, in pass order.
+ * extra connections of one stream, each opened with CHANNEL, each loaded
+ * on a thread of its own, as QEMU's multifd receiving threads
+ * (channel-loader.ts: its FrameDecoder in channel mode, only PASS, GROW,
+ * PAGES, ZERO, COMPRESSED, XBZRLE and SYNC, straight into the shared guest
+ * RAM). A COMPRESSED packet (header flag COMPRESSION) is decompressed by
+ * the header's codec straight into its pages' place, and must fill them
+ * exactly (packet-codec.ts); a codec this side cannot decode is refused at
+ * the header, before any page. A channel's pages are its stripe of RAM
+ * (ram-sender.ts), so no two channels (no two threads) write the same
+ * page, and a page sent in two passes comes twice on the same connection,
+ * in pass order.
+ *
+ * The sockets stay here, on the loader thread (a socket cannot move
+ * between Node threads): each chunk goes to its channel's thread in order
+ * (channel-loader-thread.ts: transferred, not copied, when it owns its
+ * buffer), and the thread acknowledges the bytes it loaded. Flow control:
+ * a channel whose thread holds MAX_HELD_BYTES or more not yet loaded has
+ * its socket paused until the thread catches up, so what waits in memory
+ * is bounded (at most the bound plus one chunk per channel) and TCP holds
+ * the source back.
  *
  * The barrier: the main connection's SYNC n says every channel has sent
  * pass n; `reached(n)` resolves once every channel's own SYNC n has been
- * loaded here. The loader waits for it before END's totals and digest are
- * checked, so LOADED (and GO) come only after every page landed.
+ * loaded on its thread. The loader waits for it before END's totals and
+ * digest are checked (each channel's figures, reported with its SYNC,
+ * added to the loader thread's: ram-loader.ts), so LOADED (and GO) come
+ * only after every page landed.
  *
  * A channel that breaks a rule, fails, or closes inside a record fails the
- * migration; one that closes cleanly is done (a source closes each after
- * its last pass), and a wait for a pass it never synced fails, naming it.
- *
- * Deviation from QEMU's multifd, where each channel has a receiving
- * thread: here the channels are read and decoded on the loader thread (a
- * socket cannot move between Node threads). The destination's copy into
- * RAM is therefore one thread's; the source's scan and send are parallel.
+ * migration, naming the channel; one that closes cleanly is done (a source
+ * closes each after its last pass), and a wait for a pass it never synced
+ * fails, naming it. A connection that never proved itself one of the
+ * channels (its CHANNEL) is a stranger: dropped alone, its thread ended.
+ * Every thread ends with the migration, whatever happened (`close`).
  */
 import type net from 'node:net';
-import { CompressionError, WireError } from '../errors.js';
-import { PAGE_SIZE } from '../memory/page.js';
-import { compressionUnavailable, makeCodec, type PacketCodec } from '../wire/compression.js';
+import { WireError } from '../errors.js';
+import { rebuildError } from '../serialized-error.js';
+import { compressionUnavailable } from '../wire/compression.js';
 import type { StreamHeader } from '../wire/format.js';
 import { refused } from '../wire/refusals.js';
-import { FrameDecoder } from '../wire/frame-decoder.js';
-import { RECORD, Rec } from '../wire/records.js';
+import type { ChannelThreadFigures, FromChannelLoader } from './messages.js';
 import type { RamLoader } from './ram-loader.js';
+import { workerChannelThread, type ChannelThread, type SpawnChannelThread } from './channel-loader-thread.js';
 import { Signal } from './waiter.js';
+
+/** Bytes a channel's thread may hold not yet loaded before its socket is paused: a few 512 KiB packets, so the thread never waits for the socket. */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 interface Channel {
   readonly socket: net.Socket;
-  readonly decoder: FrameDecoder;
-  /** Its CHANNEL index, once read. */
+  readonly thread: ChannelThread;
+  /** Its CHANNEL index, once its thread read and claimed it. */
   index: number | null;
-  /** The pass of its last SYNC (0: none). */
+  threadId: number;
+  /** The pass of its last SYNC loaded (0: none). */
   synced: number;
+  /** Its thread loaded every byte before the connection ended. */
   closed: boolean;
+  /** Bytes handed to its thread, not yet loaded; and loaded. */
+  held: number;
+  loaded: number;
+  paused: boolean;
+  /** Pages its thread loaded (its figures at its last SYNC). */
+  pages: number;
+  /** The connection's error, if it failed before its thread said which channel it is. */
+  error: Error | null;
+  /** Its thread is gone. */
+  exited: boolean;
 }
 
 export interface ChannelLoadersHost {
@@ -53,22 +80,39 @@ export interface ChannelLoadersHost {
   onBytes(length: number): void;
 }
 
+export interface ChannelLoadersOptions {
+  /** Where each channel's loader runs (default: a worker thread of its own). */
+  readonly spawn?: SpawnChannelThread;
+  /** The flow control's bound (default MAX_HELD_BYTES). */
+  readonly maxHeldBytes?: number;
+}
+
 export class ChannelLoaders {
   private readonly channels: Channel[] = [];
   private readonly byIndex: (Channel | undefined)[];
   private changed = new Signal();
   private failure: Error | null = null;
-  /** The header's codec (flag COMPRESSION); null without. One for every channel: they are decoded on this one thread. */
-  private readonly codec: PacketCodec | null;
+  /** One word per index: claimed by the first connection that names it (channel-loader.ts). */
+  private readonly claims: SharedArrayBuffer;
+  private readonly spawn: SpawnChannelThread;
+  private readonly maxHeld: number;
+  /** Threads not yet gone. */
+  private alive = 0;
+  private allExited = new Signal();
 
   constructor(
     private readonly header: StreamHeader,
     private readonly ram: RamLoader,
     private readonly host: ChannelLoadersHost,
     private readonly maxRecordBytes: number,
+    options: ChannelLoadersOptions = {},
   ) {
     this.byIndex = new Array(header.channels).fill(undefined);
-    this.codec = header.compression === null ? null : codecFor(header.compression);
+    if (header.compression !== null) checkCodec(header.compression);
+    this.claims = new SharedArrayBuffer(4 * header.channels);
+    this.spawn = options.spawn ?? workerChannelThread;
+    this.maxHeld = options.maxHeldBytes ?? MAX_HELD_BYTES;
+    this.allExited.resolve();
   }
 
   /** Channels that said which they are (CHANNEL). */
@@ -76,40 +120,59 @@ export class ChannelLoaders {
     return this.byIndex.filter((c) => c !== undefined).length;
   }
 
-  /** Bytes decoded on every channel. */
+  /** Bytes loaded on every channel (by their threads). */
   get bytes(): number {
-    return this.channels.reduce((n, c) => n + c.decoder.bytes, 0);
+    return this.channels.reduce((n, c) => n + c.loaded, 0);
   }
 
-  /** A connection that opened with a CHANNEL record (socket.ts routes it here). */
+  /** Bytes handed to the channels' threads and not yet loaded (the flow control bounds it). */
+  get heldBytes(): number {
+    return this.channels.reduce((n, c) => n + c.held, 0);
+  }
+
+  /** Channels' threads still running. */
+  get liveThreads(): number {
+    return this.alive;
+  }
+
+  /** Resolves once every channel's thread is gone. */
+  exited(): Promise<void> {
+    return this.allExited.promise;
+  }
+
+  /** Each channel's thread and the pages it loaded (the figures). */
+  threads(): ChannelThreadFigures[] {
+    return this.byIndex.flatMap((c) => (c === undefined ? [] : [{ channel: c.index!, threadId: c.threadId, pages: c.pages }]));
+  }
+
+  /** A connection that opened with a CHANNEL record (socket.ts routes it here): a thread of its own loads it. */
   add(socket: net.Socket): void {
     if (this.failure !== null) {
       socket.destroy();
       return;
     }
-    const channel: Channel = { socket, decoder: this.decoder(() => channel), index: null, synced: 0, closed: false };
-    this.channels.push(channel);
+    const thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, claims: this.claims });
+    const c: Channel = {
+      socket, thread, index: null, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, error: null, exited: false,
+    };
+    if (this.alive++ === 0) this.allExited = new Signal();
+    this.channels.push(c);
+    thread.onMessage((m) => this.onMessage(c, m));
+    thread.onExit((err) => this.onExit(c, err));
     socket.on('data', (chunk: Buffer) => {
-      if (this.failure !== null) return;
-      try {
-        channel.decoder.feed(chunk);
-      } catch (err) {
-        // A connection that has not proved itself one of this stream's channels (its CHANNEL) is a stranger: dropped alone.
-        if (channel.index === null) this.drop(channel);
-        else this.fail(new WireError(`${this.name(channel)}: ${(err as Error).message}`, { cause: err }));
-        return;
+      if (this.failure !== null || c.exited) return;
+      c.held += chunk.length;
+      thread.data(chunk);
+      if (c.held >= this.maxHeld && !c.paused) {
+        c.paused = true;
+        socket.pause();
       }
-      this.host.onBytes(chunk.length);
     });
     socket.on('error', (err) => {
-      if (channel.index !== null) this.fail(new WireError(`${this.name(channel)}: the connection failed: ${err.message}`, { cause: err }));
+      c.error ??= err;
+      if (c.index !== null) this.fail(new WireError(`${name(c)}: the connection failed: ${err.message}`, { cause: err }));
     });
-    socket.on('close', () => {
-      channel.closed = true;
-      if (channel.index === null) this.drop(channel);
-      else if (!channel.decoder.atBoundary) this.fail(new WireError(`${this.name(channel)}: the source closed it inside a record`));
-      this.changed.resolve();
-    });
+    socket.on('close', () => { if (!c.exited) thread.end(); });
   }
 
   /** Resolves when every channel has loaded its SYNC of `pass` (the barrier); rejects if one cannot. */
@@ -125,22 +188,71 @@ export class ChannelLoaders {
     }
   }
 
-  /** The migration ended, either way: read nothing more, and close every channel after `lingerMs`. */
+  /** The migration ended, either way: load nothing more, end every thread now, and close every channel after `lingerMs`. */
   close(lingerMs: number): void {
     this.failure ??= new WireError('the migration ended');
-    for (const c of this.channels) setTimeout(() => c.socket.destroy(), lingerMs).unref();
+    for (const c of this.channels) {
+      c.thread.terminate();
+      setTimeout(() => c.socket.destroy(), lingerMs).unref();
+    }
     this.changed.resolve();
   }
 
-  /** A connection that never said it is one of the channels: closed, forgotten, the migration untouched. */
-  private drop(c: Channel): void {
-    c.socket.destroy();
-    const i = this.channels.indexOf(c);
-    if (i >= 0) this.channels.splice(i, 1);
+  private onMessage(c: Channel, m: FromChannelLoader): void {
+    switch (m.type) {
+      case 'channel': this.onChannel(c, m.index, m.threadId); break;
+      case 'loaded': this.onLoaded(c, m.bytes); break;
+      case 'synced':
+        c.synced = m.pass;
+        c.pages = m.figures.normalPages + m.figures.zeroPages;
+        this.ram.addFigures(c.index!, m.figures);
+        this.changed.resolve();
+        break;
+      case 'failed': {
+        // A connection that has not proved itself one of this stream's channels (its CHANNEL) is a stranger: dropped alone.
+        const err = rebuildError(m.error);
+        if (c.index === null) this.drop(c);
+        else this.fail(new WireError(`${name(c)}: ${err.message}`, { cause: err }));
+        break;
+      }
+      case 'ended': this.onEnded(c, m.atBoundary); break;
+    }
   }
 
-  private name(c: Channel): string {
-    return c.index === null ? 'a channel' : `channel ${c.index}`;
+  /** Its thread loaded `bytes`: acknowledged, and the socket resumed once the thread holds less than the bound. */
+  private onLoaded(c: Channel, bytes: number): void {
+    c.held -= bytes;
+    c.loaded += bytes;
+    if (c.paused && c.held < this.maxHeld) {
+      c.paused = false;
+      c.socket.resume();
+    }
+    if (this.failure === null) this.host.onBytes(bytes);
+  }
+
+  /** Its thread loaded every byte the connection brought before it ended. */
+  private onEnded(c: Channel, atBoundary: boolean): void {
+    c.closed = true;
+    if (c.index === null) this.drop(c);
+    else if (c.error !== null) this.fail(new WireError(`${name(c)}: the connection failed: ${c.error.message}`, { cause: c.error }));
+    else if (!atBoundary) this.fail(new WireError(`${name(c)}: the source closed it inside a record`));
+    this.changed.resolve();
+  }
+
+  private onExit(c: Channel, err: Error | null): void {
+    c.exited = true;
+    if (--this.alive === 0) this.allExited.resolve();
+    if (err !== null && this.failure === null) {
+      this.fail(new WireError(`${name(c)}: its loader thread failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  /** A connection that never said it is one of the channels: closed, its thread ended, forgotten; the migration untouched. */
+  private drop(c: Channel): void {
+    c.socket.destroy();
+    c.thread.terminate();
+    const i = this.channels.indexOf(c);
+    if (i >= 0) this.channels.splice(i, 1);
   }
 
   private fail(err: Error): void {
@@ -150,72 +262,22 @@ export class ChannelLoaders {
     this.changed.resolve();
   }
 
-  private decoder(channel: () => Channel): FrameDecoder {
-    return new FrameDecoder({
-      pageData: (block, offset, data) => this.ram.pageData(block, offset, data),
-      pageSum: (block, first, count) => this.ram.pageSum(block, first, count),
-      record: (type, block, head, pages) => this.onRecord(channel(), type, block, head, pages),
-    }, { stream: true, channelOf: this.header, maxRecordBytes: this.maxRecordBytes });
-  }
-
-  private onRecord(c: Channel, type: Rec, block: number, head: Buffer, pages: number): void {
-    switch (type) {
-      case Rec.Channel: this.onChannel(c, head); break;
-      case Rec.Pages: this.ram.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
-      case Rec.Xbzrle: {
-        const { page, delta } = RECORD.Xbzrle.decode(head);
-        this.ram.xbzrlePage(block, page, delta);
-        break;
-      }
-      case Rec.Zero: {
-        const { first, count } = RECORD.Zero.decode(head);
-        this.ram.zeroRun(block, first, count);
-        break;
-      }
-      case Rec.Compressed: this.loadCompressed(block, head); break;
-      case Rec.Grow: {
-        // Every channel announces the same sizes, but not at the same moment: a block only grows.
-        const grown = RECORD.Grow.decode(head).pages;
-        if (grown > this.ram.blocks[block].visiblePages()) this.ram.grow(block, grown);
-        break;
-      }
-      case Rec.Sync:
-        c.synced = RECORD.Sync.decode(head).pass;
-        this.changed.resolve();
-        break;
-    }
-  }
-
-  /** A COMPRESSED packet (its frame checked, its pages in the block and in use: frame-decoder.ts) into its pages' place. */
-  private loadCompressed(block: number, head: Buffer): void {
-    const { first, count, data } = RECORD.Compressed.decode(head);
-    const b = this.ram.blocks[block];
-    try {
-      this.codec!.decompress(data, b.bytes.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE));
-    } catch (err) {
-      if (!(err instanceof CompressionError)) throw err;
-      throw new WireError(`COMPRESSED: pages ${first}..${first + count - 1} of block ${b.name} (${data.length} bytes): ${err.message}`, { cause: err });
-    }
-    this.ram.loadedPages(block, first, count);
-  }
-
-  private onChannel(c: Channel, head: Buffer): void {
-    const { index, channels, uuid } = RECORD.Channel.decode(head);
-    const h = this.header;
-    if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`); // a stranger: dropped (above)
-    if (channels !== h.channels) throw new WireError(`CHANNEL: ${channels} channels, the header announced ${h.channels}`);
-    if (index >= channels) throw new WireError(`CHANNEL: index ${index}, expected 0..${channels - 1}`);
-    if (this.byIndex[index] !== undefined) throw new WireError(`CHANNEL: channel ${index} connected twice`);
+  /** Its thread claimed index `index` (channel-loader.ts: a second claim is refused there, as a stranger). */
+  private onChannel(c: Channel, index: number, threadId: number): void {
     c.index = index;
+    c.threadId = threadId;
     this.byIndex[index] = c;
-    if (this.connected === channels) this.host.allConnected();
+    if (this.connected === this.header.channels) this.host.allConnected();
     this.changed.resolve();
   }
 }
 
-/** The codec of the header's method, or a refusal before any page: this side cannot decode it. */
-function codecFor(method: NonNullable<StreamHeader['compression']>): PacketCodec {
+function name(c: Channel): string {
+  return c.index === null ? 'a channel' : `channel ${c.index}`;
+}
+
+/** The header's codec must be one this side decodes: else a refusal before any page. */
+function checkCodec(method: NonNullable<StreamHeader['compression']>): void {
   const why = compressionUnavailable(method);
   if (why !== null) throw refused('compression', `header: the stream's channels compress with ${method}, which this destination cannot decode: ${why}`);
-  return makeCodec(method);
 }

@@ -610,11 +610,12 @@ export class LoaderSession {
   }
 
   private snapshot(): LoaderStats {
-    const ram = this.ram;
+    // With channels, the pages were loaded on the channels' threads: their figures are added in (ram-loader.ts).
+    const t = this.ram?.totals();
     return {
       bytes: this.bytesIn, records: this.stats.records,
-      normalPages: ram?.normalPages ?? 0, zeroPages: ram?.zeroPages ?? 0, zeroPagesWritten: ram?.zeroPagesWritten ?? 0, xbzrlePages: ram?.xbzrlePages ?? 0,
-      passes: this.stats.passes, channels: this.channels?.connected ?? 0, verified: this.stats.verified, verifyMs: this.stats.verifyMs,
+      normalPages: t?.normalPages ?? 0, zeroPages: t?.zeroPages ?? 0, zeroPagesWritten: t?.zeroPagesWritten ?? 0, xbzrlePages: t?.xbzrlePages ?? 0,
+      passes: this.stats.passes, channels: this.channels?.connected ?? 0, channelThreads: this.channels?.threads(), verified: this.stats.verified, verifyMs: this.stats.verifyMs,
       postcopy: this.postcopy?.stats() ?? null, prealloc: this.prealloc?.figures() ?? null,
     };
   }

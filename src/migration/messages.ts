@@ -18,6 +18,7 @@ import type { DestinationParameters, MigrationParameters } from './parameters.js
 import type { PassRecord, SourceCounters } from './stats.js';
 import type { PreallocFigures } from './preallocation.js';
 import type { XbzrleFigures } from './xbzrle-sender.js';
+import type { LoadFigures, RamLoaderShared } from './ram-loader.js';
 
 // ---- source ----
 
@@ -110,6 +111,33 @@ export type FromChannel =
   | { readonly type: 'failed'; readonly index: number; readonly error: SerializedError }
   /** With compression: the channel's counters so far, and (auto) whether it compresses now and why. */
   | CompressionReport;
+
+/** What a channel's loader thread starts with (destination, several channels: channel-loader.ts). */
+export interface ChannelLoaderInit {
+  readonly header: StreamHeader;
+  readonly ram: RamLoaderShared;
+  readonly maxRecordBytes: number;
+  /** One Int32 per channel index: 1 once a connection said it is that channel (a second one is a stranger). */
+  readonly claims: SharedArrayBuffer;
+}
+
+/** Loader thread -> a channel's loader thread: its connection's bytes, in order, then its end. */
+export type ToChannelLoader =
+  | { readonly type: 'data'; readonly chunk: Uint8Array }
+  | { readonly type: 'end' };
+
+/** A channel's loader thread -> the loader thread. */
+export type FromChannelLoader =
+  /** The connection said which channel it is (CHANNEL), claimed; `threadId`: the thread that loads it. */
+  | { readonly type: 'channel'; readonly index: number; readonly threadId: number }
+  /** `bytes` of the connection were decoded and loaded (they were acknowledged; the flow control). */
+  | { readonly type: 'loaded'; readonly bytes: number }
+  /** SYNC `pass` loaded: every page of the pass is in RAM; the channel's figures so far. */
+  | { readonly type: 'synced'; readonly pass: number; readonly figures: LoadFigures }
+  /** The bytes broke a rule (or named no channel: a stranger); nothing more is loaded. */
+  | { readonly type: 'failed'; readonly error: SerializedError }
+  /** Every byte before the end was loaded; `atBoundary`: the connection ended between records. */
+  | { readonly type: 'ended'; readonly atBoundary: boolean };
 
 /** Main -> source worker. */
 export type ToSource =
@@ -223,6 +251,8 @@ export interface LoaderStats {
   readonly passes: number;
   /** Several channels: the channels' connections taken (0: the pages came on the main one). */
   readonly channels: number;
+  /** Several channels: each channel's loader thread and the pages (with data and zero) it loaded; absent from an older ferry. */
+  readonly channelThreads?: readonly ChannelThreadFigures[];
   /** Verify mode: whether the RAM digests matched (null: not asked), and what computing ours cost. */
   readonly verified: boolean | null;
   readonly verifyMs: number;
@@ -230,6 +260,12 @@ export interface LoaderStats {
   readonly postcopy: PostcopyLoaderStats | null;
   /** Preallocation's figures, its time apart from the migration's (null: not asked). */
   readonly prealloc: PreallocFigures | null;
+}
+
+export interface ChannelThreadFigures {
+  readonly channel: number;
+  readonly threadId: number;
+  readonly pages: number;
 }
 
 export interface PostcopyLoaderStats {

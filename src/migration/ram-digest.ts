@@ -85,8 +85,26 @@ export class RamDigest {
 
   /** The digest now: the four lane sums, little-endian (VERIFY's head). */
   value(): Buffer {
+    return this.valueWith([]);
+  }
+
+  /** A copy of the lane sums (a channel's loader thread reports them: channel-loader.ts). */
+  lanes(): Uint32Array {
+    return Uint32Array.from(this.sum);
+  }
+
+  /**
+   * The digest of this and `others` together: lane sums add (mod 2^32), and
+   * a page's term lives in one digest only (several channels: a page
+   * always travels on the same channel, and each channel's thread keeps its own).
+   */
+  valueWith(others: readonly Uint32Array[]): Buffer {
     const out = Buffer.alloc(DIGEST_BYTES);
-    for (let l = 0; l < LANES; l++) out.writeUInt32LE(this.sum[l], 4 * l);
+    for (let l = 0; l < LANES; l++) {
+      let v = this.sum[l];
+      for (const o of others) v = (v + o[l]) >>> 0;
+      out.writeUInt32LE(v, 4 * l);
+    }
     return out;
   }
 

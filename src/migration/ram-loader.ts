@@ -10,6 +10,16 @@
  * reserved tail, the mark map, the size word), and each block's pages in
  * use (its size word) are set from the header, then from each GROW, before
  * the pages that follow (the decoder refuses a page past them).
+ *
+ * Several channels (channel-loader.ts): each channel's loader thread loads
+ * through its own RamLoader attached to the same blocks and the same
+ * ever-written and zeroed maps (`attachment()`, `attach`), with its own
+ * counts and digest. The maps are shared words set with Atomics.or; a
+ * channel's pages are its stripe of 2 MiB ranges (512 pages, aligned in
+ * their block), so no two channels set bits of the same 32-page word, and
+ * a thread reads only its own pages' bits. The loader thread adds each
+ * channel's last figures (`addFigures`) to its own for END's totals,
+ * VERIFY's digest (lane sums add) and the figures reported.
  */
 import { WireError, XbzrleError } from '../errors.js';
 import { nextSetBit } from '../memory/bits.js';
@@ -20,6 +30,26 @@ import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
 import { xbzrleDecode } from '../wire/xbzrle.js';
 import { RamDigest } from './ram-digest.js';
+
+/** What a channel's loader thread needs to load into the same RAM (structured-cloneable). */
+export interface RamLoaderShared {
+  readonly blocks: readonly RamBlockShared[];
+  /** Per block: the ever-written and zeroed maps (a bit per page). */
+  readonly written: readonly SharedArrayBuffer[];
+  readonly zeroed: readonly SharedArrayBuffer[];
+}
+
+/** What one RamLoader loaded so far (cumulative): a channel's thread reports it at each SYNC. */
+export interface LoadFigures {
+  /** Per block: pages received with data and as zero runs. */
+  readonly counted: readonly BlockTotals[];
+  readonly normalPages: number;
+  readonly zeroPages: number;
+  readonly xbzrlePages: number;
+  readonly zeroPagesWritten: number;
+  /** The digest's lane sums (VERIFY); null without. */
+  readonly digest: Uint32Array | null;
+}
 
 export class RamLoader {
   readonly blocks: RamBlock[];
@@ -39,21 +69,33 @@ export class RamLoader {
   /** The digest of what was loaded, when the header announced VERIFY; with a hash per block. */
   readonly digest: RamDigest | null;
   private readonly hashers: PageHasher[];
+  /** Several channels: each channel's last figures (its thread's loads), by channel index. */
+  private readonly others = new Map<number, LoadFigures>();
 
   /**
    * Fresh, zero blocks of the geometry `header` declares (checked against
    * this side's limits by the caller), built with `ram` (a program's
-   * layout), each in use as far as the header says.
+   * layout), each in use as far as the header says; or, with `attached`,
+   * the blocks and maps of another RamLoader (a channel's thread: `attach`).
    */
-  constructor(header: StreamHeader, ram: RamBlockOptions = {}) {
-    this.blocks = header.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE, ram));
-    for (const [i, b] of header.blocks.entries()) this.setInUse('header', i, b.visiblePages);
+  constructor(header: StreamHeader, ram: RamBlockOptions = {}, attached?: RamLoaderShared) {
+    if (attached === undefined) {
+      this.blocks = header.blocks.map((b) => RamBlock.create(b.name, b.pages * PAGE_SIZE, ram));
+      for (const [i, b] of header.blocks.entries()) this.setInUse('header', i, b.visiblePages);
+    } else {
+      this.blocks = attached.blocks.map((s) => new RamBlock(s));
+    }
     this.summers = this.blocks.map((b) => pageSummer(b.memory));
-    this.written = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
-    this.zeroed = this.blocks.map((b) => new Int32Array(Math.ceil(b.pages / 32)));
+    this.written = this.blocks.map((b, i) => new Int32Array(attached?.written[i] ?? new SharedArrayBuffer(4 * Math.ceil(b.pages / 32))));
+    this.zeroed = this.blocks.map((b, i) => new Int32Array(attached?.zeroed[i] ?? new SharedArrayBuffer(4 * Math.ceil(b.pages / 32))));
     this.counted = this.blocks.map(() => ({ normal: 0, zero: 0 }));
     this.digest = header.verify ? new RamDigest(this.blocks.map((b) => b.pages)) : null;
     this.hashers = header.verify ? this.blocks.map((b) => pageHasher(b.memory)) : [];
+  }
+
+  /** A RamLoader over the blocks and maps of `shared` (another's `attachment()`), with counts and a digest of its own. */
+  static attach(header: StreamHeader, shared: RamLoaderShared): RamLoader {
+    return new RamLoader(header, {}, shared);
   }
 
   /** The blocks, to share with the main thread (the guest is created around them). */
@@ -61,9 +103,53 @@ export class RamLoader {
     return this.blocks.map((b) => b.toShared());
   }
 
+  /** The blocks and the maps, for a channel's loader thread (`attach`). */
+  attachment(): RamLoaderShared {
+    return { blocks: this.shared(), written: this.written.map((w) => w.buffer as SharedArrayBuffer), zeroed: this.zeroed.map((z) => z.buffer as SharedArrayBuffer) };
+  }
+
+  /** What this RamLoader loaded itself so far. */
+  figures(): LoadFigures {
+    return {
+      counted: this.counted.map((c) => ({ normal: c.normal, zero: c.zero })), normalPages: this.normalPages, zeroPages: this.zeroPages,
+      xbzrlePages: this.xbzrlePages, zeroPagesWritten: this.zeroPagesWritten, digest: this.digest?.lanes() ?? null,
+    };
+  }
+
+  /** Channel `index`'s figures now (cumulative: they replace its last). */
+  addFigures(index: number, figures: LoadFigures): void {
+    this.others.set(index, figures);
+  }
+
+  /** The page counts of this RamLoader and every channel's together. */
+  totals(): Omit<LoadFigures, 'counted' | 'digest'> {
+    const t = { normalPages: this.normalPages, zeroPages: this.zeroPages, xbzrlePages: this.xbzrlePages, zeroPagesWritten: this.zeroPagesWritten };
+    for (const f of this.others.values()) {
+      t.normalPages += f.normalPages;
+      t.zeroPages += f.zeroPages;
+      t.xbzrlePages += f.xbzrlePages;
+      t.zeroPagesWritten += f.zeroPagesWritten;
+    }
+    return t;
+  }
+
+  /** The digest of what was loaded here and on every channel (VERIFY). */
+  digestValue(): Buffer {
+    return this.digest!.valueWith([...this.others.values()].map((f) => f.digest!));
+  }
+
   /** GROW: block `block` is in use to `pages` now (the decoder checked it grows, within the block). */
   grow(block: number, pages: number): void {
     this.setInUse('GROW', block, pages);
+  }
+
+  /** A channel's GROW: every channel announces the same sizes, each when it reaches them, so a block only grows (ram-block.ts). */
+  growTo(block: number, pages: number): void {
+    try {
+      this.blocks[block].growVisiblePages(pages);
+    } catch (cause) {
+      throw new WireError(`GROW: block ${this.blocks[block].name} in use to ${pages} pages: ${(cause as Error).message}`, { cause });
+    }
   }
 
   /** Set a block's size word; a size it cannot hold (no size word, not whole units) is the stream's error. */
@@ -88,8 +174,7 @@ export class RamLoader {
   /** A PAGES record arrived whole and checked: its pages are written (here and in the ever-written map). */
   loadedPages(block: number, first: number, count: number): void {
     this.blocks[block].log.markPages(first, count);
-    const w = this.written[block];
-    for (let p = first; p < first + count; p++) w[p >>> 5] |= 1 << (p & 31);
+    markRange(this.written[block], first, first + count);
     this.digest?.setPages(this.hashers[block], first * PAGE_SIZE, block, first, count);
     this.counted[block].normal += count;
     this.normalPages += count;
@@ -143,7 +228,7 @@ export class RamLoader {
    * what it loaded (the decoder has made sure no page follows VERIFY).
    */
   checkDigest(expected: Buffer): void {
-    const actual = this.digest!.value();
+    const actual = this.digestValue();
     if (!actual.equals(expected)) {
       throw new WireError(`verify: RAM digest ${actual.toString('hex')} of the pages loaded differs from the source's ${expected.toString('hex')} of the pages sent`);
     }
@@ -152,7 +237,11 @@ export class RamLoader {
   /** END: every block's totals must be what arrived. */
   checkTotals(totals: readonly BlockTotals[]): void {
     totals.forEach((t, i) => {
-      const c = this.counted[i];
+      const c = { ...this.counted[i] };
+      for (const f of this.others.values()) {
+        c.normal += f.counted[i].normal;
+        c.zero += f.counted[i].zero;
+      }
       if (t.normal !== c.normal || t.zero !== c.zero) {
         throw new WireError(`END: block ${this.blocks[i].name} totals ${t.normal} data + ${t.zero} zero pages, received ${c.normal} + ${c.zero}`);
       }
@@ -160,10 +249,12 @@ export class RamLoader {
   }
 }
 
-/** Set bits [first, end) of `words`, a word at a time inside the range. */
+/** Set bits [first, end) of `words` (shared: Atomics.or, a word at a time). */
 function markRange(words: Int32Array, first: number, end: number): void {
-  let p = first;
-  for (; p < end && (p & 31) !== 0; p++) words[p >>> 5] |= 1 << (p & 31);
-  for (; p + 32 <= end; p += 32) words[p >>> 5] = -1;
-  for (; p < end; p++) words[p >>> 5] |= 1 << (p & 31);
+  for (let p = first; p < end;) {
+    const bit = p & 31;
+    const n = Math.min(32 - bit, end - p);
+    Atomics.or(words, p >>> 5, n === 32 ? -1 : ((1 << n) - 1) << bit);
+    p += n;
+  }
 }

@@ -10,7 +10,9 @@
  * stranger (its CHANNEL broken), or loads; and a load whose RAM differs
  * from what was sent has a digest that differs too (VERIFY refuses it), so
  * no mutation forges a guest. `FERRY_CHANNEL_FUZZ_RUNS` runs per codec
- * (default 200).
+ * (default 200). The channel's loader runs on this thread here, behind the
+ * same messages as its own thread in a migration (channel-loader-thread.ts):
+ * a thread per run would cost more than the run.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -20,6 +22,8 @@ import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ChannelLoaders } from '../../src/migration/channel-loaders.js';
+import { inProcessChannelThread, type SpawnChannelThread } from '../../src/migration/channel-loader-thread.js';
+import { Signal } from '../../src/migration/waiter.js';
 import { RamLoader } from '../../src/migration/ram-loader.js';
 import { makeCodec, type CodecMethod } from '../../src/wire/compression.js';
 import { CHECK_BYTES, FRAME_HEADER_BYTES, decodeHeader, encodeHeader, type StreamHeader } from '../../src/wire/format.js';
@@ -124,19 +128,31 @@ type Outcome = { kind: 'failed'; error: Error } | { kind: 'dropped' } | { kind: 
 async function load(header: StreamHeader, bytes: Buffer): Promise<Outcome> {
   const ram = new RamLoader(header);
   let failure: Error | null = null;
-  const loaders = new ChannelLoaders(header, ram, { fail: (err) => { failure = err; }, allConnected: () => {}, onBytes: () => {} }, 16 * MiB);
-  const socket = Object.assign(new EventEmitter(), { destroy: () => {} }) as unknown as net.Socket;
-  loaders.add(socket);
-  socket.emit('data', bytes);
-  socket.emit('close');
-  if (failure !== null) return { kind: 'failed', error: failure };
-  if (loaders.connected === 0) return { kind: 'dropped' };
+  // The loader's last word: every byte loaded up to the end, or a broken rule (then nothing more).
+  const over = new Signal();
+  const spawn: SpawnChannelThread = (init) => {
+    const t = inProcessChannelThread(init);
+    t.onMessage((m) => { if (m.type === 'ended' || m.type === 'failed') over.resolve(); });
+    return t;
+  };
+  const loaders = new ChannelLoaders(header, ram, { fail: (err) => { failure = err; }, allConnected: () => {}, onBytes: () => {} }, 16 * MiB, { spawn });
+  const socket = Object.assign(new EventEmitter(), { destroy: () => {}, pause: () => {}, resume: () => {} }) as unknown as net.Socket;
   try {
-    await loaders.reached(1);
-  } catch (err) {
-    return { kind: 'failed', error: err as Error };
+    loaders.add(socket);
+    socket.emit('data', bytes);
+    socket.emit('close');
+    await over.promise;
+    if (failure !== null) return { kind: 'failed', error: failure };
+    if (loaders.connected === 0) return { kind: 'dropped' };
+    try {
+      await loaders.reached(1);
+    } catch (err) {
+      return { kind: 'failed', error: err as Error };
+    }
+    return { kind: 'loaded', ram };
+  } finally {
+    loaders.close(0);
   }
-  return { kind: 'loaded', ram };
 }
 
 const CLEAR = /^channel 0: (CHANNEL|PASS|PAGES|ZERO|COMPRESSED|SYNC|frame|stream|the source closed it inside a record|closed after SYNC)\b/;
@@ -149,7 +165,7 @@ for (const method of ['zstd', 'lz4', 'zlib'] as const) {
     assert.equal(sent.kind, 'loaded', 'the valid stream loads');
     const expected = (sent as { ram: RamLoader }).ram;
     assert.deepEqual(expected.blocks[0].bytes, RAM, 'RAM as sent');
-    const digest = expected.digest!.value();
+    const digest = expected.digestValue();
     const counts = { failed: 0, dropped: 0, loaded: 0, forgedCaught: 0, bombs: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 2 }), async (mutations) => {
@@ -164,7 +180,7 @@ for (const method of ['zstd', 'lz4', 'zlib'] as const) {
         }
         if (o.kind === 'dropped') return;
         if (Buffer.compare(o.ram.blocks[0].bytes, RAM) !== 0) {
-          assert.notDeepEqual(o.ram.digest!.value(), digest, 'RAM that differs from what was sent has a digest that differs (VERIFY refuses it)');
+          assert.notDeepEqual(o.ram.digestValue(), digest, 'RAM that differs from what was sent has a digest that differs (VERIFY refuses it)');
           counts.forgedCaught++;
         }
       }),
