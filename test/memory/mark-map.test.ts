@@ -134,6 +134,22 @@ test('visiblePages reads the size word in its units, clamped to the block; setVi
   assert.throws(() => plain.setVisiblePages(16), { code: 'ERR_FERRY_INVALID_STATE', message: /"ram1" has no size word: its size in use is its 256 pages, not 16/ });
 });
 
+test('growVisiblePages only grows (several channels apply the same GROWs, each when it reaches them); a size it cannot hold is refused as setVisiblePages refuses it', () => {
+  const size = 1024 * KiB; // 256 pages = 16 units of 64 KiB
+  const block = RamBlock.create('ram0', size, { tailBytes: 4096, sizeWord: { offset: size + 8, unitBytes: 64 * KiB } });
+  const other = new RamBlock(block.toShared());
+  block.growVisiblePages(64);
+  other.growVisiblePages(32); // an older GROW, applied late on another channel
+  assert.equal(block.visiblePages(), 64, 'never shrunk');
+  other.growVisiblePages(128);
+  assert.equal(block.visiblePages(), 128);
+  assert.throws(() => block.growVisiblePages(33), /a size in use of 33 pages is not a whole number of 16-page units/);
+  assert.throws(() => block.growVisiblePages(272), /272 pages/);
+  const plain = RamBlock.create('ram1', size);
+  plain.growVisiblePages(256);
+  assert.throws(() => plain.growVisiblePages(16), { code: 'ERR_FERRY_INVALID_STATE' });
+});
+
 test('the tail travels in RamBlockShared: another RamBlock over it sees the size word and harvests the map', () => {
   const size = 64 * KiB;
   const block = RamBlock.create('ram0', size, { tailBytes: 64, markMap: { offset: size }, sizeWord: { offset: size + 16, unitBytes: 4096 } });

@@ -30,9 +30,9 @@ after(destroyAll);
 const index = (m: MultifdCompression) => MULTIFD_COMPRESSION_CHOICES.indexOf(m);
 
 /**
- * A proxy to `target` that, on the channels' connections (those opening
- * with CHANNEL), hands the first COMPRESSED record to `rewrite` and sends
- * what it returns instead, re-framed with a valid check.
+ * A proxy to `target` that, on the connection of channel `channel` (its
+ * CHANNEL record's index), hands the first COMPRESSED record to `rewrite`
+ * and sends what it returns instead, re-framed with a valid check.
  */
 class RewritingLink {
   uri = '';
@@ -40,7 +40,7 @@ class RewritingLink {
   private readonly sockets: net.Socket[] = [];
   private server!: net.Server;
 
-  static async open(target: string, rewrite: (data: Buffer) => Buffer): Promise<RewritingLink> {
+  static async open(target: string, channelIndex: number, rewrite: (data: Buffer) => Buffer): Promise<RewritingLink> {
     const link = new RewritingLink();
     const port = Number(target.split(':').pop());
     link.server = net.createServer((up) => {
@@ -48,6 +48,7 @@ class RewritingLink {
       link.sockets.push(up, down);
       let pending = Buffer.alloc(0);
       let channel: boolean | null = null;
+      let index = -1;
       up.on('data', (d: Buffer) => {
         channel ??= d[0] === Rec.Channel;
         if (!channel) {
@@ -61,7 +62,8 @@ class RewritingLink {
           if (pending.length < size) break;
           let record: Buffer = pending.subarray(0, size);
           pending = pending.subarray(size);
-          if (record[0] === Rec.Compressed && !link.rewritten) {
+          if (record[0] === Rec.Channel) index = RECORD.Channel.decode(record.subarray(FRAME_HEADER_BYTES, size - CHECK_BYTES)).index;
+          if (record[0] === Rec.Compressed && index === channelIndex && !link.rewritten) {
             link.rewritten = true;
             const { first, count, data } = RECORD.Compressed.decode(record.subarray(FRAME_HEADER_BYTES, size - CHECK_BYTES));
             record = encodeRecord(RECORD.Compressed, { first, count, data: rewrite(Buffer.from(data)) }, record.readUInt16LE(2));
@@ -101,12 +103,12 @@ for (const [what, rewrite, reason] of [
   ['a truncated frame', (data: Buffer) => data.subarray(0, data.length - 8), /truncated or corrupt/],
   ['a decompression bomb (a frame declaring 64 MiB)', () => zstd.compress(Buffer.alloc(64 * MiB)), /the frame declares 67108864 bytes, the packet declares \d+ \(more than the packet holds: a decompression bomb/],
 ] as const) {
-  test(`a COMPRESSED record carrying ${what}, with a valid check, fails the migration before GO naming the channel and the record; the source runs on, intact`, async () => {
+  test(`a COMPRESSED record carrying ${what} on channel 2 of 4, with a valid check, fails the migration before GO naming channel 2 and the record; the source runs on, intact`, async () => {
     const src = await textSource();
     const incoming = await listen('tcp');
-    const link = await RewritingLink.open(incoming.uri, rewrite);
+    const link = await RewritingLink.open(incoming.uri, 2, rewrite);
     try {
-      const m = Migration.start(src, link.uri, { multifdChannels: 2, multifdCompression: index('zstd') }, { multifd: true });
+      const m = Migration.start(src, link.uri, { multifdChannels: 4, multifdCompression: index('zstd') }, { multifd: true });
       const result = await m.done();
       assert.ok(link.rewritten, 'a COMPRESSED record was rewritten');
       assert.equal(result.status, 'failed');
@@ -115,7 +117,7 @@ for (const [what, rewrite, reason] of [
       assert.equal(dest.status, 'failed');
       assert.equal(dest.guest, null, 'nothing resumed at the destination');
       for (const [side, error] of [['destination', dest.error], ['source', result.error]] as const) {
-        assert.match(error ?? '', /channel \d: COMPRESSED: pages \d+\.\.\d+ of block \S+ \(\d+ bytes\): zstd: /, `${side}: ${error}`);
+        assert.match(error ?? '', /channel 2: COMPRESSED: pages \d+\.\.\d+ of block \S+ \(\d+ bytes\): zstd: /, `${side}: ${error}`);
         assert.match(error ?? '', reason, `${side}: ${error}`);
       }
       assert.equal(src.runState, 'running', 'the source runs on');

@@ -53,6 +53,12 @@ for (const channels of [1, 2, 4]) {
     assert.equal(sameAtLoaded, true, 'destination RAM when loaded equals source RAM at the pause');
     assert.equal(dest.stats?.verified, true, 'the digests of what the channels sent and what landed agree');
     assert.equal(dest.stats?.channels, channels, 'the pages came on the channels');
+    // Each channel's pages were loaded on a thread of its own (its loader reports its threadId and what it loaded).
+    const threads = dest.stats?.channelThreads ?? [];
+    assert.deepEqual(threads.map((t) => t.channel), [...Array(channels).keys()], JSON.stringify(threads));
+    assert.equal(new Set(threads.map((t) => t.threadId)).size, channels, `a thread per channel: ${JSON.stringify(threads)}`);
+    assert.ok(threads.every((t) => t.pages > 0), `every channel's thread loaded pages: ${JSON.stringify(threads)}`);
+    assert.equal(threads.reduce((n, t) => n + t.pages, 0), (dest.stats?.normalPages ?? 0) + (dest.stats?.zeroPages ?? 0), 'every page loaded on a channel\'s thread');
     assert.ok(result.stats.transferredBytes > 4096 * 4096, `${result.stats.transferredBytes} bytes counted, the channels' included`);
     assertSweeps(src, 'source at the pause');
     await g.pause();

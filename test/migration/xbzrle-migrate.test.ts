@@ -36,8 +36,8 @@ async function sweepingSource(): Promise<Guest> {
   return g;
 }
 
-/** One connection, two channels, and two channels compressing with zlib too (a delta never in a packet; the pages sent whole packed). */
-for (const [channels, zlib] of [[0, false], [2, false], [2, true]] as const) {
+/** One connection, two channels, and two and four channels compressing with zlib too (a delta never in a packet; the pages sent whole packed; four: each loaded on its own thread). */
+for (const [channels, zlib] of [[0, false], [2, false], [2, true], [4, true]] as const) {
   const over = channels === 0 ? 'one connection' : `${channels} channels${zlib ? ' compressing (zlib)' : ''}`;
   test(`xbzrle over ${over}, a 1 MiB cache (it misses): every page lands as the source held it, in pass order; pages went as deltas`, async () => {
     const src = await sweepingSource();
@@ -70,6 +70,7 @@ for (const [channels, zlib] of [[0, false], [2, false], [2, true]] as const) {
     assert.equal(sameAtLoaded, true, 'destination RAM when loaded equals source RAM at the pause');
     assert.equal(dest.stats?.verified, true, 'the digests of what was sent and what landed agree');
     assert.equal(dest.stats?.channels, channels);
+    assert.equal(new Set(dest.stats?.channelThreads?.map((t) => t.threadId)).size, channels, 'a loader thread per channel');
     const x = result.stats.xbzrleCache!;
     assert.equal(x['cache-size'], MiB, 'the cache, shared out among the channels, is the size asked');
     assert.ok(x.bytes > 0 && x['cache-miss'] > 0, JSON.stringify(x));
