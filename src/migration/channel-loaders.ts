@@ -36,7 +36,7 @@
  * Every thread ends with the migration, whatever happened (`close`).
  */
 import type net from 'node:net';
-import { WireError } from '../errors.js';
+import { MigrationError, WireError } from '../errors.js';
 import { rebuildError } from '../serialized-error.js';
 import { compressionUnavailable } from '../wire/compression.js';
 import type { StreamHeader } from '../wire/format.js';
@@ -151,7 +151,14 @@ export class ChannelLoaders {
       socket.destroy();
       return;
     }
-    const thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, claims: this.claims });
+    let thread: ChannelThread;
+    try {
+      thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, claims: this.claims });
+    } catch (err) {
+      socket.destroy();
+      this.fail(new MigrationError(`a channel: its loader thread could not start: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
     const c: Channel = {
       socket, thread, index: null, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, error: null, exited: false,
     };
