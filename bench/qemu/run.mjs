@@ -158,13 +158,16 @@ async function follow(o, src, t0, procs) {
   let maxThrottle = 0;
   let postcopyAt = null;
   let cancelledAt = null;
+  let mbAtPostcopy = null;
   for (;;) {
-    for (const p of procs) if (p.exited) throw new Error(p.exited);
+    // A destination ends itself when the source cancels: that exit is expected.
+    for (const p of cancelledAt === null ? procs : procs.slice(0, 1)) if (p.exited) throw new Error(p.exited);
     const q = await src.cmd('query-migrate');
     maxThrottle = Math.max(maxThrottle, q['cpu-throttle-percentage'] ?? 0);
     const el = Date.now() - t0;
-    if (['completed', 'failed', 'cancelled'].includes(q.status)) return { q, maxThrottle, postcopyAt, cancelledAt, end: Date.now() };
+    if (['completed', 'failed', 'cancelled'].includes(q.status)) return { q, maxThrottle, postcopyAt, cancelledAt, mbAtPostcopy, end: Date.now() };
     if (o.postcopyAfter !== null && postcopyAt === null && el >= o.postcopyAfter && q.status === 'active') {
+      mbAtPostcopy = (q.ram?.transferred ?? 0) / 1e6; // sent before the switch (100 ms old at most)
       await src.cmd('migrate-start-postcopy');
       postcopyAt = el;
     }
@@ -186,7 +189,7 @@ function figures(o, f, dstQ, t0, lines, cpu, load, prealloc) {
     label: o.label, guest: o.guest, link: o.link, caps: o.caps, params: o.params, postcopyAfter: o.postcopyAfter, dstPrealloc: o.dstPrealloc,
     status: q.status, wallMs: f.end - t0, totalMs: q['total-time'] ?? null, downtimeMs: q.downtime ?? null, setupMs: q['setup-time'] ?? null,
     mbSent: ram.transferred === undefined ? null : ram.transferred / 1e6, multifdMb: ram['multifd-bytes'] === undefined ? null : ram['multifd-bytes'] / 1e6,
-    passes: ram['dirty-sync-count'] ?? null, mbpsQemu: ram.mbps ?? null, maxThrottle: f.maxThrottle, postcopyAt: f.postcopyAt, cancelledAt: f.cancelledAt,
+    passes: ram['dirty-sync-count'] ?? null, mbpsQemu: ram.mbps ?? null, maxThrottle: f.maxThrottle, postcopyAt: f.postcopyAt, cancelledAt: f.cancelledAt, mbAtPostcopy: f.mbAtPostcopy,
     postcopyRequests: ram['postcopy-requests'] ?? null, blocktimeMs: dstQ?.['postcopy-blocktime'] ?? null, vcpuBlocktimeMs: dstQ?.['postcopy-vcpu-blocktime'] ?? null,
     xbzrle: q['xbzrle-cache'] ?? null, compression: q.compression ?? null,
     cpuMs: { src: cpu.src, dst: cpu.dst }, dstStartMs: prealloc,
