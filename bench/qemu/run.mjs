@@ -159,19 +159,28 @@ async function follow(o, src, t0, procs) {
   let postcopyAt = null;
   let cancelledAt = null;
   let mbAtPostcopy = null;
+  const steps = []; // the throttle's steps: when, to what, at which pass
+  let cpuAtCancel = null;
+  let lastRam = null; // a cancelled migration's query-migrate has no `ram`: its figures are the last ones
   for (;;) {
     // A destination ends itself when the source cancels: that exit is expected.
     for (const p of cancelledAt === null ? procs : procs.slice(0, 1)) if (p.exited) throw new Error(p.exited);
     const q = await src.cmd('query-migrate');
+    if (q.ram) lastRam = q.ram;
+    else q.ram = lastRam ?? undefined;
     maxThrottle = Math.max(maxThrottle, q['cpu-throttle-percentage'] ?? 0);
     const el = Date.now() - t0;
-    if (['completed', 'failed', 'cancelled'].includes(q.status)) return { q, maxThrottle, postcopyAt, cancelledAt, mbAtPostcopy, end: Date.now() };
+    if ((q['cpu-throttle-percentage'] ?? 0) !== (steps.at(-1)?.pct ?? 0)) {
+      steps.push({ at: el, pct: q['cpu-throttle-percentage'] ?? 0, pass: q.ram?.['dirty-sync-count'], remainingMb: Math.round((q.ram?.remaining ?? 0) / 1e6) });
+    }
+    if (['completed', 'failed', 'cancelled'].includes(q.status)) return { q, maxThrottle, postcopyAt, cancelledAt, mbAtPostcopy, steps, cpuAtCancel, end: Date.now() };
     if (o.postcopyAfter !== null && postcopyAt === null && el >= o.postcopyAfter && q.status === 'active') {
       mbAtPostcopy = (q.ram?.transferred ?? 0) / 1e6; // sent before the switch (100 ms old at most)
       await src.cmd('migrate-start-postcopy');
       postcopyAt = el;
     }
     if (cancelledAt === null && el >= o.cancelAfter * 1000 && q.status !== 'postcopy-active') {
+      cpuAtCancel = { src: cpuMs(procs[0].pid), dst: cpuMs(procs[1].pid) }; // the destination exits after
       await src.cmd('migrate_cancel');
       cancelledAt = el;
     }
@@ -189,7 +198,7 @@ function figures(o, f, dstQ, t0, lines, cpu, load, prealloc) {
     label: o.label, guest: o.guest, link: o.link, caps: o.caps, params: o.params, postcopyAfter: o.postcopyAfter, dstPrealloc: o.dstPrealloc,
     status: q.status, wallMs: f.end - t0, totalMs: q['total-time'] ?? null, downtimeMs: q.downtime ?? null, setupMs: q['setup-time'] ?? null,
     mbSent: ram.transferred === undefined ? null : ram.transferred / 1e6, multifdMb: ram['multifd-bytes'] === undefined ? null : ram['multifd-bytes'] / 1e6,
-    passes: ram['dirty-sync-count'] ?? null, mbpsQemu: ram.mbps ?? null, maxThrottle: f.maxThrottle, postcopyAt: f.postcopyAt, cancelledAt: f.cancelledAt, mbAtPostcopy: f.mbAtPostcopy,
+    passes: ram['dirty-sync-count'] ?? null, mbpsQemu: ram.mbps ?? null, maxThrottle: f.maxThrottle, throttleSteps: f.steps, postcopyAt: f.postcopyAt, cancelledAt: f.cancelledAt, mbAtPostcopy: f.mbAtPostcopy,
     postcopyRequests: ram['postcopy-requests'] ?? null, blocktimeMs: dstQ?.['postcopy-blocktime'] ?? null, vcpuBlocktimeMs: dstQ?.['postcopy-vcpu-blocktime'] ?? null,
     xbzrle: q['xbzrle-cache'] ?? null, compression: q.compression ?? null,
     cpuMs: { src: cpu.src, dst: cpu.dst }, dstStartMs: prealloc,
@@ -225,7 +234,8 @@ async function main() {
     const t0 = Date.now();
     await src.cmd('migrate', { uri });
     const f = await follow(o, src, t0, procs);
-    const cpu = { src: cpuMs(procs[0].pid) - cpu0.src, dst: cpuMs(procs[1].pid) - cpu0.dst };
+    const cpu1 = f.cpuAtCancel ?? { src: cpuMs(procs[0].pid), dst: cpuMs(procs[1].pid) };
+    const cpu = { src: cpu1.src - cpu0.src, dst: cpu1.dst - cpu0.dst };
     let dstQ = null;
     if (f.q.status === 'completed') {
       dstQ = await bounded('the destination to complete', 60_000, async () => {

@@ -22,7 +22,7 @@ for (const [label, rs] of groups) {
   const pick = (fn, d) => med(rs.map(fn), d);
   console.log(`## ${label}: ${rs.length} run(s), status ${rs.map((r) => r.status).join(',')}`);
   console.log(`  total s ${pick((r) => (r.status === 'completed' ? r.totalMs / 1000 : null), 2)}; downtime ms ${pick((r) => (r.status === 'completed' ? r.downtimeMs : null))}; setup ms ${pick((r) => r.setupMs)}`);
-  console.log(`  MB sent ${pick((r) => r.mbSent)}; GB/s ${pick((r) => (r.status === 'completed' ? r.mbSent / r.totalMs / 1000 : null), 3)}; passes ${rs.map((r) => r.passes).join(',')}; max throttle ${rs.map((r) => r.maxThrottle).join(',')}`);
+  console.log(`  MB sent ${pick((r) => r.mbSent)}; GB/s ${pick((r) => (r.status === 'completed' ? r.mbSent / r.totalMs : null), 3)}; passes ${rs.map((r) => r.passes).join(',')}; max throttle ${rs.map((r) => r.maxThrottle).join(',')}`);
   console.log(`  CPU ms src ${pick((r) => r.cpuMs.src)} / dst ${pick((r) => r.cpuMs.dst)}; guest during/before ${pick((r) => (r.guestPagesPerSec.share ?? null) * 100)} %, before ${pick((r) => r.guestPagesPerSec.before / 1e6, 3)} Mpages/s`);
   if (rs.some((r) => r.postcopyAt !== null)) {
     console.log(`  post-copy: MB after the switch ${pick((r) => (r.mbAtPostcopy === null ? null : r.mbSent - r.mbAtPostcopy))}; blocktime ms ${pick((r) => r.blocktimeMs)}; requests ${pick((r) => r.postcopyRequests)}; started at ${rs.map((r) => r.postcopyAt).join(',')} ms`);
