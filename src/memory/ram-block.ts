@@ -106,8 +106,14 @@ export class RamBlock {
    * pages. Without a size word only `pages` itself is possible.
    */
   setVisiblePages(n: number): void {
+    const units = this.sizeUnits(n);
+    if (units !== null) Atomics.store(this.sizeWord!, 0, units);
+  }
+
+  /** `n` pages in use as size-word units (null: the block has no size word and `n` is all of it); throws, saying why, if it cannot hold them. */
+  private sizeUnits(n: number): number | null {
     if (this.sizeWord === null) {
-      if (n === this.pages) return;
+      if (n === this.pages) return null;
       throw new InvalidStateError(`RAM block ${JSON.stringify(this.name)} has no size word: its size in use is its ${this.pages} pages, not ${n}`);
     }
     const unitPages = this.tail.sizeWord!.unitBytes / PAGE_SIZE;
@@ -115,7 +121,7 @@ export class RamBlock {
       throw new InvalidArgumentError(
         `RAM block ${JSON.stringify(this.name)}: a size in use of ${n} pages is not a whole number of ${unitPages}-page units within its ${this.pages} pages`);
     }
-    Atomics.store(this.sizeWord, 0, Math.ceil(n / unitPages));
+    return Math.ceil(n / unitPages);
   }
 
   /**
@@ -126,13 +132,8 @@ export class RamBlock {
    * older, smaller size after another applied a larger one never shrinks it.
    */
   growVisiblePages(n: number): void {
-    if (this.sizeWord === null) {
-      this.setVisiblePages(n);
-      return;
-    }
-    const unitPages = this.tail.sizeWord!.unitBytes / PAGE_SIZE;
-    if (!Number.isSafeInteger(n) || n < 0 || n > this.pages || (n % unitPages !== 0 && n !== this.pages)) this.setVisiblePages(n); // throws, saying why
-    const units = Math.ceil(n / unitPages);
+    const units = this.sizeUnits(n);
+    if (units === null || this.sizeWord === null) return;
     for (let now = Atomics.load(this.sizeWord, 0) >>> 0; now < units;) {
       const seen = Atomics.compareExchange(this.sizeWord, 0, now, units) >>> 0;
       if (seen === now) return;
