@@ -18,6 +18,7 @@
  * smaller, so slower here; throttle-trigger-threshold does not matter when
  * a period dirties ten times what it sends.)
  */
+import { DEFAULT_PARAMETERS } from '../migration/parameters.js';
 import type { RunResult, ScenarioSpec } from './scenario.js';
 import { summarize, type Sample } from './stats.js';
 
@@ -25,8 +26,10 @@ import { summarize, type Sample } from './stats.js';
 export const LINK_GROUP = 'converge-link';
 /** The link's rate, bytes/s (1 Gbit/s, as netns.ts shapes it). */
 export const LINK_BYTES_PER_SEC = 125e6;
-/** The downtime limit of every row, ms. */
+/** The downtime limit of every row but one, ms. */
 const LIMIT_MS = 30;
+/** QEMU's default downtime limit (ferry's too): the row that compares with QEMU's 79 s at QEMU's defaults, ms. */
+const QEMU_LIMIT_MS = DEFAULT_PARAMETERS.downtimeLimitMs;
 
 export interface LinkRemedyOptions {
   readonly params?: Readonly<Record<string, number | boolean | string>>;
@@ -51,11 +54,18 @@ export interface LinkOutcome {
   readonly runs: readonly RunResult[];
 }
 
-/** The rows: the issue's five, in its order. */
+/**
+ * The rows: the issue's five, in its order, at a 30 ms limit; and
+ * auto-converge with every one of QEMU's defaults, its 300 ms downtime
+ * limit included, the row to set beside QEMU's 79 s (which QEMU measured
+ * at its default limit).
+ */
 export function linkRemedyScenarios(ramLabel: string, add: AddLinkScenario): void {
-  const what = `sweep ${ramLabel} at 3 sweeps/s over the 1 Gbit/s veth, downtime-limit ${LIMIT_MS} ms`;
+  const on = `sweep ${ramLabel} at 3 sweeps/s over the 1 Gbit/s veth`;
+  const what = `${on}, downtime-limit ${LIMIT_MS} ms`;
   const limit = { 'downtime-limit': LIMIT_MS };
   add(`auto-converge (QEMU's defaults): ${what}`, { params: limit, capabilities: ['auto-converge'], cancelAfterMs: 150_000 });
+  add(`auto-converge (QEMU's defaults): ${on}, downtime-limit ${QEMU_LIMIT_MS} ms (QEMU's)`, { params: { 'downtime-limit': QEMU_LIMIT_MS }, capabilities: ['auto-converge'], cancelAfterMs: 150_000 });
   add(`auto-converge (cpu-throttle-initial 99 %): ${what}`, { params: { ...limit, 'cpu-throttle-initial': 99 }, capabilities: ['auto-converge'], cancelAfterMs: 60_000 });
   add(`dirty-limit (QEMU's defaults): ${what}`, { params: limit, capabilities: ['dirty-limit'], cancelAfterMs: 60_000 });
   add(`post-copy 1 s after migrate: ${what}`, { params: { ...limit, 'x-ferry-postcopy-after': 1000 }, capabilities: ['postcopy-ram'], cancelAfterMs: 60_000 });
@@ -71,18 +81,21 @@ function progress(runs: readonly RunResult[]): string {
   return `progress ${f(pick(runs, (r) => (100 * r.guestPagesPerSecDuring) / Math.max(r.guestPagesPerSecBefore, 1)), 0)} % of the sweeps/s before`;
 }
 
+/** The row's downtime limit, ms. */
+const limitOf = (o: LinkOutcome) => Number(o.scenario.spec.params['downtime-limit'] ?? QEMU_LIMIT_MS);
+
 /** Every run completed, each within the downtime limit unless the policy paused and finished (labelled). */
-function completedWithin(runs: readonly RunResult[]): { ok: boolean; text: string } {
+function completedWithin(runs: readonly RunResult[], limitMs: number): { ok: boolean; text: string } {
   const done = runs.filter((r) => r.status === 'completed');
-  const over = done.filter((r) => r.downtimeMs > LIMIT_MS && r.remedy?.name !== 'pause-and-finish');
+  const over = done.filter((r) => r.downtimeMs > limitMs && r.remedy?.name !== 'pause-and-finish');
   return { ok: done.length === runs.length && over.length === 0, text: `${done.length}/${runs.length} completed, downtime ${f(pick(runs, (r) => r.downtimeMs))} ms` };
 }
 
 function totalWithin(o: LinkOutcome, limitMs: number, label: string): Verdict {
   const total = pick(o.runs, (r) => r.totalMs / 1000);
-  const c = completedWithin(o.runs);
+  const c = completedWithin(o.runs, limitOf(o));
   return {
-    target: `${o.scenario.spec.name}: completes in at most ${(limitMs / 1000).toFixed(0)} s (${label}), downtime within ${LIMIT_MS} ms`,
+    target: `${o.scenario.spec.name}: completes in at most ${(limitMs / 1000).toFixed(0)} s (${label}), downtime within ${limitOf(o)} ms`,
     measured: `${c.text}, total ${f(total)} s, ${progress(o.runs)}`,
     met: c.ok && o.runs.every((r) => r.totalMs <= limitMs), why: '',
   };
@@ -135,8 +148,8 @@ export function linkRemedyVerdicts(outcomes: readonly LinkOutcome[]): Verdict[] 
     else if (name.startsWith('post-copy')) v.push(...postcopyVerdicts(o));
     else if (name.startsWith('default policy')) v.push(policyVerdict(o));
     else {
-      const c = completedWithin(o.runs);
-      v.push({ target: `${name}: completes, downtime within ${LIMIT_MS} ms (no time target in the issue)`, measured: `${c.text}, total ${f(pick(o.runs, (r) => r.totalMs / 1000))} s, ${progress(o.runs)}`, met: c.ok, why: '' });
+      const c = completedWithin(o.runs, limitOf(o));
+      v.push({ target: `${name}: completes, downtime within ${limitOf(o)} ms (no time target in the issue)`, measured: `${c.text}, total ${f(pick(o.runs, (r) => r.totalMs / 1000))} s, ${progress(o.runs)}`, met: c.ok, why: '' });
     }
   }
   return v;

@@ -325,6 +325,8 @@ export interface BenchOptions {
   readonly report: string;
   /** Scenario groups to run; null: all. */
   readonly only: ReadonlySet<string> | null;
+  /** Within those groups, only the scenarios whose name contains this text (case-insensitive); null: all. */
+  readonly rows?: string | null;
   /** The command line, as the report names it. */
   readonly command: string;
 }
@@ -347,7 +349,9 @@ export async function runBench(options: BenchOptions): Promise<void> {
   try {
     const all = scenarios(quick, runs, link === null ? null : { source: link.source, destination: link.destination, listenHost: link.destinationAddress });
     const list = smoke ? firstOfEachGroup(all) : all;
-    outcomes = await runScenarios(list.filter((s) => only === null || only.has(s.group)), notes);
+    const rows = options.rows?.toLowerCase() ?? null;
+    const wanted = (s: Scenario) => (only === null || only.has(s.group)) && (rows === null || s.spec.name.toLowerCase().includes(rows));
+    outcomes = await runScenarios(list.filter(wanted), notes);
   } finally {
     link?.close();
   }

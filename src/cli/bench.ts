@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { parseCommandLine } from './options.js';
 import { COMMAND_FLAGS, parseNumberFlag } from './number-flags.js';
 
-export const BENCH_USAGE = `usage: ferry bench [--quick | --smoke] [--runs N] [--out FILE] [--report FILE] [--only NAME,...]
+export const BENCH_USAGE = `usage: ferry bench [--quick | --smoke] [--runs N] [--out FILE] [--report FILE] [--only NAME,...] [--rows TEXT]
 
 Run the benchmark suite: this machine's limits, then each scenario between
 two ferry processes, with medians and ranges, targets met or not.
@@ -20,6 +20,8 @@ two ferry processes, with medians and ranges, targets met or not.
                  channels), prealloc (the destination preallocated), compression (auto; over the veth as root),
                  sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
                  over the 1 Gbit/s veth), xbzrle-link (as root: xbzrle on the same guest and link), map)
+  --rows TEXT    within those groups, only the scenarios whose name contains TEXT (case-insensitive),
+                 e.g. --only converge-link --rows "downtime-limit 300"
   -h, --help     this text`;
 
 /**
@@ -37,6 +39,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     out: { type: 'string', default: 'bench-results.json' },
     report: { type: 'string', default: 'bench-map.html' },
     only: { type: 'string' },
+    rows: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -47,6 +50,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const only = values.only === undefined ? null : new Set(values.only.split(','));
   const unknown = [...(only ?? [])].filter((g) => !BENCH_GROUPS.includes(g));
   if (unknown.length > 0) throw new InvalidArgumentError(`--only: unknown scenario group ${unknown.join(', ')}; expected some of ${BENCH_GROUPS.join(', ')}`);
+  const rows = values.rows ?? null;
+  const named = scenarios(quick, 1, { source: '', destination: '', listenHost: '' }).filter((s) => (only === null || only.has(s.group)) && s.spec.name.toLowerCase().includes(rows?.toLowerCase() ?? ''));
+  if (named.length === 0) throw new InvalidArgumentError(`--rows: no scenario${only === null ? '' : ` of ${[...only].join(', ')}`} has "${rows}" in its name`);
   const runs = values.runs === undefined ? (quick ? 1 : 3) : parseNumberFlag(COMMAND_FLAGS.runs, values.runs);
   // Interrupted (Ctrl-C, SIGTERM: also a test's time limit): stop the guest processes of the scenario under way
   // (also one still starting), then exit as the signal would; left running, a sweeping guest would spin on.
@@ -58,7 +64,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     void stopAllFerries().finally(() => process.exit(SIGNAL_EXIT_CODE[signal]));
   });
   try {
-    await runBench({ quick, smoke: values.smoke, runs, out: values.out, report: values.report, only, command: `ferry bench ${argv.join(' ')}`.trim() });
+    await runBench({ quick, smoke: values.smoke, runs, out: values.out, report: values.report, only, rows, command: `ferry bench ${argv.join(' ')}`.trim() });
   } finally {
     unguard();
   }
