@@ -49,6 +49,11 @@ export class PolicyGate {
     this.limit = dirtyLimit ? NOT_LIMITED : null;
   }
 
+  /** A throttle remedy is on (the capability auto-converge or dirty-limit, or the ladder engaged auto-converge): its passes are periods (early-pass-end.ts). */
+  get throttling(): boolean {
+    return this.throttle !== null || this.limit !== null;
+  }
+
   /**
    * After a pass whose switchover rule said iterate: it took `passMs`, sent
    * `sentBytes`, and took `dirtyFound` dirty pages from the log as it went.
@@ -64,7 +69,8 @@ export class PolicyGate {
     if (this.recent.length > CONVERGENCE_WINDOW) this.recent.shift();
     const now = monoMs();
     this.periodStartMs ??= now - passMs;
-    const dirtiedPages = (this.remainingPages === null ? 0 : Math.max(0, dirtyFound - this.remainingPages)) + decision.remainingPages;
+    // A pass that ended early (early-pass-end.ts) left pages it never reached: counted in both the remainders, they cancel out.
+    const dirtiedPages = Math.max(0, (this.remainingPages === null ? 0 : dirtyFound - this.remainingPages) + decision.remainingPages);
     this.remainingPages = decision.remainingPages;
     const p = this.period;
     this.period = { dirtiedBytes: p.dirtiedBytes + dirtiedPages * PAGE_SIZE, sentBytes: p.sentBytes + sentBytes };

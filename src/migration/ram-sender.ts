@@ -124,6 +124,8 @@ export class RamSender implements PassSource {
   private rangeBase = 0;
   private rangeLen = 0;
   private pos = 0;
+  /** The pass ends once the range in hand is sent (endAtRangeEnd): nothing taken is left behind. */
+  private endingEarly = false;
   /** Per block: the pages in use the stream has said (the header's, then each GROW's). */
   readonly announced: number[];
   /** Per block: the pages in use read at the start of this pass; the pass walks up to here. */
@@ -195,6 +197,7 @@ export class RamSender implements PassSource {
     this.block = 0;
     this.nextPage = 0;
     this.rangeLen = 0;
+    this.endingEarly = false;
     this.charge(this.writer.append(RECORD.Pass, { pass: n }));
     this.blocks.forEach((b, i) => {
       const visible = inUse?.[i] ?? b.visiblePages();
@@ -247,11 +250,25 @@ export class RamSender implements PassSource {
     return out;
   }
 
+  /**
+   * End the pass before the end of RAM (early-pass-end.ts): once the range
+   * in hand is sent, step says 'pass-done'. A pass cannot end inside a
+   * range: its pages are taken from the log, and startPass drops a range.
+   */
+  endAtRangeEnd(): void {
+    this.endingEarly = true;
+  }
+
+  /** The pass ended (or is to end) before the end of RAM: endAtRangeEnd was called. */
+  get endsEarly(): boolean {
+    return this.endingEarly;
+  }
+
   /** Send until the pass ends, `deadlineNs` passes, `byteBudget` is spent or the writer is full. */
   step(deadlineNs: number, byteBudget: number, nowNs: () => number): StepOutcome {
     const startBytes = this.pass.budgetBytes;
     for (;;) {
-      if (this.rangeLen === 0 && !this.takeNextRange()) return 'pass-done';
+      if (this.rangeLen === 0 && (this.endingEarly || !this.takeNextRange())) return 'pass-done';
       const p = nextSetBit(this.taken, this.pos, this.rangeLen);
       if (p === this.rangeLen) {
         this.rangeLen = 0;

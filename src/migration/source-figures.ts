@@ -16,7 +16,8 @@ import type { PolicyDecision } from './migration-policy.js';
 import { monoMs, nowNs } from './waiter.js';
 
 /** The switchover rule's answer after a pass, with the dirty rate it was given. */
-export type PassDecision = SwitchoverDecision & { readonly dirtyRate: number };
+/** The switchover rule's decision after a pass, with the pass's dirty rate and the dirty pages it never reached (it ended early: early-pass-end.ts). */
+export type PassDecision = SwitchoverDecision & { readonly dirtyRate: number; readonly unreachedPages?: number };
 
 /** What the session has built so far: the figures read it live. */
 export interface SourceParts {
@@ -77,7 +78,8 @@ export class SourceFigures {
       pass, normalPages: p.normalPages, zeroPages: p.zeroPages, bytes: p.bytes, durationMs,
       dirtyFound: p.dirtyFound, remainingPages: e.remainingPages, inflightBytes, dirtyRatePagesPerSec: e.dirtyRate,
       bandwidthBytesPerSec: e.bandwidth, expectedDowntimeMs: e.expectedMs,
-      guestPagesWritten: this.guestPagesWritten(), decision: e.decision + why, convergence: policy?.convergence ?? null,
+      guestPagesWritten: this.guestPagesWritten(), decision: earlyWords(e.unreachedPages ?? 0) + e.decision + why, convergence: policy?.convergence ?? null,
+      unreachedPages: e.unreachedPages ?? 0,
       remedy: policy?.remedy ?? null, prediction: policy?.prediction?.words ?? null,
     };
     return this.last;
@@ -134,4 +136,9 @@ export class SourceFigures {
   private guestBusyNs(): number {
     return this.vcpus.reduce((n, v) => n + v.stat(Stat.BusyNs), 0);
   }
+}
+
+/** A pass that ended early, in words, before its decision's; '' for one that walked all of RAM. */
+function earlyWords(unreached: number): string {
+  return unreached > 0 ? `ended early, ${unreached} dirty pages not reached, once its rest fit the limit (QEMU's early sync); ` : '';
 }

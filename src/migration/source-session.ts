@@ -46,7 +46,8 @@ import { SourceFigures, type PassDecision } from './source-figures.js';
 import type { SourceCounters } from './stats.js';
 import { StreamOut } from './stream-out.js';
 import { DEFAULT_FIXED_SWITCHOVER_MS, PAUSE_LEAD_MS, Switchover } from './switchover.js';
-import { decideSwitchover, switchoverFixedMs } from './switchover-rule.js';
+import { decideSwitchover, switchoverFixedMs, type SwitchoverInputs } from './switchover-rule.js';
+import { passEndsEarly } from './early-pass-end.js';
 import { Signal, StopSignal, monoMs, nowNs, within } from './waiter.js';
 
 /** How often the figures go to the main thread, ms. */
@@ -107,6 +108,10 @@ export class SourceSession {
   private pass = 0;
   /** When the sync behind the last decision was taken. */
   private decidedAtMs = 0;
+  /** The last pass's dirty rate, pages/s (the lead time's dirtying, for passEndsEarly). */
+  private lastDirtyRate = 0;
+  /** Dirty pages the current pass left unreached when it ended early (early-pass-end.ts); 0 if it walked all of RAM. */
+  private unreachedPages = 0;
   /** Where the policy is asked (policy-gate.ts). */
   private readonly gate: PolicyGate;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -290,8 +295,11 @@ export class SourceSession {
       this.figures.busyNs += nowNs() - now;
       if (!options.unlimited) this.limiter.consume(this.sender.pass.budgetBytes - before);
       if (outcome === 'pass-done') break;
+      if (!options.unlimited && !this.sender.endsEarly && this.endsEarly(started)) this.sender.endAtRangeEnd();
       await this.pacer.between(outcome, options.unlimited === true);
     }
+    // Before the decision's sync: what the clients still hold is what the pass never reached.
+    this.unreachedPages = this.sender.endsEarly ? this.sender.remainingPages : 0;
     this.out.writer.flush();
     return monoMs() - started;
   }
@@ -330,16 +338,33 @@ export class SourceSession {
     const remaining = this.pages.remainingPages;
     // Pages found dirty again after the pass, per second of the pass: what
     // the guest dirtied while it was sent (it saturates at RAM / pass time).
-    const dirtyRate = (remaining * 1000) / Math.max(passMs, 1e-3);
+    // A pass that ended early left pages it never reached: dirty still, not again.
+    const dirtyRate = (Math.max(0, remaining - this.unreachedPages) * 1000) / Math.max(passMs, 1e-3);
+    this.lastDirtyRate = dirtyRate;
+    const decision = decideSwitchover(this.switchoverInputs(remaining, dirtyRate, passMs));
+    return { ...decision, dirtyRate, unreachedPages: this.unreachedPages };
+  }
+
+  /** What the switchover rule is asked of `remaining` dirty pages (after a sync, or before one: passEndsEarly). */
+  private switchoverInputs(remaining: number, dirtyRate: number, passMs: number): SwitchoverInputs {
     const p = this.parameters;
-    const decision = decideSwitchover({
+    return {
       remainingPages: remaining, dirtyPagesPerSec: dirtyRate, leadMs: PAUSE_LEAD_MS,
       cleanPages: this.blocks.reduce((n, b) => n + b.pages, 0) - remaining, inflightBytes: this.inflightBytes(),
       bandwidthBytesPerSec: p.availSwitchoverBandwidthBytesPerSec || this.bandwidth.forSwitchover(nowNs()),
       measured: p.availSwitchoverBandwidthBytesPerSec > 0 || this.bandwidth.measured,
       downtimeLimitMs: p.downtimeLimitMs, ...this.fixedCostInputs(), toFile: this.channel!.kind === 'file', ...this.xbzrleCostInputs(passMs),
-    });
-    return { ...decision, dirtyRate };
+    };
+  }
+
+  /**
+   * Within a live pass, after a step: whether it should end before the end
+   * of RAM (early-pass-end.ts: QEMU's early sync, while a throttle is on).
+   */
+  private endsEarly(startedMs: number): boolean {
+    if (!this.gate.throttling) return false; // passEndsEarly's first test, before the inputs are gathered
+    const inputs = this.switchoverInputs(this.pages.remainingPages, this.lastDirtyRate, monoMs() - startedMs);
+    return passEndsEarly({ ...inputs, throttling: this.gate.throttling, final: false });
   }
 
   /** With XBZRLE: what a page cost in the last pass, in bytes and in time (switchover-rule.ts); nothing without. */

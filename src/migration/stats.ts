@@ -25,6 +25,8 @@ export interface PassRecord {
   readonly dirtyFound: number;
   /** Dirty pages left after the pass, with a fresh sync. */
   readonly remainingPages: number;
+  /** Of those, pages the pass never reached: it ended early (early-pass-end.ts); 0 when it walked all of RAM, absent from an older ferry. */
+  readonly unreachedPages?: number;
   /** Bytes sent and not yet acknowledged when the pass ended (they count as left to send at switchover). */
   readonly inflightBytes: number;
   /** Guest dirtying rate during the pass, pages/s (pages found dirty again / pass time). */

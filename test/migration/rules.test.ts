@@ -4,6 +4,7 @@ import { BandwidthEstimator } from '../../src/migration/bandwidth.js';
 import { RateLimiter } from '../../src/migration/rate-limiter.js';
 import { DEFAULT_FIXED_SWITCHOVER_MS } from '../../src/migration/switchover.js';
 import { SWITCHOVER_ROUND_TRIPS, decideSwitchover, switchoverFixedMs } from '../../src/migration/switchover-rule.js';
+import { passEndsEarly } from '../../src/migration/early-pass-end.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -18,6 +19,20 @@ test('switchover rule: the thread arithmetic, 30 ms at 1 Gbit/s is about 3 MB', 
   const d = decideSwitchover({ ...base, remainingPages: 700 });
   assert.ok(Math.abs(d.expectedMs - (5 + (700 * 4096) / 125e3)) < 1e-9);
   assert.match(d.decision, /^switch over: expected downtime 27\.9 ms \(fixed 5\.0 ms \(hosts 5 ms, link not measured\) \+ 2\.73 MiB at 119\.2 MiB\/s\) <= limit 30 ms$/);
+});
+
+test("early pass end: QEMU's early sync at 300 ms on 1 Gbit/s, about 35 MB left, only while a throttle is on", () => {
+  // 125 MB/s x 295 ms (300 minus the 5 ms fixed cost) = 36.9 MB = 9003 pages.
+  const at300 = { ...base, downtimeLimitMs: 300, throttling: true, final: false };
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 9000 }), true, '36.9 MB unsent: the rest fits, the pass ends');
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 9010 }), false, 'a little more: the pass goes on');
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 9000, throttling: false }), false, 'no throttle: the pass walks all of RAM');
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 9000, final: true }), false, 'the final pass always walks all of RAM');
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 9000, toFile: true }), false, 'a save to file has one live pass, whole');
+  assert.equal(passEndsEarly({ ...at300, remainingPages: 0 }), false, 'nothing unsent: only clean ranges are left to walk');
+  // At ferry's 30 ms the rest must be 3 MB: the same count iterates.
+  assert.equal(passEndsEarly({ ...at300, downtimeLimitMs: 30, remainingPages: 9000 }), false);
+  assert.equal(passEndsEarly({ ...at300, downtimeLimitMs: 30, remainingPages: 700 }), true);
 });
 
 test('switchover rule with XBZRLE: remaining pages cost the last pass\'s bytes per page, and take at least the last pass\'s time per page', () => {
