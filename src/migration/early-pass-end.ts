@@ -29,6 +29,11 @@
  * meanwhile (QEMU would pause for up to the whole limit). A deviation from
  * QEMU, listed in README's QMP section.
  *
+ * On several channels (multifd) a pass still walks all of RAM: each
+ * channel walks its stripe on its own thread, and ending them early would
+ * need a word to every channel mid-pass; the auto-converge rows do not use
+ * channels.
+ *
  * What it ignores: the pass's own dirtying ahead of the cursor (found when
  * the pass reaches it, so the pages not sent are undercounted by it), as
  * the lower bound above says.
