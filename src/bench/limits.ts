@@ -2,8 +2,10 @@
  * The physical limits every benchmark figure is compared with, measured in
  * the same run on the same machine: the zero scan over resident memory,
  * copying pages, first touch of fresh memory, and loopback TCP between two
- * processes with large writes, received and discarded or into fresh
- * never-touched memory (what a destination pays).
+ * processes with large writes, received and discarded, into fresh
+ * never-touched memory (what a destination pays), or into resident memory
+ * on as many connections as a migration has channels (what a preallocated
+ * destination pays).
  */
 import { PAGE_SIZE } from '../memory/page.js';
 import { RamBlock } from '../memory/ram-block.js';
@@ -22,6 +24,18 @@ export interface Limits {
   readonly loopbackGBps: Sample;
   /** GB/s: the same, received into fresh never-touched memory. */
   readonly loopbackFreshGBps: Sample;
+  /** GB/s: the same into resident memory (a preallocated destination's), on 1, 2 and 4 connections at once (a migration's channels). */
+  readonly loopbackResidentGBps: readonly { readonly streams: number; readonly gbps: Sample }[];
+}
+
+/** The connections the into-resident limit is measured on: the multifd rows' channels. */
+export const RESIDENT_STREAMS = [1, 2, 4] as const;
+
+/** The into-resident limit on `streams` connections (the row's channels; 1 without multifd). */
+export function residentLimit(limits: Limits, streams: number): Sample {
+  const found = limits.loopbackResidentGBps.find((l) => l.streams === streams);
+  if (found === undefined) throw new Error(`no into-resident limit on ${streams} connections: measured on ${RESIDENT_STREAMS.join(', ')}`);
+  return found.gbps;
 }
 
 export async function measureLimits(o: { bytes: number; runs: number }): Promise<Limits> {
@@ -48,9 +62,14 @@ export async function measureLimits(o: { bytes: number; runs: number }): Promise
   });
   const loopback: number[] = [];
   const loopbackFresh: number[] = [];
+  const resident: number[][] = RESIDENT_STREAMS.map(() => []);
   for (let i = 0; i < o.runs; i++) {
-    loopback.push(await measureLoopback(false, o.bytes));
-    loopbackFresh.push(await measureLoopback(true, o.bytes));
+    loopback.push(await measureLoopback('discard', o.bytes));
+    loopbackFresh.push(await measureLoopback('fresh', o.bytes));
+    for (const [k, streams] of RESIDENT_STREAMS.entries()) resident[k].push(await measureLoopback('resident', o.bytes, streams));
   }
-  return { zeroScanGBps, pageCopyGBps, firstTouchGBps, loopbackGBps: summarize(loopback), loopbackFreshGBps: summarize(loopbackFresh) };
+  return {
+    zeroScanGBps, pageCopyGBps, firstTouchGBps, loopbackGBps: summarize(loopback), loopbackFreshGBps: summarize(loopbackFresh),
+    loopbackResidentGBps: RESIDENT_STREAMS.map((streams, k) => ({ streams, gbps: summarize(resident[k]) })),
+  };
 }

@@ -31,7 +31,8 @@ test('--quick runs every group on guests of at most 256 MiB, one run each, and t
   }
   assert.ok(groups(scenarios(false, 3, LINK)).includes(LINK_GROUP), 'the full suite has the remedies over the link');
   const prealloc = scenarios(false, 3, null).filter((s) => s.group === 'prealloc');
-  assert.deepEqual(prealloc.map((s) => [s.ramBytes, s.spec.destination]), [[2048 * MiB, ['--prealloc']]], 'the full suite has the preallocated 2 GiB guest, in its own group');
+  assert.deepEqual(prealloc.map((s) => [s.ramBytes, s.spec.destination, s.spec.params['multifd-channels'] ?? 1]), [[2048 * MiB, ['--prealloc'], 1], [2048 * MiB, ['--prealloc'], 2]],
+    'the full suite has the preallocated 2 GiB guest, in its own group, on one connection and on 2 channels');
   // Issue 15's XBZRLE rows: the full suite only, on the link, the 512 MiB sweep with xbzrle and a 512 MiB cache, then with random data.
   const xbzrle = scenarios(false, 3, LINK).filter((s) => s.group === XBZRLE_GROUP);
   assert.deepEqual(xbzrle.map((s) => [s.ramBytes, s.spec.netns !== undefined, s.spec.capabilities, s.spec.params['xbzrle-cache-size'], s.spec.guest.includes('random')]),

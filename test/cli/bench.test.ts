@@ -24,7 +24,7 @@ interface Results {
   machine: string;
   quick: boolean;
   smoke: boolean;
-  limits: Record<string, { median: number; min: number; max: number }>;
+  limits: Record<string, { median: number; min: number; max: number } | { streams: number; gbps: { median: number } }[]>;
   scenarios: { name: string; group: string; runs: { status: string; totalMs: number; downtimeMs: number; bytes: number; latency: { during: { samples: number } } }[] }[];
   verdicts: { target: string; measured: string; met: boolean }[];
 }
@@ -38,7 +38,12 @@ test('ferry bench --smoke runs every scenario group of --quick once and writes f
     const results = JSON.parse(readFileSync(out, 'utf8')) as Results;
     assert.equal(results.quick, true);
     assert.equal(results.smoke, true);
-    for (const [name, s] of Object.entries(results.limits)) assert.ok(Number.isFinite(s.median) && s.median > 0, `limit ${name}`);
+    for (const [name, s] of Object.entries(results.limits)) {
+      const samples = Array.isArray(s) ? s.map((x) => ({ what: `${name} on ${x.streams}`, median: x.gbps.median })) : [{ what: name, median: s.median }];
+      for (const x of samples) assert.ok(Number.isFinite(x.median) && x.median > 0, `limit ${x.what}`);
+    }
+    assert.deepEqual((results.limits.loopbackResidentGBps as { streams: number }[]).map((l) => l.streams), [1, 2, 4], 'into resident memory on 1, 2 and 4 connections');
+    assert.match(r.stdout, /\| loopback TCP into resident memory, 4 connections \| \d/);
     const groups = new Set(results.scenarios.map((s) => s.group));
     for (const g of ['idle', 'zeroed', 'random', 'sweep', 'converge', 'postcopy', 'thread', 'map']) assert.ok(groups.has(g), `scenario group ${g} ran`);
     assert.equal(results.scenarios.length, groups.size, 'one scenario of each group');
