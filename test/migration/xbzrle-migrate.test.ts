@@ -57,9 +57,11 @@ for (const [channels, zlib] of [[0, false], [2, false], [2, true], [4, true]] as
         return x !== undefined && x.pages > 100 && x['cache-miss'] > 100 && m.stats.pass >= 4;
       }, 60_000);
     } catch (err) {
+      // What the migration had reached, for a timeout's diagnosis (a CI run once stalled here for 60 s, not reproduced since).
+      const at = `at the end of the wait: ${m.status}, pass ${m.stats.pass}, ${m.stats.transferredBytes} bytes sent, xbzrle ${JSON.stringify(m.stats.xbzrleCache ?? null)}`;
       m.cancel();
       await m.done();
-      throw err;
+      throw new Error(`${(err as Error).message}; ${at}`, { cause: err });
     }
     m.setParameters({ downtimeLimitMs: 60_000 }); // now it may switch over
     const result = await m.done();
