@@ -10,8 +10,7 @@
  * else refers to it), else as a copy (a slice of a larger buffer, as TLS
  * may hand out): the other bytes of that buffer are not ours to move.
  */
-import { Worker } from 'node:worker_threads';
-import { threadId } from 'node:worker_threads';
+import { Worker, threadId } from 'node:worker_threads';
 import { ChannelLoader } from './channel-loader.js';
 import type { ChannelLoaderInit, FromChannelLoader, ToChannelLoader } from './messages.js';
 
@@ -20,6 +19,8 @@ export interface ChannelThread {
   data(chunk: Buffer): void;
   /** The connection ended. */
   end(): void;
+  /** END's barrier passed: apply nothing more, and say the final figures (a 'final' message). */
+  finish(): void;
   onMessage(fn: (m: FromChannelLoader) => void): void;
   /** `fn` once the thread is gone; `err`: it failed on its own (an uncaught error, an exit nobody asked). */
   onExit(fn: (err: Error | null) => void): void;
@@ -42,6 +43,7 @@ export const workerChannelThread: SpawnChannelThread = (init) => {
       w.postMessage({ type: 'data', chunk: own } satisfies ToChannelLoader, [own.buffer as ArrayBuffer]);
     },
     end: () => w.postMessage({ type: 'end' } satisfies ToChannelLoader),
+    finish: () => w.postMessage({ type: 'finish' } satisfies ToChannelLoader),
     onMessage: (fn) => w.on('message', fn),
     onExit: (fn) => w.once('exit', (code) => fn(failure ?? (terminated ? null : new Error(`it exited with code ${code}`)))),
     terminate: () => {
@@ -61,6 +63,7 @@ export const inProcessChannelThread: SpawnChannelThread = (init) => {
   return {
     data: (chunk) => send(() => loader.feed(chunk)),
     end: () => send(() => loader.end()),
+    finish: () => send(() => loader.finish()),
     onMessage: (fn) => listeners.push(fn),
     onExit: (fn) => exits.push(fn),
     terminate: () => {

@@ -7,5 +7,6 @@ const port = parentPort!;
 const loader = new ChannelLoader(workerData as ChannelLoaderInit, (m: FromChannelLoader) => port.postMessage(m), threadId);
 port.on('message', (m: ToChannelLoader) => {
   if (m.type === 'data') loader.feed(m.chunk);
-  else loader.end();
+  else if (m.type === 'end') loader.end();
+  else loader.finish();
 });

@@ -14,7 +14,19 @@
  * connection for the same index is a stranger), the bytes loaded after
  * each chunk (acknowledgements and flow control), each SYNC with its
  * figures so far (the barrier; END's totals and VERIFY add them up), the
- * first rule broken (nothing more is loaded then), and the end.
+ * first rule broken (nothing more is loaded then), the end, and, asked at
+ * END's barrier (`finish`), its final figures: after them it applies
+ * nothing more, so END's totals and VERIFY cover every page it wrote.
+ *
+ * A channel's records for a pass all come before its SYNC for that pass
+ * (QEMU's multifd: a channel's packets precede its sync), so at END,
+ * after its SYNC of the last pass, it has loaded nothing more: a page
+ * loaded after its last SYNC belongs to no pass END checks, and `finish`
+ * reports it as a broken rule naming the record (the loader thread fails
+ * the migration naming the channel) instead of letting it go unverified.
+ * The loader thread's stop word (channel-loader-words.ts) is checked
+ * before each record is applied: after the migration ended, a thread
+ * still decoding queued chunks writes nothing.
  *
  * A channel's pages are its stripe (docs/wire-format.md "Several
  * channels": the 2 MiB ranges, numbered across the blocks, that are its
@@ -27,7 +39,8 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { serializeError } from '../serialized-error.js';
 import { makeCodec, type PacketCodec } from '../wire/compression.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
-import { RECORD, Rec } from '../wire/records.js';
+import { RECORD, Rec, recordRow } from '../wire/records.js';
+import { ChannelLoaderWords } from './channel-loader-words.js';
 import type { ChannelLoaderInit, FromChannelLoader } from './messages.js';
 import { RamLoader } from './ram-loader.js';
 import { RANGE_PAGES } from './ram-sender.js';
@@ -36,17 +49,22 @@ export class ChannelLoader {
   private readonly ram: RamLoader;
   private readonly decoder: FrameDecoder;
   private readonly codec: PacketCodec | null;
-  private readonly claims: Int32Array;
+  private readonly words: ChannelLoaderWords;
   /** Per block: the number (across blocks) of its first 2 MiB range (the stripe's test). */
   private readonly firstRange: number[] = [];
   private index: number | null = null;
   private failed = false;
+  /** Asked for its final figures (END): nothing more is applied. */
+  private finished = false;
+  /** The pass of its last SYNC, and the first record that wrote pages after it (null: none). */
+  private synced = 0;
+  private afterSync: string | null = null;
 
   constructor(private readonly init: ChannelLoaderInit, private readonly post: (m: FromChannelLoader) => void, private readonly threadId: number) {
     const h = init.header;
     this.ram = RamLoader.attach(h, init.ram);
     this.codec = h.compression === null ? null : makeCodec(h.compression);
-    this.claims = new Int32Array(init.claims);
+    this.words = new ChannelLoaderWords(init.words);
     let ranges = 0;
     for (const b of h.blocks) {
       this.firstRange.push(ranges);
@@ -55,6 +73,7 @@ export class ChannelLoader {
     this.decoder = new FrameDecoder({
       pageData: (block, offset, data) => {
         const first = Math.floor(offset / PAGE_SIZE);
+        this.applying('PAGES');
         this.checkStripe('PAGES', block, first, Math.floor((offset + data.length - 1) / PAGE_SIZE) - first + 1);
         this.ram.pageData(block, offset, data);
       },
@@ -65,12 +84,12 @@ export class ChannelLoader {
 
   /** The connection's next bytes: loaded, then acknowledged; after a broken rule, ignored. */
   feed(chunk: Uint8Array): void {
-    if (this.failed) return;
+    if (this.failed || this.finished) return;
     try {
       this.decoder.feed(chunk);
     } catch (err) {
       this.failed = true;
-      this.post({ type: 'failed', error: serializeError(err) });
+      if (!this.words.stopped) this.post({ type: 'failed', error: serializeError(err) }); // stopped: the migration ended, not this channel
       return;
     }
     this.post({ type: 'loaded', bytes: chunk.length });
@@ -81,7 +100,26 @@ export class ChannelLoader {
     this.post({ type: 'ended', atBoundary: !this.failed && this.decoder.atBoundary });
   }
 
+  /**
+   * END's barrier passed (every channel loaded its SYNC of the last pass):
+   * apply nothing more, and say the final figures, and what was loaded
+   * after the last SYNC (a broken rule: see top).
+   */
+  finish(): void {
+    this.finished = true;
+    const unsynced = this.afterSync === null ? null : `${this.afterSync} after its SYNC ${this.synced}, the last pass (a channel's records for a pass all come before its SYNC for it)`;
+    this.post({ type: 'final', figures: this.ram.figures(), unsynced });
+  }
+
+  /** Before each record that writes RAM: not after the migration ended; and noted if after a SYNC. */
+  private applying(what: string): void {
+    if (this.words.stopped) throw STOPPED;
+    if (this.synced > 0) this.afterSync ??= what;
+  }
+
   private onRecord(type: Rec, block: number, head: Buffer, pages: number): void {
+    if (this.words.stopped) throw STOPPED;
+    if (type === Rec.Xbzrle || type === Rec.Zero || type === Rec.Compressed || type === Rec.Grow) this.applying(recordRow(type)!.name);
     switch (type) {
       case Rec.Channel: this.onChannel(head); break;
       case Rec.Pages: this.ram.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
@@ -99,7 +137,11 @@ export class ChannelLoader {
       }
       case Rec.Compressed: this.loadCompressed(block, head); break;
       case Rec.Grow: this.ram.growTo(block, RECORD.Grow.decode(head).pages); break;
-      case Rec.Sync: this.post({ type: 'synced', pass: RECORD.Sync.decode(head).pass, figures: this.ram.figures() }); break;
+      case Rec.Sync:
+        this.synced = RECORD.Sync.decode(head).pass;
+        this.afterSync = null;
+        this.post({ type: 'synced', pass: this.synced, figures: this.ram.figures() });
+        break;
     }
   }
 
@@ -124,7 +166,7 @@ export class ChannelLoader {
     if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`);
     if (channels !== h.channels) throw new WireError(`CHANNEL: ${channels} channels, the header announced ${h.channels}`);
     if (index >= channels) throw new WireError(`CHANNEL: index ${index}, expected 0..${channels - 1}`);
-    if (Atomics.compareExchange(this.claims, index, 0, 1) !== 0) throw new WireError(`CHANNEL: channel ${index} connected twice`);
+    if (!this.words.claim(index)) throw new WireError(`CHANNEL: channel ${index} connected twice`);
     this.index = index;
     this.post({ type: 'channel', index, threadId: this.threadId });
   }
@@ -141,3 +183,6 @@ export class ChannelLoader {
     }
   }
 }
+
+/** Thrown out of the decoder when the stop word is set (the decoder may wrap it): not a failure, the migration already ended. */
+const STOPPED = new Error('the migration ended');

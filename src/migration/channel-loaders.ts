@@ -43,6 +43,7 @@ import type { StreamHeader } from '../wire/format.js';
 import { refused } from '../wire/refusals.js';
 import type { ChannelThreadFigures, FromChannelLoader } from './messages.js';
 import type { RamLoader } from './ram-loader.js';
+import { ChannelLoaderWords } from './channel-loader-words.js';
 import { workerChannelThread, type ChannelThread, type SpawnChannelThread } from './channel-loader-thread.js';
 import { Signal } from './waiter.js';
 
@@ -63,8 +64,10 @@ interface Channel {
   held: number;
   loaded: number;
   paused: boolean;
-  /** Pages its thread loaded (its figures at its last SYNC). */
+  /** Pages its thread loaded (its figures at its last SYNC, then its final ones). */
   pages: number;
+  /** Its final figures arrived (END's barrier: `finish`). */
+  final: boolean;
   /** The connection's error, if it failed before its thread said which channel it is. */
   error: Error | null;
   /** Its thread is gone. */
@@ -92,8 +95,8 @@ export class ChannelLoaders {
   private readonly byIndex: (Channel | undefined)[];
   private changed = new Signal();
   private failure: Error | null = null;
-  /** One word per index: claimed by the first connection that names it (channel-loader.ts). */
-  private readonly claims: SharedArrayBuffer;
+  /** The stop word and one claim word per index (channel-loader-words.ts). */
+  private readonly words: ChannelLoaderWords;
   private readonly spawn: SpawnChannelThread;
   private readonly maxHeld: number;
   /** Threads not yet gone. */
@@ -109,7 +112,7 @@ export class ChannelLoaders {
   ) {
     this.byIndex = new Array(header.channels).fill(undefined);
     if (header.compression !== null) checkCodec(header.compression);
-    this.claims = new SharedArrayBuffer(4 * header.channels);
+    this.words = ChannelLoaderWords.create(header.channels);
     this.spawn = options.spawn ?? workerChannelThread;
     this.maxHeld = options.maxHeldBytes ?? MAX_HELD_BYTES;
     this.allExited.resolve();
@@ -153,14 +156,14 @@ export class ChannelLoaders {
     }
     let thread: ChannelThread;
     try {
-      thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, claims: this.claims });
+      thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, words: this.words.shared });
     } catch (err) {
       socket.destroy();
       this.fail(new MigrationError(`a channel: its loader thread could not start: ${(err as Error).message}`, { cause: err }));
       return;
     }
     const c: Channel = {
-      socket, thread, index: null, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, error: null, exited: false,
+      socket, thread, index: null, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, final: false, error: null, exited: false,
     };
     if (this.alive++ === 0) this.allExited = new Signal();
     this.channels.push(c);
@@ -195,9 +198,30 @@ export class ChannelLoaders {
     }
   }
 
-  /** The migration ended, either way: load nothing more, end every thread now, and close every channel after `lingerMs`. */
+  /**
+   * END: once every channel loaded its SYNC of `pass` (the barrier), each
+   * says its final figures and applies nothing more; they go into END's
+   * totals and digest (ram-loader.ts). A channel that loaded pages after
+   * its last SYNC fails the migration, naming it (channel-loader.ts).
+   */
+  async finish(pass: number): Promise<void> {
+    await this.reached(pass);
+    const all = this.byIndex as Channel[];
+    for (const c of all) c.thread.finish();
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      const waiting = all.find((c) => !c.final);
+      if (waiting === undefined) return;
+      if (waiting.exited) throw new WireError(`${name(waiting)}: its loader thread ended before it said its final figures`);
+      this.changed = new Signal();
+      await this.changed.promise;
+    }
+  }
+
+  /** The migration ended, either way: load nothing more (the stop word, before any thread is asked to end), end every thread now, and close every channel after `lingerMs`. */
   close(lingerMs: number): void {
     this.failure ??= new WireError('the migration ended');
+    this.words.stop();
     for (const c of this.channels) {
       c.thread.terminate();
       setTimeout(() => c.socket.destroy(), lingerMs).unref();
@@ -223,6 +247,16 @@ export class ChannelLoaders {
         break;
       }
       case 'ended': this.onEnded(c, m.atBoundary); break;
+      case 'final':
+        if (m.unsynced !== null) {
+          this.fail(new WireError(`${name(c)}: ${m.unsynced}`));
+          break;
+        }
+        c.pages = m.figures.normalPages + m.figures.zeroPages;
+        this.ram.addFigures(c.index!, m.figures);
+        c.final = true;
+        this.changed.resolve();
+        break;
     }
   }
 
@@ -249,6 +283,7 @@ export class ChannelLoaders {
   private onExit(c: Channel, err: Error | null): void {
     c.exited = true;
     if (--this.alive === 0) this.allExited.resolve();
+    this.changed.resolve();
     if (err !== null && this.failure === null) {
       this.fail(new WireError(`${name(c)}: its loader thread failed: ${err.message}`, { cause: err }));
     }

@@ -396,7 +396,7 @@ export class LoaderSession {
     this.queue = this.queue.then(async () => {
       if (this.finished) return;
       try {
-        await channels.reached(pass);
+        await channels.finish(pass); // every channel's final figures in: END's totals and digest cover every page written
         if (!this.finished) this.checkEnd(head);
       } catch (err) {
         this.fail(err);

@@ -117,14 +117,15 @@ export interface ChannelLoaderInit {
   readonly header: StreamHeader;
   readonly ram: RamLoaderShared;
   readonly maxRecordBytes: number;
-  /** One Int32 per channel index: 1 once a connection said it is that channel (a second one is a stranger). */
-  readonly claims: SharedArrayBuffer;
+  /** The stop word and the claims, shared with the loader thread (channel-loader-words.ts). */
+  readonly words: SharedArrayBuffer;
 }
 
-/** Loader thread -> a channel's loader thread: its connection's bytes, in order, then its end. */
+/** Loader thread -> a channel's loader thread: its connection's bytes, in order, then its end; `finish`: END's barrier passed, say the final figures. */
 export type ToChannelLoader =
   | { readonly type: 'data'; readonly chunk: Uint8Array }
-  | { readonly type: 'end' };
+  | { readonly type: 'end' }
+  | { readonly type: 'finish' };
 
 /** A channel's loader thread -> the loader thread. */
 export type FromChannelLoader =
@@ -137,7 +138,9 @@ export type FromChannelLoader =
   /** The bytes broke a rule (or named no channel: a stranger); nothing more is loaded. */
   | { readonly type: 'failed'; readonly error: SerializedError }
   /** Every byte before the end was loaded; `atBoundary`: the connection ended between records. */
-  | { readonly type: 'ended'; readonly atBoundary: boolean };
+  | { readonly type: 'ended'; readonly atBoundary: boolean }
+  /** Asked to finish: its figures, final (nothing more is applied); `unsynced`: what it loaded after its last SYNC (a broken rule), else null. */
+  | { readonly type: 'final'; readonly figures: LoadFigures; readonly unsynced: string | null };
 
 /** Main -> source worker. */
 export type ToSource =

@@ -92,7 +92,7 @@ test('four channels: each channel\'s pages load on a thread of its own; RAM as s
   const { clients, server } = await connect(loaders, Array.from({ length: CHANNELS }, (_, k) => channelStream(k)));
   open.push(server, ...clients.map((c) => ({ close: () => c.destroy() })));
   try {
-    await bounded('every channel\'s SYNC 1', loaders.reached(1), 30_000);
+    await bounded('every channel\'s SYNC 1 and final figures', loaders.finish(1), 30_000);
     assert.deepEqual(failures, []);
     assert.ok(Buffer.compare(ram.blocks[0].bytes, RAM) === 0, 'RAM as sent');
     const threads = loaders.threads();
@@ -154,6 +154,28 @@ test('a page outside the channel\'s stripe is refused before it is written, nami
   await bounded('every channel thread to end', loaders.exited(), 10_000);
 });
 
+test('a page after a channel\'s last SYNC does not go unverified: END\'s barrier fails the migration naming the channel and the record', async () => {
+  const ram = new RamLoader(header);
+  const { failures, host } = hosted();
+  const loaders = new ChannelLoaders(header, ram, host, 16 * MiB);
+  // Channel 3 sends one more page of its stripe after its SYNC 1: written into RAM, in no pass END checks.
+  const late = Buffer.concat([channelStream(3), encodeRecord(RECORD.Zero, { first: 3 * RANGE, count: 1 })]);
+  const streams = [channelStream(0), channelStream(1), channelStream(2), late];
+  const { clients, server, accepted } = await connect(loaders, streams);
+  open.push(server, ...clients.map((c) => ({ close: () => c.destroy() })));
+  try {
+    // Every byte of every channel loaded (so the late page was written), then END's barrier.
+    await until('every channel loaded to its end', () => loaders.bytes === streams.reduce((n, b) => n + b.length, 0), 30_000);
+    assert.equal(accepted.length, CHANNELS);
+    await assert.rejects(bounded('END\'s barrier', loaders.finish(1), 30_000), /^WireError: channel 3: ZERO after its SYNC 1, the last pass/);
+    assert.equal(failures.length, 1);
+    assert.match(failures[0].message, /^channel 3: ZERO after its SYNC 1/);
+  } finally {
+    loaders.close(0);
+  }
+  await bounded('every channel thread to end', loaders.exited(), 10_000);
+});
+
 /** Where the `n`th record of `stream` ends. */
 function recordEnd(stream: Buffer, n: number): number {
   let at = 0;
@@ -174,6 +196,7 @@ test('flow control: a channel thread that does not keep up has its socket paused
       else held += chunk.length;
     },
     end: () => {},
+    finish: () => {},
     onMessage: (fn) => { ack = fn; },
     onExit: () => {},
     terminate: () => {},
