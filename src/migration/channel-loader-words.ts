@@ -16,14 +16,10 @@
  * running): a successful one never gets here with a channel writing,
  * because END's checks come only after each channel said its final figures
  * and stopped applying on its own thread (channel-loader.ts `finish`).
- *
- * CLAIM (words 1..channels): 1 once a connection proved itself channel
- * `index` (its CHANNEL); a second connection naming the same index is
- * refused. compareExchange makes the first claimant the only one, whichever
- * thread claims.
+
  */
 const STOP = 0;
-const CLAIM = 1;
+const WORDS = 1;
 
 export class ChannelLoaderWords {
   private readonly words: Int32Array;
@@ -33,8 +29,8 @@ export class ChannelLoaderWords {
     this.words = new Int32Array(shared);
   }
 
-  static create(channels: number): ChannelLoaderWords {
-    return new ChannelLoaderWords(new SharedArrayBuffer(4 * (CLAIM + channels)));
+  static create(): ChannelLoaderWords {
+    return new ChannelLoaderWords(new SharedArrayBuffer(4 * WORDS));
   }
 
   /** The migration ended: no channel's loader applies another record. */
@@ -44,10 +40,5 @@ export class ChannelLoaderWords {
 
   get stopped(): boolean {
     return Atomics.load(this.words, STOP) !== 0;
-  }
-
-  /** Claim channel `index` for the caller: false if another connection claimed it first. */
-  claim(index: number): boolean {
-    return Atomics.compareExchange(this.words, CLAIM + index, 0, 1) === 0;
   }
 }

@@ -9,9 +9,12 @@
  * loader thread's blocks and maps (ram-loader.ts), with counts and a
  * digest of its own.
  *
- * What it tells the loader thread (messages.ts): which channel the
- * connection is (CHANNEL, claimed in a shared word per index: a second
- * connection for the same index is a stranger), the bytes loaded after
+ * The loader thread proved the connection is channel `init.index` before
+ * it started this thread (channel-proof.ts: its CHANNEL, the index
+ * claimed); this decodes the stream from its first byte, that CHANNEL too.
+ *
+ * What it tells the loader thread (messages.ts): its thread (on its
+ * CHANNEL), the bytes loaded after
  * each chunk (acknowledgements and flow control), each SYNC with its
  * figures so far (the barrier; END's totals and VERIFY add them up), the
  * first rule broken (nothing more is loaded then), the end, and, asked at
@@ -159,14 +162,10 @@ export class ChannelLoader {
     this.ram.loadedPages(block, first, count);
   }
 
-  /** CHANNEL: this stream's, an index in range, and the first connection to claim it (else a stranger: the loader thread drops it). */
+  /** CHANNEL: the one the loader thread proved (channel-proof.ts checked the rest). */
   private onChannel(head: Buffer): void {
-    const { index, channels, uuid } = RECORD.Channel.decode(head);
-    const h = this.init.header;
-    if (uuid !== h.uuid) throw new WireError(`CHANNEL: guest ${uuid}, the stream is guest ${h.uuid}`);
-    if (channels !== h.channels) throw new WireError(`CHANNEL: ${channels} channels, the header announced ${h.channels}`);
-    if (index >= channels) throw new WireError(`CHANNEL: index ${index}, expected 0..${channels - 1}`);
-    if (!this.words.claim(index)) throw new WireError(`CHANNEL: channel ${index} connected twice`);
+    const { index } = RECORD.Channel.decode(head);
+    if (index !== this.init.index) throw new WireError(`CHANNEL: index ${index}, the loader thread proved this connection channel ${this.init.index}`);
     this.index = index;
     this.post({ type: 'channel', index, threadId: this.threadId });
   }

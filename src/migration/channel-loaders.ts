@@ -28,12 +28,18 @@
  * added to the loader thread's: ram-loader.ts), so LOADED (and GO) come
  * only after every page landed.
  *
+ * A connection gets a thread only once it proved itself one of the
+ * channels, on this thread (channel-proof.ts: its CHANNEL read and checked,
+ * its index unclaimed): a stranger (garbage, another stream's, a second
+ * claim of an index) is dropped with the reason (traced: NODE_DEBUG=
+ * ferry:channels), costs no thread, and its bytes count for nothing (the
+ * idle watch hears only proven channels' loaded bytes).
+ *
  * A channel that breaks a rule, fails, or closes inside a record fails the
  * migration, naming the channel; one that closes cleanly is done (a source
  * closes each after its last pass), and a wait for a pass it never synced
- * fails, naming it. A connection that never proved itself one of the
- * channels (its CHANNEL) is a stranger: dropped alone, its thread ended.
- * Every thread ends with the migration, whatever happened (`close`).
+ * fails, naming it. Every thread ends with the migration, whatever
+ * happened (`close`: the stop word first, channel-loader-words.ts).
  */
 import type net from 'node:net';
 import { MigrationError, WireError } from '../errors.js';
@@ -43,9 +49,13 @@ import type { StreamHeader } from '../wire/format.js';
 import { refused } from '../wire/refusals.js';
 import type { ChannelThreadFigures, FromChannelLoader } from './messages.js';
 import type { RamLoader } from './ram-loader.js';
+import { createTracer } from '../trace.js';
 import { ChannelLoaderWords } from './channel-loader-words.js';
+import { proveChannel, unproven } from './channel-proof.js';
 import { workerChannelThread, type ChannelThread, type SpawnChannelThread } from './channel-loader-thread.js';
 import { Signal } from './waiter.js';
+
+const trace = createTracer('channels');
 
 /** Bytes a channel's thread may hold not yet loaded before its socket is paused: a few 512 KiB packets, so the thread never waits for the socket. */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
@@ -53,8 +63,8 @@ export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 interface Channel {
   readonly socket: net.Socket;
   readonly thread: ChannelThread;
-  /** Its CHANNEL index, once its thread read and claimed it. */
-  index: number | null;
+  /** Its CHANNEL index (proved before its thread started). */
+  readonly index: number;
   threadId: number;
   /** The pass of its last SYNC loaded (0: none). */
   synced: number;
@@ -68,8 +78,6 @@ interface Channel {
   pages: number;
   /** Its final figures arrived (END's barrier: `finish`). */
   final: boolean;
-  /** The connection's error, if it failed before its thread said which channel it is. */
-  error: Error | null;
   /** Its thread is gone. */
   exited: boolean;
 }
@@ -81,6 +89,8 @@ export interface ChannelLoadersHost {
   allConnected(): void;
   /** `length` bytes arrived on a channel and were loaded (the idle watch, the acknowledgements). */
   onBytes(length: number): void;
+  /** A stranger was dropped (no thread, the migration untouched): `why` names it ("an unproven connection from ADDR:PORT: ..."). */
+  dropped?(why: string): void;
 }
 
 export interface ChannelLoadersOptions {
@@ -95,10 +105,12 @@ export class ChannelLoaders {
   private readonly byIndex: (Channel | undefined)[];
   private changed = new Signal();
   private failure: Error | null = null;
-  /** The stop word and one claim word per index (channel-loader-words.ts). */
+  /** The stop word (channel-loader-words.ts). */
   private readonly words: ChannelLoaderWords;
   private readonly spawn: SpawnChannelThread;
   private readonly maxHeld: number;
+  /** Connections still proving themselves: each one's cancel. */
+  private readonly proving: Set<() => void>;
   /** Threads not yet gone. */
   private alive = 0;
   private allExited = new Signal();
@@ -112,13 +124,14 @@ export class ChannelLoaders {
   ) {
     this.byIndex = new Array(header.channels).fill(undefined);
     if (header.compression !== null) checkCodec(header.compression);
-    this.words = ChannelLoaderWords.create(header.channels);
+    this.words = ChannelLoaderWords.create();
+    this.proving = new Set();
     this.spawn = options.spawn ?? workerChannelThread;
     this.maxHeld = options.maxHeldBytes ?? MAX_HELD_BYTES;
     this.allExited.resolve();
   }
 
-  /** Channels that said which they are (CHANNEL). */
+  /** Channels that proved which they are (CHANNEL). */
   get connected(): number {
     return this.byIndex.filter((c) => c !== undefined).length;
   }
@@ -145,44 +158,63 @@ export class ChannelLoaders {
 
   /** Each channel's thread and the pages it loaded (the figures). */
   threads(): ChannelThreadFigures[] {
-    return this.byIndex.flatMap((c) => (c === undefined ? [] : [{ channel: c.index!, threadId: c.threadId, pages: c.pages }]));
+    return this.byIndex.flatMap((c) => (c === undefined ? [] : [{ channel: c.index, threadId: c.threadId, pages: c.pages }]));
   }
 
-  /** A connection that opened with a CHANNEL record (socket.ts routes it here): a thread of its own loads it. */
+  /** A connection whose first byte is CHANNEL's (socket.ts routes it here): once it proved which channel it is, a thread of its own loads it. */
   add(socket: net.Socket): void {
     if (this.failure !== null) {
       socket.destroy();
       return;
     }
+    const who = unproven(socket);
+    const cancel = proveChannel(socket, this.header, (index) => this.byIndex[index] !== undefined, (r) => {
+      this.proving.delete(cancel);
+      if ('error' in r) {
+        trace('dropped %s: %s', who, r.error.message);
+        socket.destroy();
+        this.host.dropped?.(`${who}: ${r.error.message}`);
+      } else if (this.failure !== null) socket.destroy();
+      else this.start(socket, r.index, r.chunks);
+    });
+    this.proving.add(cancel);
+  }
+
+  /** Channel `index`, proved (`chunks`: its bytes read so far, its CHANNEL first): its thread, its flow. */
+  private start(socket: net.Socket, index: number, chunks: Buffer[]): void {
     let thread: ChannelThread;
     try {
-      thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, words: this.words.shared });
+      thread = this.spawn({ header: this.header, ram: this.ram.attachment(), maxRecordBytes: this.maxRecordBytes, words: this.words.shared, index });
     } catch (err) {
       socket.destroy();
-      this.fail(new MigrationError(`a channel: its loader thread could not start: ${(err as Error).message}`, { cause: err }));
+      this.fail(new MigrationError(`channel ${index}: its loader thread could not start: ${(err as Error).message}`, { cause: err }));
       return;
     }
-    const c: Channel = {
-      socket, thread, index: null, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, final: false, error: null, exited: false,
-    };
+    const c: Channel = { socket, thread, index, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, final: false, exited: false };
+    this.byIndex[index] = c;
+    trace('channel %d proved (%s): a thread of its own', index, unproven(socket));
     if (this.alive++ === 0) this.allExited = new Signal();
     this.channels.push(c);
     thread.onMessage((m) => this.onMessage(c, m));
     thread.onExit((err) => this.onExit(c, err));
-    socket.on('data', (chunk: Buffer) => {
-      if (this.failure !== null || c.exited) return;
-      c.held += chunk.length;
-      thread.data(chunk);
-      if (c.held >= this.maxHeld && !c.paused) {
-        c.paused = true;
-        socket.pause();
-      }
-    });
-    socket.on('error', (err) => {
-      c.error ??= err;
-      if (c.index !== null) this.fail(new WireError(`${name(c)}: the connection failed: ${err.message}`, { cause: err }));
-    });
+    for (const chunk of chunks) this.onData(c, chunk);
+    socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
+    socket.on('error', (err) => this.fail(new WireError(`${name(c)}: the connection failed: ${err.message}`, { cause: err })));
     socket.on('close', () => { if (!c.exited) thread.end(); });
+    if (!c.paused) socket.resume();
+    if (this.connected === this.header.channels) this.host.allConnected();
+    this.changed.resolve();
+  }
+
+  /** A chunk of channel `c`'s connection to its thread; its socket paused once its thread holds the bound. */
+  private onData(c: Channel, chunk: Buffer): void {
+    if (this.failure !== null || c.exited) return;
+    c.held += chunk.length;
+    c.thread.data(chunk);
+    if (c.held >= this.maxHeld && !c.paused) {
+      c.paused = true;
+      c.socket.pause();
+    }
   }
 
   /** Resolves when every channel has loaded its SYNC of `pass` (the barrier); rejects if one cannot. */
@@ -222,6 +254,7 @@ export class ChannelLoaders {
   close(lingerMs: number): void {
     this.failure ??= new WireError('the migration ended');
     this.words.stop();
+    for (const cancel of [...this.proving]) cancel();
     for (const c of this.channels) {
       c.thread.terminate();
       setTimeout(() => c.socket.destroy(), lingerMs).unref();
@@ -231,19 +264,17 @@ export class ChannelLoaders {
 
   private onMessage(c: Channel, m: FromChannelLoader): void {
     switch (m.type) {
-      case 'channel': this.onChannel(c, m.index, m.threadId); break;
+      case 'channel': c.threadId = m.threadId; break;
       case 'loaded': this.onLoaded(c, m.bytes); break;
       case 'synced':
         c.synced = m.pass;
         c.pages = m.figures.normalPages + m.figures.zeroPages;
-        this.ram.addFigures(c.index!, m.figures);
+        this.ram.addFigures(c.index, m.figures);
         this.changed.resolve();
         break;
       case 'failed': {
-        // A connection that has not proved itself one of this stream's channels (its CHANNEL) is a stranger: dropped alone.
         const err = rebuildError(m.error);
-        if (c.index === null) this.drop(c);
-        else this.fail(new WireError(`${name(c)}: ${err.message}`, { cause: err }));
+        this.fail(new WireError(`${name(c)}: ${err.message}`, { cause: err }));
         break;
       }
       case 'ended': this.onEnded(c, m.atBoundary); break;
@@ -253,7 +284,7 @@ export class ChannelLoaders {
           break;
         }
         c.pages = m.figures.normalPages + m.figures.zeroPages;
-        this.ram.addFigures(c.index!, m.figures);
+        this.ram.addFigures(c.index, m.figures);
         c.final = true;
         this.changed.resolve();
         break;
@@ -274,9 +305,7 @@ export class ChannelLoaders {
   /** Its thread loaded every byte the connection brought before it ended. */
   private onEnded(c: Channel, atBoundary: boolean): void {
     c.closed = true;
-    if (c.index === null) this.drop(c);
-    else if (c.error !== null) this.fail(new WireError(`${name(c)}: the connection failed: ${c.error.message}`, { cause: c.error }));
-    else if (!atBoundary) this.fail(new WireError(`${name(c)}: the source closed it inside a record`));
+    if (!atBoundary) this.fail(new WireError(`${name(c)}: the source closed it inside a record`));
     this.changed.resolve();
   }
 
@@ -289,33 +318,16 @@ export class ChannelLoaders {
     }
   }
 
-  /** A connection that never said it is one of the channels: closed, its thread ended, forgotten; the migration untouched. */
-  private drop(c: Channel): void {
-    c.socket.destroy();
-    c.thread.terminate();
-    const i = this.channels.indexOf(c);
-    if (i >= 0) this.channels.splice(i, 1);
-  }
-
   private fail(err: Error): void {
     if (this.failure !== null) return;
     this.failure = err;
     this.host.fail(err);
     this.changed.resolve();
   }
-
-  /** Its thread claimed index `index` (channel-loader.ts: a second claim is refused there, as a stranger). */
-  private onChannel(c: Channel, index: number, threadId: number): void {
-    c.index = index;
-    c.threadId = threadId;
-    this.byIndex[index] = c;
-    if (this.connected === this.header.channels) this.host.allConnected();
-    this.changed.resolve();
-  }
 }
 
 function name(c: Channel): string {
-  return c.index === null ? 'a channel' : `channel ${c.index}`;
+  return `channel ${c.index}`;
 }
 
 /** The header's codec must be one this side decodes: else a refusal before any page. */

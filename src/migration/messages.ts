@@ -117,8 +117,10 @@ export interface ChannelLoaderInit {
   readonly header: StreamHeader;
   readonly ram: RamLoaderShared;
   readonly maxRecordBytes: number;
-  /** The stop word and the claims, shared with the loader thread (channel-loader-words.ts). */
+  /** The stop word, shared with the loader thread (channel-loader-words.ts). */
   readonly words: SharedArrayBuffer;
+  /** The channel the connection proved itself on the loader thread (channel-proof.ts). */
+  readonly index: number;
 }
 
 /** Loader thread -> a channel's loader thread: its connection's bytes, in order, then its end; `finish`: END's barrier passed, say the final figures. */
@@ -129,13 +131,13 @@ export type ToChannelLoader =
 
 /** A channel's loader thread -> the loader thread. */
 export type FromChannelLoader =
-  /** The connection said which channel it is (CHANNEL), claimed; `threadId`: the thread that loads it. */
+  /** Its CHANNEL loaded; `threadId`: the thread that loads it. */
   | { readonly type: 'channel'; readonly index: number; readonly threadId: number }
   /** `bytes` of the connection were decoded and loaded (they were acknowledged; the flow control). */
   | { readonly type: 'loaded'; readonly bytes: number }
   /** SYNC `pass` loaded: every page of the pass is in RAM; the channel's figures so far. */
   | { readonly type: 'synced'; readonly pass: number; readonly figures: LoadFigures }
-  /** The bytes broke a rule (or named no channel: a stranger); nothing more is loaded. */
+  /** The bytes broke a rule; nothing more is loaded. */
   | { readonly type: 'failed'; readonly error: SerializedError }
   /** Every byte before the end was loaded; `atBoundary`: the connection ended between records. */
   | { readonly type: 'ended'; readonly atBoundary: boolean }

@@ -7,7 +7,8 @@
  * (flipped, truncated, extended data, and decompression bombs: frames
  * declaring 64 MiB or 1 GiB), then loaded. Each run: the channel fails
  * with a WireError naming the channel and the record, or is dropped as a
- * stranger (its CHANNEL broken), or loads; and a load whose RAM differs
+ * stranger (its CHANNEL broken: no thread started), or loads (its final
+ * figures in, END's barrier); and a load whose RAM differs
  * from what was sent has a digest that differs too (VERIFY refuses it), so
  * no mutation forges a guest. `FERRY_CHANNEL_FUZZ_RUNS` runs per codec
  * (default 200). The channel's loader runs on this thread here, behind the
@@ -130,7 +131,9 @@ async function load(header: StreamHeader, bytes: Buffer): Promise<Outcome> {
   let failure: Error | null = null;
   // The loader's last word: every byte loaded up to the end, or a broken rule (then nothing more).
   const over = new Signal();
+  let spawned = false;
   const spawn: SpawnChannelThread = (init) => {
+    spawned = true;
     const t = inProcessChannelThread(init);
     t.onMessage((m) => { if (m.type === 'ended' || m.type === 'failed') over.resolve(); });
     return t;
@@ -141,11 +144,12 @@ async function load(header: StreamHeader, bytes: Buffer): Promise<Outcome> {
     loaders.add(socket);
     socket.emit('data', bytes);
     socket.emit('close');
+    // The proof (its CHANNEL, on this thread) is decided by now: a stranger gets no thread.
+    if (!spawned) return { kind: 'dropped' };
     await over.promise;
     if (failure !== null) return { kind: 'failed', error: failure };
-    if (loaders.connected === 0) return { kind: 'dropped' };
     try {
-      await loaders.reached(1);
+      await loaders.finish(1);
     } catch (err) {
       return { kind: 'failed', error: err as Error };
     }

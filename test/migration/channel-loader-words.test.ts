@@ -29,9 +29,9 @@ function encode(write: (w: FrameWriter) => void): Buffer {
 test('after the stop word is set, a channel\'s loader writes no page of the chunks still queued, and reports no failure', () => {
   const source = new Uint8Array(1024 * 4096).fill(0xa5);
   const ram = new RamLoader(header);
-  const words = ChannelLoaderWords.create(header.channels);
+  const words = ChannelLoaderWords.create();
   const said: FromChannelLoader[] = [];
-  const loader = new ChannelLoader({ header, ram: ram.attachment(), maxRecordBytes: 1 << 24, words: words.shared }, (m) => said.push(m), 0);
+  const loader = new ChannelLoader({ header, ram: ram.attachment(), maxRecordBytes: 1 << 24, words: words.shared, index: 0 }, (m) => said.push(m), 0);
   loader.feed(encode((w) => {
     w.append(RECORD.Channel, { index: 0, channels: 2, uuid: UUID });
     w.append(RECORD.Pass, { pass: 1 });

@@ -202,7 +202,8 @@ test('flow control: a channel thread that does not keep up has its socket paused
     terminate: () => {},
   } satisfies ChannelThread);
   const loaders = new ChannelLoaders(header, new RamLoader(header), hosted().host, 16 * MiB, { spawn: slow, maxHeldBytes: BOUND });
-  const bytes = Buffer.alloc(32 * MiB, 7);
+  // A proved channel (its CHANNEL), then bytes the slow thread never decodes.
+  const bytes = Buffer.concat([encodeRecord(RECORD.Channel, { index: 0, channels: CHANNELS, uuid: UUID }), Buffer.alloc(32 * MiB, 7)]);
   const { clients, server, accepted } = await connect(loaders, [bytes]);
   open.push(server, ...clients.map((c) => ({ close: () => c.destroy() })));
   try {
