@@ -2,44 +2,32 @@
  * The destination's side of several channels (header flag MULTIFD): the
  * extra connections of one stream, each opened with CHANNEL, each loaded
  * on a thread of its own, as QEMU's multifd receiving threads
- * (channel-loader.ts: its FrameDecoder in channel mode, only PASS, GROW,
- * PAGES, ZERO, COMPRESSED, XBZRLE and SYNC, straight into the shared guest
- * RAM). A COMPRESSED packet (header flag COMPRESSION) is decompressed by
- * the header's codec straight into its pages' place, and must fill them
- * exactly (packet-codec.ts); a codec this side cannot decode is refused at
- * the header, before any page. A channel's pages are its stripe of RAM
- * (ram-sender.ts), so no two channels (no two threads) write the same
- * page, and a page sent in two passes comes twice on the same connection,
- * in pass order.
- *
- * The sockets stay here, on the loader thread (a socket cannot move
- * between Node threads): each chunk goes to its channel's thread in order
- * (channel-loader-thread.ts: transferred, not copied, when it owns its
- * buffer), and the thread acknowledges the bytes it loaded. Flow control:
- * a channel whose thread holds MAX_HELD_BYTES or more not yet loaded has
- * its socket paused until the thread catches up, so what waits in memory
- * is bounded (at most the bound plus one chunk per channel) and TCP holds
- * the source back.
- *
- * The barrier: the main connection's SYNC n says every channel has sent
- * pass n; `reached(n)` resolves once every channel's own SYNC n has been
- * loaded on its thread. The loader waits for it before END's totals and
- * digest are checked (each channel's figures, reported with its SYNC,
- * added to the loader thread's: ram-loader.ts), so LOADED (and GO) come
- * only after every page landed.
+ * (channel-loader.ts: only PASS, GROW, PAGES, ZERO, COMPRESSED, XBZRLE and
+ * SYNC, straight into the shared guest RAM, each channel its own stripe,
+ * so no two threads write the same page). A codec this side cannot decode
+ * is refused at the header, before any page.
  *
  * A connection gets a thread only once it proved itself one of the
- * channels, on this thread (channel-proof.ts: its CHANNEL read and checked,
- * its index unclaimed): a stranger (garbage, another stream's, a second
- * claim of an index) is dropped with the reason (traced: NODE_DEBUG=
- * ferry:channels), costs no thread, and its bytes count for nothing (the
- * idle watch hears only proven channels' loaded bytes).
+ * channels, on this thread (channel-proof.ts: its CHANNEL, its index
+ * unclaimed): a stranger is dropped, named, with the reason (host.dropped,
+ * NODE_DEBUG=ferry:channels), costs no thread, and its bytes feed nothing
+ * (the idle watch hears only proved channels' loaded bytes).
+ *
+ * The sockets stay here (a socket cannot move between Node threads): each
+ * chunk goes to its channel's thread in order (channel-loader-thread.ts),
+ * under flow control (channel-flow.ts).
+ *
+ * The barrier: the main connection's SYNC n says every channel has sent
+ * pass n; at END, `finish(n)` waits until every channel loaded its own
+ * SYNC n, then asks each for its final figures (it applies nothing more
+ * then; a page after its last SYNC is a broken rule), which go into END's
+ * totals and VERIFY's digest (ram-loader.ts): LOADED and GO come only
+ * after every page landed, each one counted.
  *
  * A channel that breaks a rule, fails, or closes inside a record fails the
  * migration, naming the channel; one that closes cleanly is done (a source
- * closes each after its last pass), and a wait for a pass it never synced
- * fails, naming it. Every thread ends with the migration, whatever
- * happened (`close`: the stop word first, channel-loader-words.ts).
+ * closes each after its last pass). Every thread ends with the migration
+ * (`close`: the stop word first, channel-loader-words.ts).
  */
 import type net from 'node:net';
 import { MigrationError, WireError } from '../errors.js';
@@ -48,8 +36,9 @@ import { compressionUnavailable } from '../wire/compression.js';
 import type { StreamHeader } from '../wire/format.js';
 import { refused } from '../wire/refusals.js';
 import type { ChannelThreadFigures, FromChannelLoader } from './messages.js';
-import type { RamLoader } from './ram-loader.js';
+import type { LoadFigures, RamLoader } from './ram-loader.js';
 import { createTracer } from '../trace.js';
+import { ChannelFlow, MAX_HELD_BYTES } from './channel-flow.js';
 import { ChannelLoaderWords } from './channel-loader-words.js';
 import { proveChannel, unproven } from './channel-proof.js';
 import { workerChannelThread, type ChannelThread, type SpawnChannelThread } from './channel-loader-thread.js';
@@ -57,8 +46,6 @@ import { Signal } from './waiter.js';
 
 const trace = createTracer('channels');
 
-/** Bytes a channel's thread may hold not yet loaded before its socket is paused: a few 512 KiB packets, so the thread never waits for the socket. */
-export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 interface Channel {
   readonly socket: net.Socket;
@@ -66,19 +53,14 @@ interface Channel {
   /** Its CHANNEL index (proved before its thread started). */
   readonly index: number;
   threadId: number;
-  /** The pass of its last SYNC loaded (0: none). */
+  /** The pass of its last SYNC loaded (0: none); its thread loaded every byte before the connection ended. */
   synced: number;
-  /** Its thread loaded every byte before the connection ended. */
   closed: boolean;
-  /** Bytes handed to its thread, not yet loaded; and loaded. */
-  held: number;
-  loaded: number;
-  paused: boolean;
+  readonly flow: ChannelFlow;
   /** Pages its thread loaded (its figures at its last SYNC, then its final ones). */
   pages: number;
-  /** Its final figures arrived (END's barrier: `finish`). */
+  /** Its final figures arrived (END's barrier: `finish`); its thread is gone. */
   final: boolean;
-  /** Its thread is gone. */
   exited: boolean;
 }
 
@@ -101,7 +83,6 @@ export interface ChannelLoadersOptions {
 }
 
 export class ChannelLoaders {
-  private readonly channels: Channel[] = [];
   private readonly byIndex: (Channel | undefined)[];
   private changed = new Signal();
   private failure: Error | null = null;
@@ -136,14 +117,19 @@ export class ChannelLoaders {
     return this.byIndex.filter((c) => c !== undefined).length;
   }
 
+  /** The proved channels. */
+  private get all(): Channel[] {
+    return this.byIndex.filter((c) => c !== undefined);
+  }
+
   /** Bytes loaded on every channel (by their threads). */
   get bytes(): number {
-    return this.channels.reduce((n, c) => n + c.loaded, 0);
+    return this.all.reduce((n, c) => n + c.flow.loaded, 0);
   }
 
   /** Bytes handed to the channels' threads and not yet loaded (the flow control bounds it). */
   get heldBytes(): number {
-    return this.channels.reduce((n, c) => n + c.held, 0);
+    return this.all.reduce((n, c) => n + c.flow.held, 0);
   }
 
   /** Channels' threads still running. */
@@ -190,31 +176,24 @@ export class ChannelLoaders {
       this.fail(new MigrationError(`channel ${index}: its loader thread could not start: ${(err as Error).message}`, { cause: err }));
       return;
     }
-    const c: Channel = { socket, thread, index, threadId: 0, synced: 0, closed: false, held: 0, loaded: 0, paused: false, pages: 0, final: false, exited: false };
+    const c: Channel = { socket, thread, index, threadId: 0, synced: 0, closed: false, flow: new ChannelFlow(socket, thread, this.maxHeld), pages: 0, final: false, exited: false };
     this.byIndex[index] = c;
     trace('channel %d proved (%s): a thread of its own', index, unproven(socket));
     if (this.alive++ === 0) this.allExited = new Signal();
-    this.channels.push(c);
     thread.onMessage((m) => this.onMessage(c, m));
     thread.onExit((err) => this.onExit(c, err));
     for (const chunk of chunks) this.onData(c, chunk);
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     socket.on('error', (err) => this.fail(new WireError(`${name(c)}: the connection failed: ${err.message}`, { cause: err })));
     socket.on('close', () => { if (!c.exited) thread.end(); });
-    if (!c.paused) socket.resume();
+    if (!c.flow.paused) socket.resume();
     if (this.connected === this.header.channels) this.host.allConnected();
     this.changed.resolve();
   }
 
-  /** A chunk of channel `c`'s connection to its thread; its socket paused once its thread holds the bound. */
+  /** A chunk of channel `c`'s connection to its thread (none once the migration failed or its thread is gone). */
   private onData(c: Channel, chunk: Buffer): void {
-    if (this.failure !== null || c.exited) return;
-    c.held += chunk.length;
-    c.thread.data(chunk);
-    if (c.held >= this.maxHeld && !c.paused) {
-      c.paused = true;
-      c.socket.pause();
-    }
+    if (this.failure === null && !c.exited) c.flow.data(chunk);
   }
 
   /** Resolves when every channel has loaded its SYNC of `pass` (the barrier); rejects if one cannot. */
@@ -238,11 +217,10 @@ export class ChannelLoaders {
    */
   async finish(pass: number): Promise<void> {
     await this.reached(pass);
-    const all = this.byIndex as Channel[];
-    for (const c of all) c.thread.finish();
+    for (const c of this.all) c.thread.finish();
     for (;;) {
       if (this.failure !== null) throw this.failure;
-      const waiting = all.find((c) => !c.final);
+      const waiting = this.all.find((c) => !c.final);
       if (waiting === undefined) return;
       if (waiting.exited) throw new WireError(`${name(waiting)}: its loader thread ended before it said its final figures`);
       this.changed = new Signal();
@@ -255,7 +233,7 @@ export class ChannelLoaders {
     this.failure ??= new WireError('the migration ended');
     this.words.stop();
     for (const cancel of [...this.proving]) cancel();
-    for (const c of this.channels) {
+    for (const c of this.all) {
       c.thread.terminate();
       setTimeout(() => c.socket.destroy(), lingerMs).unref();
     }
@@ -265,12 +243,13 @@ export class ChannelLoaders {
   private onMessage(c: Channel, m: FromChannelLoader): void {
     switch (m.type) {
       case 'channel': c.threadId = m.threadId; break;
-      case 'loaded': this.onLoaded(c, m.bytes); break;
+      case 'loaded':
+        c.flow.acknowledged(m.bytes);
+        if (this.failure === null) this.host.onBytes(m.bytes);
+        break;
       case 'synced':
         c.synced = m.pass;
-        c.pages = m.figures.normalPages + m.figures.zeroPages;
-        this.ram.addFigures(c.index, m.figures);
-        this.changed.resolve();
+        this.setFigures(c, m.figures);
         break;
       case 'failed': {
         const err = rebuildError(m.error);
@@ -279,27 +258,20 @@ export class ChannelLoaders {
       }
       case 'ended': this.onEnded(c, m.atBoundary); break;
       case 'final':
-        if (m.unsynced !== null) {
-          this.fail(new WireError(`${name(c)}: ${m.unsynced}`));
-          break;
+        if (m.unsynced !== null) this.fail(new WireError(`${name(c)}: ${m.unsynced}`));
+        else {
+          c.final = true;
+          this.setFigures(c, m.figures);
         }
-        c.pages = m.figures.normalPages + m.figures.zeroPages;
-        this.ram.addFigures(c.index, m.figures);
-        c.final = true;
-        this.changed.resolve();
         break;
     }
   }
 
-  /** Its thread loaded `bytes`: acknowledged, and the socket resumed once the thread holds less than the bound. */
-  private onLoaded(c: Channel, bytes: number): void {
-    c.held -= bytes;
-    c.loaded += bytes;
-    if (c.paused && c.held < this.maxHeld) {
-      c.paused = false;
-      c.socket.resume();
-    }
-    if (this.failure === null) this.host.onBytes(bytes);
+  /** Channel `c`'s figures so far (they replace its last): into END's totals and digest (ram-loader.ts). */
+  private setFigures(c: Channel, figures: LoadFigures): void {
+    c.pages = figures.normalPages + figures.zeroPages;
+    this.ram.addFigures(c.index, figures);
+    this.changed.resolve();
   }
 
   /** Its thread loaded every byte the connection brought before it ended. */
@@ -320,6 +292,7 @@ export class ChannelLoaders {
 
   private fail(err: Error): void {
     if (this.failure !== null) return;
+    trace('failed: %s', err.message);
     this.failure = err;
     this.host.fail(err);
     this.changed.resolve();
