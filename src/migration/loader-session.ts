@@ -352,9 +352,10 @@ export class LoaderSession {
       case Rec.PcPages: this.inPostcopy('PCPAGES').onPages(block, head, data!); break;
       case Rec.Pend: this.inPostcopy('PEND').onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
+      case Rec.XbzrleRun: this.ram!.xbzrleRun(block, head); break;
       case Rec.Xbzrle: {
-        const { page, delta } = RECORD.Xbzrle.decode(head);
-        this.ram!.xbzrlePage(block, page, delta);
+        // Read in place (the decoder checked the head): no second decode, nothing allocated per page.
+        this.ram!.xbzrlePage(block, head.readUInt32LE(0), head, 4, head.length);
         break;
       }
       case Rec.Zero: {

@@ -33,7 +33,7 @@ fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
 /** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
-const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|XBZRLE|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|XBZRLE|XBZRLERUN|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
 /** The fuzzed stream's program (stream-mutations.ts), and its block's layout here: a size word in 4 KiB units after its pages. */
 const PROGRAM: ProgramExpectation = { identity: FUZZ_PROGRAM, ram: { tailBytes: 4096, sizeWord: { offset: PAGES * 4096, unitBytes: 4096 } } };
 
