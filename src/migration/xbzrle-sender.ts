@@ -31,9 +31,10 @@
 import { PAGE_SIZE, WASM_PAGE_SIZE } from '../memory/page.js';
 import { MAX_PAGES_PER_RECORD } from '../wire/format.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
-import { MAX_XBZRLE_RUN_HEAD_BYTES, MAX_XBZRLE_RUN_PAGES, XBZRLE_RUN_ENTRY_BYTES } from '../wire/records.js';
+import { XBZRLE_RUN_ENTRY_BYTES } from '../wire/records.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
 import type { RamDigest } from './ram-digest.js';
+import { XbzrleBatch } from './xbzrle-batch.js';
 import { XBZRLE_SKIP, XBZRLE_WHOLE, XbzrleCache } from './xbzrle-cache.js';
 import type { XbzrleCacheInfo } from './xbzrle-stats.js';
 
@@ -51,8 +52,6 @@ export function xbzrleRunBytes(pages: number): number {
   return pages * (PAGE_SIZE + XBZRLE_RUN_ENTRY_BYTES) + (Math.ceil(pages / 2) + 4) * recordBytes(4);
 }
 
-/** Room for XBZRLERUN entries after the head's count. */
-const BATCH_BYTES = MAX_XBZRLE_RUN_HEAD_BYTES - 4;
 
 /** What the figures read of a sender's (or channels') XBZRLE: QEMU's counters, and the pages that went as deltas. */
 export interface XbzrleFigures {
@@ -86,10 +85,8 @@ export class XbzrleSender {
   /** Of the last `sendRun`: pages that went whole, and as deltas. */
   lastWhole = 0;
   lastDeltas = 0;
-  /** The run's deltas as XBZRLERUN entries (u32 page, u16 length, delta), allocated once; their bytes and count. */
-  private readonly batch = new Uint8Array(BATCH_BYTES);
-  private batchBytes = 0;
-  private batchCount = 0;
+  /** The run's deltas, sent together (xbzrle-batch.ts). */
+  private readonly batch = new XbzrleBatch();
 
   constructor(sizeBytes: number, private readonly writerHash: PageHasher | null) {
     this.cache = new XbzrleCache(sizeBytes);
@@ -161,51 +158,18 @@ export class XbzrleSender {
       if (length === XBZRLE_SKIP) continue;
       if (this.hostileDeltas > 0) {
         this.hostileDeltas--;
-        wire += this.addDelta(writer, block, first + i, HOSTILE_DELTA, HOSTILE_DELTA.length);
+        wire += this.batch.add(writer, block, first + i, HOSTILE_DELTA, HOSTILE_DELTA.length);
       } else {
-        wire += this.addDelta(writer, block, first + i, this.cache.delta, length);
+        wire += this.batch.add(writer, block, first + i, this.cache.delta, length);
       }
       if (digest !== null) digest.setPages(this.copyHash!, i * PAGE_SIZE, block, first + i, 1);
       this.lastDeltas++;
     }
     if (runStart >= 0) wire += this.whole(writer, block, first, runStart, count, digest, packer);
-    wire += this.sendDeltas(writer, block);
+    wire += this.batch.send(writer, block);
     this.deltaPages += this.lastDeltas;
     this.passDeltas += this.lastDeltas;
     return wire;
-  }
-
-  /** Page `page`'s delta (`delta[0, length)`, 1..4096 bytes) joins the run's entries; a full batch goes first. Returns wire bytes sent. */
-  private addDelta(writer: FrameWriter, block: number, page: number, delta: Uint8Array, length: number): number {
-    let wire = 0;
-    if (this.batchCount === MAX_XBZRLE_RUN_PAGES || this.batchBytes + XBZRLE_RUN_ENTRY_BYTES + length > BATCH_BYTES) wire = this.sendDeltas(writer, block);
-    const b = this.batch;
-    let at = this.batchBytes;
-    b[at] = page;
-    b[at + 1] = page >>> 8;
-    b[at + 2] = page >>> 16;
-    b[at + 3] = page >>> 24;
-    b[at + 4] = length;
-    b[at + 5] = length >>> 8;
-    at += XBZRLE_RUN_ENTRY_BYTES;
-    // A delta is mostly a few bytes (the sweeper's: 7): a loop beats making a view to set from.
-    if (length <= 64) for (let i = 0; i < length; i++) b[at + i] = delta[i];
-    else b.set(delta.subarray(0, length), at);
-    this.batchBytes = at + length;
-    this.batchCount++;
-    return wire;
-  }
-
-  /** The batched deltas, as one XBZRLERUN record (one XBZRLE record for a single delta). Returns wire bytes. */
-  private sendDeltas(writer: FrameWriter, block: number): number {
-    const count = this.batchCount;
-    const bytes = this.batchBytes;
-    if (count === 0) return 0;
-    this.batchCount = this.batchBytes = 0;
-    if (count > 1) return writer.appendXbzrleRun(block, this.batch, bytes, count);
-    const b = this.batch;
-    const page = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
-    return writer.appendXbzrle(block, page, b.subarray(XBZRLE_RUN_ENTRY_BYTES, bytes), bytes - XBZRLE_RUN_ENTRY_BYTES);
   }
 
   /** Copy pages [from, to) of the run whole, from the stable copy, as one PAGES record (or a packet: COMPRESSED or PAGES). */
