@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { CHECK_BYTES, FRAME_HEADER_BYTES, WIRE_VERSION, crc32, decodeHeader, encodeHeader, writeFrameHeader } from '../../src/wire/format.js';
+import { FRAME_HEADER_BYTES, WIRE_VERSION, crc32, decodeHeader, encodeHeader, writeFrameHeader } from '../../src/wire/format.js';
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { RECORD, Rec, encodeHead, encodeRecord } from '../../src/wire/records.js';
-import { UUID, buildStream, rawXbzrle } from './stream-fixture.js';
+import { UUID, buildStream, rawRecord, rawXbzrle } from './stream-fixture.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -350,15 +350,6 @@ test('compression (flag COMPRESSION, only with MULTIFD): the header names the co
   expectReject(Buffer.concat([header, packed(0, 1)]), /COMPRESSED: on the main connection of a stream whose pages travel on 2 channels/);
   expectReject(Buffer.concat([encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks }), packed(0, 1)]), /COMPRESSED: the header did not announce channels/);
 });
-
-/** A stream record of tag `tag` with `head` as is (any head: hostile ones too) and a valid check. */
-function rawRecord(tag: number, head: Buffer, block = 0): Buffer {
-  const buf = Buffer.alloc(FRAME_HEADER_BYTES + head.length + CHECK_BYTES);
-  writeFrameHeader(new DataView(buf.buffer, buf.byteOffset, buf.length), 0, tag, block, head.length, 0);
-  head.copy(buf, FRAME_HEADER_BYTES);
-  buf.writeUInt32LE(crc32(buf.subarray(0, FRAME_HEADER_BYTES + head.length)), FRAME_HEADER_BYTES + head.length);
-  return buf;
-}
 
 test('XBZRLERUN goes where XBZRLE may, every page inside the block and its pages in use; its head is capped at 512 KiB at the frame and refused whole when malformed, before the sink sees it', () => {
   const header = (o: { verify?: boolean; channels?: number } = {}) =>
