@@ -1,6 +1,7 @@
 /**
  * XBZRLE in a migration (the capability xbzrle: xbzrle-sender.ts, the
- * record 0x0e, RamLoader.xbzrlePage): over one connection and over two
+ * records 0x0e XBZRLE and 0x13 XBZRLERUN, a run's deltas together,
+ * RamLoader.xbzrlePage and xbzrleRun): over one connection and over two
  * channels, with a cache small enough to miss, what lands is what the
  * source held (invariant 2 on contents at LOADED, the verify digests, END's
  * totals), pages rewritten between passes land in pass order (the sweep
@@ -125,7 +126,7 @@ test('a hostile XBZRLE delta (a run past the page\'s end, its check valid) fails
   const result = await m.done();
   assert.equal(result.status, 'failed');
   assert.equal(result.afterGo, false);
-  const named = /XBZRLE(_RUN)?: page \d+ of block \w+: XBZRLE delta: changed run of 2 bytes at offset 2 runs past the page's end \(page byte 4095, page of 4096\)/;
+  const named = /XBZRLE(RUN)?: page \d+ of block \w+: XBZRLE delta: changed run of 2 bytes at offset 2 runs past the page's end \(page byte 4095, page of 4096\)/;
   assert.match(result.error ?? '', named, 'the source says what the destination refused');
   const dest = await incoming.done();
   assert.equal(dest.status, 'failed');
