@@ -17,7 +17,7 @@ import { XbzrleBatch } from '../../src/migration/xbzrle-batch.js';
 import { XbzrleSender, xbzrleRunBytes } from '../../src/migration/xbzrle-sender.js';
 import { decodeHeader, encodeHeader, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD } from '../../src/wire/format.js';
 import { FrameWriter, SLOT_BYTES } from '../../src/wire/frame-writer.js';
-import { MAX_XBZRLE_RUN_HEAD_BYTES, RECORD, Rec } from '../../src/wire/records.js';
+import { MAX_XBZRLE_RUN_HEAD_BYTES, RECORD, Rec, encodeRecord } from '../../src/wire/records.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -119,4 +119,22 @@ test('a batch splits at the record\'s caps (1024 pages, 512 KiB of head), each p
   const perRecord = Math.floor((MAX_XBZRLE_RUN_HEAD_BYTES - 4) / 4102);
   assert.deepEqual(heads, [[Rec.XbzrleRun, 4 + perRecord * 4102], [Rec.XbzrleRun, 4 + (200 - perRecord) * 4102]], 'split before the head passes 512 KiB');
   assert.ok(xbzrleRunBytes(MAX_PAGES_PER_RECORD) <= SLOT_BYTES, 'the worst run fits in one slot');
+});
+
+test('on a channel, an XBZRLERUN with a page outside the channel\'s stripe is refused before any of its deltas is applied', () => {
+  const two = decodeHeader(encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 1024 }], channels: 2, compression: null, verify: false }));
+  const ram = new RamLoader(two);
+  const messages: FromChannelLoader[] = [];
+  const loader = new ChannelLoader({ header: two, ram: ram.attachment(), maxRecordBytes: 16 * 1024 * 1024, claims: new SharedArrayBuffer(8) }, (m) => messages.push(m), 0);
+  const delta = Uint8Array.from([0, 1, 9]);
+  const run = (...pages: number[]) => encodeRecord(RECORD.XbzrleRun, { entries: pages.map((page) => ({ page, delta })) });
+  // Channel 0's stripe is pages 0..511 (2 MiB ranges alternate between the 2 channels).
+  loader.feed(Buffer.concat([encodeRecord(RECORD.Channel, { index: 0, channels: 2, uuid: UUID }), encodeRecord(RECORD.Pass, { pass: 1 }),
+    encodeRecord(RECORD.Zero, { first: 0, count: 512 }), encodeRecord(RECORD.Sync, { pass: 1 }), encodeRecord(RECORD.Pass, { pass: 2 }), run(4, 5)]));
+  assert.equal(messages.find((m) => m.type === 'failed'), undefined, 'a run inside the stripe loads');
+  assert.equal(ram.blocks[0].bytes[4 * PAGE_SIZE], 9, 'its delta applied');
+  loader.feed(run(6, 600));
+  const failed = messages.find((m) => m.type === 'failed');
+  assert.match(failed?.type === 'failed' ? failed.error.message : '', /^XBZRLERUN: pages 600\.\.600 of block ram0 are not all in channel 0's stripe/);
+  assert.equal(ram.blocks[0].bytes[6 * PAGE_SIZE], 0, 'page 6, in the stripe and first in the record, was not touched');
 });
