@@ -3,7 +3,7 @@
  * extra connections of one stream, each opened with CHANNEL, each loaded
  * on a thread of its own, as QEMU's multifd receiving threads
  * (channel-loader.ts: its FrameDecoder in channel mode, only PASS, GROW,
- * PAGES, ZERO, COMPRESSED, XBZRLE and SYNC, straight into the shared guest
+ * PAGES, ZERO, COMPRESSED, XBZRLE, XBZRLERUN and SYNC, straight into the shared guest
  * RAM). A COMPRESSED packet (header flag COMPRESSION) is decompressed by
  * the header's codec straight into its pages' place, and must fill them
  * exactly (packet-codec.ts); a codec this side cannot decode is refused at
