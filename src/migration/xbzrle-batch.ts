@@ -34,7 +34,8 @@ export class XbzrleBatch {
     b[at + 4] = length;
     b[at + 5] = length >>> 8;
     at += XBZRLE_RUN_ENTRY_BYTES;
-    // A delta is mostly a few bytes (the sweeper's: 7): a loop beats making a view to set from.
+    // A delta is mostly a few bytes (the sweeper's: 7): a loop beats making a view to set from. A long one costs
+    // more in bytes copied than that view (the one allocation here, for deltas over 64 bytes only).
     if (length <= 64) for (let i = 0; i < length; i++) b[at + i] = delta[i];
     else b.set(delta.subarray(0, length), at);
     this.bytes = at + length;
