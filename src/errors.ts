@@ -201,6 +201,18 @@ export class CompressionError extends FerryError {
   }
 }
 
+/**
+ * Huge pages were asked for (--huge-pages, `hugePages`) and cannot be had
+ * here: the optional addon ferry-hugepages did not install, or the kernel's
+ * transparent huge pages are missing or `never` (memory/huge-pages.ts). The
+ * message says which, and what it would take.
+ */
+export class HugePagesUnavailableError extends FerryError {
+  constructor(message: string, options?: FerryErrorOptions) {
+    super('ERR_FERRY_HUGE_PAGES_UNAVAILABLE', message, options);
+  }
+}
+
 /** A ferry error class, as the rebuilding side constructs it. */
 export type FerryErrorClass = new (message: string, options?: FerryErrorOptions) => FerryError;
 
@@ -210,6 +222,7 @@ export const ERROR_CLASSES: ReadonlyMap<string, FerryErrorClass> = new Map(
     InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError,
     WireError, TransportError, JsonStreamError, MigrationError, CancelledError, ReservationError, MigrationTimeoutError, MigrationGaveUpError, RefusedError,
     WasiStateError, WasmModuleError, PostcopyUnsupportedError, XbzrleError, CompressionError,
+    HugePagesUnavailableError,
   ] as const).map((C) => [new C('').code, C]),
 );
 

@@ -5,9 +5,12 @@
  * processes with large writes, received and discarded, into fresh
  * never-touched memory (what a destination pays), or into resident memory
  * on as many connections as a migration has channels (what a preallocated
- * destination pays).
+ * destination pays); and first touch of fresh memory advised for huge pages
+ * (what a destination with --huge-pages pays), where huge pages are
+ * reachable (memory/huge-pages.ts).
  */
 import { PAGE_SIZE } from '../memory/page.js';
+import { adviseBlocks, hugePagesSupport, type HugePagesAddon } from '../memory/huge-pages.js';
 import { RamBlock } from '../memory/ram-block.js';
 import { zeroScannerFor } from '../memory/zero-scan.js';
 import { measureLoopback } from './loopback-limit.js';
@@ -20,6 +23,10 @@ export interface Limits {
   readonly pageCopyGBps: Sample;
   /** GB/s: writing whole pages into fresh, never-touched memory (page faults included). */
   readonly firstTouchGBps: Sample;
+  /** GB/s: the same into fresh memory advised for huge pages first (the advice timed too); null where huge pages are not reachable. */
+  readonly firstTouchHugeGBps: Sample | null;
+  /** Why huge pages are not reachable here (absent: they are). */
+  readonly hugePagesUnreachable?: string;
   /** GB/s: loopback TCP between two processes, 1 MiB writes, received and discarded. */
   readonly loopbackGBps: Sample;
   /** GB/s: the same, received into fresh never-touched memory. */
@@ -38,6 +45,22 @@ export function residentLimit(limits: Limits, streams: number): Sample {
   return found.gbps;
 }
 
+/**
+ * GB/s of writing `copy`'s whole pages into a fresh block of its size, over
+ * `runs` runs; with `huge`, the block advised for huge pages first (the
+ * advice timed with the writes: a destination pays it too).
+ */
+export function measureFirstTouch(copy: Uint8Array, runs: number, huge?: HugePagesAddon): Sample {
+  const pages = copy.length / PAGE_SIZE;
+  return summarize(Array.from({ length: runs }, () => {
+    const fresh = RamBlock.create('fresh', copy.length);
+    return copy.length / timeMs(() => {
+      if (huge !== undefined) adviseBlocks([fresh], huge);
+      for (let p = 0; p < pages; p++) fresh.bytes.set(copy.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
+    }) / 1e6;
+  }));
+}
+
 export async function measureLimits(o: { bytes: number; runs: number }): Promise<Limits> {
   const pages = o.bytes / PAGE_SIZE;
   const gbps = (ms: number) => o.bytes / ms / 1e6;
@@ -54,12 +77,9 @@ export async function measureLimits(o: { bytes: number; runs: number }): Promise
   const pageCopyGBps = runs(() => gbps(timeMs(() => {
     for (let p = 0; p < pages; p++) copy.set(block.bytes.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
   })));
-  const firstTouchGBps = runs(() => {
-    const fresh = RamBlock.create('fresh', o.bytes);
-    return gbps(timeMs(() => {
-      for (let p = 0; p < pages; p++) fresh.bytes.set(copy.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
-    }));
-  });
+  const firstTouchGBps = measureFirstTouch(copy, o.runs);
+  const huge = hugePagesSupport();
+  const firstTouchHugeGBps = huge.addon === undefined ? null : measureFirstTouch(copy, o.runs, huge.addon);
   const loopback: number[] = [];
   const loopbackFresh: number[] = [];
   const resident: number[][] = RESIDENT_STREAMS.map(() => []);
@@ -69,7 +89,7 @@ export async function measureLimits(o: { bytes: number; runs: number }): Promise
     for (const [k, streams] of RESIDENT_STREAMS.entries()) resident[k].push(await measureLoopback('resident', o.bytes, streams));
   }
   return {
-    zeroScanGBps, pageCopyGBps, firstTouchGBps, loopbackGBps: summarize(loopback), loopbackFreshGBps: summarize(loopbackFresh),
+    zeroScanGBps, pageCopyGBps, firstTouchGBps, firstTouchHugeGBps, ...(huge.reason === undefined ? {} : { hugePagesUnreachable: huge.reason }), loopbackGBps: summarize(loopback), loopbackFreshGBps: summarize(loopbackFresh),
     loopbackResidentGBps: RESIDENT_STREAMS.map((streams, k) => ({ streams, gbps: summarize(resident[k]) })),
   };
 }

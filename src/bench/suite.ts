@@ -18,6 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { measureLimits, residentLimit, type Limits } from './limits.js';
+import { hugePagesSupport } from '../memory/huge-pages.js';
 import { preallocNote } from './prealloc-note.js';
 import { renderMapReport, type MapPoint } from './map-report.js';
 import { LINK_GROUP, linkRemedyScenarios, linkRemedyVerdicts, type Verdict } from './link-remedies.js';
@@ -88,6 +89,11 @@ export function scenarios(quick: boolean, runs: number, link: { source: string; 
       const multifd = channels === 1 ? {} : { params: { 'multifd-channels': channels }, capabilities: ['multifd'] };
       add('prealloc', `${size(mid)} of random data, static, destination preallocated${channels === 1 ? '' : `, multifd ${channels} channels`}`, mid,
         ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'], { readyPages: mid / PAGE, destination: ['--prealloc'], ...multifd });
+    }
+    // Issue 15: the destination's RAM advised for huge pages, judged against first touch with huge pages; only where they are reachable.
+    if (hugePagesSupport().addon !== undefined) {
+      add('hugepages', `${size(mid)} of random data, static, destination --huge-pages`, mid, ['--vcpus', '2', '--workload', 'fill', '--fill-data', 'random'],
+        { readyPages: mid / PAGE, destination: ['--huge-pages'] });
     }
   }
   // Issue 15's compression with auto (compression-scenarios.ts); not in --quick, whose test must stay short.
@@ -242,6 +248,14 @@ function verdicts(outcomes: Outcome[], limits: Limits, quick: boolean): Verdict[
       measured: `${f(o.throughputGBps, 2)} GB/s = ${(ratio * 100).toFixed(0)} %, total ${f(o.totalMs, 0)} ms after preallocation`, met: ratio >= 0.7, why: '',
     });
   }
+  for (const o of of('hugepages')) {
+    const limit = limits.firstTouchHugeGBps;
+    const ratio = limit === null ? 0 : o.throughputGBps.median / limit.median;
+    v.push({
+      target: `${o.scenario.spec.name}: >= 80 % of first touch with huge pages (${limit === null ? 'not reachable' : `${limit.median.toFixed(2)} GB/s`})`,
+      measured: `${f(o.throughputGBps, 2)} GB/s = ${(ratio * 100).toFixed(0)} %`, met: ratio >= 0.8, why: limits.hugePagesUnreachable ?? '',
+    });
+  }
   for (const o of of('sweep')) {
     const limit = limitOf(o.scenario);
     // Judged run by run: each run whose ratio is at least 1.3 owes convergence.
@@ -294,6 +308,8 @@ function markdown(machine: string, command: string, limits: Limits, outcomes: Ou
   lines.push(`| zero scan, resident memory | ${f(limits.zeroScanGBps, 2)} |`);
   lines.push(`| page copy (4 KiB), resident | ${f(limits.pageCopyGBps, 2)} |`);
   lines.push(`| first touch: whole pages into fresh memory | ${f(limits.firstTouchGBps, 2)} |`);
+  const huge = limits.firstTouchHugeGBps;
+  lines.push(`| first touch with huge pages: the same, the memory advised (2 MiB pages) | ${huge === null ? `not reachable: ${limits.hugePagesUnreachable ?? '?'}` : f(huge, 2)} |`);
   lines.push(`| loopback TCP, 1 MiB writes, received and discarded | ${f(limits.loopbackGBps, 2)} |`);
   lines.push(`| loopback TCP into fresh memory | ${f(limits.loopbackFreshGBps, 2)} |`);
   for (const l of limits.loopbackResidentGBps) lines.push(`| loopback TCP into resident memory, ${l.streams} connection${l.streams === 1 ? '' : 's'} | ${f(l.gbps, 2)} |`);
@@ -363,6 +379,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   const notes: string[] = [];
   process.stderr.write('measuring limits...\n');
   const limits = await measureLimits({ bytes: smoke ? 64 * MiB : quick ? 256 * MiB : 1 * GiB, runs: quick ? 1 : 3 });
+  if (limits.hugePagesUnreachable !== undefined) notes.push(`hugepages scenarios skipped: ${limits.hugePagesUnreachable}`);
 
   const wantNetns = only === null || only.has('netns') || only.has(LINK_GROUP) || only.has(COMPRESSION_GROUP) || only.has(XBZRLE_GROUP);
   const cannot = wantNetns ? canCreateNamespaces() : 'not requested';

@@ -17,7 +17,8 @@ two ferry processes, with medians and ranges, targets met or not.
   --out FILE     write all figures as JSON (default: bench-results.json)
   --report FILE  write the convergence map as an HTML page with a chart (default: bench-map.html)
   --only NAMES   run only these scenario groups (idle, zeroed, random, multifd (the random guest on 1, 2 and 4
-                 channels), prealloc (the destination preallocated), compression (auto; over the veth as root),
+                 channels), prealloc (the destination preallocated), hugepages (the destination with
+                 --huge-pages, where reachable), compression (auto; over the veth as root),
                  sweep, converge, postcopy, thread, netns, converge-link (as root: issue 14's remedies
                  over the 1 Gbit/s veth), xbzrle-link (as root: xbzrle on the same guest and link), map)
   --rows TEXT    within those groups, only the scenarios whose name contains TEXT (case-insensitive),

@@ -15,6 +15,7 @@ import { checkRamSize, createGuest, overcommitUsage } from './ram-limit.js';
 import { runWasmCommand } from './run-wasm.js';
 import { WASM_OPTIONS, WASM_USAGE, splitProgramArgs } from './wasm-program.js';
 import { formatBytes } from '../client/size.js';
+import { requireHugePages } from '../memory/huge-pages.js';
 import { sleep } from '../migration/waiter.js';
 import { SIGNAL_EXIT_CODE, type InterruptSignal } from '../client/interrupts.js';
 import { parseControlUri, parseUri } from '../transport/uri.js';
@@ -53,6 +54,8 @@ ${TLS_USAGE}
   --postcopy          allow post-copy (QEMU's postcopy-ram), started by --policy postcopy=on or postcopy-after=S
   --force             let Ctrl-C/SIGTERM end this source even past GO, when it may
                       hold the only copy of the guest (refused without it)
+  --huge-pages        advise the guest's RAM for transparent huge pages (2 MiB) before it runs;
+                      refused, saying why, where they are not reachable (README: Huge pages)
   --json              print the final figures as JSON
   -h, --help          this text
 
@@ -90,6 +93,7 @@ export function parseRunArgs(argv: string[]) {
     postcopy: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'huge-pages': { type: 'boolean', default: false },
     ...WASM_OPTIONS,
     help: { type: 'boolean', short: 'h', default: false },
   });
@@ -126,9 +130,11 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   const log = values.json ? () => {} : (s: string) => console.log(s);
   if (values['migrate-to'] !== undefined) prepareMigrationThread();
-  const guest = await createGuest(values.ram, { ram, vcpus: specs });
+  if (values['huge-pages']) requireHugePages('--huge-pages');
+  const guest = await createGuest(values.ram, { ram, vcpus: specs, hugePages: values['huge-pages'] });
   try {
-    log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}`);
+    log(`guest: ${formatBytes(ram)} in ${guest.blocks.length} block(s), ${vcpus} vCPU(s) running ${values.workload}` +
+      (guest.hugePagesAdvised === null ? '' : `; ${formatBytes(guest.hugePagesAdvised)} advised for huge pages`));
     guest.throttle(throttle);
     await guest.cont();
     if (values.qmp !== undefined) return await serveQmp(guest, values.qmp, tls, values.force, log);

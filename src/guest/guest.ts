@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidStateError, TimeoutError, WorkerFailedError } from '../errors.js';
 import { GuestMemory } from '../memory/guest-memory.js';
+import { adviseBlocks, requireHugePages } from '../memory/huge-pages.js';
 import { MAX_BLOCK_BYTES } from '../memory/page.js';
 import { RamBlock, reserveBlocks, type RamBlockShared } from '../memory/ram-block.js';
 import { rebuildError } from '../serialized-error.js';
@@ -47,6 +48,13 @@ export interface GuestOptions {
   readonly program?: GuestProgram;
   /** Post-copy: how often a vCPU waiting for a page re-checks it and its requests, a safety net (default 100 ms; page-waits.ts). */
   readonly pageWaitSafetyMs?: number;
+  /**
+   * Advise the RAM it reserves for transparent huge pages before any vCPU
+   * touches it (memory/huge-pages.ts; `ferry run --huge-pages`). Throws a
+   * HugePagesUnavailableError, saying why, where they are not reachable.
+   * Not with adoptRam (the loader advised those blocks, or not).
+   */
+  readonly hugePages?: boolean;
 }
 
 export interface VcpuStats {
@@ -101,6 +109,8 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
   readonly pauseTimeoutMs: number;
   /** The WebAssembly program this guest runs, if any. */
   readonly program: GuestProgram | null;
+  /** With hugePages: the bytes of its RAM advised for huge pages (null: not asked). */
+  readonly hugePagesAdvised: number | null;
   /** The program's exit status once it has exited (its vCPU then idles; the guest can still migrate). */
   exitCode: number | null = null;
   private readonly states: StateMachine<RunState>;
@@ -136,8 +146,10 @@ export class Guest extends EventEmitter<{ runstate: [to: RunState, from: RunStat
       names.add(s.name);
     }
     this.pauseTimeoutMs = checkTimeout(options.pauseTimeoutMs ?? 1000);
+    const huge = options.hugePages === true && options.adoptRam === undefined ? requireHugePages('guest RAM (hugePages)') : null;
     this.blocks = options.adoptRam !== undefined ? options.adoptRam.map((s) => new RamBlock(s))
       : program !== null ? [RamBlock.create(program.name, program.size, program.options)] : reserveBlocks(specs);
+    this.hugePagesAdvised = huge === null ? null : adviseBlocks(this.blocks, huge);
     this.memory = new GuestMemory(this.blocks);
     this.bell = this.program === null ? null : new ThrottleBell(this.blocks[0], this.program.instrumented.layout);
     this.states = runStateMachine(options.incoming === true ? 'inmigrate' : 'prelaunch');

@@ -42,7 +42,7 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { serializeError } from '../serialized-error.js';
 import { makeCodec, type PacketCodec } from '../wire/compression.js';
 import { FrameDecoder } from '../wire/frame-decoder.js';
-import { RECORD, Rec, recordRow } from '../wire/records.js';
+import { RECORD, Rec, recordRow, walkXbzrleRun } from '../wire/records.js';
 import { ChannelLoaderWords } from './channel-loader-words.js';
 import type { ChannelLoaderInit, FromChannelLoader } from './messages.js';
 import { RamLoader } from './ram-loader.js';
@@ -62,6 +62,11 @@ export class ChannelLoader {
   /** The pass of its last SYNC, and the first record that wrote pages after it (null: none). */
   private synced = 0;
   private afterSync: string | null = null;
+  /** XBZRLERUN's stripe check, per page (bound once: nothing allocated per page), and the record's block. */
+  private stripeBlock = 0;
+  private readonly runStripe = (page: number): void => {
+    this.checkStripe('XBZRLERUN', this.stripeBlock, page, 1);
+  };
 
   constructor(private readonly init: ChannelLoaderInit, private readonly post: (m: FromChannelLoader) => void, private readonly threadId: number) {
     const h = init.header;
@@ -122,16 +127,22 @@ export class ChannelLoader {
 
   private onRecord(type: Rec, block: number, head: Buffer, pages: number): void {
     if (this.words.stopped) throw STOPPED;
-    if (type === Rec.Xbzrle || type === Rec.Zero || type === Rec.Compressed || type === Rec.Grow) this.applying(recordRow(type)!.name);
+    if (type === Rec.Xbzrle || type === Rec.XbzrleRun || type === Rec.Zero || type === Rec.Compressed || type === Rec.Grow) this.applying(recordRow(type)!.name);
     switch (type) {
       case Rec.Channel: this.onChannel(head); break;
       case Rec.Pages: this.ram.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
       case Rec.Xbzrle: {
-        const { page, delta } = RECORD.Xbzrle.decode(head);
+        const page = head.readUInt32LE(0); // read in place (the decoder checked the head): nothing allocated per page
         this.checkStripe('XBZRLE', block, page, 1);
-        this.ram.xbzrlePage(block, page, delta);
+        this.ram.xbzrlePage(block, page, head, 4, head.length);
         break;
       }
+      case Rec.XbzrleRun:
+        // Every page in the stripe before any delta is applied (a page elsewhere is refused before a byte of it is written).
+        this.stripeBlock = block;
+        walkXbzrleRun(head, this.runStripe);
+        this.ram.xbzrleRun(block, head);
+        break;
       case Rec.Zero: {
         const { first, count } = RECORD.Zero.decode(head);
         this.checkStripe('ZERO', block, first, count);

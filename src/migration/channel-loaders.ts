@@ -2,10 +2,10 @@
  * The destination's side of several channels (header flag MULTIFD): the
  * extra connections of one stream, each opened with CHANNEL, each loaded
  * on a thread of its own, as QEMU's multifd receiving threads
- * (channel-loader.ts: only PASS, GROW, PAGES, ZERO, COMPRESSED, XBZRLE and
- * SYNC, straight into the shared guest RAM, each channel its own stripe,
- * so no two threads write the same page). A codec this side cannot decode
- * is refused at the header, before any page.
+ * (channel-loader.ts: only PASS, GROW, PAGES, ZERO, COMPRESSED, XBZRLE,
+ * XBZRLERUN and SYNC, straight into the shared guest RAM, each channel its
+ * own stripe, so no two threads write the same page). A codec this side
+ * cannot decode is refused at the header, before any page.
  *
  * A connection gets a thread only once it proved itself one of the
  * channels, on this thread (channel-proof.ts: its CHANNEL, its index

@@ -25,6 +25,7 @@ import type { FromLoader, LoaderInit, LoaderStats, ProgramExpectation, ToLoader 
 import { DEFAULT_DESTINATION_PARAMETERS, PARAMETER_TABLE, withParameters, type DestinationParameters } from './parameters.js';
 import { Signal } from './waiter.js';
 import type { PreallocFigures } from './preallocation.js';
+import { requireHugePages } from '../memory/huge-pages.js';
 
 export type { IncomingStatus } from './incoming-status.js';
 export type { ProgramExpectation } from './messages.js';
@@ -66,6 +67,12 @@ export interface IncomingOptions extends Partial<DestinationParameters> {
   readonly wasm?: GuestProgram;
   /** Tests only: cap preallocation (prealloc) below the free-memory cap, bytes. */
   readonly preallocMaxBytes?: number;
+  /**
+   * Advise the guest's RAM for transparent huge pages before any page is
+   * loaded (memory/huge-pages.ts; `--huge-pages`). Refused at listen, with a
+   * HugePagesUnavailableError saying why, where huge pages are not reachable.
+   */
+  readonly hugePages?: boolean;
 }
 
 export interface IncomingResult {
@@ -106,13 +113,14 @@ export class IncomingMigration extends EventEmitter<{ status: [IncomingStatus]; 
       throw new InvalidArgumentError('preallocation (prealloc) needs the source\'s ever-written map, which it asks for over the connection: a file: stream has none');
     }
     if (options.tls !== undefined) checkTlsOptions(options.tls, 'destination');
+    if (options.hugePages === true) requireHugePages('huge pages (hugePages)');
     const program = options.program ?? (options.wasm === undefined ? undefined : programExpectation(options.wasm));
     if (program !== undefined) checkProgram(program);
     const prestart = options.prestartVcpus ?? options.expect?.vcpus ?? DEFAULT_PRESTART_VCPUS;
     if (!Number.isSafeInteger(prestart) || prestart < 0) throw new InvalidArgumentError(`prestartVcpus must be an integer of at least 0, got ${String(prestart)}`);
     const m = new IncomingMigration(options);
     prepareVcpuThreads(Math.min(prestart, MAX_VCPUS));
-    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program, preallocMaxBytes: options.preallocMaxBytes });
+    await m.start({ uri, ...limits, expect: options.expect, tls: options.tls, allowInsecure: options.allowInsecure, program, preallocMaxBytes: options.preallocMaxBytes, hugePages: options.hugePages });
     return m;
   }
 

@@ -41,6 +41,7 @@ import type { PageInstallerShared } from '../memory/page-installer.js';
 import { refused } from '../wire/refusals.js';
 import { createTracer } from '../trace.js';
 import { Preallocation } from './preallocation.js';
+import { adviseBlocks, hugePagesFigures, requireHugePages } from '../memory/huge-pages.js';
 
 const trace = createTracer('incoming');
 
@@ -94,6 +95,8 @@ export class LoaderSession {
   private mainSync = 0;
   /** With prealloc: the threads touching the source's ever-written pages (preallocation.ts). */
   private prealloc: Preallocation | null = null;
+  /** With hugePages: the bytes of RAM advised for huge pages (null: not asked). */
+  private hugeAdvised: number | null = null;
 
   constructor(private readonly init: LoaderInit, private readonly port: LoaderPort) {
     this.decoder = this.newDecoder();
@@ -304,6 +307,8 @@ export class LoaderSession {
         'post-copy\'s pages must not be touched before they arrive; run one without the other');
     }
     this.ram = new RamLoader(h, this.init.program?.ram);
+    // Before any page is touched (preallocation's or the loader's): advice covers the faults to come.
+    if (this.init.hugePages === true) this.hugeAdvised = adviseBlocks(this.ram.blocks, requireHugePages('hugePages'));
     if (this.init.prealloc === 1) {
       this.prealloc = new Preallocation(this.ram.blocks, {
         threads: this.init.preallocThreads, maxBytes: this.init.preallocMaxBytes, onChange: (figures) => this.port.post({ type: 'prealloc', figures }),
@@ -352,9 +357,10 @@ export class LoaderSession {
       case Rec.PcPages: this.inPostcopy('PCPAGES').onPages(block, head, data!); break;
       case Rec.Pend: this.inPostcopy('PEND').onPend(RECORD.Pend.decode(head).sent); break;
       case Rec.Pages: this.ram!.loadedPages(block, RECORD.Pages.decode(head).first, pages); break;
+      case Rec.XbzrleRun: this.ram!.xbzrleRun(block, head); break;
       case Rec.Xbzrle: {
-        const { page, delta } = RECORD.Xbzrle.decode(head);
-        this.ram!.xbzrlePage(block, page, delta);
+        // Read in place (the decoder checked the head): no second decode, nothing allocated per page.
+        this.ram!.xbzrlePage(block, head.readUInt32LE(0), head, 4, head.length);
         break;
       }
       case Rec.Zero: {
@@ -617,6 +623,7 @@ export class LoaderSession {
       normalPages: t?.normalPages ?? 0, zeroPages: t?.zeroPages ?? 0, zeroPagesWritten: t?.zeroPagesWritten ?? 0, xbzrlePages: t?.xbzrlePages ?? 0,
       passes: this.stats.passes, channels: this.channels?.connected ?? 0, channelThreads: this.channels?.threads(), verified: this.stats.verified, verifyMs: this.stats.verifyMs,
       postcopy: this.postcopy?.stats() ?? null, prealloc: this.prealloc?.figures() ?? null,
+      hugePages: this.hugeAdvised === null ? null : hugePagesFigures(this.hugeAdvised),
     };
   }
 }

@@ -17,6 +17,7 @@ import type { CompressionReport } from './compression-stats.js';
 import type { DestinationParameters, MigrationParameters } from './parameters.js';
 import type { PassRecord, SourceCounters } from './stats.js';
 import type { PreallocFigures } from './preallocation.js';
+import type { HugePagesFigures } from '../memory/huge-pages.js';
 import type { XbzrleFigures } from './xbzrle-sender.js';
 import type { LoadFigures, RamLoaderShared } from './ram-loader.js';
 
@@ -203,6 +204,8 @@ export interface LoaderInit extends DestinationParameters {
   readonly program?: ProgramExpectation;
   /** Tests only: cap preallocation below the free-memory cap, bytes (preallocation.ts). */
   readonly preallocMaxBytes?: number;
+  /** Advise the guest's RAM for transparent huge pages before any page is loaded (memory/huge-pages.ts). */
+  readonly hugePages?: boolean;
 }
 
 /**
@@ -265,6 +268,8 @@ export interface LoaderStats {
   readonly postcopy: PostcopyLoaderStats | null;
   /** Preallocation's figures, its time apart from the migration's (null: not asked). */
   readonly prealloc: PreallocFigures | null;
+  /** Huge pages (hugePages): the bytes advised, and the process's AnonHugePages when these figures were taken (absent or null: not asked). */
+  readonly hugePages?: HugePagesFigures | null;
 }
 
 export interface ChannelThreadFigures {

@@ -28,7 +28,8 @@ import { RamBlock, type RamBlockOptions, type RamBlockShared } from '../memory/r
 import type { BlockTotals, StreamHeader } from '../wire/format.js';
 import { pageSummer, type PageSummer } from '../wire/page-checksum.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
-import { xbzrleDecode } from '../wire/xbzrle.js';
+import { walkXbzrleRun } from '../wire/records.js';
+import { xbzrleDecodeAt } from '../wire/xbzrle.js';
 import { RamDigest } from './ram-digest.js';
 
 /** What a channel's loader thread needs to load into the same RAM (structured-cloneable). */
@@ -181,30 +182,54 @@ export class RamLoader {
   }
 
   /**
-   * XBZRLE: apply `delta` to page `page` of `block` as this side holds it
-   * (the decoder checked the page is in the block and in use). The delta
-   * is checked whole before a byte is written (xbzrleDecode), so a refused
+   * XBZRLE: apply the delta `src[from, end)` to page `page` of `block` as
+   * this side holds it (the decoder checked the page is in the block and
+   * in use), in place: no view of either side is made. The delta is
+   * checked whole before a byte is written (xbzrleDecodeAt), so a refused
    * one leaves the page as it was and fails the stream with a WireError
    * naming the page. The page must have arrived before in this stream
    * (with data or as ZERO): a delta is against the copy sent before, and
    * one that comes first was reordered or forged. The page then counts as
    * a page with data (END's totals), as the source counts it.
    */
-  xbzrlePage(block: number, page: number, delta: Uint8Array): void {
+  xbzrlePage(block: number, page: number, src: Uint8Array, from: number, end: number, what = 'XBZRLE'): void {
     const bit = 1 << (page & 31);
+    const b = this.blocks[block];
     if (((this.written[block][page >>> 5] | this.zeroed[block][page >>> 5]) & bit) === 0) {
-      throw new WireError(`XBZRLE: page ${page} of block ${this.blocks[block].name} has not arrived before (a delta applies to the copy sent before)`);
+      throw new WireError(`${what}: page ${page} of block ${b.name} has not arrived before (a delta applies to the copy sent before)`);
     }
-    const at = page * PAGE_SIZE;
     try {
-      xbzrleDecode(delta, this.blocks[block].bytes.subarray(at, at + PAGE_SIZE));
+      xbzrleDecodeAt(src, from, end, b.bytes, page * PAGE_SIZE, PAGE_SIZE);
     } catch (cause) {
       if (!(cause instanceof XbzrleError)) throw cause;
-      throw new WireError(`XBZRLE: page ${page} of block ${this.blocks[block].name}: ${cause.message}`, { cause });
+      throw new WireError(`${what}: page ${page} of block ${b.name}: ${cause.message}`, { cause });
     }
     this.xbzrlePages++;
     this.loadedPages(block, page, 1);
   }
+
+  /**
+   * XBZRLERUN (the decoder checked its structure and that each page is in
+   * the block and in use): each delta applied in order, as xbzrlePage,
+   * straight from the record's head. A refused delta fails the stream;
+   * the deltas before it stay applied (the guest never runs on them).
+   */
+  xbzrleRun(block: number, head: Buffer): void {
+    this.runBlock = block;
+    this.runHead = head;
+    try {
+      walkXbzrleRun(head, this.runEntry);
+    } finally {
+      this.runHead = EMPTY;
+    }
+  }
+
+  /** The record xbzrleRun walks (its entries are applied by `runEntry`, bound once: nothing allocated per page). */
+  private runBlock = 0;
+  private runHead: Buffer = EMPTY;
+  private readonly runEntry = (page: number, from: number, end: number): void => {
+    this.xbzrlePage(this.runBlock, page, this.runHead, from, end, 'XBZRLERUN');
+  };
 
   /** Zero pages: write zeros only where this side wrote data before (never read a page to find out). */
   zeroRun(block: number, first: number, count: number): void {
@@ -248,6 +273,8 @@ export class RamLoader {
     });
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Set bits [first, end) of `words` (shared: Atomics.or, a word at a time). */
 function markRange(words: Int32Array, first: number, end: number): void {

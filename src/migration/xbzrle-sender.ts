@@ -2,8 +2,15 @@
  * The sender's side of XBZRLE (the capability `xbzrle`): how a run of
  * dirty, non-zero pages goes once the first pass is over, each page as the
  * page cache decides (xbzrle-cache.ts `plan`, QEMU's save_xbzrle_page):
- * whole (PAGES, consecutive whole pages in one record), as a delta
- * (XBZRLE, one record per page), or not at all (unchanged since sent).
+ * whole (PAGES, consecutive whole pages in one record), as a delta, or
+ * not at all (unchanged since sent). The run's deltas go together, after
+ * its whole pages, as one XBZRLERUN record (one frame and one check for
+ * up to 256 pages, where a record per page held the destination below the
+ * sweeping guest's dirty rate: bench/xbzrle-records.ts), or as one XBZRLE
+ * record when there is only one. A pass sends each page at most once, so
+ * this order within a run changes nothing, and a run's records are all
+ * appended before sendRun returns: PASS, SYNC and the pass's end keep
+ * their place with no flush of their own.
  * One per RamSender: on several channels each channel's thread has its
  * own, and since a page always travels on the same channel (its range's
  * stripe, ram-sender.ts), a cache per channel holds exactly what that
@@ -24,18 +31,27 @@
 import { PAGE_SIZE, WASM_PAGE_SIZE } from '../memory/page.js';
 import { MAX_PAGES_PER_RECORD } from '../wire/format.js';
 import { recordBytes, type FrameWriter } from '../wire/frame-writer.js';
+import { XBZRLE_RUN_ENTRY_BYTES } from '../wire/records.js';
 import { pageHasher, type PageHasher } from '../wire/page-hash.js';
 import type { RamDigest } from './ram-digest.js';
+import { XbzrleBatch } from './xbzrle-batch.js';
 import { XBZRLE_SKIP, XBZRLE_WHOLE, XbzrleCache } from './xbzrle-cache.js';
 import type { XbzrleCacheInfo } from './xbzrle-stats.js';
 
 /** A delta no page takes (tests: `hostileDeltas`): a zero run of 4095 bytes, then a changed run of 2. */
 const HOSTILE_DELTA = Uint8Array.from([0xff, 0x1f, 0x02, 0xaa, 0xbb]);
 
-/** Wire bytes a run of `pages` pages may take at most here: every page a record of its own (a delta is at most a page). */
+/**
+ * Wire bytes a run of `pages` pages may take at most here: every page's
+ * data (a delta is at most a page, with its entry's 6 bytes), and the
+ * frames: at most one PAGES record per two pages (whole runs alternate
+ * with deltas), and the deltas' records (one, or more where a record's
+ * caps split them: at most 3 more for 256 pages of 4 KiB deltas).
+ */
 export function xbzrleRunBytes(pages: number): number {
-  return pages * recordBytes(4, 1);
+  return pages * (PAGE_SIZE + XBZRLE_RUN_ENTRY_BYTES) + (Math.ceil(pages / 2) + 4) * recordBytes(4);
 }
+
 
 /** What the figures read of a sender's (or channels') XBZRLE: QEMU's counters, and the pages that went as deltas. */
 export interface XbzrleFigures {
@@ -69,6 +85,8 @@ export class XbzrleSender {
   /** Of the last `sendRun`: pages that went whole, and as deltas. */
   lastWhole = 0;
   lastDeltas = 0;
+  /** The run's deltas, sent together (xbzrle-batch.ts). */
+  private readonly batch = new XbzrleBatch();
 
   constructor(sizeBytes: number, private readonly writerHash: PageHasher | null) {
     this.cache = new XbzrleCache(sizeBytes);
@@ -140,14 +158,15 @@ export class XbzrleSender {
       if (length === XBZRLE_SKIP) continue;
       if (this.hostileDeltas > 0) {
         this.hostileDeltas--;
-        wire += writer.appendXbzrle(block, first + i, HOSTILE_DELTA, HOSTILE_DELTA.length);
+        wire += this.batch.add(writer, block, first + i, HOSTILE_DELTA, HOSTILE_DELTA.length);
       } else {
-        wire += writer.appendXbzrle(block, first + i, this.cache.delta, length);
+        wire += this.batch.add(writer, block, first + i, this.cache.delta, length);
       }
       if (digest !== null) digest.setPages(this.copyHash!, i * PAGE_SIZE, block, first + i, 1);
       this.lastDeltas++;
     }
     if (runStart >= 0) wire += this.whole(writer, block, first, runStart, count, digest, packer);
+    wire += this.batch.send(writer, block);
     this.deltaPages += this.lastDeltas;
     this.passDeltas += this.lastDeltas;
     return wire;

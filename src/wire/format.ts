@@ -8,7 +8,7 @@
  *   stream   = header frame* [VERIFY] END GO   (source -> destination)
  *   post-copy: header frame* MISSING+ END GO PCPAGES* PEND PCPAGES*
  *   multifd:   header (MULTIFD) SYNC* devices [VERIFY] END GO, and on each
- *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO|COMPRESSED)* SYNC)*
+ *              of the channels' connections: CHANNEL (PASS GROW* (PAGES|ZERO|COMPRESSED|XBZRLE|XBZRLERUN)* SYNC)*
  *   prealloc:  header WRITTEN+ (the last with LAST) then as above, to a
  *              destination that asked with PREALLOC (before its READY)
  *   return   = frame*                        (destination -> source)

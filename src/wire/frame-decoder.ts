@@ -20,7 +20,7 @@ import {
   CHECK_BYTES, FRAME_HEADER_BYTES, HEADER_FIXED_BYTES, MAX_PAGES_PER_RECORD, MAX_POSTCOPY_PAGES_PER_RECORD, crc32,
   decodeHeader, decodeHeaderFixed, type StreamHeader,
 } from './format.js';
-import { RECORD, Rec, recordRow, type Direction, type RecordRow } from './records.js';
+import { RECORD, Rec, recordRow, walkXbzrleRun, type Direction, type RecordRow } from './records.js';
 import { refused } from './refusals.js';
 import { WrittenMapRules } from './written-map-rules.js';
 
@@ -48,7 +48,7 @@ export interface FrameDecoderOptions {
   /**
    * A channel's connection (header flag MULTIFD) of the stream whose header
    * this is: no header of its own; CHANNEL first, then only PASS, GROW,
-   * PAGES, ZERO, XBZRLE and SYNC (each pass ends with its SYNC).
+   * PAGES, ZERO, COMPRESSED, XBZRLE, XBZRLERUN and SYNC (each pass ends with its SYNC).
    */
   readonly channelOf?: StreamHeader;
   /** This destination asked for the ever-written map (PREALLOC): WRITTEN records come first (written-map-rules.ts). */
@@ -56,7 +56,7 @@ export interface FrameDecoderOptions {
 }
 
 /** What travels on a channel's connection; on the main connection of a MULTIFD stream, none of these but SYNC. */
-const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Compressed, Rec.Xbzrle, Rec.Sync]);
+const CHANNEL_RECORDS: ReadonlySet<number> = new Set([Rec.Channel, Rec.Pass, Rec.Grow, Rec.Pages, Rec.Zero, Rec.Compressed, Rec.Xbzrle, Rec.XbzrleRun, Rec.Sync]);
 
 export class FrameDecoder {
   private state: ReadState;
@@ -232,7 +232,7 @@ export class FrameDecoder {
     this.checkPostcopyOrder(name, type);
     if (this.direction === 'stream') this.checkChannelOrder(name, type);
     if (!this.header?.resume) this.writtenMap?.beforeRecord(name, type);
-    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Xbzrle || type === Rec.Pass || type === Rec.Grow)) {
+    if (this.sawVerify && (type === Rec.Pages || type === Rec.Zero || type === Rec.Xbzrle || type === Rec.XbzrleRun || type === Rec.Pass || type === Rec.Grow)) {
       throw new WireError(`${name}: after VERIFY (the digest covers every page)`);
     }
     const block = f.readUInt16LE(2);
@@ -337,6 +337,18 @@ export class FrameDecoder {
     }
   }
 
+  /** An XBZRLERUN entry (walkXbzrleRun, once per page: bound once, nothing allocated): its page in the block and in use. */
+  private readonly runEntry = (page: number): void => {
+    this.checkDeltaPage('XBZRLERUN', page);
+  };
+
+  /** A delta's page (XBZRLE, XBZRLERUN) lies inside the current block and its pages in use. */
+  private checkDeltaPage(name: string, page: number): void {
+    const blockPages = this.header!.blocks[this.block].pages;
+    if (page >= blockPages) throw new WireError(`${name}: page ${page} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
+    this.checkInUse(name, page, 1);
+  }
+
   /** What a record must agree with besides its frame: the stream's geometry and the records before it. */
   private checkRecordRules(): void {
     switch (this.type) {
@@ -356,14 +368,14 @@ export class FrameDecoder {
         this.checkInUse('COMPRESSED', first, count);
         break;
       }
-      case Rec.Xbzrle: {
-        // The delta itself is the loader's to check (xbzrleDecode), against the page as it holds it.
-        const { page } = RECORD.Xbzrle.decode(this.head);
-        const blockPages = this.header!.blocks[this.block].pages;
-        if (page >= blockPages) throw new WireError(`XBZRLE: page ${page} is outside block ${this.header!.blocks[this.block].name} of ${blockPages} pages`);
-        this.checkInUse('XBZRLE', page, 1);
+      case Rec.Xbzrle:
+        // The delta itself is the loader's to check (xbzrleDecode), against the page as it holds it. Read in place: nothing allocated per page.
+        if (this.head.length < 5) RECORD.Xbzrle.decode(this.head); // throws, naming the short head
+        this.checkDeltaPage('XBZRLE', this.head.readUInt32LE(0));
         break;
-      }
+      case Rec.XbzrleRun:
+        walkXbzrleRun(this.head, this.runEntry);
+        break;
       case Rec.Grow: {
         const { pages } = RECORD.Grow.decode(this.head);
         const { name, pages: blockPages } = this.header!.blocks[this.block];

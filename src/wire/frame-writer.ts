@@ -14,7 +14,7 @@
 import { PAGE_SIZE } from '../memory/page.js';
 import { CHECK_BYTES, FRAME_HEADER_BYTES, MAX_PAGES_PER_RECORD, crc32, writeFrameHeader } from './format.js';
 import { pageSummer, type PageSummer } from './page-checksum.js';
-import { RECORD, encodeRecord, type RecordRow } from './records.js';
+import { MAX_XBZRLE_RUN_HEAD_BYTES, MAX_XBZRLE_RUN_PAGES, RECORD, encodeRecord, type RecordRow } from './records.js';
 
 /** One slot: a full PAGES record of 256 pages plus room for small records. */
 export const SLOT_BYTES = MAX_PAGES_PER_RECORD * PAGE_SIZE + 64 * 1024;
@@ -200,6 +200,30 @@ export class FrameWriter {
     const head = at + FRAME_HEADER_BYTES;
     this.view.setUint32(head, page, true);
     for (let i = 0; i < length; i++) this.u8[head + 4 + i] = delta[i];
+    const end = head + headLen;
+    this.view.setUint32(end, crc32(this.u8.subarray(at, end)), true);
+    this.fill += size;
+    return size;
+  }
+
+  /**
+   * Append an XBZRLERUN record of `count` pages of `block` whose entries
+   * (u32 page, u16 length, delta; records.ts) are `entries[0, length)`:
+   * one frame, one set, one check for all (the caller keeps the caps and
+   * checked room for it). Returns wire bytes.
+   */
+  appendXbzrleRun(block: number, entries: Uint8Array, length: number, count: number): number {
+    const row = RECORD.XbzrleRun;
+    const headLen = 4 + length;
+    if (count < 1 || count > MAX_XBZRLE_RUN_PAGES || headLen > MAX_XBZRLE_RUN_HEAD_BYTES) {
+      throw new RangeError(`frame writer: an XBZRLERUN of ${count} pages in ${headLen} bytes, expected 1..${MAX_XBZRLE_RUN_PAGES} pages in at most ${MAX_XBZRLE_RUN_HEAD_BYTES}`);
+    }
+    const size = recordBytes(headLen);
+    const at = this.reserve(size);
+    writeFrameHeader(this.view, at, row.tag, block, headLen, 0);
+    const head = at + FRAME_HEADER_BYTES;
+    this.view.setUint32(head, count, true);
+    this.u8.set(entries.subarray(0, length), head + 4);
     const end = head + headLen;
     this.view.setUint32(end, crc32(this.u8.subarray(at, end)), true);
     this.fill += size;

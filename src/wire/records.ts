@@ -50,6 +50,7 @@ export const enum Rec {
   PcPages = 0x10,
   Pend = 0x11,
   Written = 0x12,
+  XbzrleRun = 0x13,
   Ack = 0x41,
   Loaded = 0x42,
   Resumed = 0x43,
@@ -136,6 +137,51 @@ export const WRITTEN_LAST = 1;
 export const MAX_PACKET_PAGES = MAX_PACKET_BYTES / PAGE_SIZE;
 /** A REQUEST entry's top bit: the copy that arrived was bad, send it again (else a page already sent is not sent twice). */
 export const REQUEST_AGAIN = 0x8000_0000;
+
+/** Most pages in one XBZRLERUN record: a multifd packet's 128 pages times 8 (deltas are small). */
+export const MAX_XBZRLE_RUN_PAGES = 1024;
+/** Largest XBZRLERUN head: a multifd packet (QEMU's 512 KiB), checked at the frame before a byte is allocated. */
+export const MAX_XBZRLE_RUN_HEAD_BYTES = MAX_PACKET_BYTES;
+/** An XBZRLERUN entry's fixed part: u32 page, u16 delta length. */
+export const XBZRLE_RUN_ENTRY_BYTES = 6;
+
+/** One page of an XBZRLERUN: its index in the record's block, its delta (1..4096 bytes). */
+export interface XbzrleEntry { readonly page: number; readonly delta: Uint8Array }
+
+/**
+ * Walk an XBZRLERUN head without allocating: its count and every entry's
+ * length are checked against the caps and the head's length (which the
+ * entries must fill exactly) before the first `entry` call, so a record
+ * malformed anywhere is refused before any of it is used. `entry(page,
+ * from, end)`: the delta is `head[from, end)`. Returns the count. The
+ * deltas themselves are the loader's to check (xbzrleDecodeAt).
+ */
+export function walkXbzrleRun(head: Buffer, entry: (page: number, from: number, end: number) => void): number {
+  const count = checkXbzrleRun(head);
+  for (let i = 0, at = 4; i < count; i++) {
+    const from = at + XBZRLE_RUN_ENTRY_BYTES;
+    at = from + head.readUInt16LE(at + 4);
+    entry(head.readUInt32LE(from - XBZRLE_RUN_ENTRY_BYTES), from, at);
+  }
+  return count;
+}
+
+/** An XBZRLERUN head's structure (walkXbzrleRun): its count, or a WireError naming the entry at fault. */
+function checkXbzrleRun(head: Buffer): number {
+  if (head.length < 4) throw new WireError(`XBZRLERUN: head of ${head.length} bytes has no count`);
+  const count = head.readUInt32LE(0);
+  if (count < 1 || count > MAX_XBZRLE_RUN_PAGES) throw new WireError(`XBZRLERUN: ${count} pages, expected 1..${MAX_XBZRLE_RUN_PAGES}`);
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (at + XBZRLE_RUN_ENTRY_BYTES > head.length) throw new WireError(`XBZRLERUN: entry ${i} of ${count} is truncated at head byte ${at} (a head of ${head.length} bytes)`);
+    const length = head.readUInt16LE(at + 4);
+    if (length < 1 || length > PAGE_SIZE) throw new WireError(`XBZRLERUN: entry ${i} (page ${head.readUInt32LE(at)}): a delta of ${length} bytes, expected 1..${PAGE_SIZE}`);
+    at += XBZRLE_RUN_ENTRY_BYTES + length;
+    if (at > head.length) throw new WireError(`XBZRLERUN: entry ${i} (page ${head.readUInt32LE(at - length - XBZRLE_RUN_ENTRY_BYTES)}): a delta of ${length} bytes runs past the head's ${head.length} bytes`);
+  }
+  if (at !== head.length) throw new WireError(`XBZRLERUN: ${count} entries end at head byte ${at}, the head has ${head.length}`);
+  return count;
+}
 
 type Empty = Record<string, never>;
 const none = fixed<Empty>;
@@ -314,6 +360,45 @@ export const RECORD = {
     decode: (head) => {
       if (head.length < 5) throw new WireError(`XBZRLE: head of ${head.length} bytes, expected a page and a delta of 1..${PAGE_SIZE} bytes`);
       return { page: head.readUInt32LE(0), delta: new Uint8Array(head.buffer, head.byteOffset + 4, head.length - 4) }; // a view: nothing copied
+    },
+  }),
+  /**
+   * A run of pages sent again as XBZRLE deltas, all of block `block`: u32
+   * count (1..MAX_XBZRLE_RUN_PAGES), then per page u32 page, u16 the
+   * delta's length (1..4096, as XBZRLE's), the delta; the head at most
+   * MAX_XBZRLE_RUN_HEAD_BYTES, the entries filling it exactly. Where
+   * XBZRLE may go; applied in order, as that many XBZRLE records would be,
+   * with one frame and one check for all (walkXbzrleRun reads it without
+   * allocating; this decode is for tests and tools).
+   */
+  XbzrleRun: variable<{ entries: readonly XbzrleEntry[] }>({
+    tag: Rec.XbzrleRun, name: 'XBZRLERUN', direction: 'stream', perBlock: true,
+    maxHeadBytes: () => MAX_XBZRLE_RUN_HEAD_BYTES,
+    sizeOf: (f) => {
+      const n = f.entries.length;
+      if (n < 1 || n > MAX_XBZRLE_RUN_PAGES) throw new WireError(`XBZRLERUN: ${n} pages, expected 1..${MAX_XBZRLE_RUN_PAGES}`);
+      let size = 4;
+      for (const e of f.entries) {
+        if (e.delta.length < 1 || e.delta.length > PAGE_SIZE) throw new WireError(`XBZRLERUN: page ${e.page}: a delta of ${e.delta.length} bytes, expected 1..${PAGE_SIZE}`);
+        size += XBZRLE_RUN_ENTRY_BYTES + e.delta.length;
+      }
+      if (size > MAX_XBZRLE_RUN_HEAD_BYTES) throw new WireError(`XBZRLERUN: a head of ${size} bytes exceeds ${MAX_XBZRLE_RUN_HEAD_BYTES}`);
+      return size;
+    },
+    encode: (f, out, at) => {
+      out.writeUInt32LE(f.entries.length, at);
+      let i = at + 4;
+      for (const e of f.entries) {
+        out.writeUInt32LE(e.page, i);
+        out.writeUInt16LE(e.delta.length, i + 4);
+        out.set(e.delta, i + XBZRLE_RUN_ENTRY_BYTES);
+        i += XBZRLE_RUN_ENTRY_BYTES + e.delta.length;
+      }
+    },
+    decode: (head) => {
+      const entries: XbzrleEntry[] = [];
+      walkXbzrleRun(head, (page, from, end) => { entries.push({ page, delta: new Uint8Array(head.buffer, head.byteOffset + from, end - from) }); });
+      return { entries };
     },
   }),
   /**

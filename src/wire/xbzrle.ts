@@ -96,37 +96,36 @@ function checkLimit(limit: number, n: number, out: Uint8Array): void {
 /** ULEB128's length in bytes, read by `readUleb` (module state: no allocation). */
 let ulebLength = 0;
 
-/** The ULEB128 at `delta[i]` (its byte count in `ulebLength`), or throws naming what was wrong. */
-function readUleb(delta: Uint8Array, i: number, what: string): number {
-  const b0 = delta[i];
+/** The ULEB128 at `src[i]` (the delta ends at `end`; offsets in messages from `from`; its byte count in `ulebLength`), or throws naming what was wrong. */
+function readUleb(src: Uint8Array, i: number, from: number, end: number, what: string): number {
+  const b0 = src[i];
   if (b0 < 0x80) {
     ulebLength = 1;
     return b0;
   }
-  if (i + 1 >= delta.length) throw new XbzrleError(`XBZRLE delta: ${what} length at offset ${i} is truncated (its second byte is missing)`);
-  const b1 = delta[i + 1];
-  if (b1 >= 0x80) throw new XbzrleError(`XBZRLE delta: ${what} length at offset ${i} is longer than 2 bytes (over 14 bits)`);
+  if (i + 1 >= end) throw new XbzrleError(`XBZRLE delta: ${what} length at offset ${i - from} is truncated (its second byte is missing)`);
+  const b1 = src[i + 1];
+  if (b1 >= 0x80) throw new XbzrleError(`XBZRLE delta: ${what} length at offset ${i - from} is longer than 2 bytes (over 14 bits)`);
   ulebLength = 2;
   return (b0 & 0x7f) | (b1 << 7);
 }
 
-/** Check every rule of the format over `delta` for a page of `size` bytes; throws XbzrleError at the first broken one. */
-function validate(delta: Uint8Array, size: number): void {
-  const n = delta.length;
-  let i = 0;
+/** Check every rule of the format over the delta `src[from, end)` for a page of `size` bytes; throws XbzrleError at the first broken one. */
+function validate(src: Uint8Array, from: number, end: number, size: number): void {
+  let i = from;
   let d = 0;
-  while (i < n) {
-    const z = readUleb(delta, i, 'zero run');
-    if (i > 0 && z === 0) throw new XbzrleError(`XBZRLE delta: empty zero run at offset ${i} (only the first may be empty)`);
-    if (d + z > size) throw new XbzrleError(`XBZRLE delta: zero run of ${z} bytes at offset ${i} runs past the page's end (page byte ${d}, page of ${size})`);
+  while (i < end) {
+    const z = readUleb(src, i, from, end, 'zero run');
+    if (i > from && z === 0) throw new XbzrleError(`XBZRLE delta: empty zero run at offset ${i - from} (only the first may be empty)`);
+    if (d + z > size) throw new XbzrleError(`XBZRLE delta: zero run of ${z} bytes at offset ${i - from} runs past the page's end (page byte ${d}, page of ${size})`);
     i += ulebLength;
     d += z;
-    if (i >= n) throw new XbzrleError(`XBZRLE delta: trailing garbage: a zero run at offset ${i - ulebLength} with no changed run after it`);
-    const nz = readUleb(delta, i, 'changed run');
-    if (nz === 0) throw new XbzrleError(`XBZRLE delta: empty changed run at offset ${i}`);
-    if (d + nz > size) throw new XbzrleError(`XBZRLE delta: changed run of ${nz} bytes at offset ${i} runs past the page's end (page byte ${d}, page of ${size})`);
+    if (i >= end) throw new XbzrleError(`XBZRLE delta: trailing garbage: a zero run at offset ${i - ulebLength - from} with no changed run after it`);
+    const nz = readUleb(src, i, from, end, 'changed run');
+    if (nz === 0) throw new XbzrleError(`XBZRLE delta: empty changed run at offset ${i - from}`);
+    if (d + nz > size) throw new XbzrleError(`XBZRLE delta: changed run of ${nz} bytes at offset ${i - from} runs past the page's end (page byte ${d}, page of ${size})`);
     i += ulebLength;
-    if (i + nz > n) throw new XbzrleError(`XBZRLE delta: changed run of ${nz} bytes at offset ${i - ulebLength} is truncated (${n - i} bytes left)`);
+    if (i + nz > end) throw new XbzrleError(`XBZRLE delta: changed run of ${nz} bytes at offset ${i - ulebLength - from} is truncated (${end - i} bytes left)`);
     i += nz;
     d += nz;
   }
@@ -143,19 +142,29 @@ function validate(delta: Uint8Array, size: number): void {
  */
 export function xbzrleDecode(delta: Uint8Array, page: Uint8Array): void {
   checkPageLength('the page', page.length);
-  if (delta.length > page.length + 3) {
-    throw new XbzrleError(`XBZRLE delta: ${delta.length} bytes, longer than any delta of a ${page.length}-byte page (at most ${page.length + 3})`);
-  }
-  validate(delta, page.length);
-  const n = delta.length;
-  let i = 0;
-  let d = 0;
-  while (i < n) {
-    d += readUleb(delta, i, 'zero run');
-    i += ulebLength;
-    const nz = readUleb(delta, i, 'changed run');
-    i += ulebLength;
-    for (const end = i + nz; i < end; i++, d++) page[d] = delta[i];
-  }
+  xbzrleDecodeAt(delta, 0, delta.length, page, 0, page.length);
 }
 
+/**
+ * xbzrleDecode without a view of either side (a loader's hot path: a
+ * record's head holds many deltas, a block holds many pages): the delta
+ * `src[from, end)` applied to the page of `size` bytes at `dst[at]`. The
+ * caller vouches that the page lies inside `dst` and `size` is a page's
+ * length; everything about the delta is checked here, as xbzrleDecode
+ * does, before a byte is written.
+ */
+export function xbzrleDecodeAt(src: Uint8Array, from: number, end: number, dst: Uint8Array, at: number, size: number): void {
+  if (end - from > size + 3) {
+    throw new XbzrleError(`XBZRLE delta: ${end - from} bytes, longer than any delta of a ${size}-byte page (at most ${size + 3})`);
+  }
+  validate(src, from, end, size);
+  let i = from;
+  let d = at;
+  while (i < end) {
+    d += readUleb(src, i, from, end, 'zero run');
+    i += ulebLength;
+    const nz = readUleb(src, i, from, end, 'changed run');
+    i += ulebLength;
+    for (const stop = i + nz; i < stop; i++, d++) dst[d] = src[i];
+  }
+}

@@ -76,6 +76,11 @@ const EXPECT: Readonly<Record<string, Expect>> = {
   'npx ferry run --ram 256M --workload sweep --rate 2 --seconds 1 --migrate-to tcp:127.0.0.1:4449': {
     run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
   },
+  // Huge pages (they need the optional package ferry-hugepages and THP madvise or always: npm ci builds it).
+  'npx ferry incoming --listen tcp:127.0.0.1:4450 --huge-pages --seconds 1 &': { run: 'background', ready: /^listening on tcp:/ },
+  'npx ferry run --ram 128M --workload fill --fill-data random --seconds 1 --huge-pages --migrate-to tcp:127.0.0.1:4450': {
+    run: 'foreground', ends: [{ exit: 0, last: GUEST_PROGRESS }], output: [/^migration completed$/m],
+  },
   'npx ferry run --ram 512M --workload sweep --rate 4 --qmp unix:/tmp/guest.qmp &': { run: 'background', ready: /QMP control socket on/ },
   'npx ferry migrate --qmp unix:/tmp/guest.qmp --to tcp:127.0.0.1:4445 --downtime-limit 50 --timeout 10 --report report.html': {
     run: 'foreground',

@@ -24,7 +24,7 @@ import { LoaderSession } from '../../src/migration/loader-session.js';
 import type { FromLoader, ProgramExpectation, ToLoader } from '../../src/migration/messages.js';
 import type { PreallocFigures } from '../../src/migration/preallocation.js';
 import { serializeError, type SerializedError } from '../../src/serialized-error.js';
-import { buildStream, type StreamChanges } from '../wire/stream-fixture.js';
+import { buildStream, xbzrleRunHead, type StreamChanges } from '../wire/stream-fixture.js';
 import { FUZZ_PROGRAM, PAGES, VALID, VALID_RAM, VALID_WRITTEN, WRITTEN_MAP, mutate, mutation, mutationsOf } from '../wire/stream-mutations.js';
 import { fileLimit } from '../waits.js';
 
@@ -33,7 +33,7 @@ fileLimit(import.meta.url, 60_000 * Math.max(1, Number(process.env.FERRY_LOADER_
 const RUNS = Number(process.env.FERRY_LOADER_FUZZ_RUNS ?? 300);
 const MAX_GUEST_BYTES = 1024 * 1024;
 /** Reasons the loader gives: a wire rule (record or part named first), a stream that ended early, a section refused. */
-const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|XBZRLE|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
+const CLEAR_REASON = /^(header|frame|stream|PAGES|ZERO|COMPRESSED|XBZRLE|XBZRLERUN|PASS|GROW|DEVICE|VCPU|VERIFY|END|GO|WRITTEN)\b|ended before the migration completed|device section|vCPU/;
 /** The fuzzed stream's program (stream-mutations.ts), and its block's layout here: a size word in 4 KiB units after its pages. */
 const PROGRAM: ProgramExpectation = { identity: FUZZ_PROGRAM, ram: { tailBytes: 4096, sizeWord: { offset: PAGES * 4096, unitBytes: 4096 } } };
 
@@ -109,6 +109,23 @@ const WRITTEN_CASES: [string, StreamChanges, RegExp, string, undefined, true][] 
   ['a map that never ends (no LAST before the pass)', { written: [[0, 1], [2, 1]], writtenWithoutLast: true }, /^PASS: before the ever-written map's last WRITTEN/],
 ].map(([what, changes, reason]) => [what as string, changes as StreamChanges, reason as RegExp, 'ERR_FERRY_WIRE', undefined, true]);
 
+/** A hostile XBZRLERUN (a run of deltas in one record): each refused naming the record, and the page where one is at fault. */
+function xbzrleRunCases(wire: string): [string, StreamChanges, RegExp, string][] {
+  const ok = Uint8Array.from([0, 1, 9]);
+  const past = Uint8Array.from([0xff, 0x1f, 0x02, 1, 2]);
+  const run = (count: number, entries: [number, number, Uint8Array][], first = false): StreamChanges => ({ xbzrleRun: { head: xbzrleRunHead(count, entries), first } });
+  return [
+    ['an XBZRLERUN of more pages than its cap', run(1025, [[0, 3, ok]]), /^XBZRLERUN: 1025 pages, expected 1\.\.1024/, wire],
+    ['an XBZRLERUN whose second delta runs past its page', run(2, [[2, 3, ok], [0, 5, past]]), /^XBZRLERUN: page 0 of block ram0: XBZRLE delta: changed run of 2 bytes at offset 2 runs past the page's end \(page byte 4095, page of 4096\)/, wire],
+    ['a truncated XBZRLERUN (fewer entries than its count)', run(3, [[0, 3, ok], [2, 3, ok]]), /^XBZRLERUN: entry 2 of 3 is truncated at head byte 22/, wire],
+    ['an XBZRLERUN whose lengths do not fill its head', run(1, [[0, 2, ok]]), /^XBZRLERUN: 1 entries end at head byte 12, the head has 13/, wire],
+    ['an XBZRLERUN delta longer than a page', run(1, [[0, 4097, new Uint8Array(4097).fill(1)]]), /^XBZRLERUN: entry 0 \(page 0\): a delta of 4097 bytes, expected 1\.\.4096/, wire],
+    ['an XBZRLERUN delta before its page arrived', run(1, [[0, 3, ok]], true), /^XBZRLERUN: page 0 of block ram0 has not arrived before/, wire],
+    ['an XBZRLERUN page outside the block', run(2, [[0, 3, ok], [99, 3, ok]]), /^XBZRLERUN: page 99 is outside block ram0 of 16 pages/, wire],
+    ['an XBZRLERUN head over its 512 KiB cap', { xbzrleRun: { head: Buffer.alloc(512 * 1024 + 1) } }, /^XBZRLERUN: head length 524289, expected at most 524288/, wire],
+  ];
+}
+
 test('each loader rule is enforced with a clear error, and the guest is never run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-loader-rules-'));
   // The code too: a wire rule is the loader's WireError; a device section the main thread refused comes back as its InvalidArgumentError.
@@ -131,6 +148,7 @@ test('each loader rule is enforced with a clear error, and the guest is never ru
     ['an XBZRLE delta with bytes after its last run', { xbzrle: { page: 2, delta: Uint8Array.from([0, 1, 9, 5]) } }, /^XBZRLE: page 2 of block ram0: XBZRLE delta: trailing garbage/, wire],
     ['an XBZRLE delta before its page arrived', { xbzrle: { page: 0, delta: Uint8Array.from([0, 1, 7]), first: true } }, /^XBZRLE: page 0 of block ram0 has not arrived before/, wire],
     ['an XBZRLE delta for a page outside the block', { xbzrle: { page: 99, delta: Uint8Array.from([0, 1, 7]) } }, /^XBZRLE: page 99 is outside block ram0 of 16 pages/, wire],
+    ...xbzrleRunCases(wire),
     ['a RAM digest that differs', { verify: Buffer.alloc(16, 1) }, /verify: RAM digest [0-9a-f]{32} of the pages loaded differs from the source's (01){16} of the pages sent/, wire],
     ['an ever-written map to a destination that did not ask for it', { written: [[0, 1]] }, /^WRITTEN: this destination did not ask for the ever-written map \(PREALLOC\)/, wire],
   ];

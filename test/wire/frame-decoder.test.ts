@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/page.js';
-import { WIRE_VERSION, crc32, decodeHeader, encodeHeader } from '../../src/wire/format.js';
+import { FRAME_HEADER_BYTES, WIRE_VERSION, crc32, decodeHeader, encodeHeader, writeFrameHeader } from '../../src/wire/format.js';
 import { FrameDecoder, type FrameSink } from '../../src/wire/frame-decoder.js';
 import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { jsPageSum } from '../../src/wire/page-checksum.js';
 import { RECORD, Rec, encodeHead, encodeRecord } from '../../src/wire/records.js';
-import { UUID, buildStream, rawXbzrle } from './stream-fixture.js';
+import { UUID, buildStream, rawRecord, rawXbzrle } from './stream-fixture.js';
 import { fileLimit } from '../waits.js';
 
 fileLimit(import.meta.url, 60_000);
@@ -349,6 +349,43 @@ test('compression (flag COMPRESSION, only with MULTIFD): the header names the co
   assert.throws(() => onChannel(header, Buffer.concat([channel, pass, tooMany])), /COMPRESSED: 129 pages, expected 1\.\.128/);
   expectReject(Buffer.concat([header, packed(0, 1)]), /COMPRESSED: on the main connection of a stream whose pages travel on 2 channels/);
   expectReject(Buffer.concat([encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 1, blocks }), packed(0, 1)]), /COMPRESSED: the header did not announce channels/);
+});
+
+test('XBZRLERUN goes where XBZRLE may, every page inside the block and its pages in use; its head is capped at 512 KiB at the frame and refused whole when malformed, before the sink sees it', () => {
+  const header = (o: { verify?: boolean; channels?: number } = {}) =>
+    encodeHeader({ pageSize: PAGE_SIZE, uuid: UUID, vcpus: 0, blocks: [{ name: 'ram0', pages: 8, visiblePages: 4 }], ...o });
+  const run = (...pages: number[]) => encodeRecord(RECORD.XbzrleRun, { entries: pages.map((page) => ({ page, delta: Uint8Array.from([0, 1, 9]) })) });
+  const pass = encodeRecord(RECORD.Pass, { pass: 1 });
+  const c = collector(8);
+  new FrameDecoder(c.sink, { stream: true }).feed(Buffer.concat([header(), pass, run(3, 0, 2)]));
+  assert.deepEqual(c.records, [[Rec.Pass, 4], [Rec.XbzrleRun, 4 + 3 * 9]], 'delivered with its head; the deltas are the loader\'s to check');
+  const refusedBeforeSink = (bytes: Buffer, message: RegExp) => {
+    const got = collector(8);
+    assert.throws(() => new FrameDecoder(got.sink, { stream: true }).feed(bytes), { code: 'ERR_FERRY_WIRE', message });
+    assert.ok(!got.records.some(([t]) => t === Rec.XbzrleRun), `${message.source}: never delivered`);
+  };
+  refusedBeforeSink(Buffer.concat([header(), pass, run(1, 4)]), /^XBZRLERUN: pages 4\.\.4 are past block ram0's 4 pages in use/);
+  refusedBeforeSink(Buffer.concat([header(), pass, run(8)]), /^XBZRLERUN: page 8 is outside block ram0 of 8 pages/);
+  refusedBeforeSink(Buffer.concat([header(), pass, encodeRecord(RECORD.XbzrleRun, { entries: [{ page: 0, delta: Uint8Array.from([0, 1, 9]) }] }, 1)]), /^XBZRLERUN: block 1, the stream has 1/);
+  // The frame alone is refused for a head over the cap: nothing of the head is read or allocated.
+  const over = Buffer.alloc(FRAME_HEADER_BYTES);
+  writeFrameHeader(new DataView(over.buffer), 0, Rec.XbzrleRun, 0, 512 * 1024 + 1, 0);
+  refusedBeforeSink(Buffer.concat([header(), pass, over]), /^XBZRLERUN: head length 524289, expected at most 524288 \(at byte/);
+  const tooMany = Buffer.alloc(4 + 9);
+  tooMany.writeUInt32LE(1025, 0);
+  tooMany.writeUInt16LE(3, 8);
+  refusedBeforeSink(Buffer.concat([header(), pass, rawRecord(Rec.XbzrleRun, tooMany)]), /^XBZRLERUN: 1025 pages, expected 1\.\.1024/);
+  const short = Buffer.from(run(1, 2).subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 4 + 18 - 1));
+  refusedBeforeSink(Buffer.concat([header(), pass, rawRecord(Rec.XbzrleRun, short)]), /^XBZRLERUN: entry 1 \(page 2\): a delta of 3 bytes runs past the head's 21 bytes/);
+  const pageOver = Buffer.from(run(1).subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 13));
+  pageOver.writeUInt16LE(4097, 8);
+  refusedBeforeSink(Buffer.concat([header(), pass, rawRecord(Rec.XbzrleRun, pageOver)]), /^XBZRLERUN: entry 0 \(page 1\): a delta of 4097 bytes, expected 1\.\.4096/);
+  expectReject(Buffer.concat([header({ verify: true }), encodeRecord(RECORD.Verify, { digest: Buffer.alloc(16) }), run(0)]), /XBZRLERUN: after VERIFY/);
+  expectReject(Buffer.concat([header(), encodeRecord(RECORD.End, { totals: [{ normal: 0, zero: 0 }] }), run(0)]), /XBZRLERUN: record after END/);
+  expectReject(Buffer.concat([header({ channels: 2 }), run(0)]), /XBZRLERUN: on the main connection of a stream whose pages travel on 2 channels/);
+  const onChannel = new FrameDecoder(collector(8).sink, { stream: true, channelOf: decodeHeader(header({ channels: 2 })) });
+  onChannel.feed(Buffer.concat([encodeRecord(RECORD.Channel, { index: 0, channels: 2, uuid: UUID }), pass, run(1, 3)]));
+  assert.equal(onChannel.records, 3);
 });
 
 test('XBZRLE goes where PAGES may: inside the block and its pages in use, on a channel (not on the main connection of a MULTIFD stream), never after VERIFY, END or a post-copy GO; its head is capped at a page', () => {
