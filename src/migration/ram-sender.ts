@@ -20,7 +20,7 @@
  * connection keeps the order of its passes: a page sent in two passes
  * lands in pass order without waiting on the other channels.
  *
- * XBZRLE (the capability; xbzrle-sender.ts): after the first pass, a run
+ * XBZRLE (the capability; xbzrle-sender.ts): from the first pass on, a run
  * of dirty non-zero pages goes as its cache decides, each page whole, as a
  * delta or not at all; a zero run is cached as zeros. END's data totals
  * count the deltas (the destination counts them so), pass.normalPages not.
@@ -324,7 +324,7 @@ export class RamSender implements PassSource {
     return frame === null ? this.writer.commitPages() : this.writer.commitCompressed(frame);
   }
 
-  /** XBZRLE, after the first pass: pages [page, page+n) (none zero) as the cache decides (xbzrle-sender.ts); false if the writer is full. */
+  /** XBZRLE: pages [page, page+n) (none zero) as the cache decides (xbzrle-sender.ts); false if the writer is full. */
   private sendThroughCache(block: RamBlock, page: number, n: number, p: number): boolean {
     const x = this.xbzrle!;
     if (!this.writer.hasRoom(xbzrleRunBytes(n))) return false;

@@ -241,7 +241,7 @@ export class XbzrleCache {
 
   /**
    * (block, page) went as a zero page: cache it as zeros (QEMU's
-   * xbzrle_cache_zero_page), after the first pass only; a slot held by a
+   * xbzrle_cache_zero_page), when `sentBefore` (the sender passes true from its first pass on); a slot held by a
    * fresh other page stays (that slot never held this page's stale bytes).
    */
   zeroPage(block: number, page: number, sentBefore: boolean): void {
