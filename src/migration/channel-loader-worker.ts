@@ -2,7 +2,9 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { ChannelLoader } from './channel-loader.js';
 import type { ChannelLoaderInit, FromChannelLoader, ToChannelLoader } from './messages.js';
+import { lowerThisThread } from './thread-priority.js';
 
+lowerThisThread(); // the control loop first (thread-priority.ts)
 const port = parentPort!;
 const loader = new ChannelLoader(workerData as ChannelLoaderInit, (m: FromChannelLoader) => port.postMessage(m), threadId);
 port.on('message', (m: ToChannelLoader) => {
