@@ -14,6 +14,7 @@ import { FrameWriter } from '../../src/wire/frame-writer.js';
 import { PLANNED_RECORDS, RECORD, RECORD_TABLE, encodeHead, encodeRecord, recordRow, walkXbzrleRun, type RecordRow } from '../../src/wire/records.js';
 import { REFUSALS, refusalCode, refusalName } from '../../src/wire/refusals.js';
 import { fileLimit } from '../waits.js';
+import { xbzrleRunHead } from './stream-fixture.js';
 
 fileLimit(import.meta.url, 60_000);
 
@@ -154,20 +155,6 @@ test('a head that cannot be encoded is refused with the record named', () => {
   assert.throws(() => RECORD.Xbzrle.decode(Buffer.alloc(4)), /XBZRLE: head of 4 bytes, expected a page and a delta of 1\.\.4096 bytes/);
 });
 
-/** An XBZRLERUN head by hand: `count` in front of entries (page, length as written, delta), so any of them can lie. */
-function runHead(count: number, entries: readonly (readonly [number, number, Uint8Array])[]): Buffer {
-  const parts = entries.map(([page, length, delta]) => {
-    const e = Buffer.alloc(6 + delta.length);
-    e.writeUInt32LE(page, 0);
-    e.writeUInt16LE(length, 4);
-    e.set(delta, 6);
-    return e;
-  });
-  const head = Buffer.concat([Buffer.alloc(4), ...parts]);
-  head.writeUInt32LE(count, 0);
-  return head;
-}
-
 test('a hostile XBZRLERUN head is refused whole, before any entry is used, naming what was wrong', () => {
   const d = bytes(3);
   const refuses = (head: Buffer, message: RegExp) => {
@@ -175,18 +162,18 @@ test('a hostile XBZRLERUN head is refused whole, before any entry is used, namin
     assert.throws(() => walkXbzrleRun(head, (page) => seen.push(page)), (err) => err instanceof WireError && message.test(err.message), message.source);
     assert.deepEqual(seen, [], `${message.source}: no entry handed on`);
   };
-  assert.equal(walkXbzrleRun(runHead(2, [[5, 3, d], [9, 3, d]]), () => {}), 2, 'the valid head walks');
+  assert.equal(walkXbzrleRun(xbzrleRunHead(2, [[5, 3, d], [9, 3, d]]), () => {}), 2, 'the valid head walks');
   refuses(Buffer.alloc(3), /^XBZRLERUN: head of 3 bytes has no count$/);
-  refuses(runHead(0, []), /^XBZRLERUN: 0 pages, expected 1\.\.1024$/);
-  refuses(runHead(1025, [[0, 3, d]]), /^XBZRLERUN: 1025 pages, expected 1\.\.1024$/);
-  refuses(runHead(0xffffffff, [[0, 3, d]]), /^XBZRLERUN: 4294967295 pages, expected 1\.\.1024$/);
-  refuses(runHead(3, [[5, 3, d], [9, 3, d]]), /^XBZRLERUN: entry 2 of 3 is truncated at head byte 22 \(a head of 22 bytes\)$/);
-  refuses(runHead(2, [[5, 3, d], [9, 0, new Uint8Array(0)]]), /^XBZRLERUN: entry 1 \(page 9\): a delta of 0 bytes, expected 1\.\.4096$/);
-  refuses(runHead(1, [[5, 4097, new Uint8Array(4097)]]), /^XBZRLERUN: entry 0 \(page 5\): a delta of 4097 bytes, expected 1\.\.4096$/);
-  refuses(runHead(2, [[5, 3, d], [9, 40, d]]), /^XBZRLERUN: entry 1 \(page 9\): a delta of 40 bytes runs past the head's 22 bytes$/);
-  refuses(runHead(2, [[5, 2, d], [9, 3, d]]), /^XBZRLERUN: entry 1 \(page \d+\): /); // a length one short: the next entry is read from the delta's last byte on
-  refuses(Buffer.concat([runHead(2, [[5, 3, d], [9, 3, d]]), Buffer.from([1])]), /^XBZRLERUN: 2 entries end at head byte 22, the head has 23$/);
-  refuses(runHead(1, [[5, 3, d], [9, 3, d]]), /^XBZRLERUN: 1 entries end at head byte 13, the head has 22$/);
+  refuses(xbzrleRunHead(0, []), /^XBZRLERUN: 0 pages, expected 1\.\.1024$/);
+  refuses(xbzrleRunHead(1025, [[0, 3, d]]), /^XBZRLERUN: 1025 pages, expected 1\.\.1024$/);
+  refuses(xbzrleRunHead(0xffffffff, [[0, 3, d]]), /^XBZRLERUN: 4294967295 pages, expected 1\.\.1024$/);
+  refuses(xbzrleRunHead(3, [[5, 3, d], [9, 3, d]]), /^XBZRLERUN: entry 2 of 3 is truncated at head byte 22 \(a head of 22 bytes\)$/);
+  refuses(xbzrleRunHead(2, [[5, 3, d], [9, 0, new Uint8Array(0)]]), /^XBZRLERUN: entry 1 \(page 9\): a delta of 0 bytes, expected 1\.\.4096$/);
+  refuses(xbzrleRunHead(1, [[5, 4097, new Uint8Array(4097)]]), /^XBZRLERUN: entry 0 \(page 5\): a delta of 4097 bytes, expected 1\.\.4096$/);
+  refuses(xbzrleRunHead(2, [[5, 3, d], [9, 40, d]]), /^XBZRLERUN: entry 1 \(page 9\): a delta of 40 bytes runs past the head's 22 bytes$/);
+  refuses(xbzrleRunHead(2, [[5, 2, d], [9, 3, d]]), /^XBZRLERUN: entry 1 \(page \d+\): /); // a length one short: the next entry is read from the delta's last byte on
+  refuses(Buffer.concat([xbzrleRunHead(2, [[5, 3, d], [9, 3, d]]), Buffer.from([1])]), /^XBZRLERUN: 2 entries end at head byte 22, the head has 23$/);
+  refuses(xbzrleRunHead(1, [[5, 3, d], [9, 3, d]]), /^XBZRLERUN: 1 entries end at head byte 13, the head has 22$/);
   assert.throws(() => encodeHead(RECORD.XbzrleRun, { entries: [] }), /XBZRLERUN: 0 pages, expected 1\.\.1024/);
   assert.throws(() => encodeHead(RECORD.XbzrleRun, { entries: [{ page: 3, delta: new Uint8Array(4097) }] }), /XBZRLERUN: page 3: a delta of 4097 bytes, expected 1\.\.4096/);
   assert.throws(() => encodeHead(RECORD.XbzrleRun, { entries: Array.from({ length: 200 }, (_, page) => ({ page, delta: new Uint8Array(4096) })) }), /XBZRLERUN: a head of 820404 bytes exceeds 524288/);
